@@ -1,0 +1,73 @@
+"""Talking to the running services over HTTP, as any client would."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+SERVICES = ("intake", "coordination", "plans", "followup")
+DEFAULT_PORTS = {"intake": 8001, "coordination": 8002, "plans": 8003, "followup": 8004}
+
+
+class ServiceUnavailableError(RuntimeError):
+    pass
+
+
+def service_url(name: str) -> str:
+    """``KRING_<NAME>_URL``, else the address ``make run`` serves it on."""
+    return os.environ.get(
+        f"KRING_{name.upper()}_URL", f"http://127.0.0.1:{DEFAULT_PORTS[name]}"
+    ).rstrip("/")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who the CLI acts as (every command names its actor)."""
+
+    actor: str
+    role: str
+
+    def headers(self) -> dict[str, str]:
+        return {"X-Kring-Actor": self.actor, "X-Kring-Role": self.role}
+
+
+class KringClient:
+    def __init__(self, timeout: float = 10.0) -> None:
+        self.http = httpx.Client(timeout=timeout)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def request(
+        self,
+        service: str,
+        method: str,
+        path: str,
+        *,
+        caller: Caller | None = None,
+        json: Any = None,
+    ) -> httpx.Response:
+        url = service_url(service) + path
+        try:
+            return self.http.request(
+                method, url, json=json, headers=caller.headers() if caller else None
+            )
+        except httpx.TransportError as error:
+            raise ServiceUnavailableError(
+                f"{service} does not answer at {service_url(service)} ({type(error).__name__}). "
+                "Is Kring running (`make run`)?"
+            ) from None
+
+    def history(self, case_id: str) -> list[dict[str, Any]]:
+        """Every stored event of the case across the services, in time order."""
+        entries: list[dict[str, Any]] = []
+        for service in SERVICES:
+            response = self.request(service, "GET", f"/cases/{case_id}/history")
+            if response.status_code == 404:
+                continue
+            response.raise_for_status()
+            entries.extend(response.json())
+        return sorted(entries, key=lambda e: (e["time"], e["service"], e["version"]))

@@ -1,0 +1,178 @@
+"""The coordinator pool and the coordinated case. No I/O.
+
+An independent coordinator (onafhankelijke Eigen Kracht-coördinator) is assigned from the pool:
+in the case's region, speaking one of its languages, with room, least loaded first. Nobody fits:
+the case waits, saying why, until the regional manager assigns by hand.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+from uuid import UUID, uuid5
+
+from eventsourcing.domain import Aggregate, event
+
+from shared.http import DomainRuleError
+
+POOL_ID = uuid5(UUID("6f1c1a52-47a4-4c55-9d39-0c8f4f5bd0a1"), "coordinator-pool")
+
+
+class Stage(StrEnum):
+    WAITING = "waiting_for_coordinator"
+    ASSIGNED = "coordinator_assigned"
+    CONFERENCE_HELD = "conference_held"
+
+
+class CoordinatorPool(Aggregate):
+    """All coordinators and how many open cases each carries."""
+
+    @event("Opened")
+    def __init__(self, id: UUID) -> None:
+        self.coordinators: dict[str, dict[str, Any]] = {}
+        self.load: dict[str, int] = {}
+
+    @event("CoordinatorRegistered")
+    def register(
+        self,
+        *,
+        coordinator_id: str,
+        regions: list[str],
+        languages: list[str],
+        capacity: int,
+        actor: dict[str, str],
+    ) -> None:
+        self.coordinators[coordinator_id] = {
+            "regions": regions,
+            "languages": languages,
+            "capacity": capacity,
+        }
+        self.load.setdefault(coordinator_id, 0)
+
+    def choose(self, region: str, languages: list[str]) -> tuple[str | None, str]:
+        """The coordinator to assign and why, or None and why nobody fits."""
+        in_region = [c for c, d in self.coordinators.items() if region in d["regions"]]
+        if not in_region:
+            return None, f"no coordinator works in region {region}"
+        speaking = [
+            c
+            for c in in_region
+            if not languages or set(languages) & set(self.coordinators[c]["languages"])
+        ]
+        if not speaking:
+            return None, f"no coordinator in {region} speaks {', '.join(languages)}"
+        with_room = [c for c in speaking if self.load[c] < self.coordinators[c]["capacity"]]
+        if not with_room:
+            return None, f"every coordinator in {region} who speaks the language is at capacity"
+        chosen = min(with_room, key=lambda c: (self.load[c], c))
+        return chosen, (
+            f"works in {region}, speaks a needed language, "
+            f"least loaded ({self.load[chosen]} open cases)"
+        )
+
+    def check_known(self, coordinator_id: str) -> None:
+        if coordinator_id not in self.coordinators:
+            raise DomainRuleError(f"coordinator {coordinator_id} is not in the pool")
+
+    @event("CaseTaken")
+    def take(self, *, coordinator_id: str, case_id: UUID, actor: dict[str, str]) -> None:
+        self.load[coordinator_id] = self.load.get(coordinator_id, 0) + 1
+
+    @event("CaseReleased")
+    def release(self, *, coordinator_id: str, case_id: UUID, actor: dict[str, str]) -> None:
+        self.load[coordinator_id] = max(0, self.load.get(coordinator_id, 0) - 1)
+
+
+class CoordinatedCase(Aggregate):
+    """A case as coordination sees it: from an accepted request to the conference held."""
+
+    @event("Received")
+    def __init__(
+        self,
+        id: UUID,
+        *,
+        model: str,
+        region: str,
+        languages: list[str],
+        accepted_at: datetime,
+        actor: dict[str, str],
+    ) -> None:
+        self.model = model
+        self.region = region
+        self.languages = languages
+        self.accepted_at = accepted_at
+        self.stage = Stage.WAITING
+        self.coordinator_ids: list[str] = []
+        self.waiting_reason: str | None = None
+        self.first_contact_due: datetime | None = None
+        self.held_on: date | None = None
+
+    @event("WaitingForCoordinator")
+    def wait(self, *, reason: str, actor: dict[str, str]) -> None:
+        self.waiting_reason = reason
+
+    def assign(
+        self,
+        *,
+        coordinator_ids: list[str],
+        reason: str,
+        at: datetime,
+        first_contact_due: datetime,
+        actor: dict[str, str],
+    ) -> None:
+        if self.stage is Stage.CONFERENCE_HELD:
+            raise DomainRuleError("the conference was held; the coordinator can no longer change")
+        self._assigned(
+            coordinator_ids=coordinator_ids,
+            reason=reason,
+            at=at,
+            first_contact_due=first_contact_due,
+            model=self.model,
+            actor=actor,
+        )
+
+    @event("CoordinatorAssigned")
+    def _assigned(
+        self,
+        *,
+        coordinator_ids: list[str],
+        reason: str,
+        at: datetime,
+        first_contact_due: datetime,
+        model: str,
+        actor: dict[str, str],
+    ) -> None:
+        self.coordinator_ids = coordinator_ids
+        self.first_contact_due = first_contact_due
+        self.waiting_reason = None
+        self.stage = Stage.ASSIGNED
+
+    def hold_conference(
+        self,
+        *,
+        held_on: date,
+        parts: list[str],
+        attendance: dict[str, dict[str, int]],
+        actor: dict[str, str],
+    ) -> None:
+        if self.stage is Stage.WAITING:
+            raise DomainRuleError("a conference needs an assigned coordinator first")
+        if self.stage is Stage.CONFERENCE_HELD:
+            raise DomainRuleError("the conference was already recorded as held")
+        self._held(
+            held_on=held_on, parts=parts, attendance=attendance, model=self.model, actor=actor
+        )
+
+    @event("ConferenceHeld")
+    def _held(
+        self,
+        *,
+        held_on: date,
+        parts: list[str],
+        attendance: dict[str, dict[str, int]],
+        model: str,
+        actor: dict[str, str],
+    ) -> None:
+        self.held_on = held_on
+        self.stage = Stage.CONFERENCE_HELD

@@ -1,0 +1,36 @@
+"""Follow-up's composition root: the application, and the timer loop beside it."""
+
+from __future__ import annotations
+
+import asyncio
+
+from services.followup import api, bus
+from services.followup.app import FollowupApplication
+from services.followup.settings import FollowupSettings
+from shared.clock import Clock
+from shared.runtime import ServiceDefinition
+from shared.store import eventsourcing_env
+
+
+def build(
+    settings: FollowupSettings | None = None, clock: Clock | None = None
+) -> ServiceDefinition:
+    settings = settings or FollowupSettings()
+    app = FollowupApplication(
+        env=eventsourcing_env(settings), clock=clock, research_delay=settings.research_delay
+    )
+
+    async def timers() -> None:
+        while True:
+            await asyncio.to_thread(app.fire_due_timers)
+            await asyncio.sleep(settings.timer_tick_seconds)
+
+    return ServiceDefinition(
+        settings=settings,
+        app=app,
+        translate=bus.translate,
+        router=api.router(app),
+        follows=bus.FOLLOWS,
+        background=[timers],
+        description="Follow-up after the plan: durable timers, FollowUpDue when due.",
+    )

@@ -1,0 +1,30 @@
+"""What plans follows (coordination) and publishes (PlanDistributed)."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import DomainEventProtocol
+
+from services.plans.domain import Plan
+from shared.events import IntegrationEvent, PlanDistributed, Recipient
+
+FOLLOWS: tuple[str, ...] = ("coordination",)
+
+
+def translate(domain_event: DomainEventProtocol[UUID]) -> IntegrationEvent | None:
+    if isinstance(domain_event, Plan.Distributed):  # type: ignore[attr-defined]
+        e: Any = domain_event
+        return PlanDistributed(
+            case_id=e.originator_id,
+            model=e.model,
+            plan_version=e.version,
+            distributed_at=e.at,
+            recipients=[
+                Recipient(role=r["role"], organisation=r.get("organisation")) for r in e.recipients
+            ],
+            shared_with_organisations=e.shared_with_organisations,
+            next_meeting_on=e.next_meeting_on,
+        )
+    return None

@@ -1,0 +1,134 @@
+"""Tracked, idempotent consumers (DESIGN.md §3).
+
+One durable JetStream push consumer per (service, origin), explicit acks, handled one message at
+a time in stream order. Each message is applied through ``KringApplication.process``, which
+records the upstream origin and position atomically with the events it causes; a redelivery or
+a re-published copy (new stream sequence, same origin and position) changes nothing.
+
+Acks are manual, because faststream's default policy terminates a message on any error
+(DESIGN.md §7): a message that cannot be parsed goes to the dead-letter stream at once; one that
+fails to apply is retried with back-off and parked after ``max_deliver`` tries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+from typing import Any
+
+from faststream import AckPolicy
+from faststream.message import StreamMessage
+from faststream.nats import JStream
+from faststream.nats.annotations import NatsMessage
+from faststream.nats.message import NatsMessage as NatsMessageType
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from shared.application import KringApplication
+from shared.bus import Bus
+from shared.envelope import ORIGIN_HEADER, POSITION_HEADER, PoisonMessageError, decode
+from shared.logging import bound_case, get_logger
+from shared.metrics import CONSUMED, DEAD_LETTERS
+from shared.subjects import STREAM, dead_letter_subject, origin_subjects
+
+log = get_logger(__name__)
+
+REASON_HEADER = "Kring-DLQ-Reason"
+CONSUMER_HEADER = "Kring-DLQ-Consumer"
+SEQUENCE_HEADER = "Kring-DLQ-Stream-Sequence"
+
+
+def durable_name(service: str, origin: str) -> str:
+    return f"{service}-from-{origin}"
+
+
+def subscribe(bus: Bus, app: KringApplication, origin: str, *, max_deliver: int = 5) -> None:
+    """Have ``app`` follow everything ``origin`` publishes."""
+    consumer = durable_name(app.name, origin)
+
+    # faststream warns that a durable push consumer cannot scale out; with ``queue`` (a
+    # deliver group) it does, which is what we set.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*can't be scaled horizontally.*")
+        subscriber = bus.broker.subscriber(
+            origin_subjects(origin),
+            stream=JStream(STREAM, declare=False),
+            durable=consumer,
+            queue=consumer,
+            deliver_policy=DeliverPolicy.ALL,
+            config=ConsumerConfig(ack_wait=30, max_ack_pending=1000),
+            ack_policy=AckPolicy.MANUAL,
+            decoder=_raw_body,
+            title=f"{app.name}:{origin}",
+            description=f"{app.name} applies what {origin} publishes, exactly once",
+        )
+
+    @subscriber
+    async def handle(message: NatsMessage) -> None:
+        try:
+            await handle_message(bus, app, consumer, message, max_deliver)
+        except Exception as error:
+            log.error("consumer.unexpected", error=type(error).__name__, detail=str(error)[:200])
+            await message.nack(delay=5.0)
+
+
+async def _raw_body(message: StreamMessage[Any]) -> bytes:
+    """Skip faststream's JSON decoding: ``shared.envelope`` parses, and names what is wrong."""
+    return bytes(message.body)
+
+
+async def handle_message(
+    bus: Bus, app: KringApplication, consumer: str, message: NatsMessageType, max_deliver: int
+) -> None:
+    raw: Any = message.raw_message
+    try:
+        delivered = decode(message.body)
+    except PoisonMessageError as poison:
+        await dead_letter(bus, consumer, message, poison.reason, poison.detail)
+        return
+    attempt = int(raw.metadata.num_delivered) if raw.metadata else 1
+    with bound_case(delivered.case_id, delivered.event_id):
+        try:
+            applied = await asyncio.to_thread(app.process, delivered)
+        except Exception as error:
+            reason = f"processing-failed:{type(error).__name__}"
+            if attempt >= max_deliver:
+                await dead_letter(bus, consumer, message, reason, str(error)[:300])
+                return
+            CONSUMED.labels(consumer, "retried").inc()
+            log.warning("consumer.retry", attempt=attempt, error=type(error).__name__)
+            await message.nack(delay=min(0.2 * 2**attempt, 30.0))
+            return
+        CONSUMED.labels(consumer, "applied" if applied else "duplicate").inc()
+        log.debug("consumer.handled", event_type=delivered.event.name, applied=applied)
+        await message.ack()
+
+
+async def dead_letter(
+    bus: Bus, consumer: str, message: NatsMessageType, reason: str, detail: str
+) -> None:
+    """Park a message on the dead-letter stream with its reason, then ack it.
+
+    If parking fails the message is not acked: it comes back rather than being lost."""
+    raw: Any = message.raw_message
+    sequence = str(raw.metadata.sequence.stream) if raw.metadata else "?"
+    headers = {
+        REASON_HEADER: reason,
+        CONSUMER_HEADER: consumer,
+        SEQUENCE_HEADER: sequence,
+        "Kring-DLQ-Subject": raw.subject,
+        "Kring-DLQ-Detail": detail[:500],
+        "Nats-Msg-Id": f"{consumer}:{sequence}",
+    }
+    for key in (ORIGIN_HEADER, POSITION_HEADER):
+        if raw.headers and key in raw.headers:
+            headers[key] = raw.headers[key]
+    try:
+        await bus.js.publish(dead_letter_subject(consumer), message.body, headers=headers)
+    except Exception as error:
+        log.error("consumer.dead_letter_failed", reason=reason, error=type(error).__name__)
+        await message.nack(delay=5.0)
+        return
+    DEAD_LETTERS.labels(consumer, reason.split(":")[0]).inc()
+    CONSUMED.labels(consumer, "dead_lettered").inc()
+    log.warning("consumer.dead_lettered", reason=reason, stream_sequence=sequence)
+    await message.ack()

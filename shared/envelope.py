@@ -1,0 +1,122 @@
+"""The CloudEvents 1.0 structured-JSON envelope around every integration event.
+
+``id`` is ``<origin>:<position>`` (unique per source, and the JetStream ``Nats-Msg-Id``), so a
+re-published event is recognisably the same event. ``kringorigin`` and ``kringposition`` are
+CloudEvents extension attributes carrying the same facts for consumers' tracking.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from shared.events import EVENTS_BY_TYPE, IntegrationEvent
+
+MAX_MESSAGE_BYTES = 256 * 1024
+ORIGIN_HEADER = "Kring-Origin"
+POSITION_HEADER = "Kring-Position"
+
+
+class PoisonMessageError(Exception):
+    """A message that no number of retries will make processable."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+class CloudEventEnvelope(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    specversion: Literal["1.0"]
+    id: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+    type: str = Field(min_length=1)
+    subject: str
+    time: AwareDatetime
+    datacontenttype: Literal["application/json"] = "application/json"
+    dataschema: str | None = None
+    kringorigin: str = Field(min_length=1)
+    kringposition: int = Field(ge=1)
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """An integration event as it came off the bus, with where it came from."""
+
+    event: IntegrationEvent
+    origin: str
+    position: int
+    event_id: str
+    time: datetime
+
+    @property
+    def case_id(self) -> UUID:
+        return self.event.case_id
+
+
+def message_id(origin: str, position: int) -> str:
+    return f"{origin}:{position}"
+
+
+def encode(event: IntegrationEvent, *, origin: str, position: int, time: datetime) -> bytes:
+    envelope = {
+        "specversion": "1.0",
+        "id": message_id(origin, position),
+        "source": f"/kring/{origin}",
+        "type": event.type_name(),
+        "subject": str(event.case_id),
+        "time": time.isoformat(),
+        "datacontenttype": "application/json",
+        "dataschema": event.schema_uri(),
+        "kringorigin": origin,
+        "kringposition": position,
+        "data": event.model_dump(mode="json"),
+    }
+    return json.dumps(envelope, separators=(",", ":")).encode()
+
+
+def decode(raw: bytes) -> Delivered:
+    """Parse and validate one message; raise ``PoisonMessageError`` saying why it cannot be."""
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise PoisonMessageError("oversized", f"{len(raw)} bytes > {MAX_MESSAGE_BYTES}")
+    try:
+        envelope = CloudEventEnvelope.model_validate_json(raw)
+    except ValidationError as error:
+        reason = "malformed-json" if _is_json_error(error) else "invalid-envelope"
+        raise PoisonMessageError(reason, _summary(error)) from None
+    event_class = EVENTS_BY_TYPE.get(envelope.type)
+    if event_class is None:
+        raise PoisonMessageError("unknown-type", envelope.type)
+    try:
+        event = event_class.model_validate(envelope.data)
+    except ValidationError as error:
+        raise PoisonMessageError("invalid-data", _summary(error)) from None
+    if str(event.case_id) != envelope.subject:
+        raise PoisonMessageError("invalid-data", "subject is not the case id")
+    return Delivered(
+        event=event,
+        origin=envelope.kringorigin,
+        position=envelope.kringposition,
+        event_id=envelope.id,
+        time=envelope.time,
+    )
+
+
+def _is_json_error(error: ValidationError) -> bool:
+    return any(e["type"] == "json_invalid" for e in error.errors())
+
+
+def _summary(error: ValidationError) -> str:
+    """Field paths and messages only: never the input values, which may be personal data."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
+        for e in error.errors(include_input=False)
+    )[:500]

@@ -1,0 +1,91 @@
+"""What every service's HTTP API shares: error mapping, health, history, metrics, AsyncAPI.
+
+Errors are types, mapped once here: a broken rule is 409 with the reason, an unknown case 404,
+invalid input 422 naming the field (FastAPI's own), anything else 500 without internals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, TypeVar
+from uuid import UUID
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from shared.application import CaseNotFoundError, HistoryEntry, KringApplication
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+T = TypeVar("T")
+
+Responses = dict[int | str, dict[str, Any]]
+NOT_FOUND: Responses = {404: {"description": "unknown case"}}
+CONFLICT: Responses = {409: {"description": "not allowed in the case's current stage"}}
+NOT_FOUND_OR_CONFLICT: Responses = {**NOT_FOUND, **CONFLICT}
+
+
+class DomainRuleError(Exception):
+    """A command that would break a rule of the domain (an invalid transition)."""
+
+
+def install_error_handlers(api: FastAPI) -> None:
+    async def rule_broken(request: Request, error: Exception) -> Response:
+        return JSONResponse(status_code=409, content={"detail": str(error)})
+
+    async def not_found(request: Request, error: Exception) -> Response:
+        return JSONResponse(status_code=404, content={"detail": str(error)})
+
+    async def unexpected(request: Request, error: Exception) -> Response:
+        log.error("http.unhandled", path=request.url.path, error=type(error).__name__)
+        return JSONResponse(status_code=500, content={"detail": "internal error"})
+
+    api.add_exception_handler(DomainRuleError, rule_broken)
+    api.add_exception_handler(CaseNotFoundError, not_found)
+    api.add_exception_handler(Exception, unexpected)
+
+
+def common_router(
+    app: KringApplication,
+    ready: Callable[[], bool],
+    asyncapi: Callable[[], str],
+    history: Callable[[UUID], list[HistoryEntry]] | None = None,
+) -> APIRouter:
+    router = APIRouter()
+    read_history = history or app.history
+
+    @router.get("/health/live", tags=["operations"])
+    async def live() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/health/ready", tags=["operations"], responses={503: {}})
+    async def is_ready() -> Response:
+        if ready():
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "waiting for NATS"}, status_code=503)
+
+    @router.get("/metrics", tags=["operations"], include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @router.get("/asyncapi.json", tags=["operations"], include_in_schema=False)
+    async def asyncapi_document() -> Response:
+        return Response(asyncapi(), media_type="application/json")
+
+    @router.get(
+        "/cases/{case_id}/history",
+        tags=["audit"],
+        responses={404: {"description": "no events for this case here"}},
+    )
+    async def case_history(case_id: UUID) -> list[HistoryEntry]:
+        """Every event this service stored for the case, in order, with time and actor."""
+        return await asyncio.to_thread(read_history, case_id)
+
+    return router
+
+
+async def run_sync(function: Callable[..., T], *args: Any) -> T:
+    """Run a blocking application call off the event loop (eventsourcing has no async API)."""
+    return await asyncio.to_thread(function, *args)

@@ -1,0 +1,20 @@
+"""Prometheus metrics every service exposes on ``/metrics``."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+RELAY_PUBLISHED = Counter(
+    "kring_relay_published_total", "Integration events the relay published", ["origin"]
+)
+RELAY_POSITION = Gauge(
+    "kring_relay_position", "Last notification id relayed to the stream", ["origin"]
+)
+RELAY_FAILURES = Counter("kring_relay_failures_total", "Relay rounds that failed", ["origin"])
+CONSUMED = Counter(
+    "kring_consumed_total", "Messages a consumer handled, by outcome", ["consumer", "outcome"]
+)
+DEAD_LETTERS = Counter(
+    "kring_dead_letters_total", "Messages parked on the dead-letter stream", ["consumer", "reason"]
+)
+BUS_CONNECTED = Gauge("kring_bus_connected", "1 while connected to NATS")

@@ -1,0 +1,148 @@
+"""Running one service: the FastAPI app, the bus, the relay and any timers in one process.
+
+HTTP serves at once; the bus connects in the background (the service is not ready until it
+has), so a service started while NATS is away still accepts and stores commands, and the relay
+publishes them once NATS is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from uuid import UUID
+
+import uvicorn
+from fastapi import APIRouter, FastAPI
+from faststream.nats import JStream
+from faststream.specification import AsyncAPI
+
+from shared.application import HistoryEntry, KringApplication
+from shared.bus import Bus
+from shared.consumer import subscribe
+from shared.events import EVENT_CLASSES
+from shared.http import common_router, install_error_handlers
+from shared.logging import configure_logging, get_logger
+from shared.relay import OutboxRelay, Translator
+from shared.settings import ServiceSettings
+from shared.subjects import STREAM
+
+log = get_logger(__name__)
+
+Background = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class ServiceDefinition:
+    """Everything a service's composition root hands to the runtime."""
+
+    settings: ServiceSettings
+    app: KringApplication
+    translate: Translator
+    router: APIRouter
+    description: str
+    follows: Sequence[str] = ()
+    background: Sequence[Background] = ()
+    history: Callable[[UUID], list[HistoryEntry]] | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class RunningService:
+    api: FastAPI
+    bus: Bus
+    relay: OutboxRelay
+
+
+def build_service(definition: ServiceDefinition) -> RunningService:
+    settings, app = definition.settings, definition.app
+    bus = Bus(settings.nats_url, settings.stream_replicas)
+    for origin in definition.follows:
+        subscribe(bus, app, origin, max_deliver=settings.consumer_max_deliver)
+    _document_publications(bus, app.name)
+    relay = OutboxRelay(app, bus, definition.translate)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        log.info("service.starting", settings=settings.describe())
+        tasks = [
+            asyncio.create_task(_supervised("bus", bus.run, once=True)),
+            asyncio.create_task(_supervised("relay", relay.run)),
+            *(asyncio.create_task(_supervised(job.__name__, job)) for job in definition.background),
+        ]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await bus.stop()
+            app.close()
+            log.info("service.stopped")
+
+    api = FastAPI(
+        title=f"Kring {app.name}",
+        description=definition.description,
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    install_error_handlers(api)
+
+    def asyncapi() -> str:
+        spec = AsyncAPI(bus.broker, title=f"Kring {app.name}", version="0.1.0")
+        return spec.to_specification().to_json()
+
+    api.include_router(common_router(app, lambda: bus.ready, asyncapi, history=definition.history))
+    api.include_router(definition.router)
+    return RunningService(api=api, bus=bus, relay=relay)
+
+
+def _document_publications(bus: Bus, origin: str) -> None:
+    """Register what this service publishes, so its AsyncAPI document names the contract.
+    (The relay publishes; these publisher objects only describe.)"""
+    for event_class in EVENT_CLASSES:
+        if event_class.origin == origin:
+            bus.broker.publisher(
+                event_class.subject(),
+                stream=JStream(STREAM, declare=False),
+                schema=event_class,
+                title=event_class.type_name(),
+                description=(event_class.__doc__ or "").strip(),
+            )
+
+
+async def _supervised(name: str, job: Background, *, once: bool = False) -> None:
+    """Run a background job; restart it with back-off if it fails, so one fault never takes
+    the service down."""
+    delay = 0.5
+    while True:
+        try:
+            await job()
+            if once:
+                return
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            log.error(
+                "service.job_failed", job=name, error=type(error).__name__, detail=str(error)[:200]
+            )
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 10.0)
+
+
+def serve(build: Callable[[], ServiceDefinition]) -> None:
+    definition = build()
+    settings = definition.settings
+    configure_logging(settings.service_name, settings.log_level, settings.log_format)
+    service = build_service(definition)
+    config = uvicorn.Config(
+        service.api,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+    )
+    uvicorn.Server(config).run()

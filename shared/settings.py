@@ -1,0 +1,59 @@
+"""Configuration: one typed settings object per service, read from the environment only.
+
+Every variable is ``KRING_*``; the README lists them all. ``describe()`` gives the settings with
+secrets masked, for the start-up log line.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class StoreKind(StrEnum):
+    SQLITE = "sqlite"
+    POSTGRES = "postgres"
+
+
+class LogFormat(StrEnum):
+    AUTO = "auto"  # console on a terminal, JSON otherwise
+    JSON = "json"
+    CONSOLE = "console"
+
+
+class ServiceSettings(BaseSettings):
+    """What every service reads. Subclasses add their own and set the service name and port."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KRING_", extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    service_name: str = Field("service", exclude=True)
+    nats_url: str = "nats://127.0.0.1:4222"
+    data_dir: Path = Path("data")
+    store: StoreKind = StoreKind.SQLITE
+    postgres_url: SecretStr | None = None
+    postgres_schema: str | None = None
+    cipher_key: SecretStr | None = None
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    log_level: str = "INFO"
+    log_format: LogFormat = LogFormat.AUTO
+    consumer_max_deliver: int = Field(5, ge=1)
+    stream_replicas: int = Field(1, ge=1, le=5)
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / f"{self.service_name}.sqlite"
+
+    def describe(self) -> dict[str, Any]:
+        described: dict[str, Any] = {}
+        for key, value in self.model_dump().items():
+            if isinstance(getattr(self, key), SecretStr):
+                value = "***" if getattr(self, key) is not None else None
+            described[key] = str(value) if isinstance(value, Path) else value
+        return described

@@ -1,0 +1,31 @@
+"""Stream and subject names: the one place they are spelled (DESIGN.md §5).
+
+Integration events live in the ``KRING`` stream under ``kring.<origin>.<event>``; a consumer
+subscribes to the origins it follows. Dead letters live in their own stream so a replay of
+``KRING`` never meets them.
+"""
+
+from __future__ import annotations
+
+STREAM = "KRING"
+SUBJECT_PREFIX = "kring"
+ALL_SUBJECTS = f"{SUBJECT_PREFIX}.>"
+
+DLQ_STREAM = "KRING_DLQ"
+DLQ_PREFIX = "kring-dlq"
+DLQ_SUBJECTS = f"{DLQ_PREFIX}.>"
+
+
+def event_subject(origin: str, slug: str) -> str:
+    """The subject an origin publishes one kind of event on."""
+    return f"{SUBJECT_PREFIX}.{origin}.{slug}"
+
+
+def origin_subjects(origin: str) -> str:
+    """Every subject one origin publishes on (what its followers subscribe to)."""
+    return f"{SUBJECT_PREFIX}.{origin}.>"
+
+
+def dead_letter_subject(consumer: str) -> str:
+    """Where a consumer parks the messages it cannot process."""
+    return f"{DLQ_PREFIX}.{consumer}"

@@ -1,0 +1,87 @@
+"""Small builders for test data; every test makes its own unique ids."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from typing import Any
+
+from shared.envelope import Delivered, encode
+from shared.events import (
+    ConferenceHeld,
+    ConferencePart,
+    CoordinatorAssigned,
+    IntegrationEvent,
+    PlanDistributed,
+    Recipient,
+    RequestReceived,
+)
+
+NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+
+
+def request_received(case_id: uuid.UUID | None = None, **overrides: Any) -> RequestReceived:
+    values: dict[str, Any] = {
+        "case_id": case_id or uuid.uuid4(),
+        "model": "family",
+        "region": "Utrecht",
+        "languages": ["nl"],
+        "submitted_at": NOW,
+        "accepted_at": NOW,
+    }
+    return RequestReceived(**(values | overrides))
+
+
+def coordinator_assigned(case_id: uuid.UUID) -> CoordinatorAssigned:
+    return CoordinatorAssigned(
+        case_id=case_id,
+        model="family",
+        coordinator_ids=["c1"],
+        assigned_at=NOW,
+        first_contact_due=NOW,
+    )
+
+
+def conference_held(case_id: uuid.UUID) -> ConferenceHeld:
+    return ConferenceHeld(
+        case_id=case_id,
+        model="family",
+        held_on=date(2026, 4, 1),
+        parts=[ConferencePart.INFORMATION, ConferencePart.PLAN_MAKING, ConferencePart.PRESENTATION],
+        attendance={ConferencePart.PLAN_MAKING: {"family": 5}},
+    )
+
+
+def plan_distributed(case_id: uuid.UUID, at: datetime = NOW) -> PlanDistributed:
+    return PlanDistributed(
+        case_id=case_id,
+        model="family",
+        plan_version=1,
+        distributed_at=at,
+        recipients=[Recipient(role="family")],
+    )
+
+
+def delivered(event: IntegrationEvent, position: int, origin: str | None = None) -> Delivered:
+    origin = origin or event.origin
+    return Delivered(
+        event=event, origin=origin, position=position, event_id=f"{origin}:{position}", time=NOW
+    )
+
+
+def envelope(event: IntegrationEvent, position: int, origin: str | None = None) -> bytes:
+    return encode(event, origin=origin or event.origin, position=position, time=NOW)
+
+
+REQUEST_BODY: dict[str, Any] = {
+    "requester": {"name": "Ria", "relation": "family"},
+    "central_persons": ["Johan"],
+    "model": "family",
+    "region": "Utrecht",
+    "languages": ["nl"],
+    "description": "Where can Johan (8) grow up safely?",
+}
+
+
+def headers(actor: str = "tester", role: str = "regional_manager") -> dict[str, str]:
+    return {"X-Kring-Actor": actor, "X-Kring-Role": role}

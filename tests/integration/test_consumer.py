@@ -1,0 +1,109 @@
+"""Tracked consumers on a real JetStream: redeliveries and re-publications change nothing."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import nats
+
+from services.coordination.bootstrap import build
+from services.coordination.settings import CoordinationSettings
+from shared.consumer import durable_name
+from shared.subjects import DLQ_STREAM, STREAM
+from tests.factories import envelope, headers, request_received
+from tests.harness import Running, eventually, running
+from tests.servers import NatsServer
+
+CONSUMER = durable_name("coordination", "intake")
+
+
+async def publish(nats_url: str, payload: bytes, msg_id: str, subject: str) -> int:
+    connection = await nats.connect(nats_url)
+    try:
+        ack = await connection.jetstream().publish(
+            subject, payload, headers={"Nats-Msg-Id": msg_id}
+        )
+        return int(ack.seq)
+    finally:
+        await connection.close()
+
+
+async def acked_up_to(coordination: Running, stream_sequence: int) -> bool:
+    info = await coordination.service.bus.js.consumer_info(STREAM, CONSUMER)
+    return info.ack_floor.stream_seq >= stream_sequence and info.num_ack_pending == 0
+
+
+async def with_pool(coordination: Running) -> None:
+    response = await coordination.http.post(
+        "/coordinators",
+        json={"coordinator_id": "c1", "regions": ["Utrecht"], "languages": ["nl"]},
+        headers=headers(),
+    )
+    assert response.status_code == 201, response.text
+
+
+async def test_an_event_republished_under_a_new_sequence_changes_state_once(
+    own_nats: NatsServer, tmp_path: Path
+) -> None:
+    settings = CoordinationSettings(nats_url=own_nats.url, data_dir=tmp_path)
+    async with running(build(settings)) as coordination:
+        await coordination.service.bus.wait_started()
+        await with_pool(coordination)
+        event = request_received()
+        payload = envelope(event, position=1)
+        first = await publish(own_nats.url, payload, "intake:1", event.subject())
+        # Same origin and position, different Msg-Id: JetStream stores it again (as after an
+        # outage longer than the duplicate window); only tracking can tell.
+        second = await publish(own_nats.url, payload, "intake:1-again", event.subject())
+        assert second == first + 1
+        await eventually(lambda: acked_up_to(coordination, second), what="both acked")
+        history = (await coordination.http.get(f"/cases/{event.case_id}/history")).json()
+        assert [e["type"] for e in history] == ["Received", "CoordinatorAssigned"]
+        pool = (await coordination.http.get("/coordinators")).json()
+        assert pool[0]["open_cases"] == 1
+
+
+async def test_a_failed_attempt_is_redelivered_and_applied_once(
+    own_nats: NatsServer, tmp_path: Path
+) -> None:
+    settings = CoordinationSettings(nats_url=own_nats.url, data_dir=tmp_path)
+    async with running(build(settings)) as coordination:
+        await coordination.service.bus.wait_started()
+        await with_pool(coordination)
+        app: Any = coordination.app
+        original = app.on_request_received
+        attempts: list[int] = []
+
+        def flaky(*args: Any) -> None:
+            attempts.append(1)
+            if len(attempts) == 1:
+                raise ConnectionError("store briefly unavailable")
+            original(*args)
+
+        app.on_request_received = flaky
+        event = request_received()
+        sequence = await publish(own_nats.url, envelope(event, 1), "intake:1", event.subject())
+        await eventually(lambda: acked_up_to(coordination, sequence), what="acked after retry")
+        assert len(attempts) == 2
+        history = (await coordination.http.get(f"/cases/{event.case_id}/history")).json()
+        assert [e["type"] for e in history] == ["Received", "CoordinatorAssigned"]
+
+
+async def test_a_malformed_message_is_dead_lettered_and_the_consumer_moves_on(
+    own_nats: NatsServer, tmp_path: Path
+) -> None:
+    settings = CoordinationSettings(nats_url=own_nats.url, data_dir=tmp_path)
+    async with running(build(settings)) as coordination:
+        await coordination.service.bus.wait_started()
+        await with_pool(coordination)
+        await publish(own_nats.url, b"{not json", "poison-1", "kring.intake.request-received")
+        event = request_received(case_id=uuid.uuid4())
+        good = await publish(own_nats.url, envelope(event, 2), "intake:2", event.subject())
+        await eventually(lambda: acked_up_to(coordination, good), what="both handled")
+        assert (await coordination.http.get(f"/cases/{event.case_id}")).status_code == 200
+        js = coordination.service.bus.js
+        parked = await js.get_last_msg(DLQ_STREAM, f"kring-dlq.{CONSUMER}")
+        assert parked.data == b"{not json"
+        assert parked.headers["Kring-DLQ-Reason"] == "malformed-json"

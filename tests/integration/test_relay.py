@@ -1,0 +1,89 @@
+"""The outbox relay: every stored event reaches the stream exactly once, NATS up or down."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import httpx
+
+from services.intake.bootstrap import build
+from services.intake.settings import IntakeSettings
+from tests.factories import REQUEST_BODY, headers
+from tests.harness import envelopes, eventually, running, stream_messages
+from tests.servers import NatsServer
+
+
+async def submit_and_accept(http: httpx.AsyncClient, count: int) -> list[str]:
+    case_ids = []
+    for _ in range(count):
+        created = await http.post("/cases", json=REQUEST_BODY, headers=headers("ria", "requester"))
+        assert created.status_code == 201, created.text
+        case_id = created.json()["case_id"]
+        accepted = await http.post(f"/cases/{case_id}/accept", headers=headers())
+        assert accepted.status_code == 200, accepted.text
+        case_ids.append(case_id)
+    return case_ids
+
+
+async def relayed_positions(nats_url: str) -> list[int]:
+    return [
+        e["kringposition"] for e in envelopes(await stream_messages(nats_url, "kring.intake.>"))
+    ]
+
+
+async def test_events_stored_while_nats_is_down_reach_the_stream_exactly_once(
+    own_nats: NatsServer, tmp_path: Path
+) -> None:
+    settings = IntakeSettings(nats_url=own_nats.url, data_dir=tmp_path)
+    async with running(build(settings)) as intake:
+        await submit_and_accept(intake.http, 2)
+        await eventually(lambda: _count_is(own_nats.url, 2), what="first two relayed")
+
+        own_nats.stop()
+        # The API keeps accepting and storing while NATS is away.
+        offline_cases = await submit_and_accept(intake.http, 5)
+        assert (await intake.http.get("/health/ready")).status_code == 503
+
+        own_nats.start()
+        await eventually(lambda: _count_is(own_nats.url, 7), what="all seven relayed")
+        positions = await relayed_positions(own_nats.url)
+        assert len(positions) == len(set(positions)) == 7
+        subjects = {e["subject"] for e in envelopes(await stream_messages(own_nats.url))}
+        assert set(offline_cases) <= subjects
+
+    # A restart resumes from its checkpoint: nothing re-published, nothing skipped.
+    async with running(build(settings)) as intake:
+        await eventually(lambda: _relay_caught_up(intake), what="relay resumed")
+        await submit_and_accept(intake.http, 1)
+        await eventually(lambda: _count_is(own_nats.url, 8), what="the eighth relayed")
+        positions = await relayed_positions(own_nats.url)
+        assert Counter(positions).most_common(1)[0][1] == 1
+
+
+async def test_a_lost_stream_is_republished_from_the_store(
+    own_nats: NatsServer, tmp_path: Path
+) -> None:
+    settings = IntakeSettings(nats_url=own_nats.url, data_dir=tmp_path)
+    async with running(build(settings)) as intake:
+        await submit_and_accept(intake.http, 3)
+        await eventually(lambda: _count_is(own_nats.url, 3), what="three relayed")
+        js = intake.service.bus.js
+        await js.delete_stream("KRING")
+        from shared.bus import ensure_streams
+
+        await ensure_streams(js)
+        intake.service.relay.rewind()
+        await eventually(lambda: _count_is(own_nats.url, 3), what="three re-published")
+        assert sorted(await relayed_positions(own_nats.url)) == [2, 4, 6]
+
+
+async def _count_is(nats_url: str, expected: int) -> bool:
+    return len(await stream_messages(nats_url, "kring.intake.>")) == expected
+
+
+async def _relay_caught_up(intake) -> bool:  # type: ignore[no-untyped-def]
+    relay = intake.service.relay
+    return (
+        relay.position is not None and relay.position == intake.app.recorder.max_notification_id()
+    )

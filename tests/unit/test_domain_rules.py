@@ -1,0 +1,167 @@
+"""The rules of each service's domain, through its application (a real SQLite store)."""
+
+import uuid
+from datetime import date, timedelta
+
+import pytest
+
+from services.coordination.app import CoordinationApplication
+from services.coordination.domain import Stage as CoordinationStage
+from services.followup.app import FollowupApplication
+from services.intake.app import IntakeApplication
+from services.intake.domain import Stage as IntakeStage
+from services.plans.app import PlansApplication
+from shared.actor import Actor, Role
+from shared.application import CaseNotFoundError
+from shared.clock import ManualClock
+from shared.http import DomainRuleError
+from tests.factories import (
+    REQUEST_BODY,
+    conference_held,
+    coordinator_assigned,
+    delivered,
+    plan_distributed,
+    request_received,
+)
+
+REQUESTER = Actor(id="ria", role=Role.REQUESTER)
+MANAGER = Actor(id="rm", role=Role.REGIONAL_MANAGER)
+COORDINATOR = Actor(id="c1", role=Role.COORDINATOR)
+PARTS = ["information", "plan_making", "presentation"]
+
+
+def test_an_accepted_request_cannot_be_accepted_again_or_withdrawn(make_app) -> None:
+    app = make_app(IntakeApplication)
+    case_id = app.submit(REQUESTER, **REQUEST_BODY, informational_talk=False)
+    assert app.accept(case_id, MANAGER).stage is IntakeStage.ACCEPTED
+    with pytest.raises(DomainRuleError, match="accepted"):
+        app.accept(case_id, MANAGER)
+    with pytest.raises(DomainRuleError):
+        app.withdraw(case_id, "changed our mind", REQUESTER)
+
+
+def test_a_withdrawn_request_cannot_be_accepted(make_app) -> None:
+    app = make_app(IntakeApplication)
+    case_id = app.submit(REQUESTER, **REQUEST_BODY, informational_talk=False)
+    app.withdraw(case_id, "the family solved it", REQUESTER)
+    with pytest.raises(DomainRuleError, match="withdrawn"):
+        app.accept(case_id, MANAGER)
+
+
+def test_every_stored_event_keeps_its_actor(make_app) -> None:
+    app = make_app(IntakeApplication)
+    case_id = app.submit(REQUESTER, **REQUEST_BODY, informational_talk=False)
+    app.accept(case_id, MANAGER)
+    actors = [entry.actor for entry in app.history(case_id)]
+    assert actors == [REQUESTER.as_record(), MANAGER.as_record()]
+
+
+def test_an_unknown_case_is_not_found(make_app) -> None:
+    app = make_app(IntakeApplication)
+    with pytest.raises(CaseNotFoundError):
+        app.get(uuid.uuid4())
+    with pytest.raises(CaseNotFoundError):
+        app.history(uuid.uuid4())
+
+
+def test_the_least_loaded_coordinator_in_region_and_language_is_chosen(make_app) -> None:
+    clock = ManualClock()
+    app = make_app(CoordinationApplication, clock=clock, first_contact_days=3)
+    app.register_coordinator("busy", ["Utrecht"], ["nl"], 5, MANAGER)
+    app.register_coordinator("free", ["Utrecht"], ["nl", "tr"], 5, MANAGER)
+    app.register_coordinator("elsewhere", ["Zwolle"], ["nl"], 5, MANAGER)
+    app.process(delivered(request_received(), 1))  # goes to "busy" or "free": both at 0
+    second = request_received()
+    app.process(delivered(second, 2))
+    loads = app.pool().load
+    assert loads["busy"] == 1 and loads["free"] == 1 and loads["elsewhere"] == 0
+    case = app.get(second.case_id)
+    assert case.first_contact_due == clock.now() + timedelta(days=3)
+    turkish = request_received(languages=["tr"])
+    app.process(delivered(turkish, 3))
+    assert app.get(turkish.case_id).coordinator_ids == ["free"]
+
+
+def test_nobody_fits_so_the_case_waits_saying_why_until_assigned_by_hand(make_app) -> None:
+    app = make_app(CoordinationApplication)
+    app.register_coordinator("c1", ["Zwolle"], ["nl"], 5, MANAGER)
+    event = request_received()
+    app.process(delivered(event, 1))
+    case = app.get(event.case_id)
+    assert case.stage is CoordinationStage.WAITING
+    assert "Utrecht" in (case.waiting_reason or "")
+    with pytest.raises(DomainRuleError, match="a conference needs an assigned coordinator"):
+        app.hold_conference(event.case_id, date(2026, 4, 1), PARTS, {}, COORDINATOR)
+    with pytest.raises(DomainRuleError, match="not in the pool"):
+        app.assign_by_hand(event.case_id, "nobody", "try", MANAGER)
+    assigned = app.assign_by_hand(event.case_id, "c1", "travels to Utrecht", MANAGER)
+    assert assigned.stage is CoordinationStage.ASSIGNED
+    assert app.pool().load["c1"] == 1
+
+
+def test_a_conference_is_recorded_once(make_app) -> None:
+    app = make_app(CoordinationApplication)
+    app.register_coordinator("c1", ["Utrecht"], ["nl"], 5, MANAGER)
+    event = request_received()
+    app.process(delivered(event, 1))
+    app.hold_conference(event.case_id, date(2026, 4, 1), PARTS, {}, COORDINATOR)
+    with pytest.raises(DomainRuleError, match="already"):
+        app.hold_conference(event.case_id, date(2026, 4, 2), PARTS, {}, COORDINATOR)
+
+
+def test_a_plan_needs_the_conference_and_distribution_needs_a_plan(make_app) -> None:
+    app = make_app(PlansApplication)
+    case_id = uuid.uuid4()
+    app.process(delivered(coordinator_assigned(case_id), 1))
+    content = {"agreements": [{"who": "father", "what": "cooks on Sundays"}]}
+    with pytest.raises(DomainRuleError, match="after the conference"):
+        app.write(case_id, content, COORDINATOR)
+    app.process(delivered(conference_held(case_id), 2))
+    with pytest.raises(DomainRuleError, match="no written plan"):
+        app.distribute(case_id, [{"role": "family", "organisation": None}], [], COORDINATOR)
+    app.write(case_id, content, COORDINATOR)
+    app.write(case_id, content | {"watched_by": "uncle Herman"}, COORDINATOR)
+    plan = app.distribute(case_id, [{"role": "family", "organisation": None}], [], COORDINATOR)
+    assert [v["version"] for v in plan.versions] == [1, 2]
+    assert plan.distributions[0]["version"] == 2
+    with pytest.raises(DomainRuleError, match="already distributed"):
+        app.distribute(case_id, [{"role": "family", "organisation": None}], [], COORDINATOR)
+
+
+def test_plans_accepts_the_conference_before_the_coordinator(make_app) -> None:
+    app = make_app(PlansApplication)
+    case_id = uuid.uuid4()
+    app.process(delivered(conference_held(case_id), 2))
+    app.process(delivered(coordinator_assigned(case_id), 1))
+    plan = app.get(case_id)
+    assert plan.coordinator_ids == ["c1"] and plan.held_on == date(2026, 4, 1)
+
+
+def test_a_follow_up_fires_once_when_due_and_never_again_after_a_restart(make_app) -> None:
+    clock = ManualClock()
+    delay = timedelta(days=91)
+    app = make_app(FollowupApplication, clock=clock, research_delay=delay)
+    case_id = uuid.uuid4()
+    app.process(delivered(plan_distributed(case_id, at=clock.now()), 1))
+    assert app.fire_due_timers() == 0
+    clock.advance(delay - timedelta(seconds=1))
+    assert app.fire_due_timers() == 0
+    clock.advance(timedelta(seconds=1))
+    assert app.fire_due_timers() == 1
+    assert app.fire_due_timers() == 0
+    app.close()
+    restarted = make_app(FollowupApplication, clock=clock, research_delay=delay)
+    clock.advance(timedelta(days=365))
+    assert restarted.fire_due_timers() == 0
+    assert [e.type for e in restarted.history(case_id)] == ["Opened", "Scheduled", "Due"]
+
+
+def test_a_timer_scheduled_before_a_restart_fires_after_it(make_app) -> None:
+    clock = ManualClock()
+    app = make_app(FollowupApplication, clock=clock, research_delay=timedelta(days=1))
+    case_id = uuid.uuid4()
+    app.process(delivered(plan_distributed(case_id, at=clock.now()), 1))
+    app.close()
+    restarted = make_app(FollowupApplication, clock=clock, research_delay=timedelta(days=1))
+    clock.advance(timedelta(days=2))
+    assert restarted.fire_due_timers() == 1
