@@ -7,10 +7,12 @@ invalid input 422 naming the field (FastAPI's own), anything else 500 without in
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import re
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
-from uuid import UUID
+from uuid import UUID, uuid4
 
+import structlog
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -29,6 +31,35 @@ NOT_FOUND_OR_CONFLICT: Responses = {**NOT_FOUND, **CONFLICT}
 
 class DomainRuleError(Exception):
     """A command that would break a rule of the domain (an invalid transition)."""
+
+
+CASE_IN_PATH = re.compile(r"/cases/([0-9a-fA-F-]{36})")
+
+
+def install_request_context(api: FastAPI) -> None:
+    """Bind a correlation id (``X-Correlation-Id``, or a new one) and the case id to every log
+    line of a request, and log each command: method, route, status; never the body."""
+
+    @api.middleware("http")
+    async def request_context(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        correlation_id = request.headers.get("x-correlation-id") or uuid4().hex
+        found = CASE_IN_PATH.search(request.url.path)
+        context = {"correlation_id": correlation_id}
+        if found:
+            context["case_id"] = found.group(1)
+        with structlog.contextvars.bound_contextvars(**context):
+            response = await call_next(request)
+            if request.method != "GET":
+                log.info(
+                    "http.command",
+                    method=request.method,
+                    path=request.url.path,
+                    status=response.status_code,
+                )
+        response.headers["X-Correlation-Id"] = correlation_id
+        return response
 
 
 def install_error_handlers(api: FastAPI) -> None:

@@ -22,7 +22,7 @@ from shared.application import HistoryEntry, KringApplication
 from shared.bus import Bus
 from shared.consumer import subscribe
 from shared.events import EVENT_CLASSES
-from shared.http import common_router, install_error_handlers
+from shared.http import common_router, install_error_handlers, install_request_context
 from shared.logging import configure_logging, get_logger
 from shared.relay import OutboxRelay, Translator
 from shared.settings import ServiceSettings
@@ -31,6 +31,7 @@ from shared.subjects import STREAM
 log = get_logger(__name__)
 
 Background = Callable[[], Awaitable[None]]
+SHUTDOWN_SECONDS = 5.0
 
 
 @dataclass
@@ -76,9 +77,11 @@ def build_service(definition: ServiceDefinition) -> RunningService:
         finally:
             for task in tasks:
                 task.cancel()
+            log.info("service.stopping")
             await asyncio.gather(*tasks, return_exceptions=True)
+            # Bounded: a drain that never finishes must not keep the process alive.
             with contextlib.suppress(Exception):
-                await bus.stop()
+                await asyncio.wait_for(bus.stop(), SHUTDOWN_SECONDS)
             app.close()
             log.info("service.stopped")
 
@@ -89,6 +92,7 @@ def build_service(definition: ServiceDefinition) -> RunningService:
         lifespan=lifespan,
     )
     install_error_handlers(api)
+    install_request_context(api)
 
     def asyncapi() -> str:
         spec = AsyncAPI(bus.broker, title=f"Kring {app.name}", version="0.1.0")
