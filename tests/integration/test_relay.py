@@ -87,3 +87,37 @@ async def _relay_caught_up(intake) -> bool:  # type: ignore[no-untyped-def]
     return (
         relay.position is not None and relay.position == intake.app.recorder.max_notification_id()
     )
+
+
+async def test_a_service_started_before_nats_accepts_commands_and_relays_later(
+    tmp_path: Path,
+) -> None:
+    nats_server = NatsServer(tmp_path / "nats")  # not started yet
+    settings = IntakeSettings(nats_url=nats_server.url, data_dir=tmp_path)
+    try:
+        async with running(build(settings)) as intake:
+            await submit_and_accept(intake.http, 1)
+            assert (await intake.http.get("/health/ready")).status_code == 503
+            nats_server.start()
+            await eventually(lambda: _count_is(nats_server.url, 1), what="relayed once up")
+            await eventually(lambda: _ready(intake.http), what="ready after connecting")
+    finally:
+        nats_server.stop()
+
+
+async def _ready(http: httpx.AsyncClient) -> bool:
+    return (await http.get("/health/ready")).status_code == 200
+
+
+async def test_a_purged_tail_is_republished_even_inside_the_duplicate_window(
+    own_nats: NatsServer, tmp_path: Path
+) -> None:
+    settings = IntakeSettings(nats_url=own_nats.url, data_dir=tmp_path)
+    async with running(build(settings)) as intake:
+        await submit_and_accept(intake.http, 3)
+        await eventually(lambda: _count_is(own_nats.url, 3), what="three relayed")
+        # Remove the messages but not the stream: the server still remembers their ids.
+        await intake.service.bus.js.purge_stream("KRING")
+        intake.service.relay.rewind()
+        await eventually(lambda: _count_is(own_nats.url, 3), what="three re-published")
+        assert sorted(await relayed_positions(own_nats.url)) == [2, 4, 6]
