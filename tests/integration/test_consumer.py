@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import nats
+import pytest
 
 from services.coordination.bootstrap import build
 from services.coordination.settings import CoordinationSettings
@@ -35,75 +37,69 @@ async def acked_up_to(coordination: Running, stream_sequence: int) -> bool:
     return info.ack_floor.stream_seq >= stream_sequence and info.num_ack_pending == 0
 
 
-async def with_pool(coordination: Running) -> None:
-    response = await coordination.http.post(
-        "/coordinators",
-        json={"coordinator_id": "c1", "regions": ["Utrecht"], "languages": ["nl"]},
-        headers=headers(),
-    )
-    assert response.status_code == 201, response.text
+@pytest.fixture
+async def coordination(own_nats: NatsServer, tmp_path: Path) -> AsyncIterator[Running]:
+    """Coordination, connected, with one coordinator for Utrecht in its pool."""
+    settings = CoordinationSettings(nats_url=own_nats.url, data_dir=tmp_path)
+    async with running(build(settings)) as service:
+        await service.service.bus.wait_started()
+        response = await service.http.post(
+            "/coordinators",
+            json={"coordinator_id": "c1", "regions": ["Utrecht"], "languages": ["nl"]},
+            headers=headers(),
+        )
+        assert response.status_code == 201, response.text
+        yield service
 
 
 async def test_an_event_republished_under_a_new_sequence_changes_state_once(
-    own_nats: NatsServer, tmp_path: Path
+    coordination: Running, own_nats: NatsServer
 ) -> None:
-    settings = CoordinationSettings(nats_url=own_nats.url, data_dir=tmp_path)
-    async with running(build(settings)) as coordination:
-        await coordination.service.bus.wait_started()
-        await with_pool(coordination)
-        event = request_received()
-        payload = envelope(event, position=1)
-        first = await publish(own_nats.url, payload, "intake:1", event.subject())
-        # Same origin and position, different Msg-Id: JetStream stores it again (as after an
-        # outage longer than the duplicate window); only tracking can tell.
-        second = await publish(own_nats.url, payload, "intake:1-again", event.subject())
-        assert second == first + 1
-        await eventually(lambda: acked_up_to(coordination, second), what="both acked")
-        history = (await coordination.http.get(f"/cases/{event.case_id}/history")).json()
-        assert [e["type"] for e in history] == ["Received", "CoordinatorAssigned"]
-        pool = (await coordination.http.get("/coordinators")).json()
-        assert pool[0]["open_cases"] == 1
+    event = request_received()
+    payload = envelope(event, position=1)
+    first = await publish(own_nats.url, payload, "intake:1", event.subject())
+    # Same origin and position, different Msg-Id: JetStream stores it again (as after an
+    # outage longer than the duplicate window); only tracking can tell.
+    second = await publish(own_nats.url, payload, "intake:1-again", event.subject())
+    assert second == first + 1
+    await eventually(lambda: acked_up_to(coordination, second), what="both acked")
+    history = (await coordination.http.get(f"/cases/{event.case_id}/history")).json()
+    assert [e["type"] for e in history] == ["Received", "CoordinatorAssigned"]
+    pool = (await coordination.http.get("/coordinators")).json()
+    assert pool[0]["open_cases"] == 1
 
 
 async def test_a_failed_attempt_is_redelivered_and_applied_once(
-    own_nats: NatsServer, tmp_path: Path
+    coordination: Running, own_nats: NatsServer
 ) -> None:
-    settings = CoordinationSettings(nats_url=own_nats.url, data_dir=tmp_path)
-    async with running(build(settings)) as coordination:
-        await coordination.service.bus.wait_started()
-        await with_pool(coordination)
-        app: Any = coordination.app
-        original = app.on_request_received
-        attempts: list[int] = []
+    app: Any = coordination.app
+    original = app.on_request_received
+    attempts: list[int] = []
 
-        def flaky(*args: Any) -> None:
-            attempts.append(1)
-            if len(attempts) == 1:
-                raise ConnectionError("store briefly unavailable")
-            original(*args)
+    def flaky(*args: Any) -> None:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise ConnectionError("store briefly unavailable")
+        original(*args)
 
-        app.on_request_received = flaky
-        event = request_received()
-        sequence = await publish(own_nats.url, envelope(event, 1), "intake:1", event.subject())
-        await eventually(lambda: acked_up_to(coordination, sequence), what="acked after retry")
-        assert len(attempts) == 2
-        history = (await coordination.http.get(f"/cases/{event.case_id}/history")).json()
-        assert [e["type"] for e in history] == ["Received", "CoordinatorAssigned"]
+    app.on_request_received = flaky
+    event = request_received()
+    sequence = await publish(own_nats.url, envelope(event, 1), "intake:1", event.subject())
+    await eventually(lambda: acked_up_to(coordination, sequence), what="acked after retry")
+    assert len(attempts) == 2
+    history = (await coordination.http.get(f"/cases/{event.case_id}/history")).json()
+    assert [e["type"] for e in history] == ["Received", "CoordinatorAssigned"]
 
 
 async def test_a_malformed_message_is_dead_lettered_and_the_consumer_moves_on(
-    own_nats: NatsServer, tmp_path: Path
+    coordination: Running, own_nats: NatsServer
 ) -> None:
-    settings = CoordinationSettings(nats_url=own_nats.url, data_dir=tmp_path)
-    async with running(build(settings)) as coordination:
-        await coordination.service.bus.wait_started()
-        await with_pool(coordination)
-        await publish(own_nats.url, b"{not json", "poison-1", "kring.intake.request-received")
-        event = request_received(case_id=uuid.uuid4())
-        good = await publish(own_nats.url, envelope(event, 2), "intake:2", event.subject())
-        await eventually(lambda: acked_up_to(coordination, good), what="both handled")
-        assert (await coordination.http.get(f"/cases/{event.case_id}")).status_code == 200
-        js = coordination.service.bus.js
-        parked = await js.get_last_msg(DLQ_STREAM, f"kring-dlq.{CONSUMER}")
-        assert parked.data == b"{not json"
-        assert parked.headers["Kring-DLQ-Reason"] == "malformed-json"
+    await publish(own_nats.url, b"{not json", "poison-1", "kring.intake.request-received")
+    event = request_received(case_id=uuid.uuid4())
+    good = await publish(own_nats.url, envelope(event, 2), "intake:2", event.subject())
+    await eventually(lambda: acked_up_to(coordination, good), what="both handled")
+    assert (await coordination.http.get(f"/cases/{event.case_id}")).status_code == 200
+    js = coordination.service.bus.js
+    parked = await js.get_last_msg(DLQ_STREAM, f"kring-dlq.{CONSUMER}")
+    assert parked.data == b"{not json"
+    assert parked.headers["Kring-DLQ-Reason"] == "malformed-json"
