@@ -141,6 +141,19 @@ def _service_ports(env: dict[str, str]) -> dict[str, int]:
     return ports
 
 
+def _cipher_key(data_dir: Path) -> str:
+    """The embedded system encrypts its stores at rest with a key made once per data folder
+    (readable by this user only). Deleting the folder deletes the key with the data."""
+    from eventsourcing.cipher import AESCipher
+
+    key_file = data_dir / "keys" / "cipher.key"
+    if not key_file.exists():
+        key_file.parent.mkdir(mode=0o700, exist_ok=True)
+        key_file.touch(mode=0o600)
+        key_file.write_text(AESCipher.create_key(32))
+    return key_file.read_text().strip()
+
+
 def _check_ports(host: str, nats_port: int, ports: dict[str, int]) -> None:
     """Fail before starting anything, naming the port and what it was meant for."""
     wanted = [(nats_port, "NATS", "kring run --nats-port")]

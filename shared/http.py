@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 import structlog
+from eventsourcing.persistence import IntegrityError
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -69,12 +70,19 @@ def install_error_handlers(api: FastAPI) -> None:
     async def not_found(request: Request, error: Exception) -> Response:
         return JSONResponse(status_code=404, content={"detail": str(error)})
 
+    async def concurrent_change(request: Request, error: Exception) -> Response:
+        # Optimistic concurrency: someone saved the same aggregate first. Nothing was stored.
+        return JSONResponse(
+            status_code=409, content={"detail": "the case changed at the same moment; try again"}
+        )
+
     async def unexpected(request: Request, error: Exception) -> Response:
         log.error("http.unhandled", path=request.url.path, error=type(error).__name__)
         return JSONResponse(status_code=500, content={"detail": "internal error"})
 
     api.add_exception_handler(DomainRuleError, rule_broken)
     api.add_exception_handler(CaseNotFoundError, not_found)
+    api.add_exception_handler(IntegrityError, concurrent_change)
     api.add_exception_handler(Exception, unexpected)
 
 
