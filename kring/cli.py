@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
+import nats.errors
 import typer
 
 from kring.client import KringClient, ServiceUnavailableError
+
+T = TypeVar("T")
 
 app = typer.Typer(
     help="Kring: family group conferences, event-sourced on NATS JetStream.",
@@ -79,6 +83,72 @@ def audit(
             f"{entry['time']:<33} {entry['service']:<13} {entry['aggregate']}.{entry['type']:<24}"
             f" {who}"
         )
+
+
+dlq_app = typer.Typer(help="Dead letters: messages a consumer could not process.")
+app.add_typer(dlq_app, name="dlq")
+
+
+def _nats_url() -> str:
+    return os.environ.get("KRING_NATS_URL", "nats://127.0.0.1:4222")
+
+
+@dlq_app.command("list")
+def dlq_list(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON array, for machines.")] = False,
+) -> None:
+    """Every parked message with its consumer and reason, and counts per reason."""
+    import asyncio
+    from collections import Counter
+
+    from kring.dlq import list_dead_letters
+
+    letters = _or_exit(lambda: asyncio.run(list_dead_letters(_nats_url())))
+    if as_json:
+        typer.echo(json.dumps([letter.as_dict() for letter in letters], indent=2))
+        return
+    for letter in letters:
+        origin = f"{letter.origin}:{letter.position}" if letter.origin else "-"
+        typer.echo(
+            f"{letter.sequence:>6}  {letter.parked_at:%Y-%m-%d %H:%M:%S}  {letter.consumer:<28}"
+            f" {letter.reason:<34} {origin:<20} {letter.detail[:80]}"
+        )
+    counts = Counter((letter.consumer, letter.reason) for letter in letters)
+    typer.echo(f"{len(letters)} dead letter(s)")
+    for (consumer, reason), count in sorted(counts.items()):
+        typer.echo(f"  {count:>5}  {consumer}  {reason}")
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    sequences: Annotated[
+        list[int] | None, typer.Argument(help="Dead-letter sequence numbers (from `list`).")
+    ] = None,
+    replay_all: Annotated[bool, typer.Option("--all", help="Replay every dead letter.")] = False,
+) -> None:
+    """Publish dead letters again on their original subjects, then remove them."""
+    import asyncio
+
+    from kring.dlq import list_dead_letters, replay
+
+    if not sequences and not replay_all:
+        typer.echo("error: name the sequence numbers to replay, or --all", err=True)
+        raise typer.Exit(2)
+
+    async def run() -> list[int]:
+        chosen = sequences or [letter.sequence for letter in await list_dead_letters(_nats_url())]
+        return await replay(_nats_url(), chosen)
+
+    replayed = _or_exit(lambda: asyncio.run(run()))
+    typer.echo(f"replayed {len(replayed)} dead letter(s): {' '.join(map(str, replayed))}")
+
+
+def _or_exit(call: Callable[[], T]) -> T:
+    try:
+        return call()
+    except (OSError, nats.errors.Error) as error:
+        typer.echo(f"error: cannot reach NATS at {_nats_url()} ({type(error).__name__})", err=True)
+        raise typer.Exit(1) from None
 
 
 if __name__ == "__main__":

@@ -25,7 +25,13 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from shared.application import KringApplication
 from shared.bus import Bus
-from shared.envelope import ORIGIN_HEADER, POSITION_HEADER, PoisonMessageError, decode
+from shared.envelope import (
+    ORIGIN_HEADER,
+    POSITION_HEADER,
+    Delivered,
+    PoisonMessageError,
+    decode,
+)
 from shared.logging import bound_case, get_logger
 from shared.metrics import CONSUMED, DEAD_LETTERS
 from shared.subjects import STREAM, dead_letter_subject, origin_subjects
@@ -35,6 +41,7 @@ log = get_logger(__name__)
 REASON_HEADER = "Kring-DLQ-Reason"
 CONSUMER_HEADER = "Kring-DLQ-Consumer"
 SEQUENCE_HEADER = "Kring-DLQ-Stream-Sequence"
+SUBJECT_HEADER = "Kring-DLQ-Subject"
 
 
 def durable_name(service: str, origin: str) -> str:
@@ -92,7 +99,9 @@ async def handle_message(
         except Exception as error:  # any failure to apply: retry, then park
             reason = f"processing-failed:{type(error).__name__}"
             if attempt >= max_deliver:
-                await dead_letter(bus, consumer, message, reason, str(error)[:300])
+                await dead_letter(
+                    bus, consumer, message, reason, str(error)[:300], delivered=delivered
+                )
                 return
             CONSUMED.labels(consumer, "retried").inc()
             log.warning("consumer.retry", attempt=attempt, error=type(error).__name__)
@@ -104,7 +113,13 @@ async def handle_message(
 
 
 async def dead_letter(
-    bus: Bus, consumer: str, message: NatsMessageType, reason: str, detail: str
+    bus: Bus,
+    consumer: str,
+    message: NatsMessageType,
+    reason: str,
+    detail: str,
+    *,
+    delivered: Delivered | None = None,
 ) -> None:
     """Park a message on the dead-letter stream with its reason, then ack it.
 
@@ -115,13 +130,16 @@ async def dead_letter(
         REASON_HEADER: reason,
         CONSUMER_HEADER: consumer,
         SEQUENCE_HEADER: sequence,
-        "Kring-DLQ-Subject": raw.subject,
+        SUBJECT_HEADER: raw.subject,
         "Kring-DLQ-Detail": detail[:500],
         "Nats-Msg-Id": f"{consumer}:{sequence}",
     }
-    for key in (ORIGIN_HEADER, POSITION_HEADER):
-        if raw.headers and key in raw.headers:
-            headers[key] = raw.headers[key]
+    if delivered is not None:
+        headers |= {ORIGIN_HEADER: delivered.origin, POSITION_HEADER: str(delivered.position)}
+    else:
+        for key in (ORIGIN_HEADER, POSITION_HEADER):
+            if raw.headers and key in raw.headers:
+                headers[key] = raw.headers[key]
     try:
         await bus.js.publish(dead_letter_subject(consumer), message.body, headers=headers)
     except Exception as error:  # leave it unacked: it comes back

@@ -143,3 +143,11 @@ def test_audit_of_an_unknown_case_says_so(system: System) -> None:
     result = system.kring("audit", "00000000-0000-4000-8000-000000000000")
     assert result.returncode == 2
     assert "no service knows case" in result.stderr
+
+
+def test_the_dead_letter_commands_answer_on_a_healthy_system(system: System) -> None:
+    listed = system.kring("dlq", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout) == []
+    refused = system.kring("dlq", "replay")
+    assert refused.returncode == 2 and "--all" in refused.stderr

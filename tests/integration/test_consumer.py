@@ -103,3 +103,39 @@ async def test_a_malformed_message_is_dead_lettered_and_the_consumer_moves_on(
     parked = await js.get_last_msg(DLQ_STREAM, f"kring-dlq.{CONSUMER}")
     assert parked.data == b"{not json"
     assert parked.headers["Kring-DLQ-Reason"] == "malformed-json"
+
+
+async def test_a_message_failing_every_try_is_parked_and_an_operator_can_replay_it(
+    own_nats: NatsServer, tmp_path: Path
+) -> None:
+    from kring.dlq import list_dead_letters, replay
+
+    settings = CoordinationSettings(
+        nats_url=own_nats.url, data_dir=tmp_path, consumer_max_deliver=2
+    )
+    async with running(build(settings)) as service:
+        await service.service.bus.wait_started()
+        app: Any = service.app
+        original = app.on_request_received
+
+        def broken(*args: Any) -> None:
+            raise RuntimeError("a bug")
+
+        app.on_request_received = broken
+        event = request_received()
+        sequence = await publish(own_nats.url, envelope(event, 1), "intake:1", event.subject())
+        await eventually(lambda: acked_up_to(service, sequence), what="parked after two tries")
+        letters = await list_dead_letters(own_nats.url)
+        assert [(d.reason, d.origin, d.position) for d in letters] == [
+            ("processing-failed:RuntimeError", "intake", "1")
+        ]
+        assert (await service.http.get(f"/cases/{event.case_id}")).status_code == 404
+
+        app.on_request_received = original  # the bug is fixed
+        assert await replay(own_nats.url, [letters[0].sequence]) == [letters[0].sequence]
+        await eventually(lambda: _known(service, event.case_id), what="applied after the replay")
+        assert await list_dead_letters(own_nats.url) == []
+
+
+async def _known(service: Running, case_id: Any) -> bool:
+    return (await service.http.get(f"/cases/{case_id}")).status_code == 200
