@@ -58,6 +58,7 @@ def run_system(
 ) -> int:
     """Start nats-server and the four services in the foreground; return an exit code."""
     env = {**os.environ, **(extra_env or {})}
+    data_dir = data_dir.resolve()  # nats-server and the services must agree on one folder
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
         lock = _lock(data_dir)
