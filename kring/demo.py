@@ -12,7 +12,6 @@ import time
 from datetime import date
 from typing import Any
 
-import httpx
 import nats
 from nats.js.api import DeliverPolicy
 
@@ -225,6 +224,3 @@ async def _follow_up(client: KringClient, case_id: str, patience: float) -> dict
         if time.monotonic() > deadline:
             raise TimeoutError("follow-up never heard of the distributed plan")
         await asyncio.sleep(0.2)
-
-
-__all__ = ["httpx", "run_demo"]

@@ -11,7 +11,7 @@ reading v1 until every producer has moved.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from enum import StrEnum
 from typing import ClassVar
 from uuid import UUID
@@ -154,5 +154,4 @@ __all__ = [
     "PlanDistributed",
     "Recipient",
     "RequestReceived",
-    "datetime",
 ]

@@ -90,10 +90,8 @@ def common_router(
     app: KringApplication,
     ready: Callable[[], bool],
     asyncapi: Callable[[], str],
-    history: Callable[[UUID], list[HistoryEntry]] | None = None,
 ) -> APIRouter:
     router = APIRouter()
-    read_history = history or app.history
 
     @router.get("/health/live", tags=["operations"])
     async def live() -> dict[str, str]:
@@ -120,7 +118,7 @@ def common_router(
     )
     async def case_history(case_id: UUID) -> list[HistoryEntry]:
         """Every event this service stored for the case, in order, with time and actor."""
-        return await asyncio.to_thread(read_history, case_id)
+        return await asyncio.to_thread(app.history, case_id)
 
     return router
 

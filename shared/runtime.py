@@ -10,15 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from uuid import UUID
+from dataclasses import dataclass
 
 import uvicorn
 from fastapi import APIRouter, FastAPI
 from faststream.nats import JStream
 from faststream.specification import AsyncAPI
 
-from shared.application import HistoryEntry, KringApplication
+from shared.application import KringApplication
 from shared.bus import Bus
 from shared.consumer import subscribe
 from shared.events import EVENT_CLASSES
@@ -45,8 +44,6 @@ class ServiceDefinition:
     description: str
     follows: Sequence[str] = ()
     background: Sequence[Background] = ()
-    history: Callable[[UUID], list[HistoryEntry]] | None = None
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass
@@ -104,7 +101,7 @@ def build_service(definition: ServiceDefinition) -> RunningService:
         spec = AsyncAPI(bus.broker, title=f"Kring {app.name}", version="0.1.0")
         return spec.to_specification().to_json()
 
-    api.include_router(common_router(app, lambda: bus.ready, asyncapi, history=definition.history))
+    api.include_router(common_router(app, lambda: bus.ready, asyncapi))
     api.include_router(definition.router)
     return RunningService(api=api, bus=bus, relay=relay)
 
