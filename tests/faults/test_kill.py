@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,6 +83,41 @@ async def test_killed_services_lose_nothing_and_apply_nothing_twice(
     for case_id in case_ids:
         assert subjects[("nl.kring.request-received.v1", case_id)] == 1
         assert subjects[("nl.kring.coordinator-assigned.v1", case_id)] == 1
+
+
+async def test_nats_killed_mid_flow_and_restarted_with_its_store_loses_nothing(
+    own_nats: NatsServer, services: dict[str, ServiceProcess]
+) -> None:
+    intake, coordination = services["intake"], services["coordination"]
+    async with httpx.AsyncClient(timeout=10) as http:
+        await _until_ok(http, f"{coordination.url}/health/ready")
+        response = await http.post(
+            f"{coordination.url}/coordinators",
+            json={
+                "coordinator_id": "c1",
+                "regions": ["Utrecht"],
+                "languages": ["nl"],
+                "capacity": 50,
+            },
+            headers=headers(),
+        )
+        assert response.status_code == 201, response.text
+        case_ids = []
+        for number in range(CASES):
+            if number == CASES // 3:
+                own_nats.stop(signal.SIGKILL)  # the APIs keep accepting meanwhile
+            if number == 2 * CASES // 3:
+                own_nats.start()
+            case_ids.append(await _submit_and_accept(http, intake.url))
+        await eventually(
+            lambda: _assigned_count_is(own_nats.url, CASES), timeout=60, what="all assigned"
+        )
+        pool = (await http.get(f"{coordination.url}/coordinators")).json()
+        assert pool[0]["open_cases"] == CASES
+    messages = await stream_messages(own_nats.url)
+    ids = Counter(json.loads(m.data)["id"] for m in messages)
+    assert [i for i, n in ids.items() if n > 1] == []
+    assert len(ids) == 2 * CASES
 
 
 async def _submit_and_accept(http: httpx.AsyncClient, base: str) -> str:
