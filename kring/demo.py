@@ -139,6 +139,31 @@ async def _walk(client: KringClient, watcher: EventWatcher, region: str, patienc
     watcher.case_id = case_id
     print(f"  case {case_id}")
 
+    say("The regional manager clarifies the request: the conference question and funding")
+    _call(
+        client,
+        "intake",
+        "POST",
+        f"/cases/{case_id}/clarify",
+        MANAGER,
+        {
+            "conference_questions": [
+                "Where can Johan (8) grow up safely, and what does that need?"
+            ],
+            "funding": {"payer": "municipality", "organisation": "Gemeente Utrecht"},
+            "minimum_requirements": [
+                {
+                    "requirement": "Living with mother's partner is not a solution.",
+                    "set_by": {
+                        "name": "J. de Vries",
+                        "organisation": "Jeugdzorg Utrecht",
+                        "role": "family guardian",
+                    },
+                }
+            ],
+        },
+    )
+
     say("The regional manager accepts the request for a conference")
     _call(client, "intake", "POST", f"/cases/{case_id}/accept", MANAGER)
     await watcher.wait_for("nl.kring.request-received.v1", patience)

@@ -70,6 +70,8 @@ class RequestReceived(IntegrationEvent):
     region: str
     languages: list[str] = Field(default_factory=list)
     informational_talk: bool = False
+    #: A professional set minimum requirements for a safe plan: plans needs a sign-off.
+    has_minimum_requirements: bool = False
     submitted_at: AwareDatetime
     accepted_at: AwareDatetime
 

@@ -83,5 +83,12 @@ REQUEST_BODY: dict[str, Any] = {
 }
 
 
+CLARIFICATION: dict[str, Any] = {
+    "conference_questions": ["Where can Johan (8) grow up safely, and what does that need?"],
+    "funding": {"payer": "municipality", "organisation": "Gemeente Utrecht"},
+    "minimum_requirements": [],
+}
+
+
 def headers(actor: str = "tester", role: str = "regional_manager") -> dict[str, str]:
     return {"X-Kring-Actor": actor, "X-Kring-Role": role}

@@ -53,6 +53,59 @@ class SubmitRequest(BaseModel):
     informational_talk: bool = False
 
 
+class Payer(StrEnum):
+    MUNICIPALITY = "municipality"
+    PROVINCE = "province"
+    SCHOOL = "school"
+    INSTITUTION = "institution"
+    OTHER = "other"
+
+
+class FundingStatus(StrEnum):
+    REQUESTED = "requested"
+    APPROVED = "approved"
+    REFUSED = "refused"
+
+
+class Funding(BaseModel):
+    """Who pays for the conference (financiering), and how far that is settled."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    payer: Payer
+    organisation: Text | None = None
+    status: FundingStatus = FundingStatus.REQUESTED
+
+
+class Professional(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Text
+    organisation: Text
+    role: Text
+
+
+class MinimumRequirement(BaseModel):
+    """A condition every safe plan must meet (minimumeis), set by a professional."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    requirement: Annotated[str, Field(min_length=1, max_length=2000)]
+    set_by: Professional
+
+
+class Clarification(BaseModel):
+    """The regional manager's clarification: concrete, open conference questions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    conference_questions: list[Annotated[str, Field(min_length=1, max_length=2000)]] = Field(
+        min_length=1, max_length=20
+    )
+    funding: Funding
+    minimum_requirements: list[MinimumRequirement] = Field(default_factory=list, max_length=20)
+
+
 class Withdrawal(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -74,6 +127,9 @@ class CaseView(BaseModel):
     submitted_at: datetime
     accepted_at: datetime | None
     withdrawal_reason: str | None
+    conference_questions: list[str]
+    funding: Funding | None
+    minimum_requirements: list[MinimumRequirement]
 
     @classmethod
     def of(cls, case: Request) -> CaseView:
@@ -87,6 +143,11 @@ class CaseView(BaseModel):
             submitted_at=case.submitted_at,
             accepted_at=case.accepted_at,
             withdrawal_reason=case.withdrawal_reason,
+            conference_questions=case.conference_questions,
+            funding=Funding.model_validate(case.funding) if case.funding else None,
+            minimum_requirements=[
+                MinimumRequirement.model_validate(m) for m in case.minimum_requirements
+            ],
         )
 
 
@@ -99,6 +160,13 @@ def router(app: IntakeApplication) -> APIRouter:
         request = body.model_dump(mode="json")
         case_id = await run_sync(lambda: app.submit(actor, **request))
         return CaseCreated(case_id=case_id, stage=Stage.SUBMITTED)
+
+    @api.post("/cases/{case_id}/clarify", responses=NOT_FOUND_OR_CONFLICT)
+    async def clarify(case_id: UUID, body: Clarification, actor: ActorHeader) -> CaseView:
+        """The regional manager records the conference question(s), funding and any minimum
+        requirements; again to revise them, until the request is accepted."""
+        clarification = body.model_dump(mode="json")
+        return CaseView.of(await run_sync(lambda: app.clarify(case_id, actor, **clarification)))
 
     @api.post("/cases/{case_id}/accept", responses=NOT_FOUND_OR_CONFLICT)
     async def accept(case_id: UUID, actor: ActorHeader) -> CaseView:

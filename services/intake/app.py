@@ -28,6 +28,12 @@ class IntakeApplication(KringApplication):
         self.save(case)
         return case.id
 
+    def clarify(self, case_id: UUID, actor: Actor, **clarification: Any) -> Request:
+        case = self.get(case_id)
+        case.clarify(actor=actor.as_record(), **clarification)
+        self.save(case)
+        return case
+
     def accept(self, case_id: UUID, actor: Actor) -> Request:
         case = self.get(case_id)
         case.accept(at=self.clock.now(), actor=actor.as_record())

@@ -22,6 +22,7 @@ def translate(domain_event: DomainEventProtocol[UUID]) -> IntegrationEvent | Non
             region=accepted.region,
             languages=accepted.languages,
             informational_talk=accepted.informational_talk,
+            has_minimum_requirements=getattr(accepted, "has_minimum_requirements", False),
             submitted_at=accepted.submitted_at,
             accepted_at=accepted.at,
         )

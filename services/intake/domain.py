@@ -1,7 +1,10 @@
 """The request (aanvraag) and its rules. No I/O.
 
-Anyone may request a conference; the regional manager (regiomanager) accepts it for a
-conference, or it is withdrawn. Acceptance is what the rest of Kring hears about.
+Anyone may request a conference. The regional manager (regiomanager) clarifies it: one or more
+conference questions (conferentievragen), the funding (financiering) and, where safety is at
+stake, minimum requirements for a safe plan (minimumeisen), each set by a professional. A
+clarified request is accepted for a conference, or the request is withdrawn. Acceptance is what
+the rest of Kring hears about.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from shared.http import DomainRuleError
 
 class Stage(StrEnum):
     SUBMITTED = "submitted"
+    CLARIFIED = "clarified"
     ACCEPTED = "accepted"
     WITHDRAWN = "withdrawn"
 
@@ -50,10 +54,51 @@ class Request(Aggregate):
         self.submitted_at = submitted_at
         self.accepted_at: datetime | None = None
         self.withdrawal_reason: str | None = None
+        self.conference_questions: list[str] = []
+        self.funding: dict[str, Any] | None = None
+        self.minimum_requirements: list[dict[str, Any]] = []
         self.stage = Stage.SUBMITTED
 
+    def clarify(
+        self,
+        *,
+        conference_questions: list[str],
+        funding: dict[str, Any],
+        minimum_requirements: list[dict[str, Any]],
+        actor: dict[str, str],
+    ) -> None:
+        """Record (or revise, until acceptance) the regional manager's clarification."""
+        self.check_is_open("clarified")
+        if not conference_questions:
+            raise DomainRuleError("a clarification needs at least one conference question")
+        self._clarified(
+            conference_questions=conference_questions,
+            funding=funding,
+            minimum_requirements=minimum_requirements,
+            actor=actor,
+        )
+
+    @event("Clarified")
+    def _clarified(
+        self,
+        *,
+        conference_questions: list[str],
+        funding: dict[str, Any],
+        minimum_requirements: list[dict[str, Any]],
+        actor: dict[str, str],
+    ) -> None:
+        self.conference_questions = conference_questions
+        self.funding = funding
+        self.minimum_requirements = minimum_requirements
+        self.stage = Stage.CLARIFIED
+
     def accept(self, *, at: datetime, actor: dict[str, str]) -> None:
-        self.check_is_submitted("accepted")
+        self.check_is_open("accepted")
+        if self.stage is not Stage.CLARIFIED:
+            raise DomainRuleError(
+                "a request is accepted once it is clarified: record the conference question(s)"
+                " and funding first"
+            )
         self._accepted(
             at=at,
             actor=actor,
@@ -62,6 +107,7 @@ class Request(Aggregate):
             languages=self.languages,
             informational_talk=self.informational_talk,
             submitted_at=self.submitted_at,
+            has_minimum_requirements=bool(self.minimum_requirements),
         )
 
     @event("Accepted")
@@ -75,13 +121,14 @@ class Request(Aggregate):
         languages: list[str],
         informational_talk: bool,
         submitted_at: datetime,
+        has_minimum_requirements: bool = False,  # absent in events stored before it existed
     ) -> None:
         # The event carries what coordination needs, so the relay can translate it alone.
         self.accepted_at = at
         self.stage = Stage.ACCEPTED
 
     def withdraw(self, *, reason: str, at: datetime, actor: dict[str, str]) -> None:
-        self.check_is_submitted("withdrawn")
+        self.check_is_open("withdrawn")
         self._withdrawn(reason=reason, at=at, actor=actor)
 
     @event("Withdrawn")
@@ -89,6 +136,6 @@ class Request(Aggregate):
         self.withdrawal_reason = reason
         self.stage = Stage.WITHDRAWN
 
-    def check_is_submitted(self, wanted: str) -> None:
-        if self.stage is not Stage.SUBMITTED:
+    def check_is_open(self, wanted: str) -> None:
+        if self.stage not in (Stage.SUBMITTED, Stage.CLARIFIED):
             raise DomainRuleError(f"a request that is {self.stage.value} cannot be {wanted}")

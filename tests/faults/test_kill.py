@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.factories import REQUEST_BODY, headers
+from tests.factories import CLARIFICATION, REQUEST_BODY, headers
 from tests.harness import eventually, stream_messages
 from tests.servers import NatsServer, ServiceProcess
 
@@ -123,6 +123,9 @@ async def test_nats_killed_mid_flow_and_restarted_with_its_store_loses_nothing(
 async def _submit_and_accept(http: httpx.AsyncClient, base: str) -> str:
     created = await _retry(lambda: http.post(f"{base}/cases", json=REQUEST_BODY, headers=headers()))
     case_id: str = created.json()["case_id"]
+    await _retry(
+        lambda: http.post(f"{base}/cases/{case_id}/clarify", json=CLARIFICATION, headers=headers())
+    )
     await _retry(lambda: http.post(f"{base}/cases/{case_id}/accept", headers=headers()))
     return case_id
 

@@ -36,6 +36,16 @@ async def test_bad_input_is_refused_naming_the_field_and_stores_nothing(
 
         response = await intake.http.post("/cases", content=b"{", headers=headers())
         assert response.status_code == 422
+
+        created = await intake.http.post("/cases", json=REQUEST_BODY, headers=headers())
+        case_id = created.json()["case_id"]
+        before = recorder.max_notification_id()
+        no_question = {"conference_questions": [], "funding": {"payer": "school"}}
+        response = await intake.http.post(
+            f"/cases/{case_id}/clarify", json=no_question, headers=headers()
+        )
+        assert response.status_code == 422
+        assert ["body", "conference_questions"] in [e["loc"] for e in response.json()["detail"]]
         assert recorder.max_notification_id() == before
 
 

@@ -15,7 +15,7 @@ from services.intake.app import IntakeApplication
 from shared.actor import Actor, Role
 from shared.settings import ServiceSettings, StoreKind
 from shared.store import eventsourcing_env
-from tests.factories import REQUEST_BODY, delivered, request_received
+from tests.factories import CLARIFICATION, REQUEST_BODY, delivered, request_received
 
 MANAGER = Actor(id="rm", role=Role.REGIONAL_MANAGER)
 
@@ -40,8 +40,9 @@ def test_commands_and_history_on_postgres(database: str) -> None:
     app = IntakeApplication(env=eventsourcing_env(settings("intake", database)))
     try:
         case_id = app.submit(MANAGER, **REQUEST_BODY, informational_talk=False)
+        app.clarify(case_id, MANAGER, **CLARIFICATION)
         app.accept(case_id, MANAGER)
-        assert [e.type for e in app.history(case_id)] == ["Submitted", "Accepted"]
+        assert [e.type for e in app.history(case_id)] == ["Submitted", "Clarified", "Accepted"]
         assert app.queries.checkpoint("intake") == 0
         app.queries.save_checkpoint("intake", 2)
         app.queries.save_checkpoint("intake", 5)

@@ -9,7 +9,7 @@ import httpx
 
 from services.intake.bootstrap import build
 from services.intake.settings import IntakeSettings
-from tests.factories import REQUEST_BODY, headers
+from tests.factories import CLARIFICATION, REQUEST_BODY, headers
 from tests.harness import envelopes, eventually, running, stream_messages
 from tests.servers import NatsServer
 
@@ -20,6 +20,10 @@ async def submit_and_accept(http: httpx.AsyncClient, count: int) -> list[str]:
         created = await http.post("/cases", json=REQUEST_BODY, headers=headers("ria", "requester"))
         assert created.status_code == 201, created.text
         case_id = created.json()["case_id"]
+        clarified = await http.post(
+            f"/cases/{case_id}/clarify", json=CLARIFICATION, headers=headers()
+        )
+        assert clarified.status_code == 200, clarified.text
         accepted = await http.post(f"/cases/{case_id}/accept", headers=headers())
         assert accepted.status_code == 200, accepted.text
         case_ids.append(case_id)
@@ -75,7 +79,7 @@ async def test_a_lost_stream_is_republished_from_the_store(
         await ensure_streams(js)
         intake.service.relay.rewind()
         await eventually(lambda: _count_is(own_nats.url, 3), what="three re-published")
-        assert sorted(await relayed_positions(own_nats.url)) == [2, 4, 6]
+        assert sorted(await relayed_positions(own_nats.url)) == [3, 6, 9]
 
 
 async def _count_is(nats_url: str, expected: int) -> bool:
@@ -120,4 +124,4 @@ async def test_a_purged_tail_is_republished_even_inside_the_duplicate_window(
         await intake.service.bus.js.purge_stream("KRING")
         intake.service.relay.rewind()
         await eventually(lambda: _count_is(own_nats.url, 3), what="three re-published")
-        assert sorted(await relayed_positions(own_nats.url)) == [2, 4, 6]
+        assert sorted(await relayed_positions(own_nats.url)) == [3, 6, 9]

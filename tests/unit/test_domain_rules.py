@@ -9,6 +9,7 @@ from services.coordination.app import CoordinationApplication
 from services.coordination.domain import Stage as CoordinationStage
 from services.followup.app import FollowupApplication
 from services.intake.app import IntakeApplication
+from services.intake.bus import translate
 from services.intake.domain import Stage as IntakeStage
 from services.plans.app import PlansApplication
 from shared.actor import Actor, Role
@@ -16,6 +17,7 @@ from shared.application import CaseNotFoundError
 from shared.clock import ManualClock
 from shared.http import DomainRuleError
 from tests.factories import (
+    CLARIFICATION,
     REQUEST_BODY,
     conference_held,
     coordinator_assigned,
@@ -30,9 +32,41 @@ COORDINATOR = Actor(id="c1", role=Role.COORDINATOR)
 PARTS = ["information", "plan_making", "presentation"]
 
 
+def test_a_request_is_accepted_only_once_clarified(make_app) -> None:
+    app = make_app(IntakeApplication)
+    case_id = app.submit(REQUESTER, **REQUEST_BODY, informational_talk=False)
+    with pytest.raises(DomainRuleError, match="clarified"):
+        app.accept(case_id, MANAGER)
+    with pytest.raises(DomainRuleError, match="at least one conference question"):
+        app.clarify(case_id, MANAGER, **(CLARIFICATION | {"conference_questions": []}))
+    app.clarify(case_id, MANAGER, **CLARIFICATION)
+    revised = CLARIFICATION | {"conference_questions": ["How can Johan go to school again?"]}
+    assert app.clarify(case_id, MANAGER, **revised).conference_questions == [
+        "How can Johan go to school again?"
+    ]
+    assert app.accept(case_id, MANAGER).stage is IntakeStage.ACCEPTED
+
+
+def test_received_says_whether_a_safety_minimum_was_set(make_app) -> None:
+    app = make_app(IntakeApplication)
+    requirement = {
+        "requirement": "Living with this man is not a solution.",
+        "set_by": {"name": "J. de Vries", "organisation": "Jeugdzorg", "role": "guardian"},
+    }
+    flags = []
+    for requirements in ([], [requirement]):
+        case_id = app.submit(REQUESTER, **REQUEST_BODY, informational_talk=False)
+        app.clarify(case_id, MANAGER, **(CLARIFICATION | {"minimum_requirements": requirements}))
+        app.accept(case_id, MANAGER)
+        published = [translate(e) for e in app.events.get(case_id)]
+        flags += [e.has_minimum_requirements for e in published if e is not None]
+    assert flags == [False, True]
+
+
 def test_an_accepted_request_cannot_be_accepted_again_or_withdrawn(make_app) -> None:
     app = make_app(IntakeApplication)
     case_id = app.submit(REQUESTER, **REQUEST_BODY, informational_talk=False)
+    app.clarify(case_id, MANAGER, **CLARIFICATION)
     assert app.accept(case_id, MANAGER).stage is IntakeStage.ACCEPTED
     with pytest.raises(DomainRuleError, match="accepted"):
         app.accept(case_id, MANAGER)
@@ -51,9 +85,10 @@ def test_a_withdrawn_request_cannot_be_accepted(make_app) -> None:
 def test_every_stored_event_keeps_its_actor(make_app) -> None:
     app = make_app(IntakeApplication)
     case_id = app.submit(REQUESTER, **REQUEST_BODY, informational_talk=False)
+    app.clarify(case_id, MANAGER, **CLARIFICATION)
     app.accept(case_id, MANAGER)
     actors = [entry.actor for entry in app.history(case_id)]
-    assert actors == [REQUESTER.as_record(), MANAGER.as_record()]
+    assert actors == [REQUESTER.as_record(), MANAGER.as_record(), MANAGER.as_record()]
 
 
 def test_an_unknown_case_is_not_found(make_app) -> None:

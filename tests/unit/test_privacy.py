@@ -11,7 +11,7 @@ from services.intake.bus import translate
 from shared.actor import Actor, Role
 from shared.settings import ServiceSettings
 from shared.store import eventsourcing_env
-from tests.factories import REQUEST_BODY
+from tests.factories import CLARIFICATION, REQUEST_BODY
 
 MANAGER = Actor(id="rm", role=Role.REGIONAL_MANAGER)
 
@@ -36,6 +36,7 @@ def test_the_integration_event_carries_no_names_or_description(tmp_path: Path) -
         env=eventsourcing_env(ServiceSettings(service_name="intake", data_dir=tmp_path))
     )
     case_id = app.submit(MANAGER, **REQUEST_BODY, informational_talk=False)
+    app.clarify(case_id, MANAGER, **CLARIFICATION)
     app.accept(case_id, MANAGER)
     app.close()
     stored = IntakeApplication(
