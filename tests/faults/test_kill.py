@@ -41,18 +41,7 @@ async def test_killed_services_lose_nothing_and_apply_nothing_twice(
 ) -> None:
     intake, coordination = services["intake"], services["coordination"]
     async with httpx.AsyncClient(timeout=10) as http:
-        await _until_ok(http, f"{coordination.url}/health/ready")
-        response = await http.post(
-            f"{coordination.url}/coordinators",
-            json={
-                "coordinator_id": "c1",
-                "regions": ["Utrecht"],
-                "languages": ["nl"],
-                "capacity": 50,
-            },
-            headers=headers(),
-        )
-        assert response.status_code == 201, response.text
+        await _with_pool(http, coordination)
 
         case_ids: list[str] = []
         for number in range(CASES):
@@ -90,18 +79,7 @@ async def test_nats_killed_mid_flow_and_restarted_with_its_store_loses_nothing(
 ) -> None:
     intake, coordination = services["intake"], services["coordination"]
     async with httpx.AsyncClient(timeout=10) as http:
-        await _until_ok(http, f"{coordination.url}/health/ready")
-        response = await http.post(
-            f"{coordination.url}/coordinators",
-            json={
-                "coordinator_id": "c1",
-                "regions": ["Utrecht"],
-                "languages": ["nl"],
-                "capacity": 50,
-            },
-            headers=headers(),
-        )
-        assert response.status_code == 201, response.text
+        await _with_pool(http, coordination)
         case_ids = []
         for number in range(CASES):
             if number == CASES // 3:
@@ -118,6 +96,17 @@ async def test_nats_killed_mid_flow_and_restarted_with_its_store_loses_nothing(
     ids = Counter(json.loads(m.data)["id"] for m in messages)
     assert [i for i, n in ids.items() if n > 1] == []
     assert len(ids) == 2 * CASES
+
+
+async def _with_pool(http: httpx.AsyncClient, coordination: ServiceProcess) -> None:
+    """Wait for coordination, then give it one coordinator with room for every case."""
+    await _until_ok(http, f"{coordination.url}/health/ready")
+    response = await http.post(
+        f"{coordination.url}/coordinators",
+        json={"coordinator_id": "c1", "regions": ["Utrecht"], "languages": ["nl"], "capacity": 50},
+        headers=headers(),
+    )
+    assert response.status_code == 201, response.text
 
 
 async def _submit_and_accept(http: httpx.AsyncClient, base: str) -> str:
