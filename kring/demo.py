@@ -169,6 +169,9 @@ async def _walk(client: KringClient, watcher: EventWatcher, region: str, patienc
     await watcher.wait_for("nl.kring.request-received.v1", patience)
     await watcher.wait_for("nl.kring.coordinator-assigned.v1", patience)
 
+    say("The coordinator calls the grandmother: first contact, within the deadline")
+    _call(client, "coordination", "POST", f"/cases/{case_id}/contact", COORDINATOR)
+
     say("The conference is held: information, private family time, the plan presented")
     await _until_ready(
         client,

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.coordination.app import CoordinationApplication
@@ -63,10 +63,12 @@ class CaseView(BaseModel):
     coordinator_ids: list[str]
     waiting_reason: str | None
     first_contact_due: datetime | None
+    contacted_at: datetime | None
+    overdue: bool
     held_on: date | None
 
     @classmethod
-    def of(cls, case: CoordinatedCase) -> CaseView:
+    def of(cls, case: CoordinatedCase, now: datetime) -> CaseView:
         return cls(
             case_id=case.id,
             stage=case.stage,
@@ -76,6 +78,8 @@ class CaseView(BaseModel):
             coordinator_ids=case.coordinator_ids,
             waiting_reason=case.waiting_reason,
             first_contact_due=case.first_contact_due,
+            contacted_at=case.contacted_at,
+            overdue=case.is_overdue(now),
             held_on=case.held_on,
         )
 
@@ -107,15 +111,39 @@ def router(app: CoordinationApplication) -> APIRouter:
     async def list_coordinators() -> list[CoordinatorView]:
         return list((await list_coordinators_view()).values())
 
+    @api.get("/cases")
+    async def list_cases(
+        stage: Stage | None = None,
+        region: Annotated[str | None, Query(max_length=200)] = None,
+        coordinator_id: Annotated[str | None, Query(max_length=200)] = None,
+        overdue: bool | None = None,
+    ) -> list[CaseView]:
+        """Cases in coordination; ``overdue=true``: first contact past its deadline."""
+        cases = await run_sync(
+            lambda: app.cases(
+                stage=stage.value if stage else None,
+                region=region,
+                coordinator_id=coordinator_id,
+                overdue=overdue,
+            )
+        )
+        now = app.clock.now()
+        return [CaseView.of(case, now) for case in cases]
+
+    @api.post("/cases/{case_id}/contact", responses=NOT_FOUND_OR_CONFLICT)
+    async def first_contact(case_id: UUID, actor: ActorHeader) -> CaseView:
+        """The coordinator made first contact with the central person."""
+        return CaseView.of(await run_sync(app.record_contact, case_id, actor), app.clock.now())
+
     @api.get("/cases/{case_id}", responses=NOT_FOUND)
     async def get_case(case_id: UUID) -> CaseView:
-        return CaseView.of(await run_sync(app.get, case_id))
+        return CaseView.of(await run_sync(app.get, case_id), app.clock.now())
 
     @api.post("/cases/{case_id}/assign", responses=NOT_FOUND_OR_CONFLICT)
     async def assign(case_id: UUID, body: ManualAssignment, actor: ActorHeader) -> CaseView:
         """The regional manager assigns or reassigns a coordinator by hand, with a reason."""
         case = await run_sync(app.assign_by_hand, case_id, body.coordinator_id, body.reason, actor)
-        return CaseView.of(case)
+        return CaseView.of(case, app.clock.now())
 
     @api.post("/cases/{case_id}/conference", responses=NOT_FOUND_OR_CONFLICT)
     async def conference_held(
@@ -125,6 +153,6 @@ def router(app: CoordinationApplication) -> APIRouter:
         attendance = {part.value: dict(roles) for part, roles in body.attendance.items()}
         parts = [part.value for part in body.parts]
         case = await run_sync(app.hold_conference, case_id, body.held_on, parts, attendance, actor)
-        return CaseView.of(case)
+        return CaseView.of(case, app.clock.now())
 
     return api

@@ -8,6 +8,7 @@ from datetime import date, timedelta
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
+from eventsourcing.utils import get_topic
 
 from services.coordination.domain import POOL_ID, CoordinatedCase, CoordinatorPool
 from shared.actor import Actor, system_actor
@@ -15,6 +16,7 @@ from shared.application import CaseNotFoundError, KringApplication
 from shared.clock import Clock, SystemClock
 from shared.envelope import Delivered
 from shared.events import RequestReceived
+from shared.projection import LogProjection
 
 
 class CoordinationApplication(KringApplication):
@@ -31,6 +33,12 @@ class CoordinationApplication(KringApplication):
         self.clock = clock or SystemClock()
         self.first_contact = timedelta(days=first_contact_days)
         self.system = system_actor(self.name).as_record()
+        self._known_cases: set[UUID] = set()
+        self._case_ids = LogProjection(
+            self,
+            lambda event: self._known_cases.add(event.originator_id),
+            topics=[get_topic(CoordinatedCase.Received)],  # type: ignore[attr-defined]
+        )
 
     # -- policy ------------------------------------------------------------------------
     def on_request_received(
@@ -86,6 +94,12 @@ class CoordinationApplication(KringApplication):
         self.save(case, pool)
         return case
 
+    def record_contact(self, case_id: UUID, actor: Actor) -> CoordinatedCase:
+        case = self.get(case_id)
+        case.record_contact(at=self.clock.now(), actor=actor.as_record())
+        self.save(case)
+        return case
+
     def hold_conference(
         self,
         case_id: UUID,
@@ -102,6 +116,29 @@ class CoordinationApplication(KringApplication):
         return case
 
     # -- queries -----------------------------------------------------------------------
+    def cases(
+        self,
+        *,
+        stage: str | None = None,
+        region: str | None = None,
+        coordinator_id: str | None = None,
+        overdue: bool | None = None,
+    ) -> list[CoordinatedCase]:
+        """The cases coordination holds, filtered; ``overdue`` by the clock, now."""
+        self._case_ids.catch_up()
+        now = self.clock.now()
+        found = []
+        for case_id in sorted(self._known_cases):
+            case = self.get(case_id)
+            if (
+                (stage is None or case.stage.value == stage)
+                and (region is None or case.region == region)
+                and (coordinator_id is None or coordinator_id in case.coordinator_ids)
+                and (overdue is None or case.is_overdue(now) == overdue)
+            ):
+                found.append(case)
+        return found
+
     def get(self, case_id: UUID) -> CoordinatedCase:
         try:
             case: CoordinatedCase = self.repository.get(case_id)

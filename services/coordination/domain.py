@@ -106,6 +106,7 @@ class CoordinatedCase(Aggregate):
         self.coordinator_ids: list[str] = []
         self.waiting_reason: str | None = None
         self.first_contact_due: datetime | None = None
+        self.contacted_at: datetime | None = None
         self.held_on: date | None = None
 
     @event("WaitingForCoordinator")
@@ -147,6 +148,27 @@ class CoordinatedCase(Aggregate):
         self.first_contact_due = first_contact_due
         self.waiting_reason = None
         self.stage = Stage.ASSIGNED
+
+    def record_contact(self, *, at: datetime, actor: dict[str, str]) -> None:
+        """The coordinator's first contact with the central person."""
+        if self.stage is not Stage.ASSIGNED:
+            raise DomainRuleError("first contact is recorded once a coordinator is assigned")
+        if self.contacted_at is not None:
+            raise DomainRuleError("the first contact was already recorded")
+        self._contacted(at=at, actor=actor)
+
+    @event("FirstContactMade")
+    def _contacted(self, *, at: datetime, actor: dict[str, str]) -> None:
+        self.contacted_at = at
+
+    def is_overdue(self, now: datetime) -> bool:
+        """Assigned, not yet in contact, and past the deadline for first contact."""
+        return (
+            self.stage is Stage.ASSIGNED
+            and self.contacted_at is None
+            and self.first_contact_due is not None
+            and now > self.first_contact_due
+        )
 
     def hold_conference(
         self,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
@@ -17,6 +18,7 @@ from shared.clock import Clock, SystemClock
 from shared.envelope import Delivered
 from shared.events import PlanDistributed
 from shared.logging import bound_case, get_logger
+from shared.projection import LogProjection
 
 log = get_logger(__name__)
 
@@ -39,11 +41,14 @@ class FollowupApplication(KringApplication):
         self.system = system_actor(self.name).as_record()
         # Pending timers, projected from this service's own notification log.
         self._pending: dict[tuple[UUID, str], datetime] = {}
-        self._projected_up_to = 0
-        self._timer_topics = [
-            get_topic(FollowUp.Scheduled),  # type: ignore[attr-defined]
-            get_topic(FollowUp.Due),  # type: ignore[attr-defined]
-        ]
+        self._timers = LogProjection(
+            self,
+            self._project_timer,
+            topics=[
+                get_topic(FollowUp.Scheduled),  # type: ignore[attr-defined]
+                get_topic(FollowUp.Due),  # type: ignore[attr-defined]
+            ],
+        )
 
     def on_plan_distributed(
         self, event: PlanDistributed, processing: ProcessingEvent[UUID], _: Delivered
@@ -70,7 +75,7 @@ class FollowupApplication(KringApplication):
 
     def fire_due_timers(self) -> int:
         """Fire every timer that is due by the clock; return how many fired."""
-        self._project_timers()
+        self._timers.catch_up()
         now = self.clock.now()
         fired = 0
         for (case_id, timer_id), due_at in sorted(self._pending.items(), key=lambda i: i[1]):
@@ -89,24 +94,12 @@ class FollowupApplication(KringApplication):
                 fired += 1
         return fired
 
-    def _project_timers(self) -> None:
-        while True:
-            notifications = self.recorder.select_notifications(
-                start=self._projected_up_to,
-                limit=500,
-                topics=self._timer_topics,
-                inclusive_of_start=False,
-            )
-            if not notifications:
-                return
-            for notification in notifications:
-                event = self.mapper.to_domain_event(notification)
-                key = (event.originator_id, getattr(event, "timer_id"))  # noqa: B009
-                if isinstance(event, FollowUp.Scheduled):  # type: ignore[attr-defined]
-                    self._pending[key] = getattr(event, "due_at")  # noqa: B009
-                else:
-                    self._pending.pop(key, None)
-                self._projected_up_to = notification.id
+    def _project_timer(self, event: Any) -> None:
+        key = (event.originator_id, event.timer_id)
+        if isinstance(event, FollowUp.Scheduled):  # type: ignore[attr-defined]
+            self._pending[key] = event.due_at
+        else:
+            self._pending.pop(key, None)
 
     def get(self, case_id: UUID) -> FollowUp:
         try:

@@ -200,3 +200,27 @@ def test_a_timer_scheduled_before_a_restart_fires_after_it(make_app) -> None:
     restarted = make_app(FollowupApplication, clock=clock, research_delay=timedelta(days=1))
     clock.advance(timedelta(days=2))
     assert restarted.fire_due_timers() == 1
+
+
+def test_a_missed_first_contact_shows_as_overdue_until_contact_is_made(make_app) -> None:
+    clock = ManualClock()
+    app = make_app(CoordinationApplication, clock=clock, first_contact_days=3)
+    app.register_coordinator("c1", ["Utrecht"], ["nl"], 5, MANAGER)
+    reached, missed = request_received(), request_received()
+    elsewhere = request_received(region="Zwolle")
+    for position, event in enumerate((reached, missed, elsewhere), start=1):
+        app.process(delivered(event, position))
+    assert app.cases(overdue=True) == []
+    app.record_contact(reached.case_id, COORDINATOR)
+    with pytest.raises(DomainRuleError, match="already recorded"):
+        app.record_contact(reached.case_id, COORDINATOR)
+    with pytest.raises(DomainRuleError, match="once a coordinator is assigned"):
+        app.record_contact(elsewhere.case_id, COORDINATOR)
+    clock.advance(timedelta(days=3, seconds=1))
+    assert [c.id for c in app.cases(overdue=True)] == [missed.case_id]
+    assert {c.id for c in app.cases(overdue=False)} == {reached.case_id, elsewhere.case_id}
+    assert [c.id for c in app.cases(region="Zwolle")] == [elsewhere.case_id]
+    assert [c.id for c in app.cases(stage="waiting_for_coordinator")] == [elsewhere.case_id]
+    assert {c.id for c in app.cases(coordinator_id="c1")} == {reached.case_id, missed.case_id}
+    app.record_contact(missed.case_id, COORDINATOR)
+    assert app.cases(overdue=True) == []
