@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from enum import StrEnum
 from typing import Annotated
 from uuid import UUID
 
@@ -42,6 +43,21 @@ class ManualAssignment(BaseModel):
     reason: Annotated[str, Field(min_length=1, max_length=1000)]
 
 
+class AttendanceRole(StrEnum):
+    CENTRAL_PERSON = "central_person"
+    FAMILY = "family"
+    NETWORK = "network"
+    CHILD = "child"
+    PROFESSIONAL = "professional"
+    EXPERT = "expert"
+    VICTIM = "victim"
+    OFFENDER = "offender"
+    PUPIL = "pupil"
+    TEACHER = "teacher"
+    COORDINATOR = "coordinator"
+    INTERPRETER = "interpreter"
+
+
 class ConferenceRecord(BaseModel):
     """Which parts took place, and how many were present per role in each."""
 
@@ -49,8 +65,8 @@ class ConferenceRecord(BaseModel):
 
     held_on: date
     parts: list[ConferencePart] = Field(min_length=1)
-    attendance: dict[ConferencePart, dict[Text, Annotated[int, Field(ge=0, le=500)]]] = Field(
-        default_factory=dict
+    attendance: dict[ConferencePart, dict[AttendanceRole, Annotated[int, Field(ge=0, le=500)]]] = (
+        Field(default_factory=dict)
     )
 
 
@@ -150,7 +166,10 @@ def router(app: CoordinationApplication) -> APIRouter:
         case_id: UUID, body: ConferenceRecord, actor: ActorHeader
     ) -> CaseView:
         """Record that the conference was held."""
-        attendance = {part.value: dict(roles) for part, roles in body.attendance.items()}
+        attendance = {
+            part.value: {role.value: count for role, count in roles.items()}
+            for part, roles in body.attendance.items()
+        }
         parts = [part.value for part in body.parts]
         case = await run_sync(app.hold_conference, case_id, body.held_on, parts, attendance, actor)
         return CaseView.of(case, app.clock.now())

@@ -25,6 +25,37 @@ class Stage(StrEnum):
     CONFERENCE_HELD = "conference_held"
 
 
+PROFESSIONAL_ROLES = frozenset({"professional", "expert"})
+COORDINATOR_CHAIRED = frozenset({"group", "restorative", "learning_circle"})
+
+
+def check_conference_rules(
+    model: str, parts: list[str], attendance: dict[str, dict[str, int]]
+) -> None:
+    """The three parts as each model holds them (DESIGN.md section 2, seeds 001 and 002).
+
+    ``family``: part two is private family time (besloten deel): no professional, expert or
+    coordinator present. ``group``, ``restorative`` and ``learning_circle``: the coordinator
+    chairs part two (gespreksleider), so must be present; professionals may stay throughout.
+    """
+    unknown = sorted(set(attendance) - set(parts))
+    if unknown:
+        raise DomainRuleError(f"attendance given for parts that did not take place: {unknown}")
+    present = {role for role, count in attendance.get("plan_making", {}).items() if count > 0}
+    if model == "family" and "plan_making" in parts:
+        outsiders = sorted(present & (PROFESSIONAL_ROLES | {"coordinator"}))
+        if outsiders:
+            raise DomainRuleError(
+                "private family time is for the family and their network only; "
+                f"not present may be: {', '.join(outsiders)}"
+            )
+    if model in COORDINATOR_CHAIRED and "plan_making" in parts and "coordinator" not in present:
+        raise DomainRuleError(
+            f"in a {model} conference the coordinator chairs part two: record the coordinator"
+            " as present in plan_making"
+        )
+
+
 class CoordinatorPool(Aggregate):
     """All coordinators and how many open cases each carries."""
 
@@ -182,6 +213,7 @@ class CoordinatedCase(Aggregate):
             raise DomainRuleError("a conference needs an assigned coordinator first")
         if self.stage is Stage.CONFERENCE_HELD:
             raise DomainRuleError("the conference was already recorded as held")
+        check_conference_rules(self.model, parts, attendance)
         self._held(
             held_on=held_on, parts=parts, attendance=attendance, model=self.model, actor=actor
         )

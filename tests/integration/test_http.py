@@ -83,3 +83,35 @@ async def test_health_and_documents_are_served(own_nats: NatsServer, tmp_path: P
         asyncapi = (await intake.http.get("/asyncapi.json")).json()
         assert "kring.intake.request-received" in str(asyncapi["channels"])
         assert "kring_relay_published_total" in (await intake.http.get("/metrics")).text
+
+
+async def test_a_conference_breaking_its_model_is_refused_with_the_reason(
+    own_nats: NatsServer, tmp_path: Path
+) -> None:
+    from services.coordination.bootstrap import build as build_coordination
+    from services.coordination.settings import CoordinationSettings
+    from tests.factories import delivered, request_received
+
+    settings = CoordinationSettings(nats_url=own_nats.url, data_dir=tmp_path)
+    async with running(build_coordination(settings)) as coordination:
+        pool = {"coordinator_id": "c1", "regions": ["Utrecht"], "languages": ["nl"]}
+        await coordination.http.post("/coordinators", json=pool, headers=headers())
+        event = request_received()
+        coordination.app.process(delivered(event, 1))
+        record = {
+            "held_on": "2026-04-01",
+            "parts": ["information", "plan_making", "presentation"],
+            "attendance": {"plan_making": {"family": 4, "professional": 1}},
+        }
+        url = f"/cases/{event.case_id}/conference"
+        response = await coordination.http.post(url, json=record, headers=headers())
+        assert response.status_code == 409
+        assert "private family time" in response.json()["detail"]
+
+        record["attendance"] = {"plan_making": {"neighbour-of-johan": 1}}
+        response = await coordination.http.post(url, json=record, headers=headers())
+        assert response.status_code == 422
+
+        record["attendance"] = {"plan_making": {"family": 4}}
+        response = await coordination.http.post(url, json=record, headers=headers())
+        assert response.status_code == 200, response.text
