@@ -98,6 +98,33 @@ class ConferenceHeld(IntegrationEvent):
     attendance: dict[ConferencePart, dict[str, int]] = Field(default_factory=dict)
 
 
+class Ending(StrEnum):
+    STOPPED = "stopped"  # stopped during preparation
+    PLAN_WITHOUT_MEETING = "plan_without_meeting"
+
+
+class StopReason(StrEnum):
+    """The kept list of reasons a case stops before a conference (analysts count them)."""
+
+    REQUEST_WITHDRAWN = "request_withdrawn"
+    NETWORK_NOT_WILLING = "network_not_willing"
+    SAFETY = "safety"
+    NO_COORDINATOR = "no_coordinator"
+    OTHER = "other"
+
+
+class CaseEndedWithoutConference(IntegrationEvent):
+    """The case ended before a conference: stopped, or a plan made without a meeting
+    (coordination)."""
+
+    name = "case-ended-without-conference"
+    origin = "coordination"
+
+    ending: Ending
+    reason: StopReason | None = None
+    ended_at: AwareDatetime
+
+
 class Recipient(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -133,6 +160,7 @@ EVENT_CLASSES: tuple[type[IntegrationEvent], ...] = (
     RequestReceived,
     CoordinatorAssigned,
     ConferenceHeld,
+    CaseEndedWithoutConference,
     PlanDistributed,
     FollowUpDue,
 )
@@ -147,13 +175,16 @@ def origin_event_names(origin: str) -> list[str]:
 __all__ = [
     "EVENTS_BY_TYPE",
     "EVENT_CLASSES",
+    "CaseEndedWithoutConference",
     "ConferenceHeld",
     "ConferenceModel",
     "ConferencePart",
     "CoordinatorAssigned",
+    "Ending",
     "FollowUpDue",
     "IntegrationEvent",
     "PlanDistributed",
     "Recipient",
     "RequestReceived",
+    "StopReason",
 ]

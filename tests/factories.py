@@ -8,6 +8,7 @@ from typing import Any
 
 from shared.envelope import Delivered, encode
 from shared.events import (
+    CaseEndedWithoutConference,
     ConferenceHeld,
     ConferencePart,
     CoordinatorAssigned,
@@ -49,6 +50,14 @@ def conference_held(case_id: uuid.UUID) -> ConferenceHeld:
         held_on=date(2026, 4, 1),
         parts=[ConferencePart.INFORMATION, ConferencePart.PLAN_MAKING, ConferencePart.PRESENTATION],
         attendance={ConferencePart.PLAN_MAKING: {"family": 5}},
+    )
+
+
+def case_ended(
+    case_id: uuid.UUID, ending: str, reason: str | None = None
+) -> CaseEndedWithoutConference:
+    return CaseEndedWithoutConference(
+        case_id=case_id, model="group", ending=ending, reason=reason, ended_at=NOW
     )
 
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.coordination.app import CoordinationApplication
 from services.coordination.domain import CoordinatedCase, Stage
 from shared.actor import ActorHeader
-from shared.events import ConferenceModel, ConferencePart
+from shared.events import ConferenceModel, ConferencePart, Ending, StopReason
 from shared.http import NOT_FOUND, NOT_FOUND_OR_CONFLICT, run_sync
 
 Text = Annotated[str, Field(min_length=1, max_length=200)]
@@ -70,6 +70,16 @@ class ConferenceRecord(BaseModel):
     )
 
 
+class EndingRecord(BaseModel):
+    """How a case ended without a conference. ``note`` stays in coordination's store."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ending: Ending
+    reason: StopReason | None = None
+    note: Annotated[str, Field(max_length=2000)] = ""
+
+
 class CaseView(BaseModel):
     case_id: UUID
     stage: Stage
@@ -82,6 +92,7 @@ class CaseView(BaseModel):
     contacted_at: datetime | None
     overdue: bool
     held_on: date | None
+    stop_reason: StopReason | None
 
     @classmethod
     def of(cls, case: CoordinatedCase, now: datetime) -> CaseView:
@@ -97,6 +108,7 @@ class CaseView(BaseModel):
             contacted_at=case.contacted_at,
             overdue=case.is_overdue(now),
             held_on=case.held_on,
+            stop_reason=StopReason(case.stop_reason) if case.stop_reason else None,
         )
 
 
@@ -150,6 +162,16 @@ def router(app: CoordinationApplication) -> APIRouter:
     async def first_contact(case_id: UUID, actor: ActorHeader) -> CaseView:
         """The coordinator made first contact with the central person."""
         return CaseView.of(await run_sync(app.record_contact, case_id, actor), app.clock.now())
+
+    @api.post("/cases/{case_id}/end", responses=NOT_FOUND_OR_CONFLICT)
+    async def end(case_id: UUID, body: EndingRecord, actor: ActorHeader) -> CaseView:
+        """The case ends before a conference: stopped (with a reason from the kept list), or
+        a plan made without a meeting."""
+        reason = body.reason.value if body.reason else None
+        case = await run_sync(
+            app.end_without_conference, case_id, body.ending.value, reason, body.note, actor
+        )
+        return CaseView.of(case, app.clock.now())
 
     @api.get("/cases/{case_id}", responses=NOT_FOUND)
     async def get_case(case_id: UUID) -> CaseView:

@@ -100,6 +100,19 @@ class CoordinationApplication(KringApplication):
         self.save(case)
         return case
 
+    def end_without_conference(
+        self, case_id: UUID, ending: str, reason: str | None, note: str, actor: Actor
+    ) -> CoordinatedCase:
+        case = self.get(case_id)
+        case.end_without_conference(
+            ending=ending, reason=reason, note=note, at=self.clock.now(), actor=actor.as_record()
+        )
+        pool = self.pool()
+        for coordinator_id in case.coordinator_ids:
+            pool.release(coordinator_id=coordinator_id, case_id=case_id, actor=actor.as_record())
+        self.save(case, pool)
+        return case
+
     def hold_conference(
         self,
         case_id: UUID,

@@ -8,7 +8,12 @@ from uuid import UUID
 from eventsourcing.domain import DomainEventProtocol
 
 from services.coordination.domain import CoordinatedCase
-from shared.events import ConferenceHeld, CoordinatorAssigned, IntegrationEvent
+from shared.events import (
+    CaseEndedWithoutConference,
+    ConferenceHeld,
+    CoordinatorAssigned,
+    IntegrationEvent,
+)
 
 FOLLOWS: tuple[str, ...] = ("intake",)
 
@@ -30,5 +35,13 @@ def translate(domain_event: DomainEventProtocol[UUID]) -> IntegrationEvent | Non
             held_on=e.held_on,
             parts=e.parts,
             attendance=e.attendance,
+        )
+    if isinstance(domain_event, CoordinatedCase.EndedWithoutConference):  # type: ignore[attr-defined]
+        return CaseEndedWithoutConference(
+            case_id=e.originator_id,
+            model=e.model,
+            ending=e.ending,
+            reason=e.reason,
+            ended_at=e.at,
         )
     return None

@@ -23,6 +23,11 @@ class Stage(StrEnum):
     WAITING = "waiting_for_coordinator"
     ASSIGNED = "coordinator_assigned"
     CONFERENCE_HELD = "conference_held"
+    STOPPED = "stopped"
+    PLAN_WITHOUT_MEETING = "plan_without_meeting"
+
+
+ENDED = frozenset({Stage.CONFERENCE_HELD, Stage.STOPPED, Stage.PLAN_WITHOUT_MEETING})
 
 
 PROFESSIONAL_ROLES = frozenset({"professional", "expert"})
@@ -139,6 +144,7 @@ class CoordinatedCase(Aggregate):
         self.first_contact_due: datetime | None = None
         self.contacted_at: datetime | None = None
         self.held_on: date | None = None
+        self.stop_reason: str | None = None
 
     @event("WaitingForCoordinator")
     def wait(self, *, reason: str, actor: dict[str, str]) -> None:
@@ -153,8 +159,10 @@ class CoordinatedCase(Aggregate):
         first_contact_due: datetime,
         actor: dict[str, str],
     ) -> None:
-        if self.stage is Stage.CONFERENCE_HELD:
-            raise DomainRuleError("the conference was held; the coordinator can no longer change")
+        if self.stage in ENDED:
+            raise DomainRuleError(
+                f"the case has ended ({self.stage.value}); the coordinator can no longer change"
+            )
         self._assigned(
             coordinator_ids=coordinator_ids,
             reason=reason,
@@ -201,6 +209,36 @@ class CoordinatedCase(Aggregate):
             and now > self.first_contact_due
         )
 
+    def end_without_conference(
+        self, *, ending: str, reason: str | None, note: str, at: datetime, actor: dict[str, str]
+    ) -> None:
+        """Stopped during preparation (with a reason from the kept list), or a plan made
+        without a meeting (which needs a coordinator)."""
+        self.check_not_ended()
+        if ending == Stage.STOPPED.value and reason is None:
+            raise DomainRuleError("a stopped case needs a reason from the list")
+        if ending == Stage.PLAN_WITHOUT_MEETING.value and self.stage is not Stage.ASSIGNED:
+            raise DomainRuleError("a plan without a meeting needs an assigned coordinator")
+        self._ended(ending=ending, reason=reason, note=note, at=at, model=self.model, actor=actor)
+
+    @event("EndedWithoutConference")
+    def _ended(
+        self,
+        *,
+        ending: str,
+        reason: str | None,
+        note: str,
+        at: datetime,
+        model: str,
+        actor: dict[str, str],
+    ) -> None:
+        self.stage = Stage(ending)
+        self.stop_reason = reason
+
+    def check_not_ended(self) -> None:
+        if self.stage in ENDED:
+            raise DomainRuleError(f"the case has ended ({self.stage.value})")
+
     def hold_conference(
         self,
         *,
@@ -209,10 +247,11 @@ class CoordinatedCase(Aggregate):
         attendance: dict[str, dict[str, int]],
         actor: dict[str, str],
     ) -> None:
-        if self.stage is Stage.WAITING:
-            raise DomainRuleError("a conference needs an assigned coordinator first")
         if self.stage is Stage.CONFERENCE_HELD:
             raise DomainRuleError("the conference was already recorded as held")
+        self.check_not_ended()
+        if self.stage is Stage.WAITING:
+            raise DomainRuleError("a conference needs an assigned coordinator first")
         check_conference_rules(self.model, parts, attendance)
         self._held(
             held_on=held_on, parts=parts, attendance=attendance, model=self.model, actor=actor

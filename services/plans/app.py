@@ -14,7 +14,12 @@ from shared.actor import Actor, system_actor
 from shared.application import CaseNotFoundError, KringApplication
 from shared.clock import Clock, SystemClock
 from shared.envelope import Delivered
-from shared.events import ConferenceHeld, CoordinatorAssigned, IntegrationEvent
+from shared.events import (
+    CaseEndedWithoutConference,
+    ConferenceHeld,
+    CoordinatorAssigned,
+    IntegrationEvent,
+)
 
 
 class PlansApplication(KringApplication):
@@ -22,6 +27,7 @@ class PlansApplication(KringApplication):
     policies = {
         CoordinatorAssigned: "on_coordinator_assigned",
         ConferenceHeld: "on_conference_held",
+        CaseEndedWithoutConference: "on_case_ended_without_conference",
     }
 
     def __init__(self, env: Mapping[str, str] | None = None, clock: Clock | None = None) -> None:
@@ -42,6 +48,13 @@ class PlansApplication(KringApplication):
     ) -> None:
         plan = self._open(event)
         plan.note_conference(held_on=event.held_on, actor=self.system)
+        processing.collect_events(plan)
+
+    def on_case_ended_without_conference(
+        self, event: CaseEndedWithoutConference, processing: ProcessingEvent[UUID], _: Delivered
+    ) -> None:
+        plan = self._open(event)
+        plan.note_ended_without_conference(ending=event.ending.value, actor=self.system)
         processing.collect_events(plan)
 
     def _open(self, event: IntegrationEvent) -> Plan:

@@ -19,6 +19,8 @@ from shared.http import DomainRuleError
 class Stage(StrEnum):
     AWAITING_CONFERENCE = "awaiting_conference"
     CONFERENCE_HELD = "conference_held"
+    WITHOUT_MEETING = "plan_without_meeting"
+    STOPPED = "stopped"
     WRITTEN = "plan_written"
     DISTRIBUTED = "plan_distributed"
 
@@ -45,7 +47,14 @@ class Plan(Aggregate):
         if self.stage is Stage.AWAITING_CONFERENCE:
             self.stage = Stage.CONFERENCE_HELD
 
+    @event("EndedWithoutConference")
+    def note_ended_without_conference(self, *, ending: str, actor: dict[str, str]) -> None:
+        # A plan made without a meeting is written up all the same; a stopped case has none.
+        self.stage = Stage.WITHOUT_MEETING if ending == "plan_without_meeting" else Stage.STOPPED
+
     def write(self, *, content: dict[str, Any], at: datetime, actor: dict[str, str]) -> int:
+        if self.stage is Stage.STOPPED:
+            raise DomainRuleError("the case was stopped before a conference: there is no plan")
         if self.stage is Stage.AWAITING_CONFERENCE:
             raise DomainRuleError("a plan can be written up only after the conference was held")
         self._written(version=len(self.versions) + 1, content=content, at=at, actor=actor)

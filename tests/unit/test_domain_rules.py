@@ -6,6 +6,7 @@ from datetime import date, timedelta
 import pytest
 
 from services.coordination.app import CoordinationApplication
+from services.coordination.bus import translate as coordination_translate
 from services.coordination.domain import Stage as CoordinationStage
 from services.followup.app import FollowupApplication
 from services.intake.app import IntakeApplication
@@ -19,6 +20,7 @@ from shared.http import DomainRuleError
 from tests.factories import (
     CLARIFICATION,
     REQUEST_BODY,
+    case_ended,
     conference_held,
     coordinator_assigned,
     delivered,
@@ -224,3 +226,47 @@ def test_a_missed_first_contact_shows_as_overdue_until_contact_is_made(make_app)
     assert {c.id for c in app.cases(coordinator_id="c1")} == {reached.case_id, missed.case_id}
     app.record_contact(missed.case_id, COORDINATOR)
     assert app.cases(overdue=True) == []
+
+
+def test_a_case_stopped_in_preparation_keeps_its_reason_and_frees_the_coordinator(
+    make_app,
+) -> None:
+    app = make_app(CoordinationApplication)
+    app.register_coordinator("c1", ["Utrecht"], ["nl"], 5, MANAGER)
+    event = request_received()
+    app.process(delivered(event, 1))
+    with pytest.raises(DomainRuleError, match="needs a reason"):
+        app.end_without_conference(event.case_id, "stopped", None, "", COORDINATOR)
+    case = app.end_without_conference(
+        event.case_id, "stopped", "network_not_willing", "nobody came", COORDINATOR
+    )
+    assert case.stage is CoordinationStage.STOPPED
+    assert app.pool().load["c1"] == 0
+    with pytest.raises(DomainRuleError, match="has ended"):
+        app.hold_conference(event.case_id, date(2026, 4, 1), PARTS, {}, COORDINATOR)
+    with pytest.raises(DomainRuleError, match="has ended"):
+        app.end_without_conference(event.case_id, "stopped", "other", "", COORDINATOR)
+    published = [coordination_translate(e) for e in app.events.get(event.case_id)]
+    endings = [e for e in published if e is not None and e.name == "case-ended-without-conference"]
+    assert [(e.ending.value, e.reason) for e in endings] == [("stopped", "network_not_willing")]
+
+
+def test_a_plan_without_a_meeting_needs_a_coordinator(make_app) -> None:
+    app = make_app(CoordinationApplication)
+    event = request_received()
+    app.process(delivered(event, 1))  # nobody in the pool: the case waits
+    with pytest.raises(DomainRuleError, match="needs an assigned coordinator"):
+        app.end_without_conference(event.case_id, "plan_without_meeting", None, "", COORDINATOR)
+
+
+def test_plans_writes_a_plan_made_without_a_meeting_and_none_for_a_stopped_case(
+    make_app,
+) -> None:
+    app = make_app(PlansApplication)
+    content = {"agreements": [{"who": "neighbours", "what": "clear the square on Saturdays"}]}
+    without, stopped = uuid.uuid4(), uuid.uuid4()
+    app.process(delivered(case_ended(without, "plan_without_meeting"), 1))
+    app.process(delivered(case_ended(stopped, "stopped", "safety"), 2))
+    assert app.write(without, content, COORDINATOR).versions[0]["version"] == 1
+    with pytest.raises(DomainRuleError, match="stopped"):
+        app.write(stopped, content, COORDINATOR)
