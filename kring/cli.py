@@ -85,6 +85,34 @@ def audit(
         )
 
 
+@app.command()
+def case(
+    case_id: Annotated[str, typer.Argument(help="The case id (from intake).")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object, for machines.")] = False,
+) -> None:
+    """One case's full picture: what each service knows of it now."""
+    client = KringClient()
+    try:
+        views = client.picture(case_id)
+    except ServiceUnavailableError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        client.close()
+    if not views:
+        typer.echo(f"error: no service knows case {case_id}", err=True)
+        raise typer.Exit(2)
+    if as_json:
+        typer.echo(json.dumps(views, indent=2))
+        return
+    for service, view in views.items():
+        typer.echo(f"{service}:")
+        for key, value in view.items():
+            if key != "case_id" and value not in (None, [], {}):
+                shown = value if isinstance(value, str | int | float) else json.dumps(value)
+                typer.echo(f"  {key:<22} {shown}")
+
+
 dlq_app = typer.Typer(help="Dead letters: messages a consumer could not process.")
 app.add_typer(dlq_app, name="dlq")
 

@@ -61,6 +61,17 @@ class KringClient:
                 "Is Kring running (`make run`)?"
             ) from None
 
+    def picture(self, case_id: str) -> dict[str, dict[str, Any]]:
+        """What each service knows of the case now (services that do not know it are left out)."""
+        views: dict[str, dict[str, Any]] = {}
+        for service in SERVICES:
+            response = self.request(service, "GET", f"/cases/{case_id}")
+            if response.status_code == 404:
+                continue
+            response.raise_for_status()
+            views[service] = response.json()
+        return views
+
     def history(self, case_id: str) -> list[dict[str, Any]]:
         """Every stored event of the case across the services, in time order."""
         entries: list[dict[str, Any]] = []

@@ -138,6 +138,14 @@ async def test_one_case_travels_the_whole_flow(system: System) -> None:
     human = system.kring("audit", case_id)
     assert human.returncode == 0 and "ConferenceHeld" in human.stdout
 
+    picture = system.kring("case", case_id, "--json")
+    assert picture.returncode == 0, picture.stderr
+    views = json.loads(picture.stdout)
+    assert views["intake"]["stage"] == "accepted"
+    assert views["coordination"]["stage"] == "conference_held"
+    assert views["plans"]["stage"] == "plan_distributed"
+    assert views["followup"]["timers"][0]["fired_at"] is not None
+
 
 def test_audit_of_an_unknown_case_says_so(system: System) -> None:
     result = system.kring("audit", "00000000-0000-4000-8000-000000000000")
