@@ -11,7 +11,7 @@ from typing import Annotated, TypeVar
 import nats.errors
 import typer
 
-from kring.client import KringClient, ServiceUnavailableError
+from kring.client import KringClient, ServiceUnavailableError, audit_line
 
 T = TypeVar("T")
 
@@ -56,33 +56,34 @@ def demo(
         raise typer.Exit(1) from None
 
 
+def _read_case(case_id: str, read: Callable[[KringClient, str], T]) -> T:
+    """Ask the services about one case; exit 1 if they do not answer, 2 if none knows it."""
+    client = KringClient()
+    try:
+        found = read(client, case_id)
+    except ServiceUnavailableError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        client.close()
+    if not found:
+        typer.echo(f"error: no service knows case {case_id}", err=True)
+        raise typer.Exit(2)
+    return found
+
+
 @app.command()
 def audit(
     case_id: Annotated[str, typer.Argument(help="The case id (from intake).")],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON array, for machines.")] = False,
 ) -> None:
     """Every stored event of one case across all services, in order."""
-    client = KringClient()
-    try:
-        entries = client.history(case_id)
-    except ServiceUnavailableError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from None
-    finally:
-        client.close()
-    if not entries:
-        typer.echo(f"error: no service knows case {case_id}", err=True)
-        raise typer.Exit(2)
+    entries = _read_case(case_id, KringClient.history)
     if as_json:
         typer.echo(json.dumps(entries, indent=2))
         return
     for entry in entries:
-        actor = entry.get("actor") or {}
-        who = f"{actor.get('id', '?')} ({actor.get('role', '?')})"
-        typer.echo(
-            f"{entry['time']:<33} {entry['service']:<13} {entry['aggregate']}.{entry['type']:<24}"
-            f" {who}"
-        )
+        typer.echo(audit_line(entry))
 
 
 @app.command()
@@ -91,17 +92,7 @@ def case(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object, for machines.")] = False,
 ) -> None:
     """One case's full picture: what each service knows of it now."""
-    client = KringClient()
-    try:
-        views = client.picture(case_id)
-    except ServiceUnavailableError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from None
-    finally:
-        client.close()
-    if not views:
-        typer.echo(f"error: no service knows case {case_id}", err=True)
-        raise typer.Exit(2)
+    views = _read_case(case_id, KringClient.picture)
     if as_json:
         typer.echo(json.dumps(views, indent=2))
         return

@@ -23,6 +23,14 @@ def service_url(name: str) -> str:
     ).rstrip("/")
 
 
+def audit_line(entry: dict[str, Any]) -> str:
+    """One history entry as a line: time, service, aggregate.event, actor (role)."""
+    actor = entry.get("actor") or {}
+    event = f"{entry['aggregate']}.{entry['type']}"
+    who = f"{actor.get('id', '?')} ({actor.get('role', '?')})"
+    return f"{entry['time']:<33} {entry['service']:<13} {event:<42} {who}"
+
+
 @dataclass(frozen=True)
 class Caller:
     """Who the CLI acts as (every command names its actor)."""

@@ -15,7 +15,7 @@ from typing import Any
 import nats
 from nats.js.api import DeliverPolicy
 
-from kring.client import Caller, KringClient
+from kring.client import Caller, KringClient, audit_line
 from shared.subjects import ALL_SUBJECTS
 
 REQUESTER = Caller("demo-requester", "requester")
@@ -234,11 +234,7 @@ async def _walk(client: KringClient, watcher: EventWatcher, region: str, patienc
 
     say(f"The audit trail (kring audit {case_id})")
     for entry in client.history(case_id):
-        actor = entry.get("actor") or {}
-        print(
-            f"  {entry['time']:<33} {entry['service']:<13} "
-            f"{entry['aggregate']}.{entry['type']:<24} {actor.get('id')} ({actor.get('role')})"
-        )
+        print(f"  {audit_line(entry)}")
     print("\nDone: one case from request to follow-up.")
 
 
