@@ -8,6 +8,8 @@ from typing import Any
 
 import httpx
 
+from shared.actor import ACTOR_HEADER, ROLE_HEADER
+
 SERVICES = ("intake", "coordination", "plans", "followup")
 DEFAULT_PORTS = {"intake": 8001, "coordination": 8002, "plans": 8003, "followup": 8004}
 
@@ -39,7 +41,7 @@ class Caller:
     role: str
 
     def headers(self) -> dict[str, str]:
-        return {"X-Kring-Actor": self.actor, "X-Kring-Role": self.role}
+        return {ACTOR_HEADER: self.actor, ROLE_HEADER: self.role}
 
 
 class KringClient:

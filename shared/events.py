@@ -167,11 +167,6 @@ EVENT_CLASSES: tuple[type[IntegrationEvent], ...] = (
 EVENTS_BY_TYPE: dict[str, type[IntegrationEvent]] = {c.type_name(): c for c in EVENT_CLASSES}
 
 
-def origin_event_names(origin: str) -> list[str]:
-    """The event names one origin publishes (the relay looks for its last one among them)."""
-    return [c.name for c in EVENT_CLASSES if c.origin == origin]
-
-
 __all__ = [
     "EVENTS_BY_TYPE",
     "EVENT_CLASSES",

@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, date, datetime
 from typing import Any
 
+from shared.actor import ACTOR_HEADER, ROLE_HEADER
 from shared.envelope import Delivered, encode
 from shared.events import (
     CaseEndedWithoutConference,
@@ -100,4 +101,4 @@ CLARIFICATION: dict[str, Any] = {
 
 
 def headers(actor: str = "tester", role: str = "regional_manager") -> dict[str, str]:
-    return {"X-Kring-Actor": actor, "X-Kring-Role": role}
+    return {ACTOR_HEADER: actor, ROLE_HEADER: role}

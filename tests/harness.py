@@ -7,7 +7,6 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -36,10 +35,6 @@ async def running(definition: ServiceDefinition) -> AsyncIterator[Running]:
         transport = httpx.ASGITransport(app=service.api)
         async with httpx.AsyncClient(transport=transport, base_url="http://kring.test") as http:
             yield Running(service, definition, http)
-
-
-def settings_for(cls: type, nats_url: str, data_dir: Path, **extra: Any) -> Any:
-    return cls(nats_url=nats_url, data_dir=data_dir, **extra)
 
 
 async def eventually(

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
+import pytest
+from nats.js import JetStreamContext
 
 from services.intake.bootstrap import build
 from services.intake.settings import IntakeSettings
+from shared.bus import ensure_streams
 from tests.factories import CLARIFICATION, REQUEST_BODY, headers
 from tests.harness import envelopes, eventually, running, stream_messages
 from tests.servers import NatsServer
@@ -65,23 +69,6 @@ async def test_events_stored_while_nats_is_down_reach_the_stream_exactly_once(
         assert Counter(positions).most_common(1)[0][1] == 1
 
 
-async def test_a_lost_stream_is_republished_from_the_store(
-    own_nats: NatsServer, tmp_path: Path
-) -> None:
-    settings = IntakeSettings(nats_url=own_nats.url, data_dir=tmp_path)
-    async with running(build(settings)) as intake:
-        await submit_and_accept(intake.http, 3)
-        await eventually(lambda: _count_is(own_nats.url, 3), what="three relayed")
-        js = intake.service.bus.js
-        await js.delete_stream("KRING")
-        from shared.bus import ensure_streams
-
-        await ensure_streams(js)
-        intake.service.relay.rewind()
-        await eventually(lambda: _count_is(own_nats.url, 3), what="three re-published")
-        assert sorted(await relayed_positions(own_nats.url)) == [3, 6, 9]
-
-
 async def _count_is(nats_url: str, expected: int) -> bool:
     return len(await stream_messages(nats_url, "kring.intake.>")) == expected
 
@@ -113,15 +100,28 @@ async def _ready(http: httpx.AsyncClient) -> bool:
     return (await http.get("/health/ready")).status_code == 200
 
 
-async def test_a_purged_tail_is_republished_even_inside_the_duplicate_window(
-    own_nats: NatsServer, tmp_path: Path
+async def _delete_and_recreate(js: JetStreamContext) -> None:
+    await js.delete_stream("KRING")
+    await ensure_streams(js)
+
+
+async def _purge(js: JetStreamContext) -> None:
+    # The messages go but the stream stays, and the server still remembers their ids
+    # (duplicate window): a plain re-publish would be answered "duplicate" and dropped.
+    await js.purge_stream("KRING")
+
+
+@pytest.mark.parametrize("lose", [_delete_and_recreate, _purge], ids=["deleted", "purged"])
+async def test_a_lost_stream_is_republished_from_the_store(
+    own_nats: NatsServer,
+    tmp_path: Path,
+    lose: Callable[[JetStreamContext], Awaitable[None]],
 ) -> None:
     settings = IntakeSettings(nats_url=own_nats.url, data_dir=tmp_path)
     async with running(build(settings)) as intake:
         await submit_and_accept(intake.http, 3)
         await eventually(lambda: _count_is(own_nats.url, 3), what="three relayed")
-        # Remove the messages but not the stream: the server still remembers their ids.
-        await intake.service.bus.js.purge_stream("KRING")
+        await lose(intake.service.bus.js)
         intake.service.relay.rewind()
         await eventually(lambda: _count_is(own_nats.url, 3), what="three re-published")
         assert sorted(await relayed_positions(own_nats.url)) == [3, 6, 9]
