@@ -36,6 +36,40 @@ class ConferencePart(StrEnum):
     PRESENTATION = "presentation"
 
 
+class ParticipantRole(StrEnum):
+    """Who someone is at a conference (DESIGN.md §2, seeds 000-003)."""
+
+    CENTRAL_PERSON = "central_person"
+    FAMILY = "family"
+    NETWORK = "network"  # friends, neighbours, colleagues
+    CHILD = "child"
+    PROFESSIONAL = "professional"
+    EXPERT = "expert"
+    VICTIM = "victim"
+    OFFENDER = "offender"
+    PUPIL = "pupil"
+    TEACHER = "teacher"
+
+
+class AgreementOutcome(StrEnum):
+    KEPT = "kept"
+    PARTLY_KEPT = "partly_kept"
+    NOT_KEPT = "not_kept"
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class CoordinatorWishes(_Part):
+    """What the family asked of its coordinator, where it asked anything. Short codes describing
+    the coordinator wanted (e.g. gender "f", culture "moluccan"), never a family member."""
+
+    gender: str | None = Field(default=None, max_length=40)
+    background: str | None = Field(default=None, max_length=80)
+    culture: str | None = Field(default=None, max_length=80)
+
+
 class IntegrationEvent(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -72,8 +106,26 @@ class RequestReceived(IntegrationEvent):
     informational_talk: bool = False
     #: A professional set minimum requirements for a safe plan: plans needs a sign-off.
     has_minimum_requirements: bool = False
+    #: Set by the regional manager: a group conference may have two coordinators.
+    coordinators_needed: int = Field(default=1, ge=1, le=2)
+    coordinator_wishes: CoordinatorWishes | None = None
+    #: Organisations already working with the family or group: a coordinator who works for one
+    #: of them is not independent for this case.
+    involved_organisations: list[str] = Field(default_factory=list)
+    #: The case this one follows up (a follow-up conference), if any.
+    follow_up_of: UUID | None = None
     submitted_at: AwareDatetime
     accepted_at: AwareDatetime
+
+
+class RequestWithdrawn(IntegrationEvent):
+    """An accepted request was withdrawn by the requester or the regional manager (intake).
+    Published only after acceptance: before it, nobody downstream knows the case."""
+
+    name = "request-withdrawn"
+    origin = "intake"
+
+    withdrawn_at: AwareDatetime
 
 
 class CoordinatorAssigned(IntegrationEvent):
@@ -85,6 +137,19 @@ class CoordinatorAssigned(IntegrationEvent):
     coordinator_ids: list[str] = Field(min_length=1)
     assigned_at: AwareDatetime
     first_contact_due: AwareDatetime
+    #: Assigned by the regional manager rather than chosen from the pool.
+    by_hand: bool = False
+    #: Replaces an earlier assignment of the same case.
+    reassignment: bool = False
+
+
+class ParticipantRef(_Part):
+    """A participant as other services may know them: an opaque id, a role, an organisation for
+    professionals and experts. Names and addresses stay in coordination's store."""
+
+    participant_id: str = Field(min_length=1, max_length=64)
+    role: ParticipantRole
+    organisation: str | None = None
 
 
 class ConferenceHeld(IntegrationEvent):
@@ -96,6 +161,19 @@ class ConferenceHeld(IntegrationEvent):
     held_on: date
     parts: list[ConferencePart] = Field(min_length=1)
     attendance: dict[ConferencePart, dict[str, int]] = Field(default_factory=dict)
+    #: Everyone who took part, and every central person: the plan's recipients.
+    participants: list[ParticipantRef] = Field(default_factory=list)
+
+
+class ParticipantConsentWithdrawn(IntegrationEvent):
+    """A participant withdrew consent to have their details shared (coordination): no service
+    shares them from now on."""
+
+    name = "participant-consent-withdrawn"
+    origin = "coordination"
+
+    participant_id: str
+    withdrawn_at: AwareDatetime
 
 
 class Ending(StrEnum):
@@ -143,6 +221,8 @@ class PlanDistributed(IntegrationEvent):
     recipients: list[Recipient] = Field(default_factory=list)
     shared_with_organisations: list[str] = Field(default_factory=list)
     next_meeting_on: date | None = None
+    #: Opaque ids of the plan's agreements, so a follow-up can record each one's outcome.
+    agreement_ids: list[str] = Field(default_factory=list)
 
 
 class FollowUpDue(IntegrationEvent):
@@ -156,13 +236,39 @@ class FollowUpDue(IntegrationEvent):
     due_at: AwareDatetime
 
 
+class OutcomeRecorded(IntegrationEvent):
+    """How the plan was carried out, at a follow-up (followup). Notes stay in the store."""
+
+    name = "outcome-recorded"
+    origin = "followup"
+
+    reached: bool
+    agreements: dict[str, AgreementOutcome] = Field(default_factory=dict)
+    recorded_at: AwareDatetime
+
+
+class FollowUpConferenceRequested(IntegrationEvent):
+    """A follow-up conference was requested (followup); intake opens ``new_case_id`` for it,
+    linked to this case."""
+
+    name = "follow-up-conference-requested"
+    origin = "followup"
+
+    new_case_id: UUID
+    requested_at: AwareDatetime
+
+
 EVENT_CLASSES: tuple[type[IntegrationEvent], ...] = (
     RequestReceived,
+    RequestWithdrawn,
     CoordinatorAssigned,
     ConferenceHeld,
+    ParticipantConsentWithdrawn,
     CaseEndedWithoutConference,
     PlanDistributed,
     FollowUpDue,
+    OutcomeRecorded,
+    FollowUpConferenceRequested,
 )
 EVENTS_BY_TYPE: dict[str, type[IntegrationEvent]] = {c.type_name(): c for c in EVENT_CLASSES}
 
@@ -170,16 +276,24 @@ EVENTS_BY_TYPE: dict[str, type[IntegrationEvent]] = {c.type_name(): c for c in E
 __all__ = [
     "EVENTS_BY_TYPE",
     "EVENT_CLASSES",
+    "AgreementOutcome",
     "CaseEndedWithoutConference",
     "ConferenceHeld",
     "ConferenceModel",
     "ConferencePart",
     "CoordinatorAssigned",
+    "CoordinatorWishes",
     "Ending",
+    "FollowUpConferenceRequested",
     "FollowUpDue",
     "IntegrationEvent",
+    "OutcomeRecorded",
+    "ParticipantConsentWithdrawn",
+    "ParticipantRef",
+    "ParticipantRole",
     "PlanDistributed",
     "Recipient",
     "RequestReceived",
+    "RequestWithdrawn",
     "StopReason",
 ]
