@@ -78,10 +78,8 @@ def build_service(definition: ServiceDefinition) -> RunningService:
         try:
             yield
         finally:
-            for task in tasks:
-                task.cancel()
             log.info("service.stopping")
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await _cancel_all(tasks)
             # Bounded: a drain that never finishes must not keep the process alive.
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(bus.stop(), SHUTDOWN_SECONDS)
@@ -118,6 +116,23 @@ def _document_publications(bus: Bus, origin: str) -> None:
                 title=event_class.type_name(),
                 description=(event_class.__doc__ or "").strip(),
             )
+
+
+async def _cancel_all(tasks: Sequence[asyncio.Task[None]]) -> None:
+    """Cancel the tasks and wait for them, cancelling again while any is left: Python 3.11's
+    ``asyncio.wait_for`` (inside nats-py's requests) can swallow a cancellation that arrives as
+    its inner future completes, and one such task would otherwise keep the service from ever
+    stopping."""
+    deadline = asyncio.get_running_loop().time() + SHUTDOWN_SECONDS
+    pending = [task for task in tasks if not task.done()]
+    while pending:
+        for task in pending:
+            task.cancel()
+        await asyncio.wait(pending, timeout=0.2)
+        pending = [task for task in pending if not task.done()]
+        if pending and asyncio.get_running_loop().time() > deadline:
+            log.warning("service.tasks_not_stopped", tasks=len(pending))
+            return
 
 
 async def _supervised(name: str, job: Background, *, once: bool = False) -> None:

@@ -7,14 +7,14 @@ from enum import StrEnum
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, status
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Header, status
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.intake.app import IntakeApplication
 from services.intake.domain import Request, Stage
 from shared.actor import ActorHeader
-from shared.events import ConferenceModel
-from shared.http import NOT_FOUND, NOT_FOUND_OR_CONFLICT, run_sync
+from shared.events import ConferenceModel, CoordinatorWishes
+from shared.http import CONFLICT, NOT_FOUND, NOT_FOUND_OR_CONFLICT, run_sync
 
 Text = Annotated[str, Field(min_length=1, max_length=200)]
 
@@ -38,19 +38,30 @@ class Requester(BaseModel):
 
 
 class SubmitRequest(BaseModel):
-    """A request for a conference. Anyone may submit one."""
+    """A request for a conference. Anyone may submit one. It names the central person(s), or the
+    group (a street, a class, a team) the conference is about, or both."""
 
     model_config = ConfigDict(extra="forbid")
 
     requester: Requester
-    central_persons: list[Text] = Field(min_length=1, max_length=50)
+    central_persons: list[Text] = Field(default_factory=list, max_length=50)
+    central_group: Text | None = None
     model: ConferenceModel
     region: Text
     languages: list[Annotated[str, Field(min_length=2, max_length=35)]] = Field(
         default_factory=lambda: ["nl"], min_length=1, max_length=10
     )
     description: Annotated[str, Field(min_length=1, max_length=10_000)]
+    #: An informational talk (informatiegesprek) comes first, before anyone commits.
     informational_talk: bool = False
+    #: What the family asks of its coordinator, where it asks anything.
+    coordinator_wishes: CoordinatorWishes | None = None
+
+    @model_validator(mode="after")
+    def names_someone(self) -> SubmitRequest:
+        if not self.central_persons and not self.central_group:
+            raise ValueError("name the central person(s) or the central group")
+        return self
 
 
 class Payer(StrEnum):
@@ -104,6 +115,12 @@ class Clarification(BaseModel):
     )
     funding: Funding
     minimum_requirements: list[MinimumRequirement] = Field(default_factory=list, max_length=20)
+    #: A group conference may be prepared by two coordinators.
+    coordinators_needed: int = Field(default=1, ge=1, le=2)
+    #: Organisations already working with the family or group (independence of the coordinator).
+    involved_organisations: list[Text] = Field(default_factory=list, max_length=30)
+    #: Revises the wishes given with the request; absent keeps them.
+    coordinator_wishes: CoordinatorWishes | None = None
 
 
 class Withdrawal(BaseModel):
@@ -117,6 +134,16 @@ class CaseCreated(BaseModel):
     stage: Stage
 
 
+class CaseRow(BaseModel):
+    case_id: UUID
+    model: ConferenceModel
+    region: str
+    stage: Stage
+    submitted_at: datetime
+    accepted_at: datetime | None
+    follow_up_of: UUID | None
+
+
 class CaseView(BaseModel):
     case_id: UUID
     stage: Stage
@@ -124,6 +151,11 @@ class CaseView(BaseModel):
     region: str
     languages: list[str]
     informational_talk: bool
+    coordinator_wishes: CoordinatorWishes | None
+    coordinators_needed: int
+    involved_organisations: list[str]
+    follow_up_of: UUID | None
+    follow_ups: list[UUID]
     submitted_at: datetime
     accepted_at: datetime | None
     withdrawal_reason: str | None
@@ -140,6 +172,11 @@ class CaseView(BaseModel):
             region=case.region,
             languages=case.languages,
             informational_talk=case.informational_talk,
+            coordinator_wishes=case.coordinator_wishes,
+            coordinators_needed=case.coordinators_needed,
+            involved_organisations=case.involved_organisations,
+            follow_up_of=case.follow_up_of,
+            follow_ups=case.follow_ups,
             submitted_at=case.submitted_at,
             accepted_at=case.accepted_at,
             withdrawal_reason=case.withdrawal_reason,
@@ -154,12 +191,26 @@ class CaseView(BaseModel):
 def router(app: IntakeApplication) -> APIRouter:
     api = APIRouter(tags=["intake"])
 
-    @api.post("/cases", status_code=status.HTTP_201_CREATED)
-    async def submit(body: SubmitRequest, actor: ActorHeader) -> CaseCreated:
-        """Submit a request for a conference."""
+    @api.post("/cases", status_code=status.HTTP_201_CREATED, responses=CONFLICT)
+    async def submit(
+        body: SubmitRequest,
+        actor: ActorHeader,
+        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    ) -> CaseCreated:
+        """Submit a request for a conference. Send an ``Idempotency-Key`` header to make a retry
+        safe: the same key (from the same actor) returns the case it made the first time; the
+        same key with a different request is refused (409)."""
         request = body.model_dump(mode="json")
-        case_id = await run_sync(lambda: app.submit(actor, **request))
+        case_id = await run_sync(lambda: app.submit(actor, idempotency_key, **request))
         return CaseCreated(case_id=case_id, stage=Stage.SUBMITTED)
+
+    @api.get("/cases")
+    async def list_cases(
+        stage: Stage | None = None, model: ConferenceModel | None = None, region: str | None = None
+    ) -> list[CaseRow]:
+        """Every request, oldest first, filtered by stage, model and region."""
+        rows = await run_sync(lambda: app.cases(stage, model, region))
+        return [CaseRow.model_validate(row) for row in rows]
 
     @api.post("/cases/{case_id}/clarify", responses=NOT_FOUND_OR_CONFLICT)
     async def clarify(case_id: UUID, body: Clarification, actor: ActorHeader) -> CaseView:
@@ -175,7 +226,8 @@ def router(app: IntakeApplication) -> APIRouter:
 
     @api.post("/cases/{case_id}/withdraw", responses=NOT_FOUND_OR_CONFLICT)
     async def withdraw(case_id: UUID, body: Withdrawal, actor: ActorHeader) -> CaseView:
-        """Withdraw a request that has not been accepted yet."""
+        """Withdraw the request, with a reason: before acceptance it ends here; after it,
+        coordination stops the preparation."""
         return CaseView.of(await run_sync(app.withdraw, case_id, body.reason, actor))
 
     @api.get("/cases/{case_id}", responses=NOT_FOUND)

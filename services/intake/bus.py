@@ -1,4 +1,5 @@
-"""What intake publishes: an accepted request becomes RequestReceived. Intake follows nobody."""
+"""What intake follows (followup: a follow-up conference opens a case) and publishes: an accepted
+request becomes RequestReceived; a withdrawal after acceptance becomes RequestWithdrawn."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from uuid import UUID
 from eventsourcing.domain import DomainEventProtocol
 
 from services.intake.domain import Request
-from shared.events import IntegrationEvent, RequestReceived
+from shared.events import IntegrationEvent, RequestReceived, RequestWithdrawn
 
-FOLLOWS: tuple[str, ...] = ()
+FOLLOWS: tuple[str, ...] = ("followup",)
 
 
 def translate(domain_event: DomainEventProtocol[UUID]) -> IntegrationEvent | None:
@@ -22,8 +23,22 @@ def translate(domain_event: DomainEventProtocol[UUID]) -> IntegrationEvent | Non
             region=accepted.region,
             languages=accepted.languages,
             informational_talk=accepted.informational_talk,
+            # getattr: events stored before these fields existed do not have them.
             has_minimum_requirements=getattr(accepted, "has_minimum_requirements", False),
+            coordinators_needed=getattr(accepted, "coordinators_needed", 1),
+            coordinator_wishes=getattr(accepted, "coordinator_wishes", None),
+            involved_organisations=getattr(accepted, "involved_organisations", None) or [],
+            follow_up_of=getattr(accepted, "follow_up_of", None),
             submitted_at=accepted.submitted_at,
             accepted_at=accepted.at,
+        )
+    if isinstance(domain_event, Request.Withdrawn):  # type: ignore[attr-defined]
+        withdrawn: Any = domain_event
+        if not getattr(withdrawn, "was_accepted", False):
+            return None  # nobody downstream knows a request that was never accepted
+        return RequestWithdrawn(
+            case_id=withdrawn.originator_id,
+            model=withdrawn.model,
+            withdrawn_at=withdrawn.at,
         )
     return None

@@ -4,7 +4,10 @@ Anyone may request a conference. The regional manager (regiomanager) clarifies i
 conference questions (conferentievragen), the funding (financiering) and, where safety is at
 stake, minimum requirements for a safe plan (minimumeisen), each set by a professional. A
 clarified request is accepted for a conference, or the request is withdrawn. Acceptance is what
-the rest of Kring hears about.
+the rest of Kring hears about; a withdrawal after acceptance too.
+
+A follow-up conference (vervolgconferentie) is a new request, linked both ways to the case it
+follows.
 """
 
 from __future__ import annotations
@@ -18,6 +21,10 @@ from eventsourcing.domain import Aggregate, event
 
 from shared.http import DomainRuleError
 
+#: Models in which the regional manager may ask for two coordinators (seed 001: a group or
+#: neighbourhood conference is often prepared by two).
+TWO_COORDINATOR_MODELS = frozenset({"group"})
+
 
 class Stage(StrEnum):
     SUBMITTED = "submitted"
@@ -27,7 +34,31 @@ class Stage(StrEnum):
 
 
 class Request(Aggregate):
-    """A request for a conference (aanvraag). Its id is the case id across Kring."""
+    """A request for a conference (aanvraag). Its id is the case id across Kring.
+
+    Create one with ``Request.submit``: eventsourcing insists on every ``__init__`` argument at
+    creation, while the defaults below are what events stored before a field existed replay with.
+    """
+
+    @classmethod
+    def submit(
+        cls,
+        id: UUID,
+        *,
+        central_group: str | None = None,
+        coordinator_wishes: dict[str, Any] | None = None,
+        follow_up_of: UUID | None = None,
+        informational_talk: bool = False,
+        **request: Any,
+    ) -> Request:
+        return cls(
+            id=id,
+            informational_talk=informational_talk,
+            central_group=central_group,
+            coordinator_wishes=coordinator_wishes,
+            follow_up_of=follow_up_of,
+            **request,
+        )
 
     @event("Submitted")
     def __init__(
@@ -37,6 +68,9 @@ class Request(Aggregate):
         requester: dict[str, Any],
         central_persons: list[str],
         model: str,
+        central_group: str | None = None,
+        coordinator_wishes: dict[str, Any] | None = None,
+        follow_up_of: UUID | None = None,
         region: str,
         languages: list[str],
         description: str,
@@ -46,6 +80,12 @@ class Request(Aggregate):
     ) -> None:
         self.requester = requester
         self.central_persons = central_persons
+        self.central_group = central_group
+        self.coordinator_wishes = coordinator_wishes
+        self.follow_up_of = follow_up_of
+        self.follow_ups: list[UUID] = []
+        self.coordinators_needed = 1
+        self.involved_organisations: list[str] = []
         self.model = model
         self.region = region
         self.languages = languages
@@ -66,17 +106,30 @@ class Request(Aggregate):
         funding: dict[str, Any],
         minimum_requirements: list[dict[str, Any]],
         actor: dict[str, str],
+        coordinators_needed: int = 1,
+        involved_organisations: list[str] | None = None,
+        coordinator_wishes: dict[str, Any] | None = None,
     ) -> None:
         """Record (or revise, until acceptance) the regional manager's clarification."""
         self.check_is_open("clarified")
         if not conference_questions:
             raise DomainRuleError("a clarification needs at least one conference question")
+        self.check_coordinators_needed(coordinators_needed)
         self._clarified(
             conference_questions=conference_questions,
             funding=funding,
             minimum_requirements=minimum_requirements,
             actor=actor,
+            coordinators_needed=coordinators_needed,
+            involved_organisations=involved_organisations or [],
+            coordinator_wishes=coordinator_wishes or self.coordinator_wishes,
         )
+
+    def check_coordinators_needed(self, wanted: int) -> None:
+        if wanted == 2 and self.model not in TWO_COORDINATOR_MODELS:
+            raise DomainRuleError(
+                f"two coordinators are for a group conference, not for the {self.model} model"
+            )
 
     @event("Clarified")
     def _clarified(
@@ -86,10 +139,17 @@ class Request(Aggregate):
         funding: dict[str, Any],
         minimum_requirements: list[dict[str, Any]],
         actor: dict[str, str],
+        # Defaults: absent in events stored before they existed.
+        coordinators_needed: int = 1,
+        involved_organisations: list[str] | None = None,
+        coordinator_wishes: dict[str, Any] | None = None,
     ) -> None:
         self.conference_questions = conference_questions
         self.funding = funding
         self.minimum_requirements = minimum_requirements
+        self.coordinators_needed = coordinators_needed
+        self.involved_organisations = involved_organisations or []
+        self.coordinator_wishes = coordinator_wishes
         self.stage = Stage.CLARIFIED
 
     def accept(self, *, at: datetime, actor: dict[str, str]) -> None:
@@ -108,6 +168,10 @@ class Request(Aggregate):
             informational_talk=self.informational_talk,
             submitted_at=self.submitted_at,
             has_minimum_requirements=bool(self.minimum_requirements),
+            coordinators_needed=self.coordinators_needed,
+            coordinator_wishes=self.coordinator_wishes,
+            involved_organisations=self.involved_organisations,
+            follow_up_of=self.follow_up_of,
         )
 
     @event("Accepted")
@@ -121,20 +185,71 @@ class Request(Aggregate):
         languages: list[str],
         informational_talk: bool,
         submitted_at: datetime,
-        has_minimum_requirements: bool = False,  # absent in events stored before it existed
+        # Defaults: absent in events stored before they existed.
+        has_minimum_requirements: bool = False,
+        coordinators_needed: int = 1,
+        coordinator_wishes: dict[str, Any] | None = None,
+        involved_organisations: list[str] | None = None,
+        follow_up_of: UUID | None = None,
     ) -> None:
         # The event carries what coordination needs, so the relay can translate it alone.
         self.accepted_at = at
         self.stage = Stage.ACCEPTED
 
     def withdraw(self, *, reason: str, at: datetime, actor: dict[str, str]) -> None:
-        self.check_is_open("withdrawn")
-        self._withdrawn(reason=reason, at=at, actor=actor)
+        """Withdraw the request, before or after acceptance. After acceptance coordination
+        hears of it and stops the preparation; once a conference was held it changes nothing
+        there (the plan belongs to the family), which is coordination's rule, not intake's."""
+        if self.stage is Stage.WITHDRAWN:
+            raise DomainRuleError("the request is already withdrawn")
+        self._withdrawn(
+            reason=reason,
+            at=at,
+            actor=actor,
+            was_accepted=self.stage is Stage.ACCEPTED,
+            model=self.model,
+        )
 
     @event("Withdrawn")
-    def _withdrawn(self, *, reason: str, at: datetime, actor: dict[str, str]) -> None:
+    def _withdrawn(
+        self,
+        *,
+        reason: str,
+        at: datetime,
+        actor: dict[str, str],
+        # Defaults: absent in events stored before they existed. The model rides along so the
+        # relay can translate the event alone.
+        was_accepted: bool = False,
+        model: str | None = None,
+    ) -> None:
         self.withdrawal_reason = reason
         self.stage = Stage.WITHDRAWN
+
+    def open_follow_up(self, new_case_id: UUID, *, at: datetime, actor: dict[str, str]) -> Request:
+        """A follow-up conference was requested: a new request for the same people, linked both
+        ways. Returns the new request; the link is recorded on this one."""
+        if new_case_id in self.follow_ups:
+            raise DomainRuleError(f"follow-up case {new_case_id} is already open")
+        self._follow_up_opened(new_case_id=new_case_id, at=at, actor=actor)
+        return Request.submit(
+            new_case_id,
+            requester=self.requester,
+            central_persons=self.central_persons,
+            central_group=self.central_group,
+            model=self.model,
+            region=self.region,
+            languages=self.languages,
+            description="A follow-up conference.",
+            informational_talk=False,
+            coordinator_wishes=self.coordinator_wishes,
+            follow_up_of=self.id,
+            submitted_at=at,
+            actor=actor,
+        )
+
+    @event("FollowUpOpened")
+    def _follow_up_opened(self, *, new_case_id: UUID, at: datetime, actor: dict[str, str]) -> None:
+        self.follow_ups.append(new_case_id)
 
     def check_is_open(self, wanted: str) -> None:
         if self.stage not in (Stage.SUBMITTED, Stage.CLARIFIED):

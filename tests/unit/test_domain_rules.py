@@ -65,15 +65,15 @@ def test_received_says_whether_a_safety_minimum_was_set(make_app) -> None:
     assert flags == [False, True]
 
 
-def test_an_accepted_request_cannot_be_accepted_again_or_withdrawn(make_app) -> None:
+def test_an_accepted_request_cannot_be_accepted_or_clarified_again(make_app) -> None:
     app = make_app(IntakeApplication)
     case_id = app.submit(REQUESTER, **REQUEST_BODY, informational_talk=False)
     app.clarify(case_id, MANAGER, **CLARIFICATION)
     assert app.accept(case_id, MANAGER).stage is IntakeStage.ACCEPTED
     with pytest.raises(DomainRuleError, match="accepted"):
         app.accept(case_id, MANAGER)
-    with pytest.raises(DomainRuleError):
-        app.withdraw(case_id, "changed our mind", REQUESTER)
+    with pytest.raises(DomainRuleError, match="accepted"):
+        app.clarify(case_id, MANAGER, **CLARIFICATION)
 
 
 def test_a_withdrawn_request_cannot_be_accepted(make_app) -> None:
