@@ -1,4 +1,4 @@
-"""``kring``: run, demo, audit."""
+"""``kring``: run, demo, cases, case, audit, dlq."""
 
 from __future__ import annotations
 
@@ -102,6 +102,43 @@ def case(
             if key != "case_id" and value not in (None, [], {}):
                 shown = value if isinstance(value, str | int | float) else json.dumps(value)
                 typer.echo(f"  {key:<22} {shown}")
+
+
+@app.command()
+def cases(
+    stage: Annotated[str | None, typer.Option(help="A stage, e.g. conference_held.")] = None,
+    model: Annotated[str | None, typer.Option(help="family, group, restorative, ...")] = None,
+    region: Annotated[str | None, typer.Option(help="A region.")] = None,
+    coordinator: Annotated[str | None, typer.Option(help="A coordinator id.")] = None,
+    overdue: Annotated[
+        bool | None, typer.Option("--overdue/--not-overdue", help="First contact overdue.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON array, for machines.")] = False,
+) -> None:
+    """Every case's stage across the services, filtered."""
+    from kring.cases import merge, select, table
+
+    client = KringClient()
+    try:
+        rows = client.lists()
+    except ServiceUnavailableError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        client.close()
+    chosen = select(
+        merge(rows),
+        stage=stage,
+        model=model,
+        region=region,
+        coordinator=coordinator,
+        overdue=overdue,
+    )
+    if as_json:
+        typer.echo(json.dumps([c.as_dict() for c in chosen], indent=2))
+        return
+    for line in table(chosen):
+        typer.echo(line)
 
 
 dlq_app = typer.Typer(help="Dead letters: messages a consumer could not process.")

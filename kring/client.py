@@ -82,6 +82,15 @@ class KringClient:
             views[service] = response.json()
         return views
 
+    def lists(self) -> dict[str, list[dict[str, Any]]]:
+        """Each service's own list of cases (``GET /cases``)."""
+        rows: dict[str, list[dict[str, Any]]] = {}
+        for service in SERVICES:
+            response = self.request(service, "GET", "/cases")
+            response.raise_for_status()
+            rows[service] = response.json()
+        return rows
+
     def history(self, case_id: str) -> list[dict[str, Any]]:
         """Every stored event of the case across the services, in time order."""
         entries: list[dict[str, Any]] = []
