@@ -1,0 +1,94 @@
+"""The whole system as ``make run`` starts it: nats-server and four service processes, one per
+test module, with the follow-up schedule compressed so a case reaches its follow-up in seconds."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+
+from tests.servers import free_port
+
+SERVICES = ("intake", "coordination", "plans", "followup")
+
+
+class System:
+    def __init__(self, nats_port: int, ports: dict[str, int], env: dict[str, str]) -> None:
+        self.nats_url = f"nats://127.0.0.1:{nats_port}"
+        self.ports = ports
+        self.env = env
+
+    @property
+    def urls(self) -> dict[str, str]:
+        return {name: f"http://127.0.0.1:{port}" for name, port in self.ports.items()}
+
+    def kring(self, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "kring.cli", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+
+def ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/ready", timeout=1) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    nats_port = free_port()
+    ports = {name: free_port() for name in SERVICES}
+    env = os.environ | {f"KRING_{n.upper()}_PORT": str(p) for n, p in ports.items()}
+    env |= {f"KRING_{n.upper()}_URL": f"http://127.0.0.1:{p}" for n, p in ports.items()}
+    env |= {
+        "KRING_NATS_URL": f"nats://127.0.0.1:{nats_port}",
+        "KRING_FOLLOWUP_DELAY_SECONDS": "2",
+        # A day lasts a twentieth of a second: a three-month contact is due after ~5 s.
+        "KRING_FOLLOWUP_SECONDS_PER_DAY": "0.05",
+        "KRING_TIMER_TICK_SECONDS": "0.2",
+    }
+    data = tmp_path_factory.mktemp("system")
+    runner = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kring.cli",
+            "run",
+            "--data-dir",
+            str(data),
+            "--nats-port",
+            str(nats_port),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not all(ready(p) for p in ports.values()):
+        if runner.poll() is not None or time.monotonic() > deadline:
+            runner.kill()
+            output = runner.stdout.read() if runner.stdout else ""
+            pytest.fail(f"the system did not start:\n{output[-3000:]}")
+        time.sleep(0.1)
+    yield System(nats_port, ports, env)
+    runner.send_signal(signal.SIGINT)
+    try:
+        runner.wait(timeout=30)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert runner.returncode == 0
