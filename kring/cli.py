@@ -141,6 +141,41 @@ def cases(
         typer.echo(line)
 
 
+@app.command("replay")
+def replay_stream(
+    since: Annotated[str | None, typer.Option(help="ISO time with zone; from here.")] = None,
+    until: Annotated[str | None, typer.Option(help="ISO time with zone; before here.")] = None,
+    case_id: Annotated[str | None, typer.Option("--case", help="One case id.")] = None,
+    types: Annotated[
+        list[str] | None, typer.Option("--type", help="An event type, e.g. plan-distributed.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object, for machines.")] = False,
+) -> None:
+    """Replay the KRING stream into an analyst's projection and print its summary."""
+    import asyncio
+    from datetime import datetime
+    from uuid import UUID
+
+    from kring.replay import ReplayFilter, ReplayFilterError, replay, summary_lines
+
+    try:
+        chosen = ReplayFilter.of(
+            since=datetime.fromisoformat(since) if since else None,
+            until=datetime.fromisoformat(until) if until else None,
+            case_id=UUID(case_id) if case_id else None,
+            types=types or (),
+        )
+    except (ValueError, ReplayFilterError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    projection = _or_exit(lambda: asyncio.run(replay(_nats_url(), chosen)))
+    if as_json:
+        typer.echo(json.dumps(projection.summary(with_cases=True), indent=2))
+        return
+    for line in summary_lines(projection, case_id=chosen.case_id):
+        typer.echo(line)
+
+
 dlq_app = typer.Typer(help="Dead letters: messages a consumer could not process.")
 app.add_typer(dlq_app, name="dlq")
 

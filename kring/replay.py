@@ -1,0 +1,315 @@
+"""An analyst's replay: the whole KRING stream (or a time window, one case, some types) folded
+into a small projection: per case its model, the stage it reached and when each event happened;
+counts per event type, per stop reason, per stage; lead times.
+
+The stream is read with an ordered consumer (the fastest way nats-py reads a stream) and each
+message is decoded with ``shared.envelope``, so the replay sees exactly what consumers see. Nothing
+personal is kept: integration events carry ids, roles and counts only. A message that does not
+decode is counted by reason, never fatal; a re-published copy (same ``origin:position``) counts
+once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import nats
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
+
+from shared.envelope import Delivered, PoisonMessageError, decode
+from shared.events import (
+    EVENT_CLASSES,
+    CaseEndedWithoutConference,
+    IntegrationEvent,
+    RequestWithdrawn,
+)
+from shared.subjects import ALL_SUBJECTS, STREAM
+
+#: The path of a case; the stage a case reached is the furthest step seen, unless it ended.
+PATH: tuple[str, ...] = (
+    "request-received",
+    "coordinator-assigned",
+    "conference-held",
+    "plan-distributed",
+    "follow-up-due",
+    "outcome-recorded",
+)
+#: Lead times an analyst asks for first: (label, from event, to event).
+LEAD_TIMES: tuple[tuple[str, str, str], ...] = (
+    ("accepted_to_assigned", "request-received", "coordinator-assigned"),
+    ("accepted_to_conference", "request-received", "conference-held"),
+    ("conference_to_distributed", "conference-held", "plan-distributed"),
+)
+EVENT_NAMES: dict[str, type[IntegrationEvent]] = {c.name: c for c in EVENT_CLASSES}
+
+
+class ReplayFilterError(ValueError):
+    pass
+
+
+def event_name(given: str) -> str:
+    """``plan-distributed`` or its CloudEvents type ``nl.kring.plan-distributed.v1``."""
+    for event_class in EVENT_CLASSES:
+        if given in (event_class.name, event_class.type_name()):
+            return event_class.name
+    known = ", ".join(sorted(EVENT_NAMES))
+    raise ReplayFilterError(f"unknown event type {given!r}; known: {known}")
+
+
+@dataclass(frozen=True)
+class ReplayFilter:
+    since: datetime | None = None
+    until: datetime | None = None
+    case_id: UUID | None = None
+    #: Event names (``plan-distributed``); empty means all.
+    types: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        case_id: UUID | None = None,
+        types: Iterable[str] = (),
+    ) -> ReplayFilter:
+        for moment in (since, until):
+            if moment is not None and moment.tzinfo is None:
+                raise ReplayFilterError("give times with a zone, e.g. 2026-03-01T00:00:00+00:00")
+        return cls(since, until, case_id, frozenset(event_name(t) for t in types))
+
+    def subjects(self) -> frozenset[str] | None:
+        if not self.types:
+            return None
+        return frozenset(EVENT_NAMES[name].subject() for name in self.types)
+
+    def admits(self, delivered: Delivered) -> bool:
+        if self.since is not None and delivered.time < self.since:
+            return False
+        if self.until is not None and delivered.time >= self.until:
+            return False
+        return self.case_id is None or delivered.case_id == self.case_id
+
+
+@dataclass
+class CaseLine:
+    case_id: str
+    model: str
+    stage: str = ""
+    stop_reason: str | None = None
+    #: When each event type first happened for this case (the event's own time).
+    times: dict[str, datetime] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "case_id": self.case_id,
+            "model": self.model,
+            "stage": self.stage,
+            "stop_reason": self.stop_reason,
+            "times": {name: at.isoformat() for name, at in self.times.items()},
+        }
+
+
+@dataclass
+class Projection:
+    cases: dict[str, CaseLine] = field(default_factory=dict)
+    by_type: Counter[str] = field(default_factory=Counter)
+    stop_reasons: Counter[str] = field(default_factory=Counter)
+    undecodable: Counter[str] = field(default_factory=Counter)
+    duplicates: int = 0
+    read: int = 0
+    first: datetime | None = None
+    last: datetime | None = None
+    _seen: set[str] = field(default_factory=set, repr=False)
+
+    @property
+    def events(self) -> int:
+        return sum(self.by_type.values())
+
+    def fold(self, delivered: Delivered) -> None:
+        if delivered.event_id in self._seen:
+            self.duplicates += 1
+            return
+        self._seen.add(delivered.event_id)
+        event, at = delivered.event, delivered.time
+        name = type(event).name
+        self.by_type[name] += 1
+        self.first = at if self.first is None or at < self.first else self.first
+        self.last = at if self.last is None or at > self.last else self.last
+        key = str(event.case_id)
+        line = self.cases.get(key)
+        if line is None:
+            line = self.cases[key] = CaseLine(case_id=key, model=event.model.value)
+        if name not in line.times or at < line.times[name]:
+            line.times[name] = at
+        if isinstance(event, CaseEndedWithoutConference):
+            line.stop_reason = event.reason.value if event.reason else event.ending.value
+            self.stop_reasons[line.stop_reason] += 1
+            line.stage = f"ended:{event.ending.value}"
+        elif isinstance(event, RequestWithdrawn):
+            line.stop_reason = "request_withdrawn"
+            line.stage = "withdrawn"
+        elif name in PATH and not line.stage.startswith(("ended:stopped", "withdrawn")):
+            reached = PATH.index(line.stage) if line.stage in PATH else -1
+            if PATH.index(name) > reached:
+                line.stage = name
+
+    def stages(self) -> Counter[str]:
+        return Counter(line.stage or "unknown" for line in self.cases.values())
+
+    def models(self) -> Counter[str]:
+        return Counter(line.model for line in self.cases.values())
+
+    def lead_times(self) -> dict[str, dict[str, float]]:
+        """Median and maximum seconds between two events of the same case, where both are seen."""
+        found: dict[str, dict[str, float]] = {}
+        for label, start, end in LEAD_TIMES:
+            spans = [
+                (line.times[end] - line.times[start]).total_seconds()
+                for line in self.cases.values()
+                if start in line.times and end in line.times
+            ]
+            if spans:
+                found[label] = {
+                    "cases": len(spans),
+                    "median_s": statistics.median(spans),
+                    "max_s": max(spans),
+                }
+        return found
+
+    def summary(self, *, with_cases: bool = False) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "messages_read": self.read,
+            "events": self.events,
+            "duplicates": self.duplicates,
+            "undecodable": dict(self.undecodable),
+            "first": self.first.isoformat() if self.first else None,
+            "last": self.last.isoformat() if self.last else None,
+            "cases": len(self.cases),
+            "by_type": dict(sorted(self.by_type.items())),
+            "stages": dict(sorted(self.stages().items())),
+            "models": dict(sorted(self.models().items())),
+            "stop_reasons": dict(sorted(self.stop_reasons.items())),
+            "lead_times": self.lead_times(),
+        }
+        if with_cases:
+            result["case_lines"] = [line.as_dict() for line in self.cases.values()]
+        return result
+
+
+async def replay(
+    nats_url: str, chosen: ReplayFilter | None = None, *, stream: str = STREAM
+) -> Projection:
+    """Read the stream up to its last message now, folding what ``chosen`` admits."""
+    chosen = chosen or ReplayFilter()
+    connection = await nats.connect(nats_url)
+    try:
+        return await replay_with(connection, chosen, stream=stream)
+    finally:
+        await connection.close()
+
+
+async def replay_with(
+    connection: Client, chosen: ReplayFilter, *, stream: str = STREAM
+) -> Projection:
+    projection = Projection()
+    js = connection.jetstream()
+    subjects = sorted(chosen.subjects() or {ALL_SUBJECTS})
+    last = 0
+    for subject in subjects:
+        try:
+            found = await js.get_last_msg(stream, subject)
+        except NotFoundError:
+            continue  # no stream, or nothing under this subject
+        if chosen.since is None or found.time is None or found.time >= chosen.since:
+            last = max(last, found.seq or 0)
+    if last == 0:
+        return projection
+    # Cheap pre-filter: the case id is in the envelope's ``subject``; most messages are skipped
+    # without a decode.
+    needle = str(chosen.case_id).encode() if chosen.case_id else None
+    done = asyncio.Event()
+
+    async def on_message(message: Msg) -> None:
+        sequence = message.metadata.sequence.stream
+        if sequence > last:
+            done.set()
+            return
+        projection.read += 1
+        if needle is None or needle in message.data:
+            try:
+                delivered = decode(message.data)
+            except PoisonMessageError as poison:
+                projection.undecodable[poison.reason] += 1
+            else:
+                if chosen.admits(delivered):
+                    projection.fold(delivered)
+        if sequence >= last:
+            done.set()
+
+    # Types are filtered by the server (the subject names the type). So is a window's start:
+    # the stream's time is the publish time, never before the event's own time. A window's end
+    # is not: a relay may publish an old event late.
+    config = ConsumerConfig(
+        filter_subjects=subjects if len(subjects) > 1 else None,
+        deliver_policy=DeliverPolicy.ALL if chosen.since is None else DeliverPolicy.BY_START_TIME,
+        opt_start_time=chosen.since,
+    )
+    subscription = await js.subscribe(
+        subjects[0],
+        stream=stream,
+        cb=on_message,
+        ordered_consumer=True,
+        config=config,
+        pending_msgs_limit=-1,
+        pending_bytes_limit=-1,
+    )
+    try:
+        await done.wait()
+    finally:
+        await subscription.unsubscribe()
+    return projection
+
+
+def summary_lines(projection: Projection, *, case_id: UUID | None = None) -> list[str]:
+    """The projection as an analyst reads it on a terminal."""
+    summary = projection.summary()
+    lines = [
+        f"events {summary['events']} in {summary['cases']} case(s)"
+        f" (read {summary['messages_read']}, duplicates {summary['duplicates']},"
+        f" undecodable {sum(projection.undecodable.values())})",
+        f"from {summary['first'] or '-'} to {summary['last'] or '-'}",
+    ]
+    for title, key in (
+        ("by type", "by_type"),
+        ("stage reached", "stages"),
+        ("models", "models"),
+        ("stop reasons", "stop_reasons"),
+        ("undecodable", "undecodable"),
+    ):
+        if summary[key]:
+            lines.append(f"{title}:")
+            lines.extend(f"  {count:>7}  {name}" for name, count in summary[key].items())
+    if summary["lead_times"]:
+        lines.append("lead times (median / max, hours):")
+        for label, figures in summary["lead_times"].items():
+            lines.append(
+                f"  {label:<28} {figures['median_s'] / 3600:>8.2f} / {figures['max_s'] / 3600:.2f}"
+                f"  ({int(figures['cases'])} cases)"
+            )
+    if case_id is not None and str(case_id) in projection.cases:
+        line = projection.cases[str(case_id)]
+        lines.append(f"case {line.case_id} ({line.model}): {line.stage}")
+        for name, at in sorted(line.times.items(), key=lambda item: item[1]):
+            lines.append(f"  {at.isoformat()}  {name}")
+    return lines

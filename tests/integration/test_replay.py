@@ -1,0 +1,135 @@
+"""The analyst's replay on a real stream: stages, counts, stop reasons, and the filters."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from datetime import datetime, timedelta
+
+import nats
+
+from kring.replay import ReplayFilter, replay
+from shared.bus import ensure_streams
+from shared.envelope import encode
+from shared.events import IntegrationEvent
+from tests.factories import (
+    NOW,
+    case_ended,
+    conference_held,
+    coordinator_assigned,
+    plan_distributed,
+    request_received,
+)
+from tests.servers import NatsServer
+
+HOUR = timedelta(hours=1)
+
+
+async def publish(nats_url: str, items: list[tuple[IntegrationEvent, int, datetime]]) -> None:
+    """Publish as a relay does: ``Nats-Msg-Id`` = origin:position."""
+    connection = await nats.connect(nats_url)
+    try:
+        js = connection.jetstream()
+        await ensure_streams(js)
+        for event, position, at in items:
+            payload = encode(event, origin=event.origin, position=position, time=at)
+            msg_id = f"{event.origin}:{position}:{uuid.uuid4().hex[:6]}"
+            await js.publish(event.subject(), payload, headers={"Nats-Msg-Id": msg_id})
+        await js.publish("kring.intake.request-received", b"{not json")
+    finally:
+        await connection.close()
+
+
+async def two_cases(nats_url: str) -> tuple[uuid.UUID, uuid.UUID]:
+    """One case to a distributed plan (its request re-published once), one stopped."""
+    done, stopped = uuid.uuid4(), uuid.uuid4()
+    await publish(
+        nats_url,
+        [
+            (request_received(done), 1, NOW),
+            (request_received(stopped, model="group"), 2, NOW + HOUR),
+            (coordinator_assigned(done), 1, NOW + 2 * HOUR),
+            (request_received(done), 1, NOW),  # a re-published copy
+            (conference_held(done), 2, NOW + 3 * HOUR),
+            (case_ended(stopped, "stopped", "network_not_willing"), 3, NOW + 4 * HOUR),
+            (plan_distributed(done, at=NOW + 5 * HOUR), 1, NOW + 5 * HOUR),
+        ],
+    )
+    return done, stopped
+
+
+async def test_the_stream_folds_into_stages_counts_and_stop_reasons(
+    own_nats: NatsServer,
+) -> None:
+    done, stopped = await two_cases(own_nats.url)
+
+    projection = await replay(own_nats.url)
+
+    assert projection.read == 8
+    assert projection.events == 6
+    assert projection.duplicates == 1
+    assert projection.undecodable == {"malformed-json": 1}
+    assert projection.by_type == {
+        "request-received": 2,
+        "coordinator-assigned": 1,
+        "conference-held": 1,
+        "case-ended-without-conference": 1,
+        "plan-distributed": 1,
+    }
+    assert projection.cases[str(done)].stage == "plan-distributed"
+    assert projection.cases[str(stopped)].stage == "ended:stopped"
+    assert projection.cases[str(stopped)].model == "group"
+    assert projection.stop_reasons == {"network_not_willing": 1}
+    assert projection.cases[str(done)].times["conference-held"] == NOW + 3 * HOUR
+    assert projection.lead_times()["accepted_to_conference"]["median_s"] == 3 * 3600
+
+
+async def test_a_window_a_case_and_types_narrow_the_replay(own_nats: NatsServer) -> None:
+    done, _ = await two_cases(own_nats.url)
+
+    window = await replay(own_nats.url, ReplayFilter.of(since=NOW + HOUR, until=NOW + 4 * HOUR))
+    assert sorted(window.by_type.elements()) == [
+        "conference-held",
+        "coordinator-assigned",
+        "request-received",
+    ]
+
+    one_case = await replay(own_nats.url, ReplayFilter.of(case_id=done))
+    assert set(one_case.cases) == {str(done)}
+    assert one_case.events == 4
+
+    some_types = await replay(
+        own_nats.url, ReplayFilter.of(types=["plan-distributed", "nl.kring.conference-held.v1"])
+    )
+    assert some_types.by_type == {"plan-distributed": 1, "conference-held": 1}
+    assert some_types.read == 2  # the server filtered by subject
+
+
+async def test_kring_replay_prints_the_projection(own_nats: NatsServer) -> None:
+    done, _ = await two_cases(own_nats.url)
+    result = subprocess.run(
+        [sys.executable, "-m", "kring.cli", "replay", "--case", str(done), "--json"],
+        env=os.environ | {"KRING_NATS_URL": own_nats.url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["cases"] == 1
+    assert summary["case_lines"][0]["stage"] == "plan-distributed"
+
+    refused = subprocess.run(
+        [sys.executable, "-m", "kring.cli", "replay", "--type", "no-such-event"],
+        env=os.environ | {"KRING_NATS_URL": own_nats.url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert "unknown event type" in refused.stderr
