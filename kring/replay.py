@@ -30,6 +30,7 @@ from shared.envelope import Delivered, PoisonMessageError, decode
 from shared.events import (
     EVENT_CLASSES,
     CaseEndedWithoutConference,
+    Ending,
     IntegrationEvent,
     RequestWithdrawn,
 )
@@ -44,6 +45,7 @@ PATH: tuple[str, ...] = (
     "follow-up-due",
     "outcome-recorded",
 )
+STEP: dict[str, int] = {name: step for step, name in enumerate(PATH)}
 #: Lead times an analyst asks for first: (label, from event, to event).
 LEAD_TIMES: tuple[tuple[str, str, str], ...] = (
     ("accepted_to_assigned", "request-received", "coordinator-assigned"),
@@ -103,16 +105,18 @@ class ReplayFilter:
 
 @dataclass
 class CaseLine:
-    case_id: str
+    case_id: UUID
     model: str
     stage: str = ""
     stop_reason: str | None = None
+    step: int = -1
+    stopped: bool = False
     #: When each event type first happened for this case (the event's own time).
     times: dict[str, datetime] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "case_id": self.case_id,
+            "case_id": str(self.case_id),
             "model": self.model,
             "stage": self.stage,
             "stop_reason": self.stop_reason,
@@ -122,7 +126,7 @@ class CaseLine:
 
 @dataclass
 class Projection:
-    cases: dict[str, CaseLine] = field(default_factory=dict)
+    cases: dict[UUID, CaseLine] = field(default_factory=dict)
     by_type: Counter[str] = field(default_factory=Counter)
     stop_reasons: Counter[str] = field(default_factory=Counter)
     undecodable: Counter[str] = field(default_factory=Counter)
@@ -137,32 +141,37 @@ class Projection:
         return sum(self.by_type.values())
 
     def fold(self, delivered: Delivered) -> None:
-        if delivered.event_id in self._seen:
+        # The hot path of a replay: plain comparisons and dict lookups only.
+        seen = self._seen
+        if delivered.event_id in seen:
             self.duplicates += 1
             return
-        self._seen.add(delivered.event_id)
+        seen.add(delivered.event_id)
         event, at = delivered.event, delivered.time
-        name = type(event).name
+        name = event.name
         self.by_type[name] += 1
-        self.first = at if self.first is None or at < self.first else self.first
-        self.last = at if self.last is None or at > self.last else self.last
-        key = str(event.case_id)
-        line = self.cases.get(key)
+        if self.first is None or at < self.first:
+            self.first = at
+        if self.last is None or at > self.last:
+            self.last = at
+        line = self.cases.get(event.case_id)
         if line is None:
-            line = self.cases[key] = CaseLine(case_id=key, model=event.model.value)
-        if name not in line.times or at < line.times[name]:
-            line.times[name] = at
-        if isinstance(event, CaseEndedWithoutConference):
+            line = self.cases[event.case_id] = CaseLine(event.case_id, event.model.value)
+        times = line.times
+        if name not in times or at < times[name]:
+            times[name] = at
+        step = STEP.get(name)
+        if step is not None:
+            if line.step < step and not line.stopped:
+                line.step, line.stage = step, name
+        elif isinstance(event, CaseEndedWithoutConference):
             line.stop_reason = event.reason.value if event.reason else event.ending.value
             self.stop_reasons[line.stop_reason] += 1
             line.stage = f"ended:{event.ending.value}"
+            # A plan made without a meeting still goes on to distribution and follow-up.
+            line.stopped = event.ending is Ending.STOPPED
         elif isinstance(event, RequestWithdrawn):
-            line.stop_reason = "request_withdrawn"
-            line.stage = "withdrawn"
-        elif name in PATH and not line.stage.startswith(("ended:stopped", "withdrawn")):
-            reached = PATH.index(line.stage) if line.stage in PATH else -1
-            if PATH.index(name) > reached:
-                line.stage = name
+            line.stop_reason, line.stage, line.stopped = "request_withdrawn", "withdrawn", True
 
     def stages(self) -> Counter[str]:
         return Counter(line.stage or "unknown" for line in self.cases.values())
@@ -241,7 +250,7 @@ async def replay_with(
     done = asyncio.Event()
 
     async def on_message(message: Msg) -> None:
-        sequence = message.metadata.sequence.stream
+        sequence = stream_sequence(message)
         if sequence > last:
             done.set()
             return
@@ -281,6 +290,17 @@ async def replay_with(
     return projection
 
 
+def stream_sequence(message: Msg) -> int:
+    """The stream sequence of a message an ordered consumer delivered, read from its reply
+    subject (``$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.
+    <pending>``) rather than through ``Msg.metadata``, which builds a dataclass and a datetime per
+    message: a fifth of a replay's time."""
+    tokens = message.reply.split(".")
+    if len(tokens) == 9:
+        return int(tokens[5])
+    return int(message.metadata.sequence.stream)  # the longer form, with domain and account
+
+
 def summary_lines(projection: Projection, *, case_id: UUID | None = None) -> list[str]:
     """The projection as an analyst reads it on a terminal."""
     summary = projection.summary()
@@ -307,8 +327,8 @@ def summary_lines(projection: Projection, *, case_id: UUID | None = None) -> lis
                 f"  {label:<28} {figures['median_s'] / 3600:>8.2f} / {figures['max_s'] / 3600:.2f}"
                 f"  ({int(figures['cases'])} cases)"
             )
-    if case_id is not None and str(case_id) in projection.cases:
-        line = projection.cases[str(case_id)]
+    if case_id is not None and case_id in projection.cases:
+        line = projection.cases[case_id]
         lines.append(f"case {line.case_id} ({line.model}): {line.stage}")
         for name, at in sorted(line.times.items(), key=lambda item: item[1]):
             lines.append(f"  {at.isoformat()}  {name}")

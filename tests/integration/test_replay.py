@@ -79,11 +79,11 @@ async def test_the_stream_folds_into_stages_counts_and_stop_reasons(
         "case-ended-without-conference": 1,
         "plan-distributed": 1,
     }
-    assert projection.cases[str(done)].stage == "plan-distributed"
-    assert projection.cases[str(stopped)].stage == "ended:stopped"
-    assert projection.cases[str(stopped)].model == "group"
+    assert projection.cases[done].stage == "plan-distributed"
+    assert projection.cases[stopped].stage == "ended:stopped"
+    assert projection.cases[stopped].model == "group"
     assert projection.stop_reasons == {"network_not_willing": 1}
-    assert projection.cases[str(done)].times["conference-held"] == NOW + 3 * HOUR
+    assert projection.cases[done].times["conference-held"] == NOW + 3 * HOUR
     assert projection.lead_times()["accepted_to_conference"]["median_s"] == 3 * 3600
 
 
@@ -98,7 +98,7 @@ async def test_a_window_a_case_and_types_narrow_the_replay(own_nats: NatsServer)
     ]
 
     one_case = await replay(own_nats.url, ReplayFilter.of(case_id=done))
-    assert set(one_case.cases) == {str(done)}
+    assert set(one_case.cases) == {done}
     assert one_case.events == 4
 
     some_types = await replay(

@@ -1,0 +1,139 @@
+"""The servers a bench run starts for itself: nats-server configured as ``kring run`` configures it
+(``sync_interval: always``), and the four services as separate processes on SQLite."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from tests.servers import free_port, nats_server_binary, wait_for_port
+
+SERVICES = ("intake", "coordination", "plans", "followup")
+
+
+class Nats:
+    def __init__(self, work: Path, *, sync_always: bool = True) -> None:
+        self.dir = work / "nats"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.sync_always = sync_always
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> Nats:
+        conf = self.dir / "nats.conf"
+        sync = "  sync_interval: always\n" if self.sync_always else ""
+        conf.write_text(
+            f'listen: "127.0.0.1:{self.port}"\n'
+            f'jetstream {{\n  store_dir: "{self.dir / "js"}"\n{sync}}}\n',
+            encoding="utf-8",
+        )
+        self.process = subprocess.Popen(
+            [nats_server_binary(), "-c", str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=10)
+        self.process = None
+
+
+@dataclass
+class Service:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def ready(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/health/ready", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
+@dataclass
+class System:
+    """nats-server and the four services, as ``kring run`` starts them (logs to files)."""
+
+    work: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    nats: Nats | None = None
+    services: dict[str, Service] = field(default_factory=dict)
+
+    @property
+    def urls(self) -> dict[str, str]:
+        return {name: service.url for name, service in self.services.items()}
+
+    def start(self) -> System:
+        self.nats = Nats(self.work).start()
+        data = self.work / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        ports = {name: free_port() for name in SERVICES}
+        env = os.environ | {
+            "KRING_NATS_URL": self.nats.url,
+            "KRING_DATA_DIR": str(data),
+            "KRING_HTTP_HOST": "127.0.0.1",
+            "PYTHONUNBUFFERED": "1",
+            **{f"KRING_{name.upper()}_PORT": str(port) for name, port in ports.items()},
+            **self.extra_env,
+        }
+        for name, port in ports.items():
+            log = self.work / f"{name}.log"
+            with log.open("ab") as out:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", f"services.{name}.main"],
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                )
+            self.services[name] = Service(name, port, process, log)
+        deadline = time.monotonic() + 60
+        while not all(service.ready() for service in self.services.values()):
+            for service in self.services.values():
+                if service.process.poll() is not None:
+                    raise RuntimeError(f"{service.name} exited; see {service.log}")
+            if time.monotonic() > deadline:
+                raise TimeoutError("services not ready within 60 s")
+            time.sleep(0.1)
+        return self
+
+    def stop(self) -> None:
+        for service in self.services.values():
+            if service.process.poll() is None:
+                service.process.terminate()
+        for service in self.services.values():
+            try:
+                service.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                service.process.kill()
+        if self.nats is not None:
+            self.nats.stop()
+
+
+def memory_mb(pid: int, field_name: str) -> float:
+    """``VmRSS`` (now) or ``VmHWM`` (peak) of a process, in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field_name}:"):
+            return int(line.split()[1]) / 1024
+    raise LookupError(field_name)
