@@ -1,0 +1,231 @@
+"""The whole workflow through the four services as separate processes on SQLite (the embedded
+default), driven through their HTTP APIs with ``kring.workflow``: throughput at max load, latency
+per hop at half of it, relay throughput, memory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import math
+import statistics
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nats
+
+from bench.profiling import profile_processes
+from bench.report import Report, section
+from bench.servers import SERVICES, System, memory_mb
+from kring import workflow
+from shared.events import ConferenceModel
+from shared.subjects import STREAM
+
+REGION = "Benchland"
+MODELS = (ConferenceModel.FAMILY, ConferenceModel.GROUP, ConferenceModel.RESTORATIVE)
+#: (hop name, upstream service and event type, downstream service and event type or None for
+#: "its first event for the case").
+HOPS: tuple[tuple[str, str, str, str, str | None], ...] = (
+    ("intake accepted -> coordination", "intake", "Accepted", "coordination", None),
+    ("coordination held -> plans", "coordination", "ConferenceHeld", "plans", "ConferenceNoted"),
+    ("plans distributed -> followup", "plans", "Distributed", "followup", None),
+)
+_keys = itertools.count()
+
+
+async def run_case(http: httpx.AsyncClient, urls: Mapping[str, str], n: int) -> str:
+    """One case, request to follow-up scheduled; the one place the bench calls the workflow."""
+    run = await workflow.run_case(
+        http,
+        MODELS[n % len(MODELS)],
+        urls=urls,
+        region=REGION,
+        key=f"bench-{next(_keys)}-{time.time_ns()}",
+        patience=120.0,
+    )
+    return run.case_id
+
+
+async def closed_loop(
+    http: httpx.AsyncClient, urls: Mapping[str, str], cases: int, concurrency: int
+) -> tuple[list[str], float]:
+    """``cases`` cases, ``concurrency`` at a time; (case ids, seconds)."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(n: int) -> str:
+        async with gate:
+            return await run_case(http, urls, n)
+
+    started = time.perf_counter()
+    ids = await asyncio.gather(*(one(n) for n in range(cases)))
+    return list(ids), time.perf_counter() - started
+
+
+async def open_loop(
+    http: httpx.AsyncClient, urls: Mapping[str, str], cases: int, rate: float
+) -> tuple[list[str], float]:
+    """A new case every ``1/rate`` seconds, however many are still running."""
+    started = time.perf_counter()
+    tasks = []
+    for n in range(cases):
+        delay = started + n / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(run_case(http, urls, n)))
+    ids = await asyncio.gather(*tasks)
+    return list(ids), time.perf_counter() - started
+
+
+async def history(http: httpx.AsyncClient, url: str, case_id: str) -> list[dict[str, Any]]:
+    response = await http.get(f"{url}/cases/{case_id}/history", timeout=30)
+    response.raise_for_status()
+    entries: list[dict[str, Any]] = response.json()
+    return entries
+
+
+async def hop_latencies(
+    http: httpx.AsyncClient, urls: Mapping[str, str], case_ids: list[str]
+) -> dict[str, list[float]]:
+    """Milliseconds from the upstream event's stored time to the downstream service's."""
+    found: dict[str, list[float]] = {hop[0]: [] for hop in HOPS}
+    gate = asyncio.Semaphore(16)
+
+    async def one(case_id: str) -> None:
+        async with gate:
+            histories = {name: await history(http, urls[name], case_id) for name in SERVICES}
+        for name, up, up_type, down, down_type in HOPS:
+            upstream = [e for e in histories[up] if e["type"] == up_type]
+            downstream = [e for e in histories[down] if down_type is None or e["type"] == down_type]
+            if not upstream or not downstream:
+                raise RuntimeError(
+                    f"case {case_id}: no {up_type} in {up} or no matching event in {down};"
+                    " did the services' event names change?"
+                )
+            start = datetime.fromisoformat(upstream[0]["time"])
+            end = min(datetime.fromisoformat(e["time"]) for e in downstream)
+            found[name].append((end - start).total_seconds() * 1000)
+
+    await asyncio.gather(*(one(case_id) for case_id in case_ids))
+    return found
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1)]
+
+
+async def stream_messages(nats_url: str) -> int:
+    connection = await nats.connect(nats_url)
+    try:
+        return int((await connection.jetstream().stream_info(STREAM)).state.messages)
+    finally:
+        await connection.close()
+
+
+@dataclass
+class WorkflowSizes:
+    cases: int
+    concurrency: int
+    half_load_cases: int
+    profile_seconds: float
+
+
+async def workflow_bench(
+    report: Report, work: Path, sizes: WorkflowSizes, *, profile: bool | None
+) -> None:
+    section(
+        f"the workflow through four service processes on SQLite ({sizes.cases} cases,"
+        f" {sizes.concurrency} at a time; then {sizes.half_load_cases} at half that rate)"
+    )
+    system = System(work / "system").start()
+    try:
+        await asyncio.sleep(2.0)  # settle: the idle figure is after start, before any work
+        for name, service in system.services.items():
+            idle = memory_mb(service.process.pid, "VmRSS")
+            report.add(
+                f"idle_rss_{name}",
+                f"idle memory (VmRSS) {name}",
+                idle,
+                "MB",
+                target="<= 80 MB",
+                met=idle <= 80,
+            )
+        urls = system.urls
+        limits = httpx.Limits(max_connections=sizes.concurrency * 2)
+        async with httpx.AsyncClient(limits=limits) as http:
+            total = sizes.cases * 2 + sizes.half_load_cases + 10
+            await workflow.join_pool(
+                http, urls=urls, region=REGION, coordinators=total // 50 + 1, capacity=50
+            )
+            await closed_loop(http, urls, 6, 3)  # warm-up: imports, caches, consumers bound
+            assert system.nats is not None
+            before = await stream_messages(system.nats.url)
+            ids, seconds = await closed_loop(http, urls, sizes.cases, sizes.concurrency)
+            after = await stream_messages(system.nats.url)
+            throughput = len(ids) / seconds
+            report.add(
+                "services_cases", "cases completed per second, max load", throughput, "cases/s"
+            )
+            report.add(
+                "services_relay",
+                "relayed integration events per second (all four relays)",
+                (after - before) / seconds,
+                "events/s",
+                baseline="publish_async",
+            )
+            at_max = await hop_latencies(http, urls, ids)
+            for hop, values in at_max.items():
+                report.add(
+                    f"max_p50 {hop}", f"hop p50 at max load: {hop}", statistics.median(values), "ms"
+                )
+
+            rate = throughput / 2
+            ids, seconds = await open_loop(http, urls, sizes.half_load_cases, rate)
+            report.add(
+                "half_rate",
+                f"half load: arrivals fixed at {rate:.1f} cases/s",
+                len(ids) / seconds,
+                "cases/s",
+            )
+            at_half = await hop_latencies(http, urls, ids)
+            for hop, values in at_half.items():
+                report.add(
+                    f"half_p50 {hop}",
+                    f"hop p50 at half load: {hop}",
+                    statistics.median(values),
+                    "ms",
+                )
+                p99 = percentile(values, 0.99)
+                report.add(
+                    f"half_p99 {hop}",
+                    f"hop p99 at half load: {hop}",
+                    p99,
+                    "ms",
+                    target="<= 10 ms",
+                    met=p99 <= 10,
+                )
+            missed = any(
+                f.met is False for k, f in report.figures.items() if k.startswith("half_p99")
+            )
+            if profile or (profile is None and missed):
+                pids = {n: s.process.pid for n, s in system.services.items()}
+
+                async def load() -> None:
+                    await closed_loop(http, urls, sizes.cases, sizes.concurrency)
+
+                await profile_processes(report, pids, load, work, sizes.profile_seconds)
+        for name, service in system.services.items():
+            report.add(
+                f"peak_{name}",
+                f"peak memory (VmHWM) {name}",
+                memory_mb(service.process.pid, "VmHWM"),
+                "MB",
+            )
+    finally:
+        with contextlib.suppress(Exception):
+            system.stop()
