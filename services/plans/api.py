@@ -1,72 +1,274 @@
-"""Plans' HTTP API: write up the plan (a new version each time), distribute it."""
+"""Plans' HTTP API: parse, build the command, hand it over. Rules live in the domain.
+
+Names and delivery addresses go in (``/plan/recipients``) and come out only on the printed
+copies; no view returns them.
+"""
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Annotated, Any
+from collections.abc import Callable
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID
 
-from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, HTTPException
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.plans.app import PlansApplication
-from services.plans.domain import Plan, Stage
+from services.plans.document import document_of, language_of, render_html, render_pdf
+from services.plans.domain import (
+    Channel,
+    DeliveryStatus,
+    Plan,
+    PlanFieldError,
+    Stage,
+    VersionNotFoundError,
+)
 from shared.actor import ActorHeader
-from shared.events import ConferenceModel
-from shared.http import NOT_FOUND, NOT_FOUND_OR_CONFLICT, run_sync
+from shared.events import ConferenceModel, ParticipantRole
+from shared.http import NOT_FOUND, NOT_FOUND_OR_CONFLICT, Responses, run_sync
+
+T = TypeVar("T")
 
 Text = Annotated[str, Field(min_length=1, max_length=200)]
 LongText = Annotated[str, Field(min_length=1, max_length=5000)]
+ParticipantId = Annotated[str, Field(min_length=1, max_length=64)]
+Version = Annotated[int, Field(ge=1, le=10_000)]
+INVALID: Responses = {422: {"description": "invalid input, or a participant id the case lacks"}}
 
 
-class Agreement(BaseModel):
-    """Who does what, where and when (afspraak)."""
+# -- what the coordinator writes -----------------------------------------------------------
+class When(BaseModel):
+    """A one-off date, or a recurring time in the family's own words ("every Friday")."""
 
     model_config = ConfigDict(extra="forbid")
 
-    who: Text
+    on: date | None = None
+    recurring: Text | None = None
+
+    @model_validator(mode="after")
+    def one_of_both(self) -> When:
+        if (self.on is None) == (self.recurring is None):
+            raise ValueError("give either 'on' (a date) or 'recurring' (e.g. 'every Friday')")
+        return self
+
+
+class Agreement(BaseModel):
+    """Who does what, where and when (afspraak). ``who``: participant ids from the conference.
+    ``id``: leave it out for a new agreement; give an earlier version's id to keep that
+    agreement (a follow-up records one outcome per id)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: Annotated[str, Field(min_length=1, max_length=20)] | None = None
+    who: list[ParticipantId] = Field(min_length=1, max_length=50)
     what: LongText
     where: Text | None = None
-    when: Text | None = None
+    when: When | None = None
+
+
+class Support(BaseModel):
+    """Professional support the family chose: which organisation, doing what."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    organisation: Text
+    what: LongText
 
 
 class PlanContent(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    #: The conference question, as the coordinator copies it onto the plan (plans never gets
+    #: it from intake).
+    question: LongText | None = None
     agreements: list[Agreement] = Field(min_length=1, max_length=200)
-    if_something_does_not_work: LongText | None = None
-    watched_by: Text | None = None
+    if_something_does_not_work: LongText
+    #: The participant who watches that the agreements are kept.
+    watched_by: ParticipantId
     next_meeting_on: date | None = None
-    professional_support: list[Text] = Field(default_factory=list)
+    professional_support: list[Support] = Field(default_factory=list, max_length=50)
+
+
+class StoredAgreement(Agreement):
+    id: str
+
+
+class StoredContent(PlanContent):
+    agreements: list[StoredAgreement]  # type: ignore[assignment]
+
+
+# -- names and delivery --------------------------------------------------------------------
+class ByEmail(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    channel: Literal["email"]
+    email: Annotated[str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+
+
+class ByPost(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    channel: Literal["post"]
+    address: Annotated[str, Field(min_length=1, max_length=500)]
+
+
+class ByHand(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    channel: Literal["by_hand"] = "by_hand"
+
+
+Delivery = Annotated[ByEmail | ByPost | ByHand, Field(discriminator="channel")]
 
 
 class RecipientIn(BaseModel):
+    """One participant's printed name and how their copy reaches them. ``role`` and
+    ``organisation`` only introduce a participant of a plan made without a meeting."""
+
     model_config = ConfigDict(extra="forbid")
 
-    role: Text
+    participant_id: ParticipantId
+    name: Text | None = None
+    delivery: Delivery = Field(default_factory=ByHand)
+    role: ParticipantRole | None = None
     organisation: Text | None = None
+
+
+class Recipients(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    recipients: list[RecipientIn] = Field(min_length=1, max_length=500)
+
+
+# -- acceptance, sign-off, distribution, delivery --------------------------------------------
+class Acceptance(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: Version
+
+
+class SignOff(BaseModel):
+    """The professional's verdict on this version against the minimum requirement."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: Version
+    meets: bool
+    reason: LongText | None = None
 
 
 class Distribution(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    recipients: list[RecipientIn] = Field(min_length=1, max_length=500)
-    shared_with_organisations: list[Text] = Field(default_factory=list)
+    #: Organisations the family consented to share the plan with.
+    shared_with_organisations: list[Text] = Field(default_factory=list, max_length=50)
+    #: The version the coordinator means to send; it must be the current one.
+    version: Version | None = None
 
 
-class PlanVersion(BaseModel):
+class HandChannel(StrEnum):
+    POST = "post"
+    BY_HAND = "by_hand"
+
+
+class Handover(BaseModel):
+    """The coordinator posted or handed over a copy."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: Version
+    participant_id: ParticipantId
+    channel: HandChannel
+
+
+# -- views ---------------------------------------------------------------------------------
+class ParticipantView(BaseModel):
+    participant_id: str
+    role: str
+    organisation: str | None
+    consent_withdrawn: bool
+    name_given: bool
+    channel: Channel
+
+
+class SignOffView(BaseModel):
+    meets: bool
+    reason: str | None
+    at: datetime
+    by: str
+
+
+class VersionView(BaseModel):
     version: int
-    content: PlanContent
+    written_at: datetime
+    written_by: str | None
+    accepted: bool
+    sign_off: SignOffView | None
+    distributed_at: datetime | None
+    content: StoredContent
+
+    @classmethod
+    def of(cls, plan: Plan, number: int) -> VersionView:
+        v = plan.written_version(number)
+        sign_off = plan.sign_off_of(number)
+        distribution = plan.distribution_of(number)
+        return cls(
+            version=number,
+            written_at=v["written_at"],
+            written_by=(v.get("written_by") or {}).get("id"),
+            accepted=plan.accepted(number),
+            sign_off=(
+                SignOffView(
+                    meets=sign_off["meets"],
+                    reason=sign_off["reason"],
+                    at=sign_off["at"],
+                    by=sign_off["by"]["id"],
+                )
+                if sign_off
+                else None
+            ),
+            distributed_at=distribution["at"] if distribution else None,
+            content=StoredContent.model_validate(v["content"]),
+        )
+
+
+class DeliveryView(BaseModel):
+    version: int
+    participant_id: str
+    role: str | None
+    channel: Channel
+    status: DeliveryStatus
+    detail: str | None
+    at: datetime
+
+
+class DistributionView(BaseModel):
+    version: int
+    at: datetime
+    shared_with_organisations: list[str]
+    recipients: int
 
 
 class PlanView(BaseModel):
     case_id: UUID
     stage: Stage
     model: ConferenceModel
+    #: The language copies are printed in: the family's, where Kring has text for it.
+    document_language: str
+    has_minimum_requirements: bool
     coordinator_ids: list[str]
     held_on: date | None
-    versions: list[PlanVersion]
-    distributed_versions: list[int]
+    participants: list[ParticipantView]
+    current_version: int | None
+    versions: list[VersionView]
+    distributions: list[DistributionView]
+    deliveries: list[DeliveryView]
+    #: Why the current version cannot be distributed now; empty when it can.
+    distribution_blocked_by: list[str]
 
     @classmethod
     def of(cls, plan: Plan) -> PlanView:
@@ -74,36 +276,208 @@ class PlanView(BaseModel):
             case_id=plan.id,
             stage=plan.stage,
             model=ConferenceModel(plan.model),
+            document_language=language_of(plan),
+            has_minimum_requirements=plan.has_minimum_requirements,
             coordinator_ids=plan.coordinator_ids,
             held_on=plan.held_on,
-            versions=[
-                PlanVersion(version=v["version"], content=PlanContent.model_validate(v["content"]))
-                for v in plan.versions
+            participants=[
+                ParticipantView(
+                    participant_id=pid,
+                    role=p["role"] or "",
+                    organisation=p["organisation"],
+                    consent_withdrawn=pid in plan.consent_withdrawn,
+                    name_given=bool(plan.directory.get(pid, {}).get("name")),
+                    channel=plan.directory.get(pid, {}).get("channel") or Channel.BY_HAND,
+                )
+                for pid, p in plan.participants.items()
             ],
-            distributed_versions=[d["version"] for d in plan.distributions],
+            current_version=plan.current_version,
+            versions=[VersionView.of(plan, v["version"]) for v in plan.versions],
+            distributions=[
+                DistributionView(
+                    version=d["version"],
+                    at=d["at"],
+                    shared_with_organisations=d.get("shared_with_organisations", []),
+                    recipients=len(d["recipients"]),
+                )
+                for d in plan.distributions
+            ],
+            deliveries=deliveries_of(plan),
+            distribution_blocked_by=plan.distribution_blockers(),
         )
+
+
+def deliveries_of(plan: Plan, version: int | None = None) -> list[DeliveryView]:
+    return [
+        DeliveryView(
+            version=d["version"],
+            participant_id=d["participant_id"],
+            role=plan.participants.get(d["participant_id"], {}).get("role"),
+            channel=d["channel"],
+            status=d["status"],
+            detail=d["detail"],
+            at=d["at"],
+        )
+        for d in plan.deliveries
+        if version is None or d["version"] == version
+    ]
+
+
+class CaseRow(BaseModel):
+    case_id: UUID
+    model: ConferenceModel
+    stage: Stage
+    current_version: int | None
+    distributed: bool
+    distributed_version: int | None
+
+
+class Language(StrEnum):
+    NL = "nl"
+    EN = "en"
+
+
+PDF: Responses = {200: {"content": {"application/pdf": {}}}, **NOT_FOUND}
+HTML: Responses = {200: {"content": {"text/html": {}}}, **NOT_FOUND}
+
+
+async def _call(function: Callable[..., T], *args: Any) -> T:
+    """Run an application call; map plans' own errors (the shared ones map themselves)."""
+    try:
+        return await run_sync(function, *args)
+    except PlanFieldError as error:
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": ("body", *error.loc), "msg": error.message}]
+        ) from None
+    except VersionNotFoundError as error:
+        raise HTTPException(status_code=404, detail=str(error)) from None
 
 
 def router(app: PlansApplication) -> APIRouter:
     api = APIRouter(tags=["plans"])
+    command = NOT_FOUND_OR_CONFLICT | INVALID
+
+    @api.get("/cases")
+    async def list_cases(
+        stage: Stage | None = None, model: ConferenceModel | None = None
+    ) -> list[CaseRow]:
+        """Every case plans knows, oldest first, filtered by stage and model."""
+        rows = await run_sync(app.cases, stage, model)
+        return [CaseRow.model_validate(row) for row in rows]
 
     @api.get("/cases/{case_id}", responses=NOT_FOUND)
-    async def get_plan(case_id: UUID) -> PlanView:
+    async def get_case(case_id: UUID) -> PlanView:
         return PlanView.of(await run_sync(app.get, case_id))
 
-    @api.post("/cases/{case_id}/plan", responses=NOT_FOUND_OR_CONFLICT)
-    async def write(case_id: UUID, body: PlanContent, actor: ActorHeader) -> PlanView:
-        """Write up the plan; a second write-up is a new version, the old one stays."""
-        content: dict[str, Any] = body.model_dump(mode="json")
-        return PlanView.of(await run_sync(app.write, case_id, content, actor))
+    @api.get("/cases/{case_id}/plan", responses=NOT_FOUND)
+    async def get_plan(case_id: UUID) -> PlanView:
+        """The plan: participants (ids, roles, organisations), every version with its
+        acceptance and sign-off, distributions, deliveries, and what blocks a distribution."""
+        return PlanView.of(await run_sync(app.get, case_id))
 
-    @api.post("/cases/{case_id}/plan/distribute", responses=NOT_FOUND_OR_CONFLICT)
+    @api.post("/cases/{case_id}/plan/recipients", responses=command)
+    async def record_recipients(case_id: UUID, body: Recipients, actor: ActorHeader) -> PlanView:
+        """Per participant id: the name printed on the copies and the delivery channel (e-mail
+        with address, post with address, by hand). Again to correct it."""
+        entries = [_entry(r) for r in body.recipients]
+        return PlanView.of(await _call(app.record_recipients, case_id, entries, actor))
+
+    @api.post("/cases/{case_id}/plan", responses=command)
+    async def write(case_id: UUID, body: PlanContent, actor: ActorHeader) -> PlanView:
+        """Write up the plan; every write-up is a new version, the old ones stay readable."""
+        content: dict[str, Any] = body.model_dump(mode="json")
+        return PlanView.of(await _call(app.write, case_id, content, actor))
+
+    @api.get("/cases/{case_id}/plan/versions/{version}", responses=NOT_FOUND)
+    async def get_version(case_id: UUID, version: Version) -> VersionView:
+        plan = await run_sync(app.get, case_id)
+        return await _call(VersionView.of, plan, version)
+
+    @api.post("/cases/{case_id}/plan/accept", responses=command)
+    async def accept(case_id: UUID, body: Acceptance, actor: ActorHeader) -> PlanView:
+        """The family accepted this (the current) version: recorded by the coordinator or a
+        participant."""
+        return PlanView.of(await _call(app.accept, case_id, body.version, actor))
+
+    @api.post("/cases/{case_id}/plan/sign-off", responses=command)
+    async def sign_off(case_id: UUID, body: SignOff, actor: ActorHeader) -> PlanView:
+        """A professional records that this (the current) version meets the minimum
+        requirement, or that it does not, with the reason."""
+        return PlanView.of(
+            await _call(app.sign_off, case_id, body.version, body.meets, body.reason, actor)
+        )
+
+    @api.post("/cases/{case_id}/plan/distribute", responses=command)
     async def distribute(case_id: UUID, body: Distribution, actor: ActorHeader) -> PlanView:
-        """Send the latest version to every participant."""
-        recipients: list[dict[str, str | None]] = [r.model_dump() for r in body.recipients]
-        plan = await run_sync(
-            app.distribute, case_id, recipients, body.shared_with_organisations, actor
+        """Send the current version to every participant and every central person. E-mail
+        copies go out in the background; post and by-hand copies wait for the coordinator."""
+        plan = await _call(
+            app.distribute, case_id, body.shared_with_organisations, actor, body.version
         )
         return PlanView.of(plan)
 
+    @api.get("/cases/{case_id}/plan/deliveries", responses=NOT_FOUND)
+    async def deliveries(case_id: UUID, version: Version | None = None) -> list[DeliveryView]:
+        """One record per copy: channel, status, time."""
+        return deliveries_of(await run_sync(app.get, case_id), version)
+
+    @api.post("/cases/{case_id}/plan/deliveries", responses=command)
+    async def record_handover(case_id: UUID, body: Handover, actor: ActorHeader) -> PlanView:
+        """The coordinator posted or handed over a copy (also one whose e-mail failed)."""
+        plan = await _call(
+            app.record_handover,
+            case_id,
+            body.version,
+            body.participant_id,
+            Channel(body.channel.value),
+            actor,
+        )
+        return PlanView.of(plan)
+
+    @api.get("/cases/{case_id}/plan/document.html", response_class=HTMLResponse, responses=HTML)
+    async def document_html(
+        case_id: UUID, version: Version | None = None, language: Language | None = None
+    ) -> HTMLResponse:
+        """A printable copy; by default the current version in the family's language."""
+        html = await _call(_render, app, case_id, version, language, render_html)
+        return HTMLResponse(html)
+
+    @api.get("/cases/{case_id}/plan/document.pdf", response_class=Response, responses=PDF)
+    async def document_pdf(
+        case_id: UUID, version: Version | None = None, language: Language | None = None
+    ) -> Response:
+        pdf = await _call(_render, app, case_id, version, language, render_pdf)
+        return Response(
+            pdf,
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'inline; filename="plan-v{version or "current"}.pdf"'},
+        )
+
     return api
+
+
+def _render(
+    app: PlansApplication,
+    case_id: UUID,
+    version: int | None,
+    language: Language | None,
+    render: Callable[[Any], T],
+) -> T:
+    plan = app.get(case_id)
+    number = version or plan.current_version
+    if number is None:
+        raise VersionNotFoundError(case_id, 1)
+    return render(document_of(plan, number, language.value if language else None))
+
+
+def _entry(recipient: RecipientIn) -> dict[str, Any]:
+    delivery = recipient.delivery
+    return {
+        "participant_id": recipient.participant_id,
+        "name": recipient.name,
+        "role": recipient.role.value if recipient.role else None,
+        "organisation": recipient.organisation,
+        "channel": delivery.channel,
+        "email": delivery.email if isinstance(delivery, ByEmail) else None,
+        "address": delivery.address if isinstance(delivery, ByPost) else None,
+    }

@@ -1,15 +1,20 @@
-"""Plans' application: it learns of the coordinator and the conference from the bus, and takes
-the coordinator's write-up and distribution over HTTP."""
+"""Plans' application: it learns of the request (intake) and of the coordinator and the
+conference (coordination) from the bus, in any order; it takes the coordinator's and the
+professional's commands over HTTP; and it keeps two lists from its own log: the cases, and the
+e-mails the delivery worker still has to send."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
+from eventsourcing.persistence import IntegrityError
 
-from services.plans.domain import Plan
+from services.plans.domain import Channel, DeliveryStatus, Plan, Stage
 from shared.actor import Actor, system_actor
 from shared.application import CaseNotFoundError, KringApplication
 from shared.clock import Clock, SystemClock
@@ -19,23 +24,54 @@ from shared.events import (
     ConferenceHeld,
     CoordinatorAssigned,
     IntegrationEvent,
+    ParticipantConsentWithdrawn,
+    RequestReceived,
 )
+from shared.projection import LogProjection
+
+#: Saving a delivery record retries this often when an HTTP command saved the plan at the same
+#: moment; the e-mail is already out, so giving up would send it again on the next round.
+RECORD_TRIES = 5
+
+
+@dataclass(frozen=True)
+class PendingEmail:
+    case_id: UUID
+    version: int
+    participant_id: str
 
 
 class PlansApplication(KringApplication):
     name = "plans"
     policies = {
+        RequestReceived: "on_request_received",
         CoordinatorAssigned: "on_coordinator_assigned",
         ConferenceHeld: "on_conference_held",
         CaseEndedWithoutConference: "on_case_ended_without_conference",
+        ParticipantConsentWithdrawn: "on_consent_withdrawn",
     }
 
     def __init__(self, env: Mapping[str, str] | None = None, clock: Clock | None = None) -> None:
         super().__init__(env)
         self.clock = clock or SystemClock()
         self.system = system_actor(self.name).as_record()
+        self._rows: dict[UUID, dict[str, Any]] = {}
+        self._pending: dict[PendingEmail, None] = {}
+        self._lists_lock = threading.Lock()
+        self._lists = LogProjection(self, self._project)
 
-    # -- policies: either event may arrive first, so both open the plan if needed ---------
+    # -- policies: any of them may come first, and each opens the plan if needed ----------
+    def on_request_received(
+        self, event: RequestReceived, processing: ProcessingEvent[UUID], _: Delivered
+    ) -> None:
+        plan = self._open(event)
+        plan.note_request(
+            languages=event.languages,
+            has_minimum_requirements=event.has_minimum_requirements,
+            actor=self.system,
+        )
+        processing.collect_events(plan)
+
     def on_coordinator_assigned(
         self, event: CoordinatorAssigned, processing: ProcessingEvent[UUID], _: Delivered
     ) -> None:
@@ -47,7 +83,11 @@ class PlansApplication(KringApplication):
         self, event: ConferenceHeld, processing: ProcessingEvent[UUID], _: Delivered
     ) -> None:
         plan = self._open(event)
-        plan.note_conference(held_on=event.held_on, actor=self.system)
+        plan.note_conference(
+            held_on=event.held_on,
+            participants=[p.model_dump(mode="json") for p in event.participants],
+            actor=self.system,
+        )
         processing.collect_events(plan)
 
     def on_case_ended_without_conference(
@@ -57,6 +97,15 @@ class PlansApplication(KringApplication):
         plan.note_ended_without_conference(ending=event.ending.value, actor=self.system)
         processing.collect_events(plan)
 
+    def on_consent_withdrawn(
+        self, event: ParticipantConsentWithdrawn, processing: ProcessingEvent[UUID], _: Delivered
+    ) -> None:
+        plan = self._open(event)
+        plan.note_consent_withdrawn(
+            participant_id=event.participant_id, at=event.withdrawn_at, actor=self.system
+        )
+        processing.collect_events(plan)
+
     def _open(self, event: IntegrationEvent) -> Plan:
         try:
             plan: Plan = self.repository.get(event.case_id)
@@ -64,33 +113,149 @@ class PlansApplication(KringApplication):
             plan = Plan(id=event.case_id, model=event.model.value, actor=self.system)
         return plan
 
-    # -- commands ----------------------------------------------------------------------
+    # -- commands: load, call, save ----------------------------------------------------------
+    def record_recipients(self, case_id: UUID, entries: list[dict[str, Any]], actor: Actor) -> Plan:
+        plan = self.get(case_id)
+        plan.record_recipients(entries=entries, actor=actor.as_record())
+        self.save(plan)
+        return plan
+
     def write(self, case_id: UUID, content: dict[str, Any], actor: Actor) -> Plan:
         plan = self.get(case_id)
         plan.write(content=content, at=self.clock.now(), actor=actor.as_record())
         self.save(plan)
         return plan
 
-    def distribute(
-        self,
-        case_id: UUID,
-        recipients: list[dict[str, str | None]],
-        shared_with_organisations: list[str],
-        actor: Actor,
+    def accept(self, case_id: UUID, version: int, actor: Actor) -> Plan:
+        plan = self.get(case_id)
+        plan.accept(version=version, at=self.clock.now(), actor=actor.as_record())
+        self.save(plan)
+        return plan
+
+    def sign_off(
+        self, case_id: UUID, version: int, meets: bool, reason: str | None, actor: Actor
     ) -> Plan:
         plan = self.get(case_id)
-        plan.distribute(
-            recipients=recipients,
-            shared_with_organisations=shared_with_organisations,
+        plan.sign_off(
+            version=version,
+            meets=meets,
+            reason=reason,
             at=self.clock.now(),
             actor=actor.as_record(),
         )
         self.save(plan)
         return plan
 
+    def distribute(
+        self,
+        case_id: UUID,
+        shared_with_organisations: list[str],
+        actor: Actor,
+        version: int | None = None,
+    ) -> Plan:
+        plan = self.get(case_id)
+        plan.distribute(
+            shared_with_organisations=shared_with_organisations,
+            version=version,
+            at=self.clock.now(),
+            actor=actor.as_record(),
+        )
+        self.save(plan)
+        return plan
+
+    def record_handover(
+        self, case_id: UUID, version: int, participant_id: str, channel: Channel, actor: Actor
+    ) -> Plan:
+        plan = self.get(case_id)
+        plan.record_handover(
+            version=version,
+            participant_id=participant_id,
+            channel=channel.value,
+            at=self.clock.now(),
+            actor=actor.as_record(),
+        )
+        self.save(plan)
+        return plan
+
+    def record_email_outcome(
+        self, pending: PendingEmail, status: DeliveryStatus, detail: str | None = None
+    ) -> bool:
+        """The delivery worker's record; False if the copy already had one."""
+        for attempt in range(RECORD_TRIES):
+            plan = self.get(pending.case_id)
+            recorded = plan.record_email_outcome(
+                version=pending.version,
+                participant_id=pending.participant_id,
+                status=status,
+                detail=detail,
+                at=self.clock.now(),
+                actor=self.system,
+            )
+            if not recorded:
+                return False
+            try:
+                self.save(plan)
+                return True
+            except IntegrityError:
+                if attempt == RECORD_TRIES - 1:
+                    raise
+        return False  # pragma: no cover - the loop returns or raises
+
+    # -- queries -----------------------------------------------------------------------------
     def get(self, case_id: UUID) -> Plan:
         try:
             plan: Plan = self.repository.get(case_id)
         except AggregateNotFoundError:
             raise CaseNotFoundError(case_id) from None
         return plan
+
+    def cases(self, stage: Stage | None = None, model: str | None = None) -> list[dict[str, Any]]:
+        """Every case plans knows, oldest first, without loading an aggregate."""
+        self._lists.catch_up()
+        with self._lists_lock:
+            rows = [dict(row) for row in self._rows.values()]
+        return [
+            row
+            for row in rows
+            if (stage is None or row["stage"] == stage) and (model is None or row["model"] == model)
+        ]
+
+    def pending_emails(self) -> list[PendingEmail]:
+        self._lists.catch_up()
+        with self._lists_lock:
+            return list(self._pending)
+
+    def _project(self, event: Any) -> None:
+        case_id: UUID = event.originator_id
+        with self._lists_lock:
+            if isinstance(event, Plan.Opened):  # type: ignore[attr-defined]
+                self._rows[case_id] = {
+                    "case_id": case_id,
+                    "model": event.model,
+                    "stage": Stage.AWAITING_CONFERENCE,
+                    "current_version": None,
+                    "distributed": False,
+                    "distributed_version": None,
+                }
+                return
+            row = self._rows.get(case_id)
+            if row is None:
+                return
+            if isinstance(event, Plan.ConferenceNoted):  # type: ignore[attr-defined]
+                if row["stage"] == Stage.AWAITING_CONFERENCE:
+                    row["stage"] = Stage.CONFERENCE_HELD
+            elif isinstance(event, Plan.EndedWithoutConference):  # type: ignore[attr-defined]
+                ended_with_plan = event.ending == "plan_without_meeting"
+                row["stage"] = Stage.WITHOUT_MEETING if ended_with_plan else Stage.STOPPED
+            elif isinstance(event, Plan.Written):  # type: ignore[attr-defined]
+                row["stage"], row["current_version"] = Stage.WRITTEN, event.version
+            elif isinstance(event, Plan.Distributed):  # type: ignore[attr-defined]
+                row["stage"], row["distributed"] = Stage.DISTRIBUTED, True
+                row["distributed_version"] = event.version
+                for r in event.recipients:
+                    if r.get("channel") == Channel.EMAIL.value:
+                        self._pending[PendingEmail(case_id, event.version, r["participant_id"])] = (
+                            None
+                        )
+            elif isinstance(event, Plan.DeliveryRecorded):  # type: ignore[attr-defined]
+                self._pending.pop(PendingEmail(case_id, event.version, event.participant_id), None)

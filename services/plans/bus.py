@@ -1,4 +1,4 @@
-"""What plans follows (coordination) and publishes (PlanDistributed)."""
+"""What plans follows (intake's request, coordination's case) and publishes (PlanDistributed)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from eventsourcing.domain import DomainEventProtocol
 from services.plans.domain import Plan
 from shared.events import IntegrationEvent, PlanDistributed, Recipient
 
-FOLLOWS: tuple[str, ...] = ("coordination",)
+#: Two origins, two consumers: their events may arrive in any relative order.
+FOLLOWS: tuple[str, ...] = ("intake", "coordination")
 
 
 def translate(domain_event: DomainEventProtocol[UUID]) -> IntegrationEvent | None:
@@ -21,10 +22,12 @@ def translate(domain_event: DomainEventProtocol[UUID]) -> IntegrationEvent | Non
             model=e.model,
             plan_version=e.version,
             distributed_at=e.at,
+            # Roles and organisations only: participant ids, names and channels stay here.
             recipients=[
                 Recipient(role=r["role"], organisation=r.get("organisation")) for r in e.recipients
             ],
             shared_with_organisations=e.shared_with_organisations,
             next_meeting_on=e.next_meeting_on,
+            agreement_ids=getattr(e, "agreement_ids", None) or [],
         )
     return None

@@ -1,11 +1,20 @@
 """The plan (het plan) and its rules. No I/O.
 
-After the conference the coordinator writes up the plan; every revision is a new version and
-old versions stay readable. Only a written plan of a held conference can be distributed.
+After the conference the coordinator writes up the plan the family made: agreements (afspraken)
+— who does what, where and when —, what happens if something does not work, who watches that
+the agreements are kept, when everyone meets again, and the professional support the family
+chose. Every revision is a new version; old versions stay readable.
+
+A version goes out only once the family accepted it and, where a professional set a minimum
+requirement for a safe plan (minimumeis), once a professional recorded that this very version
+meets it. Every participant and every central person gets a copy; each copy has a delivery
+record. Names and delivery addresses are kept here, per participant id, and never leave this
+store except on the copies themselves.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
@@ -25,84 +34,521 @@ class Stage(StrEnum):
     DISTRIBUTED = "plan_distributed"
 
 
+class Channel(StrEnum):
+    """How a participant's copy reaches them."""
+
+    EMAIL = "email"
+    POST = "post"
+    BY_HAND = "by_hand"
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"  # e-mail: the delivery worker has it; post, by hand: the coordinator
+    SENT = "sent"  # the SMTP server accepted the e-mail
+    DELIVERED = "delivered"  # posted or handed over, as the coordinator recorded
+    NOT_SENT = "not_sent"  # e.g. no SMTP configured: the coordinator hands it over instead
+    FAILED = "failed"  # the SMTP server refused it, or kept failing
+
+
+#: A copy in one of these states has reached (or is on its way to) its recipient.
+DONE = frozenset({DeliveryStatus.SENT, DeliveryStatus.DELIVERED})
+
+#: Who may do what, by the actor's role (``shared.actor.Role`` values).
+WRITERS = frozenset({"coordinator"})
+ACCEPTORS = frozenset({"coordinator", "participant"})
+SIGNERS = frozenset({"professional"})
+
+
+class PlanFieldError(ValueError):
+    """A field of a command names something the case does not have (e.g. an unknown participant
+    id): invalid input, so the edge answers 422 naming the field."""
+
+    def __init__(self, loc: Sequence[str | int], message: str) -> None:
+        super().__init__(message)
+        self.loc = tuple(loc)
+        self.message = message
+
+
+class VersionNotFoundError(LookupError):
+    def __init__(self, case_id: UUID, version: int) -> None:
+        super().__init__(f"case {case_id} has no plan version {version}")
+
+
 class Plan(Aggregate):
-    """One case's plan, with all its versions."""
+    """One case's plan, with all its versions, sign-offs, distributions and deliveries. Its id is
+    the case id, so whichever upstream event arrives first opens the same aggregate."""
 
     @event("Opened")
     def __init__(self, id: UUID, *, model: str, actor: dict[str, str]) -> None:
         self.model = model
+        self.request_known = False
+        self.languages: list[str] = []
+        self.has_minimum_requirements = False
         self.coordinator_ids: list[str] = []
         self.held_on: date | None = None
+        self.ending: str | None = None
+        #: participant id -> {"role", "organisation"}: who took part, and every central person.
+        self.participants: dict[str, dict[str, str | None]] = {}
+        self.consent_withdrawn: list[str] = []
+        #: participant id -> {"name", "channel", "email", "address"}: kept here only.
+        self.directory: dict[str, dict[str, str | None]] = {}
         self.versions: list[dict[str, Any]] = []
+        self.acceptances: list[dict[str, Any]] = []
+        self.sign_offs: list[dict[str, Any]] = []
         self.distributions: list[dict[str, Any]] = []
+        self.deliveries: list[dict[str, Any]] = []
         self.stage = Stage.AWAITING_CONFERENCE
+
+    # -- what plans hears from intake and coordination -----------------------------------
+    @event("RequestNoted")
+    def note_request(
+        self, *, languages: list[str], has_minimum_requirements: bool, actor: dict[str, str]
+    ) -> None:
+        self.request_known = True
+        self.languages = languages
+        self.has_minimum_requirements = has_minimum_requirements
 
     @event("CoordinatorNoted")
     def note_coordinator(self, *, coordinator_ids: list[str], actor: dict[str, str]) -> None:
         self.coordinator_ids = coordinator_ids
 
     @event("ConferenceNoted")
-    def note_conference(self, *, held_on: date, actor: dict[str, str]) -> None:
+    def note_conference(
+        self,
+        *,
+        held_on: date,
+        actor: dict[str, str],
+        # Default: absent in events stored before ConferenceHeld named its participants.
+        participants: list[dict[str, Any]] | None = None,
+    ) -> None:
         self.held_on = held_on
+        for p in participants or []:
+            self.participants[p["participant_id"]] = {
+                "role": p["role"],
+                "organisation": p.get("organisation"),
+            }
         if self.stage is Stage.AWAITING_CONFERENCE:
             self.stage = Stage.CONFERENCE_HELD
 
     @event("EndedWithoutConference")
     def note_ended_without_conference(self, *, ending: str, actor: dict[str, str]) -> None:
         # A plan made without a meeting is written up all the same; a stopped case has none.
+        self.ending = ending
         self.stage = Stage.WITHOUT_MEETING if ending == "plan_without_meeting" else Stage.STOPPED
 
+    @event("ConsentWithdrawalNoted")
+    def note_consent_withdrawn(
+        self, *, participant_id: str, at: datetime, actor: dict[str, str]
+    ) -> None:
+        if participant_id not in self.consent_withdrawn:
+            self.consent_withdrawn.append(participant_id)
+
+    # -- the coordinator: names and delivery channels -----------------------------------
+    def record_recipients(self, *, entries: list[dict[str, Any]], actor: dict[str, str]) -> None:
+        """Per participant id: the name printed on the copies and how their copy reaches them.
+        In a plan made without a meeting no conference named the participants, so the
+        coordinator introduces them here, each with a role."""
+        self.check_role(actor, WRITERS, "record who gets a copy")
+        self.check_not_stopped()
+        if self.stage is Stage.AWAITING_CONFERENCE:
+            raise DomainRuleError("the participants are known once the conference was held")
+        for i, entry in enumerate(entries):
+            self.check_recipient(i, entry)
+        self._recipients_recorded(entries=entries, actor=actor)
+
+    def check_recipient(self, i: int, entry: Mapping[str, Any]) -> None:
+        known = self.participants.get(entry["participant_id"])
+        if known is None and self.held_on is not None:
+            raise PlanFieldError(
+                ("recipients", i, "participant_id"),
+                f"unknown participant {entry['participant_id']!r}: not among the conference's"
+                " participants",
+            )
+        if known is None and entry.get("role") is None:
+            raise PlanFieldError(
+                ("recipients", i, "role"), "a participant new to the plan needs a role"
+            )
+        if known is not None and entry.get("role") not in (None, known["role"]):
+            raise PlanFieldError(
+                ("recipients", i, "role"),
+                f"the conference recorded this participant as {known['role']}: leave role out",
+            )
+
+    @event("RecipientsRecorded")
+    def _recipients_recorded(self, *, entries: list[dict[str, Any]], actor: dict[str, str]) -> None:
+        for entry in entries:
+            pid = entry["participant_id"]
+            if pid not in self.participants:
+                self.participants[pid] = {
+                    "role": entry["role"],
+                    "organisation": entry.get("organisation"),
+                }
+            self.directory[pid] = {
+                "name": entry.get("name"),
+                "channel": entry.get("channel", Channel.BY_HAND.value),
+                "email": entry.get("email"),
+                "address": entry.get("address"),
+            }
+
+    # -- writing -------------------------------------------------------------------------
     def write(self, *, content: dict[str, Any], at: datetime, actor: dict[str, str]) -> int:
-        if self.stage is Stage.STOPPED:
-            raise DomainRuleError("the case was stopped before a conference: there is no plan")
+        """Write up a new version. Returns its number. Agreements without an id get a new one;
+        an agreement carried over from an earlier version keeps its id, so a follow-up can
+        record one outcome per agreement across revisions."""
+        self.check_role(actor, WRITERS, "write up the plan")
+        self.check_not_stopped()
         if self.stage is Stage.AWAITING_CONFERENCE:
             raise DomainRuleError("a plan can be written up only after the conference was held")
+        if not self.participants:
+            raise DomainRuleError(
+                "the plan's participants are not known yet: record them (with their roles)"
+                " before writing the plan"
+            )
+        content = self.check_content(content)
         self._written(version=len(self.versions) + 1, content=content, at=at, actor=actor)
         return len(self.versions)
+
+    def check_content(self, content: dict[str, Any]) -> dict[str, Any]:
+        """Check every participant and agreement id the content names; give new agreements
+        their ids. Returns the content to store."""
+        earlier_ids = {a["id"] for v in self.versions for a in v["content"]["agreements"]}
+        next_number = 1 + max((_number(i) for i in earlier_ids), default=0)
+        seen: set[str] = set()
+        agreements = []
+        for i, agreement in enumerate(content["agreements"]):
+            for j, who in enumerate(agreement["who"]):
+                self.check_participant(who, ("agreements", i, "who", j))
+            agreement_id = agreement.get("id")
+            if agreement_id is None:
+                agreement_id = f"a{next_number}"
+                next_number += 1
+            elif agreement_id not in earlier_ids:
+                raise PlanFieldError(
+                    ("agreements", i, "id"),
+                    f"unknown agreement {agreement_id!r}: an id keeps an agreement of an earlier"
+                    " version; leave it out for a new agreement",
+                )
+            if agreement_id in seen:
+                raise PlanFieldError(("agreements", i, "id"), f"{agreement_id!r} appears twice")
+            seen.add(agreement_id)
+            agreements.append(agreement | {"id": agreement_id})
+        self.check_participant(content["watched_by"], ("watched_by",))
+        next_meeting = content.get("next_meeting_on")
+        if next_meeting and self.held_on and date.fromisoformat(next_meeting) < self.held_on:
+            raise PlanFieldError(
+                ("next_meeting_on",),
+                f"the next meeting cannot be before the conference ({self.held_on.isoformat()})",
+            )
+        return content | {"agreements": agreements}
+
+    def check_participant(self, participant_id: str, loc: Sequence[str | int]) -> None:
+        if participant_id not in self.participants:
+            raise PlanFieldError(
+                loc, f"unknown participant {participant_id!r}: not a participant of this case"
+            )
 
     @event("Written")
     def _written(
         self, *, version: int, content: dict[str, Any], at: datetime, actor: dict[str, str]
     ) -> None:
-        self.versions.append({"version": version, "content": content, "written_at": at})
+        self.versions.append(
+            {"version": version, "content": content, "written_at": at, "written_by": actor}
+        )
         self.stage = Stage.WRITTEN
 
-    def distribute(
+    # -- acceptance and sign-off -----------------------------------------------------------
+    def accept(self, *, version: int, at: datetime, actor: dict[str, str]) -> None:
+        """Those present accepted this version (part three of the conference, or later for a
+        revision): the plan is theirs."""
+        self.check_role(actor, ACCEPTORS, "record the family's acceptance")
+        self.check_current(version, "accepted")
+        if self.accepted(version):
+            raise DomainRuleError(f"version {version} was already accepted")
+        self._accepted(version=version, at=at, actor=actor)
+
+    @event("Accepted")
+    def _accepted(self, *, version: int, at: datetime, actor: dict[str, str]) -> None:
+        self.acceptances.append({"version": version, "at": at, "by": actor})
+
+    def sign_off(
+        self, *, version: int, meets: bool, reason: str | None, at: datetime, actor: dict[str, str]
+    ) -> None:
+        """A professional records whether this version meets the minimum requirement. A
+        refusal, with its reason, blocks distribution until a new version is signed off."""
+        self.check_role(actor, SIGNERS, "sign off the plan against the minimum requirement")
+        self.check_request_known()
+        if not self.has_minimum_requirements:
+            raise DomainRuleError("no minimum requirement was set for this case: nothing to sign")
+        self.check_current(version, "signed off")
+        earlier = self.sign_off_of(version)
+        if earlier is not None:
+            verdict = "meets" if earlier["meets"] else "does not meet"
+            raise DomainRuleError(
+                f"version {version} was already signed off ({verdict} the minimum requirement)"
+            )
+        if not meets and not (reason or "").strip():
+            raise PlanFieldError(("reason",), "a refusal needs its reason")
+        self._signed_off(version=version, meets=meets, reason=reason, at=at, actor=actor)
+
+    @event("SignedOff")
+    def _signed_off(
         self,
         *,
-        recipients: list[dict[str, str | None]],
-        shared_with_organisations: list[str],
+        version: int,
+        meets: bool,
+        reason: str | None,
         at: datetime,
         actor: dict[str, str],
     ) -> None:
-        if not self.versions:
-            raise DomainRuleError("there is no written plan to distribute")
-        if not recipients:
-            raise DomainRuleError("a plan goes to every participant: name the recipients")
-        latest = self.versions[-1]
-        if any(d["version"] == latest["version"] for d in self.distributions):
-            raise DomainRuleError(f"version {latest['version']} was already distributed")
+        self.sign_offs.append(
+            {"version": version, "meets": meets, "reason": reason, "at": at, "by": actor}
+        )
+
+    # -- distribution ----------------------------------------------------------------------
+    def distribute(
+        self,
+        *,
+        shared_with_organisations: list[str],
+        at: datetime,
+        actor: dict[str, str],
+        version: int | None = None,
+    ) -> None:
+        """Send the current version to every participant and every central person."""
+        self.check_role(actor, WRITERS, "distribute the plan")
+        if version is not None:
+            self.check_current(version, "distributed")
+        blockers = self.distribution_blockers()
+        if blockers:
+            raise DomainRuleError(blockers[0])
+        current = self.versions[-1]
+        recipients = [
+            {
+                "participant_id": pid,
+                "role": p["role"],
+                # A participant who withdrew sharing consent is not named by organisation.
+                "organisation": None if pid in self.consent_withdrawn else p["organisation"],
+                "channel": self.directory.get(pid, {}).get("channel") or Channel.BY_HAND.value,
+            }
+            for pid, p in self.participants.items()
+        ]
         self._distributed(
-            version=latest["version"],
+            version=current["version"],
             recipients=recipients,
-            shared_with_organisations=shared_with_organisations,
-            next_meeting_on=latest["content"].get("next_meeting_on"),
+            shared_with_organisations=list(dict.fromkeys(shared_with_organisations)),
+            next_meeting_on=current["content"].get("next_meeting_on"),
+            agreement_ids=[a["id"] for a in current["content"]["agreements"]],
             model=self.model,
             at=at,
             actor=actor,
         )
+
+    def distribution_blockers(self) -> list[str]:
+        """Why the current version cannot go out now; empty when it can."""
+        if self.stage is Stage.STOPPED:
+            return ["the case was stopped before a conference: there is no plan to distribute"]
+        if not self.versions:
+            return ["there is no written plan to distribute"]
+        version = self.versions[-1]["version"]
+        blockers = []
+        if self.distribution_of(version) is not None:
+            blockers.append(f"version {version} was already distributed")
+        if not self.request_known:
+            blockers.append(
+                "plans has not yet heard of the accepted request (language, minimum"
+                " requirements): try again shortly"
+            )
+        if not self.accepted(version):
+            blockers.append(
+                f"version {version} has not been accepted by the family: record the acceptance"
+            )
+        if self.has_minimum_requirements:
+            sign_off = self.sign_off_of(version)
+            if sign_off is None:
+                blockers.append(
+                    "a minimum requirement was set: a professional must first record that"
+                    f" version {version} meets it"
+                )
+            elif not sign_off["meets"]:
+                blockers.append(
+                    f"a professional found that version {version} does not meet the minimum"
+                    f" requirement ({sign_off['reason']}): write a new version and have it"
+                    " signed off"
+                )
+        return blockers
 
     @event("Distributed")
     def _distributed(
         self,
         *,
         version: int,
-        recipients: list[dict[str, str | None]],
+        recipients: list[dict[str, Any]],
         shared_with_organisations: list[str],
         next_meeting_on: str | None,
         model: str,
         at: datetime,
         actor: dict[str, str],
+        # Default: absent in events stored before agreements had ids.
+        agreement_ids: list[str] | None = None,
     ) -> None:
-        self.distributions.append({"version": version, "recipients": recipients, "at": at})
+        self.distributions.append(
+            {
+                "version": version,
+                "recipients": recipients,
+                "shared_with_organisations": shared_with_organisations,
+                "at": at,
+            }
+        )
+        for r in recipients:
+            if "participant_id" in r:
+                self.deliveries.append(
+                    {
+                        "version": version,
+                        "participant_id": r["participant_id"],
+                        "channel": r["channel"],
+                        "status": DeliveryStatus.PENDING.value,
+                        "detail": None,
+                        "at": at,
+                    }
+                )
         self.stage = Stage.DISTRIBUTED
+
+    # -- delivery records -------------------------------------------------------------------
+    def record_handover(
+        self,
+        *,
+        version: int,
+        participant_id: str,
+        channel: str,
+        at: datetime,
+        actor: dict[str, str],
+    ) -> None:
+        """The coordinator posted or handed over a copy (also instead of an e-mail that could
+        not be sent)."""
+        self.check_role(actor, WRITERS, "record a delivery")
+        delivery = self.delivery(version, participant_id)
+        if delivery is None:
+            raise DomainRuleError(
+                f"version {version} was not distributed to participant {participant_id!r}"
+            )
+        if delivery["status"] in DONE:
+            raise DomainRuleError(
+                f"the copy of version {version} for {participant_id!r} was already"
+                f" {delivery['status']} ({delivery['channel']})"
+            )
+        self._delivery_recorded(
+            version=version,
+            participant_id=participant_id,
+            channel=channel,
+            status=DeliveryStatus.DELIVERED.value,
+            detail=None,
+            at=at,
+            actor=actor,
+        )
+
+    def record_email_outcome(
+        self,
+        *,
+        version: int,
+        participant_id: str,
+        status: DeliveryStatus,
+        detail: str | None,
+        at: datetime,
+        actor: dict[str, str],
+    ) -> bool:
+        """The delivery worker's record of one e-mail. Idempotent: False if this copy already has
+        an outcome (a second worker, or a retry after the record was stored)."""
+        delivery = self.delivery(version, participant_id)
+        if delivery is None or delivery["status"] != DeliveryStatus.PENDING.value:
+            return False
+        self._delivery_recorded(
+            version=version,
+            participant_id=participant_id,
+            channel=Channel.EMAIL.value,
+            status=status.value,
+            detail=detail,
+            at=at,
+            actor=actor,
+        )
+        return True
+
+    @event("DeliveryRecorded")
+    def _delivery_recorded(
+        self,
+        *,
+        version: int,
+        participant_id: str,
+        channel: str,
+        status: str,
+        detail: str | None,
+        at: datetime,
+        actor: dict[str, str],
+    ) -> None:
+        delivery = self.delivery(version, participant_id)
+        if delivery is not None:
+            delivery.update(channel=channel, status=status, detail=detail, at=at)
+
+    # -- reading -----------------------------------------------------------------------------
+    @property
+    def current_version(self) -> int | None:
+        return self.versions[-1]["version"] if self.versions else None
+
+    def written_version(self, number: int) -> dict[str, Any]:
+        if not 1 <= number <= len(self.versions):
+            raise VersionNotFoundError(self.id, number)
+        return self.versions[number - 1]
+
+    def accepted(self, version: int) -> bool:
+        return any(a["version"] == version for a in self.acceptances)
+
+    def sign_off_of(self, version: int) -> dict[str, Any] | None:
+        return next((s for s in self.sign_offs if s["version"] == version), None)
+
+    def distribution_of(self, version: int) -> dict[str, Any] | None:
+        return next((d for d in self.distributions if d["version"] == version), None)
+
+    def delivery(self, version: int, participant_id: str) -> dict[str, Any] | None:
+        return next(
+            (
+                d
+                for d in self.deliveries
+                if d["version"] == version and d["participant_id"] == participant_id
+            ),
+            None,
+        )
+
+    def printed_name(self, participant_id: str) -> str | None:
+        """The name a copy prints, or None: a participant whose name was not given, or who
+        withdrew consent to share their details, is printed by role."""
+        if participant_id in self.consent_withdrawn:
+            return None
+        return self.directory.get(participant_id, {}).get("name")
+
+    # -- checks ------------------------------------------------------------------------------
+    def check_role(self, actor: Mapping[str, str], allowed: frozenset[str], what: str) -> None:
+        if actor.get("role") not in allowed:
+            roles = " or ".join(sorted(allowed))
+            raise DomainRuleError(f"only a {roles} may {what}")
+
+    def check_not_stopped(self) -> None:
+        if self.stage is Stage.STOPPED:
+            raise DomainRuleError("the case was stopped before a conference: there is no plan")
+
+    def check_request_known(self) -> None:
+        if not self.request_known:
+            raise DomainRuleError(
+                "plans has not yet heard of the accepted request: try again shortly"
+            )
+
+    def check_current(self, version: int, wanted: str) -> None:
+        if not self.versions:
+            raise DomainRuleError("there is no written plan yet")
+        current = self.versions[-1]["version"]
+        if version != current:
+            raise DomainRuleError(
+                f"only the current version ({current}) can be {wanted}, not version {version}"
+            )
+
+
+def _number(agreement_id: str) -> int:
+    digits = agreement_id.lstrip("a")
+    return int(digits) if digits.isdigit() else 0

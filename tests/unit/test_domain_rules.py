@@ -20,7 +20,6 @@ from shared.http import DomainRuleError
 from tests.factories import (
     CLARIFICATION,
     REQUEST_BODY,
-    case_ended,
     conference_held,
     coordinator_assigned,
     delivered,
@@ -146,25 +145,6 @@ def test_a_conference_is_recorded_once(make_app) -> None:
         app.hold_conference(event.case_id, date(2026, 4, 2), PARTS, {}, COORDINATOR)
 
 
-def test_a_plan_needs_the_conference_and_distribution_needs_a_plan(make_app) -> None:
-    app = make_app(PlansApplication)
-    case_id = uuid.uuid4()
-    app.process(delivered(coordinator_assigned(case_id), 1))
-    content = {"agreements": [{"who": "father", "what": "cooks on Sundays"}]}
-    with pytest.raises(DomainRuleError, match="after the conference"):
-        app.write(case_id, content, COORDINATOR)
-    app.process(delivered(conference_held(case_id), 2))
-    with pytest.raises(DomainRuleError, match="no written plan"):
-        app.distribute(case_id, [{"role": "family", "organisation": None}], [], COORDINATOR)
-    app.write(case_id, content, COORDINATOR)
-    app.write(case_id, content | {"watched_by": "uncle Herman"}, COORDINATOR)
-    plan = app.distribute(case_id, [{"role": "family", "organisation": None}], [], COORDINATOR)
-    assert [v["version"] for v in plan.versions] == [1, 2]
-    assert plan.distributions[0]["version"] == 2
-    with pytest.raises(DomainRuleError, match="already distributed"):
-        app.distribute(case_id, [{"role": "family", "organisation": None}], [], COORDINATOR)
-
-
 def test_plans_accepts_the_conference_before_the_coordinator(make_app) -> None:
     app = make_app(PlansApplication)
     case_id = uuid.uuid4()
@@ -257,16 +237,3 @@ def test_a_plan_without_a_meeting_needs_a_coordinator(make_app) -> None:
     app.process(delivered(event, 1))  # nobody in the pool: the case waits
     with pytest.raises(DomainRuleError, match="needs an assigned coordinator"):
         app.end_without_conference(event.case_id, "plan_without_meeting", None, "", COORDINATOR)
-
-
-def test_plans_writes_a_plan_made_without_a_meeting_and_none_for_a_stopped_case(
-    make_app,
-) -> None:
-    app = make_app(PlansApplication)
-    content = {"agreements": [{"who": "neighbours", "what": "clear the square on Saturdays"}]}
-    without, stopped = uuid.uuid4(), uuid.uuid4()
-    app.process(delivered(case_ended(without, "plan_without_meeting"), 1))
-    app.process(delivered(case_ended(stopped, "stopped", "safety"), 2))
-    assert app.write(without, content, COORDINATOR).versions[0]["version"] == 1
-    with pytest.raises(DomainRuleError, match="stopped"):
-        app.write(stopped, content, COORDINATOR)

@@ -1,0 +1,414 @@
+"""Plans' rules, through its application on a real SQLite store: the plan opens on whichever
+upstream event comes first; writing, versions, acceptance, the professional's sign-off,
+distribution, delivery records, the printed copy and the case list."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from datetime import date
+from typing import Any
+
+import pytest
+
+from services.plans.api import PlanContent
+from services.plans.app import PendingEmail, PlansApplication
+from services.plans.bus import translate
+from services.plans.delivery import DeliveryWorker
+from services.plans.document import document_of, render_html, render_pdf
+from services.plans.domain import Channel, DeliveryStatus, PlanFieldError, Stage
+from shared.actor import Actor, Role
+from shared.events import (
+    ConferenceHeld,
+    ConferencePart,
+    ParticipantConsentWithdrawn,
+    ParticipantRef,
+    PlanDistributed,
+)
+from shared.http import DomainRuleError
+from tests.factories import NOW, case_ended, coordinator_assigned, delivered, request_received
+
+COORDINATOR = Actor(id="c1", role=Role.COORDINATOR)
+PROFESSIONAL = Actor(id="jz-anna", role=Role.PROFESSIONAL)
+FAMILY = Actor(id="herman", role=Role.PARTICIPANT)
+
+PARTICIPANTS = [
+    ParticipantRef(participant_id="p-johan", role="central_person"),
+    ParticipantRef(participant_id="p-father", role="family"),
+    ParticipantRef(participant_id="p-herman", role="family"),
+    ParticipantRef(participant_id="p-worker", role="professional", organisation="Jeugdzorg"),
+]
+
+PLAN: dict[str, Any] = {
+    "question": "Where can Johan (8) grow up safely, and what does that need?",
+    "agreements": [
+        {"who": ["p-father"], "what": "Johan grows up with his father"},
+        {
+            "who": ["p-father", "p-herman"],
+            "what": "map the finances together",
+            "where": "at father's",
+            "when": {"on": "2026-07-03"},
+        },
+        {
+            "who": ["p-johan"],
+            "what": "goes swimming with Wim",
+            "when": {"recurring": "every Friday"},
+        },
+    ],
+    "if_something_does_not_work": "aunt Edith calls mother",
+    "watched_by": "p-herman",
+    "next_meeting_on": "2026-09-29",
+    "professional_support": [{"organisation": "Jeugdzorg", "what": "coaches father"}],
+}
+
+
+def content(plan: dict[str, Any] | None = None, **changes: Any) -> dict[str, Any]:
+    """The content as the HTTP edge hands it over (validated, every field present)."""
+    return PlanContent.model_validate((plan or PLAN) | changes).model_dump(mode="json")
+
+
+def conference(case_id: uuid.UUID, participants: list[ParticipantRef] | None = None) -> Any:
+    return ConferenceHeld(
+        case_id=case_id,
+        model="family",
+        held_on=date(2026, 4, 1),
+        parts=[ConferencePart.INFORMATION, ConferencePart.PLAN_MAKING, ConferencePart.PRESENTATION],
+        participants=PARTICIPANTS if participants is None else participants,
+    )
+
+
+def consent_withdrawn(case_id: uuid.UUID, participant_id: str) -> ParticipantConsentWithdrawn:
+    return ParticipantConsentWithdrawn(
+        case_id=case_id, model="family", participant_id=participant_id, withdrawn_at=NOW
+    )
+
+
+#: Upstream positions for ``held_case``: each case's events must be new positions of their origin,
+#: or tracking rightly takes them for ones already applied.
+_positions = itertools.count(100)
+
+
+def held_case(app: PlansApplication, minimum: bool = False, **request: Any) -> uuid.UUID:
+    """A case whose request and conference plans has heard of."""
+    case_id = uuid.uuid4()
+    request_event = request_received(case_id, has_minimum_requirements=minimum, **request)
+    app.process(delivered(request_event, next(_positions)))
+    app.process(delivered(conference(case_id), next(_positions), origin="coordination"))
+    return case_id
+
+
+def published(app: PlansApplication, case_id: uuid.UUID) -> list[PlanDistributed]:
+    return [e for e in map(translate, app.events.get(case_id)) if isinstance(e, PlanDistributed)]
+
+
+def test_the_plan_opens_on_whichever_upstream_event_comes_first(make_app) -> None:
+    app = make_app(PlansApplication)
+    first_request, first_conference = uuid.uuid4(), uuid.uuid4()
+    app.process(delivered(request_received(first_request, languages=["en", "nl"]), 1))
+    app.process(delivered(conference(first_request), 1, origin="coordination"))
+    app.process(delivered(conference(first_conference), 2, origin="coordination"))
+    app.process(delivered(coordinator_assigned(first_conference), 3, origin="coordination"))
+    app.process(delivered(request_received(first_conference, has_minimum_requirements=True), 2))
+    for case_id in (first_request, first_conference):
+        plan = app.get(case_id)
+        assert plan.request_known and plan.stage is Stage.CONFERENCE_HELD
+        assert list(plan.participants) == ["p-johan", "p-father", "p-herman", "p-worker"]
+    assert app.get(first_request).languages == ["en", "nl"]
+    assert app.get(first_conference).has_minimum_requirements
+    assert app.get(first_conference).coordinator_ids == ["c1"]
+
+
+def test_a_plan_is_written_only_after_the_conference_and_never_for_a_stopped_case(
+    make_app,
+) -> None:
+    app = make_app(PlansApplication)
+    waiting, stopped = uuid.uuid4(), uuid.uuid4()
+    app.process(delivered(coordinator_assigned(waiting), 1))
+    app.process(delivered(case_ended(stopped, "stopped", "safety"), 2))
+    with pytest.raises(DomainRuleError, match="after the conference"):
+        app.write(waiting, content(), COORDINATOR)
+    with pytest.raises(DomainRuleError, match="stopped"):
+        app.write(stopped, content(), COORDINATOR)
+    with pytest.raises(DomainRuleError, match="stopped"):
+        app.record_recipients(stopped, [{"participant_id": "p1", "role": "family"}], COORDINATOR)
+
+
+def test_a_plan_made_without_a_meeting_names_its_participants_first(make_app) -> None:
+    app = make_app(PlansApplication)
+    case_id = uuid.uuid4()
+    app.process(delivered(case_ended(case_id, "plan_without_meeting"), 1))
+    with pytest.raises(DomainRuleError, match="participants are not known"):
+        app.write(case_id, content(), COORDINATOR)
+    with pytest.raises(PlanFieldError) as missing_role:
+        app.record_recipients(case_id, [{"participant_id": "p-johan"}], COORDINATOR)
+    assert missing_role.value.loc == ("recipients", 0, "role")
+    entries = [{"participant_id": p.participant_id, "role": p.role.value} for p in PARTICIPANTS]
+    app.record_recipients(case_id, entries, COORDINATOR)
+    plan = app.write(case_id, content(), COORDINATOR)
+    assert plan.stage is Stage.WRITTEN and plan.current_version == 1
+
+
+def test_only_the_coordinator_writes_up_the_plan(make_app) -> None:
+    app = make_app(PlansApplication)
+    case_id = held_case(app)
+    with pytest.raises(DomainRuleError, match="only a coordinator"):
+        app.write(case_id, content(), FAMILY)
+
+
+def test_unknown_participant_ids_are_refused_naming_the_field(make_app) -> None:
+    app = make_app(PlansApplication)
+    case_id = held_case(app)
+    wrong_who = content(agreements=[{"who": ["p-father", "p-nobody"], "what": "cooks"}])
+    with pytest.raises(PlanFieldError) as who:
+        app.write(case_id, wrong_who, COORDINATOR)
+    assert who.value.loc == ("agreements", 0, "who", 1)
+    with pytest.raises(PlanFieldError) as watcher:
+        app.write(case_id, content(watched_by="uncle Herman"), COORDINATOR)
+    assert watcher.value.loc == ("watched_by",)
+    with pytest.raises(PlanFieldError) as recipient:
+        app.record_recipients(
+            case_id,
+            [{"participant_id": "p-father"}, {"participant_id": "p-x", "role": "family"}],
+            COORDINATOR,
+        )
+    assert recipient.value.loc == ("recipients", 1, "participant_id")
+    with pytest.raises(PlanFieldError) as role:
+        app.record_recipients(
+            case_id, [{"participant_id": "p-father", "role": "network"}], COORDINATOR
+        )
+    assert role.value.loc == ("recipients", 0, "role")
+    with pytest.raises(PlanFieldError) as early:
+        app.write(case_id, content(next_meeting_on="2026-03-01"), COORDINATOR)
+    assert early.value.loc == ("next_meeting_on",)
+    assert app.get(case_id).versions == []  # nothing half-stored
+
+
+def test_every_revision_is_a_new_version_and_agreements_keep_their_ids(make_app) -> None:
+    app = make_app(PlansApplication)
+    case_id = held_case(app)
+    first = app.write(case_id, content(), COORDINATOR).written_version(1)
+    assert [a["id"] for a in first["content"]["agreements"]] == ["a1", "a2", "a3"]
+    kept = {**PLAN["agreements"][0], "id": "a1", "what": "Johan lives with his father"}
+    revised = content(
+        agreements=[kept, {"who": ["p-herman"], "what": "pays the after-school care"}]
+    )
+    plan = app.write(case_id, revised, COORDINATOR)
+    assert [a["id"] for a in plan.written_version(2)["content"]["agreements"]] == ["a1", "a4"]
+    assert plan.written_version(1)["content"]["agreements"][0]["what"] == (
+        "Johan grows up with his father"
+    )
+    with pytest.raises(PlanFieldError) as unknown:
+        app.write(case_id, content(agreements=[{**kept, "id": "a99"}]), COORDINATOR)
+    assert unknown.value.loc == ("agreements", 0, "id")
+    with pytest.raises(PlanFieldError, match="twice"):
+        app.write(case_id, content(agreements=[kept, kept]), COORDINATOR)
+
+
+def test_distribution_needs_the_familys_acceptance_of_the_current_version(make_app) -> None:
+    app = make_app(PlansApplication)
+    case_id = held_case(app)
+    with pytest.raises(DomainRuleError, match="no written plan"):
+        app.distribute(case_id, [], COORDINATOR)
+    app.write(case_id, content(), COORDINATOR)
+    with pytest.raises(DomainRuleError, match="not been accepted"):
+        app.distribute(case_id, [], COORDINATOR)
+    app.accept(case_id, 1, FAMILY)
+    with pytest.raises(DomainRuleError, match="already accepted"):
+        app.accept(case_id, 1, COORDINATOR)
+    with pytest.raises(DomainRuleError, match="only a coordinator or participant"):
+        app.accept(case_id, 1, PROFESSIONAL)
+    app.write(case_id, content(watched_by="p-father"), COORDINATOR)
+    with pytest.raises(DomainRuleError, match=r"only the current version \(2\)"):
+        app.accept(case_id, 1, COORDINATOR)
+    with pytest.raises(DomainRuleError, match="version 2 has not been accepted"):
+        app.distribute(case_id, [], COORDINATOR)
+    app.accept(case_id, 2, COORDINATOR)
+    with pytest.raises(DomainRuleError, match=r"only the current version \(2\)"):
+        app.distribute(case_id, [], COORDINATOR, 1)
+    assert app.distribute(case_id, [], COORDINATOR, 2).stage is Stage.DISTRIBUTED
+    with pytest.raises(DomainRuleError, match="already distributed"):
+        app.distribute(case_id, [], COORDINATOR)
+
+
+def test_distribution_waits_until_plans_has_heard_of_the_request(make_app) -> None:
+    app = make_app(PlansApplication)
+    case_id = uuid.uuid4()
+    app.process(delivered(conference(case_id), 1, origin="coordination"))
+    app.write(case_id, content(), COORDINATOR)
+    app.accept(case_id, 1, COORDINATOR)
+    with pytest.raises(DomainRuleError, match="not yet heard of the accepted request"):
+        app.distribute(case_id, [], COORDINATOR)
+    app.process(delivered(request_received(case_id), 1))
+    app.distribute(case_id, [], COORDINATOR)
+
+
+def test_a_minimum_requirement_needs_a_professionals_sign_off_of_each_version(make_app) -> None:
+    app = make_app(PlansApplication)
+    case_id = held_case(app, minimum=True)
+    app.write(case_id, content(), COORDINATOR)
+    app.accept(case_id, 1, COORDINATOR)
+    with pytest.raises(DomainRuleError, match="a professional must first record"):
+        app.distribute(case_id, [], COORDINATOR)
+    with pytest.raises(DomainRuleError, match="only a professional"):
+        app.sign_off(case_id, 1, True, None, COORDINATOR)
+    with pytest.raises(PlanFieldError) as no_reason:
+        app.sign_off(case_id, 1, False, "  ", PROFESSIONAL)
+    assert no_reason.value.loc == ("reason",)
+    app.sign_off(case_id, 1, False, "father still lives with the man", PROFESSIONAL)
+    with pytest.raises(DomainRuleError, match="does not meet the minimum requirement"):
+        app.distribute(case_id, [], COORDINATOR)
+    with pytest.raises(DomainRuleError, match="already signed off"):
+        app.sign_off(case_id, 1, True, None, PROFESSIONAL)  # a refusal stands for its version
+
+    app.write(case_id, content(), COORDINATOR)
+    app.accept(case_id, 2, COORDINATOR)
+    with pytest.raises(DomainRuleError, match="version 2 meets it"):
+        app.distribute(case_id, [], COORDINATOR)  # the new version needs its own sign-off
+    with pytest.raises(DomainRuleError, match="only the current version"):
+        app.sign_off(case_id, 1, True, None, PROFESSIONAL)
+    app.sign_off(case_id, 2, True, None, PROFESSIONAL)
+    app.distribute(case_id, [], COORDINATOR)
+    assert app.get(case_id).sign_off_of(2)["by"] == PROFESSIONAL.as_record()
+
+
+def test_no_sign_off_where_no_minimum_requirement_was_set(make_app) -> None:
+    app = make_app(PlansApplication)
+    case_id = held_case(app)
+    app.write(case_id, content(), COORDINATOR)
+    with pytest.raises(DomainRuleError, match="no minimum requirement"):
+        app.sign_off(case_id, 1, True, None, PROFESSIONAL)
+
+
+def test_distribution_reaches_every_participant_and_publishes_roles_not_people(make_app) -> None:
+    app = make_app(PlansApplication)
+    case_id = held_case(app)
+    app.record_recipients(
+        case_id,
+        [
+            {"participant_id": "p-father", "name": "Kees", "channel": "email", "email": "k@x.nl"},
+            {
+                "participant_id": "p-herman",
+                "name": "Herman",
+                "channel": "post",
+                "address": "Dorp 1",
+            },
+        ],
+        COORDINATOR,
+    )
+    app.write(case_id, content(), COORDINATOR)
+    app.accept(case_id, 1, COORDINATOR)
+    app.process(delivered(consent_withdrawn(case_id, "p-worker"), 3, origin="coordination"))
+    plan = app.distribute(case_id, ["Jeugdzorg", "Basisschool De Linde", "Jeugdzorg"], COORDINATOR)
+
+    [event] = published(app, case_id)
+    assert event.plan_version == 1 and event.next_meeting_on == date(2026, 9, 29)
+    assert event.agreement_ids == ["a1", "a2", "a3"]
+    assert event.shared_with_organisations == ["Jeugdzorg", "Basisschool De Linde"]
+    # The worker withdrew consent to share their details: their organisation is not listed.
+    assert [(r.role, r.organisation) for r in event.recipients] == [
+        ("central_person", None),
+        ("family", None),
+        ("family", None),
+        ("professional", None),
+    ]
+    assert "Kees" not in event.model_dump_json() and "k@x.nl" not in event.model_dump_json()
+    channels = {d["participant_id"]: (d["channel"], d["status"]) for d in plan.deliveries}
+    assert channels == {
+        "p-johan": ("by_hand", "pending"),
+        "p-father": ("email", "pending"),
+        "p-herman": ("post", "pending"),
+        "p-worker": ("by_hand", "pending"),
+    }
+    assert app.pending_emails() == [PendingEmail(case_id, 1, "p-father")]
+
+
+def test_the_coordinator_records_each_copy_posted_or_handed_over_once(make_app) -> None:
+    app = make_app(PlansApplication)
+    case_id = held_case(app)
+    app.write(case_id, content(), COORDINATOR)
+    app.accept(case_id, 1, COORDINATOR)
+    with pytest.raises(DomainRuleError, match="was not distributed"):
+        app.record_handover(case_id, 1, "p-johan", Channel.BY_HAND, COORDINATOR)
+    app.distribute(case_id, [], COORDINATOR)
+    plan = app.record_handover(case_id, 1, "p-johan", Channel.BY_HAND, COORDINATOR)
+    assert plan.delivery(1, "p-johan")["status"] == DeliveryStatus.DELIVERED
+    with pytest.raises(DomainRuleError, match="already delivered"):
+        app.record_handover(case_id, 1, "p-johan", Channel.POST, COORDINATOR)
+    with pytest.raises(DomainRuleError, match="was not distributed"):
+        app.record_handover(case_id, 1, "p-nobody", Channel.POST, COORDINATOR)
+
+
+async def test_without_smtp_an_email_copy_is_recorded_not_sent_once(make_app) -> None:
+    app = make_app(PlansApplication)
+    case_id = held_case(app)
+    app.record_recipients(
+        case_id,
+        [{"participant_id": "p-father", "channel": "email", "email": "k@x.nl"}],
+        COORDINATOR,
+    )
+    app.write(case_id, content(), COORDINATOR)
+    app.accept(case_id, 1, COORDINATOR)
+    app.distribute(case_id, [], COORDINATOR)
+    worker = DeliveryWorker(app, mailer=None)
+    assert await worker.deliver_pending() == 1
+    assert await worker.deliver_pending() == 0
+    delivery = app.get(case_id).delivery(1, "p-father")
+    assert (delivery["status"], delivery["detail"]) == ("not_sent", "no SMTP configured")
+    # The coordinator hands that copy over instead.
+    app.record_handover(case_id, 1, "p-father", Channel.BY_HAND, COORDINATOR)
+    assert app.get(case_id).delivery(1, "p-father")["status"] == "delivered"
+
+
+def test_the_copy_prints_names_given_roles_otherwise_and_no_withdrawn_name(make_app) -> None:
+    app = make_app(PlansApplication)
+    case_id = held_case(app, languages=["en"])
+    app.record_recipients(
+        case_id,
+        [
+            {"participant_id": "p-father", "name": "Kees <b>de Vries</b>"},
+            {"participant_id": "p-herman", "name": "Herman"},
+        ],
+        COORDINATOR,
+    )
+    app.write(case_id, content(), COORDINATOR)
+    html = render_html(document_of(app.get(case_id), 1))
+    assert "Agreements" in html and "every Friday" in html and "3 July 2026" in html
+    assert "Kees &lt;b&gt;de Vries&lt;/b&gt;" in html and "<b>de Vries" not in html
+    assert "central person" in html  # Johan's name was not given
+    assert "Where can Johan (8) grow up safely" in html
+    app.process(delivered(consent_withdrawn(case_id, "p-herman"), 3, origin="coordination"))
+    after = render_html(document_of(app.get(case_id), 1))
+    assert "Herman" not in after and "family member" in after
+    dutch = render_html(document_of(app.get(case_id), 1, "nl"))
+    assert "Afspraken" in dutch and "3 juli 2026" in dutch
+
+
+def test_a_language_kring_has_no_text_for_prints_in_dutch(make_app) -> None:
+    app = make_app(PlansApplication)
+    case_id = held_case(app, languages=["tr", "nl"])
+    app.record_recipients(
+        case_id, [{"participant_id": "p-father", "name": "Gülşen Łukasz"}], COORDINATOR
+    )
+    app.write(case_id, content(), COORDINATOR)
+    document = document_of(app.get(case_id), 1)
+    assert document.language == "nl" and "Afspraken" in render_html(document)
+    assert "Gülşen Łukasz" in render_html(document)
+    pdf = render_pdf(document)
+    assert pdf.startswith(b"%PDF") and pdf == render_pdf(document_of(app.get(case_id), 1))
+
+
+def test_the_case_list_has_stage_version_and_distribution(make_app) -> None:
+    app = make_app(PlansApplication)
+    written, distributed, waiting = held_case(app), held_case(app), uuid.uuid4()
+    app.process(delivered(coordinator_assigned(waiting), 9, origin="coordination"))
+    for case_id in (written, distributed):
+        app.write(case_id, content(), COORDINATOR)
+    app.accept(distributed, 1, COORDINATOR)
+    app.distribute(distributed, [], COORDINATOR)
+    rows = {row["case_id"]: row for row in app.cases()}
+    assert (rows[written]["stage"], rows[written]["current_version"]) == (Stage.WRITTEN, 1)
+    assert rows[written]["distributed"] is False
+    assert rows[distributed]["distributed"] and rows[distributed]["distributed_version"] == 1
+    assert rows[waiting]["stage"] == Stage.AWAITING_CONFERENCE
+    assert [r["case_id"] for r in app.cases(stage=Stage.DISTRIBUTED)] == [distributed]
+    assert app.cases(model="group") == []
