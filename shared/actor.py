@@ -19,6 +19,7 @@ class Role(StrEnum):
     COORDINATOR = "coordinator"
     PROFESSIONAL = "professional"
     PARTICIPANT = "participant"
+    RESEARCHER = "researcher"  # makes the research contacts of the follow-up
     OPERATOR = "operator"
     SYSTEM = "system"
 
