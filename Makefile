@@ -5,10 +5,11 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 READY  := $(VENV)/.installed
 
-# The embedded run waits seconds, not three months, for the follow-up, so `make demo` shows
-# the whole flow. Override: make run KRING_FOLLOWUP_DELAY_SECONDS=7862400
-KRING_FOLLOWUP_DELAY_SECONDS ?= 20
-export KRING_FOLLOWUP_DELAY_SECONDS
+# The embedded run waits seconds, not months, for the follow-up, so `make demo` shows the whole
+# flow: a schedule day lasts 0.2 s (the coordinator's call ~6 s after the plan, research ~18 s).
+# Override: make run KRING_FOLLOWUP_SECONDS_PER_DAY=86400
+KRING_FOLLOWUP_SECONDS_PER_DAY ?= 0.2
+export KRING_FOLLOWUP_SECONDS_PER_DAY
 
 .PHONY: run demo test lint unit install clean
 

@@ -28,6 +28,9 @@ STAGE_RANK: Mapping[str, int] = {
     "plan_without_meeting": 30,
     "plan_written": 40,
     "plan_distributed": 41,
+    "follow_up_scheduled": 50,
+    "follow_up_due": 51,
+    "followed_up": 52,
     "withdrawn": 100,
     "stopped": 100,
 }

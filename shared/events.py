@@ -245,6 +245,10 @@ class OutcomeRecorded(IntegrationEvent):
     reached: bool
     agreements: dict[str, AgreementOutcome] = Field(default_factory=dict)
     recorded_at: AwareDatetime
+    #: Which contact this is the outcome of (its FollowUpDue's ``timer_id`` and ``kind``, e.g.
+    #: ``coordinator_call`` or ``research``), so analysts can tell four weeks from three months.
+    timer_id: str | None = None
+    kind: str | None = None
 
 
 class FollowUpConferenceRequested(IntegrationEvent):

@@ -1,18 +1,20 @@
-"""Follow-up's application: schedule on PlanDistributed, fire timers when due."""
+"""Follow-up's application: the follow-up opens (or notes a revision) on PlanDistributed, timers
+fire when due, and the commands record outcomes and request follow-up conferences. One list is
+kept from its own log: every follow-up with its timers, for the timer loop and the case list."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4, uuid5
 
 from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
 from eventsourcing.persistence import IntegrityError
-from eventsourcing.utils import get_topic
 
-from services.followup.domain import FollowUp
-from shared.actor import system_actor
+from services.followup.domain import FollowUp, Schedule, Stage, stage_of
+from shared.actor import Actor, system_actor
 from shared.application import CaseNotFoundError, KringApplication
 from shared.clock import Clock, SystemClock
 from shared.envelope import Delivered
@@ -22,7 +24,17 @@ from shared.projection import LogProjection
 
 log = get_logger(__name__)
 
-RESEARCH = "research"
+#: Namespace of follow-up case ids made from the case and an Idempotency-Key, so a retried
+#: request finds the case it opened.
+IDEMPOTENT_FOLLOW_UP = UUID("3b0f5d62-8c1e-4a7b-9f24-6e5a1c9d7b30")
+
+
+class NoFollowUpError(CaseNotFoundError):
+    """No plan of this case was distributed (yet), so it has no follow-up: 404 with the reason."""
+
+    def __init__(self, case_id: UUID) -> None:
+        super().__init__(case_id)
+        self.args = (f"case {case_id} has no follow-up: no plan of it was distributed",)
 
 
 class FollowupApplication(KringApplication):
@@ -33,77 +45,178 @@ class FollowupApplication(KringApplication):
         self,
         env: Mapping[str, str] | None = None,
         clock: Clock | None = None,
-        research_delay: timedelta = timedelta(days=91),
+        schedule: Schedule | None = None,
     ) -> None:
         super().__init__(env)
         self.clock = clock or SystemClock()
-        self.research_delay = research_delay
+        self.schedule = schedule or Schedule()
         self.system = system_actor(self.name).as_record()
-        # Pending timers, projected from this service's own notification log.
-        self._pending: dict[tuple[UUID, str], datetime] = {}
-        self._timers = LogProjection(
-            self,
-            self._project_timer,
-            topics=[
-                get_topic(FollowUp.Scheduled),  # type: ignore[attr-defined]
-                get_topic(FollowUp.Due),  # type: ignore[attr-defined]
-            ],
-        )
+        #: case id -> {"case_id", "model", "timers": {timer id -> timer}, "outcomes": int}
+        self._rows: dict[UUID, dict[str, Any]] = {}
+        self._rows_lock = threading.Lock()
+        self._list = LogProjection(self, self._project)
 
+    # -- policy ------------------------------------------------------------------------
     def on_plan_distributed(
         self, event: PlanDistributed, processing: ProcessingEvent[UUID], _: Delivered
     ) -> None:
+        plan: dict[str, Any] = {
+            "plan_version": event.plan_version,
+            "distributed_at": event.distributed_at,
+            "next_meeting_on": event.next_meeting_on,
+            "agreement_ids": list(event.agreement_ids),
+            "schedule": self.schedule,
+            "at": self.clock.now(),
+            "actor": self.system,
+        }
         try:
-            self.repository.get(event.case_id)
-            return  # a later version was distributed: the schedule stands
+            follow_up: FollowUp = self.repository.get(event.case_id)
         except AggregateNotFoundError:
-            pass
-        follow_up = FollowUp(
-            id=event.case_id,
-            model=event.model.value,
-            plan_version=event.plan_version,
-            distributed_at=event.distributed_at,
-            actor=self.system,
-        )
-        follow_up.schedule(
-            timer_id=RESEARCH,
-            kind=RESEARCH,
-            due_at=event.distributed_at + self.research_delay,
-            actor=self.system,
-        )
+            follow_up = FollowUp.open(event.case_id, model=event.model.value, **plan)
+        else:
+            follow_up.revise(**plan)
         processing.collect_events(follow_up)
 
+    # -- the timer loop ----------------------------------------------------------------
     def fire_due_timers(self) -> int:
         """Fire every timer that is due by the clock; return how many fired."""
-        self._timers.catch_up()
         now = self.clock.now()
         fired = 0
-        for (case_id, timer_id), due_at in sorted(self._pending.items(), key=lambda i: i[1]):
-            if due_at > now:
-                continue
+        for case_id in self.cases_with_due_timers(now):
             with bound_case(case_id):
                 follow_up = self.get(case_id)
-                if timer_id not in follow_up.pending():
+                timer_ids = follow_up.fire_due(at=now, actor=self.system)
+                if not timer_ids:
                     continue
-                follow_up.fire(timer_id=timer_id, at=now, actor=self.system)
                 try:
                     self.save(follow_up)
                 except IntegrityError:
-                    continue  # another worker fired it first
-                log.info("followup.due", timer=timer_id)
-                fired += 1
+                    continue  # another worker (or a command) saved first: next tick
+                for timer_id in timer_ids:
+                    log.info("followup.due", timer=timer_id)
+                fired += len(timer_ids)
         return fired
 
-    def _project_timer(self, event: Any) -> None:
-        key = (event.originator_id, event.timer_id)
-        if isinstance(event, FollowUp.Scheduled):  # type: ignore[attr-defined]
-            self._pending[key] = event.due_at
-        else:
-            self._pending.pop(key, None)
+    def cases_with_due_timers(self, now: datetime) -> list[UUID]:
+        self._list.catch_up()
+        with self._rows_lock:
+            due = {
+                case_id: min(dues)
+                for case_id, row in self._rows.items()
+                if (dues := [t["due_at"] for t in _pending(row) if t["due_at"] <= now])
+            }
+        return sorted(due, key=lambda case_id: due[case_id])
 
+    # -- commands ----------------------------------------------------------------------
+    def record_outcome(
+        self,
+        case_id: UUID,
+        timer_id: str,
+        reached: bool,
+        agreements: Mapping[str, str],
+        notes: str,
+        actor: Actor,
+    ) -> FollowUp:
+        follow_up = self.get(case_id)
+        now = self.clock.now()
+        # A contact due by the clock that the timer loop has not fired yet fires first, so
+        # FollowUpDue always precedes its outcome.
+        follow_up.fire_due(at=now, actor=self.system)
+        follow_up.record_outcome(
+            timer_id=timer_id,
+            reached=reached,
+            agreements=agreements,
+            notes=notes,
+            at=now,
+            actor=actor.as_record(),
+        )
+        self.save(follow_up)
+        return follow_up
+
+    def request_follow_up_conference(
+        self, case_id: UUID, reason: str, actor: Actor, idempotency_key: str | None = None
+    ) -> UUID:
+        """Returns the new case's id. With an Idempotency-Key it is derived from the case and
+        the key, so a request retried after a lost answer returns the case it asked for."""
+        if idempotency_key is None:
+            new_case_id = uuid4()
+        else:
+            new_case_id = uuid5(IDEMPOTENT_FOLLOW_UP, f"{case_id}\n{idempotency_key}")
+        follow_up = self.get(case_id)
+        requested = follow_up.request_follow_up_conference(
+            new_case_id=new_case_id, reason=reason, at=self.clock.now(), actor=actor.as_record()
+        )
+        if requested:
+            try:
+                self.save(follow_up)
+            except IntegrityError:
+                # The same key at the same moment: fine if that one stored this request.
+                if new_case_id not in self.get(case_id).follow_up_cases:
+                    raise
+            log.info("followup.conference_requested", new_case_id=str(new_case_id))
+        return new_case_id
+
+    # -- queries -----------------------------------------------------------------------
     def get(self, case_id: UUID) -> FollowUp:
         try:
             follow_up: FollowUp = self.repository.get(case_id)
         except AggregateNotFoundError:
-            raise CaseNotFoundError(case_id) from None
+            raise NoFollowUpError(case_id) from None
         return follow_up
+
+    def cases(self, stage: Stage | None = None, model: str | None = None) -> list[dict[str, Any]]:
+        """Every follow-up's row, oldest first: projected from the log, no aggregate loaded."""
+        self._list.catch_up()
+        with self._rows_lock:
+            rows = [
+                {
+                    "case_id": row["case_id"],
+                    "model": row["model"],
+                    "stage": stage_of(row["timers"].values()),
+                    "next_due_at": min((t["due_at"] for t in _pending(row)), default=None),
+                    "outcomes": row["outcomes"],
+                }
+                for row in self._rows.values()
+            ]
+        return [
+            row
+            for row in rows
+            if (stage is None or row["stage"] == stage) and (model is None or row["model"] == model)
+        ]
+
+    def _project(self, event: Any) -> None:
+        case_id: UUID = event.originator_id
+        with self._rows_lock:
+            if isinstance(event, FollowUp.Opened):  # type: ignore[attr-defined]
+                self._rows[case_id] = {
+                    "case_id": case_id,
+                    "model": event.model,
+                    "timers": {},
+                    "outcomes": 0,
+                }
+                return
+            row = self._rows.get(case_id)
+            if row is None:
+                return
+            timers: dict[str, dict[str, Any]] = row["timers"]
+            if isinstance(event, FollowUp.Scheduled):  # type: ignore[attr-defined]
+                timers[event.timer_id] = {
+                    "kind": event.kind,
+                    "due_at": event.due_at,
+                    "fired_at": None,
+                    "cancelled_at": None,
+                    "outcome_recorded": False,
+                }
+            elif isinstance(event, FollowUp.Due):  # type: ignore[attr-defined]
+                timers[event.timer_id]["fired_at"] = event.at
+            elif isinstance(event, FollowUp.Cancelled):  # type: ignore[attr-defined]
+                timers[event.timer_id]["cancelled_at"] = event.at
+            elif isinstance(event, FollowUp.OutcomeRecorded):  # type: ignore[attr-defined]
+                timers[event.timer_id]["outcome_recorded"] = True
+                row["outcomes"] += 1
+
+
+def _pending(row: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [
+        t for t in row["timers"].values() if t["fired_at"] is None and t["cancelled_at"] is None
+    ]

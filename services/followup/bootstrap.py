@@ -1,4 +1,4 @@
-"""Follow-up's composition root: the application, and the timer loop beside it."""
+"""Follow-up's composition root: the application with its schedule, and the timer loop."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def build(
 ) -> ServiceDefinition:
     settings = settings or FollowupSettings()
     app = FollowupApplication(
-        env=eventsourcing_env(settings), clock=clock, research_delay=settings.research_delay
+        env=eventsourcing_env(settings), clock=clock, schedule=settings.followup_schedule()
     )
 
     async def timers() -> None:
@@ -32,5 +32,7 @@ def build(
         router=api.router(app),
         follows=bus.FOLLOWS,
         background=[timers],
-        description="Follow-up after the plan: durable timers, FollowUpDue when due.",
+        description="Follow-up after the plan: the contacts of the model's schedule and the"
+        " reminder of the next meeting as durable timers (FollowUpDue when due), outcomes per"
+        " agreement, follow-up conferences.",
     )

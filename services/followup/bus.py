@@ -1,4 +1,5 @@
-"""What follow-up follows (plans) and publishes (FollowUpDue)."""
+"""What follow-up follows (plans) and publishes: FollowUpDue when a timer fires, OutcomeRecorded
+(without the notes), FollowUpConferenceRequested (without the reason; intake opens the case)."""
 
 from __future__ import annotations
 
@@ -8,19 +9,41 @@ from uuid import UUID
 from eventsourcing.domain import DomainEventProtocol
 
 from services.followup.domain import FollowUp
-from shared.events import FollowUpDue, IntegrationEvent
+from shared.events import (
+    FollowUpConferenceRequested,
+    FollowUpDue,
+    IntegrationEvent,
+    OutcomeRecorded,
+)
 
 FOLLOWS: tuple[str, ...] = ("plans",)
 
 
 def translate(domain_event: DomainEventProtocol[UUID]) -> IntegrationEvent | None:
+    e: Any = domain_event
     if isinstance(domain_event, FollowUp.Due):  # type: ignore[attr-defined]
-        e: Any = domain_event
         return FollowUpDue(
             case_id=e.originator_id,
             model=e.model,
             timer_id=e.timer_id,
             kind=e.kind,
             due_at=e.due_at,
+        )
+    if isinstance(domain_event, FollowUp.OutcomeRecorded):  # type: ignore[attr-defined]
+        return OutcomeRecorded(
+            case_id=e.originator_id,
+            model=e.model,
+            timer_id=e.timer_id,
+            kind=e.kind,
+            reached=e.reached,
+            agreements=e.agreements,
+            recorded_at=e.at,
+        )
+    if isinstance(domain_event, FollowUp.FollowUpConferenceRequested):  # type: ignore[attr-defined]
+        return FollowUpConferenceRequested(
+            case_id=e.originator_id,
+            model=e.model,
+            new_case_id=e.new_case_id,
+            requested_at=e.at,
         )
     return None
