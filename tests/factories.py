@@ -17,6 +17,7 @@ from shared.events import (
     PlanDistributed,
     Recipient,
     RequestReceived,
+    RequestWithdrawn,
 )
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -62,14 +63,15 @@ def case_ended(
     )
 
 
-def plan_distributed(case_id: uuid.UUID, at: datetime = NOW) -> PlanDistributed:
-    return PlanDistributed(
-        case_id=case_id,
-        model="family",
-        plan_version=1,
-        distributed_at=at,
-        recipients=[Recipient(role="family")],
-    )
+def plan_distributed(case_id: uuid.UUID, at: datetime = NOW, **overrides: Any) -> PlanDistributed:
+    values: dict[str, Any] = {
+        "case_id": case_id,
+        "model": "family",
+        "plan_version": 1,
+        "distributed_at": at,
+        "recipients": [Recipient(role="family")],
+    }
+    return PlanDistributed(**(values | overrides))
 
 
 def delivered(event: IntegrationEvent, position: int, origin: str | None = None) -> Delivered:
@@ -102,3 +104,40 @@ CLARIFICATION: dict[str, Any] = {
 
 def headers(actor: str = "tester", role: str = "regional_manager") -> dict[str, str]:
     return {ACTOR_HEADER: actor, ROLE_HEADER: role}
+
+
+def request_withdrawn(case_id: uuid.UUID, model: str = "family") -> RequestWithdrawn:
+    return RequestWithdrawn(case_id=case_id, model=model, withdrawn_at=NOW)
+
+
+def part(
+    present: list[str], coordinator: bool = False, interpreter: bool = False
+) -> dict[str, Any]:
+    """One part of a conference as coordination records it."""
+    return {"present": present, "coordinator": coordinator, "interpreter": interpreter}
+
+
+def ready_for_conference(app: Any, case_id: uuid.UUID, actor: Any, today: date) -> dict[str, str]:
+    """Take an assigned case in coordination to ``conference_scheduled``: first contact, a
+    central person, a family member and a professional invited and confirmed. Returns their
+    participant ids by role."""
+    app.record_contact(case_id, actor)
+    ids = {}
+    for role, organisation in (
+        ("central_person", None),
+        ("family", None),
+        ("professional", "Jeugdzorg Utrecht"),
+    ):
+        _, pid = app.invite(
+            case_id,
+            actor,
+            name=f"Someone {role}",
+            role=role,
+            contact=None,
+            organisation=organisation,
+            language="nl",
+        )
+        app.confirm(case_id, pid, True, actor)
+        ids[role] = pid
+    app.schedule(case_id, today, "the community centre", actor)
+    return ids

@@ -1,27 +1,76 @@
-"""Coordination's application: assignment on RequestReceived, and the commands of the
-regional manager and the coordinator."""
+"""Coordination's application: assignment on RequestReceived, the end of a case on
+RequestWithdrawn, the coordinators' task ending on PlanDistributed; the commands of the regional
+manager, the coordinator and the participants; the case list and the overdue job.
+
+Everything that changes the pool (one aggregate) runs under one lock in this process and is
+retried when another process saved the pool at the same moment, so the consumer and the HTTP
+commands never refuse each other.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
+from copy import deepcopy
 from datetime import date, timedelta
+from typing import Any, TypeVar
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
-from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
+from eventsourcing.application import AggregateNotFoundError, ProcessingEvent, project_aggregate
+from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import get_topic
 
-from services.coordination.domain import POOL_ID, CoordinatedCase, CoordinatorPool
+from services.coordination.domain import (
+    ENDED,
+    MANAGER_ROLE,
+    CoordinatedCase,
+    FieldError,
+    Stage,
+    derive_stage,
+    first_contact_overdue,
+)
+from services.coordination.pool import POOL_ID, CaseNeeds, Choice, CoordinatorPool
 from shared.actor import Actor, system_actor
 from shared.application import CaseNotFoundError, KringApplication
 from shared.clock import Clock, SystemClock
 from shared.envelope import Delivered
-from shared.events import RequestReceived
+from shared.events import PlanDistributed, RequestReceived, RequestWithdrawn
+from shared.http import DomainRuleError
+from shared.logging import bound_case, get_logger
 from shared.projection import LogProjection
+
+log = get_logger(__name__)
+T = TypeVar("T")
+
+#: Tries of a command when another process saved the pool (or the case) at the same moment.
+TRIES = 5
+#: The users' zone: "today" for availability and schedules (as followup's reminders).
+USERS_ZONE = ZoneInfo("Europe/Amsterdam")
+#: How far back a chain of follow-up cases is followed for relations and continuity.
+FOLLOW_UP_DEPTH = 10
+
+#: The case events the list is projected from.
+_LISTED = (
+    "Received",
+    "WaitingForCoordinator",
+    "CoordinatorAssigned",
+    "CoordinatorsReleased",
+    "FirstContactMade",
+    "FirstContactOverdue",
+    "ConferenceScheduled",
+    "ConferenceHeld",
+    "EndedWithoutConference",
+)
 
 
 class CoordinationApplication(KringApplication):
     name = "coordination"
-    policies = {RequestReceived: "on_request_received"}
+    policies = {
+        RequestReceived: "on_request_received",
+        RequestWithdrawn: "on_request_withdrawn",
+        PlanDistributed: "on_plan_distributed",
+    }
 
     def __init__(
         self,
@@ -33,37 +82,76 @@ class CoordinationApplication(KringApplication):
         self.clock = clock or SystemClock()
         self.first_contact = timedelta(days=first_contact_days)
         self.system = system_actor(self.name).as_record()
-        self._known_cases: set[UUID] = set()
-        self._case_ids = LogProjection(
+        self._pool_lock = threading.RLock()
+        #: The pool gathers events with every case; it is kept in memory and brought up to
+        #: date from the store on each read (another process may have saved since).
+        self._pool: CoordinatorPool | None = None
+        self._rows: dict[UUID, dict[str, Any]] = {}
+        self._rows_lock = threading.Lock()
+        self._list = LogProjection(
             self,
-            lambda event: self._known_cases.add(event.originator_id),
-            topics=[get_topic(CoordinatedCase.Received)],  # type: ignore[attr-defined]
+            self._project_row,
+            topics=[get_topic(getattr(CoordinatedCase, name)) for name in _LISTED],
         )
 
-    # -- policy ------------------------------------------------------------------------
+    # -- time ----------------------------------------------------------------------------
+    def today(self) -> date:
+        """The date availability and schedules are judged by: the users' (Amsterdam)."""
+        return self.clock.now().astimezone(USERS_ZONE).date()
+
+    # -- policies ------------------------------------------------------------------------
+    def process(self, delivered: Delivered) -> bool:
+        with self._pool_lock:
+            return _retrying(lambda: super(CoordinationApplication, self).process(delivered))
+
     def on_request_received(
-        self,
-        event: RequestReceived,
-        processing: ProcessingEvent[UUID],
-        delivered: Delivered,
+        self, event: RequestReceived, processing: ProcessingEvent[UUID], _: Delivered
     ) -> None:
-        case = CoordinatedCase(
-            id=event.case_id,
+        wishes = event.coordinator_wishes.model_dump() if event.coordinator_wishes else None
+        case = CoordinatedCase.receive(
+            event.case_id,
             model=event.model.value,
             region=event.region,
             languages=event.languages,
             accepted_at=event.accepted_at,
             actor=self.system,
+            coordinators_needed=event.coordinators_needed,
+            coordinator_wishes=wishes,
+            involved_organisations=event.involved_organisations,
+            follow_up_of=event.follow_up_of,
         )
         pool = self.pool()
-        chosen, reason = pool.choose(event.region, event.languages)
-        if chosen is None:
-            case.wait(reason=reason, actor=self.system)
+        choice = pool.choose(self._needs(case), case.coordinators_needed, self.today())
+        if choice.chosen:
+            self._assign(pool, case, choice.chosen, choice.reason, self.system, choice=choice)
         else:
-            self._assign(pool, case, chosen, reason, self.system)
+            case.wait(reason=choice.waiting_reason or "nobody fits", actor=self.system)
         processing.collect_events(case, pool)
 
-    # -- commands ----------------------------------------------------------------------
+    def on_request_withdrawn(
+        self, event: RequestWithdrawn, processing: ProcessingEvent[UUID], _: Delivered
+    ) -> None:
+        case = self.get(event.case_id)
+        if case.request_withdrawn(at=event.withdrawn_at, actor=self.system):
+            pool = self.pool()
+            self._release(pool, case, case.coordinator_ids, self.system)
+            processing.collect_events(case, pool)
+        else:
+            processing.collect_events(case)
+
+    def on_plan_distributed(
+        self, event: PlanDistributed, processing: ProcessingEvent[UUID], _: Delivered
+    ) -> None:
+        try:
+            case = self.get(event.case_id)
+        except CaseNotFoundError:
+            return  # not a case coordination prepared
+        if case.end_task(at=event.distributed_at, actor=self.system):
+            pool = self.pool()
+            self._release(pool, case, case.coordinator_ids, self.system)
+            processing.collect_events(case, pool)
+
+    # -- the pool ------------------------------------------------------------------------
     def register_coordinator(
         self,
         coordinator_id: str,
@@ -71,86 +159,337 @@ class CoordinationApplication(KringApplication):
         languages: list[str],
         capacity: int,
         actor: Actor,
+        **optional: Any,
+    ) -> CoordinatorPool:
+        """Add a coordinator or update one. ``optional`` (organisations, gender, backgrounds,
+        cultures, available) left out keeps an existing coordinator's value."""
+
+        def register() -> CoordinatorPool:
+            pool = self.pool()
+            pool.register(
+                coordinator_id=coordinator_id,
+                regions=regions,
+                languages=languages,
+                capacity=capacity,
+                actor=actor.as_record(),
+                organisations=optional.get("organisations"),
+                gender=optional.get("gender"),
+                backgrounds=optional.get("backgrounds"),
+                cultures=optional.get("cultures"),
+                available=optional.get("available"),
+                keep_gender="gender" not in optional,
+            )
+            self.save(pool)
+            return pool
+
+        return self._pool_command(register)
+
+    def set_availability(
+        self, coordinator_id: str, available: bool, until: date | None, actor: Actor
+    ) -> CoordinatorPool:
+        def set_it() -> CoordinatorPool:
+            pool = self.pool()
+            pool.set_availability(
+                coordinator_id=coordinator_id,
+                available=available,
+                until=until,
+                today=self.today(),
+                actor=actor.as_record(),
+            )
+            self.save(pool)
+            return pool
+
+        return self._pool_command(set_it)
+
+    def declare_relation(
+        self, coordinator_id: str, case_id: UUID, kind: str, note: str, actor: Actor
+    ) -> tuple[CoordinatorPool, CoordinatedCase | None]:
+        """A coordinator is not independent for a case: never assigned to it. If they hold it
+        now (and preparation is not over) they are released and the case is assigned afresh
+        without them, or waits saying why. A case coordination has not heard of yet is fine:
+        the relation counts when it arrives."""
+
+        def declare() -> tuple[CoordinatorPool, CoordinatedCase | None]:
+            pool = self.pool()
+            by = actor.as_record()
+            pool.declare_relation(
+                coordinator_id=coordinator_id, case_id=case_id, kind=kind, note=note, actor=by
+            )
+            try:
+                case: CoordinatedCase | None = self.get(case_id)
+            except CaseNotFoundError:
+                case = None
+            if case is None:
+                self.save(pool)
+                return pool, None
+            case.note_relation(coordinator_id=coordinator_id, kind=kind, actor=by)
+            if coordinator_id in case.coordinator_ids and case.stage not in ENDED:
+                self._replace(pool, case, coordinator_id, kind, by)
+            self.save(pool, case)
+            return pool, case
+
+        return self._pool_command(declare)
+
+    def _replace(
+        self,
+        pool: CoordinatorPool,
+        case: CoordinatedCase,
+        coordinator_id: str,
+        kind: str,
+        actor: dict[str, str],
     ) -> None:
-        pool = self.pool()
-        pool.register(
-            coordinator_id=coordinator_id,
-            regions=regions,
-            languages=languages,
-            capacity=capacity,
-            actor=actor.as_record(),
-        )
-        self.save(pool)
+        remaining = [c for c in case.coordinator_ids if c != coordinator_id]
+        self._release(pool, case, [coordinator_id], actor)
+        missing = case.coordinators_needed - len(remaining)
+        choice = pool.choose(self._needs(case), missing, self.today(), exclude=remaining)
+        released = f"{coordinator_id} declared a relation to the case ({kind}) and was released"
+        new = remaining + choice.chosen
+        if not new:
+            case.release_all(
+                reason=released,
+                waiting_reason=choice.waiting_reason or "nobody fits",
+                at=self.clock.now(),
+                actor=actor,
+            )
+            return
+        reason = f"{released}; {choice.reason}" if choice.chosen else released
+        self._assign(pool, case, new, reason, actor, choice=choice)
 
+    # -- assignment by hand --------------------------------------------------------------
     def assign_by_hand(
-        self, case_id: UUID, coordinator_id: str, reason: str, actor: Actor
+        self, case_id: UUID, coordinator_ids: list[str] | str, reason: str, actor: Actor
     ) -> CoordinatedCase:
-        case = self.get(case_id)
-        pool = self.pool()
-        pool.check_known(coordinator_id)
-        for previous in case.coordinator_ids:
-            pool.release(coordinator_id=previous, case_id=case_id, actor=actor.as_record())
-        self._assign(pool, case, coordinator_id, reason, actor.as_record())
-        self.save(case, pool)
-        return case
+        """The regional manager assigns or reassigns (the whole set), with a reason. Refused:
+        a coordinator who is not independent for the case, or unavailable; two where the case
+        needs one. Allowed, and written down: over capacity, outside the region or language,
+        not matching the family's wishes."""
+        ids = [coordinator_ids] if isinstance(coordinator_ids, str) else list(coordinator_ids)
 
+        def assign() -> CoordinatedCase:
+            case = self.get(case_id)
+            pool = self.pool()
+            case.check_can_be_assigned()
+            if actor.role.value != MANAGER_ROLE:
+                raise DomainRuleError("only a regional_manager assigns a coordinator by hand")
+            for i, cid in enumerate(ids):
+                if cid in ids[:i]:
+                    raise FieldError(("coordinator_ids", i), f"{cid} is named twice")
+                if cid not in pool.coordinators:
+                    raise FieldError(("coordinator_ids", i), f"{cid!r} is not in the pool")
+            if len(ids) > case.coordinators_needed:
+                raise DomainRuleError(
+                    "this case is prepared by one coordinator: two are for a group conference"
+                    " whose clarification asked for two"
+                )
+            if sorted(ids) == sorted(case.coordinator_ids):
+                raise DomainRuleError(f"{', '.join(ids)} already coordinate this case")
+            needs, today = self._needs(case), self.today()
+            for cid in ids:
+                problem = pool.independence_problem(cid, needs)
+                if problem:
+                    raise DomainRuleError(f"{cid} is not independent for this case: {problem}")
+                unavailable = pool.unavailability(cid, today)
+                if unavailable:
+                    raise DomainRuleError(unavailable)
+            new = [c for c in ids if c not in case.coordinator_ids]
+            over = [c for c in new if not pool.has_room(c)]
+            mismatches = [m for c in ids for m in pool.mismatches(c, needs)]
+            waiting = (
+                "a second coordinator is needed: the regional manager assigned one"
+                if len(ids) < case.coordinators_needed
+                else None
+            )
+            released = [c for c in case.coordinator_ids if c not in ids]
+            self._release(pool, case, released, actor.as_record())
+            self._assign(
+                pool,
+                case,
+                ids,
+                reason,
+                actor.as_record(),
+                by_hand=True,
+                waiting_reason=waiting,
+                mismatches=mismatches,
+                over_capacity=over,
+            )
+            self.save(case, pool)
+            return case
+
+        return self._pool_command(assign)
+
+    # -- the case: first contact, participants, preparation ------------------------------
     def record_contact(self, case_id: UUID, actor: Actor) -> CoordinatedCase:
-        case = self.get(case_id)
-        case.record_contact(at=self.clock.now(), actor=actor.as_record())
-        self.save(case)
-        return case
-
-    def end_without_conference(
-        self, case_id: UUID, ending: str, reason: str | None, note: str, actor: Actor
-    ) -> CoordinatedCase:
-        case = self.get(case_id)
-        case.end_without_conference(
-            ending=ending, reason=reason, note=note, at=self.clock.now(), actor=actor.as_record()
+        return self._case_command(
+            case_id, lambda case: case.record_contact(at=self.clock.now(), actor=actor.as_record())
         )
-        pool = self.pool()
-        for coordinator_id in case.coordinator_ids:
-            pool.release(coordinator_id=coordinator_id, case_id=case_id, actor=actor.as_record())
-        self.save(case, pool)
-        return case
+
+    def invite(
+        self, case_id: UUID, actor: Actor, **participant: Any
+    ) -> tuple[CoordinatedCase, str]:
+        found: list[str] = []
+
+        def invite(case: CoordinatedCase) -> None:
+            found.append(case.invite(actor=actor.as_record(), **participant))
+
+        case = self._case_command(case_id, invite)
+        return case, found[-1]
+
+    def confirm(
+        self, case_id: UUID, participant_id: str, share_details: bool, actor: Actor
+    ) -> CoordinatedCase:
+        return self._case_command(
+            case_id,
+            lambda case: case.confirm(
+                participant_id=participant_id, share_details=share_details, actor=actor.as_record()
+            ),
+        )
+
+    def decline(
+        self, case_id: UUID, participant_id: str, reason: str, actor: Actor
+    ) -> CoordinatedCase:
+        return self._case_command(
+            case_id,
+            lambda case: case.decline(
+                participant_id=participant_id, reason=reason, actor=actor.as_record()
+            ),
+        )
+
+    def withdraw_consent(
+        self, case_id: UUID, participant_id: str, what: str, actor: Actor
+    ) -> CoordinatedCase:
+        return self._case_command(
+            case_id,
+            lambda case: case.withdraw_consent(
+                participant_id=participant_id,
+                what=what,
+                at=self.clock.now(),
+                actor=actor.as_record(),
+            ),
+        )
+
+    def need_information(
+        self, case_id: UUID, topic: str, brought_by: str, actor: Actor
+    ) -> CoordinatedCase:
+        return self._case_command(
+            case_id,
+            lambda case: case.need_information(
+                topic=topic, brought_by=brought_by, actor=actor.as_record()
+            ),
+        )
+
+    def arrange(self, case_id: UUID, arrangements: dict[str, Any], actor: Actor) -> CoordinatedCase:
+        return self._case_command(
+            case_id,
+            lambda case: case.arrange(
+                arrangements=arrangements, today=self.today(), actor=actor.as_record()
+            ),
+        )
+
+    def schedule(self, case_id: UUID, on: date, venue: str, actor: Actor) -> CoordinatedCase:
+        return self._case_command(
+            case_id,
+            lambda case: case.schedule(
+                on=on, venue=venue, today=self.today(), actor=actor.as_record()
+            ),
+        )
 
     def hold_conference(
         self,
         case_id: UUID,
         held_on: date,
-        parts: list[str],
-        attendance: dict[str, dict[str, int]],
+        parts: Mapping[str, Mapping[str, Any]],
         actor: Actor,
     ) -> CoordinatedCase:
-        case = self.get(case_id)
-        case.hold_conference(
-            held_on=held_on, parts=parts, attendance=attendance, actor=actor.as_record()
+        return self._case_command(
+            case_id,
+            lambda case: case.hold_conference(
+                held_on=held_on, parts=parts, actor=actor.as_record()
+            ),
         )
-        self.save(case)
-        return case
 
-    # -- queries -----------------------------------------------------------------------
+    def end_without_conference(
+        self, case_id: UUID, ending: str, reason: str | None, note: str, actor: Actor
+    ) -> CoordinatedCase:
+        """A stopped case frees its coordinators now; with a plan made without a meeting they
+        still write it up, and are freed when it is distributed."""
+
+        def end() -> CoordinatedCase:
+            case = self.get(case_id)
+            case.end_without_conference(
+                ending=ending,
+                reason=reason,
+                note=note,
+                at=self.clock.now(),
+                actor=actor.as_record(),
+            )
+            if case.stage is not Stage.STOPPED:
+                self.save(case)
+                return case
+            pool = self.pool()
+            self._release(pool, case, case.coordinator_ids, actor.as_record())
+            self.save(case, pool)
+            return case
+
+        return self._pool_command(end)
+
+    # -- the overdue job -----------------------------------------------------------------
+    def record_overdue(self) -> int:
+        """Record ``FirstContactOverdue`` on every case whose deadline passed without contact
+        (once per deadline); return how many were recorded now."""
+        now = self.clock.now()
+        recorded = 0
+        for row in self.cases(overdue=True):
+            if row["overdue_recorded_for"] == row["first_contact_due"]:
+                continue
+            with bound_case(row["case_id"]):
+                case = self.get(row["case_id"])
+                if not case.record_overdue(now=now, actor=self.system):
+                    continue
+                try:
+                    self.save(case)
+                except IntegrityError:
+                    continue  # changed at the same moment: the next tick looks again
+                log.info("coordination.first_contact_overdue")
+                recorded += 1
+        return recorded
+
+    # -- queries -------------------------------------------------------------------------
     def cases(
         self,
         *,
         stage: str | None = None,
+        model: str | None = None,
         region: str | None = None,
         coordinator_id: str | None = None,
         overdue: bool | None = None,
-    ) -> list[CoordinatedCase]:
-        """The cases coordination holds, filtered; ``overdue`` by the clock, now."""
-        self._case_ids.catch_up()
+    ) -> list[dict[str, Any]]:
+        """Every case coordination holds, oldest first, filtered; projected from the log (no
+        aggregate is loaded). ``overdue`` is judged by the clock, now."""
+        self._list.catch_up()
         now = self.clock.now()
+        with self._rows_lock:
+            rows = [dict(row) for row in self._rows.values()]
         found = []
-        for case_id in sorted(self._known_cases):
-            case = self.get(case_id)
+        for row in rows:
+            row["overdue"] = first_contact_overdue(row["stage"], row["first_contact_due"], now)
             if (
-                (stage is None or case.stage.value == stage)
-                and (region is None or case.region == region)
-                and (coordinator_id is None or coordinator_id in case.coordinator_ids)
-                and (overdue is None or case.is_overdue(now) == overdue)
+                (stage is None or row["stage"] == stage)
+                and (model is None or row["model"] == model)
+                and (region is None or row["region"].casefold() == region.casefold())
+                and (coordinator_id is None or coordinator_id in row["coordinator_ids"])
+                and (overdue is None or row["overdue"] == overdue)
             ):
-                found.append(case)
+                found.append(row)
         return found
+
+    def unassigned(self) -> list[dict[str, Any]]:
+        """Cases waiting for a coordinator, or for the second one they need, each with why."""
+        return [
+            row | {"missing": row["coordinators_needed"] - len(row["coordinator_ids"])}
+            for row in self.cases()
+            if row["stage"] not in ENDED
+            and len(row["coordinator_ids"]) < row["coordinators_needed"]
+        ]
 
     def get(self, case_id: UUID) -> CoordinatedCase:
         try:
@@ -160,26 +499,153 @@ class CoordinationApplication(KringApplication):
         return case
 
     def pool(self) -> CoordinatorPool:
-        try:
-            pool: CoordinatorPool = self.repository.get(POOL_ID)
-        except AggregateNotFoundError:
-            pool = CoordinatorPool(id=POOL_ID)
-        return pool
+        """The pool as stored now: a copy the caller may change (and save)."""
+        with self._pool_lock:
+            known = self._pool
+            newer = self.events.get(POOL_ID, gt=known.version if known else None)
+            self._pool = project_aggregate(known, newer)
+            if self._pool is None:
+                return CoordinatorPool(id=POOL_ID)
+            return deepcopy(self._pool)
+
+    # -- helpers -------------------------------------------------------------------------
+    def _needs(self, case: CoordinatedCase) -> CaseNeeds:
+        earlier: list[UUID] = []
+        preferred: list[str] = []
+        follow_up_of = case.follow_up_of
+        while follow_up_of is not None and len(earlier) < FOLLOW_UP_DEPTH:
+            earlier.append(follow_up_of)
+            try:
+                original = self.get(follow_up_of)
+            except CaseNotFoundError:
+                break
+            if not preferred:
+                preferred = list(original.coordinator_ids)
+            follow_up_of = original.follow_up_of
+        return CaseNeeds(
+            case_id=case.id,
+            region=case.region,
+            languages=case.languages,
+            involved_organisations=case.involved_organisations,
+            wishes=dict(case.coordinator_wishes),
+            earlier_cases=earlier,
+            preferred=preferred,
+        )
 
     def _assign(
         self,
         pool: CoordinatorPool,
         case: CoordinatedCase,
-        coordinator_id: str,
+        coordinator_ids: list[str],
         reason: str,
         actor: dict[str, str],
+        *,
+        choice: Choice | None = None,
+        by_hand: bool = False,
+        waiting_reason: str | None = None,
+        mismatches: list[str] | None = None,
+        over_capacity: list[str] | None = None,
     ) -> None:
         now = self.clock.now()
-        pool.take(coordinator_id=coordinator_id, case_id=case.id, actor=actor)
+        for coordinator_id in coordinator_ids:
+            pool.take(coordinator_id=coordinator_id, case_id=case.id, actor=actor)
         case.assign(
-            coordinator_ids=[coordinator_id],
+            coordinator_ids=coordinator_ids,
             reason=reason,
             at=now,
             first_contact_due=now + self.first_contact,
             actor=actor,
+            by_hand=by_hand,
+            waiting_reason=choice.waiting_reason if choice else waiting_reason,
+            mismatches=mismatches,
+            over_capacity=over_capacity,
         )
+
+    @staticmethod
+    def _release(
+        pool: CoordinatorPool,
+        case: CoordinatedCase,
+        coordinator_ids: list[str],
+        actor: dict[str, str],
+    ) -> None:
+        for coordinator_id in coordinator_ids:
+            pool.release(coordinator_id=coordinator_id, case_id=case.id, actor=actor)
+
+    def _pool_command(self, command: Callable[[], T]) -> T:
+        with self._pool_lock:
+            return _retrying(command)
+
+    def _case_command(
+        self, case_id: UUID, command: Callable[[CoordinatedCase], object]
+    ) -> CoordinatedCase:
+        def run() -> CoordinatedCase:
+            case = self.get(case_id)
+            command(case)
+            self.save(case)
+            return case
+
+        return _retrying(run)
+
+    def _project_row(self, event: Any) -> None:
+        case_id: UUID = event.originator_id
+        with self._rows_lock:
+            if isinstance(event, CoordinatedCase.Received):  # type: ignore[attr-defined]
+                self._rows[case_id] = {
+                    "case_id": case_id,
+                    "model": event.model,
+                    "region": event.region,
+                    "coordinators_needed": getattr(event, "coordinators_needed", 1),
+                    "follow_up_of": getattr(event, "follow_up_of", None),
+                    "accepted_at": event.accepted_at,
+                    "coordinator_ids": [],
+                    "waiting_reason": None,
+                    "first_contact_due": None,
+                    "contacted_at": None,
+                    "overdue_recorded_for": None,
+                    "scheduled_on": None,
+                    "held_on": None,
+                    "ended": None,
+                    "stage": Stage.WAITING.value,
+                }
+                return
+            row = self._rows.get(case_id)
+            if row is None:
+                return
+            name = type(event).__name__
+            if name == "WaitingForCoordinator":
+                row["waiting_reason"] = event.reason
+            elif name == "CoordinatorAssigned":
+                row["coordinator_ids"] = list(event.coordinator_ids)
+                row["first_contact_due"] = event.first_contact_due
+                row["waiting_reason"] = getattr(event, "waiting_reason", None)
+            elif name == "CoordinatorsReleased":
+                row["coordinator_ids"], row["waiting_reason"] = [], event.waiting_reason
+            elif name == "FirstContactMade":
+                row["contacted_at"] = event.at
+            elif name == "FirstContactOverdue":
+                row["overdue_recorded_for"] = event.due
+            elif name == "ConferenceScheduled":
+                row["scheduled_on"] = event.on
+            elif name == "ConferenceHeld":
+                row["held_on"] = event.held_on
+            elif name == "EndedWithoutConference":
+                row["ended"] = event.ending
+            row["stage"] = derive_stage(
+                ended=row["ended"],
+                held=row["held_on"] is not None,
+                coordinators=bool(row["coordinator_ids"]),
+                contacted=row["contacted_at"] is not None,
+                scheduled=row["scheduled_on"] is not None,
+            ).value
+
+
+def _retrying(command: Callable[[], T]) -> T:
+    """Run a command that loads, decides and saves; again if another process saved one of its
+    aggregates first (nothing was stored by the attempt that lost)."""
+    for attempt in range(TRIES):
+        try:
+            return command()
+        except IntegrityError:
+            if attempt == TRIES - 1:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover

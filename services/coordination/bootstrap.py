@@ -1,6 +1,8 @@
-"""Coordination's composition root."""
+"""Coordination's composition root: the application, and the overdue job beside it."""
 
 from __future__ import annotations
+
+import asyncio
 
 from services.coordination import api, bus
 from services.coordination.app import CoordinationApplication
@@ -19,11 +21,19 @@ def build(
         clock=clock,
         first_contact_days=settings.first_contact_days,
     )
+
+    async def overdue_first_contacts() -> None:
+        while True:
+            await asyncio.to_thread(app.record_overdue)
+            await asyncio.sleep(settings.tick_seconds)
+
     return ServiceDefinition(
         settings=settings,
         app=app,
         translate=bus.translate,
         router=api.router(app),
         follows=bus.FOLLOWS,
-        description="Coordinator pool, assignment, and the conference held.",
+        background=[overdue_first_contacts],
+        description="Coordinator pool and assignment, the preparation with the participants,"
+        " and the conference held.",
     )

@@ -1,4 +1,11 @@
-"""What coordination follows (intake) and publishes (CoordinatorAssigned, ConferenceHeld)."""
+"""What coordination follows and publishes.
+
+Follows intake (``RequestReceived``: assign; ``RequestWithdrawn``: stop the preparation) and
+plans (``PlanDistributed``: the coordinators' task ends). Publishes ``CoordinatorAssigned`` (the
+whole set, each time it changes), ``ConferenceHeld`` (parts, attendance by role, participant
+refs), ``ParticipantConsentWithdrawn`` (sharing consent only) and ``CaseEndedWithoutConference``.
+Names, contact details, notes and reasons stay in the store.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +14,16 @@ from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
 
-from services.coordination.domain import CoordinatedCase
+from services.coordination.domain import Consent, CoordinatedCase
 from shared.events import (
     CaseEndedWithoutConference,
     ConferenceHeld,
     CoordinatorAssigned,
     IntegrationEvent,
+    ParticipantConsentWithdrawn,
 )
 
-FOLLOWS: tuple[str, ...] = ("intake",)
+FOLLOWS: tuple[str, ...] = ("intake", "plans")
 
 
 def translate(domain_event: DomainEventProtocol[UUID]) -> IntegrationEvent | None:
@@ -27,6 +35,9 @@ def translate(domain_event: DomainEventProtocol[UUID]) -> IntegrationEvent | Non
             coordinator_ids=e.coordinator_ids,
             assigned_at=e.at,
             first_contact_due=e.first_contact_due,
+            # getattr: events stored before these fields existed do not have them.
+            by_hand=getattr(e, "by_hand", False),
+            reassignment=getattr(e, "reassignment", False),
         )
     if isinstance(domain_event, CoordinatedCase.ConferenceHeld):  # type: ignore[attr-defined]
         return ConferenceHeld(
@@ -35,6 +46,16 @@ def translate(domain_event: DomainEventProtocol[UUID]) -> IntegrationEvent | Non
             held_on=e.held_on,
             parts=e.parts,
             attendance=e.attendance,
+            participants=getattr(e, "participants", None) or [],
+        )
+    if isinstance(domain_event, CoordinatedCase.ConsentWithdrawn):  # type: ignore[attr-defined]
+        if e.what != Consent.SHARE_DETAILS:
+            return None  # no longer coming: nothing for others to stop sharing
+        return ParticipantConsentWithdrawn(
+            case_id=e.originator_id,
+            model=e.model,
+            participant_id=e.participant_id,
+            withdrawn_at=e.at,
         )
     if isinstance(domain_event, CoordinatedCase.EndedWithoutConference):  # type: ignore[attr-defined]
         return CaseEndedWithoutConference(

@@ -14,8 +14,8 @@ from services.coordination.bootstrap import build
 from services.coordination.settings import CoordinationSettings
 from shared.consumer import durable_name
 from shared.subjects import DLQ_STREAM, STREAM
-from tests.factories import envelope, headers, request_received
-from tests.harness import Running, eventually, running
+from tests.factories import envelope, headers, request_received, request_withdrawn
+from tests.harness import Running, envelopes, eventually, running, stream_messages
 from tests.servers import NatsServer
 
 CONSUMER = durable_name("coordination", "intake")
@@ -139,3 +139,27 @@ async def test_a_message_failing_every_try_is_parked_and_an_operator_can_replay_
 
 async def _known(service: Running, case_id: Any) -> bool:
     return (await service.http.get(f"/cases/{case_id}")).status_code == 200
+
+
+async def test_a_withdrawal_after_acceptance_stops_the_case_and_the_stop_is_published(
+    coordination: Running, own_nats: NatsServer
+) -> None:
+    event = request_received()
+    await publish(own_nats.url, envelope(event, 1), "intake:1", event.subject())
+    withdrawn = request_withdrawn(event.case_id)
+    sequence = await publish(own_nats.url, envelope(withdrawn, 2), "intake:2", withdrawn.subject())
+    await eventually(lambda: acked_up_to(coordination, sequence), what="both applied")
+    case = (await coordination.http.get(f"/cases/{event.case_id}")).json()
+    assert (case["stage"], case["stop_reason"]) == ("stopped", "request_withdrawn")
+    pool = (await coordination.http.get("/coordinators")).json()
+    assert pool[0]["open_cases"] == 0
+
+    async def stop_published() -> bool:
+        messages = envelopes(await stream_messages(own_nats.url, "kring.coordination.>"))
+        return any(
+            m["type"] == "nl.kring.case-ended-without-conference.v1"
+            and m["data"]["reason"] == "request_withdrawn"
+            for m in messages
+        )
+
+    await eventually(stop_published, what="CaseEndedWithoutConference on the stream")

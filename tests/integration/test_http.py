@@ -3,13 +3,19 @@ and nothing is half-stored."""
 
 from __future__ import annotations
 
+import json
 import uuid
+from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
+from services.coordination.bootstrap import build as build_coordination
+from services.coordination.settings import CoordinationSettings
 from services.intake.bootstrap import build
 from services.intake.settings import IntakeSettings
-from tests.factories import REQUEST_BODY, headers
-from tests.harness import running
+from shared.clock import ManualClock
+from tests.factories import REQUEST_BODY, delivered, headers, request_received
+from tests.harness import Running, envelopes, eventually, running, stream_messages
 from tests.servers import NatsServer
 
 
@@ -85,33 +91,239 @@ async def test_health_and_documents_are_served(own_nats: NatsServer, tmp_path: P
         assert "kring_relay_published_total" in (await intake.http.get("/metrics")).text
 
 
+async def _coordination_with_case(
+    coordination: Running, **request: Any
+) -> tuple[str, dict[str, str]]:
+    """One coordinator in Utrecht (the four-field body older callers send), one case assigned
+    to them, first contact made, a central person, a family member and a professional invited
+    and confirmed. Returns the case id and the participant ids by role."""
+    pool = {"coordinator_id": "c1", "regions": ["Utrecht"], "languages": ["nl"], "capacity": 3}
+    response = await coordination.http.post("/coordinators", json=pool, headers=headers())
+    assert response.status_code == 201, response.text
+    event = request_received(**request)
+    coordination.app.process(delivered(event, 1))
+    case = f"/cases/{event.case_id}"
+    coordinator = headers("c1", "coordinator")
+    assert (await coordination.http.post(f"{case}/contact", headers=coordinator)).status_code == 200
+    ids = {}
+    for role, organisation in (
+        ("central_person", None),
+        ("family", None),
+        ("professional", "Jeugdzorg Utrecht"),
+    ):
+        body = {"name": f"Naam {role}", "role": role, "contact": "naam@example.org"}
+        response = await coordination.http.post(
+            f"{case}/participants",
+            json=body | {"organisation": organisation, "language": "nl"},
+            headers=coordinator,
+        )
+        assert response.status_code == 201, response.text
+        created = response.json()
+        assert (created["role"], created["invitation"]) == (role, "invited")
+        ids[role] = created["participant_id"]
+        confirmed = await coordination.http.post(
+            f"{case}/participants/{ids[role]}/confirm",
+            json={"share_details": True},
+            headers=coordinator,
+        )
+        assert confirmed.status_code == 200, confirmed.text
+    return str(event.case_id), ids
+
+
+def _conference(ids: dict[str, str], plan_making: list[str], coordinator: bool) -> dict[str, Any]:
+    return {
+        "held_on": date.today().isoformat(),
+        "parts": {
+            "information": {"present": list(ids.values()), "coordinator": True},
+            "plan_making": {"present": plan_making, "coordinator": coordinator},
+            "presentation": {"present": list(ids.values()), "coordinator": True},
+        },
+    }
+
+
 async def test_a_conference_breaking_its_model_is_refused_with_the_reason(
     own_nats: NatsServer, tmp_path: Path
 ) -> None:
-    from services.coordination.bootstrap import build as build_coordination
-    from services.coordination.settings import CoordinationSettings
-    from tests.factories import delivered, request_received
-
     settings = CoordinationSettings(nats_url=own_nats.url, data_dir=tmp_path)
     async with running(build_coordination(settings)) as coordination:
+        case_id, ids = await _coordination_with_case(coordination)
+        url = f"/cases/{case_id}/conference"
+        coordinator = headers("c1", "coordinator")
+        record = _conference(ids, [ids["family"]], coordinator=False)
+        response = await coordination.http.post(url, json=record, headers=coordinator)
+        assert response.status_code == 409
+        assert "once it was scheduled" in response.json()["detail"]
+        schedule = {"on": date.today().isoformat(), "venue": "the community centre"}
+        response = await coordination.http.post(
+            f"/cases/{case_id}/schedule", json=schedule, headers=coordinator
+        )
+        assert response.json()["stage"] == "conference_scheduled"
+
+        recorder = coordination.app.recorder
+        before = recorder.max_notification_id()
+        record = _conference(ids, [ids["family"], ids["professional"]], coordinator=False)
+        response = await coordination.http.post(url, json=record, headers=coordinator)
+        assert response.status_code == 409
+        assert "private family time" in response.json()["detail"]
+
+        record = _conference(ids, [ids["family"], ids["family"] + "9"], coordinator=False)
+        response = await coordination.http.post(url, json=record, headers=coordinator)
+        assert response.status_code == 422
+        assert response.json()["detail"][0]["loc"] == ["body", "parts", "plan_making", "present", 1]
+
+        old_body = {"held_on": "2026-04-01", "parts": ["plan_making"], "attendance": {}}
+        response = await coordination.http.post(url, json=old_body, headers=coordinator)
+        assert response.status_code == 422
+        assert recorder.max_notification_id() == before  # nothing half-stored
+
+        record = _conference(ids, [ids["central_person"], ids["family"]], coordinator=False)
+        response = await coordination.http.post(url, json=record, headers=coordinator)
+        assert response.status_code == 200, response.text
+        held = response.json()
+        assert held["stage"] == "conference_held"
+        assert held["parts"]["plan_making"]["attendance"] == {"central_person": 1, "family": 1}
+        assert held["parts"]["information"]["attendance"]["coordinator"] == 1
+
+        # On the stream: parts and attendance by role, participants by id, never a name.
+        async def published() -> bool:
+            messages = await stream_messages(own_nats.url, "kring.coordination.>")
+            return "nl.kring.conference-held.v1" in [e["type"] for e in envelopes(messages)]
+
+        await eventually(published, what="ConferenceHeld on the stream")
+        messages = envelopes(await stream_messages(own_nats.url, "kring.coordination.>"))
+        conference = next(e for e in messages if e["type"] == "nl.kring.conference-held.v1")
+        refs = {p["participant_id"]: p for p in conference["data"]["participants"]}
+        assert refs[ids["professional"]]["organisation"] == "Jeugdzorg Utrecht"
+        assert set(refs) == set(ids.values())
+        assert "Naam" not in json.dumps(messages) and "naam@" not in json.dumps(messages)
+
+
+async def test_coordination_names_the_field_of_bad_input_and_stores_nothing(
+    own_nats: NatsServer, tmp_path: Path
+) -> None:
+    settings = CoordinationSettings(nats_url=own_nats.url, data_dir=tmp_path)
+    async with running(build_coordination(settings)) as coordination:
+        case_id, ids = await _coordination_with_case(coordination)
+        http, recorder = coordination.http, coordination.app.recorder
+        case = f"/cases/{case_id}"
+        before = recorder.max_notification_id()
+
+        async def refused(method: str, url: str, body: Any, status: int = 422) -> Any:
+            response = await http.request(method, url, json=body, headers=headers())
+            assert response.status_code == status, response.text
+            return response.json()["detail"]
+
+        too_big = {"coordinator_id": "c9", "regions": ["X"], "languages": ["nl"], "capacity": 51}
+        assert ["body", "capacity"] in [
+            e["loc"] for e in await refused("POST", "/coordinators", too_big)
+        ]
+        detail = await refused(
+            "POST", f"{case}/assign", {"coordinator_ids": ["c1", "nobody"], "reason": "r"}
+        )
+        assert detail[0]["loc"] == ["body", "coordinator_ids", 1]
+        detail = await refused(
+            "POST", f"{case}/assign", {"coordinator_id": "nobody", "reason": "r"}
+        )
+        assert detail[0]["loc"] == ["body", "coordinator_id"]
+        detail = await refused(
+            "PUT", f"{case}/arrangements", {"languages": ["nl"], "interpreter": "ar"}
+        )
+        assert detail[0]["loc"] == ["body", "interpreter"]
+        detail = await refused("POST", f"{case}/information", {"topic": "t", "brought_by": "p77"})
+        assert detail[0]["loc"] == ["body", "brought_by"]
+        await refused("POST", f"{case}/participants/p77/confirm", {}, status=404)
+        await refused("POST", "/coordinators/nobody/availability", {"available": False}, 404)
+        relation = {"case_id": case_id, "kind": "neighbour"}
+        assert ["body", "kind"] in [
+            e["loc"] for e in await refused("POST", "/coordinators/c1/relations", relation)
+        ]
+        detail = await refused(
+            "POST", f"{case}/assign", {"coordinator_ids": ["c1"], "reason": "r"}, 409
+        )
+        assert "already coordinate" in detail
+        assert recorder.max_notification_id() == before
+
+        # A decline is respected: 409 saying so, and nothing stored.
+        coordinator = headers("c1", "coordinator")
+        url = f"{case}/participants/{ids['family']}"
+        declined = await http.post(f"{url}/decline", json={"reason": "no"}, headers=coordinator)
+        assert declined.json()["invitation"] == "declined"
+        pressed = await http.post(f"{url}/confirm", json={}, headers=coordinator)
+        assert pressed.status_code == 409 and "never pressed" in pressed.json()["detail"]
+        themself = await http.post(f"{url}/confirm", headers=headers("them", "participant"))
+        assert themself.status_code == 200 and themself.json()["invitation"] == "confirmed"
+
+
+async def test_coordination_lists_and_views_show_no_names(
+    own_nats: NatsServer, tmp_path: Path
+) -> None:
+    settings = CoordinationSettings(nats_url=own_nats.url, data_dir=tmp_path)
+    async with running(build_coordination(settings)) as coordination:
+        case_id, ids = await _coordination_with_case(coordination, model="group")
+        http = coordination.http
+        waiting = request_received(region="Texel")
+        coordination.app.process(delivered(waiting, 2))
+
+        rows = (await http.get("/cases", params={"coordinator_id": "c1"})).json()
+        assert [r["case_id"] for r in rows] == [case_id]
+        row = rows[0]
+        for field in (
+            "model",
+            "region",
+            "stage",
+            "coordinator_ids",
+            "overdue",
+            "waiting_reason",
+            "first_contact_due",
+            "scheduled_on",
+        ):
+            assert field in row
+        assert (row["stage"], row["overdue"]) == ("preparing", False)
+        unassigned = (await http.get("/cases/unassigned")).json()
+        assert [(r["case_id"], r["waiting_reason"]) for r in unassigned] == [
+            (str(waiting.case_id), "no coordinator works in region Texel")
+        ]
+        pool = (await http.get("/coordinators")).json()
+        assert (pool[0]["coordinator_id"], pool[0]["open_cases"], pool[0]["available"]) == (
+            "c1",
+            1,
+            True,
+        )
+
+        shown = json.dumps(
+            [
+                (await http.get(f"/cases/{case_id}")).json(),
+                (await http.get(f"/cases/{case_id}/participants")).json(),
+                (await http.get(f"/cases/{case_id}/history")).json(),
+                rows,
+            ]
+        )
+        assert "Naam" not in shown and "naam@example.org" not in shown
+        view = (await http.get(f"/cases/{case_id}")).json()
+        assert [p["participant_id"] for p in view["participants"]] == list(ids.values())
+        assert view["assignments"][0]["reason"].startswith("c1: works in Utrecht")
+
+
+async def test_the_overdue_job_records_a_missed_deadline_once(
+    own_nats: NatsServer, tmp_path: Path
+) -> None:
+    clock = ManualClock()
+    settings = CoordinationSettings(nats_url=own_nats.url, data_dir=tmp_path, tick_seconds=0.05)
+    async with running(build_coordination(settings, clock=clock)) as coordination:
         pool = {"coordinator_id": "c1", "regions": ["Utrecht"], "languages": ["nl"]}
         await coordination.http.post("/coordinators", json=pool, headers=headers())
         event = request_received()
         coordination.app.process(delivered(event, 1))
-        record = {
-            "held_on": "2026-04-01",
-            "parts": ["information", "plan_making", "presentation"],
-            "attendance": {"plan_making": {"family": 4, "professional": 1}},
-        }
-        url = f"/cases/{event.case_id}/conference"
-        response = await coordination.http.post(url, json=record, headers=headers())
-        assert response.status_code == 409
-        assert "private family time" in response.json()["detail"]
+        clock.advance(timedelta(days=3, minutes=1))
 
-        record["attendance"] = {"plan_making": {"neighbour-of-johan": 1}}
-        response = await coordination.http.post(url, json=record, headers=headers())
-        assert response.status_code == 422
+        async def recorded() -> bool:
+            history = (await coordination.http.get(f"/cases/{event.case_id}/history")).json()
+            return "FirstContactOverdue" in [e["type"] for e in history]
 
-        record["attendance"] = {"plan_making": {"family": 4}}
-        response = await coordination.http.post(url, json=record, headers=headers())
-        assert response.status_code == 200, response.text
+        await eventually(recorded, what="FirstContactOverdue")
+        rows = (await coordination.http.get("/cases", params={"overdue": "true"})).json()
+        assert [r["case_id"] for r in rows] == [str(event.case_id)]
+        view = (await coordination.http.get(f"/cases/{event.case_id}")).json()
+        assert view["overdue"] and view["overdue_recorded"]
+        history = (await coordination.http.get(f"/cases/{event.case_id}/history")).json()
+        assert [e["type"] for e in history].count("FirstContactOverdue") == 1

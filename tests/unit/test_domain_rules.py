@@ -7,8 +7,10 @@ import pytest
 
 from services.coordination.app import CoordinationApplication
 from services.coordination.bus import translate as coordination_translate
+from services.coordination.domain import FieldError
 from services.coordination.domain import Stage as CoordinationStage
 from services.followup.app import FollowupApplication
+from services.followup.domain import Contact, Schedule
 from services.intake.app import IntakeApplication
 from services.intake.bus import translate
 from services.intake.domain import Stage as IntakeStage
@@ -23,14 +25,16 @@ from tests.factories import (
     conference_held,
     coordinator_assigned,
     delivered,
+    part,
     plan_distributed,
+    ready_for_conference,
     request_received,
 )
 
 REQUESTER = Actor(id="ria", role=Role.REQUESTER)
 MANAGER = Actor(id="rm", role=Role.REGIONAL_MANAGER)
 COORDINATOR = Actor(id="c1", role=Role.COORDINATOR)
-PARTS = ["information", "plan_making", "presentation"]
+FAMILY_TIME = {"plan_making": part([], coordinator=False)}
 
 
 def test_a_request_is_accepted_only_once_clarified(make_app) -> None:
@@ -127,8 +131,8 @@ def test_nobody_fits_so_the_case_waits_saying_why_until_assigned_by_hand(make_ap
     assert case.stage is CoordinationStage.WAITING
     assert "Utrecht" in (case.waiting_reason or "")
     with pytest.raises(DomainRuleError, match="a conference needs an assigned coordinator"):
-        app.hold_conference(event.case_id, date(2026, 4, 1), PARTS, {}, COORDINATOR)
-    with pytest.raises(DomainRuleError, match="not in the pool"):
+        app.hold_conference(event.case_id, date(2026, 4, 1), FAMILY_TIME, COORDINATOR)
+    with pytest.raises(FieldError, match="not in the pool"):
         app.assign_by_hand(event.case_id, "nobody", "try", MANAGER)
     assigned = app.assign_by_hand(event.case_id, "c1", "travels to Utrecht", MANAGER)
     assert assigned.stage is CoordinationStage.ASSIGNED
@@ -136,13 +140,16 @@ def test_nobody_fits_so_the_case_waits_saying_why_until_assigned_by_hand(make_ap
 
 
 def test_a_conference_is_recorded_once(make_app) -> None:
-    app = make_app(CoordinationApplication)
+    clock = ManualClock()
+    app = make_app(CoordinationApplication, clock=clock)
     app.register_coordinator("c1", ["Utrecht"], ["nl"], 5, MANAGER)
     event = request_received()
     app.process(delivered(event, 1))
-    app.hold_conference(event.case_id, date(2026, 4, 1), PARTS, {}, COORDINATOR)
+    ids = ready_for_conference(app, event.case_id, COORDINATOR, app.today())
+    held = {"plan_making": part([ids["central_person"], ids["family"]])}
+    app.hold_conference(event.case_id, app.today(), held, COORDINATOR)
     with pytest.raises(DomainRuleError, match="already"):
-        app.hold_conference(event.case_id, date(2026, 4, 2), PARTS, {}, COORDINATOR)
+        app.hold_conference(event.case_id, app.today(), held, COORDINATOR)
 
 
 def test_plans_accepts_the_conference_before_the_coordinator(make_app) -> None:
@@ -156,8 +163,9 @@ def test_plans_accepts_the_conference_before_the_coordinator(make_app) -> None:
 
 def test_a_follow_up_fires_once_when_due_and_never_again_after_a_restart(make_app) -> None:
     clock = ManualClock()
+    research_only = Schedule(default=(Contact("research", 91),))
     delay = timedelta(days=91)
-    app = make_app(FollowupApplication, clock=clock, research_delay=delay)
+    app = make_app(FollowupApplication, clock=clock, schedule=research_only)
     case_id = uuid.uuid4()
     app.process(delivered(plan_distributed(case_id, at=clock.now()), 1))
     assert app.fire_due_timers() == 0
@@ -167,7 +175,7 @@ def test_a_follow_up_fires_once_when_due_and_never_again_after_a_restart(make_ap
     assert app.fire_due_timers() == 1
     assert app.fire_due_timers() == 0
     app.close()
-    restarted = make_app(FollowupApplication, clock=clock, research_delay=delay)
+    restarted = make_app(FollowupApplication, clock=clock, schedule=research_only)
     clock.advance(timedelta(days=365))
     assert restarted.fire_due_timers() == 0
     assert [e.type for e in restarted.history(case_id)] == ["Opened", "Scheduled", "Due"]
@@ -175,11 +183,12 @@ def test_a_follow_up_fires_once_when_due_and_never_again_after_a_restart(make_ap
 
 def test_a_timer_scheduled_before_a_restart_fires_after_it(make_app) -> None:
     clock = ManualClock()
-    app = make_app(FollowupApplication, clock=clock, research_delay=timedelta(days=1))
+    one_day = Schedule(default=(Contact("research", 1),))
+    app = make_app(FollowupApplication, clock=clock, schedule=one_day)
     case_id = uuid.uuid4()
     app.process(delivered(plan_distributed(case_id, at=clock.now()), 1))
     app.close()
-    restarted = make_app(FollowupApplication, clock=clock, research_delay=timedelta(days=1))
+    restarted = make_app(FollowupApplication, clock=clock, schedule=one_day)
     clock.advance(timedelta(days=2))
     assert restarted.fire_due_timers() == 1
 
@@ -199,11 +208,18 @@ def test_a_missed_first_contact_shows_as_overdue_until_contact_is_made(make_app)
     with pytest.raises(DomainRuleError, match="once a coordinator is assigned"):
         app.record_contact(elsewhere.case_id, COORDINATOR)
     clock.advance(timedelta(days=3, seconds=1))
-    assert [c.id for c in app.cases(overdue=True)] == [missed.case_id]
-    assert {c.id for c in app.cases(overdue=False)} == {reached.case_id, elsewhere.case_id}
-    assert [c.id for c in app.cases(region="Zwolle")] == [elsewhere.case_id]
-    assert [c.id for c in app.cases(stage="waiting_for_coordinator")] == [elsewhere.case_id]
-    assert {c.id for c in app.cases(coordinator_id="c1")} == {reached.case_id, missed.case_id}
+    assert [c["case_id"] for c in app.cases(overdue=True)] == [missed.case_id]
+    assert {c["case_id"] for c in app.cases(overdue=False)} == {
+        reached.case_id,
+        elsewhere.case_id,
+    }
+    assert [c["case_id"] for c in app.cases(region="Zwolle")] == [elsewhere.case_id]
+    waiting = app.cases(stage="waiting_for_coordinator")
+    assert [c["case_id"] for c in waiting] == [elsewhere.case_id]
+    assert {c["case_id"] for c in app.cases(coordinator_id="c1")} == {
+        reached.case_id,
+        missed.case_id,
+    }
     app.record_contact(missed.case_id, COORDINATOR)
     assert app.cases(overdue=True) == []
 
@@ -223,7 +239,7 @@ def test_a_case_stopped_in_preparation_keeps_its_reason_and_frees_the_coordinato
     assert case.stage is CoordinationStage.STOPPED
     assert app.pool().load["c1"] == 0
     with pytest.raises(DomainRuleError, match="has ended"):
-        app.hold_conference(event.case_id, date(2026, 4, 1), PARTS, {}, COORDINATOR)
+        app.hold_conference(event.case_id, date(2026, 4, 1), FAMILY_TIME, COORDINATOR)
     with pytest.raises(DomainRuleError, match="has ended"):
         app.end_without_conference(event.case_id, "stopped", "other", "", COORDINATOR)
     published = [coordination_translate(e) for e in app.events.get(event.case_id)]
