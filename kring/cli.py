@@ -12,6 +12,7 @@ import nats.errors
 import typer
 
 from kring.client import KringClient, ServiceUnavailableError, audit_line
+from shared.events import ConferenceModel
 
 T = TypeVar("T")
 
@@ -37,21 +38,21 @@ def run(
 
 @app.command()
 def demo(
+    model: Annotated[
+        ConferenceModel, typer.Option(help="The conference model of the sample case.")
+    ] = ConferenceModel.FAMILY,
     region: Annotated[str, typer.Option(help="Region of the sample case.")] = "Utrecht",
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for each event.")] = 120.0,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for each step.")] = 120.0,
 ) -> None:
     """Walk one sample case through the running system, printing each step and event."""
     import asyncio
 
-    from kring.demo import run_demo
+    from kring.demo import DemoError, run_demo
 
     nats_url = os.environ.get("KRING_NATS_URL", "nats://127.0.0.1:4222")
     try:
-        asyncio.run(run_demo(nats_url, region=region, patience=timeout))
-    except ServiceUnavailableError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from None
-    except TimeoutError as error:
+        asyncio.run(run_demo(nats_url, model=model, region=region, patience=timeout))
+    except (DemoError, ServiceUnavailableError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import nats
+from nats.aio.client import Client as NatsClient
 
 from shared.actor import ACTOR_HEADER, ROLE_HEADER
 
@@ -101,3 +104,24 @@ class KringClient:
             response.raise_for_status()
             entries.extend(response.json())
         return sorted(entries, key=lambda e: (e["time"], e["service"], e["version"]))
+
+
+async def _no_traceback(error: Exception) -> None:
+    """nats-py prints a traceback for every failed connect unless given an error callback; the
+    CLI says what went wrong in one sentence instead."""
+
+
+async def connect_nats(nats_url: str) -> NatsClient:
+    """A short-lived connection for a CLI command: fail fast, never print a traceback.
+
+    (``max_reconnect_attempts=0`` would try forever in nats-py 2.16: only a positive limit
+    ever drops a server from the pool.)"""
+    connecting = nats.connect(
+        nats_url,
+        connect_timeout=3,
+        max_reconnect_attempts=1,
+        reconnect_time_wait=0.5,
+        allow_reconnect=False,
+        error_cb=_no_traceback,
+    )
+    return await asyncio.wait_for(connecting, 10)

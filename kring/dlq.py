@@ -15,6 +15,7 @@ import nats
 from nats.js.api import DeliverPolicy
 from nats.js.errors import NotFoundError
 
+from kring.client import connect_nats
 from shared.consumer import CONSUMER_HEADER, REASON_HEADER, SEQUENCE_HEADER, SUBJECT_HEADER
 from shared.envelope import ORIGIN_HEADER, POSITION_HEADER
 from shared.subjects import DLQ_STREAM, DLQ_SUBJECTS
@@ -52,7 +53,7 @@ def _dead_letter(message: Any) -> DeadLetter:
 
 
 async def list_dead_letters(nats_url: str) -> list[DeadLetter]:
-    connection = await nats.connect(nats_url, connect_timeout=3, max_reconnect_attempts=0)
+    connection = await connect_nats(nats_url)
     try:
         js = connection.jetstream()
         try:
@@ -82,7 +83,7 @@ async def list_dead_letters(nats_url: str) -> list[DeadLetter]:
 
 async def replay(nats_url: str, sequences: list[int]) -> list[int]:
     """Re-publish the given dead letters on their original subjects; return those replayed."""
-    connection = await nats.connect(nats_url, connect_timeout=3, max_reconnect_attempts=0)
+    connection = await connect_nats(nats_url)
     replayed: list[int] = []
     try:
         js = connection.jetstream()

@@ -20,12 +20,12 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
+from kring.client import connect_nats
 from shared.envelope import Delivered, PoisonMessageError, decode
 from shared.events import (
     EVENT_CLASSES,
@@ -221,7 +221,7 @@ async def replay(
 ) -> Projection:
     """Read the stream up to its last message now, folding what ``chosen`` admits."""
     chosen = chosen or ReplayFilter()
-    connection = await nats.connect(nats_url)
+    connection = await connect_nats(nats_url)
     try:
         return await replay_with(connection, chosen, stream=stream)
     finally:

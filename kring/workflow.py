@@ -1,9 +1,11 @@
 """One case from request to follow-up, per model, through the public HTTP APIs only.
 
-Used by the end-to-end tests, the fault suite and the benchmark, so all three drive the same steps.
-Every step is safe to retry: submitting carries an ``Idempotency-Key``, and a command refused
-because a service has not yet heard the event that makes it valid (404/409), or a service that is
-restarting (503, connection refused), is tried again until ``patience`` runs out.
+Used by ``kring demo``, the end-to-end tests, the fault suite and the benchmark, so all of them
+drive the same steps (the stories are in ``kring.scenarios``). Every step is safe to retry: a
+submission carries an ``Idempotency-Key``; a command refused because a service has not yet heard
+the event that makes it valid (404/409), or a service that is restarting (503, connection
+refused), is tried again until ``patience`` runs out; and where an answer may have been lost, the
+step reads the state back before trying again, so nothing is done twice.
 """
 
 from __future__ import annotations
@@ -17,20 +19,33 @@ from typing import Any
 
 import httpx
 
+from kring import scenarios
+from kring.scenarios import Scenario
 from shared.actor import ACTOR_HEADER, ROLE_HEADER
 from shared.events import ConferenceModel
 
-REQUESTER = ("workflow-requester", "requester")
-MANAGER = ("workflow-regional-manager", "regional_manager")
-COORDINATOR = ("workflow-coordinator", "coordinator")
+Caller = tuple[str, str]
+REQUESTER: Caller = ("workflow-requester", "requester")
+MANAGER: Caller = ("workflow-regional-manager", "regional_manager")
+COORDINATOR: Caller = ("workflow-coordinator", "coordinator")
+PROFESSIONAL: Caller = ("workflow-professional", "professional")
+PARTICIPANT: Caller = ("workflow-participant", "participant")
+RESEARCHER: Caller = ("workflow-researcher", "researcher")
 
 #: Answers that mean "not yet": the service has not heard the event, or is restarting.
 RETRY_STATUSES = frozenset({404, 409, 502, 503, 504})
 RETRY_ERRORS = (httpx.TransportError,)
+#: A copy of the plan in one of these states has reached its recipient, or is recorded as such.
+DELIVERED = frozenset({"sent", "delivered"})
 
 
 class WorkflowError(RuntimeError):
     """A step was refused for good, or did not succeed within the patience given."""
+
+
+#: Called after each step with the run, the step's name and what happened, in words (``kring
+#: demo`` prints it).
+Observer = Callable[["CaseRun", str, str], None]
 
 
 @dataclass
@@ -39,9 +54,12 @@ class CaseRun:
     model: ConferenceModel
     #: Seconds since the run started at which each step succeeded, by step name.
     steps: dict[str, float] = field(default_factory=dict)
+    #: Participant ids the coordination service gave, by the story's keys.
+    participant_ids: dict[str, str] = field(default_factory=dict)
+    follow_up_case_id: str | None = None
 
 
-def _headers(caller: tuple[str, str], key: str | None = None) -> dict[str, str]:
+def _headers(caller: Caller, key: str | None = None) -> dict[str, str]:
     headers = {ACTOR_HEADER: caller[0], ROLE_HEADER: caller[1]}
     if key:
         headers["Idempotency-Key"] = key
@@ -52,7 +70,7 @@ async def call(
     http: httpx.AsyncClient,
     method: str,
     url: str,
-    caller: tuple[str, str],
+    caller: Caller,
     body: Any = None,
     *,
     key: str | None = None,
@@ -79,6 +97,62 @@ async def call(
             raise WorkflowError(f"gave up after {patience:.0f} s: {failure}")
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.5)
+
+
+Check = Callable[[Any], bool]
+
+
+async def step(
+    http: httpx.AsyncClient,
+    method: str,
+    url: str,
+    caller: Caller,
+    body: Any = None,
+    *,
+    state_url: str,
+    done: Check,
+    patience: float,
+) -> None:
+    """Send a command until it succeeds, or until ``state_url`` shows it already took effect (a
+    retry after an answer lost to a crash meets a 409 for a command that did succeed)."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            await call(http, method, url, caller, body, patience=0)
+            return
+        except WorkflowError as error:
+            failure = error
+        state = await read(http, state_url)
+        if state is not None and done(state):
+            return
+        if time.monotonic() > deadline:
+            raise WorkflowError(f"gave up after {patience:.0f} s: {failure}")
+        await asyncio.sleep(0.1)
+
+
+async def read(http: httpx.AsyncClient, url: str) -> Any:
+    """GET ``url``; None while it is not there (yet) or the service does not answer."""
+    try:
+        response = await http.get(url, timeout=10)
+    except RETRY_ERRORS:
+        return None
+    if response.status_code != 200:
+        return None
+    return response.json()
+
+
+async def until(http: httpx.AsyncClient, url: str, done: Check, patience: float) -> Any:
+    """Wait until the resource at ``url`` satisfies ``done``; return it."""
+    deadline = time.monotonic() + patience
+    delay = 0.05
+    while True:
+        state = await read(http, url)
+        if state is not None and done(state):
+            return state
+        if time.monotonic() > deadline:
+            raise WorkflowError(f"gave up waiting for {url} after {patience:.0f} s")
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.25)
 
 
 async def join_pool(
@@ -109,83 +183,25 @@ async def join_pool(
     return ids
 
 
-def request_body(model: ConferenceModel, region: str) -> dict[str, Any]:
-    return {
-        "requester": {"name": "Requester", "relation": "family"},
-        "central_persons": ["Central person"],
-        "model": model.value,
-        "region": region,
-        "languages": ["nl"],
-        "description": "A first description of the question.",
-    }
+class _Case:
+    """The URLs of one case in each service, and the run being recorded."""
 
+    def __init__(
+        self, urls: Mapping[str, str], run: CaseRun, observe: Observer | None, started: float
+    ) -> None:
+        case = run.case_id
+        self.intake = f"{urls['intake']}/cases/{case}"
+        self.coordination = f"{urls['coordination']}/cases/{case}"
+        self.plans = f"{urls['plans']}/cases/{case}"
+        self.followup = f"{urls['followup']}/cases/{case}"
+        self.run = run
+        self._observe = observe
+        self._started = started
 
-CLARIFICATION: dict[str, Any] = {
-    "conference_questions": ["What does the family need, and who does what?"],
-    "funding": {"payer": "municipality", "organisation": "Gemeente", "status": "approved"},
-}
-
-
-def conference_body(model: ConferenceModel) -> dict[str, Any]:
-    """Attendance that keeps each model's rules: private family time only in ``family``."""
-    if model is ConferenceModel.FAMILY:
-        plan_making = {"family": 4}
-    else:
-        plan_making = {"family": 4, "professional": 1, "coordinator": 1}
-    return {
-        "held_on": date.today().isoformat(),
-        "parts": ["information", "plan_making", "presentation"],
-        "attendance": {
-            "information": {"family": 4, "professional": 1, "coordinator": 1},
-            "plan_making": plan_making,
-            "presentation": {"family": 4, "professional": 1, "coordinator": 1},
-        },
-    }
-
-
-PLAN: dict[str, Any] = {
-    "agreements": [
-        {"who": "father", "what": "takes the children to school", "when": "every weekday"},
-        {"who": "aunt", "what": "calls every Sunday"},
-    ],
-    "watched_by": "grandmother",
-    "if_something_does_not_work": "the aunt calls everyone together",
-}
-
-DISTRIBUTION: dict[str, Any] = {
-    "recipients": [{"role": "central_person"}, {"role": "family"}],
-    "shared_with_organisations": [],
-}
-
-
-Check = Callable[[dict[str, Any]], bool]
-
-
-async def step(
-    http: httpx.AsyncClient,
-    url: str,
-    caller: tuple[str, str],
-    body: Any = None,
-    *,
-    state_url: str,
-    done: Check,
-    patience: float,
-) -> None:
-    """POST a command until it succeeds, or until ``state_url`` shows it already took effect (a
-    retry after an answer lost to a crash meets a 409 for a command that did succeed)."""
-    deadline = time.monotonic() + patience
-    while True:
-        try:
-            await call(http, "POST", url, caller, body, patience=0)
-            return
-        except WorkflowError as error:
-            failure = error
-        state = await _get(http, state_url)
-        if state is not None and done(state):
-            return
-        if time.monotonic() > deadline:
-            raise WorkflowError(f"gave up after {patience:.0f} s: {failure}")
-        await asyncio.sleep(0.1)
+    def mark(self, name: str, said: str) -> None:
+        self.run.steps[name] = time.monotonic() - self._started
+        if self._observe is not None:
+            self._observe(self.run, name, said)
 
 
 async def run_case(
@@ -196,118 +212,359 @@ async def run_case(
     region: str,
     key: str,
     patience: float = 60.0,
+    held_on: date | None = None,
+    through_follow_up: bool = False,
+    observe: Observer | None = None,
 ) -> CaseRun:
-    """Drive one case from request until followup has scheduled its contacts."""
+    """Drive one case of ``model`` from request until followup has scheduled its contacts;
+    with ``through_follow_up``, on until the first contact's outcome is recorded and a follow-up
+    conference has opened a linked case in intake."""
+    scenario = scenarios.SCENARIOS[model]
+    held_on = held_on or date.today()
     started = time.monotonic()
-    intake, coordination, plans, followup = (
-        urls["intake"],
-        urls["coordination"],
-        urls["plans"],
-        urls["followup"],
-    )
     # Only a refused submission is final; "not yet" does not apply to a new case.
     created = await call(
         http,
         "POST",
-        f"{intake}/cases",
+        f"{urls['intake']}/cases",
         REQUESTER,
-        request_body(model, region),
+        scenarios.request_body(scenario, region),
         key=key,
         patience=patience,
         retry_statuses=frozenset({502, 503, 504}),
     )
     run = CaseRun(case_id=created["case_id"], model=model)
-    case = run.case_id
-
-    def mark(name: str) -> None:
-        run.steps[name] = time.monotonic() - started
-
-    mark("submitted")
-    in_intake, in_coordination = f"{intake}/cases/{case}", f"{coordination}/cases/{case}"
-    in_plans, in_followup = f"{plans}/cases/{case}", f"{followup}/cases/{case}"
-    await step(
-        http,
-        f"{in_intake}/clarify",
-        MANAGER,
-        CLARIFICATION,
-        state_url=in_intake,
-        done=lambda c: c["stage"] in ("clarified", "accepted"),
-        patience=patience,
-    )
-    mark("clarified")
-    await step(
-        http,
-        f"{in_intake}/accept",
-        MANAGER,
-        state_url=in_intake,
-        done=lambda c: c["stage"] == "accepted",
-        patience=patience,
-    )
-    mark("accepted")
-    await until(http, in_coordination, lambda c: bool(c.get("coordinator_ids")), patience)
-    mark("assigned")
-    await step(
-        http,
-        f"{in_coordination}/contact",
-        COORDINATOR,
-        state_url=in_coordination,
-        done=lambda c: c.get("contacted_at") is not None,
-        patience=patience,
-    )
-    mark("contacted")
-    await step(
-        http,
-        f"{in_coordination}/conference",
-        COORDINATOR,
-        conference_body(model),
-        state_url=in_coordination,
-        done=lambda c: c["stage"] == "conference_held",
-        patience=patience,
-    )
-    mark("conference_held")
-    await step(
-        http,
-        f"{in_plans}/plan",
-        COORDINATOR,
-        PLAN,
-        state_url=f"{in_plans}/plan",
-        done=lambda p: bool(p.get("versions")),
-        patience=patience,
-    )
-    mark("plan_written")
-    await step(
-        http,
-        f"{in_plans}/plan/distribute",
-        COORDINATOR,
-        DISTRIBUTION,
-        state_url=f"{in_plans}/plan",
-        done=lambda p: p["stage"] == "plan_distributed",
-        patience=patience,
-    )
-    mark("distributed")
-    await until(http, in_followup, lambda c: bool(c.get("timers")), patience)
-    mark("follow_up_scheduled")
+    case = _Case(urls, run, observe, started)
+    case.mark("submitted", f"{scenario.story} (case {run.case_id})")
+    await _request(http, case, scenario, patience)
+    await _prepare(http, case, scenario, held_on, patience)
+    await _conference(http, case, scenario, held_on, patience)
+    await _plan(http, case, scenario, held_on, patience)
+    followup = await until(http, case.followup, lambda f: bool(f.get("timers")), patience)
+    kinds = ", ".join(f"{t['kind']} due {t['due_at']}" for t in followup["timers"])
+    case.mark("follow_up_scheduled", f"Follow-up scheduled: {kinds}")
+    if through_follow_up:
+        await _follow_up(http, case, key, patience)
     return run
 
 
-async def _get(http: httpx.AsyncClient, url: str) -> dict[str, Any] | None:
-    try:
-        response = await http.get(url, timeout=10)
-    except RETRY_ERRORS:
-        return None
-    if response.status_code != 200:
-        return None
-    result: dict[str, Any] = response.json()
-    return result
+async def _request(
+    http: httpx.AsyncClient, case: _Case, scenario: Scenario, patience: float
+) -> None:
+    await step(
+        http,
+        "POST",
+        f"{case.intake}/clarify",
+        MANAGER,
+        scenarios.clarification_body(scenario),
+        state_url=case.intake,
+        done=lambda c: c["stage"] in ("clarified", "accepted"),
+        patience=patience,
+    )
+    minimum = " and a minimum requirement" if scenario.minimum_requirements else ""
+    case.mark("clarified", f"The regional manager sets the question, the funding{minimum}")
+    await step(
+        http,
+        "POST",
+        f"{case.intake}/accept",
+        MANAGER,
+        state_url=case.intake,
+        done=lambda c: c["stage"] == "accepted",
+        patience=patience,
+    )
+    case.mark("accepted", "The regional manager accepts the request for a conference")
+    needed = scenario.coordinators_needed
+    assigned = await until(
+        http, case.coordination, lambda c: len(c.get("coordinator_ids") or []) >= needed, patience
+    )
+    case.mark("assigned", f"Coordination assigns {', '.join(assigned['coordinator_ids'])}")
 
 
-async def until(http: httpx.AsyncClient, url: str, done: Check, patience: float) -> dict[str, Any]:
-    """Wait until the resource at ``url`` satisfies ``done``."""
+async def _prepare(
+    http: httpx.AsyncClient, case: _Case, scenario: Scenario, held_on: date, patience: float
+) -> None:
+    await step(
+        http,
+        "POST",
+        f"{case.coordination}/contact",
+        COORDINATOR,
+        state_url=case.coordination,
+        done=lambda c: c.get("contacted_at") is not None,
+        patience=patience,
+    )
+    case.mark("contacted", "The coordinator makes first contact, within the deadline")
+    ids = await _invite(http, case, scenario, patience)
+    case.run.participant_ids = ids
+    case.mark("invited", f"The circle is widened: {len(ids)} people invited")
+    participants = f"{case.coordination}/participants"
+    for p in scenario.people:
+        await step(
+            http,
+            "POST",
+            f"{participants}/{ids[p.key]}/confirm",
+            COORDINATOR,
+            {"share_details": True},
+            state_url=participants,
+            done=_confirmed(ids[p.key]),
+            patience=patience,
+        )
+    case.mark("confirmed", "Everyone confirms, and agrees to their details being shared")
+    for topic, key in scenario.information:
+        await step(
+            http,
+            "POST",
+            f"{case.coordination}/information",
+            COORDINATOR,
+            {"topic": topic, "brought_by": ids[key]},
+            state_url=case.coordination,
+            done=_has_information(topic),
+            patience=patience,
+        )
+    await call(
+        http,
+        "PUT",
+        f"{case.coordination}/arrangements",
+        COORDINATOR,
+        scenarios.arrangements_body(scenario, held_on),
+        patience=patience,
+    )
+    case.mark("prepared", "The information needed and the family's practicalities are recorded")
+    venue = scenario.arrangements.get("venue", "to be decided")
+    await step(
+        http,
+        "POST",
+        f"{case.coordination}/schedule",
+        COORDINATOR,
+        {"on": held_on.isoformat(), "venue": venue},
+        state_url=case.coordination,
+        done=lambda c: c["stage"] in ("conference_scheduled", "conference_held"),
+        patience=patience,
+    )
+    case.mark("scheduled", f"The conference is scheduled for {held_on.isoformat()}")
+
+
+async def _invite(
+    http: httpx.AsyncClient, case: _Case, scenario: Scenario, patience: float
+) -> dict[str, str]:
+    """Add the story's people in order. An answer lost to a crash is recovered by reading the
+    list back: the n-th participant listed is the story's n-th person, never added twice."""
+    participants = f"{case.coordination}/participants"
     deadline = time.monotonic() + patience
     while True:
-        state = await _get(http, url)
-        if state is not None and done(state):
-            return state
+        listed = await read(http, participants)
+        if listed is not None and len(listed) >= len(scenario.people):
+            return {
+                p.key: row["participant_id"]
+                for p, row in zip(scenario.people, listed, strict=False)
+            }
+        if listed is not None:
+            try:
+                await call(
+                    http,
+                    "POST",
+                    participants,
+                    COORDINATOR,
+                    scenarios.participant_body(scenario.people[len(listed)]),
+                    patience=0,
+                )
+                continue
+            except WorkflowError:
+                pass
         if time.monotonic() > deadline:
-            raise WorkflowError(f"gave up waiting for {url} after {patience:.0f} s")
+            raise WorkflowError(f"gave up inviting after {patience:.0f} s")
         await asyncio.sleep(0.1)
+
+
+def _confirmed(participant_id: str) -> Check:
+    return lambda listed: any(
+        p["participant_id"] == participant_id and p["invitation"] == "confirmed" for p in listed
+    )
+
+
+def _has_information(topic: str) -> Check:
+    return lambda case: any(i.get("topic") == topic for i in case.get("information", []))
+
+
+def _delivered_to(participant_id: str) -> Check:
+    return lambda copies: any(
+        d["participant_id"] == participant_id and d["status"] in DELIVERED for d in copies
+    )
+
+
+async def _conference(
+    http: httpx.AsyncClient, case: _Case, scenario: Scenario, held_on: date, patience: float
+) -> None:
+    await step(
+        http,
+        "POST",
+        f"{case.coordination}/conference",
+        COORDINATOR,
+        scenarios.conference_body(scenario, case.run.participant_ids, held_on),
+        state_url=case.coordination,
+        done=lambda c: c["stage"] == "conference_held",
+        patience=patience,
+    )
+    second = (
+        "private family time"
+        if scenario.model is ConferenceModel.FAMILY
+        else "the plan made, the coordinator chairing"
+    )
+    case.mark("conference_held", f"The conference is held: information, {second}, presentation")
+
+
+async def _plan(
+    http: httpx.AsyncClient, case: _Case, scenario: Scenario, held_on: date, patience: float
+) -> None:
+    ids, plan = case.run.participant_ids, f"{case.plans}/plan"
+    # Plans knows the participants once it heard ConferenceHeld; the names stay in plans.
+    await step(
+        http,
+        "POST",
+        f"{plan}/recipients",
+        COORDINATOR,
+        scenarios.recipients_body(scenario, ids),
+        state_url=plan,
+        done=lambda p: bool(p["participants"]) and all(q["name_given"] for q in p["participants"]),
+        patience=patience,
+    )
+    await step(
+        http,
+        "POST",
+        plan,
+        COORDINATOR,
+        scenarios.plan_body(scenario, ids, held_on),
+        state_url=plan,
+        done=lambda p: bool(p.get("versions")),
+        patience=patience,
+    )
+    case.mark(
+        "plan_written",
+        f"The coordinator writes up the plan: {len(scenario.agreements)}"
+        " agreements, who watches them, when everyone meets again",
+    )
+    await step(
+        http,
+        "POST",
+        f"{plan}/accept",
+        PARTICIPANT,
+        {"version": 1},
+        state_url=plan,
+        done=lambda p: bool(p["versions"]) and p["versions"][-1]["accepted"],
+        patience=patience,
+    )
+    case.mark("plan_accepted", "Those present accept the plan: it is theirs")
+    if scenario.minimum_requirements:
+        await step(
+            http,
+            "POST",
+            f"{plan}/sign-off",
+            PROFESSIONAL,
+            {"version": 1, "meets": True},
+            state_url=plan,
+            done=lambda p: p["versions"][-1]["sign_off"] is not None,
+            patience=patience,
+        )
+        case.mark("signed_off", "The professional records that the plan meets the minimum")
+    await step(
+        http,
+        "POST",
+        f"{plan}/distribute",
+        COORDINATOR,
+        {"shared_with_organisations": list(scenario.shared_with_organisations), "version": 1},
+        state_url=plan,
+        done=lambda p: p["stage"] == "plan_distributed",
+        patience=patience,
+    )
+    case.mark("distributed", f"The plan goes to all {len(ids)} participants")
+    await _deliver(http, case, patience)
+
+
+async def _deliver(http: httpx.AsyncClient, case: _Case, patience: float) -> None:
+    """E-mail copies go out by themselves; the coordinator hands over the rest (and any e-mail
+    that could not be sent), and records each handover."""
+    deliveries = f"{case.plans}/plan/deliveries"
+    settled = await until(
+        http,
+        deliveries,
+        lambda ds: all(d["status"] != "pending" or d["channel"] != "email" for d in ds),
+        patience,
+    )
+    for copy in settled:
+        if copy["status"] in DELIVERED:
+            continue
+        await step(
+            http,
+            "POST",
+            deliveries,
+            COORDINATOR,
+            {
+                "version": copy["version"],
+                "participant_id": copy["participant_id"],
+                "channel": "by_hand",
+            },
+            state_url=deliveries,
+            done=_delivered_to(copy["participant_id"]),
+            patience=patience,
+        )
+    emailed = sum(1 for d in settled if d["status"] == "sent")
+    case.mark(
+        "delivered",
+        f"Every copy reached its recipient: {emailed} by e-mail, {len(settled) - emailed} by hand",
+    )
+
+
+async def _follow_up(http: httpx.AsyncClient, case: _Case, key: str, patience: float) -> None:
+    contact = await until(
+        http, case.followup, lambda f: _first_contact_due(f) is not None, patience
+    )
+    timer = _first_contact_due(contact)
+    assert timer is not None
+    case.mark("follow_up_due", f"The {timer['kind']} contact is due")
+    agreements = {aid: "kept" for aid in contact["agreement_ids"]}
+    if agreements:
+        agreements[contact["agreement_ids"][-1]] = "partly_kept"
+    await step(
+        http,
+        "POST",
+        f"{case.followup}/outcomes",
+        # The coordinator makes the four-week call; a researcher the later contacts.
+        COORDINATOR if timer["kind"] == "coordinator_call" else RESEARCHER,
+        {
+            "timer_id": timer["timer_id"],
+            "reached": True,
+            "agreements": agreements,
+            "notes": "Most agreements hold; the family wants to meet again.",
+        },
+        state_url=case.followup,
+        done=lambda f: any(o["timer_id"] == timer["timer_id"] for o in f.get("outcomes", [])),
+        patience=patience,
+    )
+    case.mark("outcome_recorded", "The outcome is recorded: reached, agreement by agreement")
+    requested = await call(
+        http,
+        "POST",
+        f"{case.followup}/follow-up-conference",
+        COORDINATOR,
+        {"reason": "The family asks to meet again about the finances."},
+        key=f"{key}:follow-up-conference",
+        patience=patience,
+    )
+    new_case = str(requested["new_case_id"])
+    await until(
+        http,
+        f"{case.intake.rsplit('/', 1)[0]}/{new_case}",
+        lambda c: c.get("follow_up_of") == case.run.case_id,
+        patience,
+    )
+    case.run.follow_up_case_id = new_case
+    case.mark("follow_up_conference", f"A follow-up conference opens case {new_case}, linked")
+
+
+def _first_contact_due(follow_up: dict[str, Any]) -> dict[str, Any] | None:
+    """The first contact timer that fired (a reminder is not a contact)."""
+    fired = [
+        t
+        for t in follow_up.get("timers", [])
+        if t.get("fired_at") and t["kind"] != "next_meeting_reminder"
+    ]
+    return min(fired, key=lambda t: t["due_at"]) if fired else None

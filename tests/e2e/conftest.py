@@ -1,8 +1,10 @@
 """The whole system as ``make run`` starts it: nats-server and four service processes, one per
-test module, with the follow-up schedule compressed so a case reaches its follow-up in seconds."""
+test module, with the follow-up schedule compressed so a case reaches its follow-up in seconds,
+and a real SMTP server (aiosmtpd) that plans e-mails the copies to."""
 
 from __future__ import annotations
 
+import email.message
 import os
 import signal
 import subprocess
@@ -12,17 +14,33 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Message
 
 from tests.servers import free_port
 
 SERVICES = ("intake", "coordination", "plans", "followup")
 
 
+class Mailbox(Message):
+    """Keeps every message the SMTP server accepts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[email.message.Message] = []
+
+    def handle_message(self, message: email.message.Message) -> None:
+        self.messages.append(message)
+
+
 class System:
-    def __init__(self, nats_port: int, ports: dict[str, int], env: dict[str, str]) -> None:
+    def __init__(
+        self, nats_port: int, ports: dict[str, int], env: dict[str, str], mailbox: Mailbox
+    ) -> None:
         self.nats_url = f"nats://127.0.0.1:{nats_port}"
         self.ports = ports
         self.env = env
+        self.mailbox = mailbox
 
     @property
     def urls(self) -> dict[str, str]:
@@ -48,17 +66,31 @@ def ready(port: int) -> bool:
 
 
 @pytest.fixture(scope="module")
-def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+def mailbox() -> Iterator[tuple[Mailbox, int]]:
+    handler, port = Mailbox(), free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield handler, port
+    controller.stop()
+
+
+@pytest.fixture(scope="module")
+def system(
+    tmp_path_factory: pytest.TempPathFactory, mailbox: tuple[Mailbox, int]
+) -> Iterator[System]:
     nats_port = free_port()
     ports = {name: free_port() for name in SERVICES}
     env = os.environ | {f"KRING_{n.upper()}_PORT": str(p) for n, p in ports.items()}
     env |= {f"KRING_{n.upper()}_URL": f"http://127.0.0.1:{p}" for n, p in ports.items()}
     env |= {
         "KRING_NATS_URL": f"nats://127.0.0.1:{nats_port}",
-        "KRING_FOLLOWUP_DELAY_SECONDS": "2",
         # A day lasts a twentieth of a second: a three-month contact is due after ~5 s.
         "KRING_FOLLOWUP_SECONDS_PER_DAY": "0.05",
         "KRING_TIMER_TICK_SECONDS": "0.2",
+        "KRING_SMTP_HOST": "127.0.0.1",
+        "KRING_SMTP_PORT": str(mailbox[1]),
+        "KRING_SMTP_FROM": "kring@example.org",
+        "KRING_PLANS_DELIVERY_TICK_SECONDS": "0.2",
     }
     data = tmp_path_factory.mktemp("system")
     runner = subprocess.Popen(
@@ -84,7 +116,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
             output = runner.stdout.read() if runner.stdout else ""
             pytest.fail(f"the system did not start:\n{output[-3000:]}")
         time.sleep(0.1)
-    yield System(nats_port, ports, env)
+    yield System(nats_port, ports, env, mailbox[0])
     runner.send_signal(signal.SIGINT)
     try:
         runner.wait(timeout=30)

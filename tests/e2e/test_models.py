@@ -1,0 +1,134 @@
+"""Each model from request to follow-up through the running system (``kring run``: nats-server
+and four service processes, a real SMTP server), every step through the public HTTP APIs
+(``kring.workflow``) and the CLI, checked on the stream, in the plan's copies, in the delivery
+records, in the mailbox and in the audit trails of both linked cases."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+from typing import Any
+
+import httpx
+import pytest
+
+from kring import scenarios, workflow
+from shared.events import ConferenceModel
+from tests.e2e.conftest import SERVICES, System
+from tests.harness import envelopes, stream_messages
+
+#: The integration events of one case, in the order they must appear on the stream.
+FLOW = [
+    "nl.kring.request-received.v1",
+    "nl.kring.coordinator-assigned.v1",
+    "nl.kring.conference-held.v1",
+    "nl.kring.plan-distributed.v1",
+    "nl.kring.follow-up-due.v1",
+    "nl.kring.outcome-recorded.v1",
+    "nl.kring.follow-up-conference-requested.v1",
+]
+
+
+def in_order(seen: list[str], wanted: list[str]) -> bool:
+    remaining = iter(seen)
+    return all(any(s == w for s in remaining) for w in wanted)
+
+
+async def _run(system: System, model: ConferenceModel) -> tuple[workflow.CaseRun, str]:
+    region = f"E2E-{model.value}-{uuid.uuid4().hex[:6]}"
+    async with httpx.AsyncClient() as http:
+        await workflow.join_pool(http, urls=system.urls, region=region)
+        run = await workflow.run_case(
+            http,
+            model,
+            urls=system.urls,
+            region=region,
+            key=f"e2e-{uuid.uuid4()}",
+            patience=60,
+            through_follow_up=True,
+        )
+    return run, region
+
+
+def _get(system: System, service: str, path: str) -> Any:
+    response = httpx.get(f"{system.urls[service]}{path}", timeout=10)
+    assert response.status_code == 200, response.text
+    return response
+
+
+@pytest.mark.parametrize("model", list(ConferenceModel), ids=lambda m: m.value)
+async def test_each_model_runs_from_request_to_follow_up(
+    system: System, model: ConferenceModel
+) -> None:
+    scenario = scenarios.SCENARIOS[model]
+    run, region = await _run(system, model)
+    case = run.case_id
+
+    # The stream: the case's integration events in order, each exactly once per origin:position.
+    mine = [e for e in envelopes(await stream_messages(system.nats_url)) if e["subject"] == case]
+    types = [e["type"] for e in mine]
+    assert in_order(types, FLOW), types
+    assert Counter(e["id"] for e in mine).most_common(1)[0][1] == 1
+    held = next(e for e in mine if e["type"] == "nl.kring.conference-held.v1")["data"]
+    assert len(held["participants"]) == len(scenario.people)
+    names = {p.name for p in scenario.people}
+    assert not names & set(json.dumps(mine).split('"')), "a name travelled on the bus"
+    assigned = next(e for e in mine if e["type"] == "nl.kring.coordinator-assigned.v1")
+    assert len(assigned["data"]["coordinator_ids"]) == scenario.coordinators_needed
+
+    # The plan's copies: HTML and PDF, names printed, in the family's language.
+    html = _get(system, "plans", f"/cases/{case}/plan/document.html").text
+    assert "Ons plan" in html and all(p.name in html for p in scenario.people)
+    pdf = _get(system, "plans", f"/cases/{case}/plan/document.pdf")
+    assert pdf.headers["content-type"] == "application/pdf" and pdf.content.startswith(b"%PDF")
+
+    # A delivery record per copy: e-mail copies sent through SMTP, the rest handed over.
+    copies = _get(system, "plans", f"/cases/{case}/plan/deliveries").json()
+    by_id = {c["participant_id"]: c for c in copies}
+    for p in scenario.people:
+        copy = by_id[run.participant_ids[p.key]]
+        assert (copy["channel"], copy["status"]) == (
+            ("email", "sent") if p.email else ("by_hand", "delivered")
+        )
+    received = [m["To"] for m in system.mailbox.messages]
+    assert sorted(p.email for p in scenario.people if p.email) == sorted(
+        to for to in received if to in {p.email for p in scenario.people}
+    )
+
+    # The follow-up conference: a new case in intake, linked both ways.
+    new_case = run.follow_up_case_id
+    assert new_case is not None
+    original = _get(system, "intake", f"/cases/{case}").json()
+    assert new_case in original["follow_ups"]
+    follow_up = _get(system, "followup", f"/cases/{case}").json()
+    assert new_case in [str(c) for c in follow_up["follow_up_cases"]]
+
+    # The audit trails through the CLI: every service, every actor, both cases.
+    audit = system.kring("audit", case, "--json")
+    assert audit.returncode == 0, audit.stderr
+    trail = json.loads(audit.stdout)
+    assert {e["service"] for e in trail} == set(SERVICES)
+    assert all(e["actor"] and e["actor"]["id"] and e["actor"]["role"] for e in trail)
+    steps = {(e["service"], e["type"]) for e in trail}
+    for wanted in [
+        ("intake", "Accepted"),
+        ("intake", "FollowUpOpened"),
+        ("coordination", "ConferenceHeld"),
+        ("plans", "Distributed"),
+        ("followup", "Due"),
+        ("followup", "FollowUpConferenceRequested"),
+    ]:
+        assert wanted in steps, wanted
+    linked = system.kring("audit", new_case, "--json")
+    assert linked.returncode == 0, linked.stderr
+    assert json.loads(linked.stdout)[0]["type"] == "Submitted"
+
+    # kring cases: the case, and the follow-up case it opened, in the region's list.
+    listed = system.kring("cases", "--region", region, "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = {row["case_id"]: row for row in json.loads(listed.stdout)}
+    assert rows[case]["model"] == model.value
+    assert rows[case]["stage_service"] == "followup"
+    assert rows[new_case]["follow_up_of"] == case
+    assert rows[new_case]["stage"] == "submitted"
