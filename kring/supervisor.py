@@ -93,6 +93,10 @@ def _run(
         }
         # Piped output is block-buffered; unbuffered children show their lines as they happen.
         env.setdefault("PYTHONUNBUFFERED", "1")
+        # The children write into a pipe, so they would log JSON; a person at a terminal reads
+        # the console form (an operator's KRING_LOG_FORMAT still wins).
+        if sys.stdout.isatty():
+            env.setdefault("KRING_LOG_FORMAT", "console")
         for name in ports:
             services.append(_start_service(name, data_dir, env))
         _wait_healthy(host, ports, [nats, *services])

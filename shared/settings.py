@@ -53,9 +53,8 @@ class ServiceSettings(BaseSettings):
         return self.data_dir / f"{self.service_name}.sqlite"
 
     def describe(self) -> dict[str, Any]:
-        described: dict[str, Any] = {}
-        for key, value in self.model_dump().items():
+        described: dict[str, Any] = self.model_dump(mode="json")
+        for key in described:
             if isinstance(getattr(self, key), SecretStr):
-                value = "***" if getattr(self, key) is not None else None
-            described[key] = str(value) if isinstance(value, Path) else value
+                described[key] = "***"
         return described
