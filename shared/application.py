@@ -28,11 +28,12 @@ from eventsourcing.utils import get_topic
 from pydantic import BaseModel
 
 from shared.envelope import Delivered
+from shared.errors import NotFoundError
 from shared.events import IntegrationEvent
 from shared.store import StoreQueries
 
 
-class CaseNotFoundError(LookupError):
+class CaseNotFoundError(NotFoundError):
     def __init__(self, case_id: UUID) -> None:
         super().__init__(f"case {case_id} not found")
         self.case_id = case_id

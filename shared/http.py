@@ -15,10 +15,13 @@ from uuid import UUID, uuid4
 import structlog
 from eventsourcing.persistence import IntegrityError
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from shared.application import CaseNotFoundError, HistoryEntry, KringApplication
+from shared.application import HistoryEntry, KringApplication
+from shared.errors import DomainRuleError, InvalidFieldError, NotFoundError
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -28,10 +31,6 @@ Responses = dict[int | str, dict[str, Any]]
 NOT_FOUND: Responses = {404: {"description": "unknown case"}}
 CONFLICT: Responses = {409: {"description": "not allowed in the case's current stage"}}
 NOT_FOUND_OR_CONFLICT: Responses = {**NOT_FOUND, **CONFLICT}
-
-
-class DomainRuleError(Exception):
-    """A command that would break a rule of the domain (an invalid transition)."""
 
 
 CASE_IN_PATH = re.compile(r"/cases/([0-9a-fA-F-]{36})")
@@ -76,12 +75,19 @@ def install_error_handlers(api: FastAPI) -> None:
             status_code=409, content={"detail": "the case changed at the same moment; try again"}
         )
 
+    async def invalid_field(request: Request, error: Exception) -> Response:
+        # The same answer FastAPI gives for invalid input, naming the field in the body.
+        assert isinstance(error, InvalidFieldError)
+        detail = [{"type": "value_error", "loc": ("body", *error.loc), "msg": error.message}]
+        return await request_validation_exception_handler(request, RequestValidationError(detail))
+
     async def unexpected(request: Request, error: Exception) -> Response:
         log.error("http.unhandled", path=request.url.path, error=type(error).__name__)
         return JSONResponse(status_code=500, content={"detail": "internal error"})
 
     api.add_exception_handler(DomainRuleError, rule_broken)
-    api.add_exception_handler(CaseNotFoundError, not_found)
+    api.add_exception_handler(NotFoundError, not_found)
+    api.add_exception_handler(InvalidFieldError, invalid_field)
     api.add_exception_handler(IntegrityError, concurrent_change)
     api.add_exception_handler(Exception, unexpected)
 

@@ -7,26 +7,23 @@ come out: every view shows participant ids, roles, organisations, invitation sta
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
-from fastapi import APIRouter, Body, HTTPException, Query, status
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, Body, Query, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.coordination.app import CoordinationApplication
 from services.coordination.domain import (
     CoordinatedCase,
-    FieldError,
     Invitation,
-    ParticipantNotFoundError,
     Stage,
 )
-from services.coordination.pool import CoordinatorNotFoundError, CoordinatorPool, RelationKind
+from services.coordination.pool import CoordinatorPool, RelationKind
 from shared.actor import ActorHeader
+from shared.errors import InvalidFieldError
 from shared.events import (
     ConferenceModel,
     ConferencePart,
@@ -439,19 +436,6 @@ class CreatedParticipant(ParticipantView):
     case_id: UUID
 
 
-async def _call(function: Callable[..., T], *args: Any) -> T:
-    """Run an application call; map coordination's own errors (the shared ones map
-    themselves)."""
-    try:
-        return await run_sync(function, *args)
-    except FieldError as error:
-        raise RequestValidationError(
-            [{"type": "value_error", "loc": ("body", *error.loc), "msg": error.message}]
-        ) from None
-    except (CoordinatorNotFoundError, ParticipantNotFoundError) as error:
-        raise HTTPException(status_code=404, detail=str(error)) from None
-
-
 def router(app: CoordinationApplication) -> APIRouter:
     api = APIRouter(tags=["coordination"])
 
@@ -468,7 +452,7 @@ def router(app: CoordinationApplication) -> APIRouter:
             for name in ("organisations", "gender", "backgrounds", "cultures", "available")
             if name in body.model_fields_set
         }
-        pool = await _call(
+        pool = await run_sync(
             lambda: app.register_coordinator(
                 body.coordinator_id,
                 body.regions,
@@ -495,7 +479,9 @@ def router(app: CoordinationApplication) -> APIRouter:
     ) -> CoordinatorView:
         """Available, or unavailable until a date (available again on it) or until further
         notice. Cases they hold stay theirs; the regional manager reassigns if needed."""
-        pool = await _call(app.set_availability, coordinator_id, body.available, body.until, actor)
+        pool = await run_sync(
+            app.set_availability, coordinator_id, body.available, body.until, actor
+        )
         return CoordinatorView.of(pool, coordinator_id, app.today())
 
     @api.post(
@@ -507,7 +493,7 @@ def router(app: CoordinationApplication) -> APIRouter:
         """A relation that makes the coordinator not independent for a case: they are never
         assigned to it. If they hold it now they are released and the case is assigned afresh
         without them, or waits on the unassigned list saying why."""
-        _, case = await _call(
+        _, case = await run_sync(
             app.declare_relation,
             coordinator_id,
             body.case_id,
@@ -561,20 +547,18 @@ def router(app: CoordinationApplication) -> APIRouter:
         """The regional manager assigns or reassigns by hand (the whole set, which replaces
         the previous one), with a reason."""
         try:
-            case = await _call(app.assign_by_hand, case_id, body.ids, body.reason, actor)
-        except RequestValidationError as error:
+            case = await run_sync(app.assign_by_hand, case_id, body.ids, body.reason, actor)
+        except InvalidFieldError as error:
             if body.coordinator_id is None:
                 raise
             # The one-coordinator body: name the field it has.
-            raise RequestValidationError(
-                [e | {"loc": ("body", "coordinator_id")} for e in error.errors()]
-            ) from None
+            raise InvalidFieldError(("coordinator_id",), error.message) from None
         return view(case)
 
     @api.post("/cases/{case_id}/contact", responses=NOT_FOUND_OR_CONFLICT)
     async def first_contact(case_id: UUID, actor: ActorHeader) -> CaseView:
         """The coordinator made first contact with the central person."""
-        return view(await _call(app.record_contact, case_id, actor))
+        return view(await run_sync(app.record_contact, case_id, actor))
 
     # -- participants --------------------------------------------------------------------
     @api.post(
@@ -584,7 +568,7 @@ def router(app: CoordinationApplication) -> APIRouter:
         """Invite someone, with their role. The answer gives their participant id; name and
         contact are never shown again."""
         participant = body.model_dump(mode="json")
-        case, participant_id = await _call(lambda: app.invite(case_id, actor, **participant))
+        case, participant_id = await run_sync(lambda: app.invite(case_id, actor, **participant))
         created = ParticipantView.of(participant_id, case.participants[participant_id])
         return CreatedParticipant(case_id=case_id, **created.model_dump())
 
@@ -603,7 +587,7 @@ def router(app: CoordinationApplication) -> APIRouter:
     ) -> ParticipantView:
         """They come: consent to take part, and to share their details as given."""
         share = (body or Confirmation()).share_details
-        case = await _call(app.confirm, case_id, participant_id, share, actor)
+        case = await run_sync(app.confirm, case_id, participant_id, share, actor)
         return ParticipantView.of(participant_id, case.participants[participant_id])
 
     @api.post("/cases/{case_id}/participants/{participant_id}/decline", responses=COMMAND)
@@ -616,7 +600,7 @@ def router(app: CoordinationApplication) -> APIRouter:
         """They are not coming: recorded and respected, never pressed. Only the participant
         themself (actor role ``participant``) changes that answer."""
         reason = (body or Decline()).reason
-        case = await _call(app.decline, case_id, participant_id, reason, actor)
+        case = await run_sync(app.decline, case_id, participant_id, reason, actor)
         return ParticipantView.of(participant_id, case.participants[participant_id])
 
     @api.post("/cases/{case_id}/participants/{participant_id}/consent/withdraw", responses=COMMAND)
@@ -625,7 +609,7 @@ def router(app: CoordinationApplication) -> APIRouter:
     ) -> ParticipantView:
         """Withdraw consent to share details (nothing is shared from now on; other services are
         told) or to take part (no longer coming, as after a decline)."""
-        case = await _call(app.withdraw_consent, case_id, participant_id, body.what.value, actor)
+        case = await run_sync(app.withdraw_consent, case_id, participant_id, body.what.value, actor)
         return ParticipantView.of(participant_id, case.participants[participant_id])
 
     # -- preparation ---------------------------------------------------------------------
@@ -633,19 +617,21 @@ def router(app: CoordinationApplication) -> APIRouter:
     async def information(case_id: UUID, body: InformationNeeded, actor: ActorHeader) -> CaseView:
         """Information needed at the conference, and who brings it; the same topic again
         changes who brings it."""
-        return view(await _call(app.need_information, case_id, body.topic, body.brought_by, actor))
+        return view(
+            await run_sync(app.need_information, case_id, body.topic, body.brought_by, actor)
+        )
 
     @api.put("/cases/{case_id}/arrangements", responses=COMMAND)
     async def arrangements(case_id: UUID, body: Arrangements, actor: ActorHeader) -> CaseView:
         """The family's practicalities: date, venue, languages and interpreter, food,
         rituals."""
-        return view(await _call(app.arrange, case_id, body.model_dump(), actor))
+        return view(await run_sync(app.arrange, case_id, body.model_dump(), actor))
 
     @api.post("/cases/{case_id}/schedule", responses=COMMAND)
     async def schedule(case_id: UUID, body: Schedule, actor: ActorHeader) -> CaseView:
         """Schedule the conference (again to move it): after the first contact, with at least
         one confirmed participant who is not a professional."""
-        return view(await _call(app.schedule, case_id, body.on, body.venue, actor))
+        return view(await run_sync(app.schedule, case_id, body.on, body.venue, actor))
 
     @api.post("/cases/{case_id}/conference", responses=COMMAND)
     async def conference_held(
@@ -654,7 +640,7 @@ def router(app: CoordinationApplication) -> APIRouter:
         """The conference was held: per part that took place, who was present (participant
         ids), and whether the coordinator and an interpreter were."""
         parts = {part.value: record.model_dump() for part, record in body.parts.items()}
-        return view(await _call(app.hold_conference, case_id, body.held_on, parts, actor))
+        return view(await run_sync(app.hold_conference, case_id, body.held_on, parts, actor))
 
     @api.post("/cases/{case_id}/end", responses=NOT_FOUND_OR_CONFLICT)
     async def end(case_id: UUID, body: EndingRecord, actor: ActorHeader) -> CaseView:
@@ -662,7 +648,7 @@ def router(app: CoordinationApplication) -> APIRouter:
         a plan made without a meeting."""
         reason = body.reason.value if body.reason else None
         return view(
-            await _call(
+            await run_sync(
                 app.end_without_conference, case_id, body.ending.value, reason, body.note, actor
             )
         )

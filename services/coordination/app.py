@@ -25,7 +25,6 @@ from services.coordination.domain import (
     ENDED,
     MANAGER_ROLE,
     CoordinatedCase,
-    FieldError,
     Stage,
     derive_stage,
     first_contact_overdue,
@@ -35,8 +34,8 @@ from shared.actor import Actor, system_actor
 from shared.application import CaseNotFoundError, KringApplication
 from shared.clock import Clock, SystemClock
 from shared.envelope import Delivered
+from shared.errors import DomainRuleError, InvalidFieldError
 from shared.events import PlanDistributed, RequestReceived, RequestWithdrawn
-from shared.http import DomainRuleError
 from shared.logging import bound_case, get_logger
 from shared.projection import LogProjection
 
@@ -273,9 +272,9 @@ class CoordinationApplication(KringApplication):
                 raise DomainRuleError("only a regional_manager assigns a coordinator by hand")
             for i, cid in enumerate(ids):
                 if cid in ids[:i]:
-                    raise FieldError(("coordinator_ids", i), f"{cid} is named twice")
+                    raise InvalidFieldError(("coordinator_ids", i), f"{cid} is named twice")
                 if cid not in pool.coordinators:
-                    raise FieldError(("coordinator_ids", i), f"{cid!r} is not in the pool")
+                    raise InvalidFieldError(("coordinator_ids", i), f"{cid!r} is not in the pool")
             if len(ids) > case.coordinators_needed:
                 raise DomainRuleError(
                     "this case is prepared by one coordinator: two are for a group conference"

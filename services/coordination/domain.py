@@ -22,7 +22,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from shared.http import DomainRuleError
+from shared.errors import DomainRuleError, InvalidFieldError, NotFoundError
 
 
 class Stage(StrEnum):
@@ -62,18 +62,7 @@ PARTICIPANT_ROLE = "participant"
 MANAGER_ROLE = "regional_manager"
 
 
-class FieldError(ValueError):
-    """A field of a command names something the case does not have (an unknown participant id,
-    a coordinator not in the pool) or a value the case cannot take: invalid input, so the edge
-    answers 422 naming the field."""
-
-    def __init__(self, loc: Sequence[str | int], message: str) -> None:
-        super().__init__(message)
-        self.loc = tuple(loc)
-        self.message = message
-
-
-class ParticipantNotFoundError(LookupError):
+class ParticipantNotFoundError(NotFoundError):
     def __init__(self, case_id: UUID, participant_id: str) -> None:
         super().__init__(f"case {case_id} has no participant {participant_id!r}")
 
@@ -537,9 +526,11 @@ class CoordinatedCase(Aggregate):
     def check_can_come(self, participant_id: str, loc: Sequence[str | int]) -> dict[str, Any]:
         p = self.participants.get(participant_id)
         if p is None:
-            raise FieldError(loc, f"unknown participant {participant_id!r}: not in this case")
+            raise InvalidFieldError(
+                loc, f"unknown participant {participant_id!r}: not in this case"
+            )
         if p["invitation"] in NOT_COMING:
-            raise FieldError(
+            raise InvalidFieldError(
                 loc,
                 f"{participant_id} said they are not coming ({p['invitation']}); that answer"
                 " is respected",
@@ -576,13 +567,13 @@ class CoordinatedCase(Aggregate):
         self.check_in_preparation("the practicalities are arranged")
         wanted: date | None = arrangements.get("date")
         if wanted is not None and wanted < today:
-            raise FieldError(("date",), f"must not be before today ({today.isoformat()})")
+            raise InvalidFieldError(("date",), f"must not be before today ({today.isoformat()})")
         interpreter: str | None = arrangements.get("interpreter")
         languages = arrangements.get("languages") or []
         if interpreter is not None and interpreter.casefold() not in {
             lang.casefold() for lang in languages
         }:
-            raise FieldError(
+            raise InvalidFieldError(
                 ("interpreter",),
                 "the interpreter's language must be one of the conference's languages",
             )
@@ -608,7 +599,7 @@ class CoordinatedCase(Aggregate):
                 " professional has confirmed"
             )
         if on < today:
-            raise FieldError(("on",), f"must not be before today ({today.isoformat()})")
+            raise InvalidFieldError(("on",), f"must not be before today ({today.isoformat()})")
         self._scheduled(on=on, venue=venue, rescheduled=self.scheduled_on is not None, actor=actor)
 
     @event("ConferenceScheduled")
@@ -632,7 +623,7 @@ class CoordinatedCase(Aggregate):
         if self.scheduled_on is None:
             raise DomainRuleError("a conference is recorded once it was scheduled")
         if not parts:
-            raise FieldError(("parts",), "at least one part took place")
+            raise InvalidFieldError(("parts",), "at least one part took place")
         attendance: dict[str, dict[str, int]] = {}
         present: dict[str, list[str]] = {}
         for part in PARTS:
@@ -644,7 +635,7 @@ class CoordinatedCase(Aggregate):
             for i, pid in enumerate(ids):
                 loc = ("parts", part, "present", i)
                 if pid in ids[:i]:
-                    raise FieldError(loc, f"{pid} is listed twice")
+                    raise InvalidFieldError(loc, f"{pid} is listed twice")
                 role = self.check_can_come(pid, loc)["role"]
                 counts[role] = counts.get(role, 0) + 1
             if record.get("coordinator"):
@@ -653,7 +644,7 @@ class CoordinatedCase(Aggregate):
                 counts["interpreter"] = 1
             attendance[part], present[part] = counts, ids
         if not any(present.values()):
-            raise FieldError(("parts",), "nobody was present: record who was there")
+            raise InvalidFieldError(("parts",), "nobody was present: record who was there")
         check_conference_rules(self.model, list(attendance), attendance)
         if "plan_making" in present and not any(
             self.participants[pid]["role"] not in PROFESSIONAL_ROLES

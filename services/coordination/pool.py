@@ -19,7 +19,7 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from services.coordination.domain import FieldError
+from shared.errors import InvalidFieldError, NotFoundError
 
 POOL_ID = uuid5(UUID("6f1c1a52-47a4-4c55-9d39-0c8f4f5bd0a1"), "coordinator-pool")
 
@@ -35,7 +35,7 @@ class RelationKind(StrEnum):
     OTHER_STAKE = "other_stake"  # any other stake in the outcome
 
 
-class CoordinatorNotFoundError(LookupError):
+class CoordinatorNotFoundError(NotFoundError):
     def __init__(self, coordinator_id: str) -> None:
         super().__init__(f"coordinator {coordinator_id!r} is not in the pool")
         self.coordinator_id = coordinator_id
@@ -149,9 +149,9 @@ class CoordinatorPool(Aggregate):
         notice. The cases they hold stay theirs; the regional manager reassigns if needed."""
         self.check_known(coordinator_id)
         if until is not None and available:
-            raise FieldError(("until",), "a date is only given with available: false")
+            raise InvalidFieldError(("until",), "a date is only given with available: false")
         if until is not None and until <= today:
-            raise FieldError(("until",), f"must be after today ({today.isoformat()})")
+            raise InvalidFieldError(("until",), f"must be after today ({today.isoformat()})")
         self._availability_set(
             coordinator_id=coordinator_id, available=available, until=until, actor=actor
         )

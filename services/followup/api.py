@@ -6,17 +6,15 @@ view returns them (free text about people), as intake and plans return no names.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date, datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 from uuid import UUID
 
 from fastapi import APIRouter, Header, status
-from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.followup.app import FollowupApplication
-from services.followup.domain import FollowUp, FollowUpFieldError, Stage
+from services.followup.domain import FollowUp, Stage
 from shared.actor import ActorHeader
 from shared.events import AgreementOutcome, ConferenceModel
 from shared.http import NOT_FOUND, NOT_FOUND_OR_CONFLICT, Responses, run_sync
@@ -139,16 +137,6 @@ class CaseRow(BaseModel):
     outcomes: int
 
 
-async def _call(function: Callable[..., T], *args: Any) -> T:
-    """Run an application call; map followup's own errors (the shared ones map themselves)."""
-    try:
-        return await run_sync(function, *args)
-    except FollowUpFieldError as error:
-        raise RequestValidationError(
-            [{"type": "value_error", "loc": ("body", *error.loc), "msg": error.message}]
-        ) from None
-
-
 def router(app: FollowupApplication) -> APIRouter:
     api = APIRouter(tags=["followup"])
     command = NOT_FOUND_OR_CONFLICT | INVALID
@@ -174,7 +162,7 @@ def router(app: FollowupApplication) -> APIRouter:
         due, for the next-meeting reminder, or a second time; 422 for a timer or agreement id
         the follow-up does not have."""
         agreements = {k: v.value for k, v in body.agreements.items()}
-        follow_up = await _call(
+        follow_up = await run_sync(
             app.record_outcome, case_id, body.timer_id, body.reached, agreements, body.notes, actor
         )
         return FollowUpView.of(follow_up)
@@ -195,7 +183,7 @@ def router(app: FollowupApplication) -> APIRouter:
         make a retry safe: the same key returns the same new case. 404 if no plan of this case
         was distributed."""
         reason = body.reason if body else ""
-        new_case_id = await _call(
+        new_case_id = await run_sync(
             app.request_follow_up_conference, case_id, reason, actor, idempotency_key
         )
         return FollowUpConferenceCreated(case_id=case_id, new_case_id=new_case_id)

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 from eventsourcing.domain import Aggregate, event
 
-from shared.http import DomainRuleError
+from shared.errors import DomainRuleError, InvalidFieldError
 
 #: The kind of the next-meeting reminder; every other kind is a contact.
 REMINDER = "next_meeting_reminder"
@@ -101,16 +101,6 @@ class Schedule:
         if moment <= distributed_at:
             return distributed_at
         return distributed_at + (moment - distributed_at) * (self.seconds_per_day / SECONDS_PER_DAY)
-
-
-class FollowUpFieldError(ValueError):
-    """A field of a command names something the follow-up does not have (an unknown timer or
-    agreement): invalid input, so the edge answers 422 naming the field."""
-
-    def __init__(self, loc: Sequence[str | int], message: str) -> None:
-        super().__init__(message)
-        self.loc = tuple(loc)
-        self.message = message
 
 
 def is_contact(kind: str) -> bool:
@@ -333,7 +323,7 @@ class FollowUp(Aggregate):
         timer = self.timers.get(timer_id)
         if timer is None:
             known = ", ".join(t for t in self.timers if is_contact(self.timers[t]["kind"]))
-            raise FollowUpFieldError(
+            raise InvalidFieldError(
                 ("timer_id",), f"unknown timer {timer_id!r}: this follow-up's contacts are {known}"
             )
         kind = timer["kind"]
@@ -371,13 +361,13 @@ class FollowUp(Aggregate):
         for agreement_id in agreements:
             if agreement_id not in self.agreement_ids:
                 known = ", ".join(self.agreement_ids) or "none"
-                raise FollowUpFieldError(
+                raise InvalidFieldError(
                     ("agreements", agreement_id),
                     f"unknown agreement {agreement_id!r}: plan version {self.plan_version} has"
                     f" {known}",
                 )
         if agreements and not reached:
-            raise FollowUpFieldError(
+            raise InvalidFieldError(
                 ("agreements",),
                 "a contact that reached nobody has no agreement outcomes: leave agreements out",
             )

@@ -16,8 +16,8 @@ from shared.actor import Actor, system_actor
 from shared.application import CaseNotFoundError, KringApplication
 from shared.clock import Clock, SystemClock
 from shared.envelope import Delivered
+from shared.errors import DomainRuleError
 from shared.events import FollowUpConferenceRequested
-from shared.http import DomainRuleError
 from shared.projection import LogProjection
 
 #: Namespace of case ids made from an Idempotency-Key, so a retried submission finds its case.

@@ -19,7 +19,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from shared.http import DomainRuleError
+from shared.errors import DomainRuleError
 
 #: Models in which the regional manager may ask for two coordinators (seed 001: a group or
 #: neighbourhood conference is often prepared by two).

@@ -12,8 +12,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID
 
-from fastapi import APIRouter, HTTPException
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -23,7 +22,6 @@ from services.plans.domain import (
     Channel,
     DeliveryStatus,
     Plan,
-    PlanFieldError,
     Stage,
     VersionNotFoundError,
 )
@@ -341,18 +339,6 @@ PDF: Responses = {200: {"content": {"application/pdf": {}}}, **NOT_FOUND}
 HTML: Responses = {200: {"content": {"text/html": {}}}, **NOT_FOUND}
 
 
-async def _call(function: Callable[..., T], *args: Any) -> T:
-    """Run an application call; map plans' own errors (the shared ones map themselves)."""
-    try:
-        return await run_sync(function, *args)
-    except PlanFieldError as error:
-        raise RequestValidationError(
-            [{"type": "value_error", "loc": ("body", *error.loc), "msg": error.message}]
-        ) from None
-    except VersionNotFoundError as error:
-        raise HTTPException(status_code=404, detail=str(error)) from None
-
-
 def router(app: PlansApplication) -> APIRouter:
     api = APIRouter(tags=["plans"])
     command = NOT_FOUND_OR_CONFLICT | INVALID
@@ -380,38 +366,38 @@ def router(app: PlansApplication) -> APIRouter:
         """Per participant id: the name printed on the copies and the delivery channel (e-mail
         with address, post with address, by hand). Again to correct it."""
         entries = [_entry(r) for r in body.recipients]
-        return PlanView.of(await _call(app.record_recipients, case_id, entries, actor))
+        return PlanView.of(await run_sync(app.record_recipients, case_id, entries, actor))
 
     @api.post("/cases/{case_id}/plan", responses=command)
     async def write(case_id: UUID, body: PlanContent, actor: ActorHeader) -> PlanView:
         """Write up the plan; every write-up is a new version, the old ones stay readable."""
         content: dict[str, Any] = body.model_dump(mode="json")
-        return PlanView.of(await _call(app.write, case_id, content, actor))
+        return PlanView.of(await run_sync(app.write, case_id, content, actor))
 
     @api.get("/cases/{case_id}/plan/versions/{version}", responses=NOT_FOUND)
     async def get_version(case_id: UUID, version: Version) -> VersionView:
         plan = await run_sync(app.get, case_id)
-        return await _call(VersionView.of, plan, version)
+        return await run_sync(VersionView.of, plan, version)
 
     @api.post("/cases/{case_id}/plan/accept", responses=command)
     async def accept(case_id: UUID, body: Acceptance, actor: ActorHeader) -> PlanView:
         """The family accepted this (the current) version: recorded by the coordinator or a
         participant."""
-        return PlanView.of(await _call(app.accept, case_id, body.version, actor))
+        return PlanView.of(await run_sync(app.accept, case_id, body.version, actor))
 
     @api.post("/cases/{case_id}/plan/sign-off", responses=command)
     async def sign_off(case_id: UUID, body: SignOff, actor: ActorHeader) -> PlanView:
         """A professional records that this (the current) version meets the minimum
         requirement, or that it does not, with the reason."""
         return PlanView.of(
-            await _call(app.sign_off, case_id, body.version, body.meets, body.reason, actor)
+            await run_sync(app.sign_off, case_id, body.version, body.meets, body.reason, actor)
         )
 
     @api.post("/cases/{case_id}/plan/distribute", responses=command)
     async def distribute(case_id: UUID, body: Distribution, actor: ActorHeader) -> PlanView:
         """Send the current version to every participant and every central person. E-mail
         copies go out in the background; post and by-hand copies wait for the coordinator."""
-        plan = await _call(
+        plan = await run_sync(
             app.distribute, case_id, body.shared_with_organisations, actor, body.version
         )
         return PlanView.of(plan)
@@ -424,7 +410,7 @@ def router(app: PlansApplication) -> APIRouter:
     @api.post("/cases/{case_id}/plan/deliveries", responses=command)
     async def record_handover(case_id: UUID, body: Handover, actor: ActorHeader) -> PlanView:
         """The coordinator posted or handed over a copy (also one whose e-mail failed)."""
-        plan = await _call(
+        plan = await run_sync(
             app.record_handover,
             case_id,
             body.version,
@@ -439,14 +425,14 @@ def router(app: PlansApplication) -> APIRouter:
         case_id: UUID, version: Version | None = None, language: Language | None = None
     ) -> HTMLResponse:
         """A printable copy; by default the current version in the family's language."""
-        html = await _call(_render, app, case_id, version, language, render_html)
+        html = await run_sync(_render, app, case_id, version, language, render_html)
         return HTMLResponse(html)
 
     @api.get("/cases/{case_id}/plan/document.pdf", response_class=Response, responses=PDF)
     async def document_pdf(
         case_id: UUID, version: Version | None = None, language: Language | None = None
     ) -> Response:
-        pdf = await _call(_render, app, case_id, version, language, render_pdf)
+        pdf = await run_sync(_render, app, case_id, version, language, render_pdf)
         return Response(
             pdf,
             media_type="application/pdf",

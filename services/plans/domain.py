@@ -22,7 +22,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from shared.http import DomainRuleError
+from shared.errors import DomainRuleError, InvalidFieldError, NotFoundError
 
 
 class Stage(StrEnum):
@@ -59,17 +59,7 @@ ACCEPTORS = frozenset({"coordinator", "participant"})
 SIGNERS = frozenset({"professional"})
 
 
-class PlanFieldError(ValueError):
-    """A field of a command names something the case does not have (e.g. an unknown participant
-    id): invalid input, so the edge answers 422 naming the field."""
-
-    def __init__(self, loc: Sequence[str | int], message: str) -> None:
-        super().__init__(message)
-        self.loc = tuple(loc)
-        self.message = message
-
-
-class VersionNotFoundError(LookupError):
+class VersionNotFoundError(NotFoundError):
     def __init__(self, case_id: UUID, version: int) -> None:
         super().__init__(f"case {case_id} has no plan version {version}")
 
@@ -159,17 +149,17 @@ class Plan(Aggregate):
     def check_recipient(self, i: int, entry: Mapping[str, Any]) -> None:
         known = self.participants.get(entry["participant_id"])
         if known is None and self.held_on is not None:
-            raise PlanFieldError(
+            raise InvalidFieldError(
                 ("recipients", i, "participant_id"),
                 f"unknown participant {entry['participant_id']!r}: not among the conference's"
                 " participants",
             )
         if known is None and entry.get("role") is None:
-            raise PlanFieldError(
+            raise InvalidFieldError(
                 ("recipients", i, "role"), "a participant new to the plan needs a role"
             )
         if known is not None and entry.get("role") not in (None, known["role"]):
-            raise PlanFieldError(
+            raise InvalidFieldError(
                 ("recipients", i, "role"),
                 f"the conference recorded this participant as {known['role']}: leave role out",
             )
@@ -223,19 +213,19 @@ class Plan(Aggregate):
                 agreement_id = f"a{next_number}"
                 next_number += 1
             elif agreement_id not in earlier_ids:
-                raise PlanFieldError(
+                raise InvalidFieldError(
                     ("agreements", i, "id"),
                     f"unknown agreement {agreement_id!r}: an id keeps an agreement of an earlier"
                     " version; leave it out for a new agreement",
                 )
             if agreement_id in seen:
-                raise PlanFieldError(("agreements", i, "id"), f"{agreement_id!r} appears twice")
+                raise InvalidFieldError(("agreements", i, "id"), f"{agreement_id!r} appears twice")
             seen.add(agreement_id)
             agreements.append(agreement | {"id": agreement_id})
         self.check_participant(content["watched_by"], ("watched_by",))
         next_meeting = content.get("next_meeting_on")
         if next_meeting and self.held_on and date.fromisoformat(next_meeting) < self.held_on:
-            raise PlanFieldError(
+            raise InvalidFieldError(
                 ("next_meeting_on",),
                 f"the next meeting cannot be before the conference ({self.held_on.isoformat()})",
             )
@@ -243,7 +233,7 @@ class Plan(Aggregate):
 
     def check_participant(self, participant_id: str, loc: Sequence[str | int]) -> None:
         if participant_id not in self.participants:
-            raise PlanFieldError(
+            raise InvalidFieldError(
                 loc, f"unknown participant {participant_id!r}: not a participant of this case"
             )
 
@@ -287,7 +277,7 @@ class Plan(Aggregate):
                 f"version {version} was already signed off ({verdict} the minimum requirement)"
             )
         if not meets and not (reason or "").strip():
-            raise PlanFieldError(("reason",), "a refusal needs its reason")
+            raise InvalidFieldError(("reason",), "a refusal needs its reason")
         self._signed_off(version=version, meets=meets, reason=reason, at=at, actor=actor)
 
     @event("SignedOff")

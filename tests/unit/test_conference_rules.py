@@ -3,7 +3,7 @@
 import pytest
 
 from services.coordination.domain import check_conference_rules
-from shared.http import DomainRuleError
+from shared.errors import DomainRuleError
 
 ALL_PARTS = ["information", "plan_making", "presentation"]
 

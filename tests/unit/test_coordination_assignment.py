@@ -16,12 +16,12 @@ import pytest
 
 from services.coordination.app import CoordinationApplication
 from services.coordination.bus import translate
-from services.coordination.domain import FieldError, Stage
+from services.coordination.domain import Stage
 from services.coordination.pool import CoordinatorNotFoundError
 from shared.actor import Actor, Role
 from shared.clock import ManualClock
+from shared.errors import DomainRuleError, InvalidFieldError
 from shared.events import CoordinatorAssigned, CoordinatorWishes, IntegrationEvent
-from shared.http import DomainRuleError
 from tests.factories import (
     delivered,
     plan_distributed,
@@ -172,7 +172,7 @@ def test_two_coordinators_only_where_the_case_asks_for_two(co: Coordination) -> 
     case_id = co.receive()
     with pytest.raises(DomainRuleError, match="prepared by one coordinator"):
         co.app.assign_by_hand(case_id, ["ana", "bob"], "both", MANAGER)
-    with pytest.raises(FieldError, match="named twice") as named:
+    with pytest.raises(InvalidFieldError, match="named twice") as named:
         co.app.assign_by_hand(
             co.receive(model="group", coordinators_needed=2), ["bob", "bob"], "x", MANAGER
         )
@@ -226,9 +226,9 @@ def test_an_unavailable_coordinator_is_not_chosen_nor_assigned_until_the_date(
     co.app.set_availability("ana", False, None, MANAGER)  # until further notice
     co.clock.advance(timedelta(days=365))
     assert "unavailable" in (co.app.get(co.receive()).waiting_reason or "")
-    with pytest.raises(FieldError, match="only given with available: false"):
+    with pytest.raises(InvalidFieldError, match="only given with available: false"):
         co.app.set_availability("ana", True, co.app.today() + timedelta(days=1), MANAGER)
-    with pytest.raises(FieldError, match="after today"):
+    with pytest.raises(InvalidFieldError, match="after today"):
         co.app.set_availability("ana", False, co.app.today(), MANAGER)
     with pytest.raises(CoordinatorNotFoundError):
         co.app.set_availability("nobody", False, None, MANAGER)

@@ -13,11 +13,11 @@ import pytest
 
 from services.coordination.app import CoordinationApplication
 from services.coordination.bus import translate
-from services.coordination.domain import FieldError, ParticipantNotFoundError, Stage
+from services.coordination.domain import ParticipantNotFoundError, Stage
 from shared.actor import Actor, Role
 from shared.clock import ManualClock
+from shared.errors import DomainRuleError, InvalidFieldError
 from shared.events import ConferenceHeld, IntegrationEvent, ParticipantConsentWithdrawn
-from shared.http import DomainRuleError
 from tests.factories import delivered, part, request_received
 
 MANAGER = Actor(id="rm", role=Role.REGIONAL_MANAGER)
@@ -154,11 +154,11 @@ def test_the_information_needed_names_who_brings_it(make_app: Any) -> None:
     assert case.app.get(case.id).information == [
         {"information_id": "i1", "topic": "what the school sees", "brought_by": guardian}
     ]
-    with pytest.raises(FieldError, match="unknown participant") as unknown:
+    with pytest.raises(InvalidFieldError, match="unknown participant") as unknown:
         case.app.need_information(case.id, "Finances", "p42", COORDINATOR)
     assert unknown.value.loc == ("brought_by",)
     case.app.decline(case.id, expert, "", COORDINATOR)
-    with pytest.raises(FieldError, match="not coming"):
+    with pytest.raises(InvalidFieldError, match="not coming"):
         case.app.need_information(case.id, "Health", expert, COORDINATOR)
 
 
@@ -176,10 +176,10 @@ def test_the_family_s_practicalities_are_recorded_and_revised(make_app: Any) -> 
     case.app.arrange(case.id, arrangements, COORDINATOR)
     case.app.arrange(case.id, arrangements | {"food": "Couscous"}, COORDINATOR)
     assert case.app.get(case.id).arrangements == arrangements | {"food": "Couscous"}
-    with pytest.raises(FieldError, match="one of the conference's languages") as bad:
+    with pytest.raises(InvalidFieldError, match="one of the conference's languages") as bad:
         case.app.arrange(case.id, arrangements | {"interpreter": "tr"}, COORDINATOR)
     assert bad.value.loc == ("interpreter",)
-    with pytest.raises(FieldError, match="before today"):
+    with pytest.raises(InvalidFieldError, match="before today"):
         case.app.arrange(case.id, arrangements | {"date": today - timedelta(days=1)}, COORDINATOR)
 
 
@@ -195,7 +195,7 @@ def test_a_conference_is_scheduled_after_first_contact_with_someone_of_the_famil
     with pytest.raises(DomainRuleError, match="not a professional has confirmed"):
         case.schedule()
     case.confirmed("central_person")
-    with pytest.raises(FieldError, match="before today"):
+    with pytest.raises(InvalidFieldError, match="before today"):
         case.app.schedule(case.id, case.app.today() - timedelta(days=1), "x", COORDINATOR)
     case.schedule()
     assert case.app.get(case.id).stage is Stage.SCHEDULED
@@ -280,19 +280,19 @@ def test_the_coordinator_chairs_part_two_and_professionals_may_stay_throughout(
 def test_who_was_present_must_be_a_participant_who_is_coming(make_app: Any) -> None:
     case, ids = _scheduled(make_app, "family")
     parts = {"information": part([ids["central"], "p99"], True)}
-    with pytest.raises(FieldError, match="unknown participant") as unknown:
+    with pytest.raises(InvalidFieldError, match="unknown participant") as unknown:
         case.app.hold_conference(case.id, case.app.today(), parts, COORDINATOR)
     assert unknown.value.loc == ("parts", "information", "present", 1)
     case.app.decline(case.id, ids["family"], "", COORDINATOR)
     parts = {"plan_making": part([ids["central"], ids["family"]])}
-    with pytest.raises(FieldError, match="not coming") as declined:
+    with pytest.raises(InvalidFieldError, match="not coming") as declined:
         case.app.hold_conference(case.id, case.app.today(), parts, COORDINATOR)
     assert declined.value.loc == ("parts", "plan_making", "present", 1)
-    with pytest.raises(FieldError, match="listed twice"):
+    with pytest.raises(InvalidFieldError, match="listed twice"):
         case.app.hold_conference(
             case.id, case.app.today(), {"information": part([ids["pro"], ids["pro"]])}, COORDINATOR
         )
-    with pytest.raises(FieldError, match="nobody was present"):
+    with pytest.raises(InvalidFieldError, match="nobody was present"):
         case.app.hold_conference(
             case.id, case.app.today(), {"information": part([], True)}, COORDINATOR
         )

@@ -7,7 +7,6 @@ import pytest
 
 from services.coordination.app import CoordinationApplication
 from services.coordination.bus import translate as coordination_translate
-from services.coordination.domain import FieldError
 from services.coordination.domain import Stage as CoordinationStage
 from services.followup.app import FollowupApplication
 from services.followup.domain import Contact, Schedule
@@ -18,7 +17,7 @@ from services.plans.app import PlansApplication
 from shared.actor import Actor, Role
 from shared.application import CaseNotFoundError
 from shared.clock import ManualClock
-from shared.http import DomainRuleError
+from shared.errors import DomainRuleError, InvalidFieldError
 from tests.factories import (
     CLARIFICATION,
     REQUEST_BODY,
@@ -132,7 +131,7 @@ def test_nobody_fits_so_the_case_waits_saying_why_until_assigned_by_hand(make_ap
     assert "Utrecht" in (case.waiting_reason or "")
     with pytest.raises(DomainRuleError, match="a conference needs an assigned coordinator"):
         app.hold_conference(event.case_id, date(2026, 4, 1), FAMILY_TIME, COORDINATOR)
-    with pytest.raises(FieldError, match="not in the pool"):
+    with pytest.raises(InvalidFieldError, match="not in the pool"):
         app.assign_by_hand(event.case_id, "nobody", "try", MANAGER)
     assigned = app.assign_by_hand(event.case_id, "c1", "travels to Utrecht", MANAGER)
     assert assigned.stage is CoordinationStage.ASSIGNED

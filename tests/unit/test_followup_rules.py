@@ -19,15 +19,14 @@ from services.followup.domain import (
     REMINDER,
     Contact,
     FollowUp,
-    FollowUpFieldError,
     Schedule,
     Stage,
 )
 from shared.actor import Actor, Role
 from shared.application import CaseNotFoundError
 from shared.clock import ManualClock
+from shared.errors import DomainRuleError, InvalidFieldError
 from shared.events import FollowUpConferenceRequested, FollowUpDue, OutcomeRecorded
-from shared.http import DomainRuleError
 from tests.factories import delivered, plan_distributed
 
 RESEARCHER = Actor(id="r1", role=Role.RESEARCHER)
@@ -307,13 +306,13 @@ def test_only_a_contact_that_came_due_takes_one_outcome_for_agreements_the_plan_
     before = app.recorder.max_notification_id()
     with pytest.raises(DomainRuleError, match="reminder of the next meeting, not a contact"):
         case.record(REMINDER, COORDINATOR)
-    with pytest.raises(FollowUpFieldError) as unknown_timer:
+    with pytest.raises(InvalidFieldError) as unknown_timer:
         case.record("research-7", COORDINATOR)
     assert unknown_timer.value.loc == ("timer_id",)
-    with pytest.raises(FollowUpFieldError) as unknown_agreement:
+    with pytest.raises(InvalidFieldError) as unknown_agreement:
         case.record("coordinator_call", COORDINATOR, agreements={"a1": "kept", "a7": "kept"})
     assert unknown_agreement.value.loc == ("agreements", "a7")
-    with pytest.raises(FollowUpFieldError) as nobody_reached:
+    with pytest.raises(InvalidFieldError) as nobody_reached:
         case.record("coordinator_call", COORDINATOR, reached=False, agreements={"a1": "kept"})
     assert nobody_reached.value.loc == ("agreements",)
     assert app.recorder.max_notification_id() == before

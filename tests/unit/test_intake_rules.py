@@ -10,8 +10,8 @@ from services.intake.app import IdempotencyKeyReusedError, IntakeApplication
 from services.intake.bus import translate
 from services.intake.domain import Stage
 from shared.actor import Actor, Role
+from shared.errors import DomainRuleError
 from shared.events import FollowUpConferenceRequested, RequestReceived, RequestWithdrawn
-from shared.http import DomainRuleError
 from tests.factories import CLARIFICATION, REQUEST_BODY, delivered
 
 REQUESTER = Actor(id="ria", role=Role.REQUESTER)

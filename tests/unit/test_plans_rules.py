@@ -16,8 +16,9 @@ from services.plans.app import PendingEmail, PlansApplication
 from services.plans.bus import translate
 from services.plans.delivery import DeliveryWorker
 from services.plans.document import document_of, render_html, render_pdf
-from services.plans.domain import Channel, DeliveryStatus, PlanFieldError, Stage
+from services.plans.domain import Channel, DeliveryStatus, Stage
 from shared.actor import Actor, Role
+from shared.errors import DomainRuleError, InvalidFieldError
 from shared.events import (
     ConferenceHeld,
     ConferencePart,
@@ -25,7 +26,6 @@ from shared.events import (
     ParticipantRef,
     PlanDistributed,
 )
-from shared.http import DomainRuleError
 from tests.factories import NOW, case_ended, coordinator_assigned, delivered, request_received
 
 COORDINATOR = Actor(id="c1", role=Role.COORDINATOR)
@@ -139,7 +139,7 @@ def test_a_plan_made_without_a_meeting_names_its_participants_first(make_app) ->
     app.process(delivered(case_ended(case_id, "plan_without_meeting"), 1))
     with pytest.raises(DomainRuleError, match="participants are not known"):
         app.write(case_id, content(), COORDINATOR)
-    with pytest.raises(PlanFieldError) as missing_role:
+    with pytest.raises(InvalidFieldError) as missing_role:
         app.record_recipients(case_id, [{"participant_id": "p-johan"}], COORDINATOR)
     assert missing_role.value.loc == ("recipients", 0, "role")
     entries = [{"participant_id": p.participant_id, "role": p.role.value} for p in PARTICIPANTS]
@@ -159,25 +159,25 @@ def test_unknown_participant_ids_are_refused_naming_the_field(make_app) -> None:
     app = make_app(PlansApplication)
     case_id = held_case(app)
     wrong_who = content(agreements=[{"who": ["p-father", "p-nobody"], "what": "cooks"}])
-    with pytest.raises(PlanFieldError) as who:
+    with pytest.raises(InvalidFieldError) as who:
         app.write(case_id, wrong_who, COORDINATOR)
     assert who.value.loc == ("agreements", 0, "who", 1)
-    with pytest.raises(PlanFieldError) as watcher:
+    with pytest.raises(InvalidFieldError) as watcher:
         app.write(case_id, content(watched_by="uncle Herman"), COORDINATOR)
     assert watcher.value.loc == ("watched_by",)
-    with pytest.raises(PlanFieldError) as recipient:
+    with pytest.raises(InvalidFieldError) as recipient:
         app.record_recipients(
             case_id,
             [{"participant_id": "p-father"}, {"participant_id": "p-x", "role": "family"}],
             COORDINATOR,
         )
     assert recipient.value.loc == ("recipients", 1, "participant_id")
-    with pytest.raises(PlanFieldError) as role:
+    with pytest.raises(InvalidFieldError) as role:
         app.record_recipients(
             case_id, [{"participant_id": "p-father", "role": "network"}], COORDINATOR
         )
     assert role.value.loc == ("recipients", 0, "role")
-    with pytest.raises(PlanFieldError) as early:
+    with pytest.raises(InvalidFieldError) as early:
         app.write(case_id, content(next_meeting_on="2026-03-01"), COORDINATOR)
     assert early.value.loc == ("next_meeting_on",)
     assert app.get(case_id).versions == []  # nothing half-stored
@@ -197,10 +197,10 @@ def test_every_revision_is_a_new_version_and_agreements_keep_their_ids(make_app)
     assert plan.written_version(1)["content"]["agreements"][0]["what"] == (
         "Johan grows up with his father"
     )
-    with pytest.raises(PlanFieldError) as unknown:
+    with pytest.raises(InvalidFieldError) as unknown:
         app.write(case_id, content(agreements=[{**kept, "id": "a99"}]), COORDINATOR)
     assert unknown.value.loc == ("agreements", 0, "id")
-    with pytest.raises(PlanFieldError, match="twice"):
+    with pytest.raises(InvalidFieldError, match="twice"):
         app.write(case_id, content(agreements=[kept, kept]), COORDINATOR)
 
 
@@ -251,7 +251,7 @@ def test_a_minimum_requirement_needs_a_professionals_sign_off_of_each_version(ma
         app.distribute(case_id, [], COORDINATOR)
     with pytest.raises(DomainRuleError, match="only a professional"):
         app.sign_off(case_id, 1, True, None, COORDINATOR)
-    with pytest.raises(PlanFieldError) as no_reason:
+    with pytest.raises(InvalidFieldError) as no_reason:
         app.sign_off(case_id, 1, False, "  ", PROFESSIONAL)
     assert no_reason.value.loc == ("reason",)
     app.sign_off(case_id, 1, False, "father still lives with the man", PROFESSIONAL)
