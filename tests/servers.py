@@ -10,7 +10,14 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
 
 
 def free_port() -> int:
@@ -130,3 +137,38 @@ class ServiceProcess:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+class Mailbox:
+    """A real SMTP server's handler (aiosmtpd): keeps every message it accepts, and answers the
+    addresses in ``refusals`` with their reply (e.g. ``550 …`` for good, ``451 …`` for now)."""
+
+    def __init__(self, refusals: Mapping[str, str] | None = None) -> None:
+        self.refusals = dict(refusals or {})
+        self.messages: list[EmailMessage] = []
+
+    async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        if address in self.refusals:
+            return self.refusals[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        message = message_from_bytes(envelope.content, policy=policy.default)
+        assert isinstance(message, EmailMessage)
+        self.messages.append(message)
+        return "250 Message accepted"
+
+
+@contextmanager
+def smtp_server(refusals: Mapping[str, str] | None = None) -> Iterator[tuple[Mailbox, int]]:
+    """An SMTP server on a free port for as long as the block runs: (its mailbox, its port)."""
+    mailbox, port = Mailbox(refusals), free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield mailbox, port
+    finally:
+        controller.stop()

@@ -4,7 +4,6 @@ and a real SMTP server (aiosmtpd) that plans e-mails the copies to."""
 
 from __future__ import annotations
 
-import email.message
 import os
 import signal
 import subprocess
@@ -14,23 +13,10 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.handlers import Message
 
-from tests.servers import free_port
+from tests.servers import Mailbox, free_port, smtp_server
 
 SERVICES = ("intake", "coordination", "plans", "followup")
-
-
-class Mailbox(Message):
-    """Keeps every message the SMTP server accepts."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.messages: list[email.message.Message] = []
-
-    def handle_message(self, message: email.message.Message) -> None:
-        self.messages.append(message)
 
 
 class System:
@@ -67,11 +53,8 @@ def ready(port: int) -> bool:
 
 @pytest.fixture(scope="module")
 def mailbox() -> Iterator[tuple[Mailbox, int]]:
-    handler, port = Mailbox(), free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield handler, port
-    controller.stop()
+    with smtp_server() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -4,15 +4,11 @@ that does not quote it, a server that keeps answering "try later" given up after
 
 from __future__ import annotations
 
-import email
-import email.policy
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from services.plans.app import PlansApplication
 from services.plans.delivery import DeliveryWorker
@@ -21,7 +17,7 @@ from shared.actor import Actor, Role
 from shared.settings import ServiceSettings
 from shared.store import eventsourcing_env
 from tests.factories import delivered, request_received
-from tests.servers import free_port
+from tests.servers import Mailbox, free_port, smtp_server
 from tests.unit.test_plans_rules import PLAN, conference, content
 
 COORDINATOR = Actor(id="c1", role=Role.COORDINATOR)
@@ -30,35 +26,14 @@ REFUSED = "refused@example.org"
 LATER = "later@example.org"
 
 
-class Mailbox:
-    """An SMTP server's handler: refuses one address for good, another for now, keeps the rest."""
-
-    def __init__(self) -> None:
-        self.messages: list[email.message.EmailMessage] = []
-
-    async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
-        self, server: Any, session: Any, envelope: Any, address: str, options: Any
-    ) -> str:
-        if address == REFUSED:
-            return f"550 5.1.1 <{address}>: mailbox unavailable"
-        if address == LATER:
-            return f"451 4.3.0 <{address}>: try again later"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        self.messages.append(message)  # type: ignore[arg-type]
-        return "250 Message accepted"
-
-
 @pytest.fixture
 def mailbox() -> Iterator[tuple[Mailbox, int]]:
-    handler, port = Mailbox(), free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield handler, port
-    controller.stop()
+    refusals = {
+        REFUSED: f"550 5.1.1 <{REFUSED}>: mailbox unavailable",
+        LATER: f"451 4.3.0 <{LATER}>: try again later",
+    }
+    with smtp_server(refusals) as server:
+        yield server
 
 
 @pytest.fixture
