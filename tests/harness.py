@@ -38,14 +38,18 @@ async def running(definition: ServiceDefinition) -> AsyncIterator[Running]:
 
 
 async def eventually(
-    check: Callable[[], Awaitable[bool]], timeout: float = 15.0, what: str = "condition"
+    check: Callable[[], Awaitable[bool]],
+    timeout: float = 15.0,
+    what: str = "condition",
+    interval: float = 0.02,
 ) -> None:
-    """Poll a condition that an event will make true (not a sleep standing in for one)."""
+    """Poll a condition that an event will make true (not a sleep standing in for one).
+    ``interval``: longer for a check that is costly itself (reading a whole stream or store)."""
     deadline = asyncio.get_running_loop().time() + timeout
     while not await check():
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(interval)
 
 
 async def stream_messages(nats_url: str, subjects: str = ALL_SUBJECTS) -> list[Any]:

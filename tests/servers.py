@@ -95,17 +95,21 @@ def postgres_url(base_dir: Path) -> tuple[str, object | None]:
 class ServiceProcess:
     """One Kring service as its own process, as ``make run`` starts it; killable with -9."""
 
-    def __init__(self, name: str, nats_url: str, data_dir: Path, **env: str) -> None:
+    def __init__(
+        self, name: str, nats_url: str, data_dir: Path, *, log_path: Path | None = None, **env: str
+    ) -> None:
         self.name = name
         self.port = free_port()
+        #: Where the service's output goes (appended across restarts); None: discarded.
+        self.log_path = log_path
         self.env = (
             os.environ
+            | {"KRING_LOG_LEVEL": "WARNING"}  # unless the caller asks for more
             | env
             | {
                 "KRING_NATS_URL": nats_url,
                 "KRING_DATA_DIR": str(data_dir),
                 f"KRING_{name.upper()}_PORT": str(self.port),
-                "KRING_LOG_LEVEL": "WARNING",
             }
         )
         self.process: subprocess.Popen[bytes] | None = None
@@ -115,14 +119,25 @@ class ServiceProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> ServiceProcess:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", f"services.{self.name}.main"],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        output: Any = subprocess.DEVNULL
+        if self.log_path is not None:
+            output = self.log_path.open("ab")
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", f"services.{self.name}.main"],
+                env=self.env,
+                stdout=output,
+                stderr=subprocess.STDOUT if self.log_path is not None else subprocess.DEVNULL,
+            )
+        finally:
+            if self.log_path is not None:
+                output.close()  # the child has its own copy
         wait_for_port(self.port, timeout=30)
         return self
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
     def kill(self) -> None:
         """kill -9: no shutdown, no flush, no goodbye."""

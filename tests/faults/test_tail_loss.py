@@ -1,0 +1,290 @@
+"""The stream loses its tail, or all of it: the relays publish it again from their stores, the
+consumers receive the copies under new stream sequences, and nothing is applied twice.
+
+Intake, coordination and plans run in this process against a real nats-server: three relays and
+three durable consumers (coordination and plans follow intake, plans follows coordination).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
+from prometheus_client import REGISTRY
+
+from services.coordination.bootstrap import build as build_coordination
+from services.coordination.settings import CoordinationSettings
+from services.intake.bootstrap import build as build_intake
+from services.intake.settings import IntakeSettings
+from services.plans.bootstrap import build as build_plans
+from services.plans.settings import PlansSettings
+from shared.bus import ensure_streams
+from shared.consumer import durable_name
+from shared.subjects import STREAM
+from tests.factories import CLARIFICATION, REQUEST_BODY, headers
+from tests.harness import Running, envelopes, eventually, running, stream_messages
+from tests.servers import NatsServer
+
+#: (follower, origin) of every consumer here.
+CONSUMERS = [("coordination", "intake"), ("plans", "intake"), ("plans", "coordination")]
+FOLLOWERS = {"intake": ["coordination", "plans"], "coordination": ["plans"]}
+CASES = 3
+
+
+def definitions(nats_url: str, data_dir: Path) -> dict[str, Callable[[], Any]]:
+    return {
+        "intake": lambda: build_intake(IntakeSettings(nats_url=nats_url, data_dir=data_dir)),
+        "coordination": lambda: build_coordination(
+            CoordinationSettings(nats_url=nats_url, data_dir=data_dir)
+        ),
+        "plans": lambda: build_plans(PlansSettings(nats_url=nats_url, data_dir=data_dir)),
+    }
+
+
+@asynccontextmanager
+async def started(build: Callable[[], Any]) -> AsyncIterator[Running]:
+    async with running(build()) as service:
+        await service.service.bus.wait_started()
+        yield service
+
+
+def duplicates_seen() -> float:
+    """What the consumers here found already applied (the process-wide counter)."""
+    return sum(
+        REGISTRY.get_sample_value(
+            "kring_consumed_total",
+            {"consumer": durable_name(service, origin), "outcome": "duplicate"},
+        )
+        or 0.0
+        for service, origin in CONSUMERS
+    )
+
+
+async def submit_and_accept(intake: Running) -> str:
+    created = await intake.http.post(
+        "/cases", json=REQUEST_BODY, headers=headers("ria", "requester")
+    )
+    case_id: str = created.json()["case_id"]
+    for path, body in (("clarify", CLARIFICATION), ("accept", None)):
+        response = await intake.http.post(f"/cases/{case_id}/{path}", json=body, headers=headers())
+        assert response.status_code == 200, response.text
+    return case_id
+
+
+async def all_applied(js: JetStreamContext) -> bool:
+    """Every consumer has acknowledged everything on the stream of the origin it follows."""
+    for service, origin in CONSUMERS:
+        try:
+            info = await js.consumer_info(STREAM, durable_name(service, origin))
+        except NotFoundError:
+            return False
+        if info.num_pending or info.num_ack_pending:
+            return False
+    return True
+
+
+async def ids_on_stream(nats_url: str) -> list[str]:
+    return [e["id"] for e in envelopes(await stream_messages(nats_url))]
+
+
+async def histories(services: dict[str, Running], case_ids: list[str]) -> dict[str, Any]:
+    """Every stored event of every case in coordination and plans, and the pool."""
+    found: dict[str, Any] = {}
+    for name in ("coordination", "plans"):
+        for case_id in case_ids:
+            response = await services[name].http.get(f"/cases/{case_id}/history")
+            assert response.status_code == 200, response.text
+            found[f"{name} {case_id}"] = [(e["type"], e["version"]) for e in response.json()]
+    pool = await services["coordination"].http.get("/coordinators")
+    found["pool"] = [(c["coordinator_id"], c["open_cases"]) for c in pool.json()]
+    return found
+
+
+async def remove_tail(js: JetStreamContext, count: int) -> list[str]:
+    """Delete the stream's last ``count`` messages; return their ``origin:position``."""
+    info = await js.stream_info(STREAM)
+    removed = []
+    for sequence in range(info.state.last_seq, info.state.last_seq - count, -1):
+        message = await js.get_msg(STREAM, seq=sequence)
+        await js.delete_msg(STREAM, sequence)
+        removed.append(json.loads(message.data)["id"])
+    return removed
+
+
+async def with_flowing_cases(
+    own_nats: NatsServer, stack: AsyncExitStack, data_dir: Path
+) -> tuple[dict[str, Running], list[str], JetStreamContext]:
+    """Start the three services, give coordination a coordinator, and run the cases until
+    every consumer has applied everything."""
+    builds = definitions(own_nats.url, data_dir)
+    services = {name: await stack.enter_async_context(started(b)) for name, b in builds.items()}
+    response = await services["coordination"].http.post(
+        "/coordinators",
+        json={"coordinator_id": "c1", "regions": ["Utrecht"], "languages": ["nl"]},
+        headers=headers(),
+    )
+    assert response.status_code == 201, response.text
+    case_ids = [await submit_and_accept(services["intake"]) for _ in range(CASES)]
+    js = services["intake"].service.bus.js
+
+    async def settled() -> bool:
+        ids = await ids_on_stream(own_nats.url)
+        # Per case: RequestReceived from intake, CoordinatorAssigned from coordination.
+        return len(ids) == 2 * CASES and await all_applied(js)
+
+    await eventually(settled, what="every case assigned and applied by every consumer")
+    return services, case_ids, js
+
+
+async def test_a_lost_tail_is_published_again_and_no_consumer_applies_it_twice(
+    own_nats: NatsServer, tmp_path: Path
+) -> None:
+    async with AsyncExitStack() as stack:
+        services, case_ids, js = await with_flowing_cases(own_nats, stack, tmp_path)
+        before = await histories(services, case_ids)
+        everything = await ids_on_stream(own_nats.url)
+        duplicates = duplicates_seen()
+
+        removed = await remove_tail(js, 3)
+        assert {r.split(":")[0] for r in removed} == {"intake", "coordination"}
+        # What a reconnect does after a crash in which the server lost them.
+        for name in ("intake", "coordination"):
+            services[name].service.relay.rewind()
+
+        async def republished_and_applied() -> bool:
+            return sorted(await ids_on_stream(own_nats.url)) == sorted(everything) and (
+                await all_applied(js)
+            )
+
+        await eventually(republished_and_applied, what="the tail published again and delivered")
+        # Every copy reached every consumer of its origin, which had applied it already.
+        expected = sum(len(FOLLOWERS[r.split(":")[0]]) for r in removed)
+        await eventually(
+            lambda: _is(duplicates_seen, duplicates + expected), what="each copy found applied"
+        )
+        assert await histories(services, case_ids) == before
+
+
+async def test_a_recreated_stream_is_published_again_and_no_consumer_applies_anything_twice(
+    own_nats: NatsServer, tmp_path: Path
+) -> None:
+    async with AsyncExitStack() as stack:
+        services, case_ids, js = await with_flowing_cases(own_nats, stack, tmp_path)
+        before = await histories(services, case_ids)
+        everything = await ids_on_stream(own_nats.url)
+        await js.delete_stream(STREAM)
+        await ensure_streams(js)
+    # The durable consumers went with the stream; the services, started again, make them anew
+    # and read the new stream from its start while the relays publish it again.
+    duplicates = duplicates_seen()
+    async with AsyncExitStack() as stack:
+        builds = definitions(own_nats.url, tmp_path)
+        services = {name: await stack.enter_async_context(started(b)) for name, b in builds.items()}
+        js = services["intake"].service.bus.js
+
+        async def republished_and_applied() -> bool:
+            return sorted(await ids_on_stream(own_nats.url)) == sorted(everything) and (
+                await all_applied(js)
+            )
+
+        await eventually(republished_and_applied, what="everything published again, delivered")
+        expected = sum(len(FOLLOWERS[i.split(":")[0]]) for i in everything)
+        await eventually(
+            lambda: _is(duplicates_seen, duplicates + expected), what="each copy found applied"
+        )
+        assert await histories(services, case_ids) == before
+
+
+async def test_a_tail_lost_while_a_newer_publish_lands_first_is_still_published_again(
+    own_nats: NatsServer, tmp_path: Path
+) -> None:
+    """After a crash that lost the stream's tail, a publish buffered during the outage may reach
+    the restarted server before the relay hears of the reconnect: the stream's last message is
+    then newer than what was lost, and the lost events must be published all the same."""
+    settings = IntakeSettings(nats_url=own_nats.url, data_dir=tmp_path)
+    async with started(lambda: build_intake(settings)) as intake:
+        await submit_and_accept(intake)
+        await submit_and_accept(intake)
+        await eventually(lambda: _count(own_nats.url, 2), what="two relayed")
+        lost = await remove_tail(intake.service.bus.js, 1)
+        await submit_and_accept(intake)  # lands after the loss, before the rewind
+        await eventually(lambda: _count(own_nats.url, 2), what="the newer one relayed")
+        intake.service.relay.rewind()
+        await eventually(
+            lambda: _contains(own_nats.url, lost[0]), what=f"{lost[0]} published again"
+        )
+        ids = await ids_on_stream(own_nats.url)
+        assert len(ids) == len(set(ids)) == 3
+
+
+async def test_a_service_restarted_before_it_rewound_still_publishes_the_lost_tail(
+    own_nats: NatsServer, tmp_path: Path
+) -> None:
+    """The same, with the service killed before its relay heard of the reconnect: a relay that
+    starts goes back over what its store holds from the last minute."""
+    settings = IntakeSettings(nats_url=own_nats.url, data_dir=tmp_path)
+    async with started(lambda: build_intake(settings)) as intake:
+        await submit_and_accept(intake)
+        await submit_and_accept(intake)
+        await eventually(lambda: _count(own_nats.url, 2), what="two relayed")
+        lost = await remove_tail(intake.service.bus.js, 1)
+        await submit_and_accept(intake)
+        await eventually(lambda: _count(own_nats.url, 2), what="the newer one relayed")
+    async with started(lambda: build_intake(settings)):
+        await eventually(
+            lambda: _contains(own_nats.url, lost[0]), what=f"{lost[0]} published again"
+        )
+        ids = await ids_on_stream(own_nats.url)
+        assert len(ids) == len(set(ids)) == 3
+
+
+async def test_a_rewind_while_a_batch_is_in_flight_is_not_forgotten(
+    own_nats: NatsServer, tmp_path: Path
+) -> None:
+    """A reconnect can come while the relay waits for the acks of a batch (nats-py sends what
+    it buffered during the outage first, and then says it reconnected): the rewind it asks for
+    must still happen once the batch is done."""
+    settings = IntakeSettings(nats_url=own_nats.url, data_dir=tmp_path)
+    async with started(lambda: build_intake(settings)) as intake:
+        relay = intake.service.relay
+        await submit_and_accept(intake)
+        await eventually(lambda: _count(own_nats.url, 1), what="one relayed")
+        lost = await remove_tail(intake.service.bus.js, 1)
+
+        release = asyncio.Event()
+        in_flight = asyncio.Event()
+        publish = relay._publish
+
+        async def held(item: Any) -> BaseException | None:
+            in_flight.set()
+            await release.wait()
+            return await publish(item)
+
+        relay._publish = held  # type: ignore[method-assign]
+        await submit_and_accept(intake)
+        await asyncio.wait_for(in_flight.wait(), 10)
+        relay.rewind()  # the reconnect, while the batch waits
+        release.set()
+        await eventually(
+            lambda: _contains(own_nats.url, lost[0]), what=f"{lost[0]} published again"
+        )
+        ids = await ids_on_stream(own_nats.url)
+        assert len(ids) == len(set(ids)) == 2
+
+
+async def _is(value: Callable[[], float], expected: float) -> bool:
+    return value() == expected
+
+
+async def _count(nats_url: str, expected: int) -> bool:
+    return len(await stream_messages(nats_url)) == expected
+
+
+async def _contains(nats_url: str, message_id: str) -> bool:
+    return message_id in await ids_on_stream(nats_url)
