@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 READY  := $(VENV)/.installed
+# The profilers the benchmark names the costs with (py-spy, pyinstrument): not needed to run Kring.
+BENCH_READY := $(VENV)/.bench-installed
 
 # The embedded run waits seconds, not months, for the follow-up, so `make demo` shows the whole
 # flow: a schedule day lasts 0.2 s (the coordinator's call ~6 s after the plan, research ~18 s).
@@ -11,7 +13,7 @@ READY  := $(VENV)/.installed
 KRING_FOLLOWUP_SECONDS_PER_DAY ?= 0.2
 export KRING_FOLLOWUP_SECONDS_PER_DAY
 
-.PHONY: run demo test lint unit install clean
+.PHONY: run demo test lint unit install clean bench soak
 
 $(READY): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Kring needs Python 3.11 or newer")'
@@ -22,6 +24,10 @@ $(READY): pyproject.toml
 
 install: $(READY)
 
+$(BENCH_READY): $(READY)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	@touch $@
+
 run: $(READY)
 	$(BIN)/kring run
 
@@ -29,15 +35,39 @@ demo: $(READY)
 	$(BIN)/kring demo
 
 lint: $(READY)
-	$(BIN)/ruff check shared services kring tests
-	$(BIN)/ruff format --check shared services kring tests
-	$(BIN)/mypy shared services kring
+	$(BIN)/ruff check shared services kring tests bench
+	$(BIN)/ruff format --check shared services kring tests bench
+	$(BIN)/mypy shared services kring bench
 
 test: lint
 	$(BIN)/pytest
 
 unit: $(READY)
 	$(BIN)/pytest tests/unit
+
+# Every figure of issue 4 with its baseline ratio and target, in a few minutes; results and how to
+# read them in bench/RESULTS.md. Sizes: BENCH_CASES, BENCH_CONCURRENCY, BENCH_HALF_LOAD_CASES,
+# BENCH_MESSAGES, BENCH_SAVES, BENCH_RELAY_EVENTS, BENCH_CONSUMER_EVENTS, BENCH_REPLAY_EVENTS,
+# BENCH_PROFILE_SECONDS; BENCH_PROFILE=auto|always|never;
+# BENCH_ONLY=baselines,relay,consumer,replay,workflow,peer.
+# e.g. make bench BENCH_CASES=300 BENCH_ONLY=workflow,peer
+bench: $(READY) $(BENCH_READY)
+	$(BIN)/python -m bench
+
+# The fault suite's long form, a few minutes: the HTTP fuzzing with more examples and the poison
+# test, then 200 cases through the four service processes while each is killed with -9, nats-server
+# is killed and kept away, the stream loses its tail and is deleted, and poison arrives; it prints
+# the figures (lost, duplicated, applied twice, dead-lettered) and the seed. Sizes: SOAK_CASES,
+# SOAK_CONCURRENCY, SOAK_FUZZ_EXAMPLES; SOAK_SEED runs a seed's fault plan again.
+# e.g. make soak SOAK_CASES=400 SOAK_SEED=42
+SOAK_CASES ?= 200
+SOAK_CONCURRENCY ?= 16
+SOAK_FUZZ_EXAMPLES ?= 300
+soak: $(READY)
+	KRING_FUZZ_EXAMPLES=$(SOAK_FUZZ_EXAMPLES) $(BIN)/pytest -q -p no:cacheprovider \
+		tests/integration/test_http_fuzz.py tests/integration/test_poison.py
+	$(BIN)/python -m tests.faults.soak --long --cases $(SOAK_CASES) \
+		--concurrency $(SOAK_CONCURRENCY) $(if $(SOAK_SEED),--seed $(SOAK_SEED))
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
-from bench import baselines, peer, relay_catchup, replay_read, workflow_bench
+from bench import baselines, consumer_catchup, peer, relay_catchup, replay_read, workflow_bench
 from bench.profiling import print_pyinstrument, pyinstrument_profiler
 from bench.report import Report, section
 from bench.servers import Nats
@@ -42,6 +42,7 @@ def arguments() -> argparse.Namespace:
     )
     parser.add_argument("--relay-events", type=int, default=env("relay_events", 5000))
     parser.add_argument("--replay-events", type=int, default=env("replay_events", 20000))
+    parser.add_argument("--consumer-events", type=int, default=env("consumer_events", 2000))
     parser.add_argument(
         "--cases", type=int, default=env("cases", 150), help="workflow at max load: cases"
     )
@@ -51,8 +52,7 @@ def arguments() -> argparse.Namespace:
         default=env("concurrency", 50),
         help="workflow at max load: cases in flight",
     )
-    parser.add_argument("--half-load-cases", type=int, default=env("half_load_cases", 100))
-    parser.add_argument("--peer-cases", type=int, default=env("peer_cases", 300))
+    parser.add_argument("--half-load-cases", type=int, default=env("half_load_cases", 200))
     parser.add_argument("--profile-seconds", type=int, default=env("profile_seconds", 10))
     parser.add_argument(
         "--profile",
@@ -63,7 +63,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument(
         "--only",
         default=os.environ.get("BENCH_ONLY", ""),
-        help="comma-separated: baselines,relay,replay,workflow,peer",
+        help="comma-separated: baselines,relay,consumer,replay,workflow,peer",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     return parser.parse_args()
@@ -94,7 +94,7 @@ async def main(args: argparse.Namespace) -> Report:
     work = Path(tempfile.mkdtemp(prefix="kring-bench-"))
     server = Nats(work).start()
     try:
-        if wanted("baselines") or wanted("relay") or wanted("replay"):
+        if wanted("baselines") or wanted("relay") or wanted("replay") or wanted("consumer"):
             await baselines.nats_baselines(report, server.url, args.messages)
             baselines.store_baselines(report, work, args.saves)
         if wanted("relay"):
@@ -106,6 +106,8 @@ async def main(args: argparse.Namespace) -> Report:
                         server.url, work / "relay-profiled", args.relay_events, profiler
                     )
                     print_pyinstrument(profiler, "relay catch-up")
+        if wanted("consumer"):
+            await consumer_catchup.consumer_bench(report, server.url, work, args.consumer_events)
         if wanted("replay"):
             profiler = pyinstrument_profiler() if profile is not False else None
             await replay_read.replay_bench(report, server.url, args.replay_events, profiler)
@@ -113,17 +115,13 @@ async def main(args: argparse.Namespace) -> Report:
                 print_pyinstrument(profiler, "replay")
     finally:
         server.stop()
+    sizes = workflow_bench.WorkflowSizes(
+        args.cases, args.concurrency, args.half_load_cases, args.profile_seconds
+    )
     if wanted("workflow"):
-        await workflow_bench.workflow_bench(
-            report,
-            work,
-            workflow_bench.WorkflowSizes(
-                args.cases, args.concurrency, args.half_load_cases, args.profile_seconds
-            ),
-            profile=profile,
-        )
+        await workflow_bench.workflow_bench(report, work, sizes, profile=profile)
     if wanted("peer"):
-        peer.peer_bench(report, work, args.peer_cases)
+        await peer.peer_bench(report, work, sizes)
     if report.value("services_cases") and report.value("peer_cases"):
         services, in_process = report.value("services_cases"), report.value("peer_cases")
         assert services is not None and in_process is not None
@@ -135,6 +133,16 @@ async def main(args: argparse.Namespace) -> Report:
             baseline="peer_cases",
             target=">= 1 x in-process System",
             met=services >= in_process,
+        )
+    if report.value("services_cpu") and report.value("peer_cpu"):
+        services_cpu = report.value("services_cpu")
+        assert services_cpu is not None
+        report.add(
+            "services_cpu_vs_peer",
+            "CPU per case, services vs the in-process System",
+            services_cpu,
+            "ms",
+            baseline="peer_cpu",
         )
     section("summary")
     report.print_summary()

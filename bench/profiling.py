@@ -15,7 +15,23 @@ from bench.report import Report
 
 TOP = 14
 #: Frames that hold (nearly) everything and say nothing.
-GENERIC = ("<module>", "run (asyncio", "run_forever", "_run_once", "_run (asyncio/events.py")
+GENERIC = (
+    "<module>",
+    "run (asyncio",
+    "run_forever",
+    "_run_once",
+    "_run (asyncio/events.py",
+    "_run_module_as_main",
+    "_run_code",
+    "asyncio_run (uvicorn",
+    "Server.run (uvicorn",
+    "serve (shared/runtime.py",
+    "run_until_complete",
+    "Thread._bootstrap",
+    "Thread.run (threading.py",
+    "_WorkItem.run",
+    "_worker (concurrent",
+)
 
 
 def py_spy() -> str | None:
@@ -78,7 +94,10 @@ async def profile_processes(
     if binary is None:
         report.note("py-spy is not installed: no profile of the services")
         return
-    print(f"\n  profiling the services with py-spy for {seconds:.0f} s under max load ...")
+    print(
+        f"\n  profiling the services with py-spy for {seconds:.0f} s under max load"
+        " (CPU: samples of the thread holding the GIL) ..."
+    )
     outputs = {name: work / f"py-spy-{name}.txt" for name in pids}
     samplers = [
         await asyncio.create_subprocess_exec(
@@ -95,6 +114,9 @@ async def profile_processes(
             "--output",
             str(outputs[name]),
             "--nonblocking",
+            # Only the thread holding the GIL: where CPU goes. Without it, threads waiting in
+            # epoll or on the executor's queue count as busy (py-spy cannot tell idle there).
+            "--gil",
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
         )

@@ -10,7 +10,7 @@ import itertools
 import math
 import statistics
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +21,7 @@ import nats
 
 from bench.profiling import profile_processes
 from bench.report import Report, section
-from bench.servers import SERVICES, System, memory_mb
+from bench.servers import SERVICES, System, cpu_seconds, memory_mb
 from kring import workflow
 from shared.events import ConferenceModel
 from shared.subjects import STREAM
@@ -66,6 +66,46 @@ async def closed_loop(
     return list(ids), time.perf_counter() - started
 
 
+@dataclass
+class Measured:
+    ids: list[str]
+    seconds: float
+    #: CPU the system under test used per case (ms), all its processes together.
+    cpu_ms_per_case: float
+    #: CPU the load generator (this process) used, in cores.
+    driver_cores: float
+
+    @property
+    def throughput(self) -> float:
+        return len(self.ids) / self.seconds
+
+
+async def measured_closed_loop(
+    http: httpx.AsyncClient, urls: Mapping[str, str], sizes: WorkflowSizes, pids: list[int]
+) -> Measured:
+    """``closed_loop`` at the run's size, with the CPU it cost the system and the driver."""
+    before = [cpu_seconds(pid) for pid in pids]
+    driver = time.process_time()
+    ids, seconds = await closed_loop(http, urls, sizes.cases, sizes.concurrency)
+    used = sum(cpu_seconds(pid) - b for pid, b in zip(pids, before, strict=True))
+    return Measured(ids, seconds, 1000 * used / len(ids), (time.process_time() - driver) / seconds)
+
+
+def report_measured(report: Report, prefix: str, who: str, measured: Measured) -> None:
+    report.add(
+        f"{prefix}_cpu",
+        f"CPU per case, {who}",
+        measured.cpu_ms_per_case,
+        "ms",
+    )
+    report.add(
+        f"{prefix}_driver",
+        "  the load generator's own CPU meanwhile (of 2 cores)",
+        measured.driver_cores,
+        "cores",
+    )
+
+
 async def open_loop(
     http: httpx.AsyncClient, urls: Mapping[str, str], cases: int, rate: float
 ) -> tuple[list[str], float]:
@@ -81,8 +121,35 @@ async def open_loop(
     return list(ids), time.perf_counter() - started
 
 
+@contextlib.asynccontextmanager
+async def client(concurrency: int) -> AsyncIterator[httpx.AsyncClient]:
+    """The driver's HTTP client. Idle connections are dropped after 1 s, before uvicorn's
+    5 s keep-alive closes them from its side (a request sent on a connection the server is
+    closing at that moment fails with "Server disconnected")."""
+    limits = httpx.Limits(max_connections=concurrency * 2, keepalive_expiry=1.0)
+    async with httpx.AsyncClient(limits=limits) as http:
+        yield http
+
+
+async def prepare(http: httpx.AsyncClient, urls: Mapping[str, str], sizes: WorkflowSizes) -> None:
+    """Coordinators enough for every case of the run, then a warm-up (imports, caches,
+    consumers bound) that is not measured."""
+    total = sizes.cases * 2 + sizes.half_load_cases + 10
+    await workflow.join_pool(
+        http, urls=urls, region=REGION, coordinators=total // 50 + 1, capacity=50
+    )
+    await closed_loop(http, urls, 6, 3)
+
+
 async def history(http: httpx.AsyncClient, url: str, case_id: str) -> list[dict[str, Any]]:
-    response = await http.get(f"{url}/cases/{case_id}/history", timeout=30)
+    for attempt in range(3):
+        try:
+            response = await http.get(f"{url}/cases/{case_id}/history", timeout=30)
+            break
+        except httpx.TransportError:
+            if attempt == 2:
+                raise
+            await asyncio.sleep(0.1)
     response.raise_for_status()
     entries: list[dict[str, Any]] = response.json()
     return entries
@@ -156,27 +223,29 @@ async def workflow_bench(
                 met=idle <= 80,
             )
         urls = system.urls
-        limits = httpx.Limits(max_connections=sizes.concurrency * 2)
-        async with httpx.AsyncClient(limits=limits) as http:
-            total = sizes.cases * 2 + sizes.half_load_cases + 10
-            await workflow.join_pool(
-                http, urls=urls, region=REGION, coordinators=total // 50 + 1, capacity=50
-            )
-            await closed_loop(http, urls, 6, 3)  # warm-up: imports, caches, consumers bound
+        async with client(sizes.concurrency) as http:
+            await prepare(http, urls, sizes)
             assert system.nats is not None
             before = await stream_messages(system.nats.url)
-            ids, seconds = await closed_loop(http, urls, sizes.cases, sizes.concurrency)
+            assert system.nats.process is not None
+            measured = await measured_closed_loop(
+                http,
+                urls,
+                sizes,
+                [*(s.process.pid for s in system.services.values()), system.nats.process.pid],
+            )
+            ids, seconds = measured.ids, measured.seconds
             after = await stream_messages(system.nats.url)
-            throughput = len(ids) / seconds
+            throughput = measured.throughput
             report.add(
                 "services_cases", "cases completed per second, max load", throughput, "cases/s"
             )
+            report_measured(report, "services", "four services + nats-server", measured)
             report.add(
                 "services_relay",
-                "relayed integration events per second (all four relays)",
+                "relayed integration events per second at max load (the workflow's rate)",
                 (after - before) / seconds,
                 "events/s",
-                baseline="publish_async",
             )
             at_max = await hop_latencies(http, urls, ids)
             for hop, values in at_max.items():

@@ -44,11 +44,13 @@ ACTOR_HEADER = "X-Kring-Actor"
 ROLE_HEADER = "X-Kring-Role"
 
 
-def actor_from_headers(
+async def actor_from_headers(
     x_kring_actor: Annotated[str, Header(min_length=1, max_length=200)],
     x_kring_role: Annotated[Role, Header()],
 ) -> Actor:
-    """FastAPI dependency: the acting person, from ``X-Kring-Actor`` and ``X-Kring-Role``."""
+    """FastAPI dependency: the acting person, from ``X-Kring-Actor`` and ``X-Kring-Role``.
+    ``async`` though it awaits nothing: FastAPI runs a plain ``def`` dependency in a worker
+    thread, a thread hop on every command for a constructor call."""
     return Actor(id=x_kring_actor, role=x_kring_role)
 
 

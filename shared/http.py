@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
@@ -19,6 +19,8 @@ from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.application import HistoryEntry, KringApplication
 from shared.errors import DomainRuleError, InvalidFieldError, NotFoundError
@@ -39,27 +41,40 @@ CASE_IN_PATH = re.compile(r"/cases/([0-9a-fA-F-]{36})")
 def install_request_context(api: FastAPI) -> None:
     """Bind a correlation id (``X-Correlation-Id``, or a new one) and the case id to every log
     line of a request, and log each command: method, route, status; never the body."""
+    api.add_middleware(RequestContext)
 
-    @api.middleware("http")
-    async def request_context(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        correlation_id = request.headers.get("x-correlation-id") or uuid4().hex
-        found = CASE_IN_PATH.search(request.url.path)
+
+class RequestContext:
+    """``install_request_context`` as plain ASGI middleware: Starlette's ``BaseHTTPMiddleware``
+    (``@app.middleware("http")``) runs each request in a task group of its own with a stream
+    for the response, a cost on every request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        correlation_id = Headers(scope=scope).get("x-correlation-id") or uuid4().hex
         context = {"correlation_id": correlation_id}
+        found = CASE_IN_PATH.search(path)
         if found:
             context["case_id"] = found.group(1)
+        status = 0
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message)["X-Correlation-Id"] = correlation_id
+            await send(message)
+
         with structlog.contextvars.bound_contextvars(**context):
-            response = await call_next(request)
-            if request.method != "GET":
-                log.info(
-                    "http.command",
-                    method=request.method,
-                    path=request.url.path,
-                    status=response.status_code,
-                )
-        response.headers["X-Correlation-Id"] = correlation_id
-        return response
+            await self.app(scope, receive, send_with_id)
+            if scope["method"] != "GET":
+                log.info("http.command", method=scope["method"], path=path, status=status)
 
 
 def install_error_handlers(api: FastAPI) -> None:

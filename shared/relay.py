@@ -8,16 +8,20 @@ advanced only over a contiguous run of acknowledged publishes.
 Where to resume is the lower of that checkpoint and the last position found on the stream. So
 after a crash it re-publishes at most one batch (JetStream drops those duplicates within its
 window, consumers' tracking after it), and when the stream lost its tail or was recreated the
-relay re-publishes from the store: the store is the truth, the stream is derived.
+relay re-publishes from the store: the store is the truth, the stream is derived. On a start or
+a reconnect it also goes back over the last minute (``REPUBLISH_SECONDS``): the stream's last
+message may be one that landed after the server lost older ones.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -25,7 +29,7 @@ from eventsourcing.domain import DomainEventProtocol
 from nats.js.errors import NotFoundError
 
 from shared.application import KringApplication
-from shared.bus import Bus
+from shared.bus import DUPLICATE_WINDOW_SECONDS, Bus
 from shared.envelope import ORIGIN_HEADER, POSITION_HEADER, encode, message_id
 from shared.events import IntegrationEvent
 from shared.logging import get_logger
@@ -35,6 +39,12 @@ from shared.subjects import STREAM, origin_subjects
 log = get_logger(__name__)
 
 Translator = Callable[[DomainEventProtocol[UUID]], IntegrationEvent | None]
+
+#: On a start or a reconnect, what was published (or stored) this recently is published again,
+#: even where the stream's last message is newer: a crashed server may have lost it while a
+#: publish buffered during the outage landed first. The server drops the copies it still holds
+#: (its duplicate window is longer).
+REPUBLISH_SECONDS = DUPLICATE_WINDOW_SECONDS / 2
 
 
 @dataclass(frozen=True)
@@ -61,6 +71,9 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.idle_poll_seconds = idle_poll_seconds
         self.position: int | None = None
+        self._rewind = False
+        #: (when, from which position) of each advance in the last ``REPUBLISH_SECONDS``.
+        self._advances: deque[tuple[float, int]] = deque()
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         app.on_stored(self._wake_from_any_thread)
@@ -72,8 +85,9 @@ class OutboxRelay:
             loop.call_soon_threadsafe(self._wake.set)
 
     def rewind(self) -> None:
-        """Re-derive the resume position (after a reconnect the stream may have lost its tail)."""
-        self.position = None
+        """Re-derive the resume position (after a reconnect the stream may have lost its tail).
+        A batch in flight finishes first; the next one starts from the re-derived position."""
+        self._rewind = True
         self._wake.set()
 
     async def run(self) -> None:
@@ -82,7 +96,8 @@ class OutboxRelay:
         while True:
             await self.bus.wait_started()
             try:
-                if self.position is None:
+                if self.position is None or self._rewind:
+                    self._rewind = False
                     self.position = await self.resume_position()
                 relayed = await self.relay_batch()
                 backoff = 0.1
@@ -105,9 +120,39 @@ class OutboxRelay:
     async def resume_position(self) -> int:
         checkpoint = await asyncio.to_thread(self.app.queries.checkpoint, self.origin)
         on_stream = await self.last_position_on_stream()
-        position = min(checkpoint, on_stream)
-        log.info("relay.resume", checkpoint=checkpoint, on_stream=on_stream, position=position)
+        recent = min(
+            self._published_since(time.monotonic() - REPUBLISH_SECONDS, checkpoint),
+            await asyncio.to_thread(
+                self._stored_since, datetime.now(UTC) - timedelta(seconds=REPUBLISH_SECONDS)
+            ),
+        )
+        position = min(checkpoint, on_stream, recent)
+        log.info(
+            "relay.resume",
+            checkpoint=checkpoint,
+            on_stream=on_stream,
+            recent=recent,
+            position=position,
+        )
         return position
+
+    def _published_since(self, moment: float, default: int) -> int:
+        """Where the relay was at ``moment`` (``default`` if it has not moved since)."""
+        while self._advances and self._advances[0][0] < moment:
+            self._advances.popleft()
+        return self._advances[0][1] if self._advances else default
+
+    def _stored_since(self, moment: datetime) -> int:
+        """The last position stored before ``moment``, read back from the store's end (what a
+        process that just started knows of "recent")."""
+        end = self.app.recorder.max_notification_id() or 0
+        while end > 0:
+            start = max(end - self.batch_size, 0)
+            older = [o.position for o in self._read(start) if o.time < moment]
+            if older:
+                return max(older)
+            end = start
+        return 0
 
     async def last_position_on_stream(self) -> int:
         try:
@@ -135,7 +180,13 @@ class OutboxRelay:
             reached = item.position
         published = sum(1 for o in to_publish if o.position <= reached)
         if reached != self.position:
-            await asyncio.to_thread(self.app.queries.save_checkpoint, self.origin, reached)
+            if published:
+                # Only where something went out: most commands store events the contract
+                # does not carry, and a checkpoint write for each is a commit (an fsync) per
+                # command for nothing. Behind by those, a restart only re-reads them.
+                await asyncio.to_thread(self.app.queries.save_checkpoint, self.origin, reached)
+            self._advances.append((time.monotonic(), self.position))
+            self._published_since(time.monotonic() - REPUBLISH_SECONDS, reached)  # prune
             self.position = reached
             RELAY_POSITION.labels(self.origin).set(reached)
             RELAY_PUBLISHED.labels(self.origin).inc(published)

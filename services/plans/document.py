@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from fpdf import FPDF
 from jinja2 import DictLoader, Environment, select_autoescape
 
 from services.plans.domain import Plan
@@ -252,6 +251,10 @@ def render_html(document: PlanDocument) -> str:
 
 
 def render_pdf(document: PlanDocument) -> bytes:
+    # Imported on first use: fpdf2 with fontTools is ~20 MB of a service that otherwise idles
+    # at ~70 MB, and a PDF is rendered only when a copy is e-mailed or downloaded.
+    from fpdf import FPDF
+
     pdf = FPDF(format="A4")
     pdf.set_title(document.title)
     if document.written_at is not None:

@@ -1,0 +1,100 @@
+"""Consumer catch-up: N PlanDistributed on KRING, applied by followup's tracked consumer
+(``shared.consumer``, as the service runs it: one message at a time in stream order, exact
+tracking, manual acks). Then the same with FastStream's per-message logging switched on (to a
+file, as a service's stdout), which ``shared.bus`` switches off: what that logging costs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import nats
+from faststream.nats import NatsBroker
+from nats.js.errors import NotFoundError
+
+from bench.report import Report, section
+from services.followup.bootstrap import build
+from services.followup.settings import FollowupSettings
+from shared.bus import Bus, ensure_streams
+from shared.consumer import subscribe
+from shared.envelope import ORIGIN_HEADER, POSITION_HEADER, encode, message_id
+from shared.subjects import STREAM
+from tests.factories import NOW, plan_distributed
+
+
+async def fill_stream(nats_url: str, count: int) -> None:
+    """A fresh KRING stream with ``count`` PlanDistributed, as plans' relay publishes them."""
+    connection = await nats.connect(nats_url)
+    try:
+        js: Any = connection.jetstream(publish_async_max_pending=4000)
+        with contextlib.suppress(NotFoundError):
+            await js.delete_stream(STREAM)
+        await ensure_streams(js)
+        for position in range(1, count + 1):
+            event = plan_distributed(uuid.uuid4())
+            await js.publish_async(
+                event.subject(),
+                encode(event, origin="plans", position=position, time=NOW),
+                headers={
+                    "Nats-Msg-Id": message_id("plans", position),
+                    ORIGIN_HEADER: "plans",
+                    POSITION_HEADER: str(position),
+                },
+            )
+        await js.publish_async_completed()
+    finally:
+        await connection.close()
+
+
+def faststream_logger(path: Path) -> logging.Logger:
+    logger = logging.getLogger(f"bench.faststream.{path.stem}")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    logger.addHandler(logging.FileHandler(path))
+    return logger
+
+
+async def catch_up(nats_url: str, work: Path, count: int, *, faststream_logging: bool) -> float:
+    """Events per second from the consumer's start until the last one is applied."""
+    await fill_stream(nats_url, count)
+    app = build(FollowupSettings(nats_url=nats_url, data_dir=work)).app
+    bus = Bus(nats_url)
+    if faststream_logging:
+        bus.broker = NatsBroker(nats_url, logger=faststream_logger(work / "faststream.log"))
+    subscribe(bus, app, "plans")
+    started = time.perf_counter()
+    try:
+        await bus.run()
+        # In stream order: the last position tracked means all of them were applied.
+        while not await asyncio.to_thread(app.queries.has_tracking, "plans", count):  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
+        elapsed = time.perf_counter() - started
+    finally:
+        await bus.stop()
+        app.close()
+    return count / elapsed
+
+
+async def consumer_bench(report: Report, nats_url: str, work: Path, count: int) -> None:
+    section(f"consumer catch-up ({count} PlanDistributed applied by followup's tracked consumer)")
+    rate = await catch_up(nats_url, work / "consumer", count, faststream_logging=False)
+    report.add(
+        "consumer_catchup",
+        "consumer catch-up (shared.consumer, followup store)",
+        rate,
+        "events/s",
+        baseline="es_saves",
+    )
+    logged = await catch_up(nats_url, work / "consumer-logged", count, faststream_logging=True)
+    report.add(
+        "consumer_logged",
+        "  the same with FastStream's per-message logging",
+        logged,
+        "events/s",
+        baseline="consumer_catchup",
+    )
