@@ -10,12 +10,20 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    create_model,
+)
 
-from shared.events import EVENTS_BY_TYPE, IntegrationEvent
+from shared.events import EVENT_CLASSES, EVENTS_BY_TYPE, IntegrationEvent
 
 MAX_MESSAGE_BYTES = 256 * 1024
 ORIGIN_HEADER = "Kring-Origin"
@@ -83,10 +91,49 @@ def encode(event: IntegrationEvent, *, origin: str, position: int, time: datetim
     return json.dumps(envelope, separators=(",", ":")).encode()
 
 
+def _typed_envelopes() -> TypeAdapter[Any]:
+    """One envelope model per event type, told apart by ``type``: a valid message is parsed and
+    validated in one pass over its bytes (half the cost of envelope first, data after, which
+    a replay feels)."""
+    models = []
+    for event_class in EVENT_CLASSES:
+        of_this_type: Any = Literal[event_class.type_name()]
+        models.append(
+            create_model(
+                f"{event_class.__name__}Envelope",
+                __base__=CloudEventEnvelope,
+                type=(of_this_type, ...),
+                data=(event_class, ...),
+            )
+        )
+    any_envelope: Any = Annotated[Union[tuple(models)], Field(discriminator="type")]  # noqa: UP007
+    return TypeAdapter(any_envelope)
+
+
+_TYPED = _typed_envelopes()
+
+
 def decode(raw: bytes) -> Delivered:
     """Parse and validate one message; raise ``PoisonMessageError`` saying why it cannot be."""
     if len(raw) > MAX_MESSAGE_BYTES:
         raise PoisonMessageError("oversized", f"{len(raw)} bytes > {MAX_MESSAGE_BYTES}")
+    try:
+        typed: Any = _TYPED.validate_json(raw)
+    except ValidationError:
+        return _decode_saying_why(raw)  # poison, most likely: find out which kind
+    if str(typed.data.case_id) != typed.subject:
+        raise PoisonMessageError("invalid-data", "subject is not the case id")
+    return Delivered(
+        event=typed.data,
+        origin=typed.kringorigin,
+        position=typed.kringposition,
+        event_id=typed.id,
+        time=typed.time,
+    )
+
+
+def _decode_saying_why(raw: bytes) -> Delivered:
+    """The envelope first, then its data: slower, but names what is wrong."""
     try:
         envelope = CloudEventEnvelope.model_validate_json(raw)
     except ValidationError as error:

@@ -1,5 +1,6 @@
 import json
 import uuid
+from typing import Any
 
 import pytest
 from cloudevents.core.formats.json import JSONFormat
@@ -72,3 +73,55 @@ def test_integration_events_refuse_unknown_fields() -> None:
         RequestReceived.model_validate(
             request_received().model_dump(mode="json") | {"name": "Johan"}
         )
+
+
+@pytest.mark.parametrize("event_class", EVENT_CLASSES, ids=lambda c: c.name)
+def test_every_event_type_decodes_to_itself(event_class: type) -> None:
+    # Every type takes the one-pass path; each comes back equal to what was encoded.
+    [event] = [e for e in _one_of_each() if type(e) is event_class]
+    assert decode(encode(event, origin=event.origin, position=5, time=NOW)).event == event
+
+
+def test_a_subject_that_is_not_the_case_id_is_poison() -> None:
+    body = json.loads(envelope(request_received(), 1))
+    body["subject"] = str(uuid.uuid4())
+    with pytest.raises(PoisonMessageError) as caught:
+        decode(json.dumps(body).encode())
+    assert caught.value.reason == "invalid-data"
+
+
+def _one_of_each() -> list[Any]:
+    """One valid event of every type, from its own JSON schema's required fields."""
+    case_id = uuid.uuid4()
+    samples: dict[str, Any] = {
+        "case_id": str(case_id),
+        "model": "family",
+        "region": "Utrecht",
+        "submitted_at": NOW.isoformat(),
+        "accepted_at": NOW.isoformat(),
+        "withdrawn_at": NOW.isoformat(),
+        "coordinator_ids": ["c1"],
+        "assigned_at": NOW.isoformat(),
+        "first_contact_due": NOW.isoformat(),
+        "held_on": "2026-04-01",
+        "parts": ["information"],
+        "participant_id": "p1",
+        "ending": "stopped",
+        "ended_at": NOW.isoformat(),
+        "plan_version": 1,
+        "distributed_at": NOW.isoformat(),
+        "timer_id": "research",
+        "kind": "research",
+        "due_at": NOW.isoformat(),
+        "reached": True,
+        "recorded_at": NOW.isoformat(),
+        "new_case_id": str(uuid.uuid4()),
+        "requested_at": NOW.isoformat(),
+        "reason": "other",
+        "erased_at": NOW.isoformat(),
+    }
+    events = []
+    for event_class in EVENT_CLASSES:
+        required = event_class.model_json_schema().get("required", [])
+        events.append(event_class.model_validate({k: samples[k] for k in required}))
+    return events
