@@ -68,6 +68,7 @@ from services.plans.mail import SmtpMailer
 from services.plans.settings import PlansSettings
 from shared.application import KringApplication
 from shared.envelope import Delivered, message_id
+from shared.erasure import CaseErasedError
 from shared.http import common_router, install_error_handlers, install_request_context
 from shared.logging import bound_case, configure_logging, get_logger
 from shared.relay import Translator
@@ -123,12 +124,21 @@ class FollowsInProcess:
             start = cursors.get(leader_name)
         if start is None:
             start = me.recorder.max_tracking_id(leader_name) or 0
+        mapper = me.mappers[leader_name]
         for notifications in me.pull_notifications(
             leader_name, start=start, stop=stop, inclusive_of_start=False
         ):
-            for domain_event, tracking in me.convert_notifications(leader_name, notifications):
-                self.process_event(domain_event, tracking)
-                cursors[leader_name] = tracking.notification_id
+            for notification in notifications:
+                try:
+                    domain_event = mapper.to_domain_event(notification)
+                except CaseErasedError:
+                    pass  # as the relay: an erased case's events are not passed on
+                else:
+                    tracking = Tracking(
+                        application_name=leader_name, notification_id=notification.id
+                    )
+                    self.process_event(domain_event, tracking)
+                cursors[leader_name] = notification.id
 
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:
         origin = tracking.application_name
@@ -209,6 +219,16 @@ SYSTEM = EventSourcingSystem(
 
 class PeerRunner(SingleThreadedRunner[UUID]):
     """``SingleThreadedRunner`` made safe for commands saved from many threads at once."""
+
+    def start(self) -> None:
+        super().start()
+        # A follower reads a leader's log with the leader's own mapper: the case keys are in the
+        # leader's store (``shared.erasure``), as a service's relay reads its own.
+        for leader_name in self.system.leaders:
+            leader: Any = self.apps[leader_name]
+            for follower_name in self.system.leads[leader_name]:
+                follower: Any = self.apps[follower_name]
+                follower.mappers[leader_name] = leader.mapper
 
     def receive_recording_event(self, new_recording_event: RecordingEvent[UUID]) -> None:
         self.prompt(new_recording_event.application_name)

@@ -12,6 +12,7 @@ import nats.errors
 import typer
 
 from kring.client import KringClient, ServiceUnavailableError, audit_line
+from shared.erasure import ErasureReason
 from shared.events import ConferenceModel
 
 T = TypeVar("T")
@@ -140,6 +141,60 @@ def cases(
         return
     for line in table(chosen):
         typer.echo(line)
+
+
+@app.command()
+def erase(
+    case_id: Annotated[str, typer.Argument(help="The case id (from intake).")],
+    reason: Annotated[ErasureReason, typer.Option(help="Why, from the kept list.")],
+    actor: Annotated[str, typer.Option("--as", help="Who erases it (recorded).")],
+    role: Annotated[
+        str, typer.Option(help="Their role: regional_manager or operator.")
+    ] = "regional_manager",
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for every service.")] = 60.0,
+) -> None:
+    """Erase a case in every service (right to erasure): its events become unreadable for good,
+    the erasure itself stays on the record. Waits until every service has erased it."""
+    import time
+
+    from kring.client import SERVICES, Caller
+
+    client = KringClient()
+    try:
+        answer = client.request(
+            "intake",
+            "POST",
+            f"/cases/{case_id}/erase",
+            caller=Caller(actor, role),
+            json={"reason": reason.value},
+        )
+        if answer.status_code == 410:
+            typer.echo(f"case {case_id} was already erased")
+        elif answer.status_code == 404:
+            typer.echo(f"error: no case {case_id} in intake", err=True)
+            raise typer.Exit(2)
+        elif answer.status_code >= 400:
+            typer.echo(f"error: {answer.status_code} {answer.text[:300]}", err=True)
+            raise typer.Exit(1)
+        else:
+            typer.echo(f"intake        erased at {answer.json()['erased_at']}")
+        waiting = [s for s in SERVICES if s != "intake"]
+        deadline = time.monotonic() + timeout
+        while waiting:
+            for service in list(waiting):
+                status = client.request(service, "GET", f"/cases/{case_id}").status_code
+                if status in (404, 410):
+                    typer.echo(f"{service:<13} {'erased' if status == 410 else 'never knew it'}")
+                    waiting.remove(service)
+            if waiting and time.monotonic() > deadline:
+                typer.echo(f"error: not yet erased in {', '.join(waiting)}", err=True)
+                raise typer.Exit(1)
+            time.sleep(0.2)
+    except ServiceUnavailableError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        client.close()
 
 
 @app.command("replay")

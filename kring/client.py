@@ -81,6 +81,9 @@ class KringClient:
             response = self.request(service, "GET", f"/cases/{case_id}")
             if response.status_code == 404:
                 continue
+            if response.status_code == 410:  # erased: nothing of it can be read any more
+                views[service] = {"case_id": case_id, "erased": response.json()["detail"]}
+                continue
             response.raise_for_status()
             views[service] = response.json()
         return views

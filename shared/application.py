@@ -1,10 +1,12 @@
 """The base of every service's eventsourcing application.
 
-It adds three things to ``eventsourcing.application.Application``:
+It adds four things to ``eventsourcing.application.Application``:
 - ``process(delivered)``: handle one integration event exactly once, recording the upstream
   origin and position as ``Tracking`` atomically with the events it causes;
 - a wake-up hook, so the outbox relay publishes as soon as anything is stored;
-- ``history(case_id)``: the stored events of a case, in order, with time, actor and type.
+- ``history(case_id)``: the stored events of a case, in order, with time, actor and type;
+- erasure: every case's events under a key of its own, shredded to erase the case
+  (``shared.erasure``).
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ from datetime import date, datetime
 from typing import Any, ClassVar, cast
 from uuid import UUID
 
-from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import (
     ApplicationRecorder,
     IntegrityError,
     JSONTranscoder,
+    Mapper,
     Recording,
     Tracking,
     Transcoding,
@@ -28,15 +31,17 @@ from eventsourcing.utils import get_topic
 from pydantic import BaseModel
 
 from shared.envelope import Delivered
-from shared.errors import NotFoundError
-from shared.events import IntegrationEvent
+from shared.erasure import (
+    ERASURE_LOG_ID,
+    CaseErasedError,
+    CaseKeyMapper,
+    CaseKeyring,
+    CaseKeys,
+    ErasureLog,
+)
+from shared.errors import CaseNotFoundError, DomainRuleError
+from shared.events import CaseErased, IntegrationEvent
 from shared.store import StoreQueries
-
-
-class CaseNotFoundError(NotFoundError):
-    def __init__(self, case_id: UUID) -> None:
-        super().__init__(f"case {case_id} not found")
-        self.case_id = case_id
 
 
 class HistoryEntry(BaseModel):
@@ -67,11 +72,26 @@ class KringApplication(Application[UUID]):
     log_section_size = 500
     #: What to do with each integration event type this service consumes.
     policies: ClassVar[Mapping[type[IntegrationEvent], str]] = {}
+    #: Aggregates that are not one case (e.g. coordination's pool): under the service's key.
+    shared_aggregate_ids: ClassVar[frozenset[UUID]] = frozenset()
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         super().__init__(env)
         self.queries = StoreQueries(self.recorder)
         self._on_stored: list[Callable[[], None]] = []
+        mapper = cast(CaseKeyMapper, self.mapper)
+        self.keyring = CaseKeyring(CaseKeys(self.recorder), mapper.cipher)
+        mapper.shared_ids = frozenset({ERASURE_LOG_ID, *self.shared_aggregate_ids})
+        mapper.keyring = self.keyring
+        # A crash between recording an erasure and shredding the key: shred it now.
+        for case_id, record in self.erasure_log().erased.items():
+            if not self.keyring.is_erased(case_id):
+                self.keyring.erase([case_id], record["at"])
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return self.factory.mapper(
+            transcoder=self.construct_transcoder(), mapper_class=CaseKeyMapper
+        )
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -87,6 +107,11 @@ class KringApplication(Application[UUID]):
         self._on_stored.append(callback)
 
     def _notify(self, recordings: list[Recording[UUID]]) -> None:
+        # An erasure recorded (by a command or a policy) shreds the case's key at once.
+        for recording in recordings:
+            erased: Any = recording.domain_event
+            if isinstance(erased, ErasureLog.CaseErased):  # type: ignore[attr-defined]
+                self.keyring.erase([erased.case_id], erased.at)
         for callback in self._on_stored:
             callback()
 
@@ -99,6 +124,8 @@ class KringApplication(Application[UUID]):
         if self.has_processed(delivered):
             return False
         method_name = self.policies.get(type(delivered.event))
+        if self.keyring.is_erased(delivered.case_id):
+            method_name = None  # nothing more is stored about an erased case; tracked all the same
         processing_event: ProcessingEvent[UUID] = ProcessingEvent(
             Tracking(application_name=delivered.origin, notification_id=delivered.position)
         )
@@ -119,8 +146,65 @@ class KringApplication(Application[UUID]):
         self._notify(recordings)
         return True
 
+    # -- erasure -----------------------------------------------------------------------
+    def erasure_log(self) -> ErasureLog:
+        try:
+            log: ErasureLog = self.repository.get(ERASURE_LOG_ID)
+        except AggregateNotFoundError:
+            log = ErasureLog(id=ERASURE_LOG_ID)
+        return log
+
+    def erase(self, case_id: UUID, reason: str, at: datetime, actor: dict[str, str]) -> ErasureLog:
+        """Erase the case here: recorded in the erasure log, then its key is shredded."""
+        log = self.erasure_log()
+        if case_id in log.erased:
+            raise DomainRuleError(f"case {case_id} was already erased")
+        self._record_erasure(log, case_id, reason, at, actor)
+        self.save(log, *self.before_erasure(case_id, actor))
+        return log
+
+    def on_case_erased(
+        self, event: CaseErased, processing: ProcessingEvent[UUID], _: Delivered
+    ) -> None:
+        """Policy: intake erased the case; erase it here too."""
+        log = self.erasure_log()
+        if event.case_id in log.erased:
+            return
+        system = {"id": self.name, "role": "system"}
+        self._record_erasure(log, event.case_id, event.reason, event.erased_at, system)
+        processing.collect_events(log, *self.before_erasure(event.case_id, system))
+
+    def before_erasure(self, case_id: UUID, actor: dict[str, str]) -> list[Any]:
+        """What a service changes elsewhere as a case goes (aggregates to save alongside the
+        erasure), read while the case still can be. None by default."""
+        return []
+
+    def _record_erasure(
+        self, log: ErasureLog, case_id: UUID, reason: str, at: datetime, actor: dict[str, str]
+    ) -> None:
+        model: str | None
+        try:
+            model = getattr(self.repository.get(case_id), "model", None)
+        except (AggregateNotFoundError, CaseErasedError):
+            model = None
+        log.record(case_id=case_id, model=model, reason=reason, at=at, actor=actor)
+
     # -- reading -----------------------------------------------------------------------
     def history(self, case_id: UUID, aggregate_ids: list[UUID] | None = None) -> list[HistoryEntry]:
+        erased = self.erasure_log().erased.get(case_id)
+        if erased is not None:
+            # Nothing of the case can be read any more; its erasure stays on the record.
+            return [
+                HistoryEntry(
+                    case_id=case_id,
+                    service=self.name,
+                    time=erased["at"],
+                    type="CaseErased",
+                    actor=erased["actor"],
+                    aggregate="ErasureLog",
+                    version=0,
+                )
+            ]
         entries: list[HistoryEntry] = []
         for aggregate_id in aggregate_ids or [case_id]:
             for event in self.events.get(aggregate_id):

@@ -4,6 +4,7 @@ naming the field, 404 in ``shared.http``). No I/O and no framework here: domains
 from __future__ import annotations
 
 from collections.abc import Sequence
+from uuid import UUID
 
 
 class DomainRuleError(Exception):
@@ -23,3 +24,9 @@ class InvalidFieldError(ValueError):
 
 class NotFoundError(LookupError):
     """Something a path names does not exist (a case, a participant, a version): 404."""
+
+
+class CaseNotFoundError(NotFoundError):
+    def __init__(self, case_id: UUID) -> None:
+        super().__init__(f"case {case_id} not found")
+        self.case_id = case_id

@@ -262,6 +262,17 @@ class FollowUpConferenceRequested(IntegrationEvent):
     requested_at: AwareDatetime
 
 
+class CaseErased(IntegrationEvent):
+    """The case was erased (intake, at the request of a regional manager or an operator): every
+    service erases what it holds of it. ``reason`` is a code from a kept list."""
+
+    name = "case-erased"
+    origin = "intake"
+
+    reason: str = Field(min_length=1, max_length=40)
+    erased_at: AwareDatetime
+
+
 EVENT_CLASSES: tuple[type[IntegrationEvent], ...] = (
     RequestReceived,
     RequestWithdrawn,
@@ -273,6 +284,7 @@ EVENT_CLASSES: tuple[type[IntegrationEvent], ...] = (
     FollowUpDue,
     OutcomeRecorded,
     FollowUpConferenceRequested,
+    CaseErased,
 )
 EVENTS_BY_TYPE: dict[str, type[IntegrationEvent]] = {c.type_name(): c for c in EVENT_CLASSES}
 
@@ -282,6 +294,7 @@ __all__ = [
     "EVENT_CLASSES",
     "AgreementOutcome",
     "CaseEndedWithoutConference",
+    "CaseErased",
     "ConferenceHeld",
     "ConferenceModel",
     "ConferencePart",

@@ -23,6 +23,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.application import HistoryEntry, KringApplication
+from shared.erasure import CaseErasedError
 from shared.errors import DomainRuleError, InvalidFieldError, NotFoundError
 from shared.logging import get_logger
 
@@ -30,7 +31,10 @@ log = get_logger(__name__)
 T = TypeVar("T")
 
 Responses = dict[int | str, dict[str, Any]]
-NOT_FOUND: Responses = {404: {"description": "unknown case"}}
+NOT_FOUND: Responses = {
+    404: {"description": "unknown case"},
+    410: {"description": "the case was erased"},
+}
 CONFLICT: Responses = {409: {"description": "not allowed in the case's current stage"}}
 NOT_FOUND_OR_CONFLICT: Responses = {**NOT_FOUND, **CONFLICT}
 
@@ -84,6 +88,9 @@ def install_error_handlers(api: FastAPI) -> None:
     async def not_found(request: Request, error: Exception) -> Response:
         return JSONResponse(status_code=404, content={"detail": str(error)})
 
+    async def erased(request: Request, error: Exception) -> Response:
+        return JSONResponse(status_code=410, content={"detail": str(error)})
+
     async def concurrent_change(request: Request, error: Exception) -> Response:
         # Optimistic concurrency: someone saved the same aggregate first. Nothing was stored.
         return JSONResponse(
@@ -102,6 +109,7 @@ def install_error_handlers(api: FastAPI) -> None:
 
     api.add_exception_handler(DomainRuleError, rule_broken)
     api.add_exception_handler(NotFoundError, not_found)
+    api.add_exception_handler(CaseErasedError, erased)
     api.add_exception_handler(InvalidFieldError, invalid_field)
     api.add_exception_handler(IntegrityError, concurrent_change)
     api.add_exception_handler(Exception, unexpected)

@@ -10,21 +10,33 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
+from uuid import UUID
+
+from eventsourcing.utils import get_topic
 
 from shared.application import KringApplication
+from shared.erasure import CaseErasedError, ErasureLog
+
+ERASED_TOPIC = get_topic(ErasureLog.CaseErased)  # type: ignore[attr-defined]
 
 
 class LogProjection:
+    """``apply`` sees every event it can still read, in log order; an erased case's events are
+    skipped, and its erasure is handed to ``forget`` so the list drops what it held of it."""
+
     def __init__(
         self,
         app: KringApplication,
         apply: Callable[[Any], None],
         topics: Sequence[str] = (),
         page_size: int = 500,
+        forget: Callable[[UUID], None] | None = None,
     ) -> None:
         self._app = app
         self._apply = apply
-        self._topics = list(topics)
+        self._forget = forget
+        # A filtered projection still hears of erasures.
+        self._topics = [*topics, ERASED_TOPIC] if topics else []
         self._page_size = page_size
         self._up_to = 0
         self._lock = threading.Lock()
@@ -41,5 +53,13 @@ class LogProjection:
                 if not notifications:
                     return
                 for notification in notifications:
-                    self._apply(self._app.mapper.to_domain_event(notification))
                     self._up_to = notification.id
+                    try:
+                        event: Any = self._app.mapper.to_domain_event(notification)
+                    except CaseErasedError:
+                        continue
+                    if isinstance(event, ErasureLog.CaseErased):  # type: ignore[attr-defined]
+                        if self._forget is not None:
+                            self._forget(event.case_id)
+                    else:
+                        self._apply(event)

@@ -31,6 +31,7 @@ from nats.js.errors import NotFoundError
 from shared.application import KringApplication
 from shared.bus import DUPLICATE_WINDOW_SECONDS, Bus
 from shared.envelope import ORIGIN_HEADER, POSITION_HEADER, encode, message_id
+from shared.erasure import CaseErasedError
 from shared.events import IntegrationEvent
 from shared.logging import get_logger
 from shared.metrics import RELAY_FAILURES, RELAY_POSITION, RELAY_PUBLISHED
@@ -45,6 +46,8 @@ Translator = Callable[[DomainEventProtocol[UUID]], IntegrationEvent | None]
 #: publish buffered during the outage landed first. The server drops the copies it still holds
 #: (its duplicate window is longer).
 REPUBLISH_SECONDS = DUPLICATE_WINDOW_SECONDS / 2
+#: The time of a notification that cannot be read any more (its case was erased).
+ERASED_LONG_AGO = datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -201,7 +204,12 @@ class OutboxRelay:
         )
         outgoing = []
         for notification in notifications:
-            domain_event: Any = self.app.mapper.to_domain_event(notification)
+            try:
+                domain_event: Any = self.app.mapper.to_domain_event(notification)
+            except CaseErasedError:
+                # Erased before it went out: nothing of it is published any more.
+                outgoing.append(Outgoing(notification.id, None, ERASED_LONG_AGO))
+                continue
             outgoing.append(
                 Outgoing(notification.id, self.translate(domain_event), domain_event.timestamp)
             )

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import uuid
+from collections.abc import Callable
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 from shared.actor import ACTOR_HEADER, ROLE_HEADER
 from shared.envelope import Delivered, encode
+from shared.erasure import CASE_KEY_PREFIX
 from shared.events import (
     CaseEndedWithoutConference,
     ConferenceHeld,
@@ -141,3 +146,24 @@ def ready_for_conference(app: Any, case_id: uuid.UUID, actor: Any, today: date) 
         ids[role] = pid
     app.schedule(case_id, today, "the community centre", actor)
     return ids
+
+
+def rewrite_stored_states(
+    app: Any, database: Path, edit: Callable[[str, dict[str, Any]], None]
+) -> None:
+    """Rewrite stored events as an earlier release stored them: ``edit(event name, state)``
+    changes the JSON state in place. A case's events are opened with the case's key and sealed
+    again (``shared.erasure``); ``app`` is the open application whose store this is."""
+    with sqlite3.connect(database) as db:
+        rows = db.execute("SELECT rowid, originator_id, topic, state FROM stored_events").fetchall()
+        for rowid, originator_id, topic, state in rows:
+            cipher = None
+            if state.startswith(CASE_KEY_PREFIX):
+                cipher = app.keyring.cipher(uuid.UUID(originator_id), create=False)
+                state = cipher.decrypt(state[len(CASE_KEY_PREFIX) :])
+            data = json.loads(state)
+            edit(topic.rpartition(".")[2], data)
+            state = json.dumps(data).encode()
+            if cipher is not None:
+                state = CASE_KEY_PREFIX + cipher.encrypt(state)
+            db.execute("UPDATE stored_events SET state = ? WHERE rowid = ?", (state, rowid))

@@ -31,11 +31,11 @@ from services.coordination.domain import (
 )
 from services.coordination.pool import POOL_ID, CaseNeeds, Choice, CoordinatorPool
 from shared.actor import Actor, system_actor
-from shared.application import CaseNotFoundError, KringApplication
+from shared.application import KringApplication
 from shared.clock import Clock, SystemClock
 from shared.envelope import Delivered
-from shared.errors import DomainRuleError, InvalidFieldError
-from shared.events import PlanDistributed, RequestReceived, RequestWithdrawn
+from shared.errors import CaseNotFoundError, DomainRuleError, InvalidFieldError
+from shared.events import CaseErased, PlanDistributed, RequestReceived, RequestWithdrawn
 from shared.logging import bound_case, get_logger
 from shared.projection import LogProjection
 
@@ -69,7 +69,9 @@ class CoordinationApplication(KringApplication):
         RequestReceived: "on_request_received",
         RequestWithdrawn: "on_request_withdrawn",
         PlanDistributed: "on_plan_distributed",
+        CaseErased: "on_case_erased",
     }
+    shared_aggregate_ids = frozenset({POOL_ID})
 
     def __init__(
         self,
@@ -91,6 +93,7 @@ class CoordinationApplication(KringApplication):
             self,
             self._project_row,
             topics=[get_topic(getattr(CoordinatedCase, name)) for name in _LISTED],
+            forget=self._forget_row,
         )
 
     # -- time ----------------------------------------------------------------------------
@@ -149,6 +152,15 @@ class CoordinationApplication(KringApplication):
             pool = self.pool()
             self._release(pool, case, case.coordinator_ids, self.system)
             processing.collect_events(case, pool)
+
+    def before_erasure(self, case_id: UUID, actor: dict[str, str]) -> list[Any]:
+        """An erased case no longer counts against its coordinators. (A relation a coordinator
+        declared to it stays in the pool: it protects the people, and names no one.)"""
+        pool = self.pool()
+        for coordinator_id, held in pool.holds.items():
+            if case_id in held:
+                pool.release(coordinator_id=coordinator_id, case_id=case_id, actor=actor)
+        return [pool]
 
     # -- the pool ------------------------------------------------------------------------
     def register_coordinator(
@@ -584,6 +596,10 @@ class CoordinationApplication(KringApplication):
             return case
 
         return _retrying(run)
+
+    def _forget_row(self, case_id: UUID) -> None:
+        with self._rows_lock:
+            self._rows.pop(case_id, None)
 
     def _project_row(self, event: Any) -> None:
         case_id: UUID = event.originator_id

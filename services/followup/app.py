@@ -15,10 +15,11 @@ from eventsourcing.persistence import IntegrityError
 
 from services.followup.domain import FollowUp, Schedule, Stage, stage_of
 from shared.actor import Actor, system_actor
-from shared.application import CaseNotFoundError, KringApplication
+from shared.application import KringApplication
 from shared.clock import Clock, SystemClock
 from shared.envelope import Delivered
-from shared.events import PlanDistributed
+from shared.errors import CaseNotFoundError
+from shared.events import CaseErased, PlanDistributed
 from shared.logging import bound_case, get_logger
 from shared.projection import LogProjection
 
@@ -39,7 +40,7 @@ class NoFollowUpError(CaseNotFoundError):
 
 class FollowupApplication(KringApplication):
     name = "followup"
-    policies = {PlanDistributed: "on_plan_distributed"}
+    policies = {PlanDistributed: "on_plan_distributed", CaseErased: "on_case_erased"}
 
     def __init__(
         self,
@@ -54,7 +55,7 @@ class FollowupApplication(KringApplication):
         #: case id -> {"case_id", "model", "timers": {timer id -> timer}, "outcomes": int}
         self._rows: dict[UUID, dict[str, Any]] = {}
         self._rows_lock = threading.Lock()
-        self._list = LogProjection(self, self._project)
+        self._list = LogProjection(self, self._project, forget=self._forget)
 
     # -- policy ------------------------------------------------------------------------
     def on_plan_distributed(
@@ -183,6 +184,11 @@ class FollowupApplication(KringApplication):
             for row in rows
             if (stage is None or row["stage"] == stage) and (model is None or row["model"] == model)
         ]
+
+    def _forget(self, case_id: UUID) -> None:
+        """An erased case leaves the list, and its timers never fire."""
+        with self._rows_lock:
+            self._rows.pop(case_id, None)
 
     def _project(self, event: Any) -> None:
         case_id: UUID = event.originator_id

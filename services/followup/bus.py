@@ -16,7 +16,8 @@ from shared.events import (
     OutcomeRecorded,
 )
 
-FOLLOWS: tuple[str, ...] = ("plans",)
+#: Intake for one thing only: an erased case (``CaseErased``).
+FOLLOWS: tuple[str, ...] = ("plans", "intake")
 
 
 def translate(domain_event: DomainEventProtocol[UUID]) -> IntegrationEvent | None:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from services.intake.app import IntakeApplication
 from services.intake.domain import Request, Stage
 from shared.actor import ActorHeader
+from shared.erasure import ErasureReason
 from shared.events import ConferenceModel, CoordinatorWishes
 from shared.http import CONFLICT, NOT_FOUND, NOT_FOUND_OR_CONFLICT, run_sync
 
@@ -129,6 +130,17 @@ class Withdrawal(BaseModel):
     reason: Annotated[str, Field(min_length=1, max_length=1000)]
 
 
+class Erasure(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: ErasureReason
+
+
+class Erased(BaseModel):
+    case_id: UUID
+    erased_at: datetime
+
+
 class CaseCreated(BaseModel):
     case_id: UUID
     stage: Stage
@@ -229,6 +241,15 @@ def router(app: IntakeApplication) -> APIRouter:
         """Withdraw the request, with a reason: before acceptance it ends here; after it,
         coordination stops the preparation."""
         return CaseView.of(await run_sync(app.withdraw, case_id, body.reason, actor))
+
+    @api.post("/cases/{case_id}/erase", responses=NOT_FOUND_OR_CONFLICT)
+    async def erase(case_id: UUID, body: Erasure, actor: ActorHeader) -> Erased:
+        """Erase the case (right to erasure), with a reason from the kept list: a regional
+        manager or an operator. Its events in every service become unreadable for good (their
+        keys are shredded); who erased it, when and why stays on the record, and every service
+        answers 410 for it from then on."""
+        erased_at = await run_sync(app.erase_case, case_id, body.reason, actor)
+        return Erased(case_id=case_id, erased_at=erased_at)
 
     @api.get("/cases/{case_id}", responses=NOT_FOUND)
     async def get_case(case_id: UUID) -> CaseView:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4, uuid5
 
@@ -12,11 +13,12 @@ from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
 from eventsourcing.persistence import IntegrityError
 
 from services.intake.domain import Request, Stage
-from shared.actor import Actor, system_actor
-from shared.application import CaseNotFoundError, KringApplication
+from shared.actor import Actor, Role, system_actor
+from shared.application import KringApplication
 from shared.clock import Clock, SystemClock
 from shared.envelope import Delivered
-from shared.errors import DomainRuleError
+from shared.erasure import ErasureReason
+from shared.errors import CaseNotFoundError, DomainRuleError
 from shared.events import FollowUpConferenceRequested
 from shared.projection import LogProjection
 
@@ -37,6 +39,10 @@ SUBMITTED_FIELDS = (
 )
 
 
+#: Who may erase a case.
+ERASERS = frozenset({Role.REGIONAL_MANAGER, Role.OPERATOR})
+
+
 class IdempotencyKeyReusedError(DomainRuleError):
     def __init__(self) -> None:
         super().__init__("this Idempotency-Key was already used for a different request")
@@ -52,7 +58,7 @@ class IntakeApplication(KringApplication):
         self.system = system_actor(self.name).as_record()
         self._rows: dict[UUID, dict[str, Any]] = {}
         self._rows_lock = threading.Lock()
-        self._list = LogProjection(self, self._project_row)
+        self._list = LogProjection(self, self._project_row, forget=self._forget_row)
 
     # -- policy ------------------------------------------------------------------------
     def on_follow_up_conference_requested(
@@ -110,6 +116,17 @@ class IntakeApplication(KringApplication):
         self.save(case)
         return case
 
+    def erase_case(self, case_id: UUID, reason: ErasureReason, actor: Actor) -> datetime:
+        """Erase the case (right to erasure): here first, then, through ``CaseErased``, in every
+        service. Returns when it was erased."""
+        if actor.role not in ERASERS:
+            raise DomainRuleError("only a regional_manager or an operator erases a case")
+        self.get(case_id)  # 404 for a case intake does not know, 410 for one erased already
+        at = self.clock.now()
+        self.erase(case_id, reason.value, at, actor.as_record())
+        self._list.catch_up()
+        return at
+
     # -- queries -----------------------------------------------------------------------
     def get(self, case_id: UUID) -> Request:
         try:
@@ -132,6 +149,10 @@ class IntakeApplication(KringApplication):
             and (model is None or row["model"] == model)
             and (region is None or row["region"].casefold() == region.casefold())
         ]
+
+    def _forget_row(self, case_id: UUID) -> None:
+        with self._rows_lock:
+            self._rows.pop(case_id, None)
 
     def _project_row(self, event: Any) -> None:
         with self._rows_lock:

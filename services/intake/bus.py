@@ -1,5 +1,6 @@
 """What intake follows (followup: a follow-up conference opens a case) and publishes: an accepted
-request becomes RequestReceived; a withdrawal after acceptance becomes RequestWithdrawn."""
+request becomes RequestReceived; a withdrawal after acceptance becomes RequestWithdrawn; an
+erasure becomes CaseErased, which every other service follows."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from uuid import UUID
 from eventsourcing.domain import DomainEventProtocol
 
 from services.intake.domain import Request
-from shared.events import IntegrationEvent, RequestReceived, RequestWithdrawn
+from shared.erasure import ErasureLog
+from shared.events import CaseErased, IntegrationEvent, RequestReceived, RequestWithdrawn
 
 FOLLOWS: tuple[str, ...] = ("followup",)
 
@@ -31,6 +33,14 @@ def translate(domain_event: DomainEventProtocol[UUID]) -> IntegrationEvent | Non
             follow_up_of=getattr(accepted, "follow_up_of", None),
             submitted_at=accepted.submitted_at,
             accepted_at=accepted.at,
+        )
+    if isinstance(domain_event, ErasureLog.CaseErased):  # type: ignore[attr-defined]
+        erased: Any = domain_event
+        return CaseErased(
+            case_id=erased.case_id,
+            model=erased.model,
+            reason=erased.reason,
+            erased_at=erased.at,
         )
     if isinstance(domain_event, Request.Withdrawn):  # type: ignore[attr-defined]
         withdrawn: Any = domain_event

@@ -16,11 +16,13 @@ from eventsourcing.persistence import IntegrityError
 
 from services.plans.domain import Channel, DeliveryStatus, Plan, Stage
 from shared.actor import Actor, system_actor
-from shared.application import CaseNotFoundError, KringApplication
+from shared.application import KringApplication
 from shared.clock import Clock, SystemClock
 from shared.envelope import Delivered
+from shared.errors import CaseNotFoundError
 from shared.events import (
     CaseEndedWithoutConference,
+    CaseErased,
     ConferenceHeld,
     CoordinatorAssigned,
     IntegrationEvent,
@@ -49,6 +51,7 @@ class PlansApplication(KringApplication):
         ConferenceHeld: "on_conference_held",
         CaseEndedWithoutConference: "on_case_ended_without_conference",
         ParticipantConsentWithdrawn: "on_consent_withdrawn",
+        CaseErased: "on_case_erased",
     }
 
     def __init__(self, env: Mapping[str, str] | None = None, clock: Clock | None = None) -> None:
@@ -58,7 +61,7 @@ class PlansApplication(KringApplication):
         self._rows: dict[UUID, dict[str, Any]] = {}
         self._pending: dict[PendingEmail, None] = {}
         self._lists_lock = threading.Lock()
-        self._lists = LogProjection(self, self._project)
+        self._lists = LogProjection(self, self._project, forget=self._forget)
 
     # -- policies: any of them may come first, and each opens the plan if needed ----------
     def on_request_received(
@@ -224,6 +227,13 @@ class PlansApplication(KringApplication):
         self._lists.catch_up()
         with self._lists_lock:
             return list(self._pending)
+
+    def _forget(self, case_id: UUID) -> None:
+        """An erased case leaves the lists; its e-mail copies are no longer sent."""
+        with self._lists_lock:
+            self._rows.pop(case_id, None)
+            for pending in [p for p in self._pending if p.case_id == case_id]:
+                del self._pending[pending]
 
     def _project(self, event: Any) -> None:
         case_id: UUID = event.originator_id

@@ -76,6 +76,10 @@ def system(
         "KRING_PLANS_DELIVERY_TICK_SECONDS": "0.2",
     }
     data = tmp_path_factory.mktemp("system")
+    # A file, not a pipe: nobody reads a pipe while the tests run, and a full one would block
+    # the system's own output (and so its shutdown).
+    log_path = data / "kring-run.log"
+    log = log_path.open("w")
     runner = subprocess.Popen(
         [
             sys.executable,
@@ -88,16 +92,15 @@ def system(
             str(nats_port),
         ],
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
-        text=True,
     )
     deadline = time.monotonic() + 60
     while not all(ready(p) for p in ports.values()):
         if runner.poll() is not None or time.monotonic() > deadline:
             runner.kill()
-            output = runner.stdout.read() if runner.stdout else ""
-            pytest.fail(f"the system did not start:\n{output[-3000:]}")
+            log.close()
+            pytest.fail(f"the system did not start:\n{log_path.read_text()[-3000:]}")
         time.sleep(0.1)
     yield System(nats_port, ports, env, mailbox[0])
     runner.send_signal(signal.SIGINT)
@@ -106,4 +109,5 @@ def system(
     finally:
         if runner.poll() is None:
             runner.kill()
-    assert runner.returncode == 0
+        log.close()
+    assert runner.returncode == 0, log_path.read_text()[-3000:]

@@ -132,3 +132,37 @@ async def test_each_model_runs_from_request_to_follow_up(
     assert rows[case]["stage_service"] == "followup"
     assert rows[new_case]["follow_up_of"] == case
     assert rows[new_case]["stage"] == "submitted"
+
+
+async def test_kring_erase_erases_a_case_in_every_service(system: System) -> None:
+    run, region = await _run(system, ConferenceModel.RESTORATIVE)
+    case = run.case_id
+
+    erased = system.kring(
+        "erase", case, "--reason", "requested_by_person", "--as", "rm-e2e", "--timeout", "30"
+    )
+    assert erased.returncode == 0, erased.stdout + erased.stderr
+    for service in SERVICES:
+        assert service in erased.stdout
+
+    for service, path in [
+        ("intake", f"/cases/{case}"),
+        ("coordination", f"/cases/{case}/participants"),
+        ("plans", f"/cases/{case}/plan/document.pdf"),
+        ("followup", f"/cases/{case}"),
+    ]:
+        response = httpx.get(f"{system.urls[service]}{path}", timeout=10)
+        assert response.status_code == 410, (service, response.text)
+
+    audit = system.kring("audit", case, "--json")
+    assert audit.returncode == 0, audit.stderr
+    trail = json.loads(audit.stdout)
+    assert {(e["service"], e["type"]) for e in trail} == {(s, "CaseErased") for s in SERVICES}
+    assert next(e for e in trail if e["service"] == "intake")["actor"]["id"] == "rm-e2e"
+    picture = json.loads(system.kring("case", case, "--json").stdout)
+    assert set(picture) == set(SERVICES) and all("erased" in v for v in picture.values())
+    listed = json.loads(system.kring("cases", "--region", region, "--json").stdout)
+    assert case not in {row["case_id"] for row in listed}
+
+    again = system.kring("erase", case, "--reason", "other", "--as", "rm-e2e")
+    assert again.returncode == 0 and "already erased" in again.stdout

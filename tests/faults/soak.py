@@ -90,6 +90,7 @@ from services.plans.app import PlansApplication
 from shared.application import KringApplication
 from shared.bus import ensure_streams
 from shared.consumer import durable_name
+from shared.erasure import CaseKeyring
 from shared.events import ConferenceModel
 from shared.relay import Translator
 from shared.subjects import DLQ_STREAM, STREAM
@@ -673,6 +674,20 @@ class Store:
     tracking: list[tuple[str, int]]
 
 
+class ReadOnlyCaseKeys:
+    """A store's case keys, read without writing (as ``shared.erasure.CaseKeys`` reads them)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def get(self, case_id: UUID) -> tuple[str | None, bool] | None:
+        with contextlib.closing(sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)) as db:
+            row = db.execute(
+                "SELECT key, erased_at FROM kring_case_keys WHERE case_id = ?", (str(case_id),)
+            ).fetchone()
+        return None if row is None else (row[0], row[1] is not None)
+
+
 class StoreReader:
     """Reads a service's SQLite store read-only (also while the service runs) and decodes each
     notification with the service's own mapper (an application of its class on a scratch
@@ -709,6 +724,8 @@ class StoreReader:
                     "SELECT application_name, notification_id FROM tracking"
                 ).fetchall()
             ]
+        # Case events are sealed under case keys kept in the same store (shared.erasure).
+        decoder.mapper.keyring = CaseKeyring(ReadOnlyCaseKeys(path), decoder.mapper.cipher)
         recorded = []
         for rowid, originator_id, version, topic, state in rows:
             notification = Notification(

@@ -17,7 +17,8 @@ IDLE = {durable_name(s, o): 0 for s, o in CONSUMERS}
 
 def stores(received: int = 1, noted: int = 1) -> dict[str, Store]:
     """One case: intake published RequestReceived (position 3); coordination received it and
-    published CoordinatorAssigned (position 2); plans noted both."""
+    published CoordinatorAssigned (position 2); plans noted both; followup, which follows intake
+    for erasures only, tracked the request."""
     return {
         "intake": Store("intake", [Recorded(3, CASE, "Request.Accepted", (RECEIVED, CASE))], []),
         "coordination": Store(
@@ -32,7 +33,7 @@ def stores(received: int = 1, noted: int = 1) -> dict[str, Store]:
             + [Recorded(2, CASE, "Plan.CoordinatorNoted", None)],
             [("intake", 3), ("coordination", 2)],
         ),
-        "followup": Store("followup", [], []),
+        "followup": Store("followup", [], [("intake", 3)]),
     }
 
 
@@ -88,9 +89,14 @@ def test_a_valid_event_dead_lettered_or_poison_not_parked_is_wrong() -> None:
         OnStream(bad.msg_id, "", 0, "", "", bad.msg_id),
     ]
     once = [Parked(consumer, bad.reason, bad.body)]
-    # Intake's poison meets coordination's and plans' consumers: one parked copy is too few.
+    # Intake's poison meets coordination's, plans' and followup's consumers: one parked copy is
+    # too few.
     checks = analyse(stores(), poisoned, once, IDLE, [bad])
-    assert (checks.dead_letters, checks.dead_letters_expected) == (1, 2)
+    assert (checks.dead_letters, checks.dead_letters_expected) == (1, 3)
     assert not checks.clean
-    both = [*once, Parked(durable_name("plans", "intake"), bad.reason, bad.body)]
-    assert analyse(stores(), poisoned, both, IDLE, [bad]).clean
+    every = [
+        *once,
+        Parked(durable_name("plans", "intake"), bad.reason, bad.body),
+        Parked(durable_name("followup", "intake"), bad.reason, bad.body),
+    ]
+    assert analyse(stores(), poisoned, every, IDLE, [bad]).clean

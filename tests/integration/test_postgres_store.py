@@ -13,6 +13,7 @@ from pydantic import SecretStr
 from services.coordination.app import CoordinationApplication
 from services.intake.app import IntakeApplication
 from shared.actor import Actor, Role
+from shared.erasure import CaseErasedError, ErasureReason
 from shared.settings import ServiceSettings, StoreKind
 from shared.store import eventsourcing_env
 from tests.factories import CLARIFICATION, REQUEST_BODY, delivered, request_received
@@ -49,6 +50,25 @@ def test_commands_and_history_on_postgres(database: str) -> None:
         assert app.queries.checkpoint("intake") == 5
     finally:
         app.close()
+
+
+def test_a_case_is_erased_on_postgres_and_stays_erased_after_a_restart(database: str) -> None:
+    config = eventsourcing_env(settings("intake", database))
+    app = IntakeApplication(env=config)
+    try:
+        kept = app.submit(MANAGER, **REQUEST_BODY, informational_talk=False)
+        erased = app.submit(MANAGER, **REQUEST_BODY, informational_talk=False)
+        app.erase_case(erased, ErasureReason.RETENTION_ENDED, MANAGER)
+    finally:
+        app.close()
+    again = IntakeApplication(env=config)
+    try:
+        with pytest.raises(CaseErasedError):
+            again.get(erased)
+        assert again.get(kept).region == REQUEST_BODY["region"]
+        assert [e.type for e in again.history(erased)] == ["CaseErased"]
+    finally:
+        again.close()
 
 
 def test_exact_tracking_on_postgres_in_any_order_and_across_restarts(database: str) -> None:

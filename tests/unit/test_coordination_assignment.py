@@ -6,8 +6,6 @@ Through the application on a real SQLite store; each test makes its own ids.
 
 from __future__ import annotations
 
-import json
-import sqlite3
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -28,6 +26,7 @@ from tests.factories import (
     ready_for_conference,
     request_received,
     request_withdrawn,
+    rewrite_stored_states,
 )
 
 MANAGER = Actor(id="rm", role=Role.REGIONAL_MANAGER)
@@ -377,7 +376,6 @@ def test_events_stored_before_the_new_fields_existed_still_replay(
 ) -> None:
     co.join("ana")
     case_id = co.receive(model="group", coordinators_needed=2)
-    co.app.close()
     # Strip what the events of an earlier version did not have.
     newer = {
         "Received": (
@@ -402,20 +400,13 @@ def test_events_stored_before_the_new_fields_existed_still_replay(
             "keep_gender",
         ),
     }
-    database = sqlite3.connect(tmp_path / "coordination.sqlite")
-    rows = database.execute("SELECT rowid, topic, state FROM stored_events").fetchall()
-    for rowid, topic, state in rows:
-        name = topic.rpartition(".")[2]
-        if name in newer:
-            data = json.loads(state)
-            for field in newer[name]:
-                data.pop(field, None)
-            database.execute(
-                "UPDATE stored_events SET state = ? WHERE rowid = ?",
-                (json.dumps(data).encode(), rowid),
-            )
-    database.commit()
-    database.close()
+
+    def strip(name: str, state: dict[str, Any]) -> None:
+        for field in newer.get(name, ()):
+            state.pop(field, None)
+
+    rewrite_stored_states(co.app, tmp_path / "coordination.sqlite", strip)
+    co.app.close()
     again = make_app(CoordinationApplication, clock=co.clock)
     case = again.get(case_id)
     assert (case.coordinators_needed, case.coordinator_ids, case.stage) == (

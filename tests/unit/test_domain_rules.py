@@ -15,9 +15,8 @@ from services.intake.bus import translate
 from services.intake.domain import Stage as IntakeStage
 from services.plans.app import PlansApplication
 from shared.actor import Actor, Role
-from shared.application import CaseNotFoundError
 from shared.clock import ManualClock
-from shared.errors import DomainRuleError, InvalidFieldError
+from shared.errors import CaseNotFoundError, DomainRuleError, InvalidFieldError
 from tests.factories import (
     CLARIFICATION,
     REQUEST_BODY,

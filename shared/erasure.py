@@ -1,0 +1,254 @@
+"""Erasure (right to be forgotten) in append-only stores: a key per case, deleted to erase it.
+
+Every event of a case's aggregate is encrypted with that case's own data key (AES-GCM), on top
+of the service's cipher key where one is set. Erasing a case deletes its key and leaves a
+tombstone, so its events can never be read again and no key is ever made for it again; the
+erasure itself is an event of the service's ``ErasureLog``, under the service's own key, so the
+audit trail says who erased which case when. Aggregates that are not a case (the coordinator
+pool, the erasure log itself) keep the service's key: list them in
+``KringApplication.shared_aggregate_ids``.
+
+Copies on the stream carry no personal data by design (``shared.events``), so nothing there needs
+shredding. Keys live in the service's own database, wrapped with the service's cipher key where
+one is set (without one, erasure still works; only encryption at rest needs the key).
+"""
+
+from __future__ import annotations
+
+import threading
+from base64 import b64decode, b64encode
+from collections import OrderedDict
+from collections.abc import Iterable
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from uuid import UUID, uuid5
+
+from eventsourcing.cipher import AESCipher
+from eventsourcing.domain import Aggregate, event
+from eventsourcing.persistence import ApplicationRecorder, Cipher, Mapper, StoredEvent
+from eventsourcing.postgres import PostgresDatastore
+from eventsourcing.sqlite import SQLiteDatastore
+from eventsourcing.utils import Environment
+from psycopg import sql
+
+from shared.errors import CaseNotFoundError
+
+#: Marks a state encrypted with a case key (events stored before case keys existed lack it).
+CASE_KEY_PREFIX = b"\x00kring-case-key:1\x00"
+ERASURE_LOG_ID = uuid5(UUID("b0c4a3de-6f55-4f0e-9a59-2f7b5c1d3e8a"), "erasure-log")
+
+
+class CaseErasedError(CaseNotFoundError):
+    """The case was erased: its events cannot be read any more (410 at the HTTP edge)."""
+
+    def __init__(self, case_id: UUID) -> None:
+        super().__init__(case_id)
+        self.args = (f"case {case_id} was erased",)
+
+
+class ErasureReason(StrEnum):
+    """Why a case is erased (a kept list: free text could itself be personal data)."""
+
+    REQUESTED_BY_PERSON = "requested_by_person"  # the person asked (AVG/GDPR article 17)
+    RETENTION_ENDED = "retention_ended"
+    UNLAWFULLY_PROCESSED = "unlawfully_processed"
+    OTHER = "other"
+
+
+class ErasureLog(Aggregate):
+    """Which cases this service erased, when, why and by whom. Under the service's own key."""
+
+    @event("Opened")
+    def __init__(self, id: UUID) -> None:
+        self.erased: dict[UUID, dict[str, Any]] = {}
+
+    @event("CaseErased")
+    def record(
+        self,
+        *,
+        case_id: UUID,
+        model: str | None,
+        reason: str,
+        at: datetime,
+        actor: dict[str, str],
+    ) -> None:
+        self.erased[case_id] = {"reason": reason, "at": at, "actor": actor, "model": model}
+
+
+class CaseKeys:
+    """The case keys table in the service's own database (SQLite or PostgreSQL)."""
+
+    TABLE = "kring_case_keys"
+
+    def __init__(self, recorder: ApplicationRecorder) -> None:
+        datastore: Any = getattr(recorder, "datastore", None)
+        self._datastore = datastore
+        self._get: Any
+        self._add: Any
+        self._erase: Any
+        if isinstance(datastore, SQLiteDatastore):
+            table = self.TABLE
+            create = (
+                f"CREATE TABLE IF NOT EXISTS {table} "
+                "(case_id TEXT PRIMARY KEY, key TEXT, erased_at TEXT)"
+            )
+            self._get = f"SELECT key, erased_at FROM {table} WHERE case_id = ?"  # noqa: S608
+            self._add = (
+                f"INSERT INTO {table} (case_id, key) VALUES (?, ?) "  # noqa: S608
+                "ON CONFLICT (case_id) DO NOTHING"
+            )
+            self._erase = (
+                f"INSERT INTO {table} (case_id, key, erased_at) VALUES (?, NULL, ?) "  # noqa: S608
+                f"ON CONFLICT (case_id) DO UPDATE SET key = NULL, "
+                f"erased_at = COALESCE({table}.erased_at, excluded.erased_at)"
+            )
+            statement: Any = create
+        elif isinstance(datastore, PostgresDatastore):
+            name = sql.Identifier(datastore.schema, self.TABLE)
+            statement = sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (case_id TEXT PRIMARY KEY, key TEXT, erased_at TEXT)"
+            ).format(name)
+            self._get = sql.SQL("SELECT key, erased_at FROM {} WHERE case_id = %s").format(name)
+            self._add = sql.SQL(
+                "INSERT INTO {} (case_id, key) VALUES (%s, %s) ON CONFLICT (case_id) DO NOTHING"
+            ).format(name)
+            self._erase = sql.SQL(
+                "INSERT INTO {0} (case_id, key, erased_at) VALUES (%s, NULL, %s) "
+                "ON CONFLICT (case_id) DO UPDATE SET key = NULL, "
+                "erased_at = COALESCE({0}.erased_at, excluded.erased_at)"
+            ).format(name)
+        else:
+            raise TypeError(f"no case keys for {type(recorder).__name__}")
+        with datastore.transaction(commit=True) as cursor:
+            cursor.execute(statement)
+
+    def get(self, case_id: UUID) -> tuple[str | None, bool] | None:
+        """(wrapped key, erased) for the case, or None if it never had a key."""
+        with self._datastore.transaction(commit=False) as cursor:
+            cursor.execute(self._get, (str(case_id),))
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        return row["key"], row["erased_at"] is not None
+
+    def add(self, case_id: UUID, wrapped_key: str) -> None:
+        """Store a key unless the case has one (or a tombstone) already: the first one wins."""
+        with self._datastore.transaction(commit=True) as cursor:
+            cursor.execute(self._add, (str(case_id), wrapped_key))
+
+    def erase(self, case_id: UUID, at: datetime) -> None:
+        with self._datastore.transaction(commit=True) as cursor:
+            cursor.execute(self._erase, (str(case_id), at.isoformat()))
+
+
+_ERASED = object()
+
+
+class CaseKeyring:
+    """Ciphers per case, made on a case's first event, cached (the most recent few thousand)."""
+
+    def __init__(self, keys: CaseKeys, wrapper: Cipher | None, cache_size: int = 4096) -> None:
+        self._keys = keys
+        self._wrapper = wrapper
+        self._cache: OrderedDict[UUID, Any] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    def cipher(self, case_id: UUID, *, create: bool) -> AESCipher | None:
+        """The case's cipher. Without ``create``, None for a case that never had a key (events
+        stored before case keys existed). Raises ``CaseErasedError`` for an erased case."""
+        with self._lock:
+            cached = self._cache.get(case_id)
+            if cached is not None:
+                self._cache.move_to_end(case_id)
+        if cached is _ERASED:
+            raise CaseErasedError(case_id)
+        if cached is not None:
+            return cached  # type: ignore[no-any-return]
+        found = self._keys.get(case_id)
+        if found is None and create:
+            self._keys.add(case_id, self._wrap(AESCipher.create_key(32)))
+            found = self._keys.get(case_id)
+        if found is None:
+            return None
+        wrapped, erased = found
+        if erased or wrapped is None:
+            self._remember(case_id, _ERASED)
+            raise CaseErasedError(case_id)
+        cipher = AESCipher(Environment(env={AESCipher.CIPHER_KEY: self._unwrap(wrapped)}))
+        self._remember(case_id, cipher)
+        return cipher
+
+    def is_erased(self, case_id: UUID) -> bool:
+        try:
+            self.cipher(case_id, create=False)
+        except CaseErasedError:
+            return True
+        return False
+
+    def erase(self, case_ids: Iterable[UUID], at: datetime) -> None:
+        for case_id in case_ids:
+            self._keys.erase(case_id, at)
+            self._remember(case_id, _ERASED)
+
+    def _remember(self, case_id: UUID, value: Any) -> None:
+        with self._lock:
+            self._cache[case_id] = value
+            self._cache.move_to_end(case_id)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+
+    def _wrap(self, key: str) -> str:
+        if self._wrapper is None:
+            return key
+        return b64encode(self._wrapper.encrypt(key.encode())).decode()
+
+    def _unwrap(self, wrapped: str) -> str:
+        if self._wrapper is None:
+            return wrapped
+        return self._wrapper.decrypt(b64decode(wrapped)).decode()
+
+
+class CaseKeyMapper(Mapper[UUID]):
+    """eventsourcing's mapper, with each case's events sealed again under the case's key.
+
+    eventsourcing has one cipher per application (DESIGN.md section 7), so the library's mapper
+    does its work (transcoding, compression, the service's cipher) and this one adds the case
+    layer around the result: ``CASE_KEY_PREFIX + case_cipher.encrypt(state)``."""
+
+    keyring: CaseKeyring | None = None
+    shared_ids: frozenset[UUID] = frozenset()
+
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        stored = super().to_stored_event(domain_event)
+        case_id = stored.originator_id
+        if self.keyring is None or not isinstance(case_id, UUID) or case_id in self.shared_ids:
+            return stored
+        cipher = self.keyring.cipher(case_id, create=True)
+        assert cipher is not None
+        return StoredEvent(
+            originator_id=stored.originator_id,
+            originator_version=stored.originator_version,
+            topic=stored.topic,
+            state=CASE_KEY_PREFIX + cipher.encrypt(stored.state),
+        )
+
+    def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        originator_id = stored_event.originator_id
+        if (
+            self.keyring is not None
+            and isinstance(originator_id, UUID)
+            and originator_id not in self.shared_ids
+        ):
+            cipher = self.keyring.cipher(originator_id, create=False)  # raises when erased
+            if stored_event.state.startswith(CASE_KEY_PREFIX):
+                if cipher is None:  # sealed under a key that is gone: as good as erased
+                    raise CaseErasedError(originator_id)
+                stored_event = StoredEvent(
+                    originator_id=originator_id,
+                    originator_version=stored_event.originator_version,
+                    topic=stored_event.topic,
+                    state=cipher.decrypt(stored_event.state[len(CASE_KEY_PREFIX) :]),
+                )
+        return super().to_domain_event(stored_event)

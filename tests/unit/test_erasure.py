@@ -1,0 +1,208 @@
+"""Erasure on a real SQLite store: each case's events under a key of its own, shredded to erase
+the case; the erasure itself stays on the record; nothing about the case is stored again."""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eventsourcing.persistence import Mapper
+
+from services.coordination.app import CoordinationApplication
+from services.followup.app import FollowupApplication
+from services.followup.domain import Contact, Schedule
+from services.intake.app import IntakeApplication
+from services.plans.app import PlansApplication
+from shared.actor import Actor, Role
+from shared.clock import ManualClock
+from shared.erasure import CASE_KEY_PREFIX, CaseErasedError, ErasureReason
+from shared.errors import CaseNotFoundError, DomainRuleError
+from shared.events import CaseErased
+from tests.factories import (
+    CLARIFICATION,
+    NOW,
+    REQUEST_BODY,
+    delivered,
+    plan_distributed,
+    request_received,
+)
+from tests.unit.test_plans_rules import COORDINATOR, FAMILY, content, held_case
+
+MANAGER = Actor(id="rm-anna", role=Role.REGIONAL_MANAGER)
+REQUESTER = Actor(id="ria", role=Role.REQUESTER)
+
+
+def case_erased(case_id: uuid.UUID, model: str = "family") -> CaseErased:
+    return CaseErased(case_id=case_id, model=model, reason="requested_by_person", erased_at=NOW)
+
+
+def submitted(intake: IntakeApplication) -> uuid.UUID:
+    request = dict(REQUEST_BODY, description="Johan (8) lives with his grandmother Ria.")
+    case_id = intake.submit(REQUESTER, **request)
+    intake.clarify(case_id, MANAGER, **CLARIFICATION)
+    intake.accept(case_id, MANAGER)
+    return case_id
+
+
+def states(app: Any, tmp_path: Path, case_id: uuid.UUID) -> list[bytes]:
+    database = tmp_path / f"{app.name}.sqlite"
+    with sqlite3.connect(database) as db:
+        rows = db.execute(
+            "SELECT state FROM stored_events WHERE originator_id = ?", (case_id.hex,)
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
+def test_a_case_is_sealed_under_its_own_key_even_without_a_service_key(
+    make_app: Any, tmp_path: Path
+) -> None:
+    intake = make_app(IntakeApplication)
+    case_id = submitted(intake)
+    sealed = states(intake, tmp_path, case_id)
+    assert sealed and all(s.startswith(CASE_KEY_PREFIX) for s in sealed)
+    assert not any(b"Johan" in s or b"Ria" in s for s in sealed)
+    assert intake.get(case_id).description.startswith("Johan")
+
+
+def test_an_erased_case_cannot_be_read_and_its_erasure_stays_on_the_record(
+    make_app: Any, tmp_path: Path
+) -> None:
+    clock = ManualClock()
+    intake = make_app(IntakeApplication, clock=clock)
+    kept, erased = submitted(intake), submitted(intake)
+    assert {row["case_id"] for row in intake.cases()} == {kept, erased}
+
+    at = intake.erase_case(erased, ErasureReason.REQUESTED_BY_PERSON, MANAGER)
+
+    with pytest.raises(CaseErasedError):
+        intake.get(erased)
+    assert states(intake, tmp_path, erased)  # the rows stay; nothing in them can be read
+    [entry] = intake.history(erased)
+    assert (entry.type, entry.time, entry.actor) == ("CaseErased", at, MANAGER.as_record())
+    assert [row["case_id"] for row in intake.cases()] == [kept]
+    assert intake.get(kept).stage.value == "accepted"
+    with pytest.raises(CaseErasedError):
+        intake.erase_case(erased, ErasureReason.OTHER, MANAGER)  # gone already: 410
+
+
+def test_only_a_regional_manager_or_an_operator_erases(make_app: Any) -> None:
+    intake = make_app(IntakeApplication)
+    case_id = submitted(intake)
+    with pytest.raises(DomainRuleError, match="regional_manager or an operator"):
+        intake.erase_case(case_id, ErasureReason.OTHER, REQUESTER)
+    with pytest.raises(CaseNotFoundError):
+        intake.erase_case(uuid.uuid4(), ErasureReason.OTHER, MANAGER)
+
+
+def test_erasure_survives_a_restart_and_no_key_is_ever_made_again(
+    make_app: Any, tmp_path: Path
+) -> None:
+    intake = make_app(IntakeApplication)
+    case_id = submitted(intake)
+    intake.erase_case(case_id, ErasureReason.RETENTION_ENDED, MANAGER)
+    intake.close()
+    again = make_app(IntakeApplication)
+    with pytest.raises(CaseErasedError):
+        again.get(case_id)
+    with pytest.raises(CaseErasedError):  # sealing anything new for it is refused too
+        again.keyring.cipher(case_id, create=True)
+
+
+def test_a_crash_between_the_erasure_record_and_the_shredding_shreds_at_start(
+    make_app: Any,
+) -> None:
+    intake = make_app(IntakeApplication)
+    case_id = submitted(intake)
+    log = intake.erasure_log()
+    log.record(case_id=case_id, model="family", reason="other", at=NOW, actor=MANAGER.as_record())
+    # Stored without the application's hook, as if the process died before it ran.
+    intake.recorder.insert_events([intake.mapper.to_stored_event(e) for e in log.collect_events()])
+    assert intake.get(case_id)  # the key is still there
+    intake.close()
+    with pytest.raises(CaseErasedError):
+        make_app(IntakeApplication).get(case_id)
+
+
+def test_events_stored_before_case_keys_existed_are_hidden_once_erased(make_app: Any) -> None:
+    intake = make_app(IntakeApplication)
+    case_id = submitted(intake)
+    # The same request as the first release stored it, under another id: no case key.
+    older = uuid.uuid4()
+    first_release = Mapper(transcoder=intake.mapper.transcoder)
+    unsealed = [first_release.to_stored_event(e) for e in intake.events.get(case_id)]
+    intake.recorder.insert_events([dataclasses.replace(s, originator_id=older) for s in unsealed])
+    assert intake.repository.get(older).description == intake.get(case_id).description
+    intake.erase(older, "other", NOW, MANAGER.as_record())
+    with pytest.raises(CaseErasedError):
+        intake.repository.get(older)
+
+
+def test_coordination_erases_on_the_bus_frees_the_coordinator_and_stores_nothing_more(
+    make_app: Any,
+) -> None:
+    coordination = make_app(CoordinationApplication)
+    coordination.register_coordinator("c1", ["Utrecht"], ["nl"], 5, MANAGER)
+    received = request_received()
+    case_id = received.case_id
+    coordination.process(delivered(received, 1))
+    assert coordination.pool().load["c1"] == 1
+
+    assert coordination.process(delivered(case_erased(case_id), 2))
+    assert coordination.pool().load["c1"] == 0
+    with pytest.raises(CaseErasedError):
+        coordination.get(case_id)
+    assert [row["case_id"] for row in coordination.cases()] == []
+    [entry] = coordination.history(case_id)
+    assert entry.actor == {"id": "coordination", "role": "system"}
+    # A late event of the erased case is tracked and changes nothing; a redelivered erasure too.
+    late = request_received(case_id)
+    assert coordination.process(delivered(late, 3))
+    assert coordination.process(delivered(case_erased(case_id), 2)) is False
+    assert coordination.has_processed(delivered(late, 3))
+    with pytest.raises(CaseErasedError):
+        coordination.get(case_id)
+
+
+def test_plans_no_longer_sends_the_copies_of_an_erased_case(make_app: Any) -> None:
+    plans = make_app(PlansApplication)
+    case_id = held_case(plans)
+    plans.record_recipients(
+        case_id,
+        [
+            {
+                "participant_id": "p-father",
+                "name": "Kees",
+                "role": None,
+                "organisation": None,
+                "channel": "email",
+                "email": "kees@example.org",
+                "address": None,
+            }
+        ],
+        COORDINATOR,
+    )
+    plans.write(case_id, content(), COORDINATOR)
+    plans.accept(case_id, 1, FAMILY)
+    plans.distribute(case_id, [], COORDINATOR)
+    assert [p.case_id for p in plans.pending_emails()] == [case_id]
+
+    plans.process(delivered(case_erased(case_id), 9000))
+    assert plans.pending_emails() == []
+    assert plans.cases() == []
+
+
+def test_the_follow_up_of_an_erased_case_never_fires(make_app: Any) -> None:
+    clock = ManualClock()
+    schedule = Schedule(default=(Contact("research", 91),))
+    followup = make_app(FollowupApplication, clock=clock, schedule=schedule)
+    case_id = uuid.uuid4()
+    followup.process(delivered(plan_distributed(case_id, at=clock.now()), 1))
+    followup.process(delivered(case_erased(case_id), 1, origin="intake"))
+    clock.advance(timedelta(days=92))
+    assert followup.fire_due_timers() == 0
+    assert followup.cases() == []
