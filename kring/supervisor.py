@@ -150,13 +150,13 @@ def _service_ports(env: dict[str, str]) -> dict[str, int]:
 def _cipher_key(data_dir: Path) -> str:
     """The embedded system encrypts its stores at rest with a key made once per data folder
     (readable by this user only). Deleting the folder deletes the key with the data."""
-    from eventsourcing.cipher import AESCipher
+    from shared.cipher import AESGCMCipher
 
     key_file = data_dir / "keys" / "cipher.key"
     if not key_file.exists():
         key_file.parent.mkdir(mode=0o700, exist_ok=True)
         key_file.touch(mode=0o600)
-        key_file.write_text(AESCipher.create_key(32))
+        key_file.write_text(AESGCMCipher.create_key(32))
     return key_file.read_text().strip()
 
 

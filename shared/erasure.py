@@ -24,14 +24,13 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID, uuid5
 
-from eventsourcing.cipher import AESCipher
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import ApplicationRecorder, Cipher, Mapper, StoredEvent
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
-from eventsourcing.utils import Environment
 from psycopg import sql
 
+from shared.cipher import AESGCMCipher
 from shared.errors import CaseNotFoundError
 
 #: Marks a state encrypted with a case key (events stored before case keys existed lack it).
@@ -94,6 +93,10 @@ class CaseKeys:
                 "(case_id TEXT PRIMARY KEY, key TEXT, erased_at TEXT)"
             )
             self._get = f"SELECT key, erased_at FROM {table} WHERE case_id = ?"  # noqa: S608
+            self._get_many: Any = lambda count: (
+                f"SELECT case_id, key, erased_at FROM {table} "  # noqa: S608
+                f"WHERE case_id IN ({', '.join('?' * count)})"
+            )
             self._add = (
                 f"INSERT INTO {table} (case_id, key) VALUES (?, ?) "  # noqa: S608
                 "ON CONFLICT (case_id) DO NOTHING"
@@ -110,6 +113,10 @@ class CaseKeys:
                 "CREATE TABLE IF NOT EXISTS {} (case_id TEXT PRIMARY KEY, key TEXT, erased_at TEXT)"
             ).format(name)
             self._get = sql.SQL("SELECT key, erased_at FROM {} WHERE case_id = %s").format(name)
+            many = sql.SQL("SELECT case_id, key, erased_at FROM {} WHERE case_id = ANY(%s)").format(
+                name
+            )
+            self._get_many = lambda count: many
             self._add = sql.SQL(
                 "INSERT INTO {} (case_id, key) VALUES (%s, %s) ON CONFLICT (case_id) DO NOTHING"
             ).format(name)
@@ -131,6 +138,17 @@ class CaseKeys:
         if row is None:
             return None
         return row["key"], row["erased_at"] is not None
+
+    def get_many(self, case_ids: list[UUID]) -> dict[UUID, tuple[str | None, bool]]:
+        """``get`` for many cases in one query (the ones without a key are left out)."""
+        if not case_ids:
+            return {}
+        ids = [str(case_id) for case_id in case_ids]
+        postgres = isinstance(self._datastore, PostgresDatastore)
+        with self._datastore.transaction(commit=False) as cursor:
+            cursor.execute(self._get_many(len(ids)), (ids,) if postgres else ids)
+            rows = cursor.fetchall()
+        return {UUID(row["case_id"]): (row["key"], row["erased_at"] is not None) for row in rows}
 
     def add(self, case_id: UUID, wrapped_key: str) -> None:
         """Store a key unless the case has one (or a tombstone) already: the first one wins."""
@@ -155,7 +173,7 @@ class CaseKeyring:
         self._cache_size = cache_size
         self._lock = threading.Lock()
 
-    def cipher(self, case_id: UUID, *, create: bool) -> AESCipher | None:
+    def cipher(self, case_id: UUID, *, create: bool) -> AESGCMCipher | None:
         """The case's cipher. Without ``create``, None for a case that never had a key (events
         stored before case keys existed). Raises ``CaseErasedError`` for an erased case."""
         with self._lock:
@@ -168,7 +186,7 @@ class CaseKeyring:
             return cached  # type: ignore[no-any-return]
         found = self._keys.get(case_id)
         if found is None and create:
-            self._keys.add(case_id, self._wrap(AESCipher.create_key(32)))
+            self._keys.add(case_id, self._wrap(AESGCMCipher.create_key(32)))
             found = self._keys.get(case_id)
         if found is None:
             return None
@@ -176,9 +194,24 @@ class CaseKeyring:
         if erased or wrapped is None:
             self._remember(case_id, _ERASED)
             raise CaseErasedError(case_id)
-        cipher = AESCipher(Environment(env={AESCipher.CIPHER_KEY: self._unwrap(wrapped)}))
+        cipher = AESGCMCipher.of_key(self._unwrap(wrapped))
         self._remember(case_id, cipher)
         return cipher
+
+    def prefetch(self, case_ids: Iterable[Any], batch: int = 500) -> None:
+        """Bring the keys of many cases into the cache in few queries, before a bulk read (the
+        relay, a projection) decrypts their events one by one."""
+        with self._lock:
+            missing = list(
+                dict.fromkeys(i for i in case_ids if isinstance(i, UUID) and i not in self._cache)
+            )
+        for start in range(0, len(missing), batch):
+            found = self._keys.get_many(missing[start : start + batch])
+            for case_id, (wrapped, erased) in found.items():
+                if erased or wrapped is None:
+                    self._remember(case_id, _ERASED)
+                else:
+                    self._remember(case_id, AESGCMCipher.of_key(self._unwrap(wrapped)))
 
     def is_erased(self, case_id: UUID) -> bool:
         try:

@@ -52,6 +52,7 @@ class LogProjection:
                 )
                 if not notifications:
                     return
+                self._app.keyring.prefetch(n.originator_id for n in notifications)
                 for notification in notifications:
                     self._up_to = notification.id
                     try:

@@ -202,6 +202,7 @@ class OutboxRelay:
         notifications = self.app.recorder.select_notifications(
             start=after, limit=self.batch_size, inclusive_of_start=False
         )
+        self.app.keyring.prefetch(n.originator_id for n in notifications)
         outgoing = []
         for notification in notifications:
             try:

@@ -37,7 +37,7 @@ def eventsourcing_env(settings: ServiceSettings) -> dict[str, str]:
         env |= {"PERSISTENCE_MODULE": "eventsourcing.postgres", **_postgres_env(settings)}
     if settings.cipher_key is not None:
         env |= {
-            "CIPHER_TOPIC": "eventsourcing.cipher:AESCipher",
+            "CIPHER_TOPIC": "shared.cipher:AESGCMCipher",
             "CIPHER_KEY": settings.cipher_key.get_secret_value(),
         }
     return env

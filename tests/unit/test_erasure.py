@@ -206,3 +206,15 @@ def test_the_follow_up_of_an_erased_case_never_fires(make_app: Any) -> None:
     clock.advance(timedelta(days=92))
     assert followup.fire_due_timers() == 0
     assert followup.cases() == []
+
+
+def test_keys_fetched_in_bulk_read_as_fetched_one_by_one(make_app: Any) -> None:
+    intake = make_app(IntakeApplication)
+    cases = [submitted(intake) for _ in range(3)]
+    intake.erase_case(cases[1], ErasureReason.OTHER, MANAGER)
+    intake.close()
+    again = make_app(IntakeApplication)  # a cold cache, as after a restart
+    again.keyring.prefetch([*cases, uuid.uuid4(), "not-a-case"])
+    assert again.get(cases[0]).description.startswith("Johan")
+    assert again.keyring.is_erased(cases[1])
+    assert again.get(cases[2]).stage.value == "accepted"

@@ -3,12 +3,13 @@
 import sqlite3
 from pathlib import Path
 
-from eventsourcing.cipher import AESCipher
+import pytest
 from pydantic import SecretStr
 
 from services.intake.app import IntakeApplication
 from services.intake.bus import translate
 from shared.actor import Actor, Role
+from shared.cipher import AESGCMCipher
 from shared.settings import ServiceSettings
 from shared.store import eventsourcing_env
 from tests.factories import CLARIFICATION, REQUEST_BODY
@@ -18,7 +19,7 @@ MANAGER = Actor(id="rm", role=Role.REGIONAL_MANAGER)
 
 def test_with_a_cipher_key_the_store_holds_no_readable_personal_data(tmp_path: Path) -> None:
     settings = ServiceSettings(
-        service_name="intake", data_dir=tmp_path, cipher_key=SecretStr(AESCipher.create_key(32))
+        service_name="intake", data_dir=tmp_path, cipher_key=SecretStr(AESGCMCipher.create_key(32))
     )
     app = IntakeApplication(env=eventsourcing_env(settings))
     case_id = app.submit(MANAGER, **REQUEST_BODY, informational_talk=False)
@@ -49,3 +50,19 @@ def test_the_integration_event_carries_no_names_or_description(tmp_path: Path) -
     text = published[0].model_dump_json()
     for personal in ("Johan", "Ria", "grow up"):
         assert personal not in text
+
+
+def test_the_stores_cipher_reads_and_writes_eventsourcings_own_layout() -> None:
+    # A store written with eventsourcing's AESCipher (pycryptodome) reads with Kring's, and back.
+    from eventsourcing.cipher import AESCipher
+    from eventsourcing.utils import Environment
+
+    key = AESGCMCipher.create_key(32)
+    theirs = AESCipher(Environment(env={"CIPHER_KEY": key}))
+    ours = AESGCMCipher.of_key(key)
+    assert ours.decrypt(theirs.encrypt(b"Johan (8)")) == b"Johan (8)"
+    assert theirs.decrypt(ours.encrypt(b"Johan (8)")) == b"Johan (8)"
+    damaged = bytearray(ours.encrypt(b"Johan (8)"))
+    damaged[-1] ^= 1
+    with pytest.raises(ValueError, match="damaged"):
+        ours.decrypt(bytes(damaged))
