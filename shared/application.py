@@ -36,7 +36,6 @@ from shared.erasure import (
     CaseErasedError,
     CaseKeyMapper,
     CaseKeyring,
-    CaseKeys,
     ErasureLog,
 )
 from shared.errors import CaseNotFoundError, DomainRuleError
@@ -80,7 +79,7 @@ class KringApplication(Application[UUID]):
         self.queries = StoreQueries(self.recorder)
         self._on_stored: list[Callable[[], None]] = []
         mapper = cast(CaseKeyMapper, self.mapper)
-        self.keyring = CaseKeyring(CaseKeys(self.recorder), mapper.cipher)
+        self.keyring = CaseKeyring(self.queries, mapper.cipher)
         mapper.shared_ids = frozenset({ERASURE_LOG_ID, *self.shared_aggregate_ids})
         mapper.keyring = self.keyring
         # A crash between recording an erasure and shredding the key: shred it now.

@@ -25,13 +25,11 @@ from typing import Any
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
-from eventsourcing.persistence import ApplicationRecorder, Cipher, Mapper, StoredEvent
-from eventsourcing.postgres import PostgresDatastore
-from eventsourcing.sqlite import SQLiteDatastore
-from psycopg import sql
+from eventsourcing.persistence import Cipher, Mapper, StoredEvent
 
 from shared.cipher import AESGCMCipher
 from shared.errors import CaseNotFoundError
+from shared.store import StoreQueries
 
 #: Marks a state encrypted with a case key (events stored before case keys existed lack it).
 CASE_KEY_PREFIX = b"\x00kring-case-key:1\x00"
@@ -75,98 +73,13 @@ class ErasureLog(Aggregate):
         self.erased[case_id] = {"reason": reason, "at": at, "actor": actor, "model": model}
 
 
-class CaseKeys:
-    """The case keys table in the service's own database (SQLite or PostgreSQL)."""
-
-    TABLE = "kring_case_keys"
-
-    def __init__(self, recorder: ApplicationRecorder) -> None:
-        datastore: Any = getattr(recorder, "datastore", None)
-        self._datastore = datastore
-        self._get: Any
-        self._add: Any
-        self._erase: Any
-        if isinstance(datastore, SQLiteDatastore):
-            table = self.TABLE
-            create = (
-                f"CREATE TABLE IF NOT EXISTS {table} "
-                "(case_id TEXT PRIMARY KEY, key TEXT, erased_at TEXT)"
-            )
-            self._get = f"SELECT key, erased_at FROM {table} WHERE case_id = ?"  # noqa: S608
-            self._get_many: Any = lambda count: (
-                f"SELECT case_id, key, erased_at FROM {table} "  # noqa: S608
-                f"WHERE case_id IN ({', '.join('?' * count)})"
-            )
-            self._add = (
-                f"INSERT INTO {table} (case_id, key) VALUES (?, ?) "  # noqa: S608
-                "ON CONFLICT (case_id) DO NOTHING"
-            )
-            self._erase = (
-                f"INSERT INTO {table} (case_id, key, erased_at) VALUES (?, NULL, ?) "  # noqa: S608
-                f"ON CONFLICT (case_id) DO UPDATE SET key = NULL, "
-                f"erased_at = COALESCE({table}.erased_at, excluded.erased_at)"
-            )
-            statement: Any = create
-        elif isinstance(datastore, PostgresDatastore):
-            name = sql.Identifier(datastore.schema, self.TABLE)
-            statement = sql.SQL(
-                "CREATE TABLE IF NOT EXISTS {} (case_id TEXT PRIMARY KEY, key TEXT, erased_at TEXT)"
-            ).format(name)
-            self._get = sql.SQL("SELECT key, erased_at FROM {} WHERE case_id = %s").format(name)
-            many = sql.SQL("SELECT case_id, key, erased_at FROM {} WHERE case_id = ANY(%s)").format(
-                name
-            )
-            self._get_many = lambda count: many
-            self._add = sql.SQL(
-                "INSERT INTO {} (case_id, key) VALUES (%s, %s) ON CONFLICT (case_id) DO NOTHING"
-            ).format(name)
-            self._erase = sql.SQL(
-                "INSERT INTO {0} (case_id, key, erased_at) VALUES (%s, NULL, %s) "
-                "ON CONFLICT (case_id) DO UPDATE SET key = NULL, "
-                "erased_at = COALESCE({0}.erased_at, excluded.erased_at)"
-            ).format(name)
-        else:
-            raise TypeError(f"no case keys for {type(recorder).__name__}")
-        with datastore.transaction(commit=True) as cursor:
-            cursor.execute(statement)
-
-    def get(self, case_id: UUID) -> tuple[str | None, bool] | None:
-        """(wrapped key, erased) for the case, or None if it never had a key."""
-        with self._datastore.transaction(commit=False) as cursor:
-            cursor.execute(self._get, (str(case_id),))
-            row = cursor.fetchone()
-        if row is None:
-            return None
-        return row["key"], row["erased_at"] is not None
-
-    def get_many(self, case_ids: list[UUID]) -> dict[UUID, tuple[str | None, bool]]:
-        """``get`` for many cases in one query (the ones without a key are left out)."""
-        if not case_ids:
-            return {}
-        ids = [str(case_id) for case_id in case_ids]
-        postgres = isinstance(self._datastore, PostgresDatastore)
-        with self._datastore.transaction(commit=False) as cursor:
-            cursor.execute(self._get_many(len(ids)), (ids,) if postgres else ids)
-            rows = cursor.fetchall()
-        return {UUID(row["case_id"]): (row["key"], row["erased_at"] is not None) for row in rows}
-
-    def add(self, case_id: UUID, wrapped_key: str) -> None:
-        """Store a key unless the case has one (or a tombstone) already: the first one wins."""
-        with self._datastore.transaction(commit=True) as cursor:
-            cursor.execute(self._add, (str(case_id), wrapped_key))
-
-    def erase(self, case_id: UUID, at: datetime) -> None:
-        with self._datastore.transaction(commit=True) as cursor:
-            cursor.execute(self._erase, (str(case_id), at.isoformat()))
-
-
 _ERASED = object()
 
 
 class CaseKeyring:
     """Ciphers per case, made on a case's first event, cached (the most recent few thousand)."""
 
-    def __init__(self, keys: CaseKeys, wrapper: Cipher | None, cache_size: int = 4096) -> None:
+    def __init__(self, keys: StoreQueries, wrapper: Cipher | None, cache_size: int = 4096) -> None:
         self._keys = keys
         self._wrapper = wrapper
         self._cache: OrderedDict[UUID, Any] = OrderedDict()
@@ -184,10 +97,10 @@ class CaseKeyring:
             raise CaseErasedError(case_id)
         if cached is not None:
             return cached  # type: ignore[no-any-return]
-        found = self._keys.get(case_id)
+        found = self._keys.case_key(case_id)
         if found is None and create:
-            self._keys.add(case_id, self._wrap(AESGCMCipher.create_key(32)))
-            found = self._keys.get(case_id)
+            self._keys.add_case_key(case_id, self._wrap(AESGCMCipher.create_key(32)))
+            found = self._keys.case_key(case_id)
         if found is None:
             return None
         wrapped, erased = found
@@ -206,7 +119,7 @@ class CaseKeyring:
                 dict.fromkeys(i for i in case_ids if isinstance(i, UUID) and i not in self._cache)
             )
         for start in range(0, len(missing), batch):
-            found = self._keys.get_many(missing[start : start + batch])
+            found = self._keys.case_keys(missing[start : start + batch])
             for case_id, (wrapped, erased) in found.items():
                 if erased or wrapped is None:
                     self._remember(case_id, _ERASED)
@@ -222,7 +135,7 @@ class CaseKeyring:
 
     def erase(self, case_ids: Iterable[UUID], at: datetime) -> None:
         for case_id in case_ids:
-            self._keys.erase(case_id, at)
+            self._keys.erase_case_key(case_id, at)
             self._remember(case_id, _ERASED)
 
     def _remember(self, case_id: UUID, value: Any) -> None:

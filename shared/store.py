@@ -1,20 +1,25 @@
-"""The eventsourcing persistence choice, and the two small queries eventsourcing lacks.
+"""The eventsourcing persistence choice, and the small queries eventsourcing lacks.
 
 SQLite by default (one file per service under the data folder), PostgreSQL when
 ``KRING_STORE=postgres``. Tracking is multi-row (one row per processed upstream position), so
 "was this exact position processed?" can be answered exactly (DESIGN.md §7: single-row tracking
-answers yes for anything at or below the highest id seen).
+answers yes for anything at or below the highest id seen). Beside eventsourcing's tables, each
+store keeps the relay's checkpoint and the case keys (``shared.erasure``).
+
+PostgreSQL's client (psycopg, libpq) is imported only for a PostgreSQL store: on the SQLite
+default it would cost each service a fifth of its memory for nothing.
 """
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
+from uuid import UUID
 
 from eventsourcing.persistence import ApplicationRecorder
-from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
-from psycopg import sql
 
 from shared.settings import ServiceSettings, StoreKind
 
@@ -69,55 +74,89 @@ def _postgres_env(settings: ServiceSettings) -> dict[str, str]:
     return env
 
 
-class StoreQueries:
-    """Exact tracking lookups and the relay checkpoint, in the application's own database."""
+class _Dialect:
+    """One statement, written once with ``%s`` placeholders and ``{table}`` names, for the
+    store's database: plain text with ``?`` for SQLite, composed psycopg SQL with
+    schema-qualified names for PostgreSQL."""
 
-    def __init__(
-        self, recorder: ApplicationRecorder, checkpoint_table: str = "kring_relay"
-    ) -> None:
+    def __init__(self, recorder: ApplicationRecorder) -> None:
         datastore: Any = getattr(recorder, "datastore", None)
-        self._datastore = datastore
-        # Plain strings for SQLite, composed psycopg SQL for PostgreSQL.
-        self._has_tracking: Any
-        self._get_checkpoint: Any
-        self._set_checkpoint: Any
-        self._create: Any
-        if isinstance(datastore, SQLiteDatastore):
-            self._has_tracking = (
-                "SELECT 1 FROM tracking WHERE application_name = ? AND notification_id = ?"
-            )
-            self._get_checkpoint = f"SELECT position FROM {checkpoint_table} WHERE origin = ?"  # noqa: S608
-            self._set_checkpoint = (
-                f"INSERT INTO {checkpoint_table} (origin, position) VALUES (?, ?) "  # noqa: S608
-                "ON CONFLICT (origin) DO UPDATE SET position = excluded.position"
-            )
-            self._create = (
-                f"CREATE TABLE IF NOT EXISTS {checkpoint_table} "
-                "(origin TEXT PRIMARY KEY, position INTEGER NOT NULL)"
-            )
-        elif isinstance(datastore, PostgresDatastore):
-            schema = sql.Identifier(datastore.schema)
-            tracking = sql.Identifier(str(recorder.tracking_table_name))  # type: ignore[attr-defined]
-            table = sql.Identifier(checkpoint_table)
-            self._has_tracking = sql.SQL(
-                "SELECT 1 FROM {}.{} WHERE application_name = %s AND notification_id = %s"
-            ).format(schema, tracking)
-            self._get_checkpoint = sql.SQL("SELECT position FROM {}.{} WHERE origin = %s").format(
-                schema, table
-            )
-            self._set_checkpoint = sql.SQL(
-                "INSERT INTO {}.{} (origin, position) VALUES (%s, %s) "
-                "ON CONFLICT (origin) DO UPDATE SET position = excluded.position"
-            ).format(schema, table)
-            self._create = sql.SQL(
-                "CREATE TABLE IF NOT EXISTS {}.{} "
-                "(origin TEXT PRIMARY KEY, position BIGINT NOT NULL)"
-            ).format(schema, table)
-        else:
-            raise StoreConfigError(f"unsupported recorder {type(recorder).__name__}")
-        with self._datastore.transaction(commit=True) as cursor:
-            cursor.execute(self._create)
+        self.datastore = datastore
+        self.postgres = not isinstance(datastore, SQLiteDatastore)
+        self.tracking = str(getattr(recorder, "tracking_table_name", "tracking"))
+        if self.postgres:
+            from eventsourcing.postgres import PostgresDatastore
 
+            if not isinstance(datastore, PostgresDatastore):
+                raise StoreConfigError(f"unsupported recorder {type(recorder).__name__}")
+
+    def __call__(self, template: str, **tables: str) -> Any:
+        if not self.postgres:
+            return template.replace("%s", "?").format(**tables)
+        from psycopg import sql
+
+        schema = self.datastore.schema
+        names = {key: sql.Identifier(schema, table) for key, table in tables.items()}
+        return sql.SQL(template).format(**names)
+
+
+class StoreQueries:
+    """Exact tracking lookups, the relay checkpoint and the case keys, in the application's own
+    database."""
+
+    CHECKPOINTS = "kring_relay"
+    CASE_KEYS = "kring_case_keys"
+
+    def __init__(self, recorder: ApplicationRecorder) -> None:
+        sql = _Dialect(recorder)
+        self._datastore, self._postgres = sql.datastore, sql.postgres
+        checkpoints, keys = {"table": self.CHECKPOINTS}, {"table": self.CASE_KEYS}
+        self._has_tracking = sql(
+            "SELECT 1 FROM {table} WHERE application_name = %s AND notification_id = %s",
+            table=sql.tracking,
+        )
+        self._get_checkpoint = sql("SELECT position FROM {table} WHERE origin = %s", **checkpoints)
+        self._set_checkpoint = sql(
+            "INSERT INTO {table} (origin, position) VALUES (%s, %s) "
+            "ON CONFLICT (origin) DO UPDATE SET position = excluded.position",
+            **checkpoints,
+        )
+        self._get_key = sql("SELECT key, erased_at FROM {table} WHERE case_id = %s", **keys)
+        self._get_keys = sql(
+            "SELECT case_id, key, erased_at FROM {table} WHERE case_id = ANY(%s)"
+            if self._postgres
+            else "SELECT case_id, key, erased_at FROM {table} "
+            "WHERE case_id IN (SELECT value FROM json_each(%s))",
+            **keys,
+        )
+        self._add_key = sql(
+            "INSERT INTO {table} (case_id, key) VALUES (%s, %s) ON CONFLICT (case_id) DO NOTHING",
+            **keys,
+        )
+        self._erase_key = sql(
+            "INSERT INTO {table} (case_id, key, erased_at) VALUES (%s, NULL, %s) "
+            "ON CONFLICT (case_id) DO UPDATE SET key = NULL, "
+            "erased_at = COALESCE({table}.erased_at, excluded.erased_at)",
+            **keys,
+        )
+        position = "BIGINT" if self._postgres else "INTEGER"
+        with self._datastore.transaction(commit=True) as cursor:
+            cursor.execute(
+                sql(
+                    "CREATE TABLE IF NOT EXISTS {table} "
+                    f"(origin TEXT PRIMARY KEY, position {position} NOT NULL)",
+                    **checkpoints,
+                )
+            )
+            cursor.execute(
+                sql(
+                    "CREATE TABLE IF NOT EXISTS {table} "
+                    "(case_id TEXT PRIMARY KEY, key TEXT, erased_at TEXT)",
+                    **keys,
+                )
+            )
+
+    # -- tracking and the relay checkpoint ---------------------------------------------
     def has_tracking(self, origin: str, position: int) -> bool:
         with self._datastore.transaction(commit=False) as cursor:
             cursor.execute(self._has_tracking, (origin, position))
@@ -127,10 +166,35 @@ class StoreQueries:
         with self._datastore.transaction(commit=False) as cursor:
             cursor.execute(self._get_checkpoint, (origin,))
             row = cursor.fetchone()
-        if row is None:
-            return 0
-        return int(row["position"] if isinstance(row, dict) else row[0])
+        return 0 if row is None else int(row["position"])
 
     def save_checkpoint(self, origin: str, position: int) -> None:
         with self._datastore.transaction(commit=True) as cursor:
             cursor.execute(self._set_checkpoint, (origin, position))
+
+    # -- case keys ---------------------------------------------------------------------
+    def case_key(self, case_id: UUID) -> tuple[str | None, bool] | None:
+        """(wrapped key, erased) for the case, or None if it never had a key."""
+        with self._datastore.transaction(commit=False) as cursor:
+            cursor.execute(self._get_key, (str(case_id),))
+            row = cursor.fetchone()
+        return None if row is None else (row["key"], row["erased_at"] is not None)
+
+    def case_keys(self, case_ids: list[UUID]) -> dict[UUID, tuple[str | None, bool]]:
+        """``case_key`` for many cases in one query (those without a key are left out)."""
+        if not case_ids:
+            return {}
+        ids = [str(case_id) for case_id in case_ids]
+        with self._datastore.transaction(commit=False) as cursor:
+            cursor.execute(self._get_keys, (ids if self._postgres else json.dumps(ids),))
+            rows = cursor.fetchall()
+        return {UUID(row["case_id"]): (row["key"], row["erased_at"] is not None) for row in rows}
+
+    def add_case_key(self, case_id: UUID, wrapped_key: str) -> None:
+        """Store a key unless the case has one (or a tombstone) already: the first one wins."""
+        with self._datastore.transaction(commit=True) as cursor:
+            cursor.execute(self._add_key, (str(case_id), wrapped_key))
+
+    def erase_case_key(self, case_id: UUID, at: datetime) -> None:
+        with self._datastore.transaction(commit=True) as cursor:
+            cursor.execute(self._erase_key, (str(case_id), at.isoformat()))

@@ -680,7 +680,7 @@ class ReadOnlyCaseKeys:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def get(self, case_id: UUID) -> tuple[str | None, bool] | None:
+    def case_key(self, case_id: UUID) -> tuple[str | None, bool] | None:
         with contextlib.closing(sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)) as db:
             row = db.execute(
                 "SELECT key, erased_at FROM kring_case_keys WHERE case_id = ?", (str(case_id),)
