@@ -82,6 +82,16 @@ class KringApplication(Application[UUID]):
         self.keyring = CaseKeyring(self.queries, mapper.cipher)
         mapper.shared_ids = frozenset({ERASURE_LOG_ID, *self.shared_aggregate_ids})
         mapper.keyring = self.keyring
+        # A new case's key goes into the same transaction as its first events. eventsourcing's
+        # recorders (SQLite and PostgreSQL alike) insert a save's events and tracking in
+        # ``_insert_events`` inside that transaction; the keys go in just before.
+        insert_events = self.recorder._insert_events  # type: ignore[attr-defined]
+
+        def insert_with_new_keys(cursor: Any, stored_events: Any, **kwargs: Any) -> Any:
+            self.keyring.seal_new_keys(cursor, stored_events)
+            return insert_events(cursor, stored_events, **kwargs)
+
+        setattr(self.recorder, "_insert_events", insert_with_new_keys)  # noqa: B010
         # A crash between recording an erasure and shredding the key: shred it now.
         for case_id, record in self.erasure_log().erased.items():
             if not self.keyring.is_erased(case_id):
@@ -106,6 +116,7 @@ class KringApplication(Application[UUID]):
         self._on_stored.append(callback)
 
     def _notify(self, recordings: list[Recording[UUID]]) -> None:
+        self.keyring.keys_stored({r.domain_event.originator_id for r in recordings})
         # An erasure recorded (by a command or a policy) shreds the case's key at once.
         for recording in recordings:
             erased: Any = recording.domain_event

@@ -25,7 +25,7 @@ from typing import Any
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
-from eventsourcing.persistence import Cipher, Mapper, StoredEvent
+from eventsourcing.persistence import Cipher, IntegrityError, Mapper, StoredEvent
 
 from shared.cipher import AESGCMCipher
 from shared.errors import CaseNotFoundError
@@ -84,23 +84,33 @@ class CaseKeyring:
         self._wrapper = wrapper
         self._cache: OrderedDict[UUID, Any] = OrderedDict()
         self._cache_size = cache_size
+        #: Keys made for a case's first events, stored in the transaction that stores them
+        #: (``seal_new_keys``): a key of its own costs a new case no commit of its own.
+        self._new: dict[UUID, tuple[str, AESGCMCipher]] = {}
         self._lock = threading.Lock()
 
     def cipher(self, case_id: UUID, *, create: bool) -> AESGCMCipher | None:
         """The case's cipher. Without ``create``, None for a case that never had a key (events
-        stored before case keys existed). Raises ``CaseErasedError`` for an erased case."""
+        stored before case keys existed). Raises ``CaseErasedError`` for an erased case. With
+        ``create``, a new case's key is made here and stored with its first events."""
         with self._lock:
             cached = self._cache.get(case_id)
             if cached is not None:
                 self._cache.move_to_end(case_id)
+            new = self._new.get(case_id)
         if cached is _ERASED:
             raise CaseErasedError(case_id)
         if cached is not None:
             return cached  # type: ignore[no-any-return]
+        if new is not None and create:
+            return new[1]  # not yet stored: only to seal, never to read
         found = self._keys.case_key(case_id)
         if found is None and create:
-            self._keys.add_case_key(case_id, self._wrap(AESGCMCipher.create_key(32)))
-            found = self._keys.case_key(case_id)
+            key = AESGCMCipher.create_key(32)
+            cipher = AESGCMCipher.of_key(key)
+            with self._lock:
+                made = self._new.setdefault(case_id, (self._wrap(key), cipher))
+            return made[1]
         if found is None:
             return None
         wrapped, erased = found
@@ -125,6 +135,28 @@ class CaseKeyring:
                     self._remember(case_id, _ERASED)
                 else:
                     self._remember(case_id, AESGCMCipher.of_key(self._unwrap(wrapped)))
+
+    def seal_new_keys(self, cursor: Any, stored_events: Iterable[StoredEvent]) -> None:
+        """Inside the transaction that stores ``stored_events``: store the keys made for their
+        cases' first events. Where another process stored a different key for the case first,
+        raise ``IntegrityError`` (the transaction rolls back, the command is retried, the stored
+        key is used): no event is ever sealed under a key that is not the stored one."""
+        case_ids = {e.originator_id for e in stored_events if isinstance(e.originator_id, UUID)}
+        with self._lock:
+            new = {case_id: self._new[case_id] for case_id in case_ids if case_id in self._new}
+        for case_id, (wrapped, _) in new.items():
+            if self._keys.add_case_key_in(cursor, case_id, wrapped) != wrapped:
+                with self._lock:
+                    self._new.pop(case_id, None)
+                raise IntegrityError(f"case {case_id} got its key elsewhere at the same moment")
+
+    def keys_stored(self, case_ids: Iterable[UUID]) -> None:
+        """The transaction committed: the new keys of these cases are stored keys now."""
+        with self._lock:
+            for case_id in case_ids:
+                new = self._new.pop(case_id, None)
+                if new is not None:
+                    self._cache[case_id] = new[1]
 
     def is_erased(self, case_id: UUID) -> bool:
         try:

@@ -190,10 +190,13 @@ class StoreQueries:
             rows = cursor.fetchall()
         return {UUID(row["case_id"]): (row["key"], row["erased_at"] is not None) for row in rows}
 
-    def add_case_key(self, case_id: UUID, wrapped_key: str) -> None:
-        """Store a key unless the case has one (or a tombstone) already: the first one wins."""
-        with self._datastore.transaction(commit=True) as cursor:
-            cursor.execute(self._add_key, (str(case_id), wrapped_key))
+    def add_case_key_in(self, cursor: Any, case_id: UUID, wrapped_key: str) -> str | None:
+        """In the caller's transaction: store a key unless the case has one (or a tombstone)
+        already, the first one wins; return the key that stands (None: erased)."""
+        cursor.execute(self._add_key, (str(case_id), wrapped_key))
+        cursor.execute(self._get_key, (str(case_id),))
+        row = cursor.fetchone()
+        return None if row is None else row["key"]
 
     def erase_case_key(self, case_id: UUID, at: datetime) -> None:
         with self._datastore.transaction(commit=True) as cursor:

@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eventsourcing.persistence import Mapper
+from eventsourcing.persistence import IntegrityError, Mapper
 
 from services.coordination.app import CoordinationApplication
 from services.followup.app import FollowupApplication
 from services.followup.domain import Contact, Schedule
-from services.intake.app import IntakeApplication
+from services.intake.app import IDEMPOTENT_SUBMISSION, IntakeApplication
+from services.intake.domain import Request
 from services.plans.app import PlansApplication
 from shared.actor import Actor, Role
 from shared.clock import ManualClock
@@ -218,3 +219,21 @@ def test_keys_fetched_in_bulk_read_as_fetched_one_by_one(make_app: Any) -> None:
     assert again.get(cases[0]).description.startswith("Johan")
     assert again.keyring.is_erased(cases[1])
     assert again.get(cases[2]).stage.value == "accepted"
+
+
+def test_a_new_case_s_key_is_stored_with_its_first_events_and_one_key_wins(
+    make_app: Any,
+) -> None:
+    first, racing = make_app(IntakeApplication), make_app(IntakeApplication)  # one store
+    case_id = uuid.uuid5(IDEMPOTENT_SUBMISSION, f"{REQUESTER.id}\nform-1")
+    racing.keyring.cipher(case_id, create=True)  # the other process made its key first...
+    assert racing.queries.case_key(case_id) is None  # ...which is stored with events only
+
+    first.submit(REQUESTER, "form-1", **REQUEST_BODY)
+    same_case = Request.submit(
+        case_id, submitted_at=NOW, actor=REQUESTER.as_record(), **REQUEST_BODY
+    )
+    with pytest.raises(IntegrityError, match="got its key elsewhere"):
+        racing.save(same_case)  # never sealed under a key that is not the stored one
+    assert racing.get(case_id).region == REQUEST_BODY["region"]  # read with the stored key
+    assert racing.submit(REQUESTER, "form-1", **REQUEST_BODY) == case_id
