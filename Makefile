@@ -11,7 +11,7 @@ BENCH_READY := $(VENV)/.bench-installed
 # flow: a schedule day lasts 0.2 s (the coordinator's call ~6 s after the plan, research ~18 s).
 # Override: make run KRING_FOLLOWUP_SECONDS_PER_DAY=86400
 KRING_FOLLOWUP_SECONDS_PER_DAY ?= 0.2
-export KRING_FOLLOWUP_SECONDS_PER_DAY
+run demo: export KRING_FOLLOWUP_SECONDS_PER_DAY := $(KRING_FOLLOWUP_SECONDS_PER_DAY)
 
 .PHONY: run demo test lint unit install clean bench soak
 

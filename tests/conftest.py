@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -7,6 +8,16 @@ from pathlib import Path
 import pytest
 
 from tests.servers import NatsServer, postgres_url
+
+# What the tests themselves read; every other KRING_ variable configures a service, and one left
+# in the shell (or exported by make) would change what the tests run against.
+TEST_SETTINGS = ("KRING_TEST_", "KRING_FUZZ_EXAMPLES")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name in [n for n in os.environ if n.startswith("KRING_")]:
+        if not name.startswith(TEST_SETTINGS):
+            del os.environ[name]
 
 
 @pytest.fixture(scope="session")
