@@ -117,6 +117,28 @@ async def remove_tail(js: JetStreamContext, count: int) -> list[str]:
     return removed
 
 
+async def republished_and_found_applied(
+    nats_url: str,
+    js: JetStreamContext,
+    everything: list[str],
+    republished: list[str],
+    duplicates_before: float,
+) -> None:
+    """The stream holds ``everything`` again, all of it delivered, and each consumer of a
+    re-published message's origin found it applied already (counted, not applied twice)."""
+
+    async def complete_and_delivered() -> bool:
+        return sorted(await ids_on_stream(nats_url)) == sorted(everything) and (
+            await all_applied(js)
+        )
+
+    await eventually(complete_and_delivered, what="everything published again and delivered")
+    expected = sum(len(FOLLOWERS[i.split(":")[0]]) for i in republished)
+    await eventually(
+        lambda: _is(duplicates_seen, duplicates_before + expected), what="each copy found applied"
+    )
+
+
 async def with_flowing_cases(
     own_nats: NatsServer, stack: AsyncExitStack, data_dir: Path
 ) -> tuple[dict[str, Running], list[str], JetStreamContext]:
@@ -157,17 +179,8 @@ async def test_a_lost_tail_is_published_again_and_no_consumer_applies_it_twice(
         for name in ("intake", "coordination"):
             services[name].service.relay.rewind()
 
-        async def republished_and_applied() -> bool:
-            return sorted(await ids_on_stream(own_nats.url)) == sorted(everything) and (
-                await all_applied(js)
-            )
-
-        await eventually(republished_and_applied, what="the tail published again and delivered")
         # Every copy reached every consumer of its origin, which had applied it already.
-        expected = sum(len(FOLLOWERS[r.split(":")[0]]) for r in removed)
-        await eventually(
-            lambda: _is(duplicates_seen, duplicates + expected), what="each copy found applied"
-        )
+        await republished_and_found_applied(own_nats.url, js, everything, removed, duplicates)
         assert await histories(services, case_ids) == before
 
 
@@ -188,16 +201,7 @@ async def test_a_recreated_stream_is_published_again_and_no_consumer_applies_any
         services = {name: await stack.enter_async_context(started(b)) for name, b in builds.items()}
         js = services["intake"].service.bus.js
 
-        async def republished_and_applied() -> bool:
-            return sorted(await ids_on_stream(own_nats.url)) == sorted(everything) and (
-                await all_applied(js)
-            )
-
-        await eventually(republished_and_applied, what="everything published again, delivered")
-        expected = sum(len(FOLLOWERS[i.split(":")[0]]) for i in everything)
-        await eventually(
-            lambda: _is(duplicates_seen, duplicates + expected), what="each copy found applied"
-        )
+        await republished_and_found_applied(own_nats.url, js, everything, everything, duplicates)
         assert await histories(services, case_ids) == before
 
 
