@@ -6,49 +6,20 @@ file, as a service's stdout), which ``shared.bus`` switches off: what that loggi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
-import nats
 from faststream.nats import NatsBroker
-from nats.js.errors import NotFoundError
 
 from bench.report import Report, section
+from bench.stream import fill_stream
 from services.followup.bootstrap import build
 from services.followup.settings import FollowupSettings
-from shared.bus import Bus, ensure_streams
+from shared.bus import Bus
 from shared.consumer import subscribe
-from shared.envelope import ORIGIN_HEADER, POSITION_HEADER, encode, message_id
-from shared.subjects import STREAM
-from tests.factories import NOW, plan_distributed
-
-
-async def fill_stream(nats_url: str, count: int) -> None:
-    """A fresh KRING stream with ``count`` PlanDistributed, as plans' relay publishes them."""
-    connection = await nats.connect(nats_url)
-    try:
-        js: Any = connection.jetstream(publish_async_max_pending=4000)
-        with contextlib.suppress(NotFoundError):
-            await js.delete_stream(STREAM)
-        await ensure_streams(js)
-        for position in range(1, count + 1):
-            event = plan_distributed(uuid.uuid4())
-            await js.publish_async(
-                event.subject(),
-                encode(event, origin="plans", position=position, time=NOW),
-                headers={
-                    "Nats-Msg-Id": message_id("plans", position),
-                    ORIGIN_HEADER: "plans",
-                    POSITION_HEADER: str(position),
-                },
-            )
-        await js.publish_async_completed()
-    finally:
-        await connection.close()
+from tests.factories import plan_distributed
 
 
 def faststream_logger(path: Path) -> logging.Logger:
@@ -61,7 +32,7 @@ def faststream_logger(path: Path) -> logging.Logger:
 
 async def catch_up(nats_url: str, work: Path, count: int, *, faststream_logging: bool) -> float:
     """Events per second from the consumer's start until the last one is applied."""
-    await fill_stream(nats_url, count)
+    await fill_stream(nats_url, (plan_distributed(uuid.uuid4()) for _ in range(count)))
     app = build(FollowupSettings(nats_url=nats_url, data_dir=work)).app
     bus = Bus(nats_url)
     if faststream_logging:

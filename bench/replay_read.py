@@ -3,21 +3,17 @@ the raw ordered-consumer read of the same stream."""
 
 from __future__ import annotations
 
-import contextlib
 import time
 import uuid
-from collections import Counter
-from datetime import timedelta
+from collections.abc import Iterator
 from typing import Any
 
 import nats
-from nats.js.errors import NotFoundError
 
 from bench.baselines import ordered_read
 from bench.report import Report, section
+from bench.stream import fill_stream
 from kring.replay import replay
-from shared.bus import ensure_streams
-from shared.envelope import ORIGIN_HEADER, POSITION_HEADER, encode, message_id
 from shared.events import FollowUpDue, IntegrationEvent
 from shared.subjects import ALL_SUBJECTS, STREAM
 from tests.factories import (
@@ -41,39 +37,19 @@ def case_events(case_id: uuid.UUID) -> list[IntegrationEvent]:
     ]
 
 
-async def fill_stream(nats_url: str, count: int) -> None:
-    """``count`` integration events on a fresh KRING stream, published as the relays do."""
-    connection = await nats.connect(nats_url)
-    try:
-        js: Any = connection.jetstream(publish_async_max_pending=4000)
-        with contextlib.suppress(NotFoundError):
-            await js.delete_stream(STREAM)
-        await ensure_streams(js)
-        positions: Counter[str] = Counter()
-        published = 0
-        while published < count:
-            for step, item in enumerate(case_events(uuid.uuid4())):
-                positions[item.origin] += 1
-                position = positions[item.origin]
-                at = NOW + timedelta(seconds=published + step)
-                await js.publish_async(
-                    item.subject(),
-                    encode(item, origin=item.origin, position=position, time=at),
-                    headers={
-                        "Nats-Msg-Id": message_id(item.origin, position),
-                        ORIGIN_HEADER: item.origin,
-                        POSITION_HEADER: str(position),
-                    },
-                )
-                published += 1
-        await js.publish_async_completed()
-    finally:
-        await connection.close()
+def stream_events(count: int) -> Iterator[IntegrationEvent]:
+    """``count`` integration events, case after case, each case's as the workflow makes them."""
+    while True:
+        for item in case_events(uuid.uuid4()):
+            if count == 0:
+                return
+            count -= 1
+            yield item
 
 
 async def replay_bench(report: Report, nats_url: str, count: int, profiler: Any = None) -> None:
     section(f"replay ({count} integration events on KRING)")
-    await fill_stream(nats_url, count)
+    await fill_stream(nats_url, stream_events(count))
     connection = await nats.connect(nats_url)
     try:
         _, raw_rate = await ordered_read(connection, STREAM, ALL_SUBJECTS)
