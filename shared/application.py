@@ -92,10 +92,11 @@ class KringApplication(Application[UUID]):
             return insert_events(cursor, stored_events, **kwargs)
 
         setattr(self.recorder, "_insert_events", insert_with_new_keys)  # noqa: B010
-        # A crash between recording an erasure and shredding the key: shred it now.
+        # A crash between recording an erasure and shredding the keys: shred them now.
         for case_id, record in self.erasure_log().erased.items():
-            if not self.keyring.is_erased(case_id):
-                self.keyring.erase([case_id], record["at"])
+            keys = self.keys_of_case(case_id)
+            if not all(self.keyring.is_erased(key) for key in keys):
+                self.keyring.erase(keys, record["at"])
 
     def construct_mapper(self) -> Mapper[UUID]:
         return self.factory.mapper(
@@ -121,7 +122,7 @@ class KringApplication(Application[UUID]):
         for recording in recordings:
             erased: Any = recording.domain_event
             if isinstance(erased, ErasureLog.CaseErased):  # type: ignore[attr-defined]
-                self.keyring.erase([erased.case_id], erased.at)
+                self.keyring.erase(self.keys_of_case(erased.case_id), erased.at)
         for callback in self._on_stored:
             callback()
 
@@ -183,6 +184,11 @@ class KringApplication(Application[UUID]):
         system = {"id": self.name, "role": "system"}
         self._record_erasure(log, event.case_id, event.reason, event.erased_at, system)
         processing.collect_events(log, *self.before_erasure(event.case_id, system))
+
+    def keys_of_case(self, case_id: UUID) -> list[UUID]:
+        """The keys a case's erasure shreds: the case's own, and those of any aggregate a
+        service keeps beside the case under a key of its own (coordination's relation notes)."""
+        return [case_id]
 
     def before_erasure(self, case_id: UUID, actor: dict[str, str]) -> list[Any]:
         """What a service changes elsewhere as a case goes (aggregates to save alongside the

@@ -6,7 +6,8 @@ tombstone, so its events can never be read again and no key is ever made for it 
 erasure itself is an event of the service's ``ErasureLog``, under the service's own key, so the
 audit trail says who erased which case when. Aggregates that are not a case (the coordinator
 pool, the erasure log itself) keep the service's key: list them in
-``KringApplication.shared_aggregate_ids``.
+``KringApplication.shared_aggregate_ids``. An aggregate kept beside a case under a key of its own
+(coordination's relation notes) is shredded with it: ``KringApplication.keys_of_case``.
 
 Copies on the stream carry no personal data by design (``shared.events``), so nothing there needs
 shredding. Keys live in the service's own database, wrapped with the service's cipher key where

@@ -81,8 +81,8 @@ class Availability(BaseModel):
 
 
 class Relation(BaseModel):
-    """A declared relation: the coordinator is never assigned to this case. The note stays in
-    coordination's store and is shown nowhere."""
+    """A declared relation: the coordinator is never assigned to this case. The note is shown
+    nowhere and is erased with the case."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -487,7 +487,7 @@ def router(app: CoordinationApplication) -> APIRouter:
     @api.post(
         "/coordinators/{coordinator_id}/relations",
         status_code=status.HTTP_201_CREATED,
-        responses=COORDINATOR_COMMAND,
+        responses=COORDINATOR_COMMAND | {410: NOT_FOUND[410]},
     )
     async def relation(coordinator_id: str, body: Relation, actor: ActorHeader) -> RelationView:
         """A relation that makes the coordinator not independent for a case: they are never

@@ -29,11 +29,18 @@ from services.coordination.domain import (
     derive_stage,
     first_contact_overdue,
 )
-from services.coordination.pool import POOL_ID, CaseNeeds, Choice, CoordinatorPool
+from services.coordination.pool import (
+    POOL_ID,
+    CaseNeeds,
+    Choice,
+    CoordinatorPool,
+    RelationNotes,
+)
 from shared.actor import Actor, system_actor
 from shared.application import KringApplication
 from shared.clock import Clock, SystemClock
 from shared.envelope import Delivered
+from shared.erasure import CaseErasedError
 from shared.errors import CaseNotFoundError, DomainRuleError, InvalidFieldError
 from shared.events import CaseErased, PlanDistributed, RequestReceived, RequestWithdrawn
 from shared.logging import bound_case, get_logger
@@ -153,9 +160,20 @@ class CoordinationApplication(KringApplication):
             self._release(pool, case, case.coordinator_ids, self.system)
             processing.collect_events(case, pool)
 
+    def keys_of_case(self, case_id: UUID) -> list[UUID]:
+        return [case_id, RelationNotes.create_id(case_id)]
+
+    def relation_notes(self, case_id: UUID) -> RelationNotes:
+        try:
+            notes: RelationNotes = self.repository.get(RelationNotes.create_id(case_id))
+        except AggregateNotFoundError:
+            notes = RelationNotes(case_id=case_id)
+        return notes
+
     def before_erasure(self, case_id: UUID, actor: dict[str, str]) -> list[Any]:
         """An erased case no longer counts against its coordinators. (A relation a coordinator
-        declared to it stays in the pool: it protects the people, and names no one.)"""
+        declared to it stays in the pool: it protects the people, and names no one; what they
+        wrote about it goes with the case's key.)"""
         pool = self.pool()
         for coordinator_id, held in pool.holds.items():
             if case_id in held:
@@ -221,22 +239,28 @@ class CoordinationApplication(KringApplication):
         the relation counts when it arrives."""
 
         def declare() -> tuple[CoordinatorPool, CoordinatedCase | None]:
+            if self.keyring.is_erased(case_id):
+                raise CaseErasedError(case_id)
             pool = self.pool()
             by = actor.as_record()
             pool.declare_relation(
-                coordinator_id=coordinator_id, case_id=case_id, kind=kind, note=note, actor=by
+                coordinator_id=coordinator_id, case_id=case_id, kind=kind, actor=by
             )
+            changed: list[Any] = [pool]
+            if note:
+                notes = self.relation_notes(case_id)
+                notes.write(coordinator_id=coordinator_id, kind=kind, note=note, actor=by)
+                changed.append(notes)
             try:
                 case: CoordinatedCase | None = self.get(case_id)
             except CaseNotFoundError:
                 case = None
-            if case is None:
-                self.save(pool)
-                return pool, None
-            case.note_relation(coordinator_id=coordinator_id, kind=kind, actor=by)
-            if coordinator_id in case.coordinator_ids and case.stage not in ENDED:
-                self._replace(pool, case, coordinator_id, kind, by)
-            self.save(pool, case)
+            if case is not None:
+                case.note_relation(coordinator_id=coordinator_id, kind=kind, actor=by)
+                if coordinator_id in case.coordinator_ids and case.stage not in ENDED:
+                    self._replace(pool, case, coordinator_id, kind, by)
+                changed.append(case)
+            self.save(*changed)
             return pool, case
 
         return self._pool_command(declare)

@@ -35,6 +35,28 @@ class RelationKind(StrEnum):
     OTHER_STAKE = "other_stake"  # any other stake in the outcome
 
 
+class RelationNotes(Aggregate):
+    """What coordinators wrote about their relation to one case ("my sister is the child's
+    teacher"): personal data about the case's people, so under a key of its own that the case's
+    erasure shreds with the case's (``CoordinationApplication.keys_of_case``). Shown nowhere;
+    kept for the audit of why a coordinator stood aside. Its own aggregate, not the case's,
+    because a relation may be declared before coordination has heard of the case."""
+
+    @staticmethod
+    def create_id(case_id: UUID) -> UUID:
+        return uuid5(case_id, "relation-notes")
+
+    @event("Opened")
+    def __init__(self, case_id: UUID) -> None:
+        self.case_id = case_id
+        #: One per note: {"coordinator_id", "kind", "note"}.
+        self.notes: list[dict[str, str]] = []
+
+    @event("NoteWritten")
+    def write(self, *, coordinator_id: str, kind: str, note: str, actor: dict[str, str]) -> None:
+        self.notes.append({"coordinator_id": coordinator_id, "kind": kind, "note": note})
+
+
 class CoordinatorNotFoundError(NotFoundError):
     def __init__(self, coordinator_id: str) -> None:
         super().__init__(f"coordinator {coordinator_id!r} is not in the pool")
@@ -163,17 +185,18 @@ class CoordinatorPool(Aggregate):
         self.coordinators[coordinator_id] |= {"available": available, "unavailable_until": until}
 
     def declare_relation(
-        self, *, coordinator_id: str, case_id: UUID, kind: str, note: str, actor: dict[str, str]
+        self, *, coordinator_id: str, case_id: UUID, kind: str, actor: dict[str, str]
     ) -> None:
-        """Record that a coordinator is not independent for a case. The note stays here."""
+        """Record that a coordinator is not independent for a case. What they wrote about it is
+        kept with the case (``RelationNotes``), never in the pool: it goes when the case does."""
         self.check_known(coordinator_id)
         self._relation_declared(
-            coordinator_id=coordinator_id, case_id=case_id, kind=kind, note=note, actor=actor
+            coordinator_id=coordinator_id, case_id=case_id, kind=kind, actor=actor
         )
 
     @event("RelationDeclared")
     def _relation_declared(
-        self, *, coordinator_id: str, case_id: UUID, kind: str, note: str, actor: dict[str, str]
+        self, *, coordinator_id: str, case_id: UUID, kind: str, actor: dict[str, str]
     ) -> None:
         kinds = self.relations.setdefault(case_id, {}).setdefault(coordinator_id, [])
         if kind not in kinds:

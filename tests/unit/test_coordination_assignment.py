@@ -268,9 +268,11 @@ def test_a_declared_relation_releases_the_coordinator_and_the_case_is_assigned_a
     )
     with pytest.raises(DomainRuleError, match="declared a relation to this case"):
         co.app.assign_by_hand(case_id, [holder], "needed", MANAGER)
-    # The note stays in the store, in the pool's event; it is in no view of the case.
-    notes = [getattr(e, "note", None) for e in co.app.events.get(co.app.pool().id)]
-    assert "aunt of Johan" in notes
+    # The note is kept with the case, under a key the case's erasure shreds, never in the pool.
+    assert co.app.relation_notes(case_id).notes == [
+        {"coordinator_id": holder, "kind": "family_of_party", "note": "aunt of Johan"}
+    ]
+    assert all(not hasattr(e, "note") for e in co.app.events.get(co.app.pool().id))
 
 
 def test_a_relation_declared_before_the_case_arrives_counts_when_it_does(

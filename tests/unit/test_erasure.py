@@ -14,6 +14,7 @@ import pytest
 from eventsourcing.persistence import IntegrityError, Mapper
 
 from services.coordination.app import CoordinationApplication
+from services.coordination.pool import RelationNotes
 from services.followup.app import FollowupApplication
 from services.followup.domain import Contact, Schedule
 from services.intake.app import IDEMPOTENT_SUBMISSION, IntakeApplication
@@ -167,6 +168,33 @@ def test_coordination_erases_on_the_bus_frees_the_coordinator_and_stores_nothing
     assert coordination.has_processed(delivered(late, 3))
     with pytest.raises(CaseErasedError):
         coordination.get(case_id)
+
+
+def test_what_a_coordinator_wrote_about_a_relation_goes_with_the_case(
+    make_app: Any, tmp_path: Path
+) -> None:
+    coordination = make_app(CoordinationApplication)
+    coordination.register_coordinator("c1", ["Utrecht"], ["nl"], 5, MANAGER)
+    coordination.register_coordinator("c2", ["Utrecht"], ["nl"], 5, MANAGER)
+    received = request_received()
+    case_id = received.case_id
+    # Declared before coordination heard of the case, so the note cannot ride on the case.
+    coordination.declare_relation("c1", case_id, "family_of_party", "aunt of Johan", MANAGER)
+    coordination.process(delivered(received, 1))
+    notes_id = RelationNotes.create_id(case_id)
+    assert [n["note"] for n in coordination.relation_notes(case_id).notes] == ["aunt of Johan"]
+    sealed = states(coordination, tmp_path, notes_id)  # opened, the note written
+    assert len(sealed) == 2
+    assert all(s.startswith(CASE_KEY_PREFIX) and b"Johan" not in s for s in sealed)
+
+    assert coordination.process(delivered(case_erased(case_id), 2))
+    with pytest.raises(CaseErasedError):
+        coordination.relation_notes(case_id)
+    # The relation itself still keeps c1 away from the case's follow-ups; it names no one.
+    assert coordination.pool().relations[case_id] == {"c1": ["family_of_party"]}
+    with pytest.raises(CaseErasedError):
+        coordination.declare_relation("c2", case_id, "care_worker", "neighbour", MANAGER)
+    assert "c2" not in coordination.pool().relations[case_id]
 
 
 def test_plans_no_longer_sends_the_copies_of_an_erased_case(make_app: Any) -> None:
