@@ -45,6 +45,8 @@ async def test_withdrawal_after_acceptance_and_a_follow_up_case_travel_the_bus(
 ) -> None:
     settings = IntakeSettings(nats_url=own_nats.url, data_dir=tmp_path)
     async with running(build(settings)) as intake:
+        # The test publishes on the stream itself: the service must have made it first.
+        await intake.service.bus.wait_started()
         case_id = (await intake.http.post("/cases", json=REQUEST_BODY, headers=headers())).json()[
             "case_id"
         ]
