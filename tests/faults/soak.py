@@ -1105,6 +1105,13 @@ async def run_soak(config: SoakConfig, root: Path, say: Callable[[str], None] = 
             injector.poison,
         )
         on_stream = {m.id for m in stream}
+        late = sum(1 for i in injector.injected if not i.while_flowing)
+        if late:
+            problems.append(
+                f"{late} of {len(injector.injected)} faults came after the last case had finished"
+                " and tested nothing: too few cases for this fault plan (the long form wants"
+                " about 150 or more, e.g. make soak SOAK_CASES=200)"
+            )
         return Figures(
             seed=config.seed,
             form=config.form,
@@ -1112,7 +1119,7 @@ async def run_soak(config: SoakConfig, root: Path, say: Callable[[str], None] = 
             cases=config.cases,
             final=final,
             faults=dict(Counter(i.fault.label for i in injector.injected)),
-            faults_outside_flow=sum(1 for i in injector.injected if not i.while_flowing),
+            faults_outside_flow=late,
             checks=checks,
             republished=(len(injector.removed & on_stream), len(injector.removed)),
             duplicates_ignored=injector.duplicates_ignored,
