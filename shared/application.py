@@ -93,7 +93,9 @@ class KringApplication(Application[UUID]):
 
         setattr(self.recorder, "_insert_events", insert_with_new_keys)  # noqa: B010
         # A crash between recording an erasure and shredding the keys: shred them now.
-        for case_id, record in self.erasure_log().erased.items():
+        erased = self.erasure_log().erased
+        self.keyring.prefetch(key for case_id in erased for key in self.keys_of_case(case_id))
+        for case_id, record in erased.items():
             keys = self.keys_of_case(case_id)
             if not all(self.keyring.is_erased(key) for key in keys):
                 self.keyring.erase(keys, record["at"])

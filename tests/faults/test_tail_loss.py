@@ -205,6 +205,24 @@ async def test_a_recreated_stream_is_published_again_and_no_consumer_applies_any
         assert await histories(services, case_ids) == before
 
 
+async def lose_the_tail_under_a_newer_publish(nats_url: str, intake: Running) -> str:
+    """Two cases relayed, the last message lost from the stream, a third case relayed after the
+    loss (so the stream's last message is newer than the lost one): the lost message's id."""
+    await submit_and_accept(intake)
+    await submit_and_accept(intake)
+    await eventually(lambda: _count(nats_url, 2), what="two relayed")
+    [lost] = await remove_tail(intake.service.bus.js, 1)
+    await submit_and_accept(intake)  # lands after the loss, before any rewind
+    await eventually(lambda: _count(nats_url, 2), what="the newer one relayed")
+    return lost
+
+
+async def published_again_once(nats_url: str, lost: str) -> None:
+    await eventually(lambda: _contains(nats_url, lost), what=f"{lost} published again")
+    ids = await ids_on_stream(nats_url)
+    assert len(ids) == len(set(ids)) == 3
+
+
 async def test_a_tail_lost_while_a_newer_publish_lands_first_is_still_published_again(
     own_nats: NatsServer, tmp_path: Path
 ) -> None:
@@ -213,18 +231,9 @@ async def test_a_tail_lost_while_a_newer_publish_lands_first_is_still_published_
     then newer than what was lost, and the lost events must be published all the same."""
     settings = IntakeSettings(nats_url=own_nats.url, data_dir=tmp_path)
     async with started(lambda: build_intake(settings)) as intake:
-        await submit_and_accept(intake)
-        await submit_and_accept(intake)
-        await eventually(lambda: _count(own_nats.url, 2), what="two relayed")
-        lost = await remove_tail(intake.service.bus.js, 1)
-        await submit_and_accept(intake)  # lands after the loss, before the rewind
-        await eventually(lambda: _count(own_nats.url, 2), what="the newer one relayed")
+        lost = await lose_the_tail_under_a_newer_publish(own_nats.url, intake)
         intake.service.relay.rewind()
-        await eventually(
-            lambda: _contains(own_nats.url, lost[0]), what=f"{lost[0]} published again"
-        )
-        ids = await ids_on_stream(own_nats.url)
-        assert len(ids) == len(set(ids)) == 3
+        await published_again_once(own_nats.url, lost)
 
 
 async def test_a_service_restarted_before_it_rewound_still_publishes_the_lost_tail(
@@ -234,18 +243,9 @@ async def test_a_service_restarted_before_it_rewound_still_publishes_the_lost_ta
     starts goes back over what its store holds from the last minute."""
     settings = IntakeSettings(nats_url=own_nats.url, data_dir=tmp_path)
     async with started(lambda: build_intake(settings)) as intake:
-        await submit_and_accept(intake)
-        await submit_and_accept(intake)
-        await eventually(lambda: _count(own_nats.url, 2), what="two relayed")
-        lost = await remove_tail(intake.service.bus.js, 1)
-        await submit_and_accept(intake)
-        await eventually(lambda: _count(own_nats.url, 2), what="the newer one relayed")
+        lost = await lose_the_tail_under_a_newer_publish(own_nats.url, intake)
     async with started(lambda: build_intake(settings)):
-        await eventually(
-            lambda: _contains(own_nats.url, lost[0]), what=f"{lost[0]} published again"
-        )
-        ids = await ids_on_stream(own_nats.url)
-        assert len(ids) == len(set(ids)) == 3
+        await published_again_once(own_nats.url, lost)
 
 
 async def test_a_rewind_while_a_batch_is_in_flight_is_not_forgotten(
