@@ -11,6 +11,7 @@ It adds four things to ``eventsourcing.application.Application``:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from typing import Any, ClassVar, cast
@@ -99,6 +100,18 @@ class KringApplication(Application[UUID]):
             keys = self.keys_of_case(case_id)
             if not all(self.keyring.is_erased(key) for key in keys):
                 self.keyring.erase(keys, record["at"])
+
+    def close(self, wait_seconds: float = 5.0) -> None:
+        """Close the store once no thread is using it. eventsourcing's SQLite pool closes
+        connections that are in use, and SQLite crashes the process (a segfault) when a thread
+        a cancelled task left running (a relay read, a projection) is mid-query at that moment."""
+        pool: Any = getattr(getattr(self.recorder, "datastore", None), "pool", None)
+        in_use = getattr(pool, "num_in_use", None)
+        if isinstance(in_use, int):
+            deadline = time.monotonic() + wait_seconds
+            while pool.num_in_use and time.monotonic() < deadline:
+                time.sleep(0.01)
+        super().close()
 
     def construct_mapper(self) -> Mapper[UUID]:
         return self.factory.mapper(
