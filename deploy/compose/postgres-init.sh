@@ -10,18 +10,20 @@ set -eu
 
 secrets="${POSTGRES_INIT_SECRETS:-/run/secrets}"
 
-for service in intake coordination plans followup; do
+services="intake coordination plans followup"
+
+# Every file first: a missing one stops the start before anything is created.
+for service in $services; do
   file="$secrets/${service}_postgres_password"
-  if [ ! -r "$file" ]; then
-    echo "kring-roles: $file is missing or unreadable (run deploy/make-secrets)" >&2
+  if [ ! -r "$file" ] || [ -z "$(tr -d '\r\n' < "$file")" ]; then
+    echo "kring-roles: $file is missing, empty or unreadable (run deploy/make-secrets)" >&2
     exit 1
   fi
+done
+
+for service in $services; do
   role="$service"
-  password="$(tr -d '\r\n' < "$file")"
-  if [ -z "$password" ]; then
-    echo "kring-roles: $file is empty" >&2
-    exit 1
-  fi
+  password="$(tr -d '\r\n' < "$secrets/${service}_postgres_password")"
   psql -v ON_ERROR_STOP=1 --no-psqlrc --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" \
     -v role="$role" -v password="$password" <<'SQL'
 CREATE ROLE :"role" LOGIN PASSWORD :'password';
