@@ -41,9 +41,9 @@ demo: $(READY)
 	$(BIN)/kring demo
 
 lint: $(READY)
-	$(BIN)/ruff check shared services kring tests bench
-	$(BIN)/ruff format --check shared services kring tests bench
-	$(BIN)/mypy shared services kring bench
+	$(BIN)/ruff check shared services kring tests bench deploy deploy/make-secrets
+	$(BIN)/ruff format --check shared services kring tests bench deploy deploy/make-secrets
+	$(BIN)/mypy shared services kring bench deploy/docker deploy/make-secrets
 
 test: lint
 	$(BIN)/pytest

@@ -43,7 +43,9 @@ def ready_url(service: str) -> str:
         and value.__module__ == module.__name__
     ]
     settings = classes[0]()
-    host = settings.http_host if settings.http_host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    # A service bound to every address answers on loopback too.
+    wildcard = {"0.0.0.0", "::", ""}  # noqa: S104 - compared against, not bound
+    host = "127.0.0.1" if settings.http_host in wildcard else settings.http_host
     host = f"[{host}]" if ":" in host else host
     return f"http://{host}:{settings.http_port}/health/ready"
 

@@ -51,14 +51,10 @@ def _kring_service(command: list[str]) -> str | None:
 def test_every_variable_compose_sets_is_read_by_the_process_it_configures() -> None:
     for name, spec in compose()["services"].items():
         env = environment_of(spec)
-        secrets = {
-            s["target"].upper() for s in spec.get("secrets", []) if isinstance(s, dict)
-        }
+        secrets = {s["target"].upper() for s in spec.get("secrets", []) if isinstance(s, dict)}
         command = spec.get("command") or []
         service = _kring_service(command)
-        read = (
-            variables_read(settings_classes()[service]) if service else _read_by_everything()
-        )
+        read = variables_read(settings_classes()[service]) if service else _read_by_everything()
         assert _unknown(set(env) | secrets, read) == set(), name
 
 
@@ -96,10 +92,15 @@ def test_the_pending_settings_are_still_missing() -> None:
 
 
 def _commands_run() -> list[tuple[str, list[str]]]:
-    run = [(name, spec["command"]) for name, spec in compose()["services"].items() if spec.get("command")]
+    run = [
+        (name, spec["command"])
+        for name, spec in compose()["services"].items()
+        if spec.get("command")
+    ]
     for overlay in OVERLAYS:
         run += [
-            (f"{overlay}/{w['metadata']['name']}", c["command"]) for w, c in containers(kustomize(overlay))
+            (f"{overlay}/{w['metadata']['name']}", c["command"])
+            for w, c in containers(kustomize(overlay))
         ]
     return run
 
@@ -142,14 +143,19 @@ def test_every_port_is_the_one_the_service_listens_on(service: str) -> None:
     assert f"listen {port};" in edge
     for overlay in OVERLAYS:
         docs = kustomize(overlay)
-        deployment = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == service)
+        deployment = next(
+            d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == service
+        )
         (container,) = deployment["spec"]["template"]["spec"]["containers"]
         assert [p["containerPort"] for p in container["ports"]] == [port]
         annotations = deployment["spec"]["template"]["metadata"]["annotations"]
         assert annotations["prometheus.io/port"] == str(port)
         svc = next(d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == service)
         assert [p["port"] for p in svc["spec"]["ports"]] == [port]
-    assert str(port) in (ROOT / "Dockerfile").read_text(encoding="utf-8").split("EXPOSE", 1)[1].split("\n")[0]
+    assert (
+        str(port)
+        in (ROOT / "Dockerfile").read_text(encoding="utf-8").split("EXPOSE", 1)[1].split("\n")[0]
+    )
 
 
 def test_the_variable_check_would_catch_a_setting_given_to_the_wrong_service() -> None:

@@ -15,7 +15,10 @@ NATS_NODES = ("nats-1", "nats-2", "nats-3")
 def test_the_compose_file_is_valid_by_the_compose_specification() -> None:
     schema = compose_schema()
     validator = jsonschema.validators.validator_for(schema)(schema)
-    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(compose())]
+    errors = [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in validator.iter_errors(compose())
+    ]
     assert errors == []
 
 
@@ -41,7 +44,9 @@ def test_three_nats_nodes_form_one_jetstream_cluster_behind_one_alias() -> None:
         assert service["configs"] == [{"source": "nats-config", "target": "/etc/nats/kring.conf"}]
         assert service["environment"]["NATS_SERVER_NAME"] == node == service["hostname"]
         assert service["networks"]["default"]["aliases"] == ["nats"]
-        assert any(v.endswith(":/data") and v.startswith(f"{node}-data") for v in service["volumes"])
+        assert any(
+            v.endswith(":/data") and v.startswith(f"{node}-data") for v in service["volumes"]
+        )
         test = " ".join(service["healthcheck"]["test"])
         assert "/healthz?js-enabled-only=true" in test
     assert {s["environment"]["KRING_NATS_URL"] for s in map(services.get, SERVICES)} == {

@@ -26,7 +26,7 @@ def test_two_stages_and_the_final_one_runs_as_a_non_root_user() -> None:
     final = DOCKERFILE.split("\n" + stages[1] + "\n", 1)[1]
     assert "USER 10001:10001" in final
     assert "pip install" not in final and "apt-get" not in final  # nothing built or fetched there
-    assert 'HEALTHCHECK' in final and "/opt/kring/healthcheck.py" in final
+    assert "HEALTHCHECK" in final and "/opt/kring/healthcheck.py" in final
 
 
 def test_the_build_context_holds_only_what_the_image_needs() -> None:
@@ -34,7 +34,9 @@ def test_the_build_context_holds_only_what_the_image_needs() -> None:
     assert ignored[1] == "*"  # everything out, then only the named parts back in
     allowed = {line[1:].rstrip("/") for line in ignored if line.startswith("!")}
     copied = {
-        line.split()[1].rstrip("/") for line in DOCKERFILE.splitlines() if line.startswith("COPY ") and "--from" not in line
+        line.split()[1].rstrip("/")
+        for line in DOCKERFILE.splitlines()
+        if line.startswith("COPY ") and "--from" not in line
     }
     assert copied - {"deploy/docker/healthcheck.py"} <= allowed
     assert "deploy/docker" in allowed

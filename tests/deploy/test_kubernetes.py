@@ -47,7 +47,9 @@ def test_every_object_of_an_overlay_is_valid_by_the_kubernetes_schemas(
 
 def test_the_kubernetes_check_would_catch_a_mistake() -> None:
     deployment = copy.deepcopy(named(kustomize("production"), "Deployment", "intake"))
-    deployment["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]["paht"] = "/"
+    deployment["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]["paht"] = (
+        "/"
+    )
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(deployment, KUBERNETES_VERSIONS[0], strict=True)
 
@@ -189,12 +191,20 @@ def test_every_secret_the_overlays_name_is_one_make_secrets_prints(tmp_path) -> 
 
     root = Path(__file__).resolve().parents[2]
     printed = subprocess.run(
-        [sys.executable, str(root / "deploy" / "make-secrets"), "--dir", str(tmp_path), "--kubernetes"],
+        [
+            sys.executable,
+            str(root / "deploy" / "make-secrets"),
+            "--dir",
+            str(tmp_path),
+            "--kubernetes",
+        ],
         check=True,
         capture_output=True,
         text=True,
     )
-    made = {s["metadata"]["name"]: set(s["stringData"]) for s in json.loads(printed.stdout)["items"]}
+    made = {
+        s["metadata"]["name"]: set(s["stringData"]) for s in json.loads(printed.stdout)["items"]
+    }
     for item in json.loads(printed.stdout)["items"]:
         kubernetes_validate.validate(item, KUBERNETES_VERSIONS[0], strict=True)
     # Made by the operator, not by make-secrets: the backup bucket's keys, the NATS

@@ -79,7 +79,7 @@ def test_compose_and_kubernetes_agree_on_jetstream() -> None:
     assert set(compose_routes) == {n for n in compose()["services"] if re.fullmatch(r"nats-\d", n)}
     assert nats_values()["config"]["jetstream"]["fileStore"]["pvc"]["enabled"] is True
     for overlay in ("dev", "production"):
-        config = [d for d in kustomize(overlay) if d["kind"] == "ConfigMap"][0]["data"]
+        config = next(d for d in kustomize(overlay) if d["kind"] == "ConfigMap")["data"]
         assert config["KRING_STREAM_REPLICAS"] == "3"
     for service in ("intake", "coordination", "plans", "followup"):
         assert compose()["services"][service]["environment"]["KRING_STREAM_REPLICAS"] == "3"

@@ -57,7 +57,12 @@ def test_each_url_carries_its_own_services_password(tmp_path: Path) -> None:
     make_secrets(tmp_path)
     for service in SERVICES:
         url = urlparse((tmp_path / f"{service}_postgres_url").read_text().strip())
-        assert (url.username, url.hostname, url.port, url.path) == (service, "postgres", 5432, "/kring")
+        assert (url.username, url.hostname, url.port, url.path) == (
+            service,
+            "postgres",
+            5432,
+            "/kring",
+        )
         assert url.password == (tmp_path / f"{service}_postgres_password").read_text().strip()
 
 
@@ -83,8 +88,12 @@ def _server(postgres: str) -> dict[str, str]:
     """libpq's parts of the session's PostgreSQL URL (the embedded one listens on a socket)."""
     url = urlparse(postgres)
     host = parse_qs(url.query).get("host", [url.hostname or "127.0.0.1"])[0]
-    return {"host": host, "port": str(url.port or 5432), "user": url.username or "postgres",
-            "password": url.password or ""}
+    return {
+        "host": host,
+        "port": str(url.port or 5432),
+        "user": url.username or "postgres",
+        "password": url.password or "",
+    }
 
 
 def _run_init(postgres: str, database: str, secrets: Path) -> subprocess.CompletedProcess[str]:
@@ -105,14 +114,16 @@ def _connect_as(postgres: str, database: str, service: str, secrets: Path) -> ps
     server = _server(postgres)
     password = (secrets / f"{service}_postgres_password").read_text().strip()
     return psycopg.connect(
-        host=server["host"], port=server["port"], dbname=database, user=service,
-        password=password, autocommit=True,
+        host=server["host"],
+        port=server["port"],
+        dbname=database,
+        user=service,
+        password=password,
+        autocommit=True,
     )
 
 
-def test_each_service_owns_its_schema_and_cannot_touch_another(
-    server: str, tmp_path: Path
-) -> None:
+def test_each_service_owns_its_schema_and_cannot_touch_another(server: str, tmp_path: Path) -> None:
     make_secrets(tmp_path)
     database = _fresh_database(server)
     ran = _run_init(server, database, tmp_path)
@@ -120,15 +131,22 @@ def test_each_service_owns_its_schema_and_cannot_touch_another(
     with _connect_as(server, database, "intake", tmp_path) as intake:
         intake.execute("CREATE TABLE intake_probe (id int)")  # its search_path: its own schema
         intake.execute("INSERT INTO intake.intake_probe VALUES (1)")
-        for statement in ("CREATE TABLE plans.stolen (id int)", "CREATE TABLE public.shared (id int)"):
+        for statement in (
+            "CREATE TABLE plans.stolen (id int)",
+            "CREATE TABLE public.shared (id int)",
+        ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 intake.execute(statement)
-    with _connect_as(server, database, "plans", tmp_path) as plans:
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            plans.execute("SELECT * FROM intake.intake_probe")
+    with (
+        _connect_as(server, database, "plans", tmp_path) as plans,
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
+    ):
+        plans.execute("SELECT * FROM intake.intake_probe")
 
 
-def test_a_missing_secret_stops_the_first_start_naming_the_file(server: str, tmp_path: Path) -> None:
+def test_a_missing_secret_stops_the_first_start_naming_the_file(
+    server: str, tmp_path: Path
+) -> None:
     make_secrets(tmp_path)
     (tmp_path / "followup_postgres_password").unlink()
     ran = _run_init(server, _fresh_database(server), tmp_path)
