@@ -52,3 +52,12 @@ def test_the_outcomes_the_dashboard_names_are_the_consumers_own() -> None:
     outcomes |= set(re.findall(r'"([a-z_]+)" if applied else "([a-z_]+)"', consumer)[0])
     named = {o for expr in _expressions() for o in re.findall(r'outcome="([a-z_]+)"', expr)}
     assert named and named <= outcomes
+
+
+def test_every_alert_reads_metrics_that_exist() -> None:
+    from tests.deploy.files import kustomize, named
+
+    rules = named(kustomize("production"), "PrometheusRule", "kring")["spec"]["groups"][0]["rules"]
+    used = {name for rule in rules for name in re.findall(r"\bkring_[a-z_]+", rule["expr"])}
+    assert used and used <= _kring_metrics()
+    assert {rule["alert"] for rule in rules} >= {"KringBusDisconnected", "KringDeadLetters"}
