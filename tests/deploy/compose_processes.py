@@ -107,3 +107,52 @@ def _localise(node: NatsNode, nodes: list[NatsNode], work: Path) -> Path:
 
 def describe(nodes: list[NatsNode]) -> list[dict[str, Any]]:
     return [{"name": n.name, "url": n.url, "monitor": n.monitor_port} for n in nodes]
+
+
+@dataclass
+class ServiceReplica:
+    """One replica of a Kring service as compose would start it, moved onto this host: the
+    compose file's own command and environment, its secrets as files named as their targets,
+    compose's host names replaced by local addresses, and a port of its own."""
+
+    service: str
+    replica: int
+    argv: list[str]
+    env: dict[str, str]
+    port: int
+
+
+def _localise_value(value: str, addresses: dict[str, str]) -> str:
+    """``nats://nats:4222`` -> ``nats://127.0.0.1:41234`` for every compose host named."""
+    for host, address in addresses.items():
+        value = re.sub(rf"(?<=[/@]){re.escape(host)}:\d+", address, value)
+    return value
+
+
+def service_replicas(
+    secrets: Path, work: Path, addresses: dict[str, str], python: str
+) -> list[ServiceReplica]:
+    """Every replica of every Kring service in the compose file. ``secrets``: the folder
+    deploy/make-secrets wrote; ``addresses``: compose host name -> local host:port (e.g.
+    {"nats": "127.0.0.1:41234", "postgres": "127.0.0.1:5432"})."""
+    from tests.deploy.files import SERVICES, settings_classes, variables_read
+
+    config = compose()
+    replicas = []
+    for name in SERVICES:
+        spec = config["services"][name]
+        env = {k: _localise_value(v, addresses) for k, v in environment_of(spec).items()}
+        (port_variable,) = {f"KRING_{name.upper()}_PORT"} & variables_read(settings_classes()[name])
+        command = spec["command"]
+        argv = [python, *command[1:]] if command[0] == "python" else list(command)
+        for replica in range(1, int(spec.get("deploy", {}).get("replicas", 1)) + 1):
+            folder = work / f"{name}-{replica}" / "secrets"
+            folder.mkdir(parents=True, exist_ok=True)
+            for secret in spec.get("secrets", []):
+                source = config["secrets"][secret["source"]]["file"].removeprefix("./secrets/")
+                text = (secrets / source).read_text(encoding="utf-8")
+                (folder / secret["target"]).write_text(_localise_value(text, addresses))
+            port = free_port()
+            replica_env = {**env, "KRING_SECRETS_DIR": str(folder), port_variable: str(port)}
+            replicas.append(ServiceReplica(name, replica, argv, replica_env, port))
+    return replicas
