@@ -22,7 +22,12 @@ PENDING_SETTINGS: dict[str, str] = {
 
 #: `kring` subcommands the deployment runs that the CLI does not have yet: words -> who brings it.
 PENDING_COMMANDS: dict[tuple[str, ...], str] = {
+    # kring nats-auth --passwords-dir DIR --out FILE: DIR holds nats_password_<identity> files
+    # (deploy/make-secrets); FILE gets the authorization block, readable by the NATS nodes.
     ("nats-auth",): "the closed bus: render the authorization block from the permission table",
+    # kring streams ensure --replicas N, as KRING_NATS_USER=admin; exits 0 when they exist.
     ("streams", "ensure"): "the closed bus: create KRING and KRING_DLQ as admin, with replicas",
+    # kring issuer --host 0.0.0.0 --allow-any-address, port KRING_ISSUER_PORT, keys under
+    # KRING_DATA_DIR, its public URL from KRING_OIDC_ISSUER, its key set at /jwks.json.
     ("issuer",): "HTTP identity: the development issuer as a process of its own",
 }
