@@ -15,11 +15,17 @@ run demo: export KRING_FOLLOWUP_SECONDS_PER_DAY := $(KRING_FOLLOWUP_SECONDS_PER_
 
 .PHONY: run demo test lint unit install clean bench soak
 
-$(READY): pyproject.toml
+# The deployment checks (tests/deploy) validate the CloudNativePG and Prometheus operator resources
+# with the schemas the npm packages in tests/deploy/crd carry: installed here, never at test time.
+CRD_LOCK := tests/deploy/crd/package-lock.json
+
+$(READY): pyproject.toml $(CRD_LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Kring needs Python 3.11 or newer")'
+	@command -v npm >/dev/null || { echo "make install needs npm (Node.js 20 or newer) for the schemas of the deployment checks (tests/deploy/crd)" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	npm ci --prefix tests/deploy/crd --no-audit --no-fund --loglevel=error
 	@touch $@
 
 install: $(READY)
@@ -35,9 +41,9 @@ demo: $(READY)
 	$(BIN)/kring demo
 
 lint: $(READY)
-	$(BIN)/ruff check shared services kring tests bench
-	$(BIN)/ruff format --check shared services kring tests bench
-	$(BIN)/mypy shared services kring bench
+	$(BIN)/ruff check shared services kring tests bench deploy deploy/make-secrets
+	$(BIN)/ruff format --check shared services kring tests bench deploy deploy/make-secrets
+	$(BIN)/mypy shared services kring bench deploy/docker deploy/make-secrets
 
 test: lint
 	$(BIN)/pytest
@@ -71,4 +77,4 @@ soak: $(READY)
 		--concurrency $(SOAK_CONCURRENCY) $(if $(SOAK_SEED),--seed $(SOAK_SEED))
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache tests/deploy/crd/node_modules
