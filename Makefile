@@ -45,10 +45,17 @@ lint: $(READY)
 	$(BIN)/ruff format --check shared services kring tests bench deploy deploy/make-secrets
 	$(BIN)/mypy shared services kring bench deploy/docker deploy/make-secrets
 
-test: lint
+# pytest keeps its temporary folders per user and deletes all but the newest three at every start:
+# two checkouts testing at once (several engineers on one machine) deleted each other's running
+# nats-server and PostgreSQL folders. One root per checkout keeps them apart.
+export PYTEST_DEBUG_TEMPROOT := /tmp/kring-tests-$(shell printf '%s' '$(CURDIR)' | cksum | cut -d' ' -f1)
+$(PYTEST_DEBUG_TEMPROOT):
+	@mkdir -p $@
+
+test: lint | $(PYTEST_DEBUG_TEMPROOT)
 	$(BIN)/pytest
 
-unit: $(READY)
+unit: $(READY) | $(PYTEST_DEBUG_TEMPROOT)
 	$(BIN)/pytest tests/unit
 
 # Every figure of issue 4 with its baseline ratio and target, in a few minutes; results and how to
@@ -70,7 +77,7 @@ bench: $(READY) $(BENCH_READY)
 SOAK_CASES ?= 200
 SOAK_CONCURRENCY ?= 16
 SOAK_FUZZ_EXAMPLES ?= 300
-soak: $(READY)
+soak: $(READY) | $(PYTEST_DEBUG_TEMPROOT)
 	KRING_FUZZ_EXAMPLES=$(SOAK_FUZZ_EXAMPLES) $(BIN)/pytest -q -p no:cacheprovider \
 		tests/integration/test_http_fuzz.py tests/integration/test_poison.py
 	$(BIN)/python -m tests.faults.soak --long --cases $(SOAK_CASES) \
