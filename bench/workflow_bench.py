@@ -226,7 +226,7 @@ async def workflow_bench(
         async with client(sizes.concurrency) as http:
             await prepare(http, urls, sizes)
             assert system.nats is not None
-            before = await stream_messages(system.nats.url)
+            before = await stream_messages(system.nats)
             assert system.nats.process is not None
             measured = await measured_closed_loop(
                 http,
@@ -235,7 +235,7 @@ async def workflow_bench(
                 [*(s.process.pid for s in system.services.values()), system.nats.process.pid],
             )
             ids, seconds = measured.ids, measured.seconds
-            after = await stream_messages(system.nats.url)
+            after = await stream_messages(system.nats)
             throughput = measured.throughput
             report.add(
                 "services_cases", "cases completed per second, max load", throughput, "cases/s"

