@@ -12,9 +12,10 @@ once.
 
 from __future__ import annotations
 
+import heapq
 import statistics
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -33,7 +34,7 @@ from shared.events import (
     IntegrationEvent,
     RequestWithdrawn,
 )
-from shared.stream_read import DirectReader, NoRespondersError
+from shared.stream_read import DirectReader, NoRespondersError, StoredMessage
 from shared.subjects import ALL_SUBJECTS, STREAM
 
 #: The path of a case; the stage a case reached is the furthest step seen, unless it ended.
@@ -236,21 +237,15 @@ async def replay_with(
         last = (await connection.jetstream().stream_info(stream)).state.last_seq
     except NotFoundError:
         return projection
-    subjects = chosen.subjects() or frozenset()
-    # One type: the server filters by its subject. Several: read all, keep theirs.
-    subject = next(iter(subjects)) if len(subjects) == 1 else ALL_SUBJECTS
-    wanted = subjects if len(subjects) > 1 else None
+    # Types are filtered by the server: each type has its subject.
+    subjects = sorted(chosen.subjects() or {ALL_SUBJECTS})
     # Cheap pre-filter: the case id is in the envelope's ``subject``; most messages are skipped
     # without a decode.
     needle = str(chosen.case_id).encode() if chosen.case_id else None
-    # A window's start is filtered by the server: the stream's time is the publish time, never
-    # before the event's own time. A window's end is not: a relay may publish an old event late.
     async with DirectReader(connection, stream) as reader:
         try:
-            async for batch in reader.read(subject, start_time=chosen.since, up_to_seq=last):
+            async for batch in _in_stream_order(reader, subjects, chosen.since, last):
                 for message in batch:
-                    if wanted is not None and message.subject not in wanted:
-                        continue
                     projection.read += 1
                     if needle is not None and needle not in message.data:
                         continue
@@ -265,6 +260,25 @@ async def replay_with(
         except NoRespondersError:
             return projection  # the stream went away meanwhile
     return projection
+
+
+async def _in_stream_order(
+    reader: DirectReader, subjects: list[str], since: datetime | None, last: int
+) -> AsyncIterator[list[StoredMessage]]:
+    """The messages under ``subjects`` up to ``last``, in stream order. A window's start is
+    filtered by the server (the stream's time is the publish time, never before the event's own
+    time); its end is not: a relay may publish an old event late."""
+    if len(subjects) == 1:
+        async for batch in reader.read(subjects[0], start_time=since, up_to_seq=last):
+            yield batch
+        return
+    # Several types: each read on its own (the server filters), merged by stream sequence.
+    found: list[list[StoredMessage]] = []
+    for subject in subjects:
+        found.append(
+            [m async for b in reader.read(subject, start_time=since, up_to_seq=last) for m in b]
+        )
+    yield list(heapq.merge(*found, key=lambda m: m.seq))
 
 
 def stream_sequence(message: Msg) -> int:

@@ -34,7 +34,9 @@ async def test_an_erasure_in_intake_erases_the_case_downstream(
     own_nats: NatsServer, tmp_path: Path
 ) -> None:
     intake_settings = IntakeSettings(**own_nats.settings("intake"), data_dir=tmp_path)
-    coordination_settings = CoordinationSettings(**own_nats.settings("coordination"), data_dir=tmp_path)
+    coordination_settings = CoordinationSettings(
+        **own_nats.settings("coordination"), data_dir=tmp_path
+    )
     async with (
         running(build_intake(intake_settings)) as intake,
         running(build_coordination(coordination_settings)) as coordination,

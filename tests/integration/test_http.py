@@ -308,7 +308,9 @@ async def test_the_overdue_job_records_a_missed_deadline_once(
     own_nats: NatsServer, tmp_path: Path
 ) -> None:
     clock = ManualClock()
-    settings = CoordinationSettings(**own_nats.settings("coordination"), data_dir=tmp_path, tick_seconds=0.05)
+    settings = CoordinationSettings(
+        **own_nats.settings("coordination"), data_dir=tmp_path, tick_seconds=0.05
+    )
     async with running(build_coordination(settings, clock=clock)) as coordination:
         pool = {"coordinator_id": "c1", "regions": ["Utrecht"], "languages": ["nl"]}
         await coordination.http.post("/coordinators", json=pool, headers=headers())
