@@ -156,7 +156,7 @@ def _secret_file(name: str) -> str | None:
 async def _no_traceback(error: Exception) -> None:
     """nats-py prints a traceback for every failed connect unless given an error callback; the
     CLI says what went wrong in one sentence instead. A refusal is kept for that sentence."""
-    if "Permissions Violation" in str(error):
+    if "permissions violation" in str(error).lower():
         REFUSALS.append(str(error).strip().removeprefix("nats: "))
 
 

@@ -327,9 +327,13 @@ class OutboxRelay:
         payload = encode(item.event, origin=self.origin, position=item.position, time=item.time)
         headers = message_headers(self.origin, item.position)
         base = headers["Nats-Msg-Id"]
+        #: The other message found under our id, while its conflict copy is not yet known new.
+        held: tuple[int, RawStreamMsg] | None = None
         for _ in range(MAX_ID_TRIES):
             ack = await self.bus.js.publish(subject, payload, stream=STREAM, headers=headers)
             if not ack.duplicate:
+                if held is not None:
+                    self._conflict(item.position, *held)
                 return
             stored = await self._stored(ack.seq)
             if stored is None:
@@ -339,8 +343,12 @@ class OutboxRelay:
                 headers["Nats-Msg-Id"] = f"{base}:again-{ack.seq}"
                 continue
             if self._is_ours(stored, subject, payload, item.position):
+                if held is not None:  # a conflict handled before (by this process or the last)
+                    log.info("relay.conflict_handled_before", position=item.position)
                 return
-            self._conflict(item.position, ack.seq, stored)
+            if held is not None:
+                self._conflict(item.position, *held)
+            held = (ack.seq, stored)
             headers["Nats-Msg-Id"] = f"{base}:conflict-{ack.seq}"
             headers[CONFLICT_HEADER] = str(ack.seq)
         raise RelayConflictError(f"no free id for {base} after {MAX_ID_TRIES} tries")
