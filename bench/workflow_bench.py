@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import nats
 
 from bench.profiling import profile_processes
 from bench.report import Report, section
@@ -25,6 +24,7 @@ from bench.servers import SERVICES, System, cpu_seconds, memory_mb
 from kring import workflow
 from shared.events import ConferenceModel
 from shared.subjects import STREAM
+from tests.servers import NatsServer
 
 REGION = "Benchland"
 MODELS = (ConferenceModel.FAMILY, ConferenceModel.GROUP, ConferenceModel.RESTORATIVE)
@@ -186,8 +186,8 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1)]
 
 
-async def stream_messages(nats_url: str) -> int:
-    connection = await nats.connect(nats_url)
+async def stream_messages(server: NatsServer) -> int:
+    connection = await server.connect("analyst")
     try:
         return int((await connection.jetstream().stream_info(STREAM)).state.messages)
     finally:

@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import nats
 from nats.aio.client import Client as NatsClient
 
 from kring.natsconf import keys_dir, read_password
 from shared.actor import ACTOR_HEADER, ROLE_HEADER
 from shared.permissions import ANALYST, inbox_prefix
 from shared.settings import SECRETS_DIR_VARIABLE
+from shared.stream_read import ReaderClient
 
 SERVICES = ("intake", "coordination", "plans", "followup")
 DEFAULT_PORTS = {"intake": 8001, "coordination": 8002, "plans": 8003, "followup": 8004}
@@ -160,22 +160,28 @@ async def _no_traceback(error: Exception) -> None:
         REFUSALS.append(str(error).strip().removeprefix("nats: "))
 
 
-async def connect_nats(nats_url: str, identity: str = ANALYST) -> NatsClient:
-    """A short-lived connection for a CLI command, as ``identity`` (``nats_credentials``): fail
-    fast, never print a traceback. The analyst, who only reads, unless told otherwise.
+async def connect_nats(
+    nats_url: str, identity: str = ANALYST, *, password: str | None = None
+) -> NatsClient:
+    """A short-lived connection for a CLI command, as ``identity`` (with ``password``, or as
+    ``nats_credentials`` finds it): fail fast, never print a traceback. The analyst, who only
+    reads, unless told otherwise. Its client parses headers fast (``ReaderClient``): a CLI
+    command mostly reads.
 
     (``max_reconnect_attempts=0`` would try forever in nats-py 2.16: only a positive limit
     ever drops a server from the pool.)"""
-    user, password = nats_credentials(identity)
-    connecting = nats.connect(
+    user, password = (identity, password) if password else nats_credentials(identity)
+    client = ReaderClient()
+    connecting = client.connect(
         nats_url,
         user=user,
         password=password,
         inbox_prefix=inbox_prefix(user),
         connect_timeout=3,
         max_reconnect_attempts=1,
-        reconnect_time_wait=0.5,
+        reconnect_time_wait=1,
         allow_reconnect=False,
         error_cb=_no_traceback,
     )
-    return await asyncio.wait_for(connecting, 10)
+    await asyncio.wait_for(connecting, 10)
+    return client

