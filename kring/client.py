@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -153,11 +154,17 @@ def _secret_file(name: str) -> str | None:
         return None
 
 
-async def _no_traceback(error: Exception) -> None:
+def _no_traceback(user: str) -> Callable[[Exception], Awaitable[None]]:
     """nats-py prints a traceback for every failed connect unless given an error callback; the
-    CLI says what went wrong in one sentence instead. A refusal is kept for that sentence."""
-    if "permissions violation" in str(error).lower():
-        REFUSALS.append(str(error).strip().removeprefix("nats: "))
+    CLI says what went wrong in one sentence instead. A refusal is kept for that sentence
+    (nats-py gives it lower-cased)."""
+
+    async def on_error(error: Exception) -> None:
+        text = str(error).strip().removeprefix("nats: ")
+        if "permissions violation" in text.lower():
+            REFUSALS.append(f"user {user!r}: {text}")
+
+    return on_error
 
 
 async def connect_nats(
@@ -181,7 +188,7 @@ async def connect_nats(
         max_reconnect_attempts=1,
         reconnect_time_wait=1,
         allow_reconnect=False,
-        error_cb=_no_traceback,
+        error_cb=_no_traceback(user),
     )
     await asyncio.wait_for(connecting, 10)
     return client

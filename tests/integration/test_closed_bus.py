@@ -425,3 +425,50 @@ async def test_a_service_whose_password_is_refused_is_not_ready_and_says_why(
             return ready.status_code == 503 and "refused user 'coordination'" in ready.text
 
         await eventually(refused, what="readiness naming the refusal")
+
+
+def kring_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kring.cli", *args],
+        env={"PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_cli_finds_the_operators_password_in_the_data_folder_or_says_where_it_looked(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    from kring.natsconf import keys_dir
+
+    url = {"KRING_NATS_URL": nats_server.url}
+    nowhere = kring_cli(url | {"KRING_DATA_DIR": str(tmp_path)}, "dlq", "list")
+    assert nowhere.returncode == 2
+    assert "no NATS credentials for operator: set KRING_NATS_USER" in nowhere.stderr
+    assert "Traceback" not in nowhere.stderr
+
+    folder = keys_dir(tmp_path)
+    folder.mkdir(parents=True)
+    (folder / "operator.password").write_text(nats_server.password("operator"))
+    found = kring_cli(url | {"KRING_DATA_DIR": str(tmp_path)}, "dlq", "list", "--json")
+    assert found.returncode == 0, found.stderr
+
+    wrong = kring_cli(
+        url | {"KRING_NATS_USER": "operator", "KRING_NATS_PASSWORD": "x" * 40}, "dlq", "list"
+    )
+    assert wrong.returncode == 1
+    assert "refused the credentials" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
+def test_the_cli_says_what_nats_refused_an_identity(nats_server: NatsServer, streams: None) -> None:
+    """The analyst's password for the operator's command: refused by the server, said in one
+    line."""
+    as_analyst = kring_cli(
+        {"KRING_NATS_URL": nats_server.url, **nats_server.env("analyst")}, "dlq", "list"
+    )
+    assert as_analyst.returncode == 1
+    assert "NATS refused: user 'analyst'" in as_analyst.stderr
+    assert "kring_dlq" in as_analyst.stderr.lower()
+    assert len(as_analyst.stderr.strip().splitlines()) == 1
