@@ -67,7 +67,8 @@ async def run_demo(
         raise DemoError(str(error)) from None
     except Exception:  # explained to the user
         raise DemoError(f"cannot reach NATS at {nats_url}: is Kring running (make run)?") from None
-    watching = asyncio.create_task(_watch(connection, watcher))
+    stop = asyncio.Event()
+    watching = asyncio.create_task(_watch(connection, watcher, stop))
     urls = {name: service_url(name) for name in SERVICES}
     try:
         async with httpx.AsyncClient() as http:
@@ -91,6 +92,9 @@ async def run_demo(
     except workflow.WorkflowError as error:
         raise DemoError(str(error)) from None
     finally:
+        # The event as well as the cancel: Python 3.11's wait_for (in a direct get) can swallow
+        # a cancellation that arrives as its answer does, and the watcher would go on forever.
+        stop.set()
         watching.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watching
@@ -103,11 +107,12 @@ async def run_demo(
     return run
 
 
-async def _watch(connection: Client, watcher: EventWatcher) -> None:
-    """Every message the stream stores from now on, to ``watcher``, as it comes."""
+async def _watch(connection: Client, watcher: EventWatcher, stop: asyncio.Event) -> None:
+    """Every message the stream stores from now on, to ``watcher``, as it comes, until
+    ``stop``."""
     start = (await connection.jetstream().stream_info(STREAM)).state.last_seq + 1
     async with DirectReader(connection, STREAM) as reader:
-        while True:
+        while not stop.is_set():
             with contextlib.suppress(DirectGetError):  # a moment without the stream: go on
                 async for batch in reader.read(ALL_SUBJECTS, start_seq=start):
                     for message in batch:
