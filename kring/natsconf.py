@@ -46,7 +46,10 @@ def password_file(directory: Path, identity: str) -> Path:
 
 def ensure_credentials(directory: Path) -> dict[str, str]:
     """Every identity's password, making the missing ones (readable by this user only)."""
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # The folders above it too (``<data>/keys`` holds other keys): made for this user only.
+    for folder in reversed([directory, *directory.parents]):
+        if not folder.exists():
+            folder.mkdir(mode=0o700)
     directory.chmod(0o700)
     for identity in names():
         path = password_file(directory, identity)

@@ -321,7 +321,8 @@ def _raise_if_exited(children: list[Child]) -> None:
 def _print_summary(data_dir: Path, nats_port: int, host: str, ports: dict[str, int]) -> None:
     lines = [
         f"Kring is running (data in {data_dir})",
-        f"  {'NATS':<14}nats://{_netloc(host, nats_port)}",
+        f"  {'NATS':<14}nats://{_netloc(host, nats_port)}   one user per process;"
+        f" passwords in {keys_dir(data_dir)}",
     ]
     for name, port in ports.items():
         base = f"http://{_netloc(host, port)}"

@@ -104,13 +104,27 @@ class NatsServer:
             passwords=self.passwords if self.closed else None,
             sync_always=self.sync_always,
         )
-        self.process = subprocess.Popen(
-            [nats_server_binary(), "-c", str(conf)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [nats_server_binary(), "-c", str(conf)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         wait_for_port(self.port)
         return self
+
+    @property
+    def log_path(self) -> Path:
+        return self.store_dir / "nats.log"
+
+    def violations(self) -> list[str]:
+        """What the server refused so far (it logs each ``Publish Violation`` and
+        ``Subscription Violation``): a system at work should have none."""
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return []
+        return [line for line in text.splitlines() if "Violation" in line]
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process is not None and self.process.poll() is None:

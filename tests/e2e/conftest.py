@@ -136,3 +136,6 @@ def system(
             runner.kill()
         log.close()
     assert runner.returncode == 0, log_path.read_text()[-3000:]
+    # Every flow, the demo and the CLI did all they had to within their permissions.
+    nats_log = (data / "logs" / "nats.log").read_text(encoding="utf-8", errors="replace")
+    assert [line for line in nats_log.splitlines() if "Violation" in line] == []

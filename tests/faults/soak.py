@@ -1091,6 +1091,8 @@ async def run_soak(config: SoakConfig, root: Path, say: Callable[[str], None] = 
                 problems.append(unsettled)
             await injector.count_duplicates_now()
         await asyncio.to_thread(stop_services, system)
+        # Every process did all it had to within its permissions.
+        problems += [f"NATS refused: {line}" for line in system.nats.violations()]
         # The final figures: from the stores as the stopped services left them.
         stores = await asyncio.to_thread(reader.read_all, system.data_dir)
         stream = await read_stream(system.nats)
