@@ -122,7 +122,9 @@ class ReplayRequest(BaseModel):
     stream_sequence: int = Field(ge=1)
 
 
-ReplayOutcome = Literal["applied", "already-applied", "failed", "poison", "gone", "refused"]
+ReplayOutcome = Literal[
+    "applied", "already-applied", "conflict", "failed", "poison", "gone", "refused"
+]
 
 
 class ReplayAnswer(BaseModel):
@@ -159,6 +161,12 @@ async def replay_from_stream(
                 outcome="failed", detail=f"processing-failed:{type(error).__name__}"
             )
     log.info("consumer.replayed", stream_sequence=stream_sequence, applied=applied)
+    if not applied and (stored.headers or {}).get(CONFLICT_HEADER) is not None:
+        # As when it was parked: what was applied at this position was another message.
+        return ReplayAnswer(
+            outcome="conflict",
+            detail=f"another message was applied at {delivered.event_id}; a person must decide",
+        )
     return ReplayAnswer(outcome="applied" if applied else "already-applied")
 
 

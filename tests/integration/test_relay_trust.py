@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 from prometheus_client import REGISTRY
 
+from kring.dlq import replay_with
 from services.coordination.bootstrap import build as build_coordination
 from services.coordination.settings import CoordinationSettings
 from services.intake.bootstrap import build as build_intake
@@ -195,6 +196,10 @@ async def test_on_an_open_server_a_forgery_applied_first_parks_the_real_event_as
                 assert case_id.encode() in letter.data
                 assert letter.headers[CONSUMER_HEADER] == durable_name("coordination", "intake")
                 assert letter.headers[POSITION_HEADER] == str(position)
+                # A replay does not make it go away as "already applied": it stays parked.
+                [answer] = await replay_with(anyone, [letter.seq])
+                assert answer.outcome == "conflict"
+                assert [m.seq for m in await parked()] == [letter.seq]
                 await anyone.close()
             assert await status(intake, "/health/ready") == 503
             assert await status(coordination, f"/cases/{case_id}") == 404
