@@ -334,7 +334,7 @@ def build_api(runner: PeerRunner, settings: Mapping[str, ServiceSettings]) -> Fa
     install_request_context(api)
     for name in SERVICES:
         app = apps[name]
-        api.include_router(common_router(app, lambda: True, lambda: "{}"), prefix=f"/{name}")
+        api.include_router(common_router(app, list, lambda: "{}"), prefix=f"/{name}")
         api.include_router(ROUTERS[name](app), prefix=f"/{name}")
     return api
 

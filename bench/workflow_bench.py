@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import nats
 
 from bench.profiling import profile_processes
 from bench.report import Report, section
@@ -25,6 +24,7 @@ from bench.servers import SERVICES, System, cpu_seconds, memory_mb
 from kring import workflow
 from shared.events import ConferenceModel
 from shared.subjects import STREAM
+from tests.servers import NatsServer
 
 REGION = "Benchland"
 MODELS = (ConferenceModel.FAMILY, ConferenceModel.GROUP, ConferenceModel.RESTORATIVE)
@@ -186,8 +186,8 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1)]
 
 
-async def stream_messages(nats_url: str) -> int:
-    connection = await nats.connect(nats_url)
+async def stream_messages(server: NatsServer) -> int:
+    connection = await server.connect("analyst")
     try:
         return int((await connection.jetstream().stream_info(STREAM)).state.messages)
     finally:
@@ -226,7 +226,7 @@ async def workflow_bench(
         async with client(sizes.concurrency) as http:
             await prepare(http, urls, sizes)
             assert system.nats is not None
-            before = await stream_messages(system.nats.url)
+            before = await stream_messages(system.nats)
             assert system.nats.process is not None
             measured = await measured_closed_loop(
                 http,
@@ -235,7 +235,7 @@ async def workflow_bench(
                 [*(s.process.pid for s in system.services.values()), system.nats.process.pid],
             )
             ids, seconds = measured.ids, measured.seconds
-            after = await stream_messages(system.nats.url)
+            after = await stream_messages(system.nats)
             throughput = measured.throughput
             report.add(
                 "services_cases", "cases completed per second, max load", throughput, "cases/s"

@@ -6,16 +6,25 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import nats.errors
 import typer
 
-from kring.client import KringClient, ServiceUnavailableError, audit_line
+from kring.client import (
+    REFUSALS,
+    KringClient,
+    NatsCredentialsError,
+    ServiceUnavailableError,
+    audit_line,
+)
 from shared.erasure import ErasureReason
 from shared.events import ConferenceModel
 
 T = TypeVar("T")
+
+if TYPE_CHECKING:
+    from kring.dlq import Replayed
 
 app = typer.Typer(
     help="Kring: family group conferences, event-sourced on NATS JetStream.",
@@ -273,7 +282,8 @@ def dlq_replay(
     ] = None,
     replay_all: Annotated[bool, typer.Option("--all", help="Replay every dead letter.")] = False,
 ) -> None:
-    """Publish dead letters again on their original subjects, then remove them."""
+    """Have the service that parked each dead letter apply its original message (read from
+    KRING) again; remove the letters applied. Exit 1 if any could not be."""
     import asyncio
 
     from kring.dlq import list_dead_letters, replay
@@ -282,19 +292,73 @@ def dlq_replay(
         typer.echo("error: name the sequence numbers to replay, or --all", err=True)
         raise typer.Exit(2)
 
-    async def run() -> list[int]:
+    async def run() -> list[Replayed]:
         chosen = sequences or [letter.sequence for letter in await list_dead_letters(_nats_url())]
         return await replay(_nats_url(), chosen)
 
-    replayed = _or_exit(lambda: asyncio.run(run()))
-    typer.echo(f"replayed {len(replayed)} dead letter(s): {' '.join(map(str, replayed))}")
+    results = _or_exit(lambda: asyncio.run(run()))
+    done = [r for r in results if r.done]
+    typer.echo(f"replayed {len(done)} dead letter(s): {' '.join(str(r.sequence) for r in done)}")
+    for result in results:
+        if not result.done:
+            typer.echo(f"  {result.sequence}: {result.outcome}: {result.detail}", err=True)
+    if len(done) != len(results):
+        raise typer.Exit(1)
+
+
+@app.command("nats-credentials")
+def nats_credentials(
+    folder: Annotated[Path, typer.Argument(help="Where the passwords are kept (0600 files).")],
+) -> None:
+    """Make a NATS password for every identity that has none in FOLDER
+    (``<identity>.password``); `kring run` does this in ``<data>/keys/nats``."""
+    from kring.natsconf import CredentialsError, ensure_credentials
+
+    try:
+        made = ensure_credentials(folder)
+    except (CredentialsError, OSError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"{len(made)} NATS identities have passwords in {folder}: {', '.join(made)}")
+
+
+@app.command("nats-authorization")
+def nats_authorization(
+    folder: Annotated[Path, typer.Argument(help="The passwords (``<identity>.password``).")],
+) -> None:
+    """Print nats-server's ``authorization`` block (bcrypt hashes, every identity's
+    permissions) for the passwords in FOLDER, to include in a deployment's server config."""
+    from kring.natsconf import CredentialsError, read_credentials, render
+
+    try:
+        typer.echo(render(read_credentials(folder)), nl=False)
+    except CredentialsError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _or_exit(call: Callable[[], T]) -> T:
+    from shared.stream_read import DirectGetError
+
+    REFUSALS.clear()
     try:
         return call()
-    except (OSError, nats.errors.Error) as error:
-        typer.echo(f"error: cannot reach NATS at {_nats_url()} ({type(error).__name__})", err=True)
+    except NatsCredentialsError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    except (OSError, nats.errors.Error, DirectGetError, TimeoutError) as error:
+        if REFUSALS:
+            typer.echo(f"error: NATS refused: {REFUSALS[-1]}", err=True)
+        elif "Authorization Violation" in str(error):
+            typer.echo(
+                f"error: NATS at {_nats_url()} refused the credentials (KRING_NATS_USER /"
+                " KRING_NATS_PASSWORD, or the data folder's)",
+                err=True,
+            )
+        else:
+            typer.echo(
+                f"error: cannot reach NATS at {_nats_url()} ({type(error).__name__})", err=True
+            )
         raise typer.Exit(1) from None
 
 

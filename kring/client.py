@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
-import nats
 from nats.aio.client import Client as NatsClient
 
+from kring.natsconf import keys_dir, read_password
 from shared.actor import ACTOR_HEADER, ROLE_HEADER
+from shared.permissions import ANALYST, inbox_prefix
+from shared.settings import SECRETS_DIR_VARIABLE
+from shared.stream_read import ReaderClient
 
 SERVICES = ("intake", "coordination", "plans", "followup")
 DEFAULT_PORTS = {"intake": 8001, "coordination": 8002, "plans": 8003, "followup": 8004}
@@ -109,22 +114,81 @@ class KringClient:
         return sorted(entries, key=lambda e: (e["time"], e["service"], e["version"]))
 
 
-async def _no_traceback(error: Exception) -> None:
+class NatsCredentialsError(RuntimeError):
+    """No credentials to connect with; the message says where they were looked for."""
+
+
+#: What NATS refused during the last command (``Permissions Violation …``), for its error line.
+REFUSALS: list[str] = []
+
+
+def nats_credentials(identity: str) -> tuple[str, str]:
+    """Who the CLI connects as: ``KRING_NATS_USER`` / ``KRING_NATS_PASSWORD`` when set (the
+    password also from ``KRING_SECRETS_DIR``), else ``identity`` with its password from the
+    data folder ``kring run`` keeps (``KRING_DATA_DIR``, default ``data``)."""
+    user = os.environ.get("KRING_NATS_USER")
+    if user:
+        password = os.environ.get("KRING_NATS_PASSWORD") or _secret_file("kring_nats_password")
+        if not password:
+            raise NatsCredentialsError(
+                f"KRING_NATS_USER is {user!r} but KRING_NATS_PASSWORD is not set"
+            )
+        return user, password
+    folder = keys_dir(Path(os.environ.get("KRING_DATA_DIR", "data")))
+    password = read_password(folder, identity)
+    if password is None:
+        raise NatsCredentialsError(
+            f"no NATS credentials for {identity}: set KRING_NATS_USER and KRING_NATS_PASSWORD, "
+            f"or KRING_DATA_DIR to the data folder of `kring run` (looked in {folder})"
+        )
+    return identity, password
+
+
+def _secret_file(name: str) -> str | None:
+    folder = os.environ.get(SECRETS_DIR_VARIABLE)
+    if not folder:
+        return None
+    try:
+        return (Path(folder) / name).read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
+
+
+def _no_traceback(user: str) -> Callable[[Exception], Awaitable[None]]:
     """nats-py prints a traceback for every failed connect unless given an error callback; the
-    CLI says what went wrong in one sentence instead."""
+    CLI says what went wrong in one sentence instead. A refusal is kept for that sentence
+    (nats-py gives it lower-cased)."""
+
+    async def on_error(error: Exception) -> None:
+        text = str(error).strip().removeprefix("nats: ")
+        if "permissions violation" in text.lower():
+            REFUSALS.append(f"user {user!r}: {text}")
+
+    return on_error
 
 
-async def connect_nats(nats_url: str) -> NatsClient:
-    """A short-lived connection for a CLI command: fail fast, never print a traceback.
+async def connect_nats(
+    nats_url: str, identity: str = ANALYST, *, password: str | None = None
+) -> NatsClient:
+    """A short-lived connection for a CLI command, as ``identity`` (with ``password``, or as
+    ``nats_credentials`` finds it): fail fast, never print a traceback. The analyst, who only
+    reads, unless told otherwise. Its client parses headers fast (``ReaderClient``): a CLI
+    command mostly reads.
 
     (``max_reconnect_attempts=0`` would try forever in nats-py 2.16: only a positive limit
     ever drops a server from the pool.)"""
-    connecting = nats.connect(
+    user, password = (identity, password) if password else nats_credentials(identity)
+    client = ReaderClient()
+    connecting = client.connect(
         nats_url,
+        user=user,
+        password=password,
+        inbox_prefix=inbox_prefix(user),
         connect_timeout=3,
         max_reconnect_attempts=1,
-        reconnect_time_wait=0.5,
+        reconnect_time_wait=1,
         allow_reconnect=False,
-        error_cb=_no_traceback,
+        error_cb=_no_traceback(user),
     )
-    return await asyncio.wait_for(connecting, 10)
+    await asyncio.wait_for(connecting, 10)
+    return client

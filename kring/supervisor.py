@@ -26,6 +26,7 @@ from types import FrameType
 from typing import IO, Any
 
 from kring.local import NatsServerNotFoundError, nats_server_binary
+from kring.natsconf import CredentialsError, ensure_credentials, keys_dir, write_server_config
 
 SERVICES: tuple[tuple[str, str, int], ...] = (
     ("intake", "KRING_INTAKE_PORT", 8001),
@@ -84,7 +85,12 @@ def _run(
     services: list[Child] = []
     code = 0
     try:
-        nats = _start_nats(data_dir, nats_port, host)
+        # One identity per process (shared.permissions); the passwords are made once.
+        try:
+            passwords = ensure_credentials(keys_dir(data_dir))
+        except CredentialsError as error:
+            raise StartupError(str(error)) from None
+        nats = _start_nats(data_dir, nats_port, host, passwords)
         _wait_nats(nats, data_dir, nats_port, host)
         env = {
             **env,
@@ -99,7 +105,8 @@ def _run(
         if sys.stdout.isatty():
             env.setdefault("KRING_LOG_FORMAT", "console")
         for name in ports:
-            services.append(_start_service(name, data_dir, env))
+            identity = {"KRING_NATS_USER": name, "KRING_NATS_PASSWORD": passwords[name]}
+            services.append(_start_service(name, data_dir, env | identity))
         _wait_healthy(host, ports, [nats, *services])
         _print_summary(data_dir, nats_port, host, ports)
         while True:
@@ -203,28 +210,19 @@ def _nats_binary() -> str:
         raise StartupError(str(error)) from None
 
 
-def _nats_config(data_dir: Path, nats_port: int, host: str) -> Path:
+def _nats_config(data_dir: Path, nats_port: int, host: str, passwords: dict[str, str]) -> Path:
     nats_dir = data_dir / "nats"
-    nats_dir.mkdir(parents=True, exist_ok=True)
-    conf = nats_dir / "nats.conf"
-    store = nats_dir / "jetstream"
-    conf.write_text(
-        "# Written by `kring run` at every start; edits here are overwritten.\n"
-        f'listen: "{_netloc(host, nats_port)}"\n'
-        "jetstream {\n"
-        f"  store_dir: {_quote(store)}\n"
-        "  # Fsync each write before acknowledging it: an event NATS has acked survives a crash\n"
-        "  # or power cut of the machine, not just of nats-server. Slower, and worth it here.\n"
-        "  sync_interval: always\n"
-        "}\n",
-        encoding="utf-8",
+    return write_server_config(
+        nats_dir / "nats.conf",
+        listen=_netloc(host, nats_port),
+        store_dir=nats_dir / "jetstream",
+        passwords=passwords,
     )
-    return conf
 
 
-def _start_nats(data_dir: Path, nats_port: int, host: str) -> Child:
+def _start_nats(data_dir: Path, nats_port: int, host: str, passwords: dict[str, str]) -> Child:
     binary = _nats_binary()
-    conf = _nats_config(data_dir, nats_port, host)
+    conf = _nats_config(data_dir, nats_port, host, passwords)
     log_path = _log_path(data_dir, "nats")
     with log_path.open("ab") as log:
         log.write(_banner())
@@ -323,7 +321,8 @@ def _raise_if_exited(children: list[Child]) -> None:
 def _print_summary(data_dir: Path, nats_port: int, host: str, ports: dict[str, int]) -> None:
     lines = [
         f"Kring is running (data in {data_dir})",
-        f"  {'NATS':<14}nats://{_netloc(host, nats_port)}",
+        f"  {'NATS':<14}nats://{_netloc(host, nats_port)}   one user per process;"
+        f" passwords in {keys_dir(data_dir)}",
     ]
     for name, port in ports.items():
         base = f"http://{_netloc(host, port)}"
@@ -413,11 +412,6 @@ def _tail(path: Path, lines: int = 20) -> str:
 
 def _netloc(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _quote(path: Path) -> str:
-    escaped = str(path).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'
 
 
 def _out(message: str) -> None:

@@ -117,7 +117,7 @@ def install_error_handlers(api: FastAPI) -> None:
 
 def common_router(
     app: KringApplication,
-    ready: Callable[[], bool],
+    not_ready: Callable[[], list[str]],
     asyncapi: Callable[[], str],
 ) -> APIRouter:
     router = APIRouter()
@@ -128,9 +128,10 @@ def common_router(
 
     @router.get("/health/ready", tags=["operations"], responses={503: {}})
     async def is_ready() -> Response:
-        if ready():
+        reasons = not_ready()
+        if not reasons:
             return JSONResponse({"status": "ready"})
-        return JSONResponse({"status": "waiting for NATS"}, status_code=503)
+        return JSONResponse({"status": "not ready", "reasons": reasons}, status_code=503)
 
     @router.get("/metrics", tags=["operations"], include_in_schema=False)
     async def metrics() -> Response:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -55,7 +56,12 @@ class RunningService:
 
 def build_service(definition: ServiceDefinition) -> RunningService:
     settings, app = definition.settings, definition.app
-    bus = Bus(settings.nats_url, settings.stream_replicas)
+    bus = Bus(
+        settings.nats_url,
+        settings.stream_replicas,
+        user=settings.nats_user,
+        password=settings.nats_password.get_secret_value() if settings.nats_password else None,
+    )
     for origin in definition.follows:
         subscribe(
             bus,
@@ -65,7 +71,9 @@ def build_service(definition: ServiceDefinition) -> RunningService:
             ack_wait_seconds=settings.consumer_ack_wait_seconds,
         )
     _document_publications(bus, app.name)
-    relay = OutboxRelay(app, bus, definition.translate)
+    relay = OutboxRelay(
+        app, bus, definition.translate, unhealthy_after_seconds=settings.relay_unhealthy_seconds
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -99,7 +107,10 @@ def build_service(definition: ServiceDefinition) -> RunningService:
         spec = AsyncAPI(bus.broker, title=f"Kring {app.name}", version="0.1.0")
         return spec.to_specification().to_json()
 
-    api.include_router(common_router(app, lambda: bus.ready, asyncapi))
+    def not_ready() -> list[str]:
+        return [*bus.not_ready(), *relay.not_ready()]
+
+    api.include_router(common_router(app, not_ready, asyncapi))
     api.include_router(definition.router)
     return RunningService(api=api, bus=bus, relay=relay)
 
@@ -157,6 +168,16 @@ async def _supervised(name: str, job: Background, *, once: bool = False) -> None
 def serve(build: Callable[[], ServiceDefinition]) -> None:
     definition = build()
     settings = definition.settings
+    for variable, value in (
+        ("KRING_NATS_USER", settings.nats_user),
+        ("KRING_NATS_PASSWORD", settings.nats_password),
+    ):
+        if not value:
+            # NATS refuses anonymous connections: say so now, not as an endless reconnect.
+            sys.exit(
+                f"{settings.service_name}: {variable} is not set (this service's NATS identity;"
+                " `kring run` sets it, a deployment takes it from a secret)"
+            )
     configure_logging(settings.service_name, settings.log_level, settings.log_format)
     service = build_service(definition)
     config = uvicorn.Config(

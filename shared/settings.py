@@ -1,17 +1,27 @@
 """Configuration: one typed settings object per service, read from the environment only.
 
 Every variable is ``KRING_*``; the README lists them all. ``describe()`` gives the settings with
-secrets masked, for the start-up log line.
+secrets masked, for the start-up log line. Any of them may also come from a file named like the
+variable, lower-case, in the folder ``KRING_SECRETS_DIR`` (``/run/secrets/kring_nats_password``:
+how compose and Kubernetes mount secrets); the environment wins over a file.
 """
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+)
+
+SECRETS_DIR_VARIABLE = "KRING_SECRETS_DIR"
 
 
 class StoreKind(StrEnum):
@@ -34,6 +44,10 @@ class ServiceSettings(BaseSettings):
 
     service_name: str = Field("service", exclude=True)
     nats_url: str = "nats://127.0.0.1:4222"
+    #: This service's own NATS identity (``shared.permissions``); a process refuses to start
+    #: without both.
+    nats_user: str | None = None
+    nats_password: SecretStr | None = None
     data_dir: Path = Path("data")
     store: StoreKind = StoreKind.SQLITE
     postgres_url: SecretStr | None = None
@@ -47,6 +61,25 @@ class ServiceSettings(BaseSettings):
     # How long JetStream waits for an ack before redelivering (e.g. after a crash).
     consumer_ack_wait_seconds: float = Field(10.0, gt=0)
     stream_replicas: int = Field(1, ge=1, le=5)
+    # A relay with no round succeeding for this long makes /health/ready 503 (shared.relay).
+    relay_unhealthy_seconds: float = Field(30.0, gt=0)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Read ``KRING_SECRETS_DIR`` when the settings are made, not when the class is: a
+        process (or a test) sets it before it reads its settings."""
+        secrets_dir = os.environ.get(SECRETS_DIR_VARIABLE)
+        if not secrets_dir:
+            return init_settings, env_settings
+        files = SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir, case_sensitive=False)
+        return init_settings, env_settings, files
 
     @property
     def sqlite_path(self) -> Path:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.actor import ACTOR_HEADER, ROLE_HEADER
-from shared.envelope import Delivered, encode
+from shared.envelope import ORIGIN_HEADER, POSITION_HEADER, Delivered, encode
 from shared.erasure import CASE_KEY_PREFIX
 from shared.events import (
     CaseEndedWithoutConference,
@@ -88,6 +88,15 @@ def delivered(event: IntegrationEvent, position: int, origin: str | None = None)
 
 def envelope(event: IntegrationEvent, position: int, origin: str | None = None) -> bytes:
     return encode(event, origin=origin or event.origin, position=position, time=NOW)
+
+
+def bus_headers(origin: str, position: int, msg_id: str | None = None) -> dict[str, str]:
+    """The headers a relay sets on a message (``Nats-Msg-Id`` only when given: without it the
+    server stores every copy, as it does a redelivery)."""
+    headers = {ORIGIN_HEADER: origin, POSITION_HEADER: str(position)}
+    if msg_id is not None:
+        headers["Nats-Msg-Id"] = msg_id
+    return headers
 
 
 REQUEST_BODY: dict[str, Any] = {

@@ -22,8 +22,9 @@ from shared.events import (
     IntegrationEvent,
     ParticipantConsentWithdrawn,
 )
+from shared.permissions import follows
 
-FOLLOWS: tuple[str, ...] = ("intake", "plans")
+FOLLOWS = follows("coordination")  # the permission table says whom it may follow
 
 
 def translate(domain_event: DomainEventProtocol[UUID]) -> IntegrationEvent | None:

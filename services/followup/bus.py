@@ -15,9 +15,10 @@ from shared.events import (
     IntegrationEvent,
     OutcomeRecorded,
 )
+from shared.permissions import follows
 
 #: Intake for one thing only: an erased case (``CaseErased``).
-FOLLOWS: tuple[str, ...] = ("plans", "intake")
+FOLLOWS = follows("followup")  # the permission table says whom it may follow
 
 
 def translate(domain_event: DomainEventProtocol[UUID]) -> IntegrationEvent | None:

@@ -12,8 +12,9 @@ from eventsourcing.domain import DomainEventProtocol
 from services.intake.domain import Request
 from shared.erasure import ErasureLog
 from shared.events import CaseErased, IntegrationEvent, RequestReceived, RequestWithdrawn
+from shared.permissions import follows
 
-FOLLOWS: tuple[str, ...] = ("followup",)
+FOLLOWS = follows("intake")  # the permission table says whom it may follow
 
 
 def translate(domain_event: DomainEventProtocol[UUID]) -> IntegrationEvent | None:

@@ -11,9 +11,15 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
+import nats
 import pytest
+from nats.aio.client import Client
 
+from kring.natsconf import keys_dir, read_password
+from shared.permissions import inbox_prefix
 from tests.servers import Mailbox, free_port, smtp_server
 
 SERVICES = ("intake", "coordination", "plans", "followup")
@@ -21,12 +27,30 @@ SERVICES = ("intake", "coordination", "plans", "followup")
 
 class System:
     def __init__(
-        self, nats_port: int, ports: dict[str, int], env: dict[str, str], mailbox: Mailbox
+        self,
+        nats_port: int,
+        ports: dict[str, int],
+        env: dict[str, str],
+        mailbox: Mailbox,
+        data: Path,
     ) -> None:
         self.nats_url = f"nats://127.0.0.1:{nats_port}"
         self.ports = ports
         self.env = env
         self.mailbox = mailbox
+        self.data = data
+
+    async def connect(self, identity: str = "analyst", **options: Any) -> Client:
+        """Connect as ``identity`` with the password ``kring run`` made in its data folder."""
+        password = read_password(keys_dir(self.data), identity)
+        assert password is not None, f"kring run made no password for {identity}"
+        return await nats.connect(
+            self.nats_url,
+            user=identity,
+            password=password,
+            inbox_prefix=inbox_prefix(identity),
+            **options,
+        )
 
     @property
     def urls(self) -> dict[str, str]:
@@ -76,6 +100,7 @@ def system(
         "KRING_PLANS_DELIVERY_TICK_SECONDS": "0.2",
     }
     data = tmp_path_factory.mktemp("system")
+    env["KRING_DATA_DIR"] = str(data)  # where the CLI finds the NATS passwords kring run made
     # A file, not a pipe: nobody reads a pipe while the tests run, and a full one would block
     # the system's own output (and so its shutdown).
     log_path = data / "kring-run.log"
@@ -102,7 +127,7 @@ def system(
             log.close()
             pytest.fail(f"the system did not start:\n{log_path.read_text()[-3000:]}")
         time.sleep(0.1)
-    yield System(nats_port, ports, env, mailbox[0])
+    yield System(nats_port, ports, env, mailbox[0], data)
     runner.send_signal(signal.SIGINT)
     try:
         runner.wait(timeout=30)
@@ -111,3 +136,6 @@ def system(
             runner.kill()
         log.close()
     assert runner.returncode == 0, log_path.read_text()[-3000:]
+    # Every flow, the demo and the CLI did all they had to within their permissions.
+    nats_log = (data / "logs" / "nats.log").read_text(encoding="utf-8", errors="replace")
+    assert [line for line in nats_log.splitlines() if "Violation" in line] == []

@@ -66,7 +66,7 @@ async def test_each_model_runs_from_request_to_follow_up(
     case = run.case_id
 
     # The stream: the case's integration events in order, each exactly once per origin:position.
-    mine = [e for e in envelopes(await stream_messages(system.nats_url)) if e["subject"] == case]
+    mine = [e for e in envelopes(await stream_messages(system)) if e["subject"] == case]
     types = [e["type"] for e in mine]
     assert in_order(types, FLOW), types
     assert Counter(e["id"] for e in mine).most_common(1)[0][1] == 1

@@ -23,7 +23,7 @@ async def test_one_case_travels_the_whole_flow(system: System) -> None:
     for step in ("private family time", "minimum", "Follow-up scheduled", "outcome is recorded"):
         assert step in demo.stdout, step
 
-    messages = await stream_messages(system.nats_url)
+    messages = await stream_messages(system)
     mine = [JSONFormat().read(CloudEvent, m.data) for m in messages]
     mine = [e for e in mine if e.get_subject() == case_id]
     assert in_order([e.get_type() for e in mine], FLOW)

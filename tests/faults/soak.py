@@ -72,7 +72,6 @@ from typing import Any
 from uuid import UUID
 
 import httpx
-import nats
 from aiosmtpd.controller import Controller
 from eventsourcing.persistence import Notification
 from nats.js.errors import NotFoundError
@@ -233,9 +232,7 @@ def start_system(root: Path) -> System:
         "KRING_LOG_LEVEL": "INFO",
     }
     services = {
-        name: ServiceProcess(
-            name, nats_server.url, root / "data", log_path=logs / f"{name}.log", **env
-        )
+        name: ServiceProcess(name, nats_server, root / "data", log_path=logs / f"{name}.log", **env)
         for name in SERVICES
     }
     system = System(root, nats_server, services, smtp, mailbox)
@@ -471,7 +468,7 @@ class Injector:
         private = NatsServer(self.system.nats.store_dir)
         await asyncio.to_thread(private.start)
         try:
-            connection = await nats.connect(private.url, connect_timeout=5)
+            connection = await private.connect("admin", connect_timeout=5)
             try:
                 result = await change(connection.jetstream())
             finally:
@@ -484,7 +481,7 @@ class Injector:
     async def lose_tail(self) -> str:
         wanted = self.rng.randint(*self.config.tail_size)
         await eventually(
-            lambda: _holds(self.system.nats.url, wanted),
+            lambda: _holds(self.system.nats, wanted),
             timeout=60,
             what=f"{wanted} messages on the stream to lose",
             interval=0.1,
@@ -527,12 +524,12 @@ class Injector:
 
         async def publish() -> bool:
             try:
-                connection = await nats.connect(self.system.nats.url, connect_timeout=2)
+                connection = await self.system.nats.connect(origin, connect_timeout=2)
             except Exception:  # NATS not back yet
                 return False
             try:
                 await connection.jetstream().publish(
-                    message.subject, message.body, headers={"Nats-Msg-Id": message.msg_id}
+                    message.subject, message.body, headers=message.headers
                 )
             finally:
                 await connection.close()
@@ -547,9 +544,9 @@ class Injector:
             self.duplicates_ignored += await duplicates_seen(self.http, process.url)
 
 
-async def _holds(nats_url: str, count: int) -> bool:
+async def _holds(server: NatsServer, count: int) -> bool:
     try:
-        connection = await nats.connect(nats_url, connect_timeout=2, allow_reconnect=False)
+        connection = await server.connect("analyst", connect_timeout=2, allow_reconnect=False)
     except Exception:  # NATS not back yet
         return False
     try:
@@ -762,9 +759,9 @@ class OnStream:
     poison: str | None = None
 
 
-async def read_stream(nats_url: str) -> list[OnStream]:
+async def read_stream(server: NatsServer) -> list[OnStream]:
     found = []
-    for message in await stream_messages(nats_url):
+    for message in await stream_messages(server):
         msg_id = (message.headers or {}).get("Nats-Msg-Id", "")
         if msg_id.startswith(POISON_PREFIX):
             found.append(OnStream(msg_id, "", 0, "", "", poison=msg_id))
@@ -789,8 +786,8 @@ class Parked:
     body: bytes
 
 
-async def read_dead_letters(nats_url: str) -> list[Parked]:
-    connection = await nats.connect(nats_url)
+async def read_dead_letters(server: NatsServer) -> list[Parked]:
+    connection = await server.connect("operator")
     try:
         js = connection.jetstream()
         try:
@@ -816,9 +813,9 @@ async def read_dead_letters(nats_url: str) -> list[Parked]:
         await connection.close()
 
 
-async def read_backlog(nats_url: str) -> dict[str, int]:
+async def read_backlog(server: NatsServer) -> dict[str, int]:
     """Per durable consumer: messages pending or unacknowledged (-1: the consumer is missing)."""
-    connection = await nats.connect(nats_url)
+    connection = await server.connect("operator")
     try:
         js = connection.jetstream()
         backlog = {}
@@ -1043,8 +1040,8 @@ async def settle(
                     return False
                 final.add(run.case_id)
         stores = await asyncio.to_thread(reader.read_all, system.data_dir)
-        stream = await read_stream(system.nats.url)
-        backlog = await read_backlog(system.nats.url)
+        stream = await read_stream(system.nats)
+        backlog = await read_backlog(system.nats)
         checks = analyse(stores, stream, [], backlog)
         if not checks.converged:
             why[0] = "; ".join(
@@ -1094,14 +1091,16 @@ async def run_soak(config: SoakConfig, root: Path, say: Callable[[str], None] = 
                 problems.append(unsettled)
             await injector.count_duplicates_now()
         await asyncio.to_thread(stop_services, system)
+        # Every process did all it had to within its permissions.
+        problems += [f"NATS refused: {line}" for line in system.nats.violations()]
         # The final figures: from the stores as the stopped services left them.
         stores = await asyncio.to_thread(reader.read_all, system.data_dir)
-        stream = await read_stream(system.nats.url)
+        stream = await read_stream(system.nats)
         checks = analyse(
             stores,
             stream,
-            await read_dead_letters(system.nats.url),
-            await read_backlog(system.nats.url),
+            await read_dead_letters(system.nats),
+            await read_backlog(system.nats),
             injector.poison,
         )
         on_stream = {m.id for m in stream}

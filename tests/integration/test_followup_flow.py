@@ -10,15 +10,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import nats
-
 from services.followup.bootstrap import build as build_followup
 from services.followup.settings import FollowupSettings
 from services.intake.bootstrap import build as build_intake
 from services.intake.settings import IntakeSettings
 from shared.clock import ManualClock
 from shared.envelope import encode
-from tests.factories import CLARIFICATION, NOW, REQUEST_BODY, headers, plan_distributed
+from tests.factories import CLARIFICATION, NOW, REQUEST_BODY, bus_headers, headers, plan_distributed
 from tests.harness import Running, envelopes, eventually, running, stream_messages
 from tests.servers import NatsServer
 
@@ -35,15 +33,17 @@ async def accepted_case(intake: Running) -> str:
     return case_id
 
 
-async def distribute(nats_url: str, case_id: str, clock: ManualClock) -> None:
+async def distribute(nats: NatsServer, case_id: str, clock: ManualClock) -> None:
     """Plans' PlanDistributed, as plans' relay puts it on the stream."""
     event = plan_distributed(
         uuid.UUID(case_id), at=clock.now(), agreement_ids=["a1", "a2"], next_meeting_on=None
     )
-    connection = await nats.connect(nats_url)
+    connection = await nats.connect("plans")
     try:
         await connection.jetstream().publish(
-            event.subject(), encode(event, origin="plans", position=1, time=NOW)
+            event.subject(),
+            encode(event, origin="plans", position=1, time=NOW),
+            headers=bus_headers("plans", 1),
         )
     finally:
         await connection.close()
@@ -63,16 +63,16 @@ async def test_an_outcome_and_a_follow_up_conference_travel_the_bus_to_a_linked_
 ) -> None:
     clock = ManualClock()
     followup_settings = FollowupSettings(
-        nats_url=own_nats.url, data_dir=tmp_path / "followup", timer_tick_seconds=0.05
+        **own_nats.settings("followup"), data_dir=tmp_path / "followup", timer_tick_seconds=0.05
     )
-    intake_settings = IntakeSettings(nats_url=own_nats.url, data_dir=tmp_path / "intake")
+    intake_settings = IntakeSettings(**own_nats.settings("intake"), data_dir=tmp_path / "intake")
     async with (
         running(build_intake(intake_settings)) as intake,
         running(build_followup(followup_settings, clock=clock)) as followup,
     ):
         await followup.service.bus.wait_started()
         case_id = await accepted_case(intake)
-        await distribute(own_nats.url, case_id, clock)
+        await distribute(own_nats, case_id, clock)
 
         async def scheduled() -> bool:
             return (await followup.http.get(f"/cases/{case_id}")).status_code == 200
@@ -163,7 +163,7 @@ async def test_an_outcome_and_a_follow_up_conference_travel_the_bus_to_a_linked_
         rows = (await followup.http.get("/cases", params={"stage": "follow_up_scheduled"})).json()
         assert [(r["case_id"], r["outcomes"]) for r in rows] == [(case_id, 1)]
 
-        messages = await stream_messages(own_nats.url, "kring.followup.>")
+        messages = await stream_messages(own_nats, "kring.followup.>")
         published = envelopes(messages)
         assert [e["type"] for e in published] == [
             "nl.kring.follow-up-due.v1",

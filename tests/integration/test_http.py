@@ -22,7 +22,7 @@ from tests.servers import NatsServer
 async def test_bad_input_is_refused_naming_the_field_and_stores_nothing(
     own_nats: NatsServer, tmp_path: Path
 ) -> None:
-    settings = IntakeSettings(nats_url=own_nats.url, data_dir=tmp_path)
+    settings = IntakeSettings(**own_nats.settings("intake"), data_dir=tmp_path)
     async with running(build(settings)) as intake:
         recorder = intake.app.recorder
         before = recorder.max_notification_id()
@@ -58,7 +58,7 @@ async def test_bad_input_is_refused_naming_the_field_and_stores_nothing(
 async def test_an_unknown_case_is_404_and_an_invalid_transition_409(
     own_nats: NatsServer, tmp_path: Path
 ) -> None:
-    settings = IntakeSettings(nats_url=own_nats.url, data_dir=tmp_path)
+    settings = IntakeSettings(**own_nats.settings("intake"), data_dir=tmp_path)
     async with running(build(settings)) as intake:
         unknown = uuid.uuid4()
         assert (await intake.http.get(f"/cases/{unknown}")).status_code == 404
@@ -80,7 +80,7 @@ async def test_an_unknown_case_is_404_and_an_invalid_transition_409(
 
 
 async def test_health_and_documents_are_served(own_nats: NatsServer, tmp_path: Path) -> None:
-    settings = IntakeSettings(nats_url=own_nats.url, data_dir=tmp_path)
+    settings = IntakeSettings(**own_nats.settings("intake"), data_dir=tmp_path)
     async with running(build(settings)) as intake:
         await intake.service.bus.wait_started()
         assert (await intake.http.get("/health/live")).status_code == 200
@@ -144,7 +144,7 @@ def _conference(ids: dict[str, str], plan_making: list[str], coordinator: bool) 
 async def test_a_conference_breaking_its_model_is_refused_with_the_reason(
     own_nats: NatsServer, tmp_path: Path
 ) -> None:
-    settings = CoordinationSettings(nats_url=own_nats.url, data_dir=tmp_path)
+    settings = CoordinationSettings(**own_nats.settings("coordination"), data_dir=tmp_path)
     async with running(build_coordination(settings)) as coordination:
         case_id, ids = await _coordination_with_case(coordination)
         url = f"/cases/{case_id}/conference"
@@ -186,11 +186,11 @@ async def test_a_conference_breaking_its_model_is_refused_with_the_reason(
 
         # On the stream: parts and attendance by role, participants by id, never a name.
         async def published() -> bool:
-            messages = await stream_messages(own_nats.url, "kring.coordination.>")
+            messages = await stream_messages(own_nats, "kring.coordination.>")
             return "nl.kring.conference-held.v1" in [e["type"] for e in envelopes(messages)]
 
         await eventually(published, what="ConferenceHeld on the stream")
-        messages = envelopes(await stream_messages(own_nats.url, "kring.coordination.>"))
+        messages = envelopes(await stream_messages(own_nats, "kring.coordination.>"))
         conference = next(e for e in messages if e["type"] == "nl.kring.conference-held.v1")
         refs = {p["participant_id"]: p for p in conference["data"]["participants"]}
         assert refs[ids["professional"]]["organisation"] == "Jeugdzorg Utrecht"
@@ -201,7 +201,7 @@ async def test_a_conference_breaking_its_model_is_refused_with_the_reason(
 async def test_coordination_names_the_field_of_bad_input_and_stores_nothing(
     own_nats: NatsServer, tmp_path: Path
 ) -> None:
-    settings = CoordinationSettings(nats_url=own_nats.url, data_dir=tmp_path)
+    settings = CoordinationSettings(**own_nats.settings("coordination"), data_dir=tmp_path)
     async with running(build_coordination(settings)) as coordination:
         case_id, ids = await _coordination_with_case(coordination)
         http, recorder = coordination.http, coordination.app.recorder
@@ -257,7 +257,7 @@ async def test_coordination_names_the_field_of_bad_input_and_stores_nothing(
 async def test_coordination_lists_and_views_show_no_names(
     own_nats: NatsServer, tmp_path: Path
 ) -> None:
-    settings = CoordinationSettings(nats_url=own_nats.url, data_dir=tmp_path)
+    settings = CoordinationSettings(**own_nats.settings("coordination"), data_dir=tmp_path)
     async with running(build_coordination(settings)) as coordination:
         case_id, ids = await _coordination_with_case(coordination, model="group")
         http = coordination.http
@@ -308,7 +308,9 @@ async def test_the_overdue_job_records_a_missed_deadline_once(
     own_nats: NatsServer, tmp_path: Path
 ) -> None:
     clock = ManualClock()
-    settings = CoordinationSettings(nats_url=own_nats.url, data_dir=tmp_path, tick_seconds=0.05)
+    settings = CoordinationSettings(
+        **own_nats.settings("coordination"), data_dir=tmp_path, tick_seconds=0.05
+    )
     async with running(build_coordination(settings, clock=clock)) as coordination:
         pool = {"coordinator_id": "c1", "regions": ["Utrecht"], "languages": ["nl"]}
         await coordination.http.post("/coordinators", json=pool, headers=headers())
