@@ -7,7 +7,8 @@ a re-published copy (new stream sequence, same origin and position) changes noth
 
 Acks are manual, because faststream's default policy terminates a message on any error
 (DESIGN.md §7): a message that cannot be parsed goes to the dead-letter stream at once; one that
-fails to apply is retried with back-off and parked after ``max_deliver`` tries.
+fails to apply is retried with back-off and parked after ``max_deliver`` tries. A store that
+cannot be reached is not the message's fault: it is offered again until the store is back.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from shared.envelope import (
 )
 from shared.logging import bound_case, get_logger
 from shared.metrics import CONSUMED, DEAD_LETTERS
+from shared.store import STORE_UNAVAILABLE
 from shared.subjects import STREAM, dead_letter_subject, origin_subjects
 
 log = get_logger(__name__)
@@ -42,6 +44,8 @@ REASON_HEADER = "Kring-DLQ-Reason"
 CONSUMER_HEADER = "Kring-DLQ-Consumer"
 SEQUENCE_HEADER = "Kring-DLQ-Stream-Sequence"
 SUBJECT_HEADER = "Kring-DLQ-Subject"
+#: How soon a message is offered again while the store cannot be reached.
+STORE_RETRY_SECONDS = 2.0
 
 
 def durable_name(service: str, origin: str) -> str:
@@ -103,6 +107,11 @@ async def handle_message(
     with bound_case(delivered.case_id, delivered.event_id):
         try:
             applied = await asyncio.to_thread(app.process, delivered)
+        except STORE_UNAVAILABLE as error:  # not the message's fault: wait, never park it
+            CONSUMED.labels(consumer, "retried").inc()
+            log.warning("consumer.store_unavailable", error=type(error).__name__)
+            await message.nack(delay=STORE_RETRY_SECONDS)
+            return
         except Exception as error:  # any failure to apply: retry, then park
             reason = f"processing-failed:{type(error).__name__}"
             if attempt >= max_deliver:
