@@ -79,6 +79,9 @@ class KringApplication(Application[UUID]):
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         self.queries: StoreQueries
+        #: False while the store cannot be reached (kept by ``shared.runtime.StoreHealth``):
+        #: consumers and the relay wait rather than queue up calls that cannot succeed.
+        self.store_reachable = True
         super().__init__(env)
         self._on_stored: list[Callable[[], None]] = []
         mapper = cast(CaseKeyMapper, self.mapper)

@@ -105,6 +105,10 @@ async def handle_message(
         return
     attempt = int(raw.metadata.num_delivered) if raw.metadata else 1
     with bound_case(delivered.case_id, delivered.event_id):
+        if not app.store_reachable:  # known to be away: not even tried
+            CONSUMED.labels(consumer, "retried").inc()
+            await message.nack(delay=STORE_RETRY_SECONDS)
+            return
         try:
             applied = await asyncio.to_thread(app.process, delivered)
         except STORE_UNAVAILABLE as error:  # not the message's fault: wait, never park it

@@ -83,8 +83,11 @@ class StoreHealth:
     ) -> None:
         self.app = app
         self.interval, self.timeout = interval, timeout
-        self.reachable = True
         self._probe: asyncio.Future[None] | None = None
+
+    @property
+    def reachable(self) -> bool:
+        return self.app.store_reachable
 
     async def watch(self) -> None:
         while True:
@@ -94,7 +97,7 @@ class StoreHealth:
                     log.warning("store.reachable")
                 else:
                     log.error("store.unreachable")
-            self.reachable = reachable
+            self.app.store_reachable = reachable
             await asyncio.sleep(self.interval)
 
     async def probe(self) -> bool:

@@ -139,6 +139,9 @@ def _postgres_env(settings: ServiceSettings) -> dict[str, str]:
         "POSTGRES_POOL_SIZE": "5",
         "POSTGRES_MAX_OVERFLOW": "5",
         "POSTGRES_PRE_PING": "y",
+        # How long a call waits for a connection (eventsourcing's default, 30 s, times its ten
+        # retries, held a request for minutes while the database was away).
+        "POSTGRES_CONNECT_TIMEOUT": "5",
     }
     if settings.postgres_schema:
         env["POSTGRES_SCHEMA"] = settings.postgres_schema
