@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -21,12 +22,23 @@ SERVICES = ("intake", "coordination", "plans", "followup")
 
 class System:
     def __init__(
-        self, nats_port: int, ports: dict[str, int], env: dict[str, str], mailbox: Mailbox
+        self,
+        nats_port: int,
+        ports: dict[str, int],
+        env: dict[str, str],
+        mailbox: Mailbox,
+        *,
+        data: Path,
+        runner: subprocess.Popen[bytes],
     ) -> None:
         self.nats_url = f"nats://127.0.0.1:{nats_port}"
         self.ports = ports
         self.env = env
         self.mailbox = mailbox
+        #: ``kring run``'s data folder, its process, and what it printed (in that folder).
+        self.data = data
+        self.runner = runner
+        self.log_path = data / "kring-run.log"
 
     @property
     def urls(self) -> dict[str, str]:
@@ -102,7 +114,7 @@ def system(
             log.close()
             pytest.fail(f"the system did not start:\n{log_path.read_text()[-3000:]}")
         time.sleep(0.1)
-    yield System(nats_port, ports, env, mailbox[0])
+    yield System(nats_port, ports, env, mailbox[0], data=data, runner=runner)
     runner.send_signal(signal.SIGINT)
     try:
         runner.wait(timeout=30)
