@@ -118,7 +118,7 @@ class Supervisor:
             else:
                 said = f"exited after {ran:.0f} s with exit code"
             _err(
-                f"{name} {said} {_exit_code(code)}; starting it again in {pause:.0f} s ({back_at})"
+                f"{name} {said} {_exit_code(code)}; starting it again in {pause:g} s ({back_at})"
             )
         for name, at in list(self.due.items()):
             if at <= now:
