@@ -36,7 +36,7 @@ from shared.events import EVENT_CLASSES
 from shared.http import common_router, install_error_handlers, install_request_context
 from shared.logging import configure_logging, get_logger
 from shared.relay import OutboxRelay, Translator
-from shared.settings import ServiceSettings
+from shared.settings import ServiceSettings, SettingError
 from shared.store import STORE_UNAVAILABLE, StoreConfigError
 from shared.subjects import STREAM
 
@@ -248,7 +248,7 @@ def serve(build: Callable[[], ServiceDefinition]) -> None:
         definition = build()
     except ValidationError as error:
         _exit(_setting_problem(error), EXIT_CONFIG)
-    except StoreConfigError as error:
+    except (StoreConfigError, SettingError) as error:
         _exit(str(error), EXIT_CONFIG)
     except STORE_UNAVAILABLE as error:
         _exit(f"cannot reach the store ({type(error).__name__}); is it running?", EXIT_UNAVAILABLE)
