@@ -20,6 +20,7 @@ from urllib.parse import urlparse, urlunparse
 
 import httpx
 import psycopg
+import pytest
 from pydantic import SecretStr
 
 from services.coordination.app import CoordinationApplication
@@ -119,6 +120,7 @@ def schema_objects(url: str) -> tuple[set[str], set[str]]:
     return tables, functions
 
 
+@pytest.mark.timeout(60 + ROUNDS * 60)  # a round takes 10 to 30 s on two busy cores
 def test_eight_processes_started_at_once_on_an_empty_database_all_come_up_and_work(
     postgres: str, own_nats: NatsServer, tmp_path: Path
 ) -> None:
@@ -190,6 +192,7 @@ def open_at_one_instant(url: str) -> tuple[list[KringApplication], list[str]]:
     return opened, failures
 
 
+@pytest.mark.timeout(60 + OPEN_ROUNDS * 10)
 def test_eight_stores_opened_at_one_instant_on_an_empty_database_all_open(postgres: str) -> None:
     durations = []
     for _ in range(OPEN_ROUNDS):
