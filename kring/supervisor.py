@@ -117,9 +117,7 @@ class Supervisor:
                 said = f"keeps crashing at start ({quick} times in a row), last with exit code"
             else:
                 said = f"exited after {ran:.0f} s with exit code"
-            _err(
-                f"{name} {said} {_exit_code(code)}; starting it again in {pause:g} s ({back_at})"
-            )
+            _err(f"{name} {said} {_exit_code(code)}; starting it again in {pause:g} s ({back_at})")
         for name, at in list(self.due.items()):
             if at <= now:
                 del self.due[name]
