@@ -74,6 +74,11 @@ bench: $(READY) $(BENCH_READY)
 # SOAK_CONCURRENCY, SOAK_FUZZ_EXAMPLES; SOAK_SEED runs a seed's fault plan again. Its 28 faults
 # must land while cases flow: below about 150 cases some come too late and the verdict says so.
 # e.g. make soak SOAK_CASES=400 SOAK_SEED=42
+#
+# Then eight PostgreSQL service processes started at once on an empty database, and eight stores
+# opened at one instant, for SOAK_START_ROUNDS and SOAK_OPEN_ROUNDS rounds (make test: 3 and 10).
+SOAK_START_ROUNDS ?= 10
+SOAK_OPEN_ROUNDS ?= 100
 SOAK_CASES ?= 200
 SOAK_CONCURRENCY ?= 16
 SOAK_FUZZ_EXAMPLES ?= 300
@@ -82,6 +87,8 @@ soak: $(READY) | $(PYTEST_DEBUG_TEMPROOT)
 		tests/integration/test_http_fuzz.py tests/integration/test_poison.py
 	$(BIN)/python -m tests.faults.soak --long --cases $(SOAK_CASES) \
 		--concurrency $(SOAK_CONCURRENCY) $(if $(SOAK_SEED),--seed $(SOAK_SEED))
+	KRING_TEST_START_ROUNDS=$(SOAK_START_ROUNDS) KRING_TEST_OPEN_ROUNDS=$(SOAK_OPEN_ROUNDS) \
+		$(BIN)/pytest -q -s -p no:cacheprovider tests/integration/test_postgres_concurrent_start.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache tests/deploy/crd/node_modules

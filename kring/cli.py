@@ -162,8 +162,9 @@ def erase(
     ] = "regional_manager",
     timeout: Annotated[float, typer.Option(help="Seconds to wait for every service.")] = 60.0,
 ) -> None:
-    """Erase a case in every service (right to erasure): its events become unreadable for good,
-    the erasure itself stays on the record. Waits until every service has erased it."""
+    """Erase a case in every service (right to erasure), with every follow-up case opened from
+    it: their events become unreadable for good, the erasure itself stays on the record. Waits
+    until every service has erased each of them."""
     import time
 
     from kring.client import SERVICES, Caller
@@ -177,6 +178,7 @@ def erase(
             caller=Caller(actor, role),
             json={"reason": reason.value},
         )
+        cases = [case_id]
         if answer.status_code == 410:
             typer.echo(f"case {case_id} was already erased")
         elif answer.status_code == 404:
@@ -186,17 +188,23 @@ def erase(
             typer.echo(f"error: {answer.status_code} {answer.text[:300]}", err=True)
             raise typer.Exit(1)
         else:
-            typer.echo(f"intake        erased at {answer.json()['erased_at']}")
-        waiting = [s for s in SERVICES if s != "intake"]
+            erased = answer.json()
+            typer.echo(f"intake        erased at {erased['erased_at']}")
+            for follow_up in erased.get("follow_ups_erased", []):
+                typer.echo(f"intake        erased follow-up case {follow_up} with it")
+                cases.append(follow_up)
+        waiting = [(s, case) for case in cases for s in SERVICES if s != "intake"]
         deadline = time.monotonic() + timeout
         while waiting:
-            for service in list(waiting):
-                status = client.request(service, "GET", f"/cases/{case_id}").status_code
+            for service, case in list(waiting):
+                status = client.request(service, "GET", f"/cases/{case}").status_code
                 if status in (404, 410):
-                    typer.echo(f"{service:<13} {'erased' if status == 410 else 'never knew it'}")
-                    waiting.remove(service)
+                    said = "erased" if status == 410 else "never knew it"
+                    typer.echo(f"{service:<13} {said}{'' if case == case_id else f' ({case})'}")
+                    waiting.remove((service, case))
             if waiting and time.monotonic() > deadline:
-                typer.echo(f"error: not yet erased in {', '.join(waiting)}", err=True)
+                late = ", ".join(sorted({service for service, _ in waiting}))
+                typer.echo(f"error: not yet erased in {late}", err=True)
                 raise typer.Exit(1)
             time.sleep(0.2)
     except ServiceUnavailableError as error:

@@ -8,7 +8,9 @@ a re-published copy (new stream sequence, same origin and position) changes noth
 Acks are manual, because faststream's default policy terminates a message on any error
 (DESIGN.md §7): a message that cannot be parsed, or whose subject, envelope and headers do not
 agree on where it comes from (``shared.envelope.verify``), goes to the dead-letter stream at
-once; one that fails to apply is retried with back-off and parked after ``max_deliver`` tries.
+once; one that fails to apply is retried with back-off and parked after ``max_deliver`` tries. A
+store that cannot be reached is not the message's fault: it is offered again until the store is
+back.
 
 A dead letter is replayed by the service that parked it, on the operator's request
 (``replay_request_subject``): it reads the original message from KRING itself, by its stream
@@ -45,6 +47,7 @@ from shared.envelope import (
 from shared.logging import bound_case, get_logger
 from shared.metrics import CONSUMED, DEAD_LETTERS
 from shared.permissions import durable_name
+from shared.store import STORE_UNAVAILABLE
 from shared.subjects import STREAM, dead_letter_subject, origin_subjects, replay_request_subject
 
 log = get_logger(__name__)
@@ -53,6 +56,8 @@ REASON_HEADER = "Kring-DLQ-Reason"
 CONSUMER_HEADER = "Kring-DLQ-Consumer"
 SEQUENCE_HEADER = "Kring-DLQ-Stream-Sequence"
 SUBJECT_HEADER = "Kring-DLQ-Subject"
+#: How soon a message is offered again while the store cannot be reached.
+STORE_RETRY_SECONDS = 2.0
 
 
 __all__ = ["durable_name", "handle_message", "subscribe"]
@@ -187,8 +192,17 @@ async def handle_message(
         return
     attempt = int(raw.metadata.num_delivered) if raw.metadata else 1
     with bound_case(delivered.case_id, delivered.event_id):
+        if not app.store_reachable:  # known to be away: not even tried
+            CONSUMED.labels(consumer, "retried").inc()
+            await message.nack(delay=STORE_RETRY_SECONDS)
+            return
         try:
             applied = await asyncio.to_thread(app.process, delivered)
+        except STORE_UNAVAILABLE as error:  # not the message's fault: wait, never park it
+            CONSUMED.labels(consumer, "retried").inc()
+            log.warning("consumer.store_unavailable", error=type(error).__name__)
+            await message.nack(delay=STORE_RETRY_SECONDS)
+            return
         except Exception as error:  # any failure to apply: retry, then park
             reason = f"processing-failed:{type(error).__name__}"
             if attempt >= max_deliver:

@@ -1,7 +1,8 @@
 """What every service's HTTP API shares: error mapping, health, history, metrics, AsyncAPI.
 
 Errors are types, mapped once here: a broken rule is 409 with the reason, an unknown case 404,
-invalid input 422 naming the field (FastAPI's own), anything else 500 without internals.
+invalid input 422 naming the field (FastAPI's own), a store that cannot be reached 503,
+anything else 500 without internals.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from shared.application import HistoryEntry, KringApplication
 from shared.erasure import CaseErasedError
 from shared.errors import DomainRuleError, InvalidFieldError, NotFoundError
 from shared.logging import get_logger
+from shared.store import STORE_UNAVAILABLE
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -103,6 +105,15 @@ def install_error_handlers(api: FastAPI) -> None:
         detail = [{"type": "value_error", "loc": ("body", *error.loc), "msg": error.message}]
         return await request_validation_exception_handler(request, RequestValidationError(detail))
 
+    async def store_unavailable(request: Request, error: Exception) -> Response:
+        # The store went away during the request: its transaction did not commit.
+        log.error("http.store_unavailable", path=request.url.path, error=type(error).__name__)
+        return JSONResponse(
+            status_code=503,
+            content={"detail": "the store cannot be reached; nothing was done, try again shortly"},
+            headers={"Retry-After": "5"},
+        )
+
     async def unexpected(request: Request, error: Exception) -> Response:
         log.error("http.unhandled", path=request.url.path, error=type(error).__name__)
         return JSONResponse(status_code=500, content={"detail": "internal error"})
@@ -112,6 +123,8 @@ def install_error_handlers(api: FastAPI) -> None:
     api.add_exception_handler(CaseErasedError, erased)
     api.add_exception_handler(InvalidFieldError, invalid_field)
     api.add_exception_handler(IntegrityError, concurrent_change)
+    for unavailable in STORE_UNAVAILABLE:
+        api.add_exception_handler(unavailable, store_unavailable)
     api.add_exception_handler(Exception, unexpected)
 
 

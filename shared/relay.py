@@ -171,6 +171,9 @@ class OutboxRelay:
         backoff = 0.1
         while True:
             await self.bus.wait_started()
+            if not self.app.store_reachable:  # nothing to read until it is back
+                await asyncio.sleep(self.idle_poll_seconds)
+                continue
             try:
                 if self.position is None or self._rewind:
                     self._rewind = False

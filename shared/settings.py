@@ -23,6 +23,9 @@ from pydantic_settings import (
 
 SECRETS_DIR_VARIABLE = "KRING_SECRETS_DIR"
 
+class SettingError(ValueError):
+    """A setting that cannot be read; the message names the variable (never a secret's value)."""
+
 
 class StoreKind(StrEnum):
     SQLITE = "sqlite"
@@ -78,6 +81,8 @@ class ServiceSettings(BaseSettings):
         secrets_dir = os.environ.get(SECRETS_DIR_VARIABLE)
         if not secrets_dir:
             return init_settings, env_settings
+        if not Path(secrets_dir).is_dir():
+            raise SettingError(f"{SECRETS_DIR_VARIABLE}: {secrets_dir} is not a folder")
         files = SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir, case_sensitive=False)
         return init_settings, env_settings, files
 

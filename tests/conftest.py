@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,11 +39,16 @@ def own_nats(tmp_path: Path) -> Iterator[NatsServer]:
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    url, server = postgres_url(tmp_path_factory.mktemp("postgres"))
+def postgres() -> Iterator[str]:
+    # Not under pytest's own temporary folder: the embedded server runs as a user of its own,
+    # and every pytest session that starts (another terminal's, say) makes that folder's root
+    # private again, locking the server out of its data mid-run.
+    base = Path(tempfile.mkdtemp(prefix="kring-test-postgres-"))
+    url, server = postgres_url(base)
     yield url
     if server is not None:
         server.cleanup()  # type: ignore[attr-defined]
+    shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture

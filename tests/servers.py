@@ -178,7 +178,8 @@ class ServiceProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> ServiceProcess:
+    def start(self, *, wait: bool = True) -> ServiceProcess:
+        """Start the process; with ``wait``, return once it listens."""
         output: Any = subprocess.DEVNULL
         if self.log_path is not None:
             output = self.log_path.open("ab")
@@ -192,7 +193,8 @@ class ServiceProcess:
         finally:
             if self.log_path is not None:
                 output.close()  # the child has its own copy
-        wait_for_port(self.port, timeout=30)
+        if wait:
+            wait_for_port(self.port, timeout=30)
         return self
 
     @property

@@ -139,6 +139,8 @@ class Erasure(BaseModel):
 class Erased(BaseModel):
     case_id: UUID
     erased_at: datetime
+    #: The follow-up cases opened from it (and from those), erased with it.
+    follow_ups_erased: list[UUID]
 
 
 class CaseCreated(BaseModel):
@@ -247,9 +249,10 @@ def router(app: IntakeApplication) -> APIRouter:
         """Erase the case (right to erasure), with a reason from the kept list: a regional
         manager or an operator. Its events in every service become unreadable for good (their
         keys are shredded); who erased it, when and why stays on the record, and every service
-        answers 410 for it from then on."""
-        erased_at = await run_sync(app.erase_case, case_id, body.reason, actor)
-        return Erased(case_id=case_id, erased_at=erased_at)
+        answers 410 for it from then on. Every follow-up case opened from it goes with it
+        (each recorded as erased with it, each published as erased)."""
+        erasure = await run_sync(app.erase_case, case_id, body.reason, actor)
+        return Erased(case_id=case_id, erased_at=erasure.at, follow_ups_erased=erasure.follow_ups)
 
     @api.get("/cases/{case_id}", responses=NOT_FOUND)
     async def get_case(case_id: UUID) -> CaseView:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4, uuid5
@@ -41,6 +42,18 @@ SUBMITTED_FIELDS = (
 
 #: Who may erase a case.
 ERASERS = frozenset({Role.REGIONAL_MANAGER, Role.OPERATOR})
+
+
+#: Tries of an erasure that meets a concurrent change of one of its cases.
+ERASE_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Erasure:
+    case_id: UUID
+    at: datetime
+    #: The follow-up cases erased with it.
+    follow_ups: list[UUID]
 
 
 class IdempotencyKeyReusedError(DomainRuleError):
@@ -116,16 +129,49 @@ class IntakeApplication(KringApplication):
         self.save(case)
         return case
 
-    def erase_case(self, case_id: UUID, reason: ErasureReason, actor: Actor) -> datetime:
-        """Erase the case (right to erasure): here first, then, through ``CaseErased``, in every
-        service. Returns when it was erased."""
+    def erase_case(self, case_id: UUID, reason: ErasureReason, actor: Actor) -> Erasure:
+        """Erase the case (right to erasure) and every follow-up case opened from it, and from
+        those in turn: here first, in one transaction, then, through one ``CaseErased`` each,
+        in every service. Each follow-up case is recorded as erased with the case it follows.
+        A case that is itself a follow-up is erased alone: the case it follows is a request of
+        its own, and keeps only the follow-up's id."""
         if actor.role not in ERASERS:
             raise DomainRuleError("only a regional_manager or an operator erases a case")
-        self.get(case_id)  # 404 for a case intake does not know, 410 for one erased already
-        at = self.clock.now()
-        self.erase(case_id, reason.value, at, actor.as_record())
-        self._list.catch_up()
-        return at
+        for attempt in range(ERASE_ATTEMPTS):
+            # 404 for a case intake does not know, 410 for one erased already.
+            cases = self._with_follow_ups(self.get(case_id))
+            at = self.clock.now()
+            for case in cases:
+                case.close_for_erasure(at=at, actor=actor.as_record())
+            linked = [case.id for case in cases[1:]]
+            try:
+                self.erase(
+                    case_id, reason.value, at, actor.as_record(), with_cases=linked, saving=cases
+                )
+            except IntegrityError:  # a follow-up opened, or the case changed, at that moment
+                if attempt + 1 == ERASE_ATTEMPTS:
+                    raise
+                continue
+            self._list.catch_up()
+            return Erasure(case_id=case_id, at=at, follow_ups=linked)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _with_follow_ups(self, case: Request) -> list[Request]:
+        """The case, then every follow-up case opened from it and from those, oldest first; one
+        erased already went with what followed it."""
+        cases, seen, waiting = [case], {case.id}, list(case.follow_ups)
+        while waiting:
+            follow_up_id = waiting.pop(0)
+            if follow_up_id in seen:
+                continue
+            seen.add(follow_up_id)
+            try:
+                follow_up = self.get(follow_up_id)
+            except CaseNotFoundError:  # CaseErasedError included
+                continue
+            cases.append(follow_up)
+            waiting += follow_up.follow_ups
+        return cases
 
     # -- queries -----------------------------------------------------------------------
     def get(self, case_id: UUID) -> Request:

@@ -35,7 +35,7 @@ def translate(domain_event: DomainEventProtocol[UUID]) -> IntegrationEvent | Non
             submitted_at=accepted.submitted_at,
             accepted_at=accepted.at,
         )
-    if isinstance(domain_event, ErasureLog.CaseErased):  # type: ignore[attr-defined]
+    if isinstance(domain_event, ErasureLog.CaseErased):
         erased: Any = domain_event
         return CaseErased(
             case_id=erased.case_id,

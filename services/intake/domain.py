@@ -251,6 +251,19 @@ class Request(Aggregate):
     def _follow_up_opened(self, *, new_case_id: UUID, at: datetime, actor: dict[str, str]) -> None:
         self.follow_ups.append(new_case_id)
 
+    def close_for_erasure(self, *, at: datetime, actor: dict[str, str]) -> list[UUID]:
+        """The request is about to be erased (right to erasure). Returns the follow-up cases
+        opened from it: they copy its requester and central persons, so they go with it. The
+        closing is an event of the request itself, so a follow-up opened from it at the same
+        moment conflicts with the erasure (one of the two saves is refused and tried again)
+        instead of slipping past it."""
+        self._closed_for_erasure(at=at, actor=actor)
+        return list(self.follow_ups)
+
+    @event("ClosedForErasure")
+    def _closed_for_erasure(self, *, at: datetime, actor: dict[str, str]) -> None:
+        pass
+
     def check_is_open(self, wanted: str) -> None:
         if self.stage not in (Stage.SUBMITTED, Stage.CLARIFIED):
             raise DomainRuleError(f"a request that is {self.stage.value} cannot be {wanted}")

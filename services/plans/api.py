@@ -14,7 +14,7 @@ from uuid import UUID
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from services.plans.app import PlansApplication
 from services.plans.document import document_of, language_of, render_html, render_pdf
@@ -25,6 +25,7 @@ from services.plans.domain import (
     Stage,
     VersionNotFoundError,
 )
+from services.plans.mail import MAX_ADDRESS_LENGTH, checked_address
 from shared.actor import ActorHeader
 from shared.events import ConferenceModel, ParticipantRole
 from shared.http import NOT_FOUND, NOT_FOUND_OR_CONFLICT, Responses, run_sync
@@ -104,7 +105,7 @@ class ByEmail(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     channel: Literal["email"]
-    email: Annotated[str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+    email: Annotated[str, Field(max_length=MAX_ADDRESS_LENGTH), AfterValidator(checked_address)]
 
 
 class ByPost(BaseModel):

@@ -32,13 +32,18 @@ class System:
         ports: dict[str, int],
         env: dict[str, str],
         mailbox: Mailbox,
+        *,
         data: Path,
+        runner: subprocess.Popen[bytes],
     ) -> None:
         self.nats_url = f"nats://127.0.0.1:{nats_port}"
         self.ports = ports
         self.env = env
         self.mailbox = mailbox
+        #: ``kring run``'s data folder, its process, and what it printed (in that folder).
         self.data = data
+        self.runner = runner
+        self.log_path = data / "kring-run.log"
 
     async def connect(self, identity: str = "analyst", **options: Any) -> Client:
         """Connect as ``identity`` with the password ``kring run`` made in its data folder."""
@@ -127,7 +132,7 @@ def system(
             log.close()
             pytest.fail(f"the system did not start:\n{log_path.read_text()[-3000:]}")
         time.sleep(0.1)
-    yield System(nats_port, ports, env, mailbox[0], data)
+    yield System(nats_port, ports, env, mailbox[0], data=data, runner=runner)
     runner.send_signal(signal.SIGINT)
     try:
         runner.wait(timeout=30)

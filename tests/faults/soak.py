@@ -92,6 +92,7 @@ from shared.consumer import durable_name
 from shared.erasure import CaseKeyring
 from shared.events import ConferenceModel
 from shared.relay import Translator
+from shared.store import case_keys_table
 from shared.subjects import DLQ_STREAM, STREAM
 from tests.faults.poison import REASONS, Poison, poison
 from tests.harness import eventually, stream_messages
@@ -674,13 +675,15 @@ class Store:
 class ReadOnlyCaseKeys:
     """A store's case keys, read without writing (as ``shared.erasure.CaseKeys`` reads them)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, service: str) -> None:
         self.path = path
+        self.table = case_keys_table(service)
 
     def case_key(self, case_id: UUID) -> tuple[str | None, bool] | None:
         with contextlib.closing(sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)) as db:
             row = db.execute(
-                "SELECT key, erased_at FROM kring_case_keys WHERE case_id = ?", (str(case_id),)
+                f"SELECT key, erased_at FROM {self.table} WHERE case_id = ?",
+                (str(case_id),),
             ).fetchone()
         return None if row is None else (row[0], row[1] is not None)
 
@@ -722,7 +725,7 @@ class StoreReader:
                 ).fetchall()
             ]
         # Case events are sealed under case keys kept in the same store (shared.erasure).
-        decoder.mapper.keyring = CaseKeyring(ReadOnlyCaseKeys(path), decoder.mapper.cipher)
+        decoder.mapper.keyring = CaseKeyring(ReadOnlyCaseKeys(path, service), decoder.mapper.cipher)
         recorded = []
         for rowid, originator_id, version, topic, state in rows:
             notification = Notification(

@@ -79,7 +79,7 @@ def test_an_erased_case_cannot_be_read_and_its_erasure_stays_on_the_record(
     kept, erased = submitted(intake), submitted(intake)
     assert {row["case_id"] for row in intake.cases()} == {kept, erased}
 
-    at = intake.erase_case(erased, ErasureReason.REQUESTED_BY_PERSON, MANAGER)
+    at = intake.erase_case(erased, ErasureReason.REQUESTED_BY_PERSON, MANAGER).at
 
     with pytest.raises(CaseErasedError):
         intake.get(erased)
@@ -121,7 +121,14 @@ def test_a_crash_between_the_erasure_record_and_the_shredding_shreds_at_start(
     intake = make_app(IntakeApplication)
     case_id = submitted(intake)
     log = intake.erasure_log()
-    log.record(case_id=case_id, model="family", reason="other", at=NOW, actor=MANAGER.as_record())
+    log.record(
+        case_id=case_id,
+        model="family",
+        reason="other",
+        at=NOW,
+        actor=MANAGER.as_record(),
+        erased_with=None,
+    )
     # Stored without the application's hook, as if the process died before it ran.
     intake.recorder.insert_events([intake.mapper.to_stored_event(e) for e in log.collect_events()])
     assert intake.get(case_id)  # the key is still there
