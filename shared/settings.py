@@ -23,6 +23,7 @@ from pydantic_settings import (
 
 SECRETS_DIR_VARIABLE = "KRING_SECRETS_DIR"
 
+
 class SettingError(ValueError):
     """A setting that cannot be read; the message names the variable (never a secret's value)."""
 
