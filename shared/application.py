@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar, cast
 from uuid import UUID
 
@@ -31,6 +31,9 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import get_topic
 from pydantic import BaseModel
 
+from shared.access import Facts
+from shared.access_log import AccessLog
+from shared.actor import Actor
 from shared.envelope import Delivered
 from shared.erasure import (
     ERASURE_LOG_ID,
@@ -78,6 +81,7 @@ class KringApplication(Application[UUID]):
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         super().__init__(env)
         self.queries = StoreQueries(self.recorder)
+        self.access_log = AccessLog(self.recorder, self.name)
         self._on_stored: list[Callable[[], None]] = []
         mapper = cast(CaseKeyMapper, self.mapper)
         self.keyring = CaseKeyring(self.queries, mapper.cipher)
@@ -221,6 +225,29 @@ class KringApplication(Application[UUID]):
         log.record(case_id=case_id, model=model, reason=reason, at=at, actor=actor)
 
     # -- reading -----------------------------------------------------------------------
+    def case_facts(self, case_id: UUID) -> Facts:
+        """What the read rules look at for the case here (its region, its coordinators); 404
+        for a case this service does not know, 410 for one erased. Each service says."""
+        raise NotImplementedError
+
+    def log_read(self, case_id: UUID, actor: Actor, what: str, facts: Facts) -> None:
+        """Record a read of the case's personal data before it is answered (NEN 7513)."""
+        region = facts.regions[0] if facts.regions else None
+        self.access_log.record(case_id, actor, what, region, datetime.now(UTC))
+
+    def erasure_status(self, case_id: UUID) -> dict[str, Any]:
+        """Whether the case was erased here, and whether this service ever held anything of
+        it; no personal data (for operators and ``kring erase``)."""
+        erased = self.erasure_log().erased.get(case_id)
+        known = bool(self.recorder.select_events(case_id, limit=1))
+        return {
+            "case_id": case_id,
+            "service": self.name,
+            "erased": erased is not None,
+            "erased_at": erased["at"] if erased else None,
+            "known": known,
+        }
+
     def history(self, case_id: UUID, aggregate_ids: list[UUID] | None = None) -> list[HistoryEntry]:
         erased = self.erasure_log().erased.get(case_id)
         if erased is not None:

@@ -14,18 +14,30 @@ from dataclasses import dataclass
 
 import uvicorn
 from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 from faststream.nats import JStream
 from faststream.specification import AsyncAPI
+from pydantic import ValidationError
 
+from shared.access import Rule
 from shared.application import KringApplication
 from shared.bus import Bus
 from shared.consumer import subscribe
+from shared.edge import Edge
 from shared.events import EVENT_CLASSES
-from shared.http import common_router, install_error_handlers, install_request_context
+from shared.http import (
+    ACCESS_KEY,
+    AUTHENTICATION,
+    PUBLIC,
+    common_router,
+    install_error_handlers,
+    install_request_context,
+)
 from shared.logging import configure_logging, get_logger
 from shared.relay import OutboxRelay, Translator
 from shared.settings import ServiceSettings
 from shared.subjects import STREAM
+from shared.tokens import TokenValidator
 
 log = get_logger(__name__)
 
@@ -42,6 +54,8 @@ class ServiceDefinition:
     translate: Translator
     router: APIRouter
     description: str
+    #: Who may read a case's history here (the service's rule for its audit trail).
+    history_rule: Rule
     follows: Sequence[str] = ()
     background: Sequence[Background] = ()
 
@@ -91,16 +105,23 @@ def build_service(definition: ServiceDefinition) -> RunningService:
         description=definition.description,
         version="0.1.0",
         lifespan=lifespan,
+        max_body_size=settings.max_body_bytes,
     )
+    api.state.tokens = TokenValidator(settings.oidc())
     install_error_handlers(api)
     install_request_context(api)
+    # Outermost: a request naming another host is refused before anything else runs.
+    api.add_middleware(Edge, allowed_hosts=settings.hosts())
 
     def asyncapi() -> str:
         spec = AsyncAPI(bus.broker, title=f"Kring {app.name}", version="0.1.0")
         return spec.to_specification().to_json()
 
-    api.include_router(common_router(app, lambda: bus.ready, asyncapi))
+    api.include_router(common_router(app, lambda: bus.ready, asyncapi, definition.history_rule))
     api.include_router(definition.router)
+    for route in api.routes:
+        if isinstance(route, APIRoute) and (route.openapi_extra or {}).get(ACCESS_KEY) != PUBLIC:
+            route.responses = {**AUTHENTICATION, **route.responses}
     return RunningService(api=api, bus=bus, relay=relay)
 
 
@@ -155,7 +176,15 @@ async def _supervised(name: str, job: Background, *, once: bool = False) -> None
 
 
 def serve(build: Callable[[], ServiceDefinition]) -> None:
-    definition = build()
+    try:
+        definition = build()
+    except ValidationError as error:
+        # One line naming each variable that is missing or malformed, never a stack trace.
+        wrong = "; ".join(
+            f"KRING_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            for e in error.errors()
+        )
+        raise SystemExit(f"invalid configuration: {wrong}") from None
     settings = definition.settings
     configure_logging(settings.service_name, settings.log_level, settings.log_format)
     service = build_service(definition)

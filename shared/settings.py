@@ -10,8 +10,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.identity import ClaimNames
+from shared.tokens import ASYMMETRIC, OIDCConfig
 
 
 class StoreKind(StrEnum):
@@ -47,6 +50,46 @@ class ServiceSettings(BaseSettings):
     # How long JetStream waits for an ack before redelivering (e.g. after a crash).
     consumer_ack_wait_seconds: float = Field(10.0, gt=0)
     stream_replicas: int = Field(1, ge=1, le=5)
+    # -- identity: every call but /health/* carries a bearer token from this issuer --------
+    oidc_issuer: str = Field(min_length=1)
+    oidc_audience: str = "kring"
+    oidc_jwks_url: str | None = None
+    oidc_algorithms: str = "RS256,ES256"
+    oidc_roles_claim: str = "roles"
+    oidc_regions_claim: str = "kring_regions"
+    oidc_coordinator_claim: str = "kring_coordinator_id"
+    oidc_organisation_claim: str = "kring_organisation"
+    oidc_participant_claim: str = "kring_participant"
+    # -- the HTTP edge ----------------------------------------------------------------------
+    #: Host names (no port) requests may name; ``*`` allows any, ``.example.org`` its subdomains.
+    allowed_hosts: str = "127.0.0.1,localhost,::1"
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+
+    @field_validator("oidc_algorithms")
+    @classmethod
+    def asymmetric_only(cls, value: str) -> str:
+        named = {a.strip() for a in value.split(",") if a.strip()}
+        if not named or named - ASYMMETRIC:
+            raise ValueError(f"only asymmetric algorithms: {', '.join(sorted(ASYMMETRIC))}")
+        return value
+
+    def oidc(self) -> OIDCConfig:
+        return OIDCConfig(
+            issuer=self.oidc_issuer,
+            audience=self.oidc_audience,
+            jwks_url=self.oidc_jwks_url,
+            algorithms=tuple(a.strip() for a in self.oidc_algorithms.split(",") if a.strip()),
+            claims=ClaimNames(
+                roles=self.oidc_roles_claim,
+                regions=self.oidc_regions_claim,
+                coordinator=self.oidc_coordinator_claim,
+                organisation=self.oidc_organisation_claim,
+                participant=self.oidc_participant_claim,
+            ),
+        )
+
+    def hosts(self) -> tuple[str, ...]:
+        return tuple(h.strip().lower() for h in self.allowed_hosts.split(",") if h.strip())
 
     @property
     def sqlite_path(self) -> Path:
