@@ -115,9 +115,11 @@ def _meets(principal: Principal, scope: Scope, facts: Facts) -> bool:
         return principal.coordinator_id is not None and (
             principal.coordinator_id in facts.coordinator_ids
         )
-    return facts.case_id is not None and principal.is_participant(
-        facts.case_id, facts.participant_id
-    )
+    if facts.case_id is None:
+        return False
+    if facts.participant_id is None:  # a read: any participant of the case
+        return any(p.case_id == facts.case_id for p in principal.participations)
+    return principal.is_participant(facts.case_id, facts.participant_id)
 
 
 def _needs(role: Role, scope: Scope, facts: Facts) -> str:
@@ -133,6 +135,8 @@ def _needs(role: Role, scope: Scope, facts: Facts) -> str:
         if not facts.coordinator_ids:
             return "the coordinator assigned to this case (none is yet)"
         return f"the coordinator assigned to this case ({_ids(facts.coordinator_ids)})"
+    if facts.participant_id is None:
+        return "a participant of this case"
     return f"participant {facts.participant_id} of this case themself"
 
 

@@ -16,8 +16,9 @@ from shared.events import (
     OutcomeRecorded,
 )
 
-#: Intake for one thing only: an erased case (``CaseErased``).
-FOLLOWS: tuple[str, ...] = ("plans", "intake")
+#: Intake for the case's region (``RequestReceived``) and an erased case (``CaseErased``);
+#: coordination for the case's coordinators (``CoordinatorAssigned``): who may see a follow-up.
+FOLLOWS: tuple[str, ...] = ("plans", "intake", "coordination")
 
 
 def translate(domain_event: DomainEventProtocol[UUID]) -> IntegrationEvent | None:
