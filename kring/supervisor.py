@@ -33,6 +33,8 @@ SERVICES: tuple[tuple[str, str, int], ...] = (
     ("plans", "KRING_PLANS_PORT", 8003),
     ("followup", "KRING_FOLLOWUP_PORT", 8004),
 )
+#: The development issuer (``kring.issuer``), unless KRING_OIDC_ISSUER names another one.
+ISSUER = ("issuer", "KRING_ISSUER_PORT", 8005)
 NATS_START_SECONDS = 10.0
 HEALTH_SECONDS = 30.0
 STOP_SECONDS = 10.0
@@ -69,7 +71,8 @@ def run_system(
     with lock, _signals_interrupt():
         try:
             ports = _service_ports(env)
-            _check_ports(host, nats_port, ports)
+            issuer_port = _issuer_port(env)
+            _check_ports(host, nats_port, ports | ({"issuer": issuer_port} if issuer_port else {}))
         except StartupError as error:
             _err(str(error))
             return 1
@@ -98,10 +101,16 @@ def _run(
         # the console form (an operator's KRING_LOG_FORMAT still wins).
         if sys.stdout.isatty():
             env.setdefault("KRING_LOG_FORMAT", "console")
+        issuer_port = _issuer_port(env)
+        if issuer_port is not None:
+            env["KRING_OIDC_ISSUER"] = f"http://{_netloc(host, issuer_port)}"
+            env["KRING_ISSUER_HOST"], env["KRING_ISSUER_PORT"] = host, str(issuer_port)
+            services.append(_start_service("issuer", data_dir, env, module="kring.issuer"))
+            _wait_healthy(host, {"issuer": issuer_port}, [nats, *services])
         for name in ports:
             services.append(_start_service(name, data_dir, env))
         _wait_healthy(host, ports, [nats, *services])
-        _print_summary(data_dir, nats_port, host, ports)
+        _print_summary(data_dir, nats_port, host, ports, env["KRING_OIDC_ISSUER"])
         while True:
             _raise_if_exited([nats, *services])
             time.sleep(0.5)
@@ -147,6 +156,17 @@ def _service_ports(env: dict[str, str]) -> dict[str, int]:
     return ports
 
 
+def _issuer_port(env: dict[str, str]) -> int | None:
+    """The development issuer's port, or None where KRING_OIDC_ISSUER names a real issuer."""
+    if env.get("KRING_OIDC_ISSUER"):
+        return None
+    raw = env.get(ISSUER[1], str(ISSUER[2]))
+    try:
+        return int(raw)
+    except ValueError:
+        raise StartupError(f"{ISSUER[1]}={raw!r} is not a port number.") from None
+
+
 def _cipher_key(data_dir: Path) -> str:
     """The embedded system encrypts its stores at rest with a key made once per data folder
     (readable by this user only). Deleting the folder deletes the key with the data."""
@@ -163,7 +183,11 @@ def _cipher_key(data_dir: Path) -> str:
 def _check_ports(host: str, nats_port: int, ports: dict[str, int]) -> None:
     """Fail before starting anything, naming the port and what it was meant for."""
     wanted = [(nats_port, "NATS", "kring run --nats-port")]
-    wanted += [(ports[name], f"{name} HTTP API", f"set {var}") for name, var, _ in SERVICES]
+    wanted += [
+        (ports[name], f"{name} HTTP API", f"set {var}")
+        for name, var, _ in (*SERVICES, ISSUER)
+        if name in ports
+    ]
     for port, purpose, remedy in wanted:
         if not _port_free(host, port):
             raise StartupError(
@@ -256,9 +280,11 @@ def _wait_nats(nats: Child, data_dir: Path, nats_port: int, host: str) -> None:
         time.sleep(0.1)
 
 
-def _start_service(name: str, data_dir: Path, env: dict[str, str]) -> Child:
+def _start_service(
+    name: str, data_dir: Path, env: dict[str, str], module: str | None = None
+) -> Child:
     process = subprocess.Popen(
-        [sys.executable, "-m", f"services.{name}.main"],
+        [sys.executable, "-m", module or f"services.{name}.main"],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -320,10 +346,13 @@ def _raise_if_exited(children: list[Child]) -> None:
             )
 
 
-def _print_summary(data_dir: Path, nats_port: int, host: str, ports: dict[str, int]) -> None:
+def _print_summary(
+    data_dir: Path, nats_port: int, host: str, ports: dict[str, int], issuer: str
+) -> None:
     lines = [
         f"Kring is running (data in {data_dir})",
         f"  {'NATS':<14}nats://{_netloc(host, nats_port)}",
+        f"  {'issuer':<14}{issuer}   sign in: kring login --as NAME --role ROLE",
     ]
     for name, port in ports.items():
         base = f"http://{_netloc(host, port)}"
