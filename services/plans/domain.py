@@ -93,6 +93,10 @@ class Plan(Aggregate):
         """Version 2 carries the case's region; version 1 (before identity) did not."""
 
         class_version = 2
+        languages: list[str]
+        has_minimum_requirements: bool
+        region: str | None
+        actor: dict[str, str]
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
