@@ -33,7 +33,7 @@ async def running(definition: ServiceDefinition) -> AsyncIterator[Running]:
     service = build_service(definition)
     async with service.api.router.lifespan_context(service.api):
         transport = httpx.ASGITransport(app=service.api)
-        async with httpx.AsyncClient(transport=transport, base_url="http://kring.test") as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
             yield Running(service, definition, http)
 
 

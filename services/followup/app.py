@@ -14,7 +14,7 @@ from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
 from eventsourcing.persistence import IntegrityError
 
 from services.followup.access import OTHER_OUTCOMES, OUTCOME_BY_KIND, RULES
-from services.followup.domain import CaseScope, FollowUp, Schedule, Stage, stage_of
+from services.followup.domain import CaseScope, FollowUp, Schedule, Stage, is_contact, stage_of
 from shared.access import Facts
 from shared.actor import system_actor
 from shared.application import KringApplication
@@ -156,7 +156,9 @@ class FollowupApplication(KringApplication):
         RULES["outcome"].check_role(principal)
         follow_up = self.get(case_id)
         timer = follow_up.timers.get(timer_id)
-        rule = OUTCOME_BY_KIND.get(timer["kind"], OTHER_OUTCOMES) if timer else RULES["outcome"]
+        # A contact's own rule; an unknown timer or the reminder is the domain's to refuse.
+        contact = timer is not None and is_contact(timer["kind"])
+        rule = OUTCOME_BY_KIND.get(timer["kind"], OTHER_OUTCOMES) if contact else RULES["outcome"]
         actor = rule.permit(principal, self.case_facts(case_id))
         now = self.clock.now()
         # A contact due by the clock that the timer loop has not fired yet fires first, so

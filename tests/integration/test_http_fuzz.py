@@ -36,14 +36,13 @@ from services.intake.bootstrap import build as build_intake
 from services.intake.settings import IntakeSettings
 from services.plans.bootstrap import build as build_plans
 from services.plans.settings import PlansSettings
-from shared.actor import Actor, Role
 from shared.events import ConferenceModel
 from shared.runtime import ServiceDefinition, build_service
-from tests.factories import delivered, headers, plan_distributed, request_received
+from tests.factories import delivered, headers, plan_distributed, principal, request_received
 from tests.unit.test_plans_rules import conference, content
 
 EXAMPLES = int(os.environ.get("KRING_FUZZ_EXAMPLES", "30"))
-COORDINATOR = Actor(id="c1", role=Role.COORDINATOR)
+COORDINATOR = principal("c1", "coordinator")
 NO_NATS = "nats://127.0.0.1:1"
 
 #: Path parameters naming what the seeded store holds, by name.

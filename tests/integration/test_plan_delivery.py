@@ -13,15 +13,14 @@ import pytest
 from services.plans.app import PlansApplication
 from services.plans.delivery import DeliveryWorker
 from services.plans.mail import SmtpMailer
-from shared.actor import Actor, Role
 from shared.settings import ServiceSettings
 from shared.store import eventsourcing_env
-from tests.factories import delivered, request_received
+from tests.factories import delivered, principal, request_received
 from tests.servers import Mailbox, free_port, smtp_server
 from tests.unit.test_plans_rules import PLAN, conference, content
 
-COORDINATOR = Actor(id="c1", role=Role.COORDINATOR)
-FAMILY = Actor(id="herman", role=Role.PARTICIPANT)
+COORDINATOR = principal("c1", "coordinator")
+FAMILY = principal("herman", "participant")
 REFUSED = "refused@example.org"
 LATER = "later@example.org"
 

@@ -13,11 +13,10 @@ from services.coordination.settings import CoordinationSettings
 from services.followup.settings import FollowupSettings
 from services.intake.settings import IntakeSettings
 from services.plans.settings import PlansSettings
-from shared.actor import Actor, Role
 from shared.settings import ServiceSettings
-from tests.factories import CLARIFICATION, REQUEST_BODY
+from tests.factories import CLARIFICATION, REQUEST_BODY, principal
 
-MANAGER = Actor(id="manager", role=Role.REGIONAL_MANAGER)
+MANAGER = principal("manager", "regional_manager")
 
 
 def settings(tmp_path: Path) -> dict[str, ServiceSettings]:
@@ -30,7 +29,7 @@ def settings(tmp_path: Path) -> dict[str, ServiceSettings]:
 
 
 def accept_one(intake: Any) -> str:
-    case_id = intake.submit(Actor(id="ria", role=Role.REQUESTER), **REQUEST_BODY)
+    case_id = intake.submit(principal("ria", "requester"), **REQUEST_BODY)
     intake.clarify(case_id, MANAGER, **CLARIFICATION)
     intake.accept(case_id, MANAGER)
     return str(case_id)
@@ -56,7 +55,7 @@ def test_a_prompt_arriving_as_the_processing_thread_lets_go_is_followed(tmp_path
     runner.start()
     try:
         intake: Any = runner.get(PEER_CLASSES["intake"])
-        first = intake.submit(Actor(id="ria", role=Role.REQUESTER), **REQUEST_BODY)
+        first = intake.submit(principal("ria", "requester"), **REQUEST_BODY)
         intake.clarify(first, MANAGER, **CLARIFICATION)
         late: list[str] = []
         # While the last save of the first case is processed, a whole second case is stored.

@@ -16,21 +16,21 @@ from services.coordination.app import CoordinationApplication
 from services.coordination.bus import translate
 from services.coordination.domain import Stage
 from services.coordination.pool import CoordinatorNotFoundError
-from shared.actor import Actor, Role
 from shared.clock import ManualClock
 from shared.errors import DomainRuleError, InvalidFieldError
 from shared.events import CoordinatorAssigned, CoordinatorWishes, IntegrationEvent
 from tests.factories import (
     delivered,
     plan_distributed,
+    principal,
     ready_for_conference,
     request_received,
     request_withdrawn,
     rewrite_stored_states,
 )
 
-MANAGER = Actor(id="rm", role=Role.REGIONAL_MANAGER)
-COORDINATOR = Actor(id="c1", role=Role.COORDINATOR)
+MANAGER = principal("rm", "regional_manager")
+COORDINATOR = principal("c1", "coordinator")
 
 
 class Coordination:

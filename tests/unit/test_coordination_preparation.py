@@ -14,15 +14,14 @@ import pytest
 from services.coordination.app import CoordinationApplication
 from services.coordination.bus import translate
 from services.coordination.domain import ParticipantNotFoundError, Stage
-from shared.actor import Actor, Role
 from shared.clock import ManualClock
 from shared.errors import DomainRuleError, InvalidFieldError
 from shared.events import ConferenceHeld, IntegrationEvent, ParticipantConsentWithdrawn
-from tests.factories import delivered, part, request_received
+from tests.factories import delivered, part, principal, request_received
 
-MANAGER = Actor(id="rm", role=Role.REGIONAL_MANAGER)
-COORDINATOR = Actor(id="c1", role=Role.COORDINATOR)
-PARTICIPANT = Actor(id="someone", role=Role.PARTICIPANT)
+MANAGER = principal("rm", "regional_manager")
+COORDINATOR = principal("c1", "coordinator")
+PARTICIPANT = principal("someone", "participant")
 
 
 class Case:

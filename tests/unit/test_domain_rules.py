@@ -14,7 +14,6 @@ from services.intake.app import IntakeApplication
 from services.intake.bus import translate
 from services.intake.domain import Stage as IntakeStage
 from services.plans.app import PlansApplication
-from shared.actor import Actor, Role
 from shared.clock import ManualClock
 from shared.errors import CaseNotFoundError, DomainRuleError, InvalidFieldError
 from tests.factories import (
@@ -25,13 +24,14 @@ from tests.factories import (
     delivered,
     part,
     plan_distributed,
+    principal,
     ready_for_conference,
     request_received,
 )
 
-REQUESTER = Actor(id="ria", role=Role.REQUESTER)
-MANAGER = Actor(id="rm", role=Role.REGIONAL_MANAGER)
-COORDINATOR = Actor(id="c1", role=Role.COORDINATOR)
+REQUESTER = principal("ria", "requester")
+MANAGER = principal("rm", "regional_manager")
+COORDINATOR = principal("c1", "coordinator")
 FAMILY_TIME = {"plan_making": part([], coordinator=False)}
 
 

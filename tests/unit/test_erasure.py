@@ -20,7 +20,6 @@ from services.followup.domain import Contact, Schedule
 from services.intake.app import IDEMPOTENT_SUBMISSION, IntakeApplication
 from services.intake.domain import Request
 from services.plans.app import PlansApplication
-from shared.actor import Actor, Role
 from shared.clock import ManualClock
 from shared.erasure import CASE_KEY_PREFIX, CaseErasedError, ErasureReason
 from shared.errors import CaseNotFoundError, DomainRuleError
@@ -31,12 +30,13 @@ from tests.factories import (
     REQUEST_BODY,
     delivered,
     plan_distributed,
+    principal,
     request_received,
 )
 from tests.unit.test_plans_rules import COORDINATOR, FAMILY, content, held_case
 
-MANAGER = Actor(id="rm-anna", role=Role.REGIONAL_MANAGER)
-REQUESTER = Actor(id="ria", role=Role.REQUESTER)
+MANAGER = principal("rm-anna", "regional_manager")
+REQUESTER = principal("ria", "requester")
 
 
 def case_erased(case_id: uuid.UUID, model: str = "family") -> CaseErased:

@@ -9,13 +9,12 @@ import pytest
 from services.intake.app import IdempotencyKeyReusedError, IntakeApplication
 from services.intake.bus import translate
 from services.intake.domain import Stage
-from shared.actor import Actor, Role
 from shared.errors import DomainRuleError
 from shared.events import FollowUpConferenceRequested, RequestReceived, RequestWithdrawn
-from tests.factories import CLARIFICATION, REQUEST_BODY, delivered
+from tests.factories import CLARIFICATION, REQUEST_BODY, delivered, principal
 
-REQUESTER = Actor(id="ria", role=Role.REQUESTER)
-MANAGER = Actor(id="rm", role=Role.REGIONAL_MANAGER)
+REQUESTER = principal("ria", "requester")
+MANAGER = principal("rm", "regional_manager")
 GROUP_REQUEST = REQUEST_BODY | {
     "model": "group",
     "central_persons": [],
@@ -81,7 +80,7 @@ def test_a_retried_submission_with_the_same_key_finds_its_case(make_app) -> None
     first = app.submit(REQUESTER, "key-1", **REQUEST_BODY)
     assert app.submit(REQUESTER, "key-1", **REQUEST_BODY) == first
     assert app.submit(REQUESTER, "key-2", **REQUEST_BODY) != first
-    other_actor = Actor(id="someone-else", role=Role.REQUESTER)
+    other_actor = principal("someone-else", "requester")
     assert app.submit(other_actor, "key-1", **REQUEST_BODY) != first
     with pytest.raises(IdempotencyKeyReusedError):
         app.submit(REQUESTER, "key-1", **(REQUEST_BODY | {"region": "Zeeland"}))
