@@ -27,6 +27,8 @@ class Scope(StrEnum):
     ASSIGNED = "assigned"
     ON_BEHALF = "for coordinator"
     SELF = "self"
+    #: The one who submitted the request (its ``requester``), themself.
+    SUBMITTER = "submitter"
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ class Facts:
     regions: tuple[str, ...] = ()
     coordinator_ids: tuple[str, ...] = ()
     participant_id: str | None = None
+    #: The subject who submitted the case's request, where the service knows it.
+    submitted_by: str | None = None
 
     @classmethod
     def of_case(
@@ -47,12 +51,14 @@ class Facts:
         region: str | None,
         coordinator_ids: Iterable[str] = (),
         participant_id: str | None = None,
+        submitted_by: str | None = None,
     ) -> Facts:
         return cls(
             case_id=case_id,
             regions=(region,) if region else (),
             coordinator_ids=tuple(coordinator_ids),
             participant_id=participant_id,
+            submitted_by=submitted_by,
         )
 
 
@@ -115,6 +121,8 @@ def _meets(principal: Principal, scope: Scope, facts: Facts) -> bool:
         return principal.coordinator_id is not None and (
             principal.coordinator_id in facts.coordinator_ids
         )
+    if scope is Scope.SUBMITTER:
+        return facts.submitted_by is not None and principal.subject == facts.submitted_by
     if facts.case_id is None:
         return False
     if facts.participant_id is None:  # a read: any participant of the case
@@ -135,6 +143,8 @@ def _needs(role: Role, scope: Scope, facts: Facts) -> str:
         if not facts.coordinator_ids:
             return "the coordinator assigned to this case (none is yet)"
         return f"the coordinator assigned to this case ({_ids(facts.coordinator_ids)})"
+    if scope is Scope.SUBMITTER:
+        return "the one who submitted the request"
     if facts.participant_id is None:
         return "a participant of this case"
     return f"participant {facts.participant_id} of this case themself"

@@ -148,8 +148,8 @@ def principal(
     )
 
 
-#: The principals unit tests act as most.
-MANAGER = principal("manager")
+#: Every region the tests name: a regional manager of them all acts anywhere in a test.
+REGIONS = ("Utrecht", "Zwolle", "Zeeland", "Drenthe", "Texel", "Elders", "X")
 
 
 def request_withdrawn(case_id: uuid.UUID, model: str = "family") -> RequestWithdrawn:

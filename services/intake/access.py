@@ -1,7 +1,8 @@
 """Who may do what with a request, in one table: every HTTP route of intake names one of these.
 
-Anyone signed in may submit a request (as anyone may ask for a conference). The regional
-manager of the case's region clarifies, accepts and withdraws it and reads it; a regional
+Anyone signed in may submit a request (as anyone may ask for a conference), and the one who
+submitted it may withdraw it again. The regional manager of the case's region clarifies,
+accepts and withdraws it and reads it; a regional
 manager of the region or an operator erases it, with a reason. Intake does not know the case's
 coordinators, so no coordinator reads a request here.
 """
@@ -19,7 +20,10 @@ RULES: dict[str, Rule] = {
     "read": Rule("reading a request", MANAGER),
     "clarify": Rule("clarifying the request", MANAGER),
     "accept": Rule("accepting the request", MANAGER),
-    "withdraw": Rule("withdrawing the request", MANAGER),
+    "withdraw": Rule(
+        "withdrawing the request",
+        grants((Role.REGIONAL_MANAGER, Scope.REGION), (Role.REQUESTER, Scope.SUBMITTER)),
+    ),
     "erase": Rule(
         "erasing the case",
         grants((Role.REGIONAL_MANAGER, Scope.REGION), (Role.OPERATOR, Scope.ANY)),

@@ -138,7 +138,7 @@ class IntakeApplication(KringApplication):
 
     @staticmethod
     def _facts(case: Request) -> Facts:
-        return Facts.of_case(case.id, case.region)
+        return Facts.of_case(case.id, case.region, submitted_by=case.submitted_by)
 
     # -- queries -----------------------------------------------------------------------
     def read(self, case_id: UUID, principal: Principal) -> Request:

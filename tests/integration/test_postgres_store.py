@@ -15,9 +15,16 @@ from services.intake.app import IntakeApplication
 from shared.erasure import CaseErasedError, ErasureReason
 from shared.settings import ServiceSettings, StoreKind
 from shared.store import eventsourcing_env
-from tests.factories import CLARIFICATION, REQUEST_BODY, delivered, principal, request_received
+from tests.factories import (
+    CLARIFICATION,
+    REGIONS,
+    REQUEST_BODY,
+    delivered,
+    principal,
+    request_received,
+)
 
-MANAGER = principal("rm", "regional_manager")
+MANAGER = principal("rm", "regional_manager", regions=REGIONS)
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ from services.followup.settings import FollowupSettings
 from services.intake.settings import IntakeSettings
 from services.plans.settings import PlansSettings
 from shared.settings import ServiceSettings
-from tests.factories import CLARIFICATION, REQUEST_BODY, principal
+from tests.factories import CLARIFICATION, REGIONS, REQUEST_BODY, principal
 
-MANAGER = principal("manager", "regional_manager")
+MANAGER = principal("manager", "regional_manager", regions=REGIONS)
 
 
 def settings(tmp_path: Path) -> dict[str, ServiceSettings]:

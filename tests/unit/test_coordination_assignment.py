@@ -20,6 +20,7 @@ from shared.clock import ManualClock
 from shared.errors import DomainRuleError, InvalidFieldError
 from shared.events import CoordinatorAssigned, CoordinatorWishes, IntegrationEvent
 from tests.factories import (
+    REGIONS,
     delivered,
     plan_distributed,
     principal,
@@ -29,7 +30,7 @@ from tests.factories import (
     rewrite_stored_states,
 )
 
-MANAGER = principal("rm", "regional_manager")
+MANAGER = principal("rm", "regional_manager", regions=REGIONS)
 COORDINATOR = principal("c1", "coordinator")
 
 

@@ -17,9 +17,9 @@ from services.coordination.domain import ParticipantNotFoundError, Stage
 from shared.clock import ManualClock
 from shared.errors import DomainRuleError, InvalidFieldError
 from shared.events import ConferenceHeld, IntegrationEvent, ParticipantConsentWithdrawn
-from tests.factories import delivered, part, principal, request_received
+from tests.factories import REGIONS, delivered, part, principal, request_received
 
-MANAGER = principal("rm", "regional_manager")
+MANAGER = principal("rm", "regional_manager", regions=REGIONS)
 COORDINATOR = principal("c1", "coordinator")
 PARTICIPANT = principal("someone", "participant")
 

@@ -27,15 +27,16 @@ from shared.events import CaseErased
 from tests.factories import (
     CLARIFICATION,
     NOW,
+    REGIONS,
     REQUEST_BODY,
     delivered,
     plan_distributed,
     principal,
     request_received,
 )
-from tests.unit.test_plans_rules import COORDINATOR, FAMILY, content, held_case
+from tests.unit.test_plans_rules import COORDINATOR, content, held_case
 
-MANAGER = principal("rm-anna", "regional_manager")
+MANAGER = principal("rm-anna", "regional_manager", regions=REGIONS)
 REQUESTER = principal("ria", "requester")
 
 
@@ -216,7 +217,7 @@ def test_plans_no_longer_sends_the_copies_of_an_erased_case(make_app: Any) -> No
         COORDINATOR,
     )
     plans.write(case_id, content(), COORDINATOR)
-    plans.accept(case_id, 1, FAMILY)
+    plans.accept(case_id, 1, COORDINATOR)
     plans.distribute(case_id, [], COORDINATOR)
     assert [p.case_id for p in plans.pending_emails()] == [case_id]
 

@@ -27,6 +27,7 @@ from shared.clock import ManualClock
 from shared.errors import CaseNotFoundError, DomainRuleError, InvalidFieldError, NotPermittedError
 from shared.events import FollowUpConferenceRequested, FollowUpDue, OutcomeRecorded
 from tests.factories import (
+    REGIONS,
     acted,
     coordinator_assigned,
     delivered,
@@ -37,7 +38,7 @@ from tests.factories import (
 
 RESEARCHER = principal("r1", "researcher")
 COORDINATOR = principal("c1", "coordinator")
-MANAGER = principal("rm", "regional_manager")
+MANAGER = principal("rm", "regional_manager", regions=REGIONS)
 FAMILY = principal("herman", "participant")
 SYSTEM = {"id": "followup", "role": "system"}
 DAY = timedelta(days=1)

@@ -27,9 +27,9 @@ from shared.events import (
 )
 from tests.factories import (
     NOW,
+    acted,
     case_ended,
     coordinator_assigned,
-    acted,
     delivered,
     participant,
     principal,
@@ -230,7 +230,7 @@ def test_distribution_needs_the_familys_acceptance_of_the_current_version(make_a
     app.write(case_id, content(), COORDINATOR)
     with pytest.raises(DomainRuleError, match="not been accepted"):
         app.distribute(case_id, [], COORDINATOR)
-    with pytest.raises(NotPermittedError, match="a participant of this case themself|needs"):
+    with pytest.raises(NotPermittedError, match="acceptance needs"):
         app.accept(case_id, 1, participant(uuid.uuid4(), "p-herman"))  # of another case
     app.accept(case_id, 1, participant(case_id, "p-herman"))
     with pytest.raises(DomainRuleError, match="already accepted"):

@@ -11,9 +11,9 @@ from services.intake.bus import translate
 from shared.cipher import AESGCMCipher
 from shared.settings import ServiceSettings
 from shared.store import eventsourcing_env
-from tests.factories import CLARIFICATION, REQUEST_BODY, principal
+from tests.factories import CLARIFICATION, REGIONS, REQUEST_BODY, principal
 
-MANAGER = principal("rm", "regional_manager")
+MANAGER = principal("rm", "regional_manager", regions=REGIONS)
 
 
 def test_with_a_cipher_key_the_store_holds_no_readable_personal_data(tmp_path: Path) -> None:
