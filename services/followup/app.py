@@ -157,8 +157,11 @@ class FollowupApplication(KringApplication):
         follow_up = self.get(case_id)
         timer = follow_up.timers.get(timer_id)
         # A contact's own rule; an unknown timer or the reminder is the domain's to refuse.
-        contact = timer is not None and is_contact(timer["kind"])
-        rule = OUTCOME_BY_KIND.get(timer["kind"], OTHER_OUTCOMES) if contact else RULES["outcome"]
+        kind = timer["kind"] if timer is not None else None
+        if kind is not None and is_contact(kind):
+            rule = OUTCOME_BY_KIND.get(kind, OTHER_OUTCOMES)
+        else:
+            rule = RULES["outcome"]
         actor = rule.permit(principal, self.case_facts(case_id))
         now = self.clock.now()
         # A contact due by the clock that the timer loop has not fired yet fires first, so

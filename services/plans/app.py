@@ -297,7 +297,7 @@ class PlansApplication(KringApplication):
             if row is None:
                 return
             if isinstance(event, Plan.RequestNoted):
-                row["region"] = event.region  # type: ignore[attr-defined]
+                row["region"] = event.region
             elif isinstance(event, Plan.CoordinatorNoted):  # type: ignore[attr-defined]
                 row["coordinator_ids"] = list(event.coordinator_ids)
             elif isinstance(event, Plan.ConferenceNoted):  # type: ignore[attr-defined]
