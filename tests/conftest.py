@@ -9,7 +9,7 @@ import pytest
 
 from tests import tokens
 from tests.servers import NatsServer, postgres_url
-from tests.tokens import Issuer, Mint
+from tests.tokens import Issuer
 
 # What the tests themselves read; every other KRING_ variable configures a service, and one left
 # in the shell (or exported by make) would change what the tests run against.
@@ -23,15 +23,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Issuer]:
+def issuer() -> Issuer:
     """The development issuer, as its own process, for the session: every service a test
     starts (in this process or its own) validates tokens against its key set over HTTP, and
     ``tests.tokens`` signs tokens with its key."""
-    server = Issuer(tmp_path_factory.mktemp("issuer")).start()
-    os.environ["KRING_OIDC_ISSUER"] = server.url
-    tokens.MINT = Mint(server.key(), server.url)
-    yield server
-    server.stop()
+    return tokens.session_issuer()[0]
 
 
 @pytest.fixture(scope="session")

@@ -9,10 +9,12 @@ issuer's key set, fetched over HTTP.
 
 from __future__ import annotations
 
+import atexit
 import os
 import secrets
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -84,7 +86,7 @@ class Mint:
         regions: Iterable[str] = (),
         coordinator: str | None = None,
         participant: Iterable[str] = (),
-        lifetime: int = 600,
+        lifetime: int = 3600,
         **extra: Any,
     ) -> dict[str, Any]:
         now = int(time.time())
@@ -126,13 +128,24 @@ class Mint:
         return self.sign(self.claims(name, roles, **scope))
 
 
-#: The session's mint, set by the ``issuer`` fixture (``tests/conftest.py``).
-MINT: Mint | None = None
+_SESSION: tuple[Issuer, Mint] | None = None
+
+
+def session_issuer() -> tuple[Issuer, Mint]:
+    """The test session's issuer, started on first use (a module's constants may need a token
+    at import), stopped when the session ends; every service started from then on validates
+    against it (``KRING_OIDC_ISSUER``)."""
+    global _SESSION
+    if _SESSION is None:
+        issuer = Issuer(Path(tempfile.mkdtemp(prefix="kring-issuer-"))).start()
+        atexit.register(issuer.stop)
+        os.environ["KRING_OIDC_ISSUER"] = issuer.url
+        _SESSION = (issuer, Mint(issuer.key(), issuer.url))
+    return _SESSION
 
 
 def mint() -> Mint:
-    assert MINT is not None, "the session's issuer is not running (the issuer fixture)"
-    return MINT
+    return session_issuer()[1]
 
 
 def bearer(name: str, roles: Iterable[str] = (), **scope: Any) -> dict[str, str]:

@@ -18,7 +18,14 @@ from services.intake.bootstrap import build as build_intake
 from services.intake.settings import IntakeSettings
 from shared.clock import ManualClock
 from shared.envelope import encode
-from tests.factories import CLARIFICATION, NOW, REQUEST_BODY, headers, plan_distributed
+from tests.factories import (
+    CLARIFICATION,
+    NOW,
+    REQUEST_BODY,
+    coordinator_assigned,
+    headers,
+    plan_distributed,
+)
 from tests.harness import Running, envelopes, eventually, running, stream_messages
 from tests.servers import NatsServer
 
@@ -36,12 +43,17 @@ async def accepted_case(intake: Running) -> str:
 
 
 async def distribute(nats_url: str, case_id: str, clock: ManualClock) -> None:
-    """Plans' PlanDistributed, as plans' relay puts it on the stream."""
+    """Coordination's CoordinatorAssigned (c1) and plans' PlanDistributed, as their relays put
+    them on the stream."""
+    assigned = coordinator_assigned(uuid.UUID(case_id))
     event = plan_distributed(
         uuid.UUID(case_id), at=clock.now(), agreement_ids=["a1", "a2"], next_meeting_on=None
     )
     connection = await nats.connect(nats_url)
     try:
+        await connection.jetstream().publish(
+            assigned.subject(), encode(assigned, origin="coordination", position=1, time=NOW)
+        )
         await connection.jetstream().publish(
             event.subject(), encode(event, origin="plans", position=1, time=NOW)
         )
@@ -112,11 +124,16 @@ async def test_an_outcome_and_a_follow_up_conference_travel_the_bus_to_a_linked_
         )
         assert response.status_code == 422
         assert response.json()["detail"][0]["loc"][:3] == ["body", "agreements", "a1"]
-        response = await followup.http.post(outcomes, json=call)
-        assert response.status_code == 422
+        response = await followup.http.post(outcomes, json=call, headers={"Authorization": ""})
+        assert response.status_code == 401
         response = await followup.http.post(outcomes, json=call, headers=FAMILY)
-        assert response.status_code == 409
-        assert "only a coordinator or regional_manager" in response.json()["detail"]
+        assert response.status_code == 403
+        assert "needs the role coordinator" in response.json()["detail"]
+        response = await followup.http.post(
+            outcomes, json=call, headers=headers("c2", "coordinator")
+        )
+        assert response.status_code == 403
+        assert "coordinator assigned to this case (c1)" in response.json()["detail"]
         assert stored_since(followup, before) == ["FollowUp.Due"]  # refusals stored nothing
 
         kept = call | {"agreements": {"a1": "kept", "a2": "partly_kept"}, "notes": "Wim helps"}
@@ -131,7 +148,7 @@ async def test_an_outcome_and_a_follow_up_conference_travel_the_bus_to_a_linked_
         assert again.status_code == 409 and "already recorded" in again.json()["detail"]
 
         ask = f"/cases/{case_id}/follow-up-conference"
-        keyed = FAMILY | {"Idempotency-Key": "ask-1"}
+        keyed = COORDINATOR | {"Idempotency-Key": "ask-1"}
         body = {"reason": "the finances are a worry again"}
         first = await followup.http.post(ask, json=body, headers=keyed)
         retried = await followup.http.post(ask, json=body, headers=keyed)
@@ -139,7 +156,7 @@ async def test_an_outcome_and_a_follow_up_conference_travel_the_bus_to_a_linked_
         new_case = first.json()["new_case_id"]
         assert retried.json() == {"case_id": case_id, "new_case_id": new_case}
         unknown_case = await followup.http.post(
-            f"/cases/{uuid.uuid4()}/follow-up-conference", json={}, headers=FAMILY
+            f"/cases/{uuid.uuid4()}/follow-up-conference", json={}, headers=COORDINATOR
         )
         assert unknown_case.status_code == 404
         assert "no plan of it was distributed" in unknown_case.json()["detail"]
@@ -156,7 +173,7 @@ async def test_an_outcome_and_a_follow_up_conference_travel_the_bus_to_a_linked_
             "OutcomeRecorded",
             "FollowUpConferenceRequested",
         ]
-        assert followup_trail[-1]["actor"] == {"id": "herman", "role": "participant"}
+        assert followup_trail[-1]["actor"] == {"id": "c1", "name": "c1", "role": "coordinator"}
         assert "FollowUpOpened" in [e["type"] for e in intake_trail]
         view = (await followup.http.get(f"/cases/{case_id}")).json()
         assert view["follow_up_cases"] == [new_case]

@@ -15,12 +15,11 @@ from services.plans.delivery import DeliveryWorker
 from services.plans.mail import SmtpMailer
 from shared.settings import ServiceSettings
 from shared.store import eventsourcing_env
-from tests.factories import delivered, principal, request_received
+from tests.factories import coordinator_assigned, delivered, principal, request_received
 from tests.servers import Mailbox, free_port, smtp_server
 from tests.unit.test_plans_rules import PLAN, conference, content
 
 COORDINATOR = principal("c1", "coordinator")
-FAMILY = principal("herman", "participant")
 REFUSED = "refused@example.org"
 LATER = "later@example.org"
 
@@ -46,6 +45,7 @@ def app(tmp_path: Path) -> Iterator[PlansApplication]:
 def distributed_case(app: PlansApplication, addresses: dict[str, str]) -> uuid.UUID:
     case_id = uuid.uuid4()
     app.process(delivered(request_received(case_id), 1))
+    app.process(delivered(coordinator_assigned(case_id), 1, origin="coordination"))
     app.process(delivered(conference(case_id), 2, origin="coordination"))
     app.record_recipients(
         case_id,
@@ -64,7 +64,7 @@ def distributed_case(app: PlansApplication, addresses: dict[str, str]) -> uuid.U
         COORDINATOR,
     )
     app.write(case_id, content(PLAN), COORDINATOR)
-    app.accept(case_id, 1, FAMILY)
+    app.accept(case_id, 1, COORDINATOR)
     app.distribute(case_id, [], COORDINATOR)
     return case_id
 
