@@ -65,6 +65,8 @@ class RunningService:
     api: FastAPI
     bus: Bus
     relay: OutboxRelay
+    #: Every route the API serves but FastAPI's own documents, each naming its access rule.
+    routes: list[APIRoute]
 
 
 def build_service(definition: ServiceDefinition) -> RunningService:
@@ -117,12 +119,14 @@ def build_service(definition: ServiceDefinition) -> RunningService:
         spec = AsyncAPI(bus.broker, title=f"Kring {app.name}", version="0.1.0")
         return spec.to_specification().to_json()
 
-    api.include_router(common_router(app, lambda: bus.ready, asyncapi, definition.history_rule))
-    api.include_router(definition.router)
-    for route in api.routes:
-        if isinstance(route, APIRoute) and (route.openapi_extra or {}).get(ACCESS_KEY) != PUBLIC:
+    common = common_router(app, lambda: bus.ready, asyncapi, definition.history_rule)
+    routes = [r for r in (*common.routes, *definition.router.routes) if isinstance(r, APIRoute)]
+    for route in routes:
+        if (route.openapi_extra or {}).get(ACCESS_KEY) != PUBLIC:
             route.responses = {**AUTHENTICATION, **route.responses}
-    return RunningService(api=api, bus=bus, relay=relay)
+    api.include_router(common)
+    api.include_router(definition.router)
+    return RunningService(api=api, bus=bus, relay=relay, routes=routes)
 
 
 def _document_publications(bus: Bus, origin: str) -> None:
