@@ -425,3 +425,40 @@ def test_events_stored_before_the_new_fields_existed_still_replay(
     published = [e for e in map(translate, again.events.get(case_id)) if e is not None]
     assert [(e.by_hand, e.reassignment) for e in published] == [(False, False)]
     assert again.cases()[0]["coordinators_needed"] == 1
+
+
+def test_a_coordinator_re_registered_with_an_involved_organisation_leaves_the_case(
+    co: Coordination,
+) -> None:
+    co.join("ana")
+    co.join("bob")
+    case_id = co.receive(involved_organisations=["Jeugdzorg Utrecht"])
+    first = co.app.get(case_id).coordinator_ids[0]
+    other = "bob" if first == "ana" else "ana"
+    # The coordinator now works for the organisation involved in the case they hold.
+    co.join(first, organisations=["jeugdzorg  utrecht"])
+    case = co.app.get(case_id)
+    assert case.coordinator_ids == [other]
+    assert case.assignments[-1]["reason"].startswith(
+        f"{first} is no longer independent (works for jeugdzorg  utrecht, involved in this case)"
+    )
+    assert co.app.pool().load == {first: 0, other: 1}
+    published = co.published(case_id, CoordinatorAssigned)[-1]
+    assert (published.coordinator_ids, published.reassignment) == ([other], True)
+    # By hand, the same check refuses them, and nobody else left: the case waits, saying why.
+    with pytest.raises(DomainRuleError, match=f"{first} is not independent"):
+        co.app.assign_by_hand(case_id, [first], "they know the family", MANAGER)
+    co.join(other, organisations=["Jeugdzorg Utrecht"])
+    case = co.app.get(case_id)
+    assert case.coordinator_ids == [] and case.stage is Stage.WAITING
+    assert "independent" in (case.waiting_reason or "")
+
+
+def test_a_re_registration_after_the_conference_releases_nobody(co: Coordination) -> None:
+    co.join("ana")
+    case_id = co.receive(involved_organisations=["Veilig Thuis"])
+    ids = ready_for_conference(co.app, case_id, ANA, co.app.today())
+    held = {"plan_making": {"present": [ids["family"]], "coordinator": False}}
+    co.app.hold_conference(case_id, co.app.today(), held, ANA)
+    co.join("ana", organisations=["Veilig Thuis"])
+    assert co.app.get(case_id).coordinator_ids == ["ana"]  # the plan is still theirs to write
