@@ -150,3 +150,66 @@ def mint() -> Mint:
 
 def bearer(name: str, roles: Iterable[str] = (), **scope: Any) -> dict[str, str]:
     return {"Authorization": f"Bearer {mint().token(name, roles, **scope)}"}
+
+
+class JwksServer:
+    """A tiny OIDC issuer's public side over real HTTP (a thread): the discovery document and
+    a key set the test controls, counting how often the key set is fetched."""
+
+    def __init__(self, keys: list[dict[str, Any]]) -> None:
+        import http.server
+        import json
+        import threading
+
+        self.keys = keys
+        self.fetches = 0
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path == "/.well-known/openid-configuration":
+                    body = {"issuer": server.url, "jwks_uri": f"{server.url}/jwks.json"}
+                elif self.path == "/jwks.json":
+                    server.fetches += 1
+                    body = {"keys": server.keys}
+                else:
+                    self.send_error(404)
+                    return
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> JwksServer:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def public_jwk_of(key: Any, kid: str) -> dict[str, Any]:
+    """The JWK of a key's public half (RSA or EC), named ``kid``."""
+    import json
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
+        return jwk | {"kid": kid, "use": "sig", "alg": "ES256"}
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    return jwk | {"kid": kid, "use": "sig", "alg": "RS256"}
