@@ -23,7 +23,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def issuer() -> Issuer:
+def session_issuer() -> Issuer:
     """The development issuer, as its own process, for the session: every service a test
     starts (in this process or its own) validates tokens against its key set over HTTP, and
     ``tests.tokens`` signs tokens with its key."""

@@ -48,6 +48,8 @@ class Issuer:
                 "KRING_DATA_DIR": str(self.data_dir),
                 "KRING_ISSUER_PORT": str(self.port),
                 "KRING_ISSUER_HOST": "127.0.0.1",
+                # Tokens name where the tests reach it, whatever address it binds.
+                "KRING_ISSUER_URL": self.url,
             }
             | env,
             stdout=subprocess.DEVNULL,
