@@ -1,6 +1,7 @@
-"""The whole system as ``make run`` starts it: nats-server and four service processes, one per
-test module, with the follow-up schedule compressed so a case reaches its follow-up in seconds,
-and a real SMTP server (aiosmtpd) that plans e-mails the copies to."""
+"""The whole system as ``make run`` starts it: nats-server, the development issuer and four
+service processes, one per test module, with the follow-up schedule compressed so a case reaches
+its follow-up in seconds, and a real SMTP server (aiosmtpd) that plans e-mails the copies to.
+Everyone signs in through that issuer, as a user of ``make run`` does."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from kring.client import DevLogin, Who
 from tests.servers import Mailbox, free_port, smtp_server
 
 SERVICES = ("intake", "coordination", "plans", "followup")
@@ -21,21 +23,37 @@ SERVICES = ("intake", "coordination", "plans", "followup")
 
 class System:
     def __init__(
-        self, nats_port: int, ports: dict[str, int], env: dict[str, str], mailbox: Mailbox
+        self,
+        nats_port: int,
+        ports: dict[str, int],
+        env: dict[str, str],
+        mailbox: Mailbox,
+        issuer_url: str,
     ) -> None:
         self.nats_url = f"nats://127.0.0.1:{nats_port}"
         self.ports = ports
         self.env = env
         self.mailbox = mailbox
+        self.issuer_url = issuer_url
+        #: Tokens from the system's own development issuer, one per person.
+        self.tokens = DevLogin(issuer_url)
+
+    def headers(self, who: Who) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens.token_sync(who)}"}
 
     @property
     def urls(self) -> dict[str, str]:
         return {name: f"http://127.0.0.1:{port}" for name, port in self.ports.items()}
 
-    def kring(self, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    def kring(
+        self, *args: str, timeout: float = 90, who: Who | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """The CLI as a user runs it: signed in (``kring login``) or, as ``who``, with a token of
+        the system's issuer in ``KRING_TOKEN``."""
+        env = self.env | ({"KRING_TOKEN": self.tokens.token_sync(who)} if who else {})
         return subprocess.run(
             [sys.executable, "-m", "kring.cli", *args],
-            env=self.env,
+            env=env,
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -63,7 +81,16 @@ def system(
 ) -> Iterator[System]:
     nats_port = free_port()
     ports = {name: free_port() for name in SERVICES}
-    env = os.environ | {f"KRING_{n.upper()}_PORT": str(p) for n, p in ports.items()}
+    issuer_url = f"http://127.0.0.1:{free_port()}"
+    data = tmp_path_factory.mktemp("system")
+    # kring run starts its own development issuer: not the one of the test session.
+    env = {k: v for k, v in os.environ.items() if k != "KRING_OIDC_ISSUER"}
+    env |= {
+        "KRING_ISSUER_PORT": issuer_url.rpartition(":")[2],
+        "KRING_ISSUER_URL": issuer_url,
+        "KRING_TOKEN_FILE": str(data / "cli-token"),
+    }
+    env |= {f"KRING_{n.upper()}_PORT": str(p) for n, p in ports.items()}
     env |= {f"KRING_{n.upper()}_URL": f"http://127.0.0.1:{p}" for n, p in ports.items()}
     env |= {
         "KRING_NATS_URL": f"nats://127.0.0.1:{nats_port}",
@@ -75,7 +102,6 @@ def system(
         "KRING_SMTP_FROM": "kring@example.org",
         "KRING_PLANS_DELIVERY_TICK_SECONDS": "0.2",
     }
-    data = tmp_path_factory.mktemp("system")
     # A file, not a pipe: nobody reads a pipe while the tests run, and a full one would block
     # the system's own output (and so its shutdown).
     log_path = data / "kring-run.log"
@@ -102,7 +128,7 @@ def system(
             log.close()
             pytest.fail(f"the system did not start:\n{log_path.read_text()[-3000:]}")
         time.sleep(0.1)
-    yield System(nats_port, ports, env, mailbox[0])
+    yield System(nats_port, ports, env, mailbox[0], issuer_url)
     runner.send_signal(signal.SIGINT)
     try:
         runner.wait(timeout=30)
