@@ -211,7 +211,7 @@ def public_jwk_of(key: Any, kid: str) -> dict[str, Any]:
     from cryptography.hazmat.primitives.asymmetric import ec
 
     if isinstance(key, ec.EllipticCurvePrivateKey):
-        jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
+        jwk: dict[str, Any] = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
         return jwk | {"kid": kid, "use": "sig", "alg": "ES256"}
     jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
     return jwk | {"kid": kid, "use": "sig", "alg": "RS256"}
