@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,9 @@ log = structlog.get_logger(__name__)
 ASYMMETRIC = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 )
+#: Checked tokens remembered (most recent first out last), and for how long at most.
+CHECKED_TOKENS = 4096
+CHECKED_SECONDS = 60.0
 #: The JWK key type each algorithm's key must have.
 KEY_TYPES = {"R": "RSA", "P": "RSA", "E": "EC", "Ed": "OKP"}
 
@@ -81,8 +85,26 @@ class TokenValidator:
         )
         #: How often the key set was fetched (for the tests and ``/metrics``).
         self.fetches = 0
+        #: Tokens checked lately: a client sends the same token on every call, and checking its
+        #: signature again costs more than the rest of a read. Kept a minute at most, never past
+        #: the token's expiry, so a key the issuer withdraws stops working within a minute.
+        self._checked: OrderedDict[str, tuple[Principal, float, float]] = OrderedDict()
 
     async def principal(self, token: str) -> Principal:
+        now = time.time()
+        known = self._checked.get(token)
+        if known is not None:
+            principal, expires, checked_at = known
+            if now < expires and now - checked_at < CHECKED_SECONDS:
+                return principal
+            self._checked.pop(token, None)
+        principal, expires = await self._check(token)
+        self._checked[token] = (principal, expires, now)
+        while len(self._checked) > CHECKED_TOKENS:
+            self._checked.popitem(last=False)
+        return principal
+
+    async def _check(self, token: str) -> tuple[Principal, float]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -114,9 +136,10 @@ class TokenValidator:
         except jwt.PyJWTError as error:
             raise InvalidTokenError(f"the token is not valid ({type(error).__name__})") from None
         try:
-            return principal_from_claims(claims, self.config.claims)
+            principal = principal_from_claims(claims, self.config.claims)
         except InvalidClaimsError as error:
             raise InvalidTokenError(str(error)) from None
+        return principal, float(claims["exp"]) + self.config.leeway_seconds
 
     # -- the key set ---------------------------------------------------------------------
     async def _key(self, kid: Any, algorithm: str) -> PyJWK:

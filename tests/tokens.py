@@ -169,6 +169,7 @@ class JwksServer:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                body: dict[str, Any]
                 if self.path == "/.well-known/openid-configuration":
                     body = {"issuer": server.url, "jwks_uri": f"{server.url}/jwks.json"}
                 elif self.path == "/jwks.json":
