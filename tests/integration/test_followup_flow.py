@@ -87,7 +87,11 @@ async def test_an_outcome_and_a_follow_up_conference_travel_the_bus_to_a_linked_
         await distribute(own_nats.url, case_id, clock)
 
         async def scheduled() -> bool:
-            return (await followup.http.get(f"/cases/{case_id}")).status_code == 200
+            if (await followup.http.get(f"/cases/{case_id}")).status_code != 200:
+                return False
+            # Followup hears the coordinator from coordination, apart from the plan.
+            facts = followup.app.case_facts(uuid.UUID(case_id))
+            return bool(facts.coordinator_ids == ("c1",))
 
         await eventually(scheduled, what="the follow-up of the distributed plan")
         view = (await followup.http.get(f"/cases/{case_id}")).json()
