@@ -323,3 +323,35 @@ async def test_every_endpoint_lets_in_only_whom_its_rule_names(
         assert allowed.status_code < 500, (label, allowed.text)
         tried.append(label)
     assert len(tried) >= 5
+
+
+async def test_the_old_headers_make_nobody_anybody(tmp_path: Path) -> None:
+    """The probes of issue 9: a made-up ``X-Kring-Role`` clarified and accepted a request, a
+    made-up operator erased a case, ``role: system`` came from outside, and every GET answered
+    without a word. Headers say nothing of who calls now; a token does, and only its issuer's."""
+    definition, running = built("intake", tmp_path)
+    transport = httpx.ASGITransport(app=running.api)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+        params = await seed_intake(definition, http)
+        case = f"/cases/{params['case_id']}"
+        for role in ("regional_manager", "operator", "system"):
+            made_up = {"X-Kring-Actor": "mallory", "X-Kring-Role": role}
+            for method, path, body in (
+                ("POST", f"{case}/accept", None),
+                ("POST", f"{case}/erase", {"reason": "other"}),
+                ("GET", "/cases", None),
+                ("GET", case, None),
+            ):
+                answer = await http.request(method, path, json=body, headers=made_up)
+                assert answer.status_code == 401, (role, path)
+        # A requester's own token with a made-up role beside it is still a requester.
+        requester = bearer(SUBMITTER, ["requester"]) | {"X-Kring-Role": "regional_manager"}
+        refused = await http.post(f"{case}/accept", headers=requester)
+        assert refused.status_code == 403
+        assert "needs the role regional_manager" in refused.json()["detail"]
+        # The system role is never taken from a token, signed as it may be.
+        system = bearer("intake", ["system"], regions=[REGION])
+        assert (await http.post(f"{case}/accept", headers=system)).status_code == 403
+    history = definition.app.history(uuid.UUID(params["case_id"]))
+    assert [e.type for e in history] == ["Submitted", "Clarified"]  # nothing else was stored
+    definition.app.close()

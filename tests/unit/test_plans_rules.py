@@ -441,3 +441,24 @@ def test_the_case_list_has_stage_version_and_distribution(make_app) -> None:
     assert rows[waiting]["stage"] == Stage.AWAITING_CONFERENCE
     assert [r["case_id"] for r in app.cases(COORDINATOR, stage=Stage.DISTRIBUTED)] == [distributed]
     assert app.cases(COORDINATOR, model="group") == []
+
+
+def test_a_request_noted_before_plans_knew_regions_replays_without_one(make_app, tmp_path) -> None:
+    from tests.factories import rewrite_stored_states
+
+    app = make_app(PlansApplication)
+    case_id = held_case(app)
+    assert app.get(case_id).region == "Utrecht"
+
+    def as_version_1(name: str, state: dict[str, Any]) -> None:
+        if name == "RequestNoted":
+            state.pop("region", None)
+            state.pop("class_version", None)
+
+    rewrite_stored_states(app, tmp_path / "plans.sqlite", as_version_1)
+    again = make_app(PlansApplication)
+    plan = again.get(case_id)
+    assert plan.request_known and plan.region is None
+    # Its region unknown, the plan is its coordinator's to see, no regional manager's yet.
+    assert [r["case_id"] for r in again.cases(COORDINATOR)] == [case_id]
+    assert again.cases(principal("rm", "regional_manager")) == []
