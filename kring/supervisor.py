@@ -103,7 +103,9 @@ def _run(
             env.setdefault("KRING_LOG_FORMAT", "console")
         issuer_port = _issuer_port(env)
         if issuer_port is not None:
+            # The issuer names itself in its tokens exactly as the services expect it.
             env["KRING_OIDC_ISSUER"] = f"http://{_netloc(host, issuer_port)}"
+            env["KRING_ISSUER_URL"] = env["KRING_OIDC_ISSUER"]
             env["KRING_ISSUER_HOST"], env["KRING_ISSUER_PORT"] = host, str(issuer_port)
             services.append(_start_service("issuer", data_dir, env, module="kring.issuer"))
             _wait_healthy(host, {"issuer": issuer_port}, [nats, *services])
