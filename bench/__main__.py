@@ -13,7 +13,15 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
-from bench import baselines, consumer_catchup, peer, relay_catchup, replay_read, workflow_bench
+from bench import (
+    baselines,
+    consumer_catchup,
+    identity,
+    peer,
+    relay_catchup,
+    replay_read,
+    workflow_bench,
+)
 from bench.profiling import print_pyinstrument, pyinstrument_profiler
 from bench.report import Report, section
 from bench.servers import Nats
@@ -115,6 +123,8 @@ async def main(args: argparse.Namespace) -> Report:
                 print_pyinstrument(profiler, "replay")
     finally:
         server.stop()
+    if wanted("identity"):
+        await identity.identity_bench(report, work / "identity")
     sizes = workflow_bench.WorkflowSizes(
         args.cases, args.concurrency, args.half_load_cases, args.profile_seconds
     )

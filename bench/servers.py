@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from kring.local import free_port
+from kring.local import free_port, wait_for_port
 from tests.servers import NatsServer
 
 SERVICES = ("intake", "coordination", "plans", "followup")
@@ -59,6 +59,9 @@ class System:
     extra_env: dict[str, str] = field(default_factory=dict)
     nats: Nats | None = None
     services: dict[str, Service] = field(default_factory=dict)
+    #: The development issuer (``kring.issuer``) the services validate tokens against.
+    issuer: subprocess.Popen[bytes] | None = None
+    issuer_url: str = ""
 
     @property
     def urls(self) -> dict[str, str]:
@@ -69,7 +72,9 @@ class System:
         data = self.work / "data"
         data.mkdir(parents=True, exist_ok=True)
         ports = {name: free_port() for name in SERVICES}
+        self.issuer, self.issuer_url = start_issuer(self.work)
         env = os.environ | {
+            "KRING_OIDC_ISSUER": self.issuer_url,
             "KRING_DATA_DIR": str(data),
             "KRING_HTTP_HOST": "127.0.0.1",
             "PYTHONUNBUFFERED": "1",
@@ -107,6 +112,7 @@ class System:
                 service.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 service.process.kill()
+        stop_issuer(self.issuer)
         if self.nats is not None:
             self.nats.stop()
 
@@ -123,3 +129,31 @@ def cpu_seconds(pid: int) -> float:
     """User plus system CPU time a process has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_issuer(work: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """The development issuer (``kring.issuer``) on a free port, its key under ``work``: the
+    bench signs in through it as the demo does. Returns the process and its URL."""
+    port = free_port()
+    work.mkdir(parents=True, exist_ok=True)
+    env = os.environ | {
+        "KRING_DATA_DIR": str(work / "issuer"),
+        "KRING_ISSUER_PORT": str(port),
+        "KRING_ISSUER_HOST": "127.0.0.1",
+    }
+    with (work / "issuer.log").open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "kring.issuer"],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    wait_for_port(port, timeout=30)
+    return process, f"http://127.0.0.1:{port}"
+
+
+def stop_issuer(process: subprocess.Popen[bytes] | None) -> None:
+    if process is not None and process.poll() is None:
+        process.terminate()
+        process.wait(timeout=15)

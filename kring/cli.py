@@ -1,4 +1,4 @@
-"""``kring``: run, demo, cases, case, audit, dlq."""
+"""``kring``: run, login, demo, cases, case, audit, access-log, erase, replay, dlq."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ import typer
 
 from kring.client import (
     REFUSALS,
+    AccessError,
     KringClient,
     NatsCredentialsError,
     ServiceUnavailableError,
+    access_line,
     audit_line,
 )
 from shared.erasure import ErasureReason
@@ -62,17 +64,61 @@ def demo(
     nats_url = os.environ.get("KRING_NATS_URL", "nats://127.0.0.1:4222")
     try:
         asyncio.run(run_demo(nats_url, model=model, region=region, patience=timeout))
-    except (DemoError, ServiceUnavailableError) as error:
+    except (DemoError, ServiceUnavailableError, AccessError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
 
 
+@app.command()
+def login(
+    name: Annotated[str, typer.Option("--as", help="Who you are (your name).")],
+    role: Annotated[
+        list[str],
+        typer.Option(help="Your role: regional_manager, coordinator, operator, … (repeatable)."),
+    ],
+    region: Annotated[
+        list[str] | None, typer.Option(help="A region you work in (repeatable).")
+    ] = None,
+    coordinator: Annotated[
+        str | None, typer.Option(help="Your coordinator id, as a coordinator.")
+    ] = None,
+    organisation: Annotated[str | None, typer.Option(help="Your organisation.")] = None,
+    participant: Annotated[
+        list[str] | None,
+        typer.Option(help="CASE_ID:PARTICIPANT_ID, as a participant (repeatable)."),
+    ] = None,
+) -> None:
+    """Sign in with the development issuer of `kring run` and keep the token for the CLI
+    (KRING_TOKEN_FILE, default ~/.config/kring/token, readable by you only)."""
+    from kring.client import DevLogin, Who, save_token
+
+    who = Who(
+        name=name,
+        roles=tuple(role),
+        regions=tuple(region or ()),
+        coordinator=coordinator,
+        organisation=organisation,
+        participant=tuple(participant or ()),
+    )
+    try:
+        token = DevLogin().token_sync(who)
+    except ServiceUnavailableError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    except AccessError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    path = save_token(token)
+    typer.echo(f"signed in as {name} ({', '.join(role)}); the token is kept in {path}")
+
+
 def _read_case(case_id: str, read: Callable[[KringClient, str], T]) -> T:
-    """Ask the services about one case; exit 1 if they do not answer, 2 if none knows it."""
+    """Ask the services about one case; exit 1 if they do not answer or refuse, 2 if none
+    knows it."""
     client = KringClient()
     try:
         found = read(client, case_id)
-    except ServiceUnavailableError as error:
+    except (ServiceUnavailableError, AccessError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
     finally:
@@ -95,6 +141,21 @@ def audit(
         return
     for entry in entries:
         typer.echo(audit_line(entry))
+
+
+@app.command("access-log")
+def access_log(
+    case_id: Annotated[str, typer.Argument(help="The case id (from intake).")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON array, for machines.")] = False,
+) -> None:
+    """Every recorded read of one case's personal data across the services: who, what, when
+    (a regional manager of the case's region, or an operator)."""
+    entries = _read_case(case_id, KringClient.access_log)
+    if as_json:
+        typer.echo(json.dumps(entries, indent=2))
+        return
+    for entry in entries:
+        typer.echo(access_line(entry))
 
 
 @app.command()
@@ -132,7 +193,7 @@ def cases(
     client = KringClient()
     try:
         rows = client.lists()
-    except ServiceUnavailableError as error:
+    except (ServiceUnavailableError, AccessError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
     finally:
@@ -156,27 +217,20 @@ def cases(
 def erase(
     case_id: Annotated[str, typer.Argument(help="The case id (from intake).")],
     reason: Annotated[ErasureReason, typer.Option(help="Why, from the kept list.")],
-    actor: Annotated[str, typer.Option("--as", help="Who erases it (recorded).")],
-    role: Annotated[
-        str, typer.Option(help="Their role: regional_manager or operator.")
-    ] = "regional_manager",
     timeout: Annotated[float, typer.Option(help="Seconds to wait for every service.")] = 60.0,
 ) -> None:
     """Erase a case in every service (right to erasure), with every follow-up case opened from
-    it: their events become unreadable for good, the erasure itself stays on the record. Waits
-    until every service has erased each of them."""
+    it, as the signed-in regional manager of its region or operator: their events become
+    unreadable for good, the erasure itself stays on the record. Waits until every service has
+    erased each of them."""
     import time
 
-    from kring.client import SERVICES, Caller
+    from kring.client import SERVICES, detail_of
 
     client = KringClient()
     try:
         answer = client.request(
-            "intake",
-            "POST",
-            f"/cases/{case_id}/erase",
-            caller=Caller(actor, role),
-            json={"reason": reason.value},
+            "intake", "POST", f"/cases/{case_id}/erase", json={"reason": reason.value}
         )
         cases = [case_id]
         if answer.status_code == 410:
@@ -184,8 +238,11 @@ def erase(
         elif answer.status_code == 404:
             typer.echo(f"error: no case {case_id} in intake", err=True)
             raise typer.Exit(2)
+        elif answer.status_code == 422:
+            typer.echo(f"error: {detail_of(answer)}", err=True)
+            raise typer.Exit(2)
         elif answer.status_code >= 400:
-            typer.echo(f"error: {answer.status_code} {answer.text[:300]}", err=True)
+            typer.echo(f"error: {answer.status_code} {detail_of(answer)}", err=True)
             raise typer.Exit(1)
         else:
             erased = answer.json()
@@ -197,17 +254,21 @@ def erase(
         deadline = time.monotonic() + timeout
         while waiting:
             for service, case in list(waiting):
-                status = client.request(service, "GET", f"/cases/{case}").status_code
-                if status in (404, 410):
-                    said = "erased" if status == 410 else "never knew it"
-                    typer.echo(f"{service:<13} {said}{'' if case == case_id else f' ({case})'}")
+                status = client.request(service, "GET", f"/cases/{case}/erasure")
+                if status.status_code == 403:
+                    typer.echo(f"error: {service}: {detail_of(status)}", err=True)
+                    raise typer.Exit(1)
+                if status.status_code == 200 and status.json()["erased"]:
+                    known = "erased" if status.json()["known"] else "erased (never held any of it)"
+                    of = "" if case == case_id else f" ({case})"
+                    typer.echo(f"{service:<13} {known}{of}")
                     waiting.remove((service, case))
             if waiting and time.monotonic() > deadline:
                 late = ", ".join(sorted({service for service, _ in waiting}))
                 typer.echo(f"error: not yet erased in {late}", err=True)
                 raise typer.Exit(1)
             time.sleep(0.2)
-    except ServiceUnavailableError as error:
+    except (ServiceUnavailableError, AccessError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
     finally:

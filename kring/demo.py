@@ -19,8 +19,11 @@ from nats.aio.client import Client
 from kring import workflow
 from kring.client import (
     SERVICES,
+    AccessError,
+    DevLogin,
     KringClient,
     NatsCredentialsError,
+    access_line,
     audit_line,
     connect_nats,
     service_url,
@@ -70,17 +73,20 @@ async def run_demo(
     stop = asyncio.Event()
     watching = asyncio.create_task(_watch(connection, watcher, stop))
     urls = {name: service_url(name) for name in SERVICES}
+    tokens = DevLogin()
     try:
         async with httpx.AsyncClient() as http:
+            session = workflow.Session(http, tokens)
+            say(f"Everyone signs in with the development issuer at {tokens.issuer}")
             say(f"Coordinators join the pool for {region}")
-            await workflow.join_pool(http, urls=urls, region=region, prefix="demo-coordinator")
+            await workflow.join_pool(session, urls=urls, region=region, prefix="demo-coordinator")
 
             def observe(run: workflow.CaseRun, step: str, said: str) -> None:
                 watcher.case_ids.add(run.case_id)  # follow its events from the first step on
                 say(said)
 
             run = await workflow.run_case(
-                http,
+                session,
                 model,
                 urls=urls,
                 region=region,
@@ -89,7 +95,7 @@ async def run_demo(
                 through_follow_up=True,
                 observe=observe,
             )
-    except workflow.WorkflowError as error:
+    except (workflow.WorkflowError, AccessError) as error:
         raise DemoError(str(error)) from None
     finally:
         # The event as well as the cancel: Python 3.11's wait_for (in a direct get) can swallow
@@ -99,10 +105,19 @@ async def run_demo(
         with contextlib.suppress(asyncio.CancelledError):
             await watching
         await connection.close()
-    _audit(run.case_id)
+    # The audit trail and who read the case: the regional manager of its region may see both.
+    reader = tokens.token_sync(workflow.manager(region))
+    _audit(run.case_id, reader)
     if run.follow_up_case_id:
         say(f"The follow-up case {run.follow_up_case_id} knows where it came from")
-        _audit(run.follow_up_case_id)
+        _audit(run.follow_up_case_id, reader)
+    say(f"Who read the case's personal data (kring access-log {run.case_id})")
+    client = KringClient(token=reader)
+    try:
+        for entry in client.access_log(run.case_id):
+            print(f"  {access_line(entry)}")
+    finally:
+        client.close()
     print(f"\nDone: one {model.value} case from request to follow-up.\ncase {run.case_id}")
     return run
 
@@ -125,9 +140,9 @@ class DemoError(RuntimeError):
     """The demo could not go on; the message says why."""
 
 
-def _audit(case_id: str) -> None:
+def _audit(case_id: str, token: str) -> None:
     say(f"The audit trail (kring audit {case_id})")
-    client = KringClient()
+    client = KringClient(token=token)
     try:
         for entry in client.history(case_id):
             print(f"  {audit_line(entry)}")

@@ -43,6 +43,8 @@ SERVICES: tuple[tuple[str, str, int], ...] = (
     ("plans", "KRING_PLANS_PORT", 8003),
     ("followup", "KRING_FOLLOWUP_PORT", 8004),
 )
+#: The development issuer (``kring.issuer``), unless KRING_OIDC_ISSUER names another one.
+ISSUER = ("issuer", "KRING_ISSUER_PORT", 8005)
 NATS_START_SECONDS = 10.0
 HEALTH_SECONDS = 30.0
 STOP_SECONDS = 10.0
@@ -155,7 +157,8 @@ def run_system(
     with lock, _signals_interrupt():
         try:
             ports = _service_ports(env)
-            _check_ports(host, nats_port, ports)
+            issuer_port = _issuer_port(env)
+            _check_ports(host, nats_port, ports | ({"issuer": issuer_port} if issuer_port else {}))
         except StartupError as error:
             _err(str(error))
             return 1
@@ -192,6 +195,19 @@ def _run(
         # the console form (an operator's KRING_LOG_FORMAT still wins).
         if sys.stdout.isatty():
             env.setdefault("KRING_LOG_FORMAT", "console")
+        issuer_port = _issuer_port(env)
+        if issuer_port is not None:
+            # The issuer names itself in its tokens exactly as the services expect it.
+            env["KRING_OIDC_ISSUER"] = f"http://{_netloc(host, issuer_port)}"
+            env["KRING_ISSUER_URL"] = env["KRING_OIDC_ISSUER"]
+            env["KRING_ISSUER_HOST"], env["KRING_ISSUER_PORT"] = host, str(issuer_port)
+            issuer_env = dict(env)
+            supervisor.add(
+                "issuer",
+                lambda: _start_service("issuer", data_dir, issuer_env, module="kring.issuer"),
+            )
+            supervisor.start("issuer")
+            _wait_healthy(host, {"issuer": issuer_port}, supervisor)
         for name in ports:
             # Each its own NATS identity, and its own key: one service's key opens no other's
             # store.
@@ -204,7 +220,7 @@ def _run(
             supervisor.add(name, _service_starter(name, data_dir, service_env))
             supervisor.start(name)
         _wait_healthy(host, ports, supervisor)
-        _print_summary(data_dir, nats_port, host, ports)
+        _print_summary(data_dir, nats_port, host, ports, env["KRING_OIDC_ISSUER"])
         while True:
             supervisor.step()
             time.sleep(0.5)
@@ -266,6 +282,17 @@ def _service_ports(env: dict[str, str]) -> dict[str, int]:
     return ports
 
 
+def _issuer_port(env: dict[str, str]) -> int | None:
+    """The development issuer's port, or None where KRING_OIDC_ISSUER names a real issuer."""
+    if env.get("KRING_OIDC_ISSUER"):
+        return None
+    raw = env.get(ISSUER[1], str(ISSUER[2]))
+    try:
+        return int(raw)
+    except ValueError:
+        raise StartupError(f"{ISSUER[1]}={raw!r} is not a port number.") from None
+
+
 def _cipher_key(data_dir: Path, service: str) -> str:
     """The key ``service``'s store is encrypted with at rest (``KRING_CIPHER_KEY``): made once
     in ``<data>/keys/<service>.key``, readable by this user only, kept with the data (deleting
@@ -301,7 +328,11 @@ def _cipher_key(data_dir: Path, service: str) -> str:
 def _check_ports(host: str, nats_port: int, ports: dict[str, int]) -> None:
     """Fail before starting anything, naming the port and what it was meant for."""
     wanted = [(nats_port, "NATS", "kring run --nats-port")]
-    wanted += [(ports[name], f"{name} HTTP API", f"set {var}") for name, var, _ in SERVICES]
+    wanted += [
+        (ports[name], f"{name} HTTP API", f"set {var}")
+        for name, var, _ in (*SERVICES, ISSUER)
+        if name in ports
+    ]
     for port, purpose, remedy in wanted:
         if not _port_free(host, port):
             raise StartupError(
@@ -385,9 +416,11 @@ def _wait_nats(nats: Child, data_dir: Path, nats_port: int, host: str) -> None:
         time.sleep(0.1)
 
 
-def _start_service(name: str, data_dir: Path, env: dict[str, str]) -> Child:
+def _start_service(
+    name: str, data_dir: Path, env: dict[str, str], module: str | None = None
+) -> Child:
     process = subprocess.Popen(
-        [sys.executable, "-m", f"services.{name}.main"],
+        [sys.executable, "-m", module or f"services.{name}.main"],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -440,11 +473,14 @@ def _answers(opener: urllib.request.OpenerDirector, url: str) -> bool:
         return False
 
 
-def _print_summary(data_dir: Path, nats_port: int, host: str, ports: dict[str, int]) -> None:
+def _print_summary(
+    data_dir: Path, nats_port: int, host: str, ports: dict[str, int], issuer: str
+) -> None:
     lines = [
         f"Kring is running (data in {data_dir})",
         f"  {'NATS':<14}nats://{_netloc(host, nats_port)}   one user per process;"
         f" passwords in {keys_dir(data_dir)}",
+        f"  {'issuer':<14}{issuer}   sign in: kring login --as NAME --role ROLE",
     ]
     for name, port in ports.items():
         base = f"http://{_netloc(host, port)}"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar, cast
 from uuid import UUID
 
@@ -32,6 +32,9 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import Environment, get_topic
 from pydantic import BaseModel
 
+from shared.access import Facts
+from shared.access_log import AccessLog
+from shared.actor import Actor
 from shared.at_rest import open_at_rest
 from shared.envelope import Delivered
 from shared.erasure import (
@@ -79,6 +82,7 @@ class KringApplication(Application[UUID]):
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         self.queries: StoreQueries
+        self.access_log: AccessLog
         #: False while the store cannot be reached (kept by ``shared.runtime.StoreHealth``):
         #: consumers and the relay wait rather than queue up calls that cannot succeed.
         self.store_reachable = True
@@ -134,6 +138,7 @@ class KringApplication(Application[UUID]):
             self.queries = StoreQueries(recorder, self.name)
             self.queries.create_tables()
             open_at_rest(self.queries, self.mapper.cipher)
+            self.access_log = AccessLog(recorder, self.name)
         return recorder
 
     def construct_mapper(self) -> Mapper[UUID]:
@@ -273,6 +278,29 @@ class KringApplication(Application[UUID]):
         )
 
     # -- reading -----------------------------------------------------------------------
+    def case_facts(self, case_id: UUID) -> Facts:
+        """What the read rules look at for the case here (its region, its coordinators); 404
+        for a case this service does not know, 410 for one erased. Each service says."""
+        raise NotImplementedError
+
+    def log_read(self, case_id: UUID, actor: Actor, what: str, facts: Facts) -> None:
+        """Record a read of the case's personal data before it is answered (NEN 7513)."""
+        region = facts.regions[0] if facts.regions else None
+        self.access_log.record(case_id, actor, what, region, datetime.now(UTC))
+
+    def erasure_status(self, case_id: UUID) -> dict[str, Any]:
+        """Whether the case was erased here, and whether this service ever held anything of
+        it; no personal data (for operators and ``kring erase``)."""
+        erased = self.erasure_log().erased.get(case_id)
+        known = bool(self.recorder.select_events(case_id, limit=1))
+        return {
+            "case_id": case_id,
+            "service": self.name,
+            "erased": erased is not None,
+            "erased_at": erased["at"] if erased else None,
+            "known": known,
+        }
+
     def history(self, case_id: UUID, aggregate_ids: list[UUID] | None = None) -> list[HistoryEntry]:
         erased = self.erasure_log().erased.get(case_id)
         if erased is not None:

@@ -46,7 +46,7 @@ SERVICE_FOLLOWS: dict[str, tuple[str, ...]] = {
     "intake": ("followup",),
     "coordination": ("intake", "plans"),
     "plans": ("intake", "coordination"),
-    "followup": ("plans", "intake"),
+    "followup": ("plans", "intake", "coordination"),
 }
 SERVICES: tuple[str, ...] = tuple(SERVICE_FOLLOWS)
 OPERATOR = "operator"

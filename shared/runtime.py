@@ -24,21 +24,32 @@ from typing import NoReturn
 import uvicorn
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from faststream.nats import JStream
 from faststream.specification import AsyncAPI
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from shared.access import Rule
 from shared.application import KringApplication
 from shared.bus import Bus
 from shared.consumer import subscribe
+from shared.edge import Edge
 from shared.events import EVENT_CLASSES
-from shared.http import common_router, install_error_handlers, install_request_context
+from shared.http import (
+    ACCESS_KEY,
+    AUTHENTICATION,
+    PUBLIC,
+    common_router,
+    install_error_handlers,
+    install_request_context,
+)
 from shared.logging import configure_logging, get_logger
 from shared.relay import OutboxRelay, Translator
 from shared.settings import ServiceSettings, SettingError
 from shared.store import STORE_UNAVAILABLE, StoreConfigError
 from shared.subjects import STREAM
+from shared.tokens import TokenValidator
 
 log = get_logger(__name__)
 
@@ -62,6 +73,8 @@ class ServiceDefinition:
     translate: Translator
     router: APIRouter
     description: str
+    #: Who may read a case's history here (the service's rule for its audit trail).
+    history_rule: Rule
     follows: Sequence[str] = ()
     background: Sequence[Background] = ()
 
@@ -71,6 +84,8 @@ class RunningService:
     api: FastAPI
     bus: Bus
     relay: OutboxRelay
+    #: Every route the API serves but FastAPI's own documents, each naming its access rule.
+    routes: list[APIRoute]
     store: StoreHealth
 
 
@@ -185,10 +200,14 @@ def build_service(definition: ServiceDefinition) -> RunningService:
         description=definition.description,
         version="0.1.0",
         lifespan=lifespan,
+        max_body_size=settings.max_body_bytes,
     )
+    api.state.tokens = TokenValidator(settings.oidc())
     install_error_handlers(api)
     api.add_middleware(StoreGate, store=store)
     install_request_context(api)
+    # Outermost: a request naming another host is refused before anything else runs.
+    api.add_middleware(Edge, allowed_hosts=settings.hosts())
 
     def asyncapi() -> str:
         spec = AsyncAPI(bus.broker, title=f"Kring {app.name}", version="0.1.0")
@@ -198,9 +217,14 @@ def build_service(definition: ServiceDefinition) -> RunningService:
         unreachable = [] if store.reachable else ["the store cannot be reached"]
         return [*unreachable, *bus.not_ready(), *relay.not_ready()]
 
-    api.include_router(common_router(app, not_ready, asyncapi))
+    common = common_router(app, not_ready, asyncapi, definition.history_rule)
+    routes = [r for r in (*common.routes, *definition.router.routes) if isinstance(r, APIRoute)]
+    for route in routes:
+        if (route.openapi_extra or {}).get(ACCESS_KEY) != PUBLIC:
+            route.responses = {**AUTHENTICATION, **route.responses}
+    api.include_router(common)
     api.include_router(definition.router)
-    return RunningService(api=api, bus=bus, relay=relay, store=store)
+    return RunningService(api=api, bus=bus, relay=relay, store=store, routes=routes)
 
 
 def _document_publications(bus: Bus, origin: str) -> None:

@@ -13,13 +13,16 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SecretsSettingsSource,
     SettingsConfigDict,
 )
+
+from shared.identity import ClaimNames
+from shared.tokens import ASYMMETRIC, OIDCConfig
 
 SECRETS_DIR_VARIABLE = "KRING_SECRETS_DIR"
 
@@ -86,6 +89,47 @@ class ServiceSettings(BaseSettings):
             raise SettingError(f"{SECRETS_DIR_VARIABLE}: {secrets_dir} is not a folder")
         files = SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir, case_sensitive=False)
         return init_settings, env_settings, files
+
+    # -- identity: every call but /health/* carries a bearer token from this issuer --------
+    oidc_issuer: str = Field(min_length=1)
+    oidc_audience: str = "kring"
+    oidc_jwks_url: str | None = None
+    oidc_algorithms: str = "RS256,ES256"
+    oidc_roles_claim: str = "roles"
+    oidc_regions_claim: str = "kring_regions"
+    oidc_coordinator_claim: str = "kring_coordinator_id"
+    oidc_organisation_claim: str = "kring_organisation"
+    oidc_participant_claim: str = "kring_participant"
+    # -- the HTTP edge ----------------------------------------------------------------------
+    #: Host names (no port) requests may name; ``*`` allows any, ``.example.org`` its subdomains.
+    allowed_hosts: str = "127.0.0.1,localhost,::1"
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+
+    @field_validator("oidc_algorithms")
+    @classmethod
+    def asymmetric_only(cls, value: str) -> str:
+        named = {a.strip() for a in value.split(",") if a.strip()}
+        if not named or named - ASYMMETRIC:
+            raise ValueError(f"only asymmetric algorithms: {', '.join(sorted(ASYMMETRIC))}")
+        return value
+
+    def oidc(self) -> OIDCConfig:
+        return OIDCConfig(
+            issuer=self.oidc_issuer,
+            audience=self.oidc_audience,
+            jwks_url=self.oidc_jwks_url,
+            algorithms=tuple(a.strip() for a in self.oidc_algorithms.split(",") if a.strip()),
+            claims=ClaimNames(
+                roles=self.oidc_roles_claim,
+                regions=self.oidc_regions_claim,
+                coordinator=self.oidc_coordinator_claim,
+                organisation=self.oidc_organisation_claim,
+                participant=self.oidc_participant_claim,
+            ),
+        )
+
+    def hosts(self) -> tuple[str, ...]:
+        return tuple(h.strip().lower() for h in self.allowed_hosts.split(",") if h.strip())
 
     @property
     def sqlite_path(self) -> Path:

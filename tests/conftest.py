@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tests import tokens
 from tests.servers import NatsServer, postgres_url
+from tests.tokens import Issuer
 
 # What the tests themselves read; every other KRING_ variable configures a service, and one left
 # in the shell (or exported by make) would change what the tests run against.
@@ -20,6 +22,14 @@ def pytest_configure(config: pytest.Config) -> None:
     for name in [n for n in os.environ if n.startswith("KRING_")]:
         if not name.startswith(TEST_SETTINGS):
             del os.environ[name]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_issuer() -> Issuer:
+    """The development issuer, as its own process, for the session: every service a test
+    starts (in this process or its own) validates tokens against its key set over HTTP, and
+    ``tests.tokens`` signs tokens with its key."""
+    return tokens.session_issuer()[0]
 
 
 @pytest.fixture(scope="session")

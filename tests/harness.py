@@ -28,12 +28,25 @@ class Running:
         return self.definition.app
 
 
+def staff_headers() -> dict[str, str]:
+    """A token for a regional manager (and operator, researcher, professional) of every region
+    the tests name: what a test's client sends unless a request names its own. The tests of who
+    may do what (``test_access.py``) send their own tokens on every request."""
+    from tests.factories import REGIONS
+    from tests.tokens import bearer
+
+    roles = ["regional_manager", "operator", "researcher", "professional"]
+    return bearer("staff", roles, regions=REGIONS)
+
+
 @asynccontextmanager
 async def running(definition: ServiceDefinition) -> AsyncIterator[Running]:
     service = build_service(definition)
     async with service.api.router.lifespan_context(service.api):
         transport = httpx.ASGITransport(app=service.api)
-        async with httpx.AsyncClient(transport=transport, base_url="http://kring.test") as http:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://127.0.0.1", headers=staff_headers()
+        ) as http:
             yield Running(service, definition, http)
 
 

@@ -17,7 +17,8 @@ from shared.events import (
 )
 from shared.permissions import follows
 
-#: Intake for one thing only: an erased case (``CaseErased``).
+#: Intake for the case's region (``RequestReceived``) and an erased case (``CaseErased``);
+#: coordination for the case's coordinators (``CoordinatorAssigned``): who may see a follow-up.
 FOLLOWS = follows("followup")  # the permission table says whom it may follow
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid5
 from zoneinfo import ZoneInfo
 
 from eventsourcing.domain import Aggregate, event
@@ -37,13 +37,7 @@ USERS_ZONE = ZoneInfo("Europe/Amsterdam")
 REMINDER_TIME = time(9, 0)
 SECONDS_PER_DAY = 86_400.0
 
-#: Who may record the outcome of a contact, by the actor's role (``shared.actor.Role`` values).
-#: The coordinator's call is the coordinator's; every other contact is a researcher's; the
-#: regional manager may record any contact (e.g. a call the office made).
-RECORDERS: Mapping[str, frozenset[str]] = {
-    COORDINATOR_CALL: frozenset({"coordinator", "regional_manager"}),
-}
-OTHER_RECORDERS = frozenset({"researcher", "regional_manager"})
+#: Who may record which contact's outcome is ``services.followup.access``.
 
 
 class Stage(StrEnum):
@@ -101,6 +95,31 @@ class Schedule:
         if moment <= distributed_at:
             return distributed_at
         return distributed_at + (moment - distributed_at) * (self.seconds_per_day / SECONDS_PER_DAY)
+
+
+class CaseScope(Aggregate):
+    """What followup knows of a case besides its follow-up, for who may see it: its region
+    (from the accepted request) and its coordinators (each assignment). Heard before any plan
+    is distributed, so an aggregate of its own, under a key of its own that the case's erasure
+    shreds with the case's (``FollowupApplication.keys_of_case``)."""
+
+    @staticmethod
+    def create_id(case_id: UUID) -> UUID:
+        return uuid5(case_id, "followup-scope")
+
+    @event("Opened")
+    def __init__(self, case_id: UUID) -> None:
+        self.case_id = case_id
+        self.region: str | None = None
+        self.coordinator_ids: list[str] = []
+
+    @event("RegionNoted")
+    def note_region(self, *, region: str, actor: dict[str, str]) -> None:
+        self.region = region
+
+    @event("CoordinatorsNoted")
+    def note_coordinators(self, *, coordinator_ids: list[str], actor: dict[str, str]) -> None:
+        self.coordinator_ids = list(coordinator_ids)
 
 
 def is_contact(kind: str) -> bool:
@@ -331,7 +350,6 @@ class FollowUp(Aggregate):
             raise DomainRuleError(
                 f"{timer_id} is the reminder of the next meeting, not a contact: it has no outcome"
             )
-        self.check_may_record(actor, kind)
         if timer["outcome_recorded"]:
             raise DomainRuleError(f"the outcome of {timer_id} was already recorded")
         if timer["fired_at"] is None:
@@ -350,12 +368,6 @@ class FollowUp(Aggregate):
             at=at,
             actor=actor,
         )
-
-    def check_may_record(self, actor: Mapping[str, str], kind: str) -> None:
-        allowed = RECORDERS.get(kind, OTHER_RECORDERS)
-        if actor.get("role") not in allowed:
-            roles = " or ".join(sorted(allowed))
-            raise DomainRuleError(f"only a {roles} may record the outcome of a {kind} contact")
 
     def check_agreements(self, reached: bool, agreements: Mapping[str, str]) -> None:
         for agreement_id in agreements:

@@ -92,6 +92,8 @@ class Request(Aggregate):
         self.description = description
         self.informational_talk = informational_talk
         self.submitted_at = submitted_at
+        #: Who submitted it (the token's subject): they may withdraw it again.
+        self.submitted_by: str | None = actor.get("id") if actor.get("role") != "system" else None
         self.accepted_at: datetime | None = None
         self.withdrawal_reason: str | None = None
         self.conference_questions: list[str] = []

@@ -77,7 +77,8 @@ from eventsourcing.persistence import Notification
 from nats.js.errors import NotFoundError
 
 from kring import workflow
-from kring.workflow import REQUESTER, CaseRun, WorkflowError
+from kring.client import DevLogin, Who
+from kring.workflow import REQUESTER, CaseRun, Session, WorkflowError
 from services.coordination import bus as coordination_bus
 from services.coordination.app import CoordinationApplication
 from services.followup import bus as followup_bus
@@ -97,6 +98,7 @@ from shared.subjects import DLQ_STREAM, STREAM
 from tests.faults.poison import REASONS, Poison, poison
 from tests.harness import eventually, stream_messages
 from tests.servers import Mailbox, NatsServer, ServiceProcess, free_port
+from tests.tokens import session_issuer
 
 SERVICES = ("intake", "coordination", "plans", "followup")
 APPLICATIONS: dict[str, type[KringApplication]] = {
@@ -197,6 +199,14 @@ class SoakConfig:
 
 
 # -- the system -----------------------------------------------------------------------------
+#: The regions the soak's cases are in, and a regional manager of them all (who reads the
+#: final state); an operator reads the metrics.
+REGIONS = [f"Soak-{n}" for n in range(4)]
+PROBE_REGION = "Soak-probes"
+MANAGER = Who("soak-manager", ("regional_manager",), regions=(*REGIONS, PROBE_REGION))
+OPERATOR = Who("soak-operator", ("operator",))
+
+
 @dataclass
 class System:
     root: Path
@@ -204,6 +214,8 @@ class System:
     services: dict[str, ServiceProcess]
     smtp: Controller
     mailbox: Mailbox
+    #: The development issuer the services take tokens of.
+    issuer_url: str
 
     @property
     def urls(self) -> dict[str, str]:
@@ -215,6 +227,8 @@ class System:
 
 
 def start_system(root: Path) -> System:
+    # Under pytest the session's issuer; alone (make soak) one of the soak's own.
+    issuer, _ = session_issuer()
     mailbox = Mailbox()
     smtp = Controller(mailbox, hostname="127.0.0.1", port=free_port())
     smtp.start()
@@ -236,7 +250,7 @@ def start_system(root: Path) -> System:
         name: ServiceProcess(name, nats_server, root / "data", log_path=logs / f"{name}.log", **env)
         for name in SERVICES
     }
-    system = System(root, nats_server, services, smtp, mailbox)
+    system = System(root, nats_server, services, smtp, mailbox, issuer.url)
     try:
         for process in services.values():
             process.start()
@@ -338,10 +352,11 @@ class Injected:
 
 class Injector:
     def __init__(
-        self, system: System, http: httpx.AsyncClient, rng: random.Random, config: SoakConfig
+        self, system: System, session: Session, rng: random.Random, config: SoakConfig
     ) -> None:
         self.system = system
-        self.http = http
+        self.session = session
+        self.http = session.http
         self.rng = rng
         self.config = config
         self.injected: list[Injected] = []
@@ -392,7 +407,7 @@ class Injector:
 
     async def kill_service(self, name: str) -> str:
         process = self.system.services[name]
-        self.duplicates_ignored += await duplicates_seen(self.http, process.url)
+        self.duplicates_ignored += await duplicates_seen(self.session, process.url)
         await asyncio.to_thread(process.kill)
         down = self.rng.uniform(0, self.config.max_down)
         await asyncio.sleep(down)  # the fault's own length, not a wait for anything
@@ -428,12 +443,12 @@ class Injector:
             "requester": {"name": "Probe", "relation": "neighbour"},
             "central_persons": ["Probe"],
             "model": "family",
-            "region": "Soak-probes",
+            "region": PROBE_REGION,
             "languages": ["nl"],
             "description": "Submitted while NATS was away.",
         }
         created = await workflow.call(
-            self.http,
+            self.session,
             "POST",
             f"{intake}/cases",
             REQUESTER,
@@ -450,15 +465,15 @@ class Injector:
         }
         for path, body_ in (("clarify", clarification), ("accept", None)):
             await workflow.call(
-                self.http,
+                self.session,
                 "POST",
                 f"{intake}/cases/{case_id}/{path}",
-                workflow.MANAGER,
+                MANAGER,
                 body_,
                 patience=10,
                 retry_statuses=frozenset(),
             )
-        state = await workflow.read(self.http, f"{intake}/cases/{case_id}")
+        state = await workflow.read(self.session, f"{intake}/cases/{case_id}", MANAGER)
         return case_id, state is not None and state["stage"] == "accepted"
 
     async def _offline(self, change: Callable[[Any], Any]) -> Any:
@@ -542,7 +557,7 @@ class Injector:
 
     async def count_duplicates_now(self) -> None:
         for process in self.system.services.values():
-            self.duplicates_ignored += await duplicates_seen(self.http, process.url)
+            self.duplicates_ignored += await duplicates_seen(self.session, process.url)
 
 
 async def _holds(server: NatsServer, count: int) -> bool:
@@ -567,11 +582,12 @@ def _identity(headers: Mapping[str, str] | None, data: bytes | None) -> str:
     return str(json.loads(data or b"{}")["id"])
 
 
-async def duplicates_seen(http: httpx.AsyncClient, url: str) -> int:
+async def duplicates_seen(session: Session, url: str) -> int:
     """What the service's consumers found already applied since it started (0 if it does not
     answer)."""
     try:
-        text = (await http.get(f"{url}/metrics", timeout=5)).text
+        headers = await session.tokens.headers(OPERATOR)
+        text = (await session.http.get(f"{url}/metrics", headers=headers, timeout=5)).text
     except httpx.TransportError:
         return 0
     total = 0.0
@@ -583,7 +599,7 @@ async def duplicates_seen(http: httpx.AsyncClient, url: str) -> int:
 
 # -- driving the cases --------------------------------------------------------------------------
 async def drive(
-    http: httpx.AsyncClient,
+    session: Session,
     system: System,
     config: SoakConfig,
     regions: list[str],
@@ -599,7 +615,7 @@ async def drive(
             progress.in_flight += 1
             try:
                 run = await workflow.run_case(
-                    http,
+                    session,
                     models[number % len(models)],
                     urls=system.urls,
                     region=regions[number % len(regions)],
@@ -619,17 +635,18 @@ async def drive(
     return runs, failures
 
 
-async def lacks(http: httpx.AsyncClient, urls: Mapping[str, str], run: CaseRun) -> str | None:
-    """What keeps a case from its final state (None: it is there)."""
+async def lacks(session: Session, urls: Mapping[str, str], run: CaseRun) -> str | None:
+    """What keeps a case from its final state (None: it is there), as the regional manager
+    reads it."""
     case, linked = run.case_id, run.follow_up_case_id
 
     async def get(service: str, path: str) -> Any:
-        return await workflow.read(http, f"{urls[service]}/cases/{case}{path}")
+        return await workflow.read(session, f"{urls[service]}/cases/{case}{path}", MANAGER)
 
     intake = await get("intake", "")
     if intake is None or intake["stage"] != "accepted" or intake["follow_ups"] != [linked]:
         return "intake: not accepted with its follow-up case"
-    follow_up_case = await workflow.read(http, f"{urls['intake']}/cases/{linked}")
+    follow_up_case = await workflow.read(session, f"{urls['intake']}/cases/{linked}", MANAGER)
     if follow_up_case is None or follow_up_case["follow_up_of"] != case:
         return "intake: the follow-up case is not linked back"
     coordination = await get("coordination", "")
@@ -1023,7 +1040,7 @@ class Figures:
 
 # -- the run ------------------------------------------------------------------------------------
 async def settle(
-    http: httpx.AsyncClient,
+    session: Session,
     system: System,
     runs: list[CaseRun],
     reader: StoreReader,
@@ -1037,7 +1054,7 @@ async def settle(
     async def settled() -> bool:
         for run in runs:
             if run.case_id not in final:
-                lacking = await lacks(http, system.urls, run)
+                lacking = await lacks(session, system.urls, run)
                 if lacking is not None:
                     why[0] = f"case {run.case_id}: {lacking}"
                     return False
@@ -1073,23 +1090,24 @@ async def run_soak(config: SoakConfig, root: Path, say: Callable[[str], None] = 
     problems: list[str] = []
     try:
         async with httpx.AsyncClient(timeout=10) as http:
+            session = Session(http, DevLogin(system.issuer_url))
             await eventually(
                 lambda: all_ready(http, system), timeout=60, what="every service ready"
             )
-            regions = [f"Soak-{n}" for n in range(4)]
+            regions = REGIONS
             for region in regions:
-                await workflow.join_pool(http, urls=system.urls, region=region, capacity=50)
+                await workflow.join_pool(session, urls=system.urls, region=region, capacity=50)
             progress = Progress(config.cases * STEPS_PER_CASE)
-            injector = Injector(system, http, rng, config)
+            injector = Injector(system, session, rng, config)
             faults = asyncio.create_task(injector.run(plan, progress, say))
             try:
-                runs, failures = await drive(http, system, config, regions, progress)
+                runs, failures = await drive(session, system, config, regions, progress)
             finally:
                 progress.finish()
                 await faults
             problems += failures + injector.problems
             say(f"soak: cases done after {time.monotonic() - started:.0f} s; settling")
-            final, unsettled = await settle(http, system, runs, reader, config.settle_seconds)
+            final, unsettled = await settle(session, system, runs, reader, config.settle_seconds)
             if unsettled:
                 problems.append(unsettled)
             await injector.count_duplicates_now()

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.factories import CLARIFICATION, REQUEST_BODY, headers
-from tests.harness import eventually, stream_messages
+from tests.harness import eventually, staff_headers, stream_messages
 from tests.servers import NatsServer, ServiceProcess
 
 CASES = 24
@@ -38,7 +38,7 @@ async def test_killed_services_lose_nothing_and_apply_nothing_twice(
     own_nats: NatsServer, services: dict[str, ServiceProcess]
 ) -> None:
     intake, coordination = services["intake"], services["coordination"]
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with httpx.AsyncClient(timeout=10, headers=staff_headers()) as http:
         await _with_pool(http, coordination)
 
         case_ids: list[str] = []
@@ -76,7 +76,7 @@ async def test_nats_killed_mid_flow_and_restarted_with_its_store_loses_nothing(
     own_nats: NatsServer, services: dict[str, ServiceProcess]
 ) -> None:
     intake, coordination = services["intake"], services["coordination"]
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with httpx.AsyncClient(timeout=10, headers=staff_headers()) as http:
         await _with_pool(http, coordination)
         case_ids = []
         for number in range(CASES):

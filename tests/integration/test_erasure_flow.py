@@ -59,7 +59,8 @@ async def test_an_erasure_in_intake_erases_the_case_downstream(
             json={"reason": "requested_by_person"},
             headers=headers("ria", "requester"),
         )
-        assert refused.status_code == 409  # a requester may not
+        assert refused.status_code == 403  # a requester may not: who may, not the state
+        assert "the role regional_manager or the role operator" in refused.json()["detail"]
         bad = await intake.http.post(
             f"/cases/{case_id}/erase", json={"reason": "because"}, headers=MANAGER
         )

@@ -36,9 +36,11 @@ async def test_bad_input_is_refused_naming_the_field_and_stores_nothing(
         assert response.status_code == 422
         assert ["body", "model"] in [e["loc"] for e in response.json()["detail"]]
 
-        response = await intake.http.post("/cases", json=REQUEST_BODY)
-        assert response.status_code == 422
-        assert ["header", "x-kring-actor"] in [e["loc"] for e in response.json()["detail"]]
+        response = await intake.http.post(
+            "/cases", json=REQUEST_BODY, headers={"Authorization": ""}
+        )
+        assert response.status_code == 401
+        assert response.headers["WWW-Authenticate"] == "Bearer"
 
         response = await intake.http.post("/cases", content=b"{", headers=headers())
         assert response.status_code == 422
@@ -243,14 +245,18 @@ async def test_coordination_names_the_field_of_bad_input_and_stores_nothing(
         assert "already coordinate" in detail
         assert recorder.max_notification_id() == before
 
-        # A decline is respected: 409 saying so, and nothing stored.
+        # A decline is respected: 403 saying only they may change it, and nothing stored.
         coordinator = headers("c1", "coordinator")
         url = f"{case}/participants/{ids['family']}"
         declined = await http.post(f"{url}/decline", json={"reason": "no"}, headers=coordinator)
         assert declined.json()["invitation"] == "declined"
         pressed = await http.post(f"{url}/confirm", json={}, headers=coordinator)
-        assert pressed.status_code == 409 and "never pressed" in pressed.json()["detail"]
-        themself = await http.post(f"{url}/confirm", headers=headers("them", "participant"))
+        assert pressed.status_code == 403 and "never pressed" in pressed.json()["detail"]
+        someone_else = headers("them", "participant", participant=(f"{case_id}:p77",))
+        refused = await http.post(f"{url}/confirm", headers=someone_else)
+        assert refused.status_code == 403
+        them = headers("them", "participant", participant=(f"{case_id}:{ids['family']}",))
+        themself = await http.post(f"{url}/confirm", headers=them)
         assert themself.status_code == 200 and themself.json()["invitation"] == "confirmed"
 
 

@@ -18,16 +18,14 @@ from services.plans.bootstrap import build as build_plans
 from services.plans.delivery import DeliveryWorker
 from services.plans.mail import SmtpMailer
 from services.plans.settings import PlansSettings
-from shared.actor import Actor, Role
 from shared.settings import ServiceSettings
 from shared.store import eventsourcing_env
-from tests.factories import delivered, headers, request_received
+from tests.factories import coordinator_assigned, delivered, headers, principal, request_received
 from tests.harness import running
 from tests.servers import Mailbox, NatsServer, free_port, smtp_server
 from tests.unit.test_plans_rules import PLAN, conference, content
 
-COORDINATOR = Actor(id="c1", role=Role.COORDINATOR)
-FAMILY = Actor(id="herman", role=Role.PARTICIPANT)
+COORDINATOR = principal("c1", "coordinator")
 REFUSED = "refused@example.org"
 LATER = "later@example.org"
 
@@ -53,6 +51,7 @@ def app(tmp_path: Path) -> Iterator[PlansApplication]:
 def distributed_case(app: PlansApplication, addresses: dict[str, str]) -> uuid.UUID:
     case_id = uuid.uuid4()
     app.process(delivered(request_received(case_id), 1))
+    app.process(delivered(coordinator_assigned(case_id), 1, origin="coordination"))
     app.process(delivered(conference(case_id), 2, origin="coordination"))
     app.record_recipients(
         case_id,
@@ -71,7 +70,7 @@ def distributed_case(app: PlansApplication, addresses: dict[str, str]) -> uuid.U
         COORDINATOR,
     )
     app.write(case_id, content(PLAN), COORDINATOR)
-    app.accept(case_id, 1, FAMILY)
+    app.accept(case_id, 1, COORDINATOR)
     app.distribute(case_id, [], COORDINATOR)
     return case_id
 
@@ -182,10 +181,11 @@ async def test_an_international_address_a_server_cannot_take_fails_at_once(
 async def test_an_address_is_checked_where_it_is_entered_naming_the_field_not_echoing_it(
     own_nats: NatsServer, tmp_path: Path
 ) -> None:
-    settings = PlansSettings(nats_url=own_nats.url, data_dir=tmp_path)
+    settings = PlansSettings(**own_nats.settings("plans"), data_dir=tmp_path)
     async with running(build_plans(settings)) as plans:
         case_id = uuid.uuid4()
         plans.app.process(delivered(request_received(case_id), 1))
+        plans.app.process(delivered(coordinator_assigned(case_id), 1, origin="coordination"))
         plans.app.process(delivered(conference(case_id), 2, origin="coordination"))
         coordinator = headers("c1", "coordinator")
 

@@ -26,7 +26,7 @@ from shared.envelope import MAX_MESSAGE_BYTES
 from shared.subjects import DLQ_STREAM, STREAM
 from tests.factories import bus_headers, envelope, headers, request_received
 from tests.faults.poison import OVERSIZED, REASONS, poison
-from tests.harness import eventually
+from tests.harness import eventually, staff_headers
 from tests.servers import NatsServer, ServiceProcess
 
 CONSUMER = durable_name("coordination", "intake")
@@ -64,7 +64,9 @@ def dead_letter_counts(metrics: str) -> dict[str, float]:
 async def test_poison_is_parked_with_its_reason_and_counted_and_the_consumer_keeps_flowing(
     own_nats: NatsServer, coordination: ServiceProcess
 ) -> None:
-    async with httpx.AsyncClient(base_url=coordination.url, timeout=10) as http:
+    async with httpx.AsyncClient(
+        base_url=coordination.url, timeout=10, headers=staff_headers()
+    ) as http:
         await eventually(lambda: _ready(http), what="coordination ready")
         registered = await http.post(
             "/coordinators",

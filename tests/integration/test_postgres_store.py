@@ -15,16 +15,23 @@ from pydantic import SecretStr
 
 from services.coordination.app import CoordinationApplication
 from services.intake.app import IntakeApplication
-from shared.actor import Actor, Role
 from shared.at_rest import StoreKeyError
 from shared.cipher import AESGCMCipher
 from shared.erasure import CaseErasedError, ErasureReason
 from shared.events import CaseErased
 from shared.settings import ServiceSettings, StoreKind
 from shared.store import eventsourcing_env
-from tests.factories import CLARIFICATION, NOW, REQUEST_BODY, delivered, request_received
+from tests.factories import (
+    CLARIFICATION,
+    NOW,
+    REGIONS,
+    REQUEST_BODY,
+    delivered,
+    principal,
+    request_received,
+)
 
-MANAGER = Actor(id="rm", role=Role.REGIONAL_MANAGER)
+MANAGER = principal("rm", "regional_manager", regions=REGIONS)
 
 
 @pytest.fixture
