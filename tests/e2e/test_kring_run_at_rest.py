@@ -52,13 +52,18 @@ def ready(system: System, service: str) -> bool:
         return False
 
 
-async def run_case(system: System, model: ConferenceModel, **options: Any) -> workflow.CaseRun:
+async def run_case(
+    system: System, model: ConferenceModel, **options: Any
+) -> tuple[workflow.CaseRun, str]:
+    """One case of ``model`` through the workflow, in a region of its own: (the run, the region)."""
     region = f"REST-{model.value}-{uuid.uuid4().hex[:6]}"
     async with httpx.AsyncClient() as http:
-        await workflow.join_pool(http, urls=system.urls, region=region)
-        return await workflow.run_case(
-            http, model, urls=system.urls, region=region, key=f"rest-{uuid.uuid4()}", **options
+        session = workflow.Session(http, system.tokens)
+        await workflow.join_pool(session, urls=system.urls, region=region)
+        run = await workflow.run_case(
+            session, model, urls=system.urls, region=region, key=f"rest-{uuid.uuid4()}", **options
         )
+    return run, region
 
 
 def test_each_service_has_a_key_of_its_own_and_the_data_folder_is_private(
@@ -112,7 +117,7 @@ async def test_a_service_killed_with_9_comes_back_by_itself_and_a_case_completes
     assert said("starting it again in 1 s") or said("starting it again in 2 s")
     assert said("coordination started again")
     assert system.runner.poll() is None  # nothing else was stopped
-    case = await run
+    case, _ = await run
     assert case.steps["follow_up_scheduled"] > 0
 
 
@@ -120,24 +125,31 @@ async def test_after_kring_erase_no_file_under_the_data_folder_holds_its_keys_or
     system: System,
 ) -> None:
     family = scenarios.SCENARIOS[ConferenceModel.FAMILY]
-    erased = await run_case(system, ConferenceModel.FAMILY, patience=90, through_follow_up=True)
-    kept = await run_case(system, ConferenceModel.RESTORATIVE, patience=90)
+    erased, region = await run_case(
+        system, ConferenceModel.FAMILY, patience=90, through_follow_up=True
+    )
+    kept, _ = await run_case(system, ConferenceModel.RESTORATIVE, patience=90)
     follow_up = erased.follow_up_case_id
     assert follow_up is not None
     # The follow-up case goes on: accepted, assigned, and a new name entered for it.
     newcomer = f"Zephyrine Oostveen {uuid.uuid4().hex[:6]}"
+    manager = workflow.manager(region)
     async with httpx.AsyncClient() as http:
+        session = workflow.Session(http, system.tokens)
         intake = f"{system.urls['intake']}/cases/{follow_up}"
         body = scenarios.clarification_body(family)
-        await workflow.call(http, "POST", f"{intake}/clarify", workflow.MANAGER, body)
-        await workflow.call(http, "POST", f"{intake}/accept", workflow.MANAGER)
+        await workflow.call(session, "POST", f"{intake}/clarify", manager, body)
+        await workflow.call(session, "POST", f"{intake}/accept", manager)
         coordination = f"{system.urls['coordination']}/cases/{follow_up}"
-        await workflow.until(http, coordination, lambda c: bool(c.get("coordinator_ids")), 60)
-        await workflow.call(http, "POST", f"{coordination}/contact", workflow.COORDINATOR)
+        case = await workflow.until(
+            session, coordination, manager, lambda c: bool(c.get("coordinator_ids")), 60
+        )
+        coordinator = workflow.coordinator(case["coordinator_ids"][0])
+        await workflow.call(session, "POST", f"{coordination}/contact", coordinator)
         person = scenarios.Person("newcomer", newcomer, "network", email="zephyrine@example.org")
         participant = scenarios.participant_body(person)
         await workflow.call(
-            http, "POST", f"{coordination}/participants", workflow.COORDINATOR, participant
+            session, "POST", f"{coordination}/participants", coordinator, participant
         )
 
     def stores_of(case_id: str) -> list[str]:
@@ -170,9 +182,7 @@ async def test_after_kring_erase_no_file_under_the_data_folder_holds_its_keys_or
     before = files_holding(system.data, keys)
     assert f"intake:{erased.case_id}" in before, "the scan would not find a key: it proves nothing"
 
-    result = system.kring(
-        "erase", erased.case_id, "--reason", "requested_by_person", "--as", "rm-e2e"
-    )
+    result = system.kring("erase", erased.case_id, "--reason", "requested_by_person", who=manager)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"erased follow-up case {follow_up} with it" in result.stdout
 
@@ -197,5 +207,9 @@ async def test_after_kring_erase_no_file_under_the_data_folder_holds_its_keys_or
     )
     for service in SERVICES:
         for case_id in (erased.case_id, follow_up):
-            response = httpx.get(f"{system.urls[service]}/cases/{case_id}", timeout=10)
+            response = httpx.get(
+                f"{system.urls[service]}/cases/{case_id}",
+                headers=system.headers(manager),
+                timeout=10,
+            )
             assert response.status_code in (404, 410), (service, case_id, response.status_code)

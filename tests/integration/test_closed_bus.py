@@ -399,7 +399,12 @@ def test_a_service_without_its_nats_identity_stops_at_start_with_one_line(
 ) -> None:
     started = subprocess.run(
         [sys.executable, "-m", "services.intake.main"],
-        env={"PATH": "/usr/bin:/bin", "KRING_DATA_DIR": str(tmp_path), "KRING_INTAKE_PORT": "0"},
+        env={
+            "PATH": "/usr/bin:/bin",
+            "KRING_DATA_DIR": str(tmp_path),
+            "KRING_INTAKE_PORT": "0",
+            "KRING_OIDC_ISSUER": "http://127.0.0.1:1",
+        },
         capture_output=True,
         text=True,
         timeout=60,

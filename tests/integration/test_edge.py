@@ -22,7 +22,7 @@ from services.plans.settings import PlansSettings
 from shared.edge import DOCUMENT_CSP
 from shared.runtime import build_service
 from tests.factories import REQUEST_BODY, coordinator_assigned, delivered, headers, request_received
-from tests.servers import ServiceProcess
+from tests.servers import NatsServer, ServiceProcess
 from tests.unit.test_plans_rules import conference, content, principal
 
 NO_NATS = "nats://127.0.0.1:1"
@@ -178,8 +178,10 @@ def upload(port: int, token: str, megabytes: int, chunked: bool) -> str:
     return answer[0].split(b"\r\n", 1)[0].decode() if answer else ""
 
 
-def test_four_100_mb_bodies_at_once_leave_a_service_s_memory_as_it_was(tmp_path: Path) -> None:
-    service = ServiceProcess("intake", NO_NATS, tmp_path).start()
+def test_four_100_mb_bodies_at_once_leave_a_service_s_memory_as_it_was(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    service = ServiceProcess("intake", nats_server, tmp_path).start()
     try:
         assert service.process is not None
         token = headers()["Authorization"].removeprefix("Bearer ")

@@ -18,7 +18,7 @@ import pytest
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
-from kring.dlq import list_dead_letters
+from kring.dlq import dead_letters
 from services.coordination.bootstrap import build as build_coordination
 from services.coordination.settings import CoordinationSettings
 from services.intake.bootstrap import build as build_intake
@@ -64,9 +64,9 @@ async def accepted_case(intake: Running) -> str:
 async def test_postgres_away_is_503_with_nothing_stored_and_everything_resumes_when_back(
     stoppable_postgres: Any, own_nats: NatsServer, tmp_path: Path
 ) -> None:
-    intake_settings = IntakeSettings(nats_url=own_nats.url, data_dir=tmp_path)  # on SQLite
+    intake_settings = IntakeSettings(**own_nats.settings("intake"), data_dir=tmp_path)  # SQLite
     coordination_settings = CoordinationSettings(
-        nats_url=own_nats.url,
+        **own_nats.settings("coordination"),
         data_dir=tmp_path,
         store=StoreKind.POSTGRES,
         postgres_url=SecretStr(stoppable_postgres.get_uri()),
@@ -127,7 +127,11 @@ async def test_postgres_away_is_503_with_nothing_stored_and_everything_resumes_w
         assert again.status_code in (200, 201), again.text
 
     # Retried many times over max_deliver, and never parked.
-    assert await list_dead_letters(own_nats.url) == []
+    operator = await own_nats.connect("operator")
+    try:
+        assert await dead_letters(operator) == []
+    finally:
+        await operator.close()
 
 
 async def _above(count: float) -> bool:

@@ -45,7 +45,7 @@ SERVICES = ("intake", "coordination", "plans", "followup")
 REPLICAS = 2
 UP_SECONDS = 90.0
 #: What the four services may create in a schema: each one's own tables, nothing shared.
-OWN_TABLES = {"events", "tracking", "relay", "case_keys", "store"}
+OWN_TABLES = {"events", "tracking", "relay", "case_keys", "store", "access_log"}
 
 
 @contextmanager
@@ -82,7 +82,7 @@ def works(replicas: dict[str, list[ServiceProcess]]) -> None:
     created = httpx.post(f"{first.url}/cases", json=REQUEST_BODY, headers=headers(), timeout=10)
     assert created.status_code == 201, created.text
     case_id = created.json()["case_id"]
-    read = httpx.get(f"{second.url}/cases/{case_id}", timeout=10)
+    read = httpx.get(f"{second.url}/cases/{case_id}", headers=headers(), timeout=10)
     assert read.status_code == 200 and read.json()["region"] == REQUEST_BODY["region"]
 
     first, second = replicas["coordination"]
@@ -94,12 +94,13 @@ def works(replicas: dict[str, list[ServiceProcess]]) -> None:
         timeout=10,
     )
     assert registered.status_code in (200, 201), registered.text
-    pool = httpx.get(f"{second.url}/coordinators", timeout=10).json()
+    pool = httpx.get(f"{second.url}/coordinators", headers=headers(), timeout=10).json()
     assert coordinator in [c["coordinator_id"] for c in pool]
 
     for name in ("plans", "followup"):
         for process in replicas[name]:
-            assert httpx.get(f"{process.url}/cases", timeout=10).status_code == 200
+            response = httpx.get(f"{process.url}/cases", headers=headers(), timeout=10)
+            assert response.status_code == 200, response.text
 
 
 def schema_objects(url: str) -> tuple[set[str], set[str]]:
@@ -131,7 +132,7 @@ def test_eight_processes_started_at_once_on_an_empty_database_all_come_up_and_wo
                 name: [
                     ServiceProcess(
                         name,
-                        own_nats.url,
+                        own_nats,
                         tmp_path / f"round-{number}-{name}-{replica}",
                         log_path=tmp_path / f"round-{number}-{name}-{replica}.log",
                         KRING_STORE="postgres",

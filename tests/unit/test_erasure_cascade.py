@@ -19,7 +19,7 @@ from services.intake.app import IntakeApplication
 from services.intake.bus import translate
 from shared.erasure import CaseErasedError, ErasureReason
 from shared.events import CaseErased, FollowUpConferenceRequested
-from tests.factories import delivered
+from tests.factories import acted, delivered
 from tests.unit.test_erasure import MANAGER, submitted
 
 _positions = itertools.count(1)
@@ -70,15 +70,15 @@ def test_erasing_a_case_erases_every_follow_up_opened_from_it_each_recorded(
     log = intake.erasure_log().erased
     assert log[case_id]["erased_with"] is None
     assert log[follow_up]["erased_with"] == log[next_one]["erased_with"] == case_id
-    assert {log[c]["actor"]["id"] for c in (case_id, follow_up, next_one)} == {MANAGER.id}
+    assert {log[c]["actor"]["id"] for c in (case_id, follow_up, next_one)} == {MANAGER.subject}
     for gone in (follow_up, next_one):
         [entry] = intake.history(gone)
-        assert (entry.type, entry.actor) == ("CaseErased", MANAGER.as_record())
+        assert (entry.type, entry.actor) == ("CaseErased", acted(MANAGER))
     # Every service hears of each: one CaseErased per case on the stream.
     published = erasures_published(intake)
     assert [e.case_id for e in published] == [case_id, follow_up, next_one]
     assert {e.reason for e in published} == {"requested_by_person"}
-    assert [row["case_id"] for row in intake.cases()] == [other]
+    assert [row["case_id"] for row in intake.cases(MANAGER)] == [other]
 
 
 def test_a_follow_up_case_is_erased_alone_and_the_case_it_follows_keeps_its_link(
