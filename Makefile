@@ -19,7 +19,29 @@ run demo: export KRING_FOLLOWUP_SECONDS_PER_DAY := $(KRING_FOLLOWUP_SECONDS_PER_
 # with the schemas the npm packages in tests/deploy/crd carry: installed here, never at test time.
 CRD_LOCK := tests/deploy/crd/package-lock.json
 
-$(READY): pyproject.toml $(CRD_LOCK)
+# What Kring's web pages load (htmx for the console, axe-core for its accessibility checks,
+# Swagger UI and Redoc for every service's /docs and /redoc) comes from npm, here, once, and is
+# copied into assets/vendor, which the services serve: nothing is fetched from a CDN at run time.
+ASSETS_LOCK := assets/package-lock.json
+ASSETS := assets/vendor/.installed
+VENDORED := htmx.org/dist/htmx.min.js axe-core/axe.min.js swagger-ui-dist/swagger-ui-bundle.js \
+	swagger-ui-dist/swagger-ui.css redoc/bundles/redoc.standalone.js
+
+$(ASSETS): $(ASSETS_LOCK)
+	@command -v npm >/dev/null || { echo "make install needs npm (Node.js 20 or newer) for the web pages' scripts (assets/)" >&2; exit 1; }
+	npm ci --prefix assets --no-audit --no-fund --loglevel=error
+	@mkdir -p assets/vendor
+	@for f in $(VENDORED); do cp assets/node_modules/$$f assets/vendor/; done
+	@touch $@
+
+# The console's browser tests drive Debian's Chromium (Playwright's own download cannot work
+# offline); installed when missing, where apt-get can (CI and the developers' machines run as root).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] || { echo "the browser tests need Debian's chromium at $@ (apt-get install chromium)" >&2; exit 1; }
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+
+$(READY): pyproject.toml $(CRD_LOCK) $(ASSETS)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Kring needs Python 3.11 or newer")'
 	@command -v npm >/dev/null || { echo "make install needs npm (Node.js 20 or newer) for the schemas of the deployment checks (tests/deploy/crd)" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
@@ -52,7 +74,7 @@ export PYTEST_DEBUG_TEMPROOT := /tmp/kring-tests-$(shell printf '%s' '$(CURDIR)'
 $(PYTEST_DEBUG_TEMPROOT):
 	@mkdir -p $@
 
-test: lint | $(PYTEST_DEBUG_TEMPROOT)
+test: lint | $(PYTEST_DEBUG_TEMPROOT) $(CHROMIUM)
 	$(BIN)/pytest
 
 unit: $(READY) | $(PYTEST_DEBUG_TEMPROOT)
@@ -91,4 +113,5 @@ soak: $(READY) | $(PYTEST_DEBUG_TEMPROOT)
 		$(BIN)/pytest -q -s -p no:cacheprovider tests/integration/test_postgres_concurrent_start.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache tests/deploy/crd/node_modules
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache tests/deploy/crd/node_modules \
+		assets/node_modules assets/vendor

@@ -6,8 +6,10 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
+from uuid import UUID
 
+import httpx
 import nats.errors
 import typer
 
@@ -112,15 +114,45 @@ def login(
     typer.echo(f"signed in as {name} ({', '.join(role)}); the token is kept in {path}")
 
 
+def _case_id(text: str) -> str:
+    """A case id as the services give it (a UUID), or one line and exit code 2."""
+    try:
+        return str(UUID(text.strip()))
+    except ValueError:
+        shown = repr(text) if text.strip() else "an empty case id"
+        typer.echo(
+            f"error: {shown} is not a case id (a UUID, as intake gives it:"
+            " 3f1c2b4e-…; `kring cases` lists them)",
+            err=True,
+        )
+        raise typer.Exit(2) from None
+
+
+def _answered(error: httpx.HTTPStatusError) -> NoReturn:
+    """A service answered with an error the command has no words of its own for."""
+    from kring.client import detail_of
+
+    response = error.response
+    typer.echo(
+        f"error: {response.url.host}:{response.url.port} answered {response.status_code}"
+        f" {detail_of(response)}".rstrip(),
+        err=True,
+    )
+    raise typer.Exit(1) from None
+
+
 def _read_case(case_id: str, read: Callable[[KringClient, str], T]) -> T:
-    """Ask the services about one case; exit 1 if they do not answer or refuse, 2 if none
-    knows it."""
+    """Ask the services about one case; exit 1 if they do not answer or refuse, 2 if the id
+    is not one or none knows it."""
+    case_id = _case_id(case_id)
     client = KringClient()
     try:
         found = read(client, case_id)
     except (ServiceUnavailableError, AccessError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
+    except httpx.HTTPStatusError as error:
+        _answered(error)
     finally:
         client.close()
     if not found:
@@ -187,15 +219,25 @@ def cases(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON array, for machines.")] = False,
 ) -> None:
-    """Every case's stage across the services, filtered."""
-    from kring.cases import merge, select, table
+    """Every case's stage across the services, filtered. ``--stage`` is the stage shown: the
+    furthest any service took the case."""
+    from kring.cases import STAGE_RANK, merge, select, table
 
+    if stage is not None and stage not in STAGE_RANK:
+        typer.echo(f"error: no stage {stage!r}; the stages are {', '.join(STAGE_RANK)}", err=True)
+        raise typer.Exit(2)
+    models = [m.value for m in ConferenceModel]
+    if model is not None and model not in models:
+        typer.echo(f"error: no model {model!r}; the models are {', '.join(models)}", err=True)
+        raise typer.Exit(2)
     client = KringClient()
     try:
         rows = client.lists()
     except (ServiceUnavailableError, AccessError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
+    except httpx.HTTPStatusError as error:
+        _answered(error)
     finally:
         client.close()
     chosen = select(
@@ -227,6 +269,7 @@ def erase(
 
     from kring.client import SERVICES, detail_of
 
+    case_id = _case_id(case_id)
     client = KringClient()
     try:
         answer = client.request(

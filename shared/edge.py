@@ -5,7 +5,8 @@ name, and the headers every answer carries.
   before anything else runs. ``/health/*`` answers whatever the host (probes name a pod's IP).
 - Every answer: ``X-Content-Type-Options: nosniff`` and ``Cache-Control: no-store`` (answers
   hold personal data; no cache keeps them); HTML and documents a ``Content-Security-Policy``
-  that lets them load nothing and run nothing (the API docs pages load Swagger UI from its CDN).
+  that lets them load nothing and run nothing; the API docs pages (``shared.docs``) load their
+  scripts from the service itself and run no inline script.
 - The body limit (``KRING_MAX_BODY_BYTES``) is FastAPI's own ``max_body_size``: 413 before
   parsing, for a declared length at once and for a chunked body as soon as it passes the limit.
 """
@@ -22,12 +23,12 @@ DOCUMENT_CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
-#: FastAPI's /docs and /redoc pages load their scripts from a CDN.
+#: /docs and /redoc (``shared.docs``): scripts from the service only, none inline. Swagger UI
+#: and Redoc set styles at run time (inline), and Redoc searches in a worker it makes from a blob.
 DOCS_CSP = (
-    "default-src 'none'; script-src 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
-    "font-src https://fonts.gstatic.com; img-src data: https://fastapi.tiangolo.com; "
-    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self'; worker-src blob:; connect-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
 DOCS_PATHS = ("/docs", "/redoc")
 DOCUMENT_TYPES = ("text/html", "application/pdf", "image/svg+xml", "text/xml", "application/xml")

@@ -34,6 +34,7 @@ from shared.access import Rule
 from shared.application import KringApplication
 from shared.bus import Bus
 from shared.consumer import subscribe
+from shared.docs import docs_router
 from shared.edge import Edge
 from shared.events import EVENT_CLASSES
 from shared.http import (
@@ -201,6 +202,9 @@ def build_service(definition: ServiceDefinition) -> RunningService:
         version="0.1.0",
         lifespan=lifespan,
         max_body_size=settings.max_body_bytes,
+        # /docs and /redoc from the vendored assets (shared.docs), not FastAPI's CDN pages.
+        docs_url=None,
+        redoc_url=None,
     )
     api.state.tokens = TokenValidator(settings.oidc())
     install_error_handlers(api)
@@ -223,6 +227,7 @@ def build_service(definition: ServiceDefinition) -> RunningService:
         if (route.openapi_extra or {}).get(ACCESS_KEY) != PUBLIC:
             route.responses = {**AUTHENTICATION, **route.responses}
     api.include_router(common)
+    api.include_router(docs_router(f"Kring {app.name}"))
     api.include_router(definition.router)
     return RunningService(api=api, bus=bus, relay=relay, store=store, routes=routes)
 

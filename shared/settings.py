@@ -31,6 +31,22 @@ class SettingError(ValueError):
     """A setting that cannot be read; the message names the variable (never a secret's value)."""
 
 
+def secrets_sources(
+    settings_cls: type[BaseSettings],
+    init_settings: PydanticBaseSettingsSource,
+    env_settings: PydanticBaseSettingsSource,
+) -> tuple[PydanticBaseSettingsSource, ...]:
+    """The environment, then the files in ``KRING_SECRETS_DIR`` (if set): for any settings
+    class of Kring's (``settings_customise_sources``)."""
+    secrets_dir = os.environ.get(SECRETS_DIR_VARIABLE)
+    if not secrets_dir:
+        return init_settings, env_settings
+    if not Path(secrets_dir).is_dir():
+        raise SettingError(f"{SECRETS_DIR_VARIABLE}: {secrets_dir} is not a folder")
+    files = SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir, case_sensitive=False)
+    return init_settings, env_settings, files
+
+
 class StoreKind(StrEnum):
     SQLITE = "sqlite"
     POSTGRES = "postgres"
@@ -82,13 +98,7 @@ class ServiceSettings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Read ``KRING_SECRETS_DIR`` when the settings are made, not when the class is: a
         process (or a test) sets it before it reads its settings."""
-        secrets_dir = os.environ.get(SECRETS_DIR_VARIABLE)
-        if not secrets_dir:
-            return init_settings, env_settings
-        if not Path(secrets_dir).is_dir():
-            raise SettingError(f"{SECRETS_DIR_VARIABLE}: {secrets_dir} is not a folder")
-        files = SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir, case_sensitive=False)
-        return init_settings, env_settings, files
+        return secrets_sources(settings_cls, init_settings, env_settings)
 
     # -- identity: every call but /health/* carries a bearer token from this issuer --------
     oidc_issuer: str = Field(min_length=1)

@@ -113,12 +113,34 @@ class TokenValidator:
         if algorithm not in self.config.algorithms:
             raise InvalidTokenError("the token's algorithm is not accepted")
         key = await self._key(header.get("kid"), str(algorithm))
+        claims = self._decode(token, key, str(algorithm), self.config.audience)
         try:
-            claims = jwt.decode(
+            principal = principal_from_claims(claims, self.config.claims)
+        except InvalidClaimsError as error:
+            raise InvalidTokenError(str(error)) from None
+        return principal, float(claims["exp"]) + self.config.leeway_seconds
+
+    async def id_token_claims(self, token: str, audience: str) -> dict[str, Any]:
+        """An OpenID Connect ID token's claims, checked as an access token is but for
+        ``audience`` (the client it was issued to): what a client that signs people in (the
+        console) checks its ``nonce`` in. Never remembered."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise InvalidTokenError("the token is not a JWT") from None
+        algorithm = header.get("alg")
+        if algorithm not in self.config.algorithms:
+            raise InvalidTokenError("the token's algorithm is not accepted")
+        key = await self._key(header.get("kid"), str(algorithm))
+        return self._decode(token, key, str(algorithm), audience)
+
+    def _decode(self, token: str, key: PyJWK, algorithm: str, audience: str) -> dict[str, Any]:
+        try:
+            claims: dict[str, Any] = jwt.decode(
                 token,
                 key=key.key,
-                algorithms=[str(algorithm)],
-                audience=self.config.audience,
+                algorithms=[algorithm],
+                audience=audience,
                 issuer=self.config.issuer,
                 leeway=self.config.leeway_seconds,
                 options={"require": ["exp", "iss", "aud", "sub"]},
@@ -135,11 +157,7 @@ class TokenValidator:
             raise InvalidTokenError("the token's signature does not verify") from None
         except jwt.PyJWTError as error:
             raise InvalidTokenError(f"the token is not valid ({type(error).__name__})") from None
-        try:
-            principal = principal_from_claims(claims, self.config.claims)
-        except InvalidClaimsError as error:
-            raise InvalidTokenError(str(error)) from None
-        return principal, float(claims["exp"]) + self.config.leeway_seconds
+        return claims
 
     # -- the key set ---------------------------------------------------------------------
     async def _key(self, kid: Any, algorithm: str) -> PyJWK:

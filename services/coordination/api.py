@@ -314,6 +314,18 @@ class AssignmentView(BaseModel):
     over_capacity: list[str]
 
 
+class AssignmentCheck(BaseModel):
+    coordinator_ids: list[str]
+    #: Why the assignment would be refused (not independent, unavailable, too many), or None.
+    refused: str | None
+    #: What the coordinators do not meet (region, language, wishes): written down if assigned.
+    mismatches: list[str]
+    #: Those who would be over their capacity.
+    over_capacity: list[str]
+    #: Why the case would still wait (a second coordinator), if it would.
+    waiting_reason: str | None = None
+
+
 class RelationOfCase(BaseModel):
     coordinator_id: str
     kind: str
@@ -568,6 +580,26 @@ def router(app: CoordinationApplication) -> APIRouter:
             # The one-coordinator body: name the field it has.
             raise InvalidFieldError(("coordinator_id",), error.message) from None
         return view(case)
+
+    @api.get(
+        "/cases/{case_id}/assign/check",
+        responses=NOT_FOUND | INVALID,
+        openapi_extra=access(RULES, "assign"),
+    )
+    async def check_assignment(
+        case_id: UUID,
+        principal: Caller,
+        coordinator_id: Annotated[list[Text], Query(min_length=1, max_length=2)],
+    ) -> AssignmentCheck:
+        """What assigning these coordinators by hand would meet, before it is done: the
+        refusal it would get, or each mismatch and who would be over capacity (what the
+        assignment writes down). Nothing is assigned (the read is recorded)."""
+        ids = list(coordinator_id)
+        try:
+            found = await run_sync(app.check_assignment, case_id, ids, principal)
+        except InvalidFieldError as error:
+            raise InvalidFieldError(("coordinator_id", *error.loc[1:]), error.message) from None
+        return AssignmentCheck(coordinator_ids=ids, **found)
 
     @api.post(
         "/cases/{case_id}/contact",

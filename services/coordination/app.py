@@ -340,24 +340,7 @@ class CoordinationApplication(KringApplication):
             case = self.get(case_id)
             actor = RULES["assign"].permit(principal, self._facts(case)).as_record()
             pool = self.pool()
-            case.check_can_be_assigned()
-            needs, today = self._needs(case), self.today()
-            pool.check_assignable(ids, needs, today)
-            if len(ids) > case.coordinators_needed:
-                raise DomainRuleError(
-                    "this case is prepared by one coordinator: two are for a group conference"
-                    " whose clarification asked for two"
-                )
-            if sorted(ids) == sorted(case.coordinator_ids):
-                raise DomainRuleError(f"{', '.join(ids)} already coordinate this case")
-            new = [c for c in ids if c not in case.coordinator_ids]
-            over = [c for c in new if not pool.has_room(c)]
-            mismatches = [m for c in ids for m in pool.mismatches(c, needs)]
-            waiting = (
-                "a second coordinator is needed: the regional manager assigned one"
-                if len(ids) < case.coordinators_needed
-                else None
-            )
+            over, mismatches, waiting = self._by_hand(pool, case, ids)
             released = [c for c in case.coordinator_ids if c not in ids]
             self._release(pool, case, released, actor)
             self._assign(
@@ -375,6 +358,55 @@ class CoordinationApplication(KringApplication):
             return case
 
         return self._pool_command(assign)
+
+    def check_assignment(
+        self, case_id: UUID, coordinator_ids: list[str], principal: Principal
+    ) -> dict[str, Any]:
+        """What assigning these coordinators by hand would meet, without assigning: the
+        refusal it would get, or what would be written down (mismatches, over capacity, a
+        second coordinator still needed). The regional manager sees it before confirming; the
+        read is recorded."""
+        rule = RULES["assign"]
+        rule.check_role(principal)
+        case = self.get(case_id)
+        facts = self._facts(case)
+        self.log_read(case_id, rule.permit(principal, facts), "assignment.check", facts)
+        pool = self.pool()
+        try:
+            over, mismatches, waiting = self._by_hand(pool, case, coordinator_ids)
+        except DomainRuleError as refusal:
+            return {"refused": str(refusal), "mismatches": [], "over_capacity": []}
+        return {
+            "refused": None,
+            "mismatches": mismatches,
+            "over_capacity": over,
+            "waiting_reason": waiting,
+        }
+
+    def _by_hand(
+        self, pool: CoordinatorPool, case: CoordinatedCase, ids: list[str]
+    ) -> tuple[list[str], list[str], str | None]:
+        """The refusals of an assignment by hand (raised), else what it writes down: who is
+        over capacity, every mismatch, and why the case still waits."""
+        case.check_can_be_assigned()
+        needs, today = self._needs(case), self.today()
+        pool.check_assignable(ids, needs, today)
+        if len(ids) > case.coordinators_needed:
+            raise DomainRuleError(
+                "this case is prepared by one coordinator: two are for a group conference"
+                " whose clarification asked for two"
+            )
+        if sorted(ids) == sorted(case.coordinator_ids):
+            raise DomainRuleError(f"{', '.join(ids)} already coordinate this case")
+        new = [c for c in ids if c not in case.coordinator_ids]
+        over = [c for c in new if not pool.has_room(c)]
+        mismatches = [m for c in ids for m in pool.mismatches(c, needs)]
+        waiting = (
+            "a second coordinator is needed: the regional manager assigned one"
+            if len(ids) < case.coordinators_needed
+            else None
+        )
+        return over, mismatches, waiting
 
     # -- the case: first contact, participants, preparation ------------------------------
     def record_contact(self, case_id: UUID, principal: Principal) -> CoordinatedCase:

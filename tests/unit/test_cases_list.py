@@ -1,6 +1,11 @@
-"""``kring cases``: rows of the four services merged into one stage per case."""
+"""``kring cases`` and the console's board: rows of the four services merged into one stage per
+case, filtered on the stage shown."""
 
-from kring.cases import merge, select
+import pytest
+from typer.testing import CliRunner
+
+from kring.cli import app
+from shared.case_list import merge, select
 
 
 def test_a_case_takes_the_stage_of_the_service_that_took_it_furthest() -> None:
@@ -46,6 +51,35 @@ def test_a_case_takes_the_stage_of_the_service_that_took_it_furthest() -> None:
     assert [c.case_id for c in select(merged, overdue=True)] == ["b"]
     assert [c.case_id for c in select(merged, coordinator="c3")] == ["b"]
     assert [c.case_id for c in select(merged, model="family", region="utrecht")] == ["a", "c"]
-    # A stage matches the case's own stage or the stage any service reports.
-    assert [c.case_id for c in select(merged, stage="conference_held")] == ["a"]
+    # The stage filtered on is the stage shown: a case coordination reports as conference_held
+    # but followup took further is not listed under conference_held.
+    assert [c.case_id for c in select(merged, stage="conference_held")] == []
     assert [c.case_id for c in select(merged, stage="waiting")] == ["a"]
+    assert [c.case_id for c in select(merged, stage="accepted")] == []
+    shown = {c.case_id: c.stage for c in merged}
+    for stage in set(shown.values()):
+        assert {c.case_id for c in select(merged, stage=stage)} == {
+            case for case, at in shown.items() if at == stage
+        }
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["audit", ""], "an empty case id is not a case id"),
+        (["audit", "   "], "an empty case id is not a case id"),
+        (["case", "not-a-case"], "'not-a-case' is not a case id"),
+        (["access-log", "123"], "'123' is not a case id"),
+        (["erase", "x/../../y", "--reason", "other"], "is not a case id"),
+        (["cases", "--stage", "nonsense"], "no stage 'nonsense'; the stages are submitted"),
+        (["cases", "--model", "big"], "no model 'big'; the models are family"),
+        (["replay", "--case", ""], "error:"),
+    ],
+)
+def test_an_ordinary_mistake_is_one_line_and_exit_code_2(args: list[str], said: str) -> None:
+    # Nothing runs here: the mistake is found before any service is asked.
+    result = CliRunner().invoke(app, args, env={"KRING_INTAKE_URL": "http://127.0.0.1:9"})
+    assert result.exit_code == 2, result.output
+    assert said in result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
