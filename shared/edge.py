@@ -35,8 +35,14 @@ DOCUMENT_TYPES = ("text/html", "application/pdf", "image/svg+xml", "text/xml", "
 
 
 class Edge:
-    def __init__(self, app: ASGIApp, allowed_hosts: tuple[str, ...]) -> None:
+    """``document_policy``: the policy of HTML and documents (the console's pages run its own
+    scripts); an answer that carries a policy of its own keeps it."""
+
+    def __init__(
+        self, app: ASGIApp, allowed_hosts: tuple[str, ...], document_policy: str = DOCUMENT_CSP
+    ) -> None:
         self.app = app
+        self.document_policy = document_policy
         self.any_host = "*" in allowed_hosts
         self.exact = frozenset(h for h in allowed_hosts if not h.startswith("."))
         self.suffixes = tuple(h for h in allowed_hosts if h.startswith("."))
@@ -73,8 +79,8 @@ class Edge:
                 kind = headers.get("content-type", "").split(";")[0].strip().lower()
                 if docs:
                     headers["Content-Security-Policy"] = DOCS_CSP
-                elif kind in DOCUMENT_TYPES:
-                    headers["Content-Security-Policy"] = DOCUMENT_CSP
+                elif kind in DOCUMENT_TYPES and "content-security-policy" not in headers:
+                    headers["Content-Security-Policy"] = self.document_policy
             await send(message)
 
         await self.app(scope, receive, with_headers)

@@ -67,6 +67,8 @@ class Session:
     idle_seconds: float
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     last_seen: float = field(default_factory=time.time)
+    #: Said once on the next page (a message id of the catalogues): "The plan was saved."
+    notices: list[str] = field(default_factory=list)
 
     def alive(self, now: float) -> bool:
         return now < self.expires and now - self.last_seen < self.idle_seconds
@@ -149,7 +151,9 @@ class Issuer:
                     document = response.json()
             except (httpx.HTTPError, ValueError) as error:
                 log.warning("console.issuer_unreachable", error=type(error).__name__)
-                raise SignInError("the sign-in service cannot be reached; try again shortly")
+                raise SignInError(
+                    "the sign-in service cannot be reached; try again shortly"
+                ) from None
             if document.get("issuer") != self.settings.oidc_issuer:
                 raise SignInError("the issuer's discovery document names another issuer")
             self._discovery = document
@@ -182,16 +186,19 @@ class Issuer:
             "client_id": self.settings.console_client_id,
             "code_verifier": attempt.verifier,
         }
-        auth = None
-        if self.settings.console_client_secret is not None:
-            secret = self.settings.console_client_secret.get_secret_value()
-            auth = httpx.BasicAuth(self.settings.console_client_id, secret)
+        secret = self.settings.console_client_secret
         try:
             async with httpx.AsyncClient(timeout=10, trust_env=False) as http:
-                response = await http.post(str(discovery["token_endpoint"]), data=form, auth=auth)
+                response = await http.post(
+                    str(discovery["token_endpoint"]),
+                    data=form,
+                    auth=(self.settings.console_client_id, secret.get_secret_value())
+                    if secret is not None
+                    else httpx.USE_CLIENT_DEFAULT,
+                )
         except (httpx.HTTPError, KeyError) as error:
             log.warning("console.token_endpoint_unreachable", error=type(error).__name__)
-            raise SignInError("the sign-in service cannot be reached; try again shortly")
+            raise SignInError("the sign-in service cannot be reached; try again shortly") from None
         if response.status_code != 200:
             log.warning("console.code_refused", status=response.status_code)
             raise SignInError("the sign-in was refused by the issuer; please sign in again")

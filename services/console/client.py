@@ -135,15 +135,13 @@ class Services:
             log.warning("console.service_unreachable", service=service, error=type(error).__name__)
             raise UnavailableError(service, 503, f"{service} does not answer") from None
         if response.status_code >= 400:
-            error = _error(service, response)
-            if isinstance(error, UnavailableError):
-                log.warning("console.service_failed", service=service, status=error.status)
-            raise error
+            failure = _error(service, response)
+            if isinstance(failure, UnavailableError):
+                log.warning("console.service_failed", service=service, status=failure.status)
+            raise failure
         return response
 
-    async def _json(
-        self, service: str, method: str, path: str, token: str, **options: Any
-    ) -> Json:
+    async def _json(self, service: str, method: str, path: str, token: str, **options: Any) -> Json:
         response = await self._call(service, method, path, token, **options)
         return response.json() if response.content else None
 
@@ -323,9 +321,7 @@ class Services:
         return await self._json("followup", "GET", f"/cases/{case_id}", token)
 
     async def record_outcome(self, token: str, case_id: UUID, body: Json) -> Json:
-        return await self._json(
-            "followup", "POST", f"/cases/{case_id}/outcomes", token, json=body
-        )
+        return await self._json("followup", "POST", f"/cases/{case_id}/outcomes", token, json=body)
 
     async def follow_up_conference(self, token: str, case_id: UUID, reason: str, key: str) -> Json:
         return await self._json(
