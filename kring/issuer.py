@@ -339,10 +339,12 @@ def build_issuer(settings: IssuerSettings) -> FastAPI:
     @api.get("/authorize")
     async def authorize(request: Request) -> Response:
         form = {k: [v] for k, v in request.query_params.items()}
-        _, refused = _check_authorization(form, clients)
-        if refused:
-            return _page(_error_page(refused), 400)
-        return _page(_login_page(form))
+        redirect_uri, refused = _check_authorization(form, clients)
+        if refused or redirect_uri is None:
+            return _page(_error_page(refused or "refused"), 400)
+        # The sign-in form posts here and is answered with a redirect to the client: browsers
+        # hold that redirect to form-action too, so the client's (registered) origin is named.
+        return _page(_login_page(form), redirect_to=redirect_uri)
 
     @api.post("/authorize")
     async def authorize_as(request: Request) -> Response:
@@ -354,7 +356,7 @@ def build_issuer(settings: IssuerSettings) -> FastAPI:
         try:
             claims = person_claims(form)
         except IdentityError as error:
-            return _page(_login_page(form, problem=str(error)), 400)
+            return _page(_login_page(form, problem=str(error)), 400, redirect_to=redirect_uri)
         code = codes.issue(
             PendingCode(
                 client_id=_one(form, "client_id"),
@@ -428,12 +430,18 @@ def _challenge(verifier: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def _page(body: str, status: int = 200) -> HTMLResponse:
+def _page(body: str, status: int = 200, redirect_to: str | None = None) -> HTMLResponse:
+    policy = PAGE_CSP
+    if redirect_to is not None:
+        parts = urlsplit(redirect_to)
+        policy = policy.replace(
+            "form-action 'self'", f"form-action 'self' {parts.scheme}://{parts.netloc}"
+        )
     return HTMLResponse(
         body,
         status_code=status,
         headers={
-            "Content-Security-Policy": PAGE_CSP,
+            "Content-Security-Policy": policy,
             "X-Content-Type-Options": "nosniff",
             "Cache-Control": "no-store",
             "X-Frame-Options": "DENY",

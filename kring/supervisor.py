@@ -1,4 +1,5 @@
-"""``kring run``: nats-server and the four services in the foreground, stopped together.
+"""``kring run``: nats-server, the four services and the console in the foreground, stopped
+together.
 
 One lock per data folder keeps two runs from sharing stores; ports are checked up front so a
 clash reads as a sentence, not a stack trace. Children run in their own sessions, so Ctrl-C
@@ -18,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import json
 import os
 import signal
 import socket
@@ -45,6 +47,9 @@ SERVICES: tuple[tuple[str, str, int], ...] = (
 )
 #: The development issuer (``kring.issuer``), unless KRING_OIDC_ISSUER names another one.
 ISSUER = ("issuer", "KRING_ISSUER_PORT", 8005)
+#: The web console (``services.console``): no NATS identity, no store; it calls the services.
+CONSOLE = ("console", "KRING_CONSOLE_PORT", 8000)
+CONSOLE_CLIENT = "kring-console"
 NATS_START_SECONDS = 10.0
 HEALTH_SECONDS = 30.0
 STOP_SECONDS = 10.0
@@ -158,7 +163,10 @@ def run_system(
         try:
             ports = _service_ports(env)
             issuer_port = _issuer_port(env)
-            _check_ports(host, nats_port, ports | ({"issuer": issuer_port} if issuer_port else {}))
+            extra = {"console": _port(env, CONSOLE)}
+            if issuer_port:
+                extra["issuer"] = issuer_port
+            _check_ports(host, nats_port, ports | extra)
         except StartupError as error:
             _err(str(error))
             return 1
@@ -202,6 +210,10 @@ def _run(
             env["KRING_ISSUER_URL"] = env["KRING_OIDC_ISSUER"]
             env["KRING_ISSUER_HOST"], env["KRING_ISSUER_PORT"] = host, str(issuer_port)
             issuer_env = dict(env)
+            # The console signs people in here: its callback, wherever it listens.
+            issuer_env["KRING_ISSUER_CLIENTS"] = _with_console(
+                env.get("KRING_ISSUER_CLIENTS"), _console_url(env, host)
+            )
             supervisor.add(
                 "issuer",
                 lambda: _start_service("issuer", data_dir, issuer_env, module="kring.issuer"),
@@ -220,7 +232,17 @@ def _run(
             supervisor.add(name, _service_starter(name, data_dir, service_env))
             supervisor.start(name)
         _wait_healthy(host, ports, supervisor)
-        _print_summary(data_dir, nats_port, host, ports, env["KRING_OIDC_ISSUER"])
+        console_port = _port(env, CONSOLE)
+        console_env = {
+            **env,
+            "KRING_CONSOLE_PORT": str(console_port),
+            "KRING_CONSOLE_URL": _console_url(env, host),
+            **{f"KRING_{n.upper()}_URL": f"http://{_netloc(host, p)}" for n, p in ports.items()},
+        }
+        supervisor.add("console", _service_starter("console", data_dir, console_env))
+        supervisor.start("console")
+        _wait_healthy(host, {"console": console_port}, supervisor)
+        _print_summary(data_dir, nats_port, host, ports, env["KRING_OIDC_ISSUER"], console_env)
         while True:
             supervisor.step()
             time.sleep(0.5)
@@ -282,6 +304,40 @@ def _service_ports(env: dict[str, str]) -> dict[str, int]:
     return ports
 
 
+def _port(env: dict[str, str], entry: tuple[str, str, int]) -> int:
+    _, var, default = entry
+    raw = env.get(var, str(default))
+    try:
+        return int(raw)
+    except ValueError:
+        raise StartupError(f"{var}={raw!r} is not a port number.") from None
+
+
+def _console_url(env: dict[str, str], host: str) -> str:
+    """Where people reach the console (``KRING_CONSOLE_URL``), by default where it listens."""
+    named = env.get("KRING_CONSOLE_URL")
+    if named:
+        return named.rstrip("/")
+    return f"http://{_netloc(host, _port(env, CONSOLE))}"
+
+
+def _with_console(clients: str | None, console_url: str) -> str:
+    """The issuer's clients with the console's, registered for its callback (unless the
+    operator registered it themself)."""
+    try:
+        registered = json.loads(clients) if clients else []
+    except ValueError:
+        registered = None
+    if not isinstance(registered, list):
+        return clients or "[]"  # the issuer says what is wrong with it
+    if any(isinstance(c, dict) and c.get("client_id") == CONSOLE_CLIENT for c in registered):
+        return json.dumps(registered)
+    redirects = [f"{console_url}/auth/callback"]
+    if console_url.startswith("http://127.0.0.1:"):
+        redirects.append(redirects[0].replace("127.0.0.1", "localhost", 1))
+    return json.dumps([*registered, {"client_id": CONSOLE_CLIENT, "redirect_uris": redirects}])
+
+
 def _issuer_port(env: dict[str, str]) -> int | None:
     """The development issuer's port, or None where KRING_OIDC_ISSUER names a real issuer."""
     if env.get("KRING_OIDC_ISSUER"):
@@ -330,7 +386,7 @@ def _check_ports(host: str, nats_port: int, ports: dict[str, int]) -> None:
     wanted = [(nats_port, "NATS", "kring run --nats-port")]
     wanted += [
         (ports[name], f"{name} HTTP API", f"set {var}")
-        for name, var, _ in (*SERVICES, ISSUER)
+        for name, var, _ in (*SERVICES, ISSUER, CONSOLE)
         if name in ports
     ]
     for port, purpose, remedy in wanted:
@@ -474,10 +530,16 @@ def _answers(opener: urllib.request.OpenerDirector, url: str) -> bool:
 
 
 def _print_summary(
-    data_dir: Path, nats_port: int, host: str, ports: dict[str, int], issuer: str
+    data_dir: Path,
+    nats_port: int,
+    host: str,
+    ports: dict[str, int],
+    issuer: str,
+    console_env: dict[str, str],
 ) -> None:
     lines = [
         f"Kring is running (data in {data_dir})",
+        f"  {'console':<14}{console_env['KRING_CONSOLE_URL']}   open it in a browser and sign in",
         f"  {'NATS':<14}nats://{_netloc(host, nats_port)}   one user per process;"
         f" passwords in {keys_dir(data_dir)}",
         f"  {'issuer':<14}{issuer}   sign in: kring login --as NAME --role ROLE",

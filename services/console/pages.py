@@ -268,7 +268,8 @@ def router(
             page(request, session),
             "request_new.html",
             status,
-            values=form.flat() if form else {"languages": "nl"},
+            # The key makes a second click (or a retry) the same request, not a second one.
+            values=form.flat() if form else {"languages": "nl", "key": secrets.token_urlsafe(16)},
             errors=errors or {},
         )
 
@@ -564,7 +565,7 @@ def router(
         }
         if action not in calls:
             raise NotFoundError("console", 404, "no such action")
-        anchor = "plan" if action == "conference" else action
+        anchor = "" if action == "conference" else f"#{action}"
         return await attempt(
             session,
             form,
@@ -572,7 +573,7 @@ def router(
             calls[action],
             show,
             preparation_notices[action],
-            f"/cases/{case_id}/preparation#{anchor}",
+            f"/cases/{case_id}/preparation{anchor}",
         )
 
     answers = {

@@ -139,6 +139,9 @@ class Renderer:
             environment.install_gettext_translations(catalogue, newstyle=True)  # type: ignore[attr-defined]
             environment.globals["label"] = labeller(catalogue.gettext)
             environment.globals["labels"] = LABELS
+            environment.globals["value"] = _value
+            environment.globals["chosen"] = _chosen
+            environment.globals["pick"] = pick
             self.environments[language] = environment
 
     def render(
@@ -164,6 +167,20 @@ class Renderer:
         response = HTMLResponse(html, status_code=status)
         response.headers["Content-Security-Policy"] = PAGE_CSP
         return response
+
+
+def _value(form: Form | None, name: str, default: Any = "") -> Any:
+    """A field as it was sent (a form shown again), else its value now."""
+    if form is not None:
+        return form.one(name)
+    return "" if default is None else default
+
+
+def _chosen(form: Form | None, name: str, default: Any = ()) -> list[str]:
+    """A multiple choice as it was sent, else as it is now."""
+    if form is not None:
+        return form.all(name)
+    return [str(v) for v in (default or ())]
 
 
 def _here(request: Request) -> str:

@@ -38,6 +38,7 @@ class System:
         *,
         data: Path,
         runner: subprocess.Popen[bytes],
+        console_url: str,
     ) -> None:
         self.nats_url = f"nats://127.0.0.1:{nats_port}"
         self.ports = ports
@@ -50,6 +51,8 @@ class System:
         self.data = data
         self.runner = runner
         self.log_path = data / "kring-run.log"
+        #: The web console ``kring run`` started.
+        self.console_url = console_url
 
     def headers(self, who: Who) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens.token_sync(who)}"}
@@ -116,6 +119,9 @@ def system(
         "KRING_TOKEN_FILE": str(data / "cli-token"),
     }
     env |= {f"KRING_{n.upper()}_PORT": str(p) for n, p in ports.items()}
+    # The console too, on a port of its own (kring run registers its callback with the issuer).
+    console_port = free_port()
+    env["KRING_CONSOLE_PORT"] = str(console_port)
     env |= {f"KRING_{n.upper()}_URL": f"http://127.0.0.1:{p}" for n, p in ports.items()}
     env |= {
         "KRING_NATS_URL": f"nats://127.0.0.1:{nats_port}",
@@ -148,13 +154,22 @@ def system(
         stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 60
-    while not all(ready(p) for p in ports.values()):
+    while not all(ready(p) for p in (*ports.values(), console_port)):
         if runner.poll() is not None or time.monotonic() > deadline:
             runner.kill()
             log.close()
             pytest.fail(f"the system did not start:\n{log_path.read_text()[-3000:]}")
         time.sleep(0.1)
-    yield System(nats_port, ports, env, mailbox[0], issuer_url, data=data, runner=runner)
+    yield System(
+        nats_port,
+        ports,
+        env,
+        mailbox[0],
+        issuer_url,
+        data=data,
+        runner=runner,
+        console_url=f"http://127.0.0.1:{console_port}",
+    )
     runner.send_signal(signal.SIGINT)
     try:
         runner.wait(timeout=30)
