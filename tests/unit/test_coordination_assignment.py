@@ -462,3 +462,45 @@ def test_a_re_registration_after_the_conference_releases_nobody(co: Coordination
     co.app.hold_conference(case_id, co.app.today(), held, ANA)
     co.join("ana", organisations=["Veilig Thuis"])
     assert co.app.get(case_id).coordinator_ids == ["ana"]  # the plan is still theirs to write
+
+
+def test_the_check_before_an_assignment_by_hand_says_what_the_assignment_would_meet(
+    co: Coordination,
+) -> None:
+    co.join("ana", capacity=1)
+    co.join("eve", languages=["en"])
+    co.join("zed", region="Zwolle")
+    held = co.receive()
+    assert co.app.get(held).coordinator_ids == ["ana"]
+    case_id = co.receive(coordinator_wishes=CoordinatorWishes(gender="f"))
+    before = co.app.get(case_id)
+    # What assigning would write down: every mismatch, who would be over capacity.
+    check = co.app.check_assignment(case_id, ["eve"], MANAGER)
+    assert check["refused"] is None
+    assert check["mismatches"] == ["eve does not speak nl", "eve does not match the wish gender=f"]
+    assert co.app.check_assignment(case_id, ["ana"], MANAGER)["over_capacity"] == ["ana"]
+    assert "zed does not work in Utrecht" in co.app.check_assignment(case_id, ["zed"], MANAGER)[
+        "mismatches"
+    ]
+    # The refusals the assignment would meet, said instead of raised.
+    assert "two are for a group conference" in (
+        co.app.check_assignment(case_id, ["eve", "zed"], MANAGER)["refused"] or ""
+    )
+    co.app.declare_relation("eve", case_id, "family_of_party", "", MANAGER)
+    assert "eve is not independent" in (
+        co.app.check_assignment(case_id, ["eve"], MANAGER)["refused"] or ""
+    )
+    with pytest.raises(InvalidFieldError, match="'nobody' is not in the pool"):
+        co.app.check_assignment(case_id, ["nobody"], MANAGER)
+    # Only the region's manager may ask, and nothing is assigned by asking.
+    with pytest.raises(NotPermittedError, match="by hand needs the role regional_manager"):
+        co.app.check_assignment(case_id, ["eve"], COORDINATOR)
+    texel = principal("rm-texel", "regional_manager", regions=("Texel",))
+    with pytest.raises(NotPermittedError, match="regional_manager for region Utrecht"):
+        co.app.check_assignment(case_id, ["eve"], texel)
+    after = co.app.get(case_id)
+    assert after.coordinator_ids == before.coordinator_ids
+    assert after.assignments == before.assignments
+    assert co.app.pool().load["ana"] == 1
+    # The read is on the access log, as a read of the case is.
+    assert "assignment.check" in [e.what for e in co.app.access_log.entries(case_id)]
