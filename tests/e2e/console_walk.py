@@ -157,8 +157,10 @@ class Person:
         self.page.evaluate("document.querySelector('main').setAttribute('data-old', '1')")
         try:
             with self.page.expect_response(
-                lambda r: r.url.startswith(self.walk.base)
-                and r.request.resource_type in ("document", "xhr", "fetch")
+                lambda r: (
+                    r.url.startswith(self.walk.base)
+                    and r.request.resource_type in ("document", "xhr", "fetch")
+                )
             ):
                 target.click()
             self.page.wait_for_selector("main:not([data-old])", state="attached")
@@ -336,9 +338,13 @@ def _prepare(done: Walk, coordinator: Person, today: date) -> dict[str, str]:
         row = page.locator("#participants tbody tr").nth(index)
         if comes:
             row.locator("input[name=share_details]").check()
-            coordinator.submit(f"#participants tbody tr:nth-child({index + 1}) form[action$='/confirm']")
+            coordinator.submit(
+                f"#participants tbody tr:nth-child({index + 1}) form[action$='/confirm']"
+            )
         else:
-            coordinator.submit(f"#participants tbody tr:nth-child({index + 1}) form[action$='/decline']")
+            coordinator.submit(
+                f"#participants tbody tr:nth-child({index + 1}) form[action$='/decline']"
+            )
         coordinator.notice()
     declined = page.locator("#participants tbody tr").nth(len(PEOPLE) - 1)
     expect(declined).to_contain_text("definitief")
@@ -367,9 +373,9 @@ def _prepare(done: Walk, coordinator: Person, today: date) -> dict[str, str]:
     expect(problem).to_be_visible()
     expect(problem).to_contain_text("private family time")
     done.facts["refusal"] = problem.inner_text()
-    expect(page.locator("#conference fieldset").nth(1).locator(
-        f"input[value='{ids['Sanne Visser']}']"
-    )).to_be_checked()  # the form as it was sent
+    expect(
+        page.locator("#conference fieldset").nth(1).locator(f"input[value='{ids['Sanne Visser']}']")
+    ).to_be_checked()  # the form as it was sent
     coordinator.check("conference-refused")
     page.locator("#conference fieldset").nth(1).locator(
         f"input[value='{ids['Sanne Visser']}']"
@@ -380,7 +386,9 @@ def _prepare(done: Walk, coordinator: Person, today: date) -> dict[str, str]:
     return ids
 
 
-def _plan(done: Walk, coordinator: Person, ids: dict[str, str], today: date, readme: Path | None) -> None:
+def _plan(
+    done: Walk, coordinator: Person, ids: dict[str, str], today: date, readme: Path | None
+) -> None:
     case = done.case_id
     page = coordinator.reload_until(
         f"/cases/{case}/plan", lambda p: p.locator("#recipients table").count() > 0
@@ -470,7 +478,9 @@ def _follow_up(done: Walk, researcher: Person) -> None:
         lambda p: p.locator("#timer_id option[value^=research]").count() > 0,
         seconds=60,
     )
-    page.select_option("#timer_id", page.locator("#timer_id option[value^=research]").first.get_attribute("value"))
+    page.select_option(
+        "#timer_id", page.locator("#timer_id option[value^=research]").first.get_attribute("value")
+    )
     agreements = page.locator("#outcome select[id^=o_]")
     outcomes = ["kept", "partly_kept", "not_kept"]
     for index in range(agreements.count()):

@@ -479,9 +479,10 @@ def test_the_check_before_an_assignment_by_hand_says_what_the_assignment_would_m
     assert check["refused"] is None
     assert check["mismatches"] == ["eve does not speak nl", "eve does not match the wish gender=f"]
     assert co.app.check_assignment(case_id, ["ana"], MANAGER)["over_capacity"] == ["ana"]
-    assert "zed does not work in Utrecht" in co.app.check_assignment(case_id, ["zed"], MANAGER)[
-        "mismatches"
-    ]
+    assert (
+        "zed does not work in Utrecht"
+        in co.app.check_assignment(case_id, ["zed"], MANAGER)["mismatches"]
+    )
     # The refusals the assignment would meet, said instead of raised.
     assert "two are for a group conference" in (
         co.app.check_assignment(case_id, ["eve", "zed"], MANAGER)["refused"] or ""
