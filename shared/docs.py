@@ -6,6 +6,7 @@ with an inline script; these load every script from the service itself, so their
 from __future__ import annotations
 
 import html
+from pathlib import Path
 
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, HTMLResponse, Response
@@ -25,7 +26,9 @@ window.ui = SwaggerUIBundle({
 """
 
 
-def docs_router(title: str, openapi_url: str = "/openapi.json") -> APIRouter:
+def docs_router(
+    title: str, openapi_url: str = "/openapi.json", assets: Path | None = None
+) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     name = html.escape(title)
     url = html.escape(openapi_url)
@@ -48,7 +51,7 @@ def docs_router(title: str, openapi_url: str = "/openapi.json") -> APIRouter:
 
     @router.get("/docs/assets/{asset}")
     async def docs_asset(asset: str) -> FileResponse:
-        return vendored(asset)
+        return vendored(asset, assets)
 
     @router.get("/redoc")
     async def redoc() -> HTMLResponse:

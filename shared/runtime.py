@@ -227,7 +227,7 @@ def build_service(definition: ServiceDefinition) -> RunningService:
         if (route.openapi_extra or {}).get(ACCESS_KEY) != PUBLIC:
             route.responses = {**AUTHENTICATION, **route.responses}
     api.include_router(common)
-    api.include_router(docs_router(f"Kring {app.name}"))
+    api.include_router(docs_router(f"Kring {app.name}", assets=settings.assets_dir))
     api.include_router(definition.router)
     return RunningService(api=api, bus=bus, relay=relay, store=store, routes=routes)
 

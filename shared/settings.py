@@ -114,6 +114,9 @@ class ServiceSettings(BaseSettings):
     #: Host names (no port) requests may name; ``*`` allows any, ``.example.org`` its subdomains.
     allowed_hosts: str = "127.0.0.1,localhost,::1"
     max_body_bytes: int = Field(1_048_576, ge=1024)
+    #: The /docs and /redoc pages' scripts, vendored by ``make install`` (``shared.assets``);
+    #: unset: the checkout's ``assets/vendor``.
+    assets_dir: Path | None = None
 
     @field_validator("oidc_algorithms")
     @classmethod

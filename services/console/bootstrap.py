@@ -55,7 +55,7 @@ PROBLEMS = {
 
 
 def build(settings: ConsoleSettings) -> FastAPI:
-    absent = missing(NEEDS)
+    absent = missing(NEEDS, settings.assets_dir)
     if absent:
         raise SystemExit(
             f"cannot start: the console's scripts are not installed ({', '.join(absent)}):"
@@ -156,7 +156,7 @@ def build(settings: ConsoleSettings) -> FastAPI:
     async def vendored_asset(asset: str) -> Response:
         if asset not in NEEDS:
             return Response(status_code=404)
-        return vendored(asset)
+        return vendored(asset, settings.assets_dir)
 
     @api.get("/static/{name}", include_in_schema=False)
     async def own_static(name: str) -> Response:

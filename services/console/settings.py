@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -54,6 +55,8 @@ class ConsoleSettings(BaseSettings):
     # -- the HTTP edge ---------------------------------------------------------------------
     allowed_hosts: str = "127.0.0.1,localhost,::1"
     max_body_bytes: int = Field(262_144, ge=1024)
+    #: htmx, vendored by ``make install`` (``shared.assets``); unset: the checkout's.
+    assets_dir: Path | None = None
 
     @classmethod
     def settings_customise_sources(
