@@ -36,6 +36,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
     "--disable-gpu",
+    "--lang=nl-NL",  # dates as a Dutch user sees them
 ]
 #: WCAG 2.1 A and AA; a violation of these rated serious or critical fails the page.
 AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
@@ -201,15 +202,22 @@ def chromium() -> Iterator[tuple[Playwright, Browser]]:
             browser.close()
 
 
-def walk(base: str, shots: Path, region: str = "Utrecht", readme: Path | None = None) -> Walk:
-    """The whole case. ``readme``: where to put the README's two screenshots (docs/)."""
+def walk(
+    base: str,
+    shots: Path,
+    region: str = "Utrecht",
+    readme: Path | None = None,
+    also_managed: tuple[str, ...] = (),
+) -> Walk:
+    """The whole case. ``readme``: where to put the README's two screenshots (docs/);
+    ``also_managed``: more regions the regional manager manages (their cases on the board)."""
     shots.mkdir(parents=True, exist_ok=True)
     done = Walk(base=base.rstrip("/"), shots=shots)
     tag = uuid.uuid4().hex[:6]
     today = date.today()
     with chromium() as (_, browser):
         manager = Person(done, browser, "manager")
-        _request(done, manager, region, tag)
+        _request(done, manager, region, tag, also_managed)
         coordinator_id = f"coordinator-{tag}"
         _assign(done, manager, region, coordinator_id)
         coordinator = Person(done, browser, "coordinator")
@@ -231,8 +239,10 @@ def walk(base: str, shots: Path, region: str = "Utrecht", readme: Path | None = 
     return done
 
 
-def _request(done: Walk, manager: Person, region: str, tag: str) -> None:
-    manager.sign_in(f"Anna {tag}", "regional_manager", region=region)
+def _request(
+    done: Walk, manager: Person, region: str, tag: str, also_managed: tuple[str, ...]
+) -> None:
+    manager.sign_in(f"Anna {tag}", "regional_manager", region=",".join((region, *also_managed)))
     manager.check("home")
     page = manager.go("/requests/new")
     manager.check("new-request")
@@ -432,7 +442,7 @@ def _plan(
     expect(versions).to_contain_text("toegevoegd")
     coordinator.check("plan-editor")
     if readme is not None:
-        page.locator("#write").scroll_into_view_if_needed()
+        page.evaluate("document.getElementById('write').scrollIntoView({block: 'start'})")
         page.screenshot(path=str(readme / "console-plan-editor.png"), caret="initial")
     coordinator.submit("#accept form")
     coordinator.notice()
