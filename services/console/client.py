@@ -283,7 +283,7 @@ class Services:
     async def write_plan(self, token: str, case_id: UUID, body: Json) -> Json:
         return await self._json("plans", "POST", f"/cases/{case_id}/plan", token, json=body)
 
-    async def accept_plan(self, token: str, case_id: UUID, version: int) -> Json:
+    async def accept_plan(self, token: str, case_id: UUID, version: int | str) -> Json:
         return await self._json(
             "plans", "POST", f"/cases/{case_id}/plan/accept", token, json={"version": version}
         )

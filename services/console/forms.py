@@ -13,6 +13,14 @@ BLANK_ROWS = 1
 MAX_ROWS = 50
 
 
+def number(text: str, default: int) -> int | str:
+    """A number field: the number, its default when empty, or what was typed (the service then
+    says, by field, that it is not a number)."""
+    if not text:
+        return default
+    return int(text) if text.isdigit() else text
+
+
 def rows(form: Form | None, prefix: str, filled: int) -> int:
     """How many rows of a group to show: those filled, a blank one, and one more per click."""
     wanted = filled + BLANK_ROWS
@@ -78,7 +86,7 @@ def clarification_body(form: Form) -> dict[str, Any]:
             "status": form.one("funding_status", "requested"),
         },
         "minimum_requirements": requirements,
-        "coordinators_needed": int(form.one("coordinators_needed", "1") or 1),
+        "coordinators_needed": number(form.one("coordinators_needed"), 1),
         "involved_organisations": form.lines("involved_organisations"),
     }
 
@@ -91,7 +99,7 @@ def coordinator_body(form: Form) -> dict[str, Any]:
         "coordinator_id": form.one("coordinator_id"),
         "regions": listed("regions"),
         "languages": listed("languages"),
-        "capacity": int(form.one("capacity", "3") or 3),
+        "capacity": number(form.one("capacity"), 3),
         "organisations": listed("organisations"),
     }
 

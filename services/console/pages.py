@@ -27,6 +27,7 @@ from services.console.client import (
     RefusedError,
     ServiceError,
     Services,
+    SignedOutError,
 )
 from services.console.i18n import LANGUAGES, N_
 from services.console.settings import SERVICES, ConsoleSettings
@@ -97,12 +98,11 @@ def router(
         service's reason on the form."""
         try:
             await call()
-        except RefusedError as error:
-            log.info("console.refused", form=name, service=error.service)
-            return await show(form=form, errors={name: error}, status=error.status)
+        except SignedOutError:
+            raise  # sign in again (bootstrap's handler)
         except ServiceError as error:
-            if error.status == 401:
-                raise
+            if isinstance(error, RefusedError):
+                log.info("console.refused", form=name, service=error.service)
             return await show(form=form, errors={name: error}, status=error.status)
         return done(session, notice, target)
 
@@ -287,9 +287,9 @@ def router(
 
         try:
             created = await services.submit(session.token, forms.request_body(form), key)
+        except SignedOutError:
+            raise
         except ServiceError as error:
-            if error.status == 401:
-                raise
             return await show(form=form, errors={"submit": error}, status=error.status)
         target = f"/cases/{created['case_id']}"
         if Role.REGIONAL_MANAGER in session.principal.roles:
@@ -388,9 +388,9 @@ def router(
         if chosen:
             try:
                 check = await services.check_assignment(session.token, case_id, chosen)
+            except SignedOutError:
+                raise
             except ServiceError as error:
-                if error.status == 401:
-                    raise
                 errors = {**(errors or {}), "check": error}
                 status = max(status, error.status)
         return renderer.render(
@@ -662,7 +662,7 @@ def router(
 
         if action == "write" and form.one("more"):
             return await show(form=form)
-        version = int(form.one("version") or 0)
+        version = forms.number(form.one("version"), 0)
         calls: dict[str, Callable[[], Awaitable[Any]]] = {
             "recipients": lambda: services.name_recipients(
                 token, case_id, forms.recipients_body(form, form.all("participant"))
@@ -797,9 +797,9 @@ def router(
         for service in SERVICES:
             try:
                 found[service] = await read(service)
+            except SignedOutError:
+                raise
             except ServiceError as error:
-                if error.status == 401:
-                    raise
                 missing[service] = error
         return found, missing
 

@@ -1,0 +1,155 @@
+"""What the console's pages show, made from the services' answers, and its forms turned into
+the bodies the services take: no I/O, milliseconds."""
+
+from __future__ import annotations
+
+from services.console import forms, views
+from services.console.web import Form
+
+
+def form(**fields: str | list[str]) -> Form:
+    return Form({k: v if isinstance(v, list) else [v] for k, v in fields.items()})
+
+
+def test_a_new_version_says_what_it_changed() -> None:
+    first = {
+        "agreements": [
+            {
+                "id": "a1",
+                "who": ["p1"],
+                "what": "Johan lives with oma",
+                "where": None,
+                "when": None,
+            },
+            {"id": "a2", "who": ["p3"], "what": "Piet drives", "where": None, "when": None},
+        ],
+        "if_something_does_not_work": "call",
+        "watched_by": "p3",
+    }
+    second = {
+        "agreements": [
+            {
+                "id": "a1",
+                "who": ["p1", "p2"],
+                "what": "Johan lives with oma",
+                "where": None,
+                "when": {"on": None, "recurring": "every day"},
+            },
+            {
+                "id": "a3",
+                "who": ["p2"],
+                "what": "Oma goes to the café",
+                "where": None,
+                "when": None,
+            },
+        ],
+        "if_something_does_not_work": "call the coordinator",
+        "watched_by": "p3",
+    }
+    said = [(c.message, c.values) for c in views.plan_changes(first, second)]
+    assert (
+        "agreement %(id)s added: %(what)s",
+        {"id": "a3", "what": "Oma goes to the café"},
+    ) in said
+    assert ("agreement %(id)s removed", {"id": "a2"}) in said
+    assert ("agreement %(id)s changed: %(fields)s", {"id": "a1", "fields": "who, when"}) in said
+    assert ("what happens if something does not work changed", {}) in said
+    assert not any("watches" in message for message, _ in said)
+    assert [c.message for c in views.plan_changes(second, second)] == ["nothing changed"]
+    assert views.plan_changes(None, first)[0].values == {"count": 2}
+    plan = {"versions": [{"version": 1, "content": first}, {"version": 2, "content": second}]}
+    shown = views.versions_with_changes(plan)
+    assert [v["version"] for v in shown] == [2, 1]  # newest first
+
+
+def test_the_board_counts_every_case_and_filters_on_the_stage_shown() -> None:
+    lists = {
+        "intake": [
+            {"case_id": "a", "model": "family", "region": "Utrecht", "stage": "accepted"},
+            {"case_id": "b", "model": "group", "region": "Utrecht", "stage": "submitted"},
+        ],
+        "coordination": [
+            {"case_id": "a", "stage": "preparing", "coordinator_ids": ["c1"], "overdue": True},
+        ],
+    }
+    board = views.board(lists, {"stage": "accepted"})
+    assert board.rows == []  # a is shown as preparing, the furthest a service took it
+    assert board.total == 2 and dict(board.counts) == {"submitted": 1, "preparing": 1}
+    assert [c.case_id for c in views.board(lists, {"overdue": "yes"}).rows] == ["a"]
+    assert [c.case_id for c in views.board(lists, {"overdue": "no"}).rows] == ["b"]
+    assert [c.case_id for c in views.board(lists, {"coordinator": "c1"}).rows] == ["a"]
+    assert board.coordinators == ["c1"] and board.regions == ["Utrecht"]
+
+
+def test_blank_rows_are_left_out_and_the_plan_s_when_is_one_or_the_other() -> None:
+    body = forms.plan_body(
+        form(
+            a0_id="a1",
+            a0_who=["p1", "p2"],
+            a0_what="Johan lives with oma",
+            a0_when="recurring",
+            a0_recurring="every day",
+            a0_on="2030-01-01",
+            a1_who=["p3"],
+            a1_what="Piet drives",
+            a1_when="on",
+            a1_on="2030-02-01",
+            a2_who=[],
+            a2_what="",
+            a2_when="none",
+            s0_organisation="",
+            s0_what="",
+            if_something_does_not_work="call",
+            watched_by="p3",
+            next_meeting_on="",
+        )
+    )
+    assert body["agreements"] == [
+        {
+            "id": "a1",
+            "who": ["p1", "p2"],
+            "what": "Johan lives with oma",
+            "where": None,
+            "when": {"recurring": "every day"},
+        },
+        {"who": ["p3"], "what": "Piet drives", "where": None, "when": {"on": "2030-02-01"}},
+    ]
+    assert body["professional_support"] == [] and body["next_meeting_on"] is None
+    clarified = forms.clarification_body(
+        form(
+            q0_text="Where can Johan grow up safely?",
+            q1_text="",
+            m0_requirement="",
+            payer="municipality",
+            coordinators_needed="two",
+        )
+    )
+    assert clarified["conference_questions"] == ["Where can Johan grow up safely?"]
+    assert clarified["minimum_requirements"] == []
+    assert clarified["coordinators_needed"] == "two"  # not a number: intake says so, by field
+    # One more row when asked, never more than the most a form shows.
+    assert forms.rows(form(more="a", a0_what="x", a1_what="y"), "a", 1) == 3
+    assert forms.rows(None, "a", 2) == 3
+    assert forms.rows(form(more="a", **{f"a{i}_what": "x" for i in range(60)}), "a", 60) == 50
+
+
+def test_only_contacts_that_came_due_and_wait_for_an_outcome_are_offered() -> None:
+    follow_up = {
+        "timers": [
+            {
+                "timer_id": "coordinator_call",
+                "kind": "coordinator_call",
+                "fired_at": "t",
+                "outcome_recorded": True,
+            },
+            {
+                "timer_id": "research",
+                "kind": "research",
+                "fired_at": "t",
+                "outcome_recorded": False,
+            },
+            {"timer_id": "research-2", "kind": "research", "fired_at": None},
+            {"timer_id": "next_meeting_reminder", "kind": "next_meeting_reminder", "fired_at": "t"},
+        ]
+    }
+    assert [t["timer_id"] for t in views.open_contacts(follow_up)] == ["research"]
