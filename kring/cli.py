@@ -474,5 +474,27 @@ def _or_exit(call: Callable[[], T]) -> T:
         raise typer.Exit(1) from None
 
 
+def main() -> None:
+    """``kring``: a usage mistake (an unknown option, a value not among the choices, a missing
+    argument) is one line on stderr and exit code 2, like every other ordinary mistake, not a
+    box of usage and help. (Typer raises click's usage errors, from click or from the copy of
+    it Typer ships, by version: they are told by what they carry.)"""
+    try:
+        code = app(standalone_mode=False, prog_name="kring")
+    except Exception as error:
+        context = getattr(error, "ctx", None)
+        if type(error).__name__ == "NoArgsIsHelpError" and context is not None:
+            typer.echo(context.get_help(), err=True)
+            raise SystemExit(2) from None
+        if getattr(error, "exit_code", None) == 2 and hasattr(error, "format_message"):
+            command = getattr(context, "command_path", "") or "kring"
+            typer.echo(f"error: {command}: {error.format_message()}", err=True)
+            raise SystemExit(2) from None
+        if type(error).__name__ == "Abort":
+            raise SystemExit(1) from None
+        raise
+    raise SystemExit(code if isinstance(code, int) else 0)
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -83,3 +83,26 @@ def test_an_ordinary_mistake_is_one_line_and_exit_code_2(args: list[str], said: 
     assert said in result.output
     assert "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["erase", "3f1c2b4e-0000-4000-8000-000000000000", "--reason", "bogus"], "'bogus'"),
+        (["cases", "--bogus"], "No such option: --bogus"),
+        (["audit"], "Missing argument"),
+        (["nonsense"], "No such command 'nonsense'"),
+        (["dlq", "replay", "abc"], "valid integer"),
+    ],
+)
+def test_a_usage_mistake_is_one_line_and_exit_code_2_too(args: list[str], said: str) -> None:
+    # As a user runs it (`kring` is kring.cli:main): not click's box of usage and help.
+    import subprocess
+    import sys
+
+    ran = subprocess.run(
+        [sys.executable, "-m", "kring.cli", *args], capture_output=True, text=True, timeout=60
+    )
+    assert ran.returncode == 2, ran.stderr
+    assert said in ran.stderr and ran.stderr.startswith("error: kring")
+    assert len(ran.stderr.strip().splitlines()) == 1 and "Traceback" not in ran.stderr
