@@ -65,7 +65,7 @@ def build(settings: ConsoleSettings) -> FastAPI:
     tokens = TokenValidator(settings.oidc())
     issuer = Issuer(settings, tokens)
     sessions = Sessions(idle_seconds=settings.console_idle_minutes * 60)
-    renderer = Renderer(secure_cookies=settings.secure_cookies)
+    renderer = Renderer()
 
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:

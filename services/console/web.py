@@ -92,7 +92,10 @@ def language_of(request: Request) -> str:
 
 def local_path(target: str | None, fallback: str = "/") -> str:
     """A path of the console's own to go to, never another site (``//evil``, ``https:…``)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    if not target or not target.startswith("/") or "\\" in target:
+        return fallback
+    # Browsers drop tabs and newlines from a URL: "/\t/evil" would become "//evil".
+    if not target.isprintable() or target.startswith("//"):
         return fallback
     parts = urlsplit(target)
     if parts.scheme or parts.netloc:
@@ -123,8 +126,7 @@ def navigation(session: Session | None) -> list[tuple[str, str]]:
 class Renderer:
     """One template environment per language, each with its catalogue installed."""
 
-    def __init__(self, secure_cookies: bool) -> None:
-        self.secure_cookies = secure_cookies
+    def __init__(self) -> None:
         self.environments: dict[str, Environment] = {}
         for language in LANGUAGES:
             environment = Environment(

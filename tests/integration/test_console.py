@@ -207,7 +207,14 @@ async def test_every_form_needs_the_session_s_csrf_token(
 async def test_no_redirect_leads_to_another_site(
     console: httpx.AsyncClient, issuer: Issuer
 ) -> None:
-    for target in ("//evil.example/x", "https://evil.example/", "/\\evil.example", "javascript:x"):
+    for target in (
+        "//evil.example/x",
+        "https://evil.example/",
+        "/\\evil.example",
+        "javascript:x",
+        "/\t/evil.example",
+        "/\n/evil.example",
+    ):
         moved = await console.get("/language/en", params={"next": target})
         assert moved.status_code == 303 and moved.headers["location"] == "/", target
         started = await start_sign_in(console, target)
