@@ -66,6 +66,15 @@ def test_a_family_case_runs_from_request_to_follow_up_through_the_console_alone(
     assert "assigned to this case" in done.facts["outsider_refusal"]
     assert done.facts["copies"] >= 4
 
+    # Nothing a person typed about the family reached a log: the console's or a service's.
+    typed = ["Johan Jansen", "Oma Jansen", "Piet Bakker", "Sanne Visser", "Tante Els"]
+    typed += ["Johan (8) kan niet meer thuis wonen", "Johan woont bij oma", "Buurthuis De Kring"]
+    logs = sorted((system.data / "logs").glob("*.log"))
+    assert "console.log" in [log.name for log in logs]
+    for log in logs:
+        text = log.read_text(encoding="utf-8", errors="replace")
+        assert [t for t in typed if t in text] == [], log.name
+
     # The services agree with what the console showed: the case went all the way.
     views = system.kring("case", done.case_id, "--json", who=_manager())
     assert views.returncode == 0, views.stderr
