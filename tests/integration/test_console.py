@@ -83,6 +83,10 @@ async def issuer_answer(
     async with httpx.AsyncClient() as http:
         page = await http.get(authorize_url)
         assert page.status_code == 200 and "development sign-in" in page.text
+        # Its form is answered with a redirect to the console: the page's policy allows that
+        # one origin (browsers hold redirects after a form to form-action), and no other.
+        policy = page.headers["content-security-policy"]
+        assert f"form-action 'self' {CONSOLE};" in policy
         answer = await http.post(
             f"{issuer.url}/authorize",
             data=query | {"name": name, "role": role, "region": "Utrecht"},

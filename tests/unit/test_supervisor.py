@@ -67,3 +67,27 @@ def test_a_child_whose_settings_are_wrong_stops_everything() -> None:
     watching.start("svc").process.wait()
     with pytest.raises(StartupError, match="svc cannot start with its settings"):
         watching.step()
+
+
+def test_kring_run_registers_the_console_s_callback_with_its_issuer_unless_told() -> None:
+    import json
+
+    made = json.loads(supervisor._with_console(None, "http://127.0.0.1:18000"))
+    assert made == [
+        {
+            "client_id": "kring-console",
+            "redirect_uris": [
+                "http://127.0.0.1:18000/auth/callback",
+                "http://localhost:18000/auth/callback",
+            ],
+        }
+    ]
+    others = json.dumps([{"client_id": "prometheus", "client_secret": "x" * 16}])
+    kept = json.loads(supervisor._with_console(others, "https://console.example.org"))
+    assert [c["client_id"] for c in kept] == ["prometheus", "kring-console"]
+    assert kept[1]["redirect_uris"] == ["https://console.example.org/auth/callback"]
+    # The operator's own registration of the console wins; a malformed value is left to the
+    # issuer, which says what is wrong with it.
+    own = json.dumps([{"client_id": "kring-console", "redirect_uris": ["https://x/auth/callback"]}])
+    assert json.loads(supervisor._with_console(own, "http://127.0.0.1:8000")) == json.loads(own)
+    assert supervisor._with_console("{not json", "http://127.0.0.1:8000") == "{not json"
