@@ -32,6 +32,7 @@ from shared.events import (
     CaseEndedWithoutConference,
     Ending,
     IntegrationEvent,
+    PartnerRegistryEvent,
     RequestWithdrawn,
 )
 from shared.stream_read import DirectReader, NoRespondersError, StoredMessage
@@ -149,6 +150,8 @@ class Projection:
             return
         seen.add(delivered.event_id)
         event, at = delivered.event, delivered.time
+        if isinstance(event, PartnerRegistryEvent):
+            return  # the partner registry's, not a case's
         name = event.name
         self.by_type[name] += 1
         if self.first is None or at < self.first:

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from datetime import date
 from enum import StrEnum
-from typing import ClassVar
+from typing import Annotated, ClassVar
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from shared.subjects import event_subject
+from shared.subjects import ORGANISATION_ID, event_subject
 
 
 class ConferenceModel(StrEnum):
@@ -225,6 +225,50 @@ class PlanDistributed(IntegrationEvent):
     agreement_ids: list[str] = Field(default_factory=list)
 
 
+#: An organisation id as the partner registry keeps it (``shared.subjects.ORGANISATION_ID``).
+OrganisationId = Annotated[str, Field(pattern=f"^{ORGANISATION_ID.pattern}$", max_length=63)]
+
+
+class AgreementRef(_Part):
+    """An agreement of the plan as a partner may know it: its id and, where the agreement is
+    for one day, that date. Never what, where or who: the plan's text stays in plans."""
+
+    agreement_id: str = Field(min_length=1, max_length=20)
+    on: date | None = None
+
+
+class SharedWith(_Part):
+    """One organisation the family consented to share this version with, and the agreements
+    it takes part in (those of its professionals, found by the registry's id or name)."""
+
+    organisation: OrganisationId
+    agreements: list[AgreementRef] = Field(default_factory=list)
+
+
+class PlanShared(IntegrationEvent):
+    """A distributed version of the plan is shared with partner organisations, as the family
+    consented (plans): the partners service tells each organisation, thinly."""
+
+    name = "plan-shared"
+    origin = "plans"
+
+    plan_version: int = Field(ge=1)
+    shared_at: AwareDatetime
+    organisations: list[SharedWith] = Field(min_length=1)
+    next_meeting_on: date | None = None
+
+
+class PlanSharingWithdrawn(IntegrationEvent):
+    """The family withdrew its consent to share the plan with one organisation (plans): it gets
+    no further events of the case, and may no longer fetch its copy."""
+
+    name = "plan-sharing-withdrawn"
+    origin = "plans"
+
+    organisation: OrganisationId
+    withdrawn_at: AwareDatetime
+
+
 class FollowUpDue(IntegrationEvent):
     """A follow-up contact is due now (followup)."""
 
@@ -273,6 +317,41 @@ class CaseErased(IntegrationEvent):
     erased_at: AwareDatetime
 
 
+#: The subject of the partner registry's events: the registry is one aggregate, not a case.
+PARTNER_REGISTRY_ID = UUID("5c1e6a52-93b1-5b7e-8d3c-1f0e2a4b6c8d")
+
+
+class PartnerRegistryEvent(IntegrationEvent):
+    """An event of the partner registry (partners), not of a case: its subject (``case_id``) is
+    the registry's id and it has no conference model."""
+
+    case_id: UUID = PARTNER_REGISTRY_ID
+    model: ConferenceModel | None = None  # type: ignore[assignment]
+
+
+class PartnerRegistered(PartnerRegistryEvent):
+    """An organisation became a partner (partners): plans may share with it from now on."""
+
+    name = "partner-registered"
+    origin = "partners"
+
+    organisation: OrganisationId
+    #: How the organisation is called (not a person): participants' organisations are matched
+    #: against it and the id.
+    organisation_name: str = Field(min_length=1, max_length=200)
+    registered_at: AwareDatetime
+
+
+class PartnerRevoked(PartnerRegistryEvent):
+    """An organisation is no longer a partner (partners): nothing more is shared with it."""
+
+    name = "partner-revoked"
+    origin = "partners"
+
+    organisation: OrganisationId
+    revoked_at: AwareDatetime
+
+
 EVENT_CLASSES: tuple[type[IntegrationEvent], ...] = (
     RequestReceived,
     RequestWithdrawn,
@@ -281,10 +360,14 @@ EVENT_CLASSES: tuple[type[IntegrationEvent], ...] = (
     ParticipantConsentWithdrawn,
     CaseEndedWithoutConference,
     PlanDistributed,
+    PlanShared,
+    PlanSharingWithdrawn,
     FollowUpDue,
     OutcomeRecorded,
     FollowUpConferenceRequested,
     CaseErased,
+    PartnerRegistered,
+    PartnerRevoked,
 )
 EVENTS_BY_TYPE: dict[str, type[IntegrationEvent]] = {c.type_name(): c for c in EVENT_CLASSES}
 
@@ -292,7 +375,9 @@ EVENTS_BY_TYPE: dict[str, type[IntegrationEvent]] = {c.type_name(): c for c in E
 __all__ = [
     "EVENTS_BY_TYPE",
     "EVENT_CLASSES",
+    "PARTNER_REGISTRY_ID",
     "AgreementOutcome",
+    "AgreementRef",
     "CaseEndedWithoutConference",
     "CaseErased",
     "ConferenceHeld",
@@ -308,9 +393,15 @@ __all__ = [
     "ParticipantConsentWithdrawn",
     "ParticipantRef",
     "ParticipantRole",
+    "PartnerRegistered",
+    "PartnerRegistryEvent",
+    "PartnerRevoked",
     "PlanDistributed",
+    "PlanShared",
+    "PlanSharingWithdrawn",
     "Recipient",
     "RequestReceived",
     "RequestWithdrawn",
+    "SharedWith",
     "StopReason",
 ]

@@ -77,6 +77,8 @@ class ServiceDefinition:
     history_rule: Rule
     follows: Sequence[str] = ()
     background: Sequence[Background] = ()
+    #: Jobs that need the service's bus (the runtime makes it): each is handed it.
+    bus_jobs: Sequence[Callable[[Bus], Background]] = ()
 
 
 @dataclass
@@ -183,6 +185,10 @@ def build_service(definition: ServiceDefinition) -> RunningService:
             asyncio.create_task(_supervised("relay", relay.run)),
             asyncio.create_task(_supervised("store", store.watch)),
             *(asyncio.create_task(_supervised(job.__name__, job)) for job in definition.background),
+            *(
+                asyncio.create_task(_supervised(job.__name__, job(bus)))
+                for job in definition.bus_jobs
+            ),
         ]
         try:
             yield

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from email import message_from_bytes, policy
@@ -22,8 +23,16 @@ from aiosmtpd.controller import Controller
 from nats.aio.client import Client
 
 from kring.local import free_port, nats_server_binary, wait_for_port
-from kring.natsconf import ensure_credentials, write_server_config
-from shared.permissions import inbox_prefix
+from kring.natsconf import (
+    AUTHORIZATION_FILE,
+    ensure_credentials,
+    make_password,
+    read_credentials,
+    remove_password,
+    write_authorization,
+    write_server_config,
+)
+from shared.permissions import inbox_prefix, partner_identity_name
 
 _session_keys: Path | None = None
 
@@ -59,7 +68,8 @@ class NatsServer:
         self.closed = closed
         #: ``kring run``'s fsync of every write; the tests' default is the server's own.
         self.sync_always = sync_always
-        self.passwords = ensure_credentials(keys_dir or session_keys())
+        self.keys_dir = keys_dir or session_keys()
+        self.passwords = ensure_credentials(self.keys_dir)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -95,7 +105,41 @@ class NatsServer:
             **options,
         )
 
+    def add_partner(self, organisation: str, *, rotate: bool = False) -> str:
+        """What ``kring partners add`` (``rotate``: ``rotate``) does to NATS: a password for the
+        partner's identity, the authorization written again, the running server reloaded."""
+        password = make_password(self.keys_dir, partner_identity_name(organisation), replace=rotate)
+        self.reload()
+        return password
+
+    def remove_partner(self, organisation: str) -> None:
+        """What ``kring partners revoke`` does to NATS."""
+        remove_password(self.keys_dir, partner_identity_name(organisation))
+        self.reload()
+
+    def reload(self) -> None:
+        """Write the authorization again from the passwords there are and have the running
+        server reload it; return once it says it has."""
+        self.passwords = read_credentials(self.keys_dir)
+        if not self.closed or self.process is None:
+            return
+        before = self._log_text().count("Reloaded server configuration")
+        write_authorization(self.store_dir / AUTHORIZATION_FILE, self.passwords)
+        self.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while self._log_text().count("Reloaded server configuration") == before:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nats-server did not reload; see {self.log_path}")
+            time.sleep(0.02)
+
+    def _log_text(self) -> str:
+        try:
+            return self.log_path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+
     def start(self) -> Self:
+        self.passwords = read_credentials(self.keys_dir)
         self.store_dir.mkdir(parents=True, exist_ok=True)
         conf = write_server_config(
             self.store_dir / "nats.conf",

@@ -15,20 +15,23 @@ from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
 from eventsourcing.persistence import IntegrityError
 
 from services.plans.access import RULES
-from services.plans.domain import Channel, DeliveryStatus, Plan, Stage
+from services.plans.domain import Channel, DeliveryStatus, PartnerDirectory, Plan, Stage
 from shared.access import Facts
 from shared.actor import Actor, system_actor
 from shared.application import KringApplication
 from shared.clock import Clock, SystemClock
 from shared.envelope import Delivered
-from shared.errors import CaseNotFoundError
+from shared.errors import CaseNotFoundError, NotPermittedError
 from shared.events import (
+    PARTNER_REGISTRY_ID,
     CaseEndedWithoutConference,
     CaseErased,
     ConferenceHeld,
     CoordinatorAssigned,
     IntegrationEvent,
     ParticipantConsentWithdrawn,
+    PartnerRegistered,
+    PartnerRevoked,
     RequestReceived,
 )
 from shared.identity import Principal
@@ -55,7 +58,10 @@ class PlansApplication(KringApplication):
         CaseEndedWithoutConference: "on_case_ended_without_conference",
         ParticipantConsentWithdrawn: "on_consent_withdrawn",
         CaseErased: "on_case_erased",
+        PartnerRegistered: "on_partner_registered",
+        PartnerRevoked: "on_partner_revoked",
     }
+    shared_aggregate_ids = frozenset({PARTNER_REGISTRY_ID})
 
     def __init__(self, env: Mapping[str, str] | None = None, clock: Clock | None = None) -> None:
         super().__init__(env)
@@ -113,6 +119,30 @@ class PlansApplication(KringApplication):
         )
         processing.collect_events(plan)
 
+    def on_partner_registered(
+        self, event: PartnerRegistered, processing: ProcessingEvent[UUID], _: Delivered
+    ) -> None:
+        directory = self.partners()
+        directory.note_registered(
+            organisation=event.organisation, name=event.organisation_name, at=event.registered_at
+        )
+        processing.collect_events(directory)
+
+    def on_partner_revoked(
+        self, event: PartnerRevoked, processing: ProcessingEvent[UUID], _: Delivered
+    ) -> None:
+        directory = self.partners()
+        directory.note_revoked(organisation=event.organisation, at=event.revoked_at)
+        processing.collect_events(directory)
+
+    def partners(self) -> PartnerDirectory:
+        """Plans' copy of the partner registry, as far as it has heard."""
+        try:
+            directory: PartnerDirectory = self.repository.get(PARTNER_REGISTRY_ID)
+        except AggregateNotFoundError:
+            directory = PartnerDirectory(id=PARTNER_REGISTRY_ID)
+        return directory
+
     def _open(self, event: IntegrationEvent) -> Plan:
         try:
             plan: Plan = self.repository.get(event.case_id)
@@ -168,6 +198,15 @@ class PlansApplication(KringApplication):
             version=version,
             at=self.clock.now(),
             actor=actor.as_record(),
+            partners=self.partners(),
+        )
+        self.save(plan)
+        return plan
+
+    def withdraw_sharing(self, case_id: UUID, organisation: str, principal: Principal) -> Plan:
+        plan, actor = self._permitted("withdraw_sharing", case_id, principal)
+        plan.withdraw_sharing(
+            organisation=organisation, at=self.clock.now(), actor=actor.as_record()
         )
         self.save(plan)
         return plan
@@ -235,6 +274,33 @@ class PlansApplication(KringApplication):
         plan, actor = self._permitted(rule, case_id, principal)
         self.log_read(case_id, actor, what, self._facts(plan))
         return plan
+
+    def read_copy(
+        self, case_id: UUID, principal: Principal, version: int | None, kind: str
+    ) -> tuple[Plan, int]:
+        """A partner organisation's copy (the claim check): only of a case shared with its
+        organisation, only a version shared with it (by default the latest), while it is a
+        partner; the fetch is recorded. Returns the plan and the version."""
+        rule = RULES["copy"]
+        rule.check_role(principal)
+        plan = self.get(case_id)
+        facts = Facts.of_case(
+            plan.id, plan.region, plan.coordinator_ids, organisations=plan.shared_organisations()
+        )
+        actor = rule.permit(principal, facts)
+        if not self.partners().is_active(principal.organisation):
+            raise NotPermittedError(
+                f"{rule.action} needs a registered partner: {principal.organisation!r} is not one"
+            )
+        shared = plan.versions_shared_with(principal.organisation or "")
+        if version is not None and version not in shared:
+            raise NotPermittedError(
+                f"version {version} was not shared with {principal.organisation}; shared: "
+                + ", ".join(str(v) for v in shared)
+            )
+        chosen = version or shared[-1]
+        self.log_read(case_id, actor, f"plan.copy.{kind}.v{chosen}", facts)
+        return plan, chosen
 
     def case_facts(self, case_id: UUID) -> Facts:
         return self._facts(self.get(case_id))

@@ -119,6 +119,12 @@ def _one_of_each() -> list[Any]:
         "requested_at": NOW.isoformat(),
         "reason": "other",
         "erased_at": NOW.isoformat(),
+        "shared_at": NOW.isoformat(),
+        "organisations": [{"organisation": "jeugdzorg-utrecht", "agreements": []}],
+        "organisation": "jeugdzorg-utrecht",
+        "organisation_name": "Jeugdzorg Utrecht",
+        "registered_at": NOW.isoformat(),
+        "revoked_at": NOW.isoformat(),
     }
     events = []
     for event_class in EVENT_CLASSES:

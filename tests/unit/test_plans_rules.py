@@ -33,6 +33,7 @@ from tests.factories import (
     delivered,
     participant,
     principal,
+    register_partners,
     request_received,
 )
 
@@ -322,12 +323,14 @@ def test_distribution_reaches_every_participant_and_publishes_roles_not_people(m
     app.write(case_id, content(), COORDINATOR)
     app.accept(case_id, 1, COORDINATOR)
     app.process(delivered(consent_withdrawn(case_id, "p-worker"), 3, origin="coordination"))
-    plan = app.distribute(case_id, ["Jeugdzorg", "Basisschool De Linde", "Jeugdzorg"], COORDINATOR)
+    register_partners(app, jeugdzorg="Jeugdzorg", basisschool_de_linde="Basisschool De Linde")
+    shared = ["jeugdzorg", "basisschool-de-linde", "jeugdzorg"]
+    plan = app.distribute(case_id, shared, COORDINATOR)
 
     [event] = published(app, case_id)
     assert event.plan_version == 1 and event.next_meeting_on == date(2026, 9, 29)
     assert event.agreement_ids == ["a1", "a2", "a3"]
-    assert event.shared_with_organisations == ["Jeugdzorg", "Basisschool De Linde"]
+    assert event.shared_with_organisations == ["jeugdzorg", "basisschool-de-linde"]
     # The worker withdrew consent to share their details: their organisation is not listed.
     assert [(r.role, r.organisation) for r in event.recipients] == [
         ("central_person", None),
