@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -293,3 +294,53 @@ def smtp_server(refusals: Mapping[str, str] | None = None) -> Iterator[tuple[Mai
         yield mailbox, port
     finally:
         controller.stop()
+
+
+class WebhookReceiver:
+    """A partner's webhook endpoint over real HTTP (a thread on a free port): answers each
+    request with the next status of ``answers`` (then 200), keeps every request as it came
+    (headers and body bytes), and, like a partner should, keeps one delivery per webhook id."""
+
+    def __init__(self, answers: list[int] | None = None) -> None:
+        import http.server
+
+        self.answers = list(answers or [])
+        self.requests: list[tuple[dict[str, str], bytes, float]] = []
+        #: webhook-id -> body, for the requests answered 2xx (a partner de-duplicates by id).
+        self.delivered: dict[str, bytes] = {}
+        self.retry_after: str | None = None
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(length)
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                receiver.requests.append((headers, body, time.monotonic()))
+                status = receiver.answers.pop(0) if receiver.answers else 200
+                if 200 <= status < 300:
+                    receiver.delivered.setdefault(headers.get("webhook-id", ""), body)
+                self.send_response(status)
+                if receiver.retry_after and status in (429, 503):
+                    self.send_header("Retry-After", receiver.retry_after)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = int(self.httpd.server_address[1])
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/kring"
+
+    def __enter__(self) -> WebhookReceiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
