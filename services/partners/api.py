@@ -106,9 +106,12 @@ class WithSecret(BaseModel):
 
 
 class Attempt(BaseModel):
+    #: When it was made.
     at: datetime
     status_code: int | None
     error: str | None
+    #: When it is tried again (None: sent, or given up).
+    retry_at: datetime | None
 
 
 class DeliveryView(BaseModel):
@@ -147,7 +150,9 @@ class DeliveryView(BaseModel):
             next_attempt_at=row.next_attempt_at,
             sent_at=row.sent_at,
             detail=row.detail,
-            history=[Attempt(at=a, status_code=s, error=e) for a, s, e in row.history],
+            history=[
+                Attempt(at=a, status_code=s, error=e, retry_at=r) for a, s, e, r in row.history
+            ],
         )
 
 

@@ -256,7 +256,8 @@ class PartnersApplication(KringApplication):
             kind=kind.value,
             data=data.model_dump(mode="json", by_alias=True),
             issued_at=self.clock.now(),
-            webhook=partner is not None and partner.sends_webhooks,
+            # A disabled endpoint (it answered 410) holds it until it is set again.
+            webhook=partner is not None and partner.active and partner.webhook is not None,
         )
 
     def _cancel(self, identities: list[UUID], reason: str) -> list[Notification]:
@@ -283,17 +284,19 @@ class PartnersApplication(KringApplication):
         identity: UUID,
         *,
         number: int,
+        at: datetime,
         status_code: int | None,
         error: str | None,
         retry_at: datetime | None,
         give_up: str | None,
     ) -> bool:
-        """One attempt's outcome, once; False if it was recorded already (or is not wanted)."""
+        """One attempt's outcome (``at``: when it was made), once; False if it was recorded
+        already (or is not wanted)."""
         for attempt in range(RECORD_TRIES):
             notification = self._get_notification(identity)
             recorded = notification.record_attempt(
                 number=number,
-                at=self.clock.now(),
+                at=at,
                 status_code=status_code,
                 error=error,
                 retry_at=retry_at,

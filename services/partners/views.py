@@ -54,7 +54,10 @@ class DeliveryRow:
     next_attempt_at: datetime | None = None
     sent_at: datetime | None = None
     detail: str | None = None
-    history: tuple[tuple[datetime, int | None, str | None], ...] = field(default=())
+    #: Every attempt: when it was made, what the endpoint answered, the error, when next.
+    history: tuple[tuple[datetime, int | None, str | None, datetime | None], ...] = field(
+        default=()
+    )
 
 
 class Deliveries:
@@ -104,7 +107,10 @@ class Deliveries:
                     next_attempt_at=event.retry_at if status is WebhookStatus.PENDING else None,
                     sent_at=event.at if event.error is None else row.sent_at,
                     detail=event.give_up,
-                    history=(*row.history, (event.at, event.status_code, event.error)),
+                    history=(
+                        *row.history,
+                        (event.at, event.status_code, event.error, event.retry_at),
+                    ),
                 )
             elif isinstance(event, Notification.Cancelled):  # type: ignore[attr-defined]
                 self._rows[identity] = replace(

@@ -212,6 +212,7 @@ class WebhookWorker:
             self.app.record_attempt,
             row.event_id,
             number=number,
+            at=now,
             status_code=status_code,
             error=error,
             retry_at=retry_at,
