@@ -1,4 +1,4 @@
-"""``kring``: run, login, demo, cases, case, audit, access-log, erase, replay, dlq."""
+"""``kring``: run, login, demo, cases, case, audit, access-log, erase, replay, dlq, partners."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import nats.errors
 import typer
@@ -404,6 +404,294 @@ def nats_authorization(
     except CredentialsError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
+
+
+partners_app = typer.Typer(
+    help="Partner organisations: add, list, rotate, revoke; what each was sent.",
+    no_args_is_help=True,
+)
+app.add_typer(partners_app, name="partners")
+
+DataDir = Annotated[
+    Path,
+    typer.Option(envvar="KRING_DATA_DIR", help="kring run's data folder (its NATS and issuer)."),
+]
+NatsKeys = Annotated[
+    Path | None,
+    typer.Option(help="The NATS passwords' folder (default: the data folder's keys/nats)."),
+]
+NoReload = Annotated[
+    bool,
+    typer.Option(
+        "--no-reload",
+        help="Do not write nats-server's authorization block nor reload it (a deployment"
+        " renders and reloads its own way).",
+    ),
+]
+OAuthClient = Annotated[
+    bool,
+    typer.Option(
+        help="Make the partner's OAuth client for the development issuer (off: make it in"
+        " your own issuer)."
+    ),
+]
+Out = Annotated[Path, typer.Option(help="Where to write the partner's credentials file.")]
+
+
+def _places(data_dir: Path, nats_keys: Path | None, no_reload: bool, oauth: bool) -> Any:
+    from kring.issuer import clients_dir
+    from kring.natsconf import keys_dir
+    from kring.partners import Places
+
+    return Places(
+        nats_keys=nats_keys or keys_dir(data_dir),
+        nats_config=None if no_reload else data_dir / "nats",
+        clients=clients_dir(data_dir) if oauth else None,
+    )
+
+
+def _partners_call(method: str, path: str, body: Any = None) -> Any:
+    """One call to the partners service as the signed-in operator; one line and exit 2 for a
+    refusal of the input, 1 for anything else that fails."""
+    from kring.client import detail_of
+
+    client = KringClient()
+    try:
+        answer = client.request("partners", method, path, json=body)
+    except (ServiceUnavailableError, AccessError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        client.close()
+    if answer.status_code in (404, 409, 422):
+        typer.echo(f"error: {detail_of(answer)}", err=True)
+        raise typer.Exit(2)
+    if answer.status_code >= 400:
+        typer.echo(f"error: {answer.status_code} {detail_of(answer)}", err=True)
+        raise typer.Exit(1)
+    return answer.json()
+
+
+def _handover(
+    organisation: str, name: str, password: str, oauth: Any, webhook: Any, out: Path
+) -> Path:
+    from kring.client import issuer_url, service_url
+    from kring.partners import credentials, write_credentials
+
+    document = credentials(
+        organisation=organisation,
+        name=name,
+        nats_url=_nats_url(),
+        password=password,
+        oauth=oauth,
+        token_url=f"{issuer_url()}/token",
+        plans_url=service_url("plans"),
+        partners_url=service_url("partners"),
+        webhook=webhook,
+    )
+    try:
+        return write_credentials(out, organisation, document)
+    except OSError as error:
+        typer.echo(f"error: cannot write the credentials in {out}: {error.strerror}", err=True)
+        raise typer.Exit(1) from None
+
+
+@partners_app.command("add")
+def partners_add(
+    organisation: Annotated[str, typer.Argument(help="Its id, e.g. jeugdzorg-utrecht.")],
+    name: Annotated[str, typer.Option(help="How the organisation is called.")],
+    webhook: Annotated[
+        str | None, typer.Option(help="Its webhook endpoint (https), for a partner without NATS.")
+    ] = None,
+    data_dir: DataDir = Path("data"),
+    nats_keys_dir: NatsKeys = None,
+    no_reload: NoReload = False,
+    oauth_client: OAuthClient = True,
+    out: Out = Path("."),
+) -> None:
+    """Register a partner organisation and make its credentials: a NATS identity that reads
+    only its own feed, an OAuth client for fetching its copies, a webhook secret; all in one
+    file (readable by you only) to hand to the partner."""
+    from kring.partners import (
+        PartnerSetupError,
+        apply_to_nats,
+        check_organisation,
+        forget,
+        nats_password,
+    )
+    from kring.partners import oauth_client as make_client
+
+    places = _places(data_dir.resolve(), nats_keys_dir, no_reload, oauth_client)
+    try:
+        check_organisation(organisation)
+        # NATS first: once registered, the partners service makes the partner's feed at once,
+        # and NATS must already let it.
+        known = (places.nats_keys / f"partner-{organisation}.password").exists()
+        password = nats_password(places, organisation)
+        said = apply_to_nats(places)
+    except PartnerSetupError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    body = {"organisation": organisation, "name": name, "webhook_url": webhook}
+    try:
+        registered = _partners_call("POST", "/partners", body)
+    except typer.Exit:
+        if not known:  # nothing of it is left behind
+            forget(places, organisation)
+            apply_to_nats(places)
+        raise
+    oauth = make_client(places, organisation)
+    hook = {"url": webhook, "secret": registered["webhook_secret"]} if webhook else None
+    path = _handover(organisation, name, password, oauth, hook, out)
+    typer.echo(
+        f"partner {organisation} ({name}) registered; feed {registered['partner']['stream']}"
+    )
+    typer.echo(said)
+    if oauth is None:
+        typer.echo("OAuth: make its client in your issuer (docs/partners.md, 'Your own issuer')")
+    typer.echo(f"its credentials are in {path} (readable by you only): hand them over safely")
+
+
+@partners_app.command("list")
+def partners_list(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON array, for machines.")] = False,
+) -> None:
+    """Every partner, present and past."""
+    found = _partners_call("GET", "/partners?limit=500")["items"]
+    if as_json:
+        typer.echo(json.dumps(found, indent=2))
+        return
+    for partner in found:
+        state = "active" if partner["active"] else f"revoked {partner['revoked_at']}"
+        hook = partner["webhook"]
+        webhook = "NATS only"
+        if hook:
+            webhook = hook["url"] + (
+                "" if hook["enabled"] else f" (disabled: {hook['disabled_because']})"
+            )
+        typer.echo(f"{partner['organisation']:<32} {partner['name']:<32} {state:<10} {webhook}")
+    typer.echo(f"{len(found)} partner(s)")
+
+
+@partners_app.command("revoke")
+def partners_revoke(
+    organisation: Annotated[str, typer.Argument(help="Its id.")],
+    data_dir: DataDir = Path("data"),
+    nats_keys_dir: NatsKeys = None,
+    no_reload: NoReload = False,
+) -> None:
+    """No longer a partner: nothing more is shared with it; its NATS identity and OAuth client
+    are removed (its connections dropped at the reload)."""
+    from kring.partners import PartnerSetupError, apply_to_nats, forget
+
+    places = _places(data_dir.resolve(), nats_keys_dir, no_reload, True)
+    _partners_call("POST", f"/partners/{organisation}/revoke")
+    try:
+        forget(places, organisation)
+        said = apply_to_nats(places)
+    except PartnerSetupError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"partner {organisation} revoked")
+    typer.echo(said)
+
+
+@partners_app.command("rotate")
+def partners_rotate(
+    organisation: Annotated[str, typer.Argument(help="Its id.")],
+    data_dir: DataDir = Path("data"),
+    nats_keys_dir: NatsKeys = None,
+    no_reload: NoReload = False,
+    oauth_client: OAuthClient = True,
+    out: Out = Path("."),
+) -> None:
+    """New credentials for a partner: a NATS password (the old one stops at the reload), an
+    OAuth client secret, and a webhook secret (the old one signs beside it for a day)."""
+    from kring.partners import PartnerSetupError, apply_to_nats, nats_password
+    from kring.partners import oauth_client as make_client
+
+    places = _places(data_dir.resolve(), nats_keys_dir, no_reload, oauth_client)
+    partner = _partners_call("GET", f"/partners/{organisation}")
+    if not partner["active"]:
+        typer.echo(f"error: {organisation} was revoked: add it again", err=True)
+        raise typer.Exit(2)
+    hook = None
+    if partner["webhook"]:
+        rotated = _partners_call("POST", f"/partners/{organisation}/webhook/rotate")
+        hook = {"url": partner["webhook"]["url"], "secret": rotated["webhook_secret"]}
+    try:
+        password = nats_password(places, organisation, rotate=True)
+        said = apply_to_nats(places)
+        oauth = make_client(places, organisation)
+    except PartnerSetupError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    path = _handover(organisation, partner["name"], password, oauth, hook, out)
+    typer.echo(f"partner {organisation}: new credentials")
+    typer.echo(said)
+    if hook:
+        typer.echo("webhook: the old secret signs beside the new one for a day")
+    typer.echo(f"its credentials are in {path} (readable by you only): hand them over safely")
+
+
+@partners_app.command("deliveries")
+def partners_deliveries(
+    organisation: Annotated[str, typer.Argument(help="Its id.")],
+    case_id: Annotated[str | None, typer.Option("--case", help="One case id.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON array, for machines.")] = False,
+) -> None:
+    """Everything sent to a partner, oldest first, with each webhook's status."""
+    query = f"?limit=500{f'&case_id={case_id}' if case_id else ''}"
+    rows: list[Any] = []
+    path = f"/partners/{organisation}/deliveries{query}"
+    while True:
+        answer = _partners_call("GET", path)
+        rows += answer["items"]
+        if not answer["next"]:
+            break
+        path = f"/partners/{organisation}/deliveries{query}&after={answer['next']}"
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        error = f" ({row['last_error']})" if row["last_error"] else ""
+        typer.echo(
+            f"{row['issued_at']:<33} {row['event_id']}  {row['case_id']}  "
+            f"{row['type']:<34} webhook {row['webhook_status']:<9} {row['attempts']} attempt(s)"
+            f"{error}"
+        )
+    typer.echo(f"{len(rows)} notification(s)")
+
+
+@partners_app.command("resend")
+def partners_resend(
+    organisation: Annotated[str, typer.Argument(help="Its id.")],
+    event_id: Annotated[str, typer.Argument(help="The notification's id (from `deliveries`).")],
+) -> None:
+    """Send one notification to the partner's webhook again (the same id)."""
+    row = _partners_call("POST", f"/partners/{organisation}/deliveries/{event_id}/resend")
+    typer.echo(f"{row['event_id']}: webhook {row['webhook_status']}")
+
+
+@partners_app.command("replay")
+def partners_replay(
+    organisation: Annotated[str, typer.Argument(help="Its id.")],
+    since: Annotated[str, typer.Option(help="ISO time with zone: from here.")],
+) -> None:
+    """Send every notification issued since a time to the partner's webhook again."""
+    from datetime import datetime
+
+    try:
+        when = datetime.fromisoformat(since)
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        typer.echo(
+            "error: --since is an ISO time with its zone, e.g. 2026-03-01T00:00:00+01:00", err=True
+        )
+        raise typer.Exit(2)
+    answer = _partners_call("POST", f"/partners/{organisation}/replay", {"since": when.isoformat()})
+    typer.echo(f"{len(answer['replayed'])} notification(s) to be sent again")
 
 
 def _or_exit(call: Callable[[], T]) -> T:

@@ -25,7 +25,13 @@ from shared.settings import SECRETS_DIR_VARIABLE
 from shared.stream_read import ReaderClient
 
 SERVICES = ("intake", "coordination", "plans", "followup")
-DEFAULT_PORTS = {"intake": 8001, "coordination": 8002, "plans": 8003, "followup": 8004}
+DEFAULT_PORTS = {
+    "intake": 8001,
+    "coordination": 8002,
+    "plans": 8003,
+    "followup": 8004,
+    "partners": 8006,
+}
 DEV_LOGIN = "urn:kring:params:oauth:grant-type:dev-login"
 
 

@@ -54,6 +54,9 @@ class Session:
 
     http: httpx.AsyncClient
     tokens: Tokens
+    #: The partner organisations registered where the session runs: a plan is shared with a
+    #: story's organisations only where they are partners (plans refuses any other id).
+    partners: frozenset[str] = frozenset()
 
 
 #: Answers that mean "not yet": the service has not heard the event, or is restarting.
@@ -508,7 +511,12 @@ async def _plan(
         "POST",
         f"{plan}/distribute",
         case.coordinator,
-        {"shared_with_organisations": list(scenario.shared_with_organisations), "version": 1},
+        {
+            "shared_with_organisations": [
+                o for o in scenario.shared_with_organisations if o in session.partners
+            ],
+            "version": 1,
+        },
         state_url=plan,
         done=lambda p: p["stage"] == "plan_distributed",
         patience=patience,

@@ -10,8 +10,8 @@ partner and moves only over acknowledged publishes, so one partner whose feed ca
 again after a crash beyond that day reaches the partner twice with the same id: partners
 de-duplicate by id (``docs/partners.md``).
 
-The partner's stream and consumer are made here, by the partners service's identity, on the
-first notification for the partner (``shared.permissions``: it may make exactly those). The
+The partner's stream and consumer are made here, by the partners service's identity, as soon as
+the partner is registered and NATS lets it (``shared.permissions``: it may make exactly those). The
 partner itself creates nothing: it fetches from ``feed``, acks, resets it to a sequence to
 replay, and reads its stream with direct gets.
 """
@@ -174,6 +174,15 @@ class FeedRelay:
         organisations = [o for o, p in registry.partners.items() if p.active]
         if not organisations:
             return False
+        for organisation in organisations:
+            # Each partner's feed is there from its registration (once NATS lets this service
+            # make it), so a partner can start reading before anything is shared with it.
+            if organisation not in self._ready:
+                try:
+                    await ensure_feed(self.bus.js, organisation, self.replicas)
+                    self._ready.add(organisation)
+                except Exception as error:  # retried next round; others go on
+                    self.failing[organisation] = type(error).__name__
         checkpoints = {
             o: await asyncio.to_thread(self.app.queries.checkpoint, checkpoint_name(o))
             for o in organisations
