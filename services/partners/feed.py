@@ -194,11 +194,11 @@ class FeedRelay:
         reached = dict(checkpoints)
         stopped: set[str] = set()
         for position, issued in batch:
-            organisation = issued.organisation if issued is not None else None
+            owner: str | None = issued.organisation if issued is not None else None
             for o in organisations:
                 if o in stopped or position <= reached[o]:
                     continue
-                if o != organisation:
+                if o != owner:
                     reached[o] = position  # nothing of o's up to here
                     continue
                 try:
