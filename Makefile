@@ -18,14 +18,18 @@ run demo: export KRING_FOLLOWUP_SECONDS_PER_DAY := $(KRING_FOLLOWUP_SECONDS_PER_
 # The deployment checks (tests/deploy) validate the CloudNativePG and Prometheus operator resources
 # with the schemas the npm packages in tests/deploy/crd carry: installed here, never at test time.
 CRD_LOCK := tests/deploy/crd/package-lock.json
+# The contract checks validate every service's AsyncAPI document with the AsyncAPI CLI (npm
+# @asyncapi/cli, pinned in tests/contract/asyncapi): installed here, never at test time.
+ASYNCAPI_LOCK := tests/contract/asyncapi/package-lock.json
 
-$(READY): pyproject.toml $(CRD_LOCK)
+$(READY): pyproject.toml $(CRD_LOCK) $(ASYNCAPI_LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Kring needs Python 3.11 or newer")'
-	@command -v npm >/dev/null || { echo "make install needs npm (Node.js 20 or newer) for the schemas of the deployment checks (tests/deploy/crd)" >&2; exit 1; }
+	@command -v npm >/dev/null || { echo "make install needs npm (Node.js 20 or newer) for the schemas of the deployment checks (tests/deploy/crd) and the AsyncAPI CLI (tests/contract/asyncapi)" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	npm ci --prefix tests/deploy/crd --no-audit --no-fund --loglevel=error
+	npm ci --prefix tests/contract/asyncapi --no-audit --no-fund --loglevel=error
 	@touch $@
 
 install: $(READY)
@@ -91,4 +95,5 @@ soak: $(READY) | $(PYTEST_DEBUG_TEMPROOT)
 		$(BIN)/pytest -q -s -p no:cacheprovider tests/integration/test_postgres_concurrent_start.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache tests/deploy/crd/node_modules
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache tests/deploy/crd/node_modules \
+		tests/contract/asyncapi/node_modules

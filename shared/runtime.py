@@ -25,17 +25,15 @@ import uvicorn
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from faststream.nats import JStream
-from faststream.specification import AsyncAPI
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.access import Rule
 from shared.application import KringApplication
+from shared.asyncapi import document, render
 from shared.bus import Bus
 from shared.consumer import subscribe
 from shared.edge import Edge
-from shared.events import EVENT_CLASSES
 from shared.http import (
     ACCESS_KEY,
     AUTHENTICATION,
@@ -45,10 +43,10 @@ from shared.http import (
     install_request_context,
 )
 from shared.logging import configure_logging, get_logger
+from shared.partner_feed import DEFAULT_SOURCE
 from shared.relay import OutboxRelay, Translator
 from shared.settings import ServiceSettings, SettingError
 from shared.store import STORE_UNAVAILABLE, StoreConfigError
-from shared.subjects import STREAM
 from shared.tokens import TokenValidator
 
 log = get_logger(__name__)
@@ -172,7 +170,6 @@ def build_service(definition: ServiceDefinition) -> RunningService:
             max_deliver=settings.consumer_max_deliver,
             ack_wait_seconds=settings.consumer_ack_wait_seconds,
         )
-    _document_publications(bus, app.name)
     relay = OutboxRelay(
         app, bus, definition.translate, unhealthy_after_seconds=settings.relay_unhealthy_seconds
     )
@@ -215,9 +212,18 @@ def build_service(definition: ServiceDefinition) -> RunningService:
     # Outermost: a request naming another host is refused before anything else runs.
     api.add_middleware(Edge, allowed_hosts=settings.hosts())
 
+    contract = render(
+        document(
+            app.name,
+            description=definition.description,
+            consumes=app.policies,
+            nats_url=settings.nats_url,
+            partners_source=str(getattr(settings, "partners_source", DEFAULT_SOURCE)),
+        )
+    )
+
     def asyncapi() -> str:
-        spec = AsyncAPI(bus.broker, title=f"Kring {app.name}", version="0.1.0")
-        return spec.to_specification().to_json()
+        return contract
 
     def not_ready() -> list[str]:
         unreachable = [] if store.reachable else ["the store cannot be reached"]
@@ -231,20 +237,6 @@ def build_service(definition: ServiceDefinition) -> RunningService:
     api.include_router(common)
     api.include_router(definition.router)
     return RunningService(api=api, bus=bus, relay=relay, store=store, routes=routes)
-
-
-def _document_publications(bus: Bus, origin: str) -> None:
-    """Register what this service publishes, so its AsyncAPI document names the contract.
-    (The relay publishes; these publisher objects only describe.)"""
-    for event_class in EVENT_CLASSES:
-        if event_class.origin == origin:
-            bus.broker.publisher(
-                event_class.subject(),
-                stream=JStream(STREAM, declare=False),
-                schema=event_class,
-                title=event_class.type_name(),
-                description=(event_class.__doc__ or "").strip(),
-            )
 
 
 async def _cancel_all(tasks: Sequence[asyncio.Task[None]]) -> None:
