@@ -2,8 +2,9 @@
 
 Made from the code that makes the wire, not from a framework's idea of it: every message is the
 CloudEvents 1.0 envelope ``shared.envelope`` writes, with the event's pydantic schema as its
-``data``, the headers a relay really sets (``Nats-Msg-Id``, ``Kring-Origin``,
-``Kring-Position``, and ``Kring-Conflict`` where it re-publishes past a taken id), the stream it
+``data``, the headers a relay really sets (``Nats-Msg-Id``, ``Nats-Expected-Stream``, which
+nats-py adds for the stream named, ``Kring-Origin``, ``Kring-Position``, and ``Kring-Conflict``
+where it re-publishes past a taken id), the stream it
 is kept in, and an example that is the bytes ``encode`` makes of an example event. A service's
 document names what it publishes (``send``) and what it consumes (``receive``: the same channel
 and payload, through its durable consumer). The partners service's adds each partner's feed
@@ -260,12 +261,17 @@ def _kring_headers(schemas: _Schemas) -> dict[str, str]:
         {
             "type": "object",
             "description": "The NATS headers every relayed message carries",
-            "required": ["Nats-Msg-Id", ORIGIN_HEADER, POSITION_HEADER],
+            "required": ["Nats-Msg-Id", "Nats-Expected-Stream", ORIGIN_HEADER, POSITION_HEADER],
             "additionalProperties": False,
             "properties": {
                 "Nats-Msg-Id": {
                     "type": "string",
                     "description": "the CloudEvents id: JetStream drops a second copy by it",
+                },
+                "Nats-Expected-Stream": {
+                    "const": STREAM,
+                    "description": "set by the client: the server refuses the publish unless the"
+                    " subject is this stream's",
                 },
                 ORIGIN_HEADER: {"type": "string", "description": "the publishing service"},
                 POSITION_HEADER: {
@@ -288,7 +294,7 @@ def _kring_example(event: IntegrationEvent) -> dict[str, Any]:
     position = 42
     return {
         "name": "example",
-        "headers": message_headers(event.origin, position),
+        "headers": {**message_headers(event.origin, position), "Nats-Expected-Stream": STREAM},
         "payload": json.loads(encode(event, origin=event.origin, position=position, time=_AT)),
     }
 
@@ -425,9 +431,16 @@ def _partner_feed(
         "PartnerFeedHeaders",
         {
             "type": "object",
-            "required": ["Nats-Msg-Id"],
+            "required": ["Nats-Msg-Id", "Nats-Expected-Stream"],
             "additionalProperties": False,
-            "properties": {"Nats-Msg-Id": {"type": "string", "format": "uuid"}},
+            "properties": {
+                "Nats-Msg-Id": {"type": "string", "format": "uuid"},
+                "Nats-Expected-Stream": {
+                    "type": "string",
+                    "pattern": f"^{PARTNER_STREAM_PREFIX}",
+                    "description": "the partner's own stream",
+                },
+            },
         },
     )
     webhook_headers = schemas.add(
@@ -486,7 +499,14 @@ def _partner_feed(
             "headers": nats_headers,
             "payload": envelope,
             "examples": [
-                {"name": "example", "headers": {"Nats-Msg-Id": example["id"]}, "payload": example}
+                {
+                    "name": "example",
+                    "headers": {
+                        "Nats-Msg-Id": example["id"],
+                        "Nats-Expected-Stream": f"{PARTNER_STREAM_PREFIX}jeugdzorg-utrecht",
+                    },
+                    "payload": example,
+                }
             ],
         }
         messages[f"{key}Webhook"] = {

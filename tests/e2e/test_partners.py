@@ -1,10 +1,12 @@
-"""A partner onboarded as ``docs/partners.md`` says, against ``kring run``: the operator's
+"""A partner onboarded as ``docs/partners.md`` says, against ``kring run``, and the contract: the
+operator's
 ``kring partners add`` makes its credentials file; the page's own consumer (nats-py and the
 cloudevents 2.x SDK) and its webhook receiver (``standardwebhooks``), run as they are printed,
 receive the family's plan; the page's fetch gets the copy with the partner's OAuth client from
 the development issuer, and the fetch is in plans' access log; a replay as the page shows it
 sends the feed again; rotating and revoking take effect on the running nats-server; an erasure
-reaches both as a revocation and the copy answers 410."""
+reaches both as a revocation and the copy answers 410. Last, every message the services' AsyncAPI
+documents say they send is compared with what really went over the stream and to a webhook."""
 
 from __future__ import annotations
 
@@ -29,7 +31,9 @@ from kring import scenarios, workflow
 from kring.client import Who
 from shared.events import ConferenceModel
 from shared.permissions import inbox_prefix
+from shared.stream_read import read_all
 from shared.subjects import STREAM
+from tests.contract.documents import READ_HEADERS, check, operated
 from tests.e2e.conftest import System
 from tests.harness import eventually
 from tests.servers import free_port
@@ -290,3 +294,171 @@ async def _replayed_from_the_start(credentials: dict[str, Any], case_id: str) ->
             await message.ack()
     finally:
         await connection.close()
+
+
+async def test_every_documented_message_is_what_the_system_really_publishes(
+    system: System, tmp_path: Path
+) -> None:
+    """Every message each service's AsyncAPI document says it sends went over the real stream
+    (or to a real webhook) in this run, and every message that did validates against its
+    documented payload and headers: nothing sent that is not documented, nothing documented
+    that is not sent."""
+    documents = {
+        name: httpx.get(f"{url}/asyncapi.json", timeout=10).json()
+        for name, url in system.urls.items()
+    }
+    await _every_event_of_the_contract(system, tmp_path)
+
+    sent: dict[str, tuple[str, str]] = {}  # type, transport -> (service, message key)
+    for service, document in documents.items():
+        for key in operated(document, "send"):
+            message = document["components"]["messages"][key]
+            sent[f"{message['name']}|{message['contentType']}"] = (service, key)
+
+    seen: set[str] = set()
+
+    def compare(payload: bytes, headers: dict[str, str], content_type: str) -> None:
+        body = json.loads(payload)
+        name = f"{body['type']}|{content_type}"
+        assert name in sent, f"{body['type']} is sent but not documented"
+        service, key = sent[name]
+        document = documents[service]
+        message = document["components"]["messages"][key]
+        check(document, message["payload"], body)
+        check(document, message["headers"], headers)
+        seen.add(name)
+
+    connection = await system.connect("admin")
+    try:
+        for stored in await read_all(connection, STREAM):
+            headers = {k: v for k, v in stored.headers.items() if k not in READ_HEADERS}
+            compare(stored.data, headers, "application/json")
+        for stream in ("KRING_PARTNER_jeugdzorg-utrecht",):
+            for stored in await read_all(connection, stream):
+                headers = {k: v for k, v in stored.headers.items() if k not in READ_HEADERS}
+                compare(stored.data, headers, "application/json")
+    finally:
+        await connection.close()
+    for headers, body, _ in RECEIVED:
+        webhook = {k: v for k, v in headers.items() if k.startswith("webhook-")}
+        compare(body, webhook | {"content-type": headers["content-type"]}, headers["content-type"])
+    assert set(sent) - seen == set(), "documented, never sent in this run"
+
+
+#: What the contract test's webhook receiver was sent.
+RECEIVED: list[tuple[dict[str, str], bytes, float]] = []
+
+
+async def _every_event_of_the_contract(system: System, tmp_path: Path) -> None:
+    """Drive the system through every event type there is: a case through its follow-up,
+    shared with a partner (by webhook too), then a consent and the sharing withdrawn; a case
+    ended without a conference, its request withdrawn and the case erased; a partner registered
+    and revoked."""
+    from tests.servers import WebhookReceiver
+
+    listed = json.loads(kring(system, "partners", "list", "--json").stdout)
+    if PARTNER not in {p["organisation"] for p in listed if p["active"]}:
+        kring(
+            system,
+            "partners",
+            "add",
+            PARTNER,
+            "--name",
+            "Jeugdzorg Utrecht",
+            "--out",
+            str(tmp_path),
+        )
+    throwaway = f"contract-{uuid.uuid4().hex[:6]}"
+    kring(system, "partners", "add", throwaway, "--name", "Contract", "--out", str(tmp_path))
+    kring(system, "partners", "revoke", throwaway)
+    operator = system.headers(OPERATOR)
+    with WebhookReceiver() as receiver:
+        hook = httpx.put(
+            f"{system.urls['partners']}/partners/{PARTNER}/webhook",
+            json={"url": receiver.url},
+            headers=operator,
+            timeout=10,
+        )
+        assert hook.status_code == 200, hook.text
+        await plans_heard_of(system, PARTNER)
+        region = f"CONTRACT-{uuid.uuid4().hex[:6]}"
+        async with httpx.AsyncClient() as http:
+            session = workflow.Session(http, system.tokens, partners=frozenset({PARTNER}))
+            await workflow.join_pool(session, urls=system.urls, region=region)
+            run = await workflow.run_case(
+                session,
+                ConferenceModel.FAMILY,
+                urls=system.urls,
+                region=region,
+                key=f"contract-{uuid.uuid4()}",
+                patience=90,
+                through_follow_up=True,
+            )
+            manager = workflow.manager(region)
+            coordination = f"{system.urls['coordination']}/cases/{run.case_id}"
+            case = await workflow.read(session, coordination, manager)
+            coordinator = workflow.coordinator(case["coordinator_ids"][0])
+            participant = next(iter(run.participant_ids.values()))
+            await workflow.call(
+                session,
+                "POST",
+                f"{coordination}/participants/{participant}/consent/withdraw",
+                coordinator,
+                {"what": "share_details"},
+            )
+            await workflow.call(
+                session,
+                "POST",
+                f"{system.urls['plans']}/cases/{run.case_id}/plan/sharing/withdraw",
+                coordinator,
+                {"organisation": PARTNER},
+            )
+            await eventually(lambda: _received(receiver, 2), timeout=30, what="both webhooks")
+            RECEIVED.extend(receiver.requests)
+
+            story = scenarios.SCENARIOS[ConferenceModel.FAMILY]
+            intake = system.urls["intake"]
+            submitted = await workflow.call(
+                session,
+                "POST",
+                f"{intake}/cases",
+                workflow.REQUESTER,
+                scenarios.request_body(story, region),
+                key=f"contract-{uuid.uuid4()}",
+            )
+            ended = submitted["case_id"]
+            await workflow.call(
+                session,
+                "POST",
+                f"{intake}/cases/{ended}/clarify",
+                manager,
+                scenarios.clarification_body(story),
+            )
+            await workflow.call(session, "POST", f"{intake}/cases/{ended}/accept", manager)
+            assigned = await workflow.until(
+                session,
+                f"{system.urls['coordination']}/cases/{ended}",
+                manager,
+                lambda c: bool(c.get("coordinator_ids")),
+                60,
+            )
+            await workflow.call(
+                session,
+                "POST",
+                f"{system.urls['coordination']}/cases/{ended}/end",
+                workflow.coordinator(assigned["coordinator_ids"][0]),
+                {"ending": "stopped", "reason": "network_not_willing"},
+            )
+            await workflow.call(
+                session,
+                "POST",
+                f"{intake}/cases/{ended}/withdraw",
+                manager,
+                {"reason": "the family chose otherwise"},
+            )
+        erased = system.kring("erase", ended, "--reason", "other", who=manager)
+        assert erased.returncode == 0, erased.stdout + erased.stderr
+
+
+async def _received(receiver: Any, count: int) -> bool:
+    return len(receiver.requests) >= count
