@@ -186,7 +186,8 @@ class PartnersApplication(KringApplication):
             processing.collect_events(
                 self._notification(identity, organisation, event.case_id, Kind.PLAN_SHARED, data),
             )
-        processing.collect_events(case)
+        if case.organisations:  # nothing is kept of a case shared with no partner of ours
+            processing.collect_events(case)
 
     def on_sharing_withdrawn(
         self, event: PlanSharingWithdrawn, processing: ProcessingEvent[UUID], delivered: Delivered
