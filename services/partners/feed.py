@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -135,6 +136,11 @@ class FeedRelay:
         self._ready: set[str] = set()
         #: Why each partner's feed could not be written in the last round.
         self.failing: dict[str, str] = {}
+        #: A partner whose feed could not be made is tried again from then (monotonic), after
+        #: a pause that doubles up to five minutes: a partner registered before NATS lets this
+        #: service make its feed (not yet reloaded, or no NATS identity made at all) costs a
+        #: refusal now and then, not every second.
+        self._retry: dict[str, tuple[float, float]] = {}
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         app.on_stored(self._wake_from_any_thread)
@@ -177,12 +183,7 @@ class FeedRelay:
         for organisation in organisations:
             # Each partner's feed is there from its registration (once NATS lets this service
             # make it), so a partner can start reading before anything is shared with it.
-            if organisation not in self._ready:
-                try:
-                    await ensure_feed(self.bus.js, organisation, self.replicas)
-                    self._ready.add(organisation)
-                except Exception as error:  # retried next round; others go on
-                    self.failing[organisation] = type(error).__name__
+            await self._make_feed(organisation)
         checkpoints = {
             o: await asyncio.to_thread(self.app.queries.checkpoint, checkpoint_name(o))
             for o in organisations
@@ -229,10 +230,31 @@ class FeedRelay:
                 read.append((notification.id, None))
         return read
 
-    async def _publish(self, organisation: str, position: int, issued: Any) -> None:
-        if organisation not in self._ready:
+    async def _make_feed(self, organisation: str) -> bool:
+        if organisation in self._ready:
+            return True
+        now = time.monotonic()
+        due, pause = self._retry.get(organisation, (0.0, 0.0))
+        if now < due:
+            return False
+        try:
             await ensure_feed(self.bus.js, organisation, self.replicas)
-            self._ready.add(organisation)
+        except Exception as error:  # tried again later; the other partners go on
+            self.failing[organisation] = type(error).__name__
+            pause = min(max(pause * 2, 1.0), 300.0)
+            self._retry[organisation] = (now + pause, pause)
+            log.warning(
+                "partner.feed_not_made", organisation=organisation, error=type(error).__name__
+            )
+            return False
+        self._ready.add(organisation)
+        self._retry.pop(organisation, None)
+        self.failing.pop(organisation, None)
+        return True
+
+    async def _publish(self, organisation: str, position: int, issued: Any) -> None:
+        if not await self._make_feed(organisation):
+            raise RuntimeError(f"the feed of {organisation} is not there yet")
         payload = partner_payload(
             event_id=issued.originator_id,
             kind=issued.kind,
