@@ -436,7 +436,7 @@ class RetryPolicy:
     """Exponential back-off with jitter: the n-th retry waits ``first * 2**(n-1)`` (at most
     ``longest``), of which a random half, so that many failing deliveries do not come back in
     step; given up once the next try would fall later than ``give_up_after`` from the first.
-    With the defaults (10 s, 6 h, 3 days) that is about twenty tries over the three days."""
+    With the defaults (10 s, 6 h, 3 days) that is some twenty-five tries over the three days."""
 
     first: timedelta = timedelta(seconds=10)
     longest: timedelta = timedelta(hours=6)
