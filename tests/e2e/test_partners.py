@@ -61,7 +61,11 @@ class Output:
         return self.path.read_text().splitlines()
 
     async def has(self, *parts: str) -> bool:
-        return any(all(p in line for p in parts) for line in self.lines())
+        if any(all(p in line for p in parts) for line in self.lines()):
+            return True
+        # A snippet that stopped will print nothing more: say so, with what it printed.
+        assert self.process.poll() is None, "\n".join(self.lines()[-20:])
+        return False
 
 
 @contextmanager
