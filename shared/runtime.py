@@ -215,7 +215,9 @@ def build_service(definition: ServiceDefinition) -> RunningService:
 
     def not_ready() -> list[str]:
         unreachable = [] if store.reachable else ["the store cannot be reached"]
-        return [*unreachable, *bus.not_ready(), *relay.not_ready()]
+        views = getattr(app, "views", None)  # the service's read model (``shared.views``)
+        behind = views.not_ready() if views is not None else []
+        return [*unreachable, *bus.not_ready(), *relay.not_ready(), *behind]
 
     common = common_router(app, not_ready, asyncapi, definition.history_rule)
     routes = [r for r in (*common.routes, *definition.router.routes) if isinstance(r, APIRoute)]

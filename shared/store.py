@@ -410,7 +410,11 @@ class StoreQueries:
 
     def erase_case_key(self, case_id: UUID, at: datetime) -> None:
         with self.transaction(commit=True) as cursor:
-            cursor.execute(self._erase_key, (str(case_id), at.isoformat()))
+            self.erase_case_key_in(cursor, case_id, at)
+
+    def erase_case_key_in(self, cursor: Any, case_id: UUID, at: datetime) -> None:
+        """In the caller's transaction: the case's key shredded, a tombstone left."""
+        cursor.execute(self._erase_key, (str(case_id), at.isoformat()))
 
     def scrub(self, attempts: int = 50, pause: float = 0.1) -> bool:
         """After keys were shredded, make sure no file of the store still holds them. SQLite

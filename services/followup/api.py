@@ -17,7 +17,16 @@ from services.followup.access import RULES
 from services.followup.app import FollowupApplication
 from services.followup.domain import FollowUp, Stage
 from shared.events import AgreementOutcome, ConferenceModel
-from shared.http import NOT_FOUND, NOT_FOUND_OR_CONFLICT, Caller, Responses, access, run_sync
+from shared.http import (
+    NOT_FOUND,
+    NOT_FOUND_OR_CONFLICT,
+    Caller,
+    PageOf,
+    Paging,
+    Responses,
+    access,
+    run_sync,
+)
 
 T = TypeVar("T")
 
@@ -143,11 +152,17 @@ def router(app: FollowupApplication) -> APIRouter:
 
     @api.get("/cases", openapi_extra=access(RULES, "list"))
     async def list_cases(
-        principal: Caller, stage: Stage | None = None, model: ConferenceModel | None = None
-    ) -> list[CaseRow]:
-        """The follow-ups the caller may see, oldest first, filtered by stage and model."""
-        rows = await run_sync(app.cases, principal, stage, model)
-        return [CaseRow.model_validate(row) for row in rows]
+        principal: Caller,
+        page: Paging,
+        stage: Stage | None = None,
+        model: ConferenceModel | None = None,
+    ) -> PageOf[CaseRow]:
+        """The follow-ups the caller may see, oldest first, filtered by stage and model, a page
+        at a time."""
+        rows = await run_sync(
+            lambda: app.views.cases_page(principal, page, stage=stage, model=model)
+        )
+        return PageOf[CaseRow].of(rows, CaseRow)
 
     @api.get("/cases/{case_id}", responses=NOT_FOUND, openapi_extra=access(RULES, "read"))
     async def get_follow_up(case_id: UUID, principal: Caller) -> FollowUpView:

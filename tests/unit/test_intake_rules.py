@@ -84,7 +84,7 @@ def test_a_retried_submission_with_the_same_key_finds_its_case(make_app) -> None
     assert app.submit(other_actor, "key-1", **REQUEST_BODY) != first
     with pytest.raises(IdempotencyKeyReusedError):
         app.submit(REQUESTER, "key-1", **(REQUEST_BODY | {"region": "Zeeland"}))
-    assert len(app.cases(MANAGER)) == 3
+    assert len(app.views.cases(MANAGER)) == 3
 
 
 def test_a_follow_up_conference_opens_a_linked_case_once(make_app) -> None:
@@ -119,9 +119,9 @@ def test_the_list_filters_by_stage_model_and_region(make_app) -> None:
     app = make_app(IntakeApplication)
     family = accepted(app, REQUEST_BODY)
     group = app.submit(REQUESTER, **(GROUP_REQUEST | {"region": "Zeeland"}))
-    assert [r["case_id"] for r in app.cases(MANAGER)] == [family, group]
-    assert [r["case_id"] for r in app.cases(MANAGER, stage=Stage.ACCEPTED)] == [family]
-    assert [r["case_id"] for r in app.cases(MANAGER, model="group")] == [group]
-    assert [r["case_id"] for r in app.cases(MANAGER, region="zeeland")] == [group]
+    assert [r["case_id"] for r in app.views.cases(MANAGER)] == [family, group]
+    assert [r["case_id"] for r in app.views.cases(MANAGER, stage=Stage.ACCEPTED)] == [family]
+    assert [r["case_id"] for r in app.views.cases(MANAGER, model="group")] == [group]
+    assert [r["case_id"] for r in app.views.cases(MANAGER, region="zeeland")] == [group]
     app.withdraw(group, "no longer needed", REQUESTER)
-    assert app.cases(MANAGER, model="group")[0]["stage"] == Stage.WITHDRAWN
+    assert app.views.cases(MANAGER, model="group")[0]["stage"] == Stage.WITHDRAWN
