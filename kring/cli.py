@@ -1,4 +1,4 @@
-"""``kring``: run, login, demo, cases, case, audit, access-log, erase, replay, dlq."""
+"""``kring``: run, login, demo, cases, case, audit, access-log, erase, replay, dlq, rebuild."""
 
 from __future__ import annotations
 
@@ -192,7 +192,7 @@ def cases(
 
     client = KringClient()
     try:
-        rows = client.lists()
+        rows = client.lists(model=model, region=region)
     except (ServiceUnavailableError, AccessError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
@@ -404,6 +404,49 @@ def nats_authorization(
     except CredentialsError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
+
+
+@app.command()
+def rebuild(
+    service: Annotated[str, typer.Argument(help="intake, coordination, plans or followup.")],
+) -> None:
+    """Build SERVICE's read model (its lists) anew from its log, with progress. Run it with the
+    service's settings (KRING_STORE, KRING_DATA_DIR, KRING_POSTGRES_URL, KRING_CIPHER_KEY; beside
+    `kring run`, KRING_DATA_DIR is enough). The service keeps serving its live tables meanwhile;
+    interrupted, it resumes when run again."""
+    import time
+
+    from pydantic import ValidationError
+
+    from kring.rebuild import SERVICES, RebuildError, progress_line
+    from kring.rebuild import rebuild as run_rebuild
+    from shared.settings import SettingError
+    from shared.store import STORE_UNAVAILABLE, StoreConfigError
+    from shared.views import Progress
+
+    if service not in SERVICES:
+        typer.echo(f"error: no service {service!r}: one of {', '.join(SERVICES)}", err=True)
+        raise typer.Exit(2)
+    shown = [0.0]
+
+    def report(progress: Progress) -> None:
+        if time.monotonic() - shown[0] >= 1.0 or progress.position >= progress.end:
+            shown[0] = time.monotonic()
+            typer.echo(progress_line(service, progress))
+
+    try:
+        done = run_rebuild(service, report)
+    except (RebuildError, StoreConfigError, SettingError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    except ValidationError as error:
+        first = error.errors()[0]
+        typer.echo(f"error: {'.'.join(map(str, first['loc']))}: {first['msg']}", err=True)
+        raise typer.Exit(2) from None
+    except STORE_UNAVAILABLE as error:
+        typer.echo(f"error: cannot reach the {service} store ({type(error).__name__})", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{service}: rebuilt at position {done.position:,} in {done.seconds:.1f} s")
 
 
 def _or_exit(call: Callable[[], T]) -> T:

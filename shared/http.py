@@ -40,7 +40,16 @@ from shared.identity import Principal
 from shared.logging import get_logger
 from shared.store import STORE_UNAVAILABLE
 from shared.tokens import IdentityUnavailableError, InvalidTokenError, TokenValidator
-from shared.views import DEFAULT_LIMIT, MAX_LIMIT, Page, PageRequest, ViewsBehindError
+from shared.views import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    InvalidCursorError,
+    Page,
+    PageRequest,
+    ViewsBehindError,
+    decode_cursor,
+    encode_cursor,
+)
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -342,11 +351,12 @@ def common_router(
         responses={404: {"description": "no reads recorded for this case here"}, **AUTHENTICATION},
         openapi_extra=access(rules, "access_log"),
     )
-    async def access_log(case_id: UUID, principal: Caller) -> list[AccessLogEntry]:
-        """Every read of the case's personal data here: who (and in which role), what, when.
-        Kept after the case is erased; it holds nothing of the family."""
-        entries = await asyncio.to_thread(_access_log, app, case_id, principal)
-        return [AccessLogEntry.model_validate(e, from_attributes=True) for e in entries]
+    async def access_log(case_id: UUID, principal: Caller, page: Paging) -> PageOf[AccessLogEntry]:
+        """Every read of the case's personal data here: who (and in which role), what, when,
+        oldest first, a page at a time. Kept after the case is erased; it holds nothing of the
+        family."""
+        found = await asyncio.to_thread(_access_log, app, case_id, principal, page)
+        return PageOf[AccessLogEntry].of(found, AccessLogEntry)
 
     @router.get(
         "/cases/{case_id}/erasure",
@@ -380,19 +390,30 @@ def _history(
     return entries
 
 
-def _access_log(app: KringApplication, case_id: UUID, principal: Principal) -> list[Any]:
+def _access_log(
+    app: KringApplication, case_id: UUID, principal: Principal, request: PageRequest
+) -> Page:
     ACCESS_LOG.check_role(principal)
-    entries = app.access_log.entries(case_id)
     try:
         facts = app.case_facts(case_id)
     except (CaseErasedError, NotFoundError):
         # Erased (or never here): the region the reads recorded is what is left of it.
-        regions = tuple(dict.fromkeys(e.region for e in entries if e.region))
-        facts = Facts(case_id=case_id, regions=regions)
+        facts = Facts(case_id=case_id, regions=tuple(app.access_log.regions(case_id)))
     ACCESS_LOG.permit(principal, facts)
-    if not entries:
+    list_id, filters = "access_log", {"case_id": str(case_id)}
+    after = 0
+    if request.after is not None:
+        (after,) = decode_cursor(request.after, list_id, filters)
+        if not isinstance(after, int):
+            raise InvalidCursorError("not a cursor of this list")
+    entries, following, total = app.access_log.entries_page(case_id, after, request.limit)
+    if not total:
         raise NotFoundError(f"no reads of case {case_id} are recorded here")
-    return entries
+    return Page(
+        items=[vars(e) for e in entries],
+        next=None if following is None else encode_cursor(list_id, filters, [following]),
+        total=total,
+    )
 
 
 async def run_sync(function: Callable[..., T], *args: Any) -> T:

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from eventsourcing.application import AggregateNotFoundError, ProcessingEvent, project_aggregate
+from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
 from eventsourcing.persistence import IntegrityError
 
 from services.coordination.access import RULES
@@ -40,7 +40,7 @@ from services.coordination.pool import (
 from services.coordination.views import CoordinationViews
 from shared.access import Facts
 from shared.actor import system_actor
-from shared.application import KringApplication
+from shared.application import KringApplication, mutate_all
 from shared.clock import Clock, SystemClock
 from shared.envelope import Delivered
 from shared.erasure import CaseErasedError
@@ -75,6 +75,7 @@ class CoordinationApplication(KringApplication):
     }
     shared_aggregate_ids = frozenset({POOL_ID})
     snapshotting_intervals = {
+        **KringApplication.snapshotting_intervals,
         CoordinatedCase: CASE_SNAPSHOT_EVENTS,
         CoordinatorPool: POOL_SNAPSHOT_EVENTS,
     }
@@ -565,7 +566,7 @@ class CoordinationApplication(KringApplication):
             except AggregateNotFoundError:
                 known = None
         newer = self.events.get(POOL_ID, gt=known.version if known else None)
-        self._pool = project_aggregate(known, newer)
+        self._pool = mutate_all(known, newer)
         return self._pool
 
     def relations_of(self, case_id: UUID) -> list[dict[str, str]]:

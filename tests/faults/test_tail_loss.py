@@ -112,7 +112,7 @@ async def histories(services: dict[str, Running], case_ids: list[str]) -> dict[s
             assert response.status_code == 200, response.text
             found[f"{name} {case_id}"] = [(e["type"], e["version"]) for e in response.json()]
     pool = await services["coordination"].http.get("/coordinators")
-    found["pool"] = [(c["coordinator_id"], c["open_cases"]) for c in pool.json()]
+    found["pool"] = [(c["coordinator_id"], c["open_cases"]) for c in pool.json()["items"]]
     return found
 
 

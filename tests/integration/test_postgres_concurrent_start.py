@@ -94,7 +94,7 @@ def works(replicas: dict[str, list[ServiceProcess]]) -> None:
         timeout=10,
     )
     assert registered.status_code in (200, 201), registered.text
-    pool = httpx.get(f"{second.url}/coordinators", headers=headers(), timeout=10).json()
+    pool = httpx.get(f"{second.url}/coordinators", headers=headers(), timeout=10).json()["items"]
     assert coordinator in [c["coordinator_id"] for c in pool]
 
     for name in ("plans", "followup"):

@@ -439,7 +439,9 @@ def test_the_case_list_has_stage_version_and_distribution(make_app) -> None:
     assert rows[written]["distributed"] is False
     assert rows[distributed]["distributed"] and rows[distributed]["distributed_version"] == 1
     assert rows[waiting]["stage"] == Stage.AWAITING_CONFERENCE
-    assert [r["case_id"] for r in app.views.cases(COORDINATOR, stage=Stage.DISTRIBUTED)] == [distributed]
+    assert [r["case_id"] for r in app.views.cases(COORDINATOR, stage=Stage.DISTRIBUTED)] == [
+        distributed
+    ]
     assert app.views.cases(COORDINATOR, model="group") == []
 
 
