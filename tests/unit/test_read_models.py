@@ -7,21 +7,27 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from eventsourcing.persistence import DatetimeAsISO, JSONTranscoder, UUIDAsHex
 
 from bench.history_seed import REGIONS, SeedClock, Seeder
-from services.coordination.app import CoordinationApplication
+from services.coordination.app import CASE_SNAPSHOT_EVENTS, CoordinationApplication
+from services.coordination.domain import CoordinatedCase, Stage
+from services.coordination.pool import POOL_ID
 from services.followup.app import FollowupApplication
 from services.intake.app import IntakeApplication
 from services.plans.app import PlansApplication
-from shared.application import KringApplication
+from shared.application import DateAsISO, KringApplication, mutate_all
 from shared.cipher import AESGCMCipher
-from shared.erasure import CaseErasedError, ErasureReason
+from shared.erasure import CaseErasedError, ErasureLog, ErasureReason
 from shared.settings import ServiceSettings
+from shared.snapshots import KringSnapshot
 from shared.store import eventsourcing_env
 from shared.views import Progress
 from tests.factories import REQUEST_BODY, principal
@@ -225,3 +231,65 @@ def _tables(database: Path, prefix: str) -> list[str]:
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE ?", (f"{prefix}%",)
         ).fetchall()
     return [r[0] for r in rows]
+
+
+def test_cases_and_the_pool_load_from_snapshots_equal_to_their_whole_history(
+    stores: Stores, history: tuple[Stores, Any]
+) -> None:
+    app = stores.open("coordination")
+    long_cases = [
+        row["case_id"]
+        for row in app.views.cases()
+        if len(list(app.recorder.select_events(row["case_id"]))) > CASE_SNAPSHOT_EVENTS
+    ]
+    assert long_cases
+    for aggregate_id in [*long_cases[:10], POOL_ID]:
+        assert list(app.snapshots.get(aggregate_id, desc=True, limit=1))
+        loaded = app.repository.get(aggregate_id)  # from its latest snapshot
+        replayed = mutate_all(None, app.events.get(aggregate_id))
+        assert vars(loaded) == vars(replayed)
+        assert type(loaded.stage if aggregate_id != POOL_ID else loaded) is type(
+            replayed.stage if aggregate_id != POOL_ID else replayed
+        )
+    # An erased case's snapshots went with its key.
+    erased = [c for c in history[1].erased if list(app.snapshots.recorder.select_events(c))]
+    assert erased
+    with pytest.raises(CaseErasedError):
+        list(app.snapshots.get(erased[0]))
+
+
+def test_a_snapshot_keeps_maps_keyed_by_case_and_enum_members() -> None:
+    log = ErasureLog(id=uuid.uuid4())
+    first, second = uuid.uuid4(), uuid.uuid4()
+    for case_id in (first, second):
+        log.record(
+            case_id=case_id,
+            model="family",
+            reason="other",
+            at=datetime.now(UTC),
+            actor={"id": "op", "role": "operator"},
+            erased_with=None,
+        )
+    case = CoordinatedCase.receive(
+        uuid.uuid4(),
+        model="family",
+        region="Utrecht",
+        languages=["nl"],
+        accepted_at=datetime.now(UTC),
+        actor={"id": "coordination", "role": "system"},
+    )
+    transcoder = JSONTranscoder()
+    for transcoding in (UUIDAsHex(), DatetimeAsISO(), DateAsISO()):
+        transcoder.register(transcoding)
+    for aggregate in (log, case):
+        snapshot = KringSnapshot.take(aggregate)
+        state = transcoder.decode(transcoder.encode(snapshot.state))
+        restored = KringSnapshot(
+            originator_id=snapshot.originator_id,
+            originator_version=snapshot.originator_version,
+            timestamp=snapshot.timestamp,
+            topic=snapshot.topic,
+            state=state,
+        ).mutate(None)
+        assert vars(restored) == {**vars(aggregate), "_pending_events": []}
+    assert restored.stage is Stage.WAITING  # type: ignore[attr-defined]
