@@ -100,6 +100,19 @@ class Table:
     columns: tuple[Column, ...]
     key: tuple[str, ...]
     indexes: tuple[tuple[str, ...], ...] = ()
+    #: Keep how many rows there are of each combination of these columns (in the table
+    #: ``<name>_counts``): a list's total, for filters on them alone, without counting rows.
+    counted_by: tuple[str, ...] = ()
+
+    @property
+    def counts(self) -> Table | None:
+        if not self.counted_by:
+            return None
+        return Table(
+            f"{self.name}_counts",
+            (*(Column(c) for c in self.counted_by), Column("n", "int")),
+            key=self.counted_by,
+        )
 
     def kind(self, column: str) -> Kind:
         for c in self.columns:
@@ -268,12 +281,21 @@ class Writer:
     def insert(self, table: str, **values: Any) -> None:
         """Insert the row, or replace the values given where its key is taken."""
         t = self.model.table(table)
+        if t.counted_by:
+            old = self.one(table, **{k: values[k] for k in t.key})
+            if old is not None:
+                self._count(t, old, -1)
+            self._count(t, (old or {}) | values, +1)
         names = tuple(values)
         statement = self.model.statement(self.generation, "upsert", table, names)
         self.cursor.execute(statement, [to_db(t.kind(n), values[n]) for n in names])
 
     def update(self, table: str, where: Mapping[str, Any], **values: Any) -> None:
         t = self.model.table(table)
+        if set(t.counted_by) & set(values):
+            for old in self.rows(table, **where):
+                self._count(t, old, -1)
+                self._count(t, old | values, +1)
         names, keys = tuple(values), tuple(where)
         statement = self.model.statement(self.generation, "update", table, names, keys)
         params = [to_db(t.kind(n), values[n]) for n in names]
@@ -281,9 +303,35 @@ class Writer:
 
     def delete(self, table: str, **where: Any) -> None:
         t = self.model.table(table)
+        if t.counted_by:
+            for old in self.rows(table, **where):
+                self._count(t, old, -1)
         keys = tuple(where)
         statement = self.model.statement(self.generation, "delete", table, (), keys)
         self.cursor.execute(statement, [to_db(t.kind(k), where[k]) for k in keys])
+
+    def _count(self, table: Table, row: Mapping[str, Any], delta: int) -> None:
+        counts = table.counts
+        assert counts is not None
+        group = [_group_value(row.get(c)) for c in table.counted_by]
+        key = ", ".join(table.counted_by)
+        self.cursor.execute(
+            self.model.compose(
+                self.generation,
+                f"INSERT INTO {{{counts.name}}} ({key}, n) VALUES "
+                f"({', '.join('%s' for _ in group)}, %s) "
+                f"ON CONFLICT ({key}) DO UPDATE SET n = {{{counts.name}}}.n + excluded.n",
+            ),
+            [*group, delta],
+        )
+        if delta < 0:  # a combination no row has any more leaves no row behind
+            where = " AND ".join(f"{c} = %s" for c in table.counted_by)
+            self.cursor.execute(
+                self.model.compose(
+                    self.generation, f"DELETE FROM {{{counts.name}}} WHERE {where} AND n = 0"
+                ),
+                group,
+            )
 
     def rows(self, table: str, **where: Any) -> list[dict[str, Any]]:
         t = self.model.table(table)
@@ -320,6 +368,9 @@ class ReadModel:
         self.meta_table = f"{self.service}_views"
         self.live_name, self.build_name = f"v{self.version}", f"v{self.version}.rebuild"
         self._tables = {t.name: t for t in (*self.tables, ERASED)}
+        for table in self.tables:
+            if table.counts is not None:
+                self._tables[table.counts.name] = table.counts
         self._topics = {get_topic(c) for c in self.handles} | {ERASED_TOPIC}
         self._statements: dict[tuple[Any, ...], Any] = {}
         self._lock = threading.Lock()
@@ -410,7 +461,10 @@ class ReadModel:
         return row
 
     def in_list(self, column: str, values: Sequence[Any]) -> Clause:
-        """``column`` is one of ``values``, as one parameter whatever their number."""
+        """``column`` is one of ``values``, as one parameter whatever their number (one value:
+        an equality, which an index on the column and the list's order serves whole)."""
+        if len(values) == 1:
+            return Clause(f"{column} = %s", (values[0],))
         if self.postgres:
             return Clause(f"{column} = ANY(%s)", (list(values),))
         return Clause(f"{column} IN (SELECT value FROM json_each(%s))", (json.dumps(values),))
@@ -806,9 +860,12 @@ class ReadModel:
         where: Clause,
         request: PageRequest | None,
         order: tuple[str, ...] = ("seq", "case_id"),
+        counted: bool = False,
     ) -> Page:
         """One page of ``table``'s rows that meet ``where``, in ``order`` (which must be unique
-        per row), after the cursor. ``request`` None: every row, as one page."""
+        per row), after the cursor. ``request`` None: every row, as one page. ``counted``:
+        ``where`` names only the table's counted columns, so the total is summed from its
+        counts, not counted row by row."""
         t = self.table(table)
         after = None
         if request is not None and request.after is not None:
@@ -829,6 +886,9 @@ class ReadModel:
             f"ORDER BY {', '.join(order)}" + ("" if limit is None else f" LIMIT {limit + 1}")
         )
         count_sql = f"SELECT COUNT(*) AS n FROM {{{table}}} WHERE {where.sql}"
+        if counted and t.counts is not None:
+            counts = t.counts.name
+            count_sql = f"SELECT COALESCE(SUM(n), 0) AS n FROM {{{counts}}} WHERE {where.sql}"
 
         def query(cursor: Any, generation: int) -> Page:
             cursor.execute(self.compose(generation, rows_sql), condition.params)
@@ -926,6 +986,13 @@ def from_json(kind: Kind, value: Any) -> Any:
     return str(value)
 
 
+def _group_value(value: Any) -> str:
+    """A counted column's value as the counts table keeps it (text; none as empty text)."""
+    if value is None:
+        return ""
+    return str(value.value) if isinstance(value, Enum) else str(value)
+
+
 def _rowcount(cursor: Any) -> int:
     inner = getattr(cursor, "sqlite_cursor", cursor)
     return int(inner.rowcount)
@@ -939,6 +1006,16 @@ class ScopeColumns:
 
     region: str | None = None
     assigned: str | None = None
+
+
+def by_region_alone(rule: Rule, principal: Principal) -> bool:
+    """Whether ``scoped`` answers the rule for this principal from the region column alone (or
+    lets every row through): then a list's total may come from its counts."""
+    return rule.anyone or all(
+        scope in (Scope.ANY, Scope.REGION, Scope.ON_BEHALF)
+        for role, scope in rule.grants
+        if role in principal.roles
+    )
 
 
 def scoped(rule: Rule, principal: Principal, columns: ScopeColumns, model: ReadModel) -> Clause:

@@ -34,6 +34,7 @@ from shared.views import (
     Table,
     Writer,
     all_of,
+    by_region_alone,
     columns,
     scoped,
     to_db,
@@ -65,12 +66,15 @@ CASES = Table(
     key=("case_id",),
     indexes=(
         ("seq", "case_id"),
+        ("stage", "seq", "case_id"),
+        ("model", "seq", "case_id"),
         ("region_key", "seq", "case_id"),
         ("region_key", "stage", "seq", "case_id"),
         ("region_key", "model", "seq", "case_id"),
         ("stage", "first_contact_due"),
         ("missing", "region_key", "seq", "case_id"),
     ),
+    counted_by=("region_key", "stage", "model"),
 )
 #: Who coordinates which case now: a coordinator's own list, and the filter by coordinator.
 CASE_COORDINATORS = Table(
@@ -239,8 +243,16 @@ class CoordinationViews(ReadModel):
                 else None,
             ]
         )
+        counted = (principal is None or by_region_alone(rule, principal)) and not (
+            coordinator_id or overdue is not None
+        )
         page = self.page(
-            "cases", list_id="coordination.cases", filters=filters, where=where, request=request
+            "cases",
+            list_id="coordination.cases",
+            filters=filters,
+            where=where,
+            request=request,
+            counted=counted,
         )
         page.items = [_shown(row, now) for row in page.items]
         return page

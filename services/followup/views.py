@@ -26,6 +26,7 @@ from shared.views import (
     Table,
     Writer,
     all_of,
+    by_region_alone,
     columns,
     scoped,
     to_db,
@@ -45,9 +46,12 @@ FOLLOW_UPS = Table(
     key=("case_id",),
     indexes=(
         ("seq", "case_id"),
-        ("region_key", "seq", "case_id"),
         ("stage", "seq", "case_id"),
+        ("model", "seq", "case_id"),
+        ("region_key", "seq", "case_id"),
+        ("region_key", "stage", "seq", "case_id"),
     ),
+    counted_by=("region_key", "stage", "model"),
 )
 TIMERS = Table(
     "timers",
@@ -197,7 +201,12 @@ class FollowupViews(ReadModel):
             ]
         )
         page = self.page(
-            "follow_ups", list_id="followup.cases", filters=filters, where=where, request=request
+            "follow_ups",
+            list_id="followup.cases",
+            filters=filters,
+            where=where,
+            request=request,
+            counted=by_region_alone(rule, principal),
         )
         page.items = [{k: row[k] for k in SHOWN} for row in page.items]
         return page

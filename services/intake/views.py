@@ -20,6 +20,7 @@ from shared.views import (
     Table,
     Writer,
     all_of,
+    by_region_alone,
     columns,
     scoped,
 )
@@ -40,10 +41,13 @@ CASES = Table(
     key=("case_id",),
     indexes=(
         ("seq", "case_id"),
+        ("stage", "seq", "case_id"),
+        ("model", "seq", "case_id"),
         ("region_key", "seq", "case_id"),
         ("region_key", "stage", "seq", "case_id"),
         ("region_key", "model", "seq", "case_id"),
     ),
+    counted_by=("region_key", "stage", "model"),
 )
 #: What the list shows of a row (``seq`` and the folded region only order and scope it).
 SHOWN = ("case_id", "model", "region", "stage", "submitted_at", "accepted_at", "follow_up_of")
@@ -109,7 +113,12 @@ class IntakeViews(ReadModel):
             ]
         )
         page = self.page(
-            "cases", list_id="intake.cases", filters=filters, where=where, request=request
+            "cases",
+            list_id="intake.cases",
+            filters=filters,
+            where=where,
+            request=request,
+            counted=by_region_alone(rule, principal),
         )
         page.items = [{k: row[k] for k in SHOWN} for row in page.items]
         return page

@@ -21,6 +21,7 @@ from shared.views import (
     Table,
     Writer,
     all_of,
+    by_region_alone,
     columns,
     scoped,
 )
@@ -42,9 +43,12 @@ CASES = Table(
     key=("case_id",),
     indexes=(
         ("seq", "case_id"),
+        ("stage", "seq", "case_id"),
+        ("model", "seq", "case_id"),
         ("region_key", "seq", "case_id"),
         ("region_key", "stage", "seq", "case_id"),
     ),
+    counted_by=("region_key", "stage", "model"),
 )
 CASE_COORDINATORS = Table(
     "case_coordinators",
@@ -158,7 +162,12 @@ class PlansViews(ReadModel):
             ]
         )
         page = self.page(
-            "cases", list_id="plans.cases", filters=filters, where=where, request=request
+            "cases",
+            list_id="plans.cases",
+            filters=filters,
+            where=where,
+            request=request,
+            counted=by_region_alone(rule, principal),
         )
         page.items = [{k: row[k] for k in SHOWN} for row in page.items]
         return page

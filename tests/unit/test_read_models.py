@@ -293,3 +293,26 @@ def test_a_snapshot_keeps_maps_keyed_by_case_and_enum_members() -> None:
         ).mutate(None)
         assert vars(restored) == {**vars(aggregate), "_pending_events": []}
     assert restored.stage is Stage.WAITING  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("service", list(APPS))
+def test_a_lists_total_from_its_counts_is_the_number_of_its_rows(
+    stores: Stores, service: str
+) -> None:
+    from shared.views import PageRequest
+
+    app = stores.open(service)
+    readers = [
+        principal("rm", "regional_manager", regions=REGIONS),
+        principal("rm-u", "regional_manager", regions=("Utrecht",)),
+    ]
+    if service == "followup":
+        readers.append(principal("r", "researcher"))
+    stages = {row["stage"] for row in app.views.cases(readers[0])}
+    assert stages
+    for reader in readers:
+        for filters in ({}, {"stage": sorted(stages)[0]}, {"model": "group"}):
+            rows = app.views.cases(reader, **filters)
+            page = app.views.cases_page(reader, PageRequest(limit=5), **filters)
+            assert page.total == len(rows), (reader.subject, filters)
+            assert page.items == rows[:5]
