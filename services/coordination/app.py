@@ -105,7 +105,11 @@ class CoordinationApplication(KringApplication):
     # -- policies ------------------------------------------------------------------------
     def process(self, delivered: Delivered) -> bool:
         with self._pool_lock:
-            return _retrying(lambda: super(CoordinationApplication, self).process(delivered))
+            return _retrying(
+                lambda: self._guarded(
+                    lambda: super(CoordinationApplication, self).process(delivered)
+                )
+            )
 
     def on_request_received(
         self, event: RequestReceived, processing: ProcessingEvent[UUID], _: Delivered
@@ -222,7 +226,7 @@ class CoordinationApplication(KringApplication):
                     self._replace(pool, case, coordinator_id, released, by)
                     changed.append(case)
             self.save(*changed)
-            return pool
+            return deepcopy(pool)  # the caller reads it outside the pool lock
 
         return self._pool_command(register)
 
@@ -245,7 +249,7 @@ class CoordinationApplication(KringApplication):
                 actor=actor.as_record(),
             )
             self.save(pool)
-            return pool
+            return deepcopy(pool)
 
         return self._pool_command(set_it)
 
@@ -289,7 +293,7 @@ class CoordinationApplication(KringApplication):
                     self._replace(pool, case, coordinator_id, released, by)
                 changed.append(case)
             self.save(*changed)
-            return pool, case
+            return deepcopy(pool), case
 
         return self._pool_command(declare)
 
@@ -536,7 +540,8 @@ class CoordinationApplication(KringApplication):
         region(s), or a coordinator's own entry."""
         rule = RULES["list_coordinators"]
         rule.check_role(principal)
-        pool = self.pool()
+        with self._pool_lock:
+            pool = deepcopy(self.pool())  # read outside the lock, while commands change it
         seen = [
             cid
             for cid in sorted(pool.coordinators)
@@ -552,10 +557,28 @@ class CoordinationApplication(KringApplication):
         return case
 
     def pool(self) -> CoordinatorPool:
-        """The pool as stored now: a copy the caller may change (and save)."""
+        """The pool as stored now: the one kept in memory, brought up to date. Change it only
+        holding the pool lock, as the commands and policies do, and save what you change: a
+        command that fails, or leaves changes unsaved, drops it (``_guarded``), and the next one
+        loads it again. (Copying the pool for every command cost a millisecond and more, and
+        grows with it.)"""
         with self._pool_lock:
             pool = self._current_pool()
-            return CoordinatorPool(id=POOL_ID) if pool is None else deepcopy(pool)
+            if pool is None:
+                pool = self._pool = CoordinatorPool(id=POOL_ID)
+            return pool
+
+    def _guarded(self, command: Callable[[], T]) -> T:
+        """Run a command that may change the pool kept in memory: if it fails, or leaves a
+        change of it unsaved, the pool is dropped (read again from the store next time)."""
+        try:
+            return command()
+        except BaseException:
+            self._pool = None
+            raise
+        finally:
+            if self._pool is not None and self._pool.pending_events:
+                self._pool = None
 
     def _current_pool(self) -> CoordinatorPool | None:
         """The pool kept in memory, brought up to date (in the pool lock; not to be changed)."""
@@ -655,7 +678,7 @@ class CoordinationApplication(KringApplication):
 
     def _pool_command(self, command: Callable[[], T]) -> T:
         with self._pool_lock:
-            return _retrying(command)
+            return _retrying(lambda: self._guarded(command))
 
     def _case_command(
         self,
