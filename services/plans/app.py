@@ -45,8 +45,14 @@ class PendingEmail:
     participant_id: str
 
 
+#: A plan gathers an event per copy delivered, version and sign-off: loaded from a snapshot
+#: every ten events.
+PLAN_SNAPSHOT_EVENTS = 10
+
+
 class PlansApplication(KringApplication):
     name = "plans"
+    snapshotting_intervals = {**KringApplication.snapshotting_intervals, Plan: PLAN_SNAPSHOT_EVENTS}
     policies = {
         RequestReceived: "on_request_received",
         CoordinatorAssigned: "on_coordinator_assigned",

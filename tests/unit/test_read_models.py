@@ -316,3 +316,18 @@ def test_a_lists_total_from_its_counts_is_the_number_of_its_rows(
             page = app.views.cases_page(reader, PageRequest(limit=5), **filters)
             assert page.total == len(rows), (reader.subject, filters)
             assert page.items == rows[:5]
+
+
+def test_a_plan_loads_from_a_snapshot_equal_to_its_whole_history(stores: Stores) -> None:
+    app = stores.open("plans")
+    rows = app.views.cases(principal("rm", "regional_manager", regions=REGIONS))
+    long_plans = [
+        r["case_id"] for r in rows if len(list(app.recorder.select_events(r["case_id"]))) > 10
+    ]
+    assert long_plans
+    for case_id in long_plans[:10]:
+        assert list(app.snapshots.get(case_id, desc=True, limit=1))
+        loaded = app.repository.get(case_id)
+        replayed = mutate_all(None, app.events.get(case_id))
+        assert vars(loaded) == vars(replayed)
+        assert loaded.stage is replayed.stage
