@@ -61,9 +61,12 @@ unit: $(READY) | $(PYTEST_DEBUG_TEMPROOT)
 # Every figure of issue 4 with its baseline ratio and target, in a few minutes; results and how to
 # read them in bench/RESULTS.md. Sizes: BENCH_CASES, BENCH_CONCURRENCY, BENCH_HALF_LOAD_CASES,
 # BENCH_MESSAGES, BENCH_SAVES, BENCH_RELAY_EVENTS, BENCH_CONSUMER_EVENTS, BENCH_REPLAY_EVENTS,
-# BENCH_PROFILE_SECONDS; BENCH_PROFILE=auto|always|never;
-# BENCH_ONLY=baselines,relay,consumer,replay,identity,workflow,peer.
+# BENCH_PROFILE_SECONDS, BENCH_SNAPSHOT_CASES; BENCH_PROFILE=auto|always|never;
+# BENCH_ONLY=baselines,relay,consumer,replay,identity,workflow,peer,snapshots.
 # e.g. make bench BENCH_CASES=300 BENCH_ONLY=workflow,peer
+# The national history (issue 15) runs only when named, for many minutes: stores seeded with
+# BENCH_HISTORY_CASES (10000,100000) on BENCH_HISTORY_STORES (sqlite,postgres); PostgreSQL is the
+# server BENCH_POSTGRES_URL names, else a throwaway one. e.g. make bench BENCH_ONLY=history
 bench: $(READY) $(BENCH_READY)
 	$(BIN)/python -m bench
 

@@ -21,6 +21,7 @@ from bench import (
     peer,
     relay_catchup,
     replay_read,
+    snapshots,
     workflow_bench,
 )
 from bench.profiling import print_pyinstrument, pyinstrument_profiler
@@ -62,6 +63,12 @@ def arguments() -> argparse.Namespace:
         help="workflow at max load: cases in flight",
     )
     parser.add_argument("--half-load-cases", type=int, default=env("half_load_cases", 200))
+    parser.add_argument(
+        "--snapshot-cases",
+        type=int,
+        default=env("snapshot_cases", 2000),
+        help="snapshots: cases seeded before loading with and without snapshots",
+    )
     parser.add_argument("--profile-seconds", type=int, default=env("profile_seconds", 10))
     parser.add_argument(
         "--profile",
@@ -72,7 +79,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument(
         "--only",
         default=os.environ.get("BENCH_ONLY", ""),
-        help="comma-separated: baselines,relay,consumer,replay,identity,workflow,peer;"
+        help="comma-separated: baselines,relay,consumer,replay,identity,workflow,peer,snapshots;"
         " history only when named (BENCH_HISTORY_CASES, BENCH_HISTORY_STORES)",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
@@ -135,6 +142,8 @@ async def main(args: argparse.Namespace) -> Report:
         await workflow_bench.workflow_bench(report, work, sizes, profile=profile)
     if wanted("peer"):
         await peer.peer_bench(report, work, sizes)
+    if wanted("snapshots"):
+        snapshots.snapshot_bench(report, work / "snapshots", args.snapshot_cases)
     if wanted("history"):
         await history.history_bench(report, work)
     if report.value("services_cases") and report.value("peer_cases"):
