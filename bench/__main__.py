@@ -79,8 +79,9 @@ def arguments() -> argparse.Namespace:
     parser.add_argument(
         "--only",
         default=os.environ.get("BENCH_ONLY", ""),
-        help="comma-separated: baselines,relay,consumer,replay,identity,workflow,peer,snapshots;"
-        " history only when named (BENCH_HISTORY_CASES, BENCH_HISTORY_STORES)",
+        help="comma-separated: baselines,relay,consumer,replay,identity,workflow,peer,snapshots,"
+        "hops (the half-load run traced stage by stage); history only when named"
+        " (BENCH_HISTORY_CASES, BENCH_HISTORY_STORES)",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     return parser.parse_args()
@@ -142,6 +143,8 @@ async def main(args: argparse.Namespace) -> Report:
         await workflow_bench.workflow_bench(report, work, sizes, profile=profile)
     if wanted("peer"):
         await peer.peer_bench(report, work, sizes)
+    if wanted("hops"):
+        await workflow_bench.hop_stages(report, work, sizes)
     if wanted("snapshots"):
         snapshots.snapshot_bench(report, work / "snapshots", args.snapshot_cases)
     if wanted("history"):
