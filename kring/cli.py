@@ -394,16 +394,29 @@ def nats_credentials(
 @app.command("nats-authorization")
 def nats_authorization(
     folder: Annotated[Path, typer.Argument(help="The passwords (``<identity>.password``).")],
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write the block to this file (readable by all: it holds hashes only)."),
+    ] = None,
 ) -> None:
     """Print nats-server's ``authorization`` block (bcrypt hashes, every identity's
     permissions) for the passwords in FOLDER, to include in a deployment's server config."""
-    from kring.natsconf import CredentialsError, read_credentials, render
+    from kring.natsconf import CredentialsError, read_credentials, render, write_authorization
 
     try:
-        typer.echo(render(read_credentials(folder)), nl=False)
+        block = render(read_credentials(folder))
     except CredentialsError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
+    if out is None:
+        typer.echo(block, nl=False)
+        return
+    try:
+        write_authorization(out, block)
+    except OSError as error:
+        typer.echo(f"error: cannot write {out}: {error.strerror}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"the authorization block is in {out}")
 
 
 def _or_exit(call: Callable[[], T]) -> T:
