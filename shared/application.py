@@ -32,6 +32,7 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import Environment, get_topic
 from pydantic import BaseModel
 
+from shared import fence
 from shared.access import Facts
 from shared.access_log import AccessLog
 from shared.actor import Actor
@@ -94,10 +95,13 @@ class KringApplication(Application[UUID]):
         mapper.keyring = self.keyring
         # A new case's key goes into the same transaction as its first events. eventsourcing's
         # recorders (SQLite and PostgreSQL alike) insert a save's events and tracking in
-        # ``_insert_events`` inside that transaction; the keys go in just before.
+        # ``_insert_events`` inside that transaction; the keys go in just before. So does the
+        # lease's fence: a save made by a consumer or timer whose replica lost the lease is
+        # refused there, with nothing of it stored (``shared.fence``).
         insert_events = self.recorder._insert_events  # type: ignore[attr-defined]
 
         def insert_with_new_keys(cursor: Any, stored_events: Any, **kwargs: Any) -> Any:
+            fence.check_in(cursor)
             self.keyring.seal_new_keys(cursor, stored_events)
             return insert_events(cursor, stored_events, **kwargs)
 

@@ -45,7 +45,7 @@ SERVICES = ("intake", "coordination", "plans", "followup")
 REPLICAS = 2
 UP_SECONDS = 90.0
 #: What the four services may create in a schema: each one's own tables, nothing shared.
-OWN_TABLES = {"events", "tracking", "relay", "case_keys", "store", "access_log"}
+OWN_TABLES = {"events", "tracking", "relay", "case_keys", "store", "access_log", "lease"}
 
 
 @contextmanager
