@@ -111,7 +111,7 @@ def build_broker(
         disconnected_cb=disconnected,
         reconnected_cb=reconnected,
         # Consumers log what matters themselves; faststream's per-message logging costs a
-        # fifth of the throughput (DESIGN.md §6) and prints outside structlog.
+        # fifth of the throughput (make bench: consumer_logged) and prints outside structlog.
         logger=None,
     )
 

@@ -1,4 +1,4 @@
-"""Integration events: Kring's public contract (DESIGN.md §3, §5).
+"""Integration events: Kring's public contract (docs/architecture.md, "The event contract").
 
 Each event is a pydantic model with a stable name and version; on the bus it travels inside a
 CloudEvents 1.0 envelope (``shared.envelope``). Events carry what a consumer needs and no more:
@@ -22,7 +22,7 @@ from shared.subjects import event_subject
 
 
 class ConferenceModel(StrEnum):
-    """The four conference models that share one shape (DESIGN.md §2)."""
+    """The four conference models that share one shape (docs/architecture.md, "The domain")."""
 
     FAMILY = "family"  # Eigen Kracht-conferentie
     GROUP = "group"  # Alle Hens / groepsconferentie
@@ -37,7 +37,8 @@ class ConferencePart(StrEnum):
 
 
 class ParticipantRole(StrEnum):
-    """Who someone is at a conference (DESIGN.md §2, seeds 000-003)."""
+    """Who someone is at a conference, as the Eigen Kracht Centrale's leaflets name them
+    (docs/architecture.md, "The domain")."""
 
     CENTRAL_PERSON = "central_person"
     FAMILY = "family"

@@ -89,7 +89,8 @@ def first_contact_overdue(stage: str, first_contact_due: datetime | None, now: d
 def check_conference_rules(
     model: str, parts: list[str], attendance: dict[str, dict[str, int]]
 ) -> None:
-    """The three parts as each model holds them (DESIGN.md section 2, seeds 001 and 002).
+    """The three parts as each model holds them (docs/architecture.md, "The domain"; the leaflets
+    on group conferences and on requesting a conference).
 
     ``family``: part two is private family time (besloten deel): no professional, expert or
     coordinator present. ``group``, ``restorative`` and ``learning_circle``: the coordinator
@@ -753,8 +754,9 @@ class CoordinatedCase(Aggregate):
         self.request_withdrawn_at = at
 
     def end_task(self, *, at: datetime, actor: dict[str, str]) -> bool:
-        """The plan was distributed: the coordinators' task ends (seed 001). Returns whether it
-        ended now (once; only after a conference or a plan without a meeting)."""
+        """The plan was distributed: the coordinators' task ends (the leaflet on group
+        conferences). Returns whether it ended now (once; only after a conference or a plan
+        without a meeting)."""
         if self.task_ended_at is not None or self.stage not in (
             Stage.CONFERENCE_HELD,
             Stage.PLAN_WITHOUT_MEETING,

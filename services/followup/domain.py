@@ -55,7 +55,8 @@ class Contact:
 
 
 #: The default for every model: the coordinator's call after four weeks (Eigen Kracht), the
-#: research contact after three months (seed 000).
+#: research contact after three months (the leaflet on conferences for a group, neighbourhood
+#: or street).
 DEFAULT_CONTACTS: tuple[Contact, ...] = (
     Contact(COORDINATOR_CALL, 28),
     Contact(RESEARCH, 91),

@@ -21,8 +21,8 @@ from eventsourcing.domain import Aggregate, event
 
 from shared.errors import DomainRuleError
 
-#: Models in which the regional manager may ask for two coordinators (seed 001: a group or
-#: neighbourhood conference is often prepared by two).
+#: Models in which the regional manager may ask for two coordinators (the leaflet on group
+#: conferences: a group or neighbourhood conference is often prepared by two).
 TWO_COORDINATOR_MODELS = frozenset({"group"})
 
 

@@ -133,7 +133,7 @@ def test_every_command_the_deployment_runs_exists_or_is_pending() -> None:
             words = tuple(w for w in command[1:] if not w.startswith("-"))
             matches = [path for path in known | set(PENDING_COMMANDS) if words[: len(path)] == path]
             assert matches, f"{where}: kring {' '.join(words)} is neither a command nor pending"
-        else:
+        elif command[0] != "nats-server":  # the NATS image's own
             raise AssertionError(f"{where}: {command[0]} is not a Kring command")
 
 
