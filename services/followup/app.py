@@ -11,9 +11,9 @@ from typing import Any
 from uuid import UUID, uuid4, uuid5
 
 from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 
-from services.followup.domain import FollowUp, Schedule, Stage, stage_of
+from services.followup.domain import FollowUp, Rating, Schedule, Stage, stage_of
 from shared.actor import Actor, system_actor
 from shared.application import KringApplication
 from shared.clock import Clock, SystemClock
@@ -38,6 +38,17 @@ class NoFollowUpError(CaseNotFoundError):
         self.args = (f"case {case_id} has no follow-up: no plan of it was distributed",)
 
 
+class RatingAsDict(Transcoding):
+    type = Rating
+    name = "followup_rating"
+
+    def encode(self, obj: Rating) -> dict[str, Any]:
+        return obj.as_record()
+
+    def decode(self, data: dict[str, Any]) -> Rating:
+        return Rating(by=data["by"], meeting=data["meeting"], plan=data["plan"])
+
+
 class FollowupApplication(KringApplication):
     name = "followup"
     policies = {PlanDistributed: "on_plan_distributed", CaseErased: "on_case_erased"}
@@ -56,6 +67,10 @@ class FollowupApplication(KringApplication):
         self._rows: dict[UUID, dict[str, Any]] = {}
         self._rows_lock = threading.Lock()
         self._list = LogProjection(self, self._project, forget=self._forget)
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(RatingAsDict())
 
     # -- policy ------------------------------------------------------------------------
     def on_plan_distributed(
@@ -130,6 +145,18 @@ class FollowupApplication(KringApplication):
             notes=notes,
             at=now,
             actor=actor.as_record(),
+        )
+        self.save(follow_up)
+        return follow_up
+
+    def record_ratings(
+        self, case_id: UUID, timer_id: str, ratings: list[Rating], actor: Actor
+    ) -> FollowUp:
+        follow_up = self.get(case_id)
+        now = self.clock.now()
+        follow_up.fire_due(at=now, actor=self.system)  # as for an outcome: FollowUpDue first
+        follow_up.record_ratings(
+            timer_id=timer_id, ratings=ratings, at=now, actor=actor.as_record()
         )
         self.save(follow_up)
         return follow_up
