@@ -64,6 +64,7 @@ from kring.analytics.facts import (
     OutcomeFact,
     RatingFact,
     Sink,
+    erased_digest,
     in_window,
 )
 from kring.analytics.stream import StreamRead, StreamState
@@ -448,8 +449,9 @@ def save_state(fold: Fold, folder: Path) -> None:
     pq.write_table(
         pa.table({"event_id": pa.array(sorted(fold.seen), pa.string())}), folder / "seen.parquet"
     )
+    digests = fold.erased_digests | {erased_digest(key) for key in fold.erased}
     pq.write_table(
-        pa.table({"case_pseudonym": pa.array(sorted(fold.erased), pa.string())}),
+        pa.table({"erased_digest": pa.array(sorted(digests), pa.string())}),
         folder / "erased.parquet",
     )
 
@@ -458,7 +460,9 @@ def load_state(fold: Fold, folder: Path) -> None:
     for row in pq.read_table(folder / "cases.parquet").to_pylist():
         fold.cases[row["case"]] = CaseFacts(**row)
     fold.seen.update(pq.read_table(folder / "seen.parquet")["event_id"].to_pylist())
-    fold.erased.update(pq.read_table(folder / "erased.parquet")["case_pseudonym"].to_pylist())
+    fold.erased_digests.update(
+        pq.read_table(folder / "erased.parquet")["erased_digest"].to_pylist()
+    )
 
 
 # -- the target ---------------------------------------------------------------------------
@@ -888,7 +892,6 @@ async def export(
     fold = Fold(key=Pseudonyms(target.key), sink=rows)
     if target.current_folder is not None:
         load_state(fold, target.current_folder / "state")
-    erased_before = set(fold.erased)
     total = max(stream.last - after, 0)
 
     def advanced(position: int) -> None:
@@ -898,4 +901,4 @@ async def export(
     read = await read_stream(
         connection, after=after, until=stream.last, on_event=fold.fold, on_progress=advanced
     )
-    return target.commit(fold, rows, stream, read, fold.erased - erased_before)
+    return target.commit(fold, rows, stream, read, fold.newly_erased)

@@ -13,6 +13,7 @@ Only ids, codes, counts, marks and times are kept: the stream carries nothing el
 from __future__ import annotations
 
 import bisect
+import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
@@ -216,6 +217,10 @@ class Fold:
     cases: dict[str, CaseFacts] = field(default_factory=dict)
     #: Keys of the cases erased: nothing of them is taken in again.
     erased: set[str] = field(default_factory=set)
+    #: Erased cases as kept between runs: a digest of the key, which matches no row anywhere.
+    erased_digests: set[str] = field(default_factory=set)
+    #: Keys erased by this fold's events (not those known erased before).
+    newly_erased: set[str] = field(default_factory=set)
     #: ``origin:position`` of every event folded (a re-published copy is folded once).
     seen: set[str] = field(default_factory=set)
     duplicates: int = 0
@@ -245,6 +250,8 @@ class Fold:
         found = self._keys.get(case_id)
         if found is None:
             found = self._keys[case_id] = self.key(case_id)
+            if self.erased_digests and erased_digest(found) in self.erased_digests:
+                self.erased.add(found)
         return found
 
     def fold_all(self, delivered: Iterable[Delivered]) -> Fold:
@@ -278,6 +285,7 @@ class Fold:
 
     def erase(self, key: str) -> None:
         self.erased.add(key)
+        self.newly_erased.add(key)
         self.cases.pop(key, None)
         self.sink.erased(key)
 
@@ -382,6 +390,11 @@ class Fold:
         self, e: FollowUpConferenceRequested, f: CaseFacts, _: Delivered
     ) -> None:
         f.follow_up_conferences += 1
+
+
+def erased_digest(key: str) -> str:
+    """How an erased case's key is remembered: never the key itself, which is in the rows."""
+    return hashlib.sha256(f"erased:{key}".encode()).hexdigest()[:32]
 
 
 def _earliest(known: Any, new: Any) -> Any:
