@@ -55,6 +55,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from kring.analytics.facts import (
+    ERASED_CASE,
     FACT_FIELDS,
     ZONE,
     AttendanceFact,
@@ -141,6 +142,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("region", pa.string()),
             ("requester_relation", pa.string()),
             ("informational_talk", pa.bool_()),
+            ("is_follow_up", pa.bool_()),
             ("follow_up_of", pa.string()),
             ("submitted_at", TS),
             ("accepted_at", TS),
@@ -370,7 +372,9 @@ def case_tables(
             ("region", f.region),
             ("requester_relation", f.requester_relation),
             ("informational_talk", f.informational_talk),
-            ("follow_up_of", f.follow_up_of),
+            ("is_follow_up", f.follow_up_of is not None),
+            # A follow-up of an erased case does not name it.
+            ("follow_up_of", None if f.follow_up_of == ERASED_CASE else f.follow_up_of),
             ("submitted_at", f.submitted_at),
             ("accepted_at", f.accepted_at),
             ("outcome", f.outcome.value),

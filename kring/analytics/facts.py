@@ -70,6 +70,9 @@ class StopStage(StrEnum):
 
 #: Why a request stopped when it was withdrawn before acceptance (no reason travels with it).
 WITHDRAWN_BEFORE_ACCEPTANCE = "withdrawn_before_acceptance"
+#: What ``follow_up_of`` says when the case followed up was erased: a follow-up still, of what
+#: can no longer be named.
+ERASED_CASE = "erased"
 
 
 @dataclass(slots=True)
@@ -287,7 +290,14 @@ class Fold:
         self.erased.add(key)
         self.newly_erased.add(key)
         self.cases.pop(key, None)
+        for facts in self.cases.values():
+            if facts.follow_up_of == key:
+                facts.follow_up_of = ERASED_CASE
         self.sink.erased(key)
+
+    def _link(self, case_id: UUID) -> str:
+        key = self.key_of(case_id)
+        return ERASED_CASE if key in self.erased else key
 
     # -- one handler per event type ------------------------------------------------------
     def _submitted(self, e: RequestSubmitted, f: CaseFacts, _: Delivered) -> None:
@@ -295,7 +305,7 @@ class Fold:
         f.requester_relation = e.requester_relation.value
         f.informational_talk = e.informational_talk
         if e.follow_up_of is not None:
-            f.follow_up_of = self.key_of(e.follow_up_of)
+            f.follow_up_of = self._link(e.follow_up_of)
         f.submitted_at = _earliest(f.submitted_at, e.submitted_at)
 
     def _withdrawn_before_acceptance(
@@ -314,7 +324,7 @@ class Fold:
         if f.informational_talk is None:
             f.informational_talk = e.informational_talk
         if f.follow_up_of is None and e.follow_up_of is not None:
-            f.follow_up_of = self.key_of(e.follow_up_of)
+            f.follow_up_of = self._link(e.follow_up_of)
         f.submitted_at = _earliest(f.submitted_at, e.submitted_at)
         f.accepted_at = _earliest(f.accepted_at, e.accepted_at)
 

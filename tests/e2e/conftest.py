@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -21,9 +22,16 @@ SERVICES = ("intake", "coordination", "plans", "followup")
 
 class System:
     def __init__(
-        self, nats_port: int, ports: dict[str, int], env: dict[str, str], mailbox: Mailbox
+        self,
+        nats_port: int,
+        ports: dict[str, int],
+        env: dict[str, str],
+        mailbox: Mailbox,
+        data: Path,
     ) -> None:
         self.nats_url = f"nats://127.0.0.1:{nats_port}"
+        #: The system's data folder (``kring run --data-dir``); tests may write beside it.
+        self.data = data
         self.ports = ports
         self.env = env
         self.mailbox = mailbox
@@ -102,7 +110,7 @@ def system(
             log.close()
             pytest.fail(f"the system did not start:\n{log_path.read_text()[-3000:]}")
         time.sleep(0.1)
-    yield System(nats_port, ports, env, mailbox[0])
+    yield System(nats_port, ports, env, mailbox[0], data)
     runner.send_signal(signal.SIGINT)
     try:
         runner.wait(timeout=30)

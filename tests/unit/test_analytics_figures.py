@@ -7,9 +7,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from kring.analytics.facts import Fold, Months
+from kring.analytics.facts import ERASED_CASE, Fold, Months
 from kring.analytics.figures import Collected, GroupBy, answer
+from shared.events import CaseErased
 from tests.analytics_scenario import scenario
+from tests.factories import NOW, delivered
 
 
 def folded() -> tuple[Fold, Collected]:
@@ -137,3 +139,18 @@ def test_months_follow_the_users_calendar() -> None:
     assert months.of(datetime(2026, 3, 31, 23, 30, tzinfo=UTC)) == "2026-04"
     assert months.of(datetime(2026, 1, 31, 22, 59, tzinfo=UTC)) == "2026-01"
     assert months.of(datetime(2026, 1, 31, 23, 0, tzinfo=UTC)) == "2026-02"
+
+
+def test_a_follow_up_of_an_erased_case_counts_but_no_longer_names_it() -> None:
+    known = scenario()
+    erased_a = CaseErased(
+        case_id=known.ids["A"], model="family", reason="requested_by_person", erased_at=NOW
+    )
+    events = [*known.delivered(), delivered(erased_a, 900)]
+    collected = Collected()
+    fold = Fold(key=str, sink=collected).fold_all(events)
+    assert fold.cases[str(known.ids["L"])].follow_up_of == ERASED_CASE
+    figures = answer(fold, collected).overall
+    assert figures.requests == 11  # A is gone too
+    assert figures.requests_for_a_follow_up == 1  # L still is one
+    assert sorted(figures.attended.values) == [5, 5]  # A's conference no longer counts
