@@ -67,6 +67,7 @@ from kring.analytics.facts import (
     Sink,
     erased_digest,
     in_window,
+    months_of,
 )
 from kring.analytics.stream import StreamRead, StreamState
 from shared.envelope import Delivered
@@ -243,8 +244,20 @@ STAGES: tuple[tuple[str, Callable[[CaseFacts], datetime | date | None]], ...] = 
 )
 
 
+#: The column each event table's month (its partition) is taken from.
+MONTH_OF: dict[str, str] = {
+    "events": "at",
+    "attendance": "held_on",
+    "outcomes": "recorded_at",
+    "ratings": "recorded_at",
+    "organisations": "at",
+}
+
+
 class Rows(Sink):
-    """The event tables' new rows of one run, column by column (the fold's sink)."""
+    """The event tables' new rows of one run (the fold's sink). An event is kept as it came
+    (one append per event: this runs for every event read) and turned into columns, months
+    and all, once at the end."""
 
     def __init__(
         self,
@@ -255,28 +268,23 @@ class Rows(Sink):
     ) -> None:
         self.months = months
         self.since, self.until = since, until
+        self._windowed = since is not None or until is not None
         self.organisations = organisations
+        #: (case, the event as delivered), for the events table
+        self.events: list[tuple[str, Delivered]] = []
         self.columns: dict[str, dict[str, list[Any]]] = {
-            table: {name: [] for name in SCHEMAS[table].names} for table in EVENT_TABLES
+            table: {name: [] for name in SCHEMAS[table].names if name != "month"}
+            for table in EVENT_TABLES
+            if table != "events"
         }
-        self._current: Delivered | None = None
         self._admitted = True
 
     def event(self, case: str, delivered: Delivered) -> None:
-        self._current = delivered
-        at = delivered.time
-        self._admitted = in_window(at, self.since, self.until)
-        if not self._admitted:
-            return
-        event = delivered.event
-        columns = self.columns["events"]
-        columns["case_pseudonym"].append(case)
-        columns["model"].append(event.model.value)
-        columns["type"].append(event.name)
-        columns["version"].append(event.version)
-        columns["origin"].append(delivered.origin)
-        columns["at"].append(at)
-        columns["month"].append(self.months.of(at))
+        if self._windowed:
+            self._admitted = in_window(delivered.time, self.since, self.until)
+            if not self._admitted:
+                return
+        self.events.append((case, delivered))
         if self.organisations:
             self._organisations(case, delivered)
 
@@ -289,16 +297,14 @@ class Rows(Sink):
             found = [(p.organisation, "professional") for p in event.participants if p.organisation]
         elif isinstance(event, PlanDistributed):
             found = [(o, "shared_with") for o in event.shared_with_organisations]
-        columns = self.columns["organisations"]
         for organisation, relation in found:
-            for name, value in (
-                ("case_pseudonym", case),
-                ("organisation", organisation),
-                ("relation", relation),
-                ("at", delivered.time),
-                ("month", self.months.of(delivered.time)),
-            ):
-                columns[name].append(value)
+            self._append(
+                "organisations",
+                case_pseudonym=case,
+                organisation=organisation,
+                relation=relation,
+                at=delivered.time,
+            )
 
     def attendance(self, row: AttendanceFact) -> None:
         if not self._admitted:
@@ -312,22 +318,22 @@ class Rows(Sink):
             information=row.by_part.get("information"),
             plan_making=row.by_part.get("plan_making"),
             presentation=row.by_part.get("presentation"),
-            month=self.months.of(row.held_on),
         )
 
     def outcome(self, row: OutcomeFact) -> None:
         if not self._admitted:
             return
-        common = {
-            "case_pseudonym": row.case,
-            "recorded_at": row.recorded_at,
-            "kind": row.kind,
-            "timer_id": row.timer_id,
-            "reached": row.reached,
-            "month": self.months.of(row.recorded_at),
-        }
         for agreement, result in row.agreements.items() or [(None, None)]:
-            self._append("outcomes", **common, agreement=agreement, result=result)
+            self._append(
+                "outcomes",
+                case_pseudonym=row.case,
+                recorded_at=row.recorded_at,
+                kind=row.kind,
+                timer_id=row.timer_id,
+                reached=row.reached,
+                agreement=agreement,
+                result=result,
+            )
 
     def rating(self, row: RatingFact) -> None:
         if not self._admitted:
@@ -340,7 +346,6 @@ class Rows(Sink):
             respondent_group=row.by,
             meeting=row.meeting,
             plan=row.plan,
-            month=self.months.of(row.recorded_at),
         )
 
     def _append(self, table: str, **values: Any) -> None:
@@ -349,8 +354,31 @@ class Rows(Sink):
             columns[name].append(value)
 
     def table(self, name: str, erased: set[str]) -> pa.Table:
-        built = pa.Table.from_pydict(self.columns[name], schema=SCHEMAS[name])
-        return _without(built, erased)
+        schema = SCHEMAS[name]
+        if name == "events":
+            events = self.events
+            columns: dict[str, Any] = {
+                "case_pseudonym": [case for case, _ in events],
+                "model": [d.event.model.value for _, d in events],
+                "type": [d.event.name for _, d in events],
+                "version": [d.event.version for _, d in events],
+                "origin": [d.origin for _, d in events],
+                "at": [d.time for _, d in events],
+            }
+        else:
+            columns = dict(self.columns[name])
+        without_month = schema.remove(schema.get_field_index("month"))
+        built = _without(pa.Table.from_pydict(columns, schema=without_month), erased)
+        return built.append_column(
+            schema.field("month"), pa.array(_months(built, name), pa.string())
+        )
+
+
+def _months(table: pa.Table, name: str) -> list[str]:
+    column = table[MONTH_OF[name]]
+    if pa.types.is_date32(column.type):
+        return [f"{d.year:04d}-{d.month:02d}" for d in column.to_pylist()]
+    return months_of(column.cast(pa.int64()).to_numpy(zero_copy_only=False))
 
 
 def case_tables(

@@ -247,12 +247,13 @@ class Fold:
             RatingsRecorded: self._ratings,
             FollowUpConferenceRequested: self._follow_up_conference,
         }
-        self._keys: dict[UUID, str] = {}
+        #: case id (as an int: hashed in C, unlike a UUID) -> the case's key
+        self._keys: dict[int, str] = {}
 
     def key_of(self, case_id: UUID) -> str:
-        found = self._keys.get(case_id)
+        found = self._keys.get(case_id.int)
         if found is None:
-            found = self._keys[case_id] = self.key(case_id)
+            found = self._keys[case_id.int] = self.key(case_id)
             if self.erased_digests and erased_digest(found) in self.erased_digests:
                 self.erased.add(found)
         return found
@@ -263,26 +264,30 @@ class Fold:
         return self
 
     def fold(self, delivered: Delivered) -> None:
-        # The hot path of an export: a set lookup, a dict lookup, one handler.
-        if delivered.event_id in self.seen:
+        # The hot path of an export, run once per event: set and dict lookups, one handler.
+        seen = self.seen
+        event_id = delivered.event_id
+        if event_id in seen:
             self.duplicates += 1
             return
-        self.seen.add(delivered.event_id)
+        seen.add(event_id)
         event = delivered.event
-        key = self.key_of(event.case_id)
+        key = self._keys.get(event.case_id.int) or self.key_of(event.case_id)
         if key in self.erased:
             return
         self.folded += 1
-        if self.last_time is None or delivered.time > self.last_time:
-            self.last_time = delivered.time
-        if type(event) is CaseErased:
+        at = delivered.time
+        if self.last_time is None or at > self.last_time:
+            self.last_time = at
+        kind = type(event)
+        if kind is CaseErased:
             self.erase(key)
             return
         facts = self.cases.get(key)
         if facts is None:
             facts = self.cases[key] = CaseFacts(case=key, model=event.model.value)
         self.sink.event(key, delivered)
-        handler = self._handlers.get(type(event))
+        handler = self._handlers.get(kind)
         if handler is not None:
             handler(event, facts, delivered)
 
@@ -440,6 +445,28 @@ class Months:
                 index = bisect.bisect_left(self._starts, start)
                 self._starts.insert(index, start)
                 self._names.insert(index, f"{year:04d}-{month:02d}")
+
+
+def months_of(stamps: Any) -> list[str]:
+    """The users' month of each of many moments (microseconds since 1970, UTC), at once."""
+    import numpy as np
+
+    values = np.asarray(stamps, dtype=np.int64)
+    if values.size == 0:
+        return []
+    first = datetime.fromtimestamp(int(values.min()) / 1e6, ZONE).year - 1
+    last = datetime.fromtimestamp(int(values.max()) / 1e6, ZONE).year + 1
+    names = [f"{y:04d}-{m:02d}" for y in range(first, last + 1) for m in range(1, 13)]
+    starts = np.array(
+        [
+            int(datetime(y, m, 1, tzinfo=ZONE).timestamp() * 1_000_000)
+            for y in range(first, last + 1)
+            for m in range(1, 13)
+        ],
+        dtype=np.int64,
+    )
+    index = np.searchsorted(starts, values, side="right") - 1
+    return [names[i] for i in index.tolist()]
 
 
 def in_window(moment: datetime | None, since: datetime | None, until: datetime | None) -> bool:
