@@ -155,19 +155,24 @@ def lead_times(f: Figures, lang: str) -> tuple[Figure, int]:
             _no_data(ax, lang)
             continue
         shown += spread.n
-        top = max(spread.values)
-        if key == "to_conference":
+        values = list(spread.values)
+        # Within two days (a demo, an urgent case) in hours; otherwise in days.
+        hours = max(values) < 2
+        scale = 24 if hours else 1
+        values = [v * scale for v in values]
+        top = max(values)
+        if key == "to_conference" and not hours:
             ax.axvspan(42, 70, color=GREEN, alpha=0.12, label=text("band_6_10_weeks", lang))
             ax.axvline(4, color=GREEN, linestyle=":", label=text("fastest_2023", lang))
             top = max(top, 70)
-        # A day per bar over three weeks or less, a week per bar beyond.
-        step = 1 if top <= 21 else 7
+        # One unit per bar over three weeks (or 48 hours) or less, a week per bar beyond.
+        step = 1 if top <= (48 if hours else 21) else 7
         bins = [step * i for i in range(int(top // step) + 2)]
-        ax.hist(spread.values, bins=bins, color=BLUE, edgecolor="white")
-        median = spread.median or 0
+        ax.hist(values, bins=bins, color=BLUE, edgecolor="white")
+        median = (spread.median or 0) * scale
         ax.axvline(median, color=RED, linestyle="--",
                    label=f"{text('median', lang)} {number(median, lang)}")  # fmt: skip
-        ax.set_xlabel(text("days", lang))
+        ax.set_xlabel(text("hours" if hours else "days", lang))
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=7, frameon=False)
         _tidy(ax)

@@ -128,6 +128,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "to_conference": {"nl": "tot de conferentie", "en": "to the conference"},
     "to_plan_distributed": {"nl": "tot het plan verspreid", "en": "to the plan distributed"},
     "days": {"nl": "dagen", "en": "days"},
+    "hours": {"nl": "uren", "en": "hours"},
     "cases": {"nl": "zaken", "en": "cases"},
     "median": {"nl": "mediaan", "en": "median"},
     "fastest_2023": {"nl": "snelste in 2023: 4 dagen", "en": "fastest in 2023: 4 days"},
