@@ -270,8 +270,10 @@ class Rows(Sink):
         self.since, self.until = since, until
         self._windowed = since is not None or until is not None
         self.organisations = organisations
-        #: (case, the event as delivered), for the events table
-        self.events: list[tuple[str, Delivered]] = []
+        #: (case, type, version, origin, model, time), for the events table: plain values, so
+        #: nothing else of the event is kept alive
+        self.events: list[tuple[str, str, int, str, str, datetime]] = []
+        self._origins: dict[str, str] = {}
         self.columns: dict[str, dict[str, list[Any]]] = {
             table: {name: [] for name in SCHEMAS[table].names if name != "month"}
             for table in EVENT_TABLES
@@ -284,7 +286,11 @@ class Rows(Sink):
             self._admitted = in_window(delivered.time, self.since, self.until)
             if not self._admitted:
                 return
-        self.events.append((case, delivered))
+        event = delivered.event
+        origin = self._origins.setdefault(delivered.origin, delivered.origin)
+        self.events.append(
+            (case, event.name, event.version, origin, event.model.value, delivered.time)
+        )
         if self.organisations:
             self._organisations(case, delivered)
 
@@ -356,14 +362,9 @@ class Rows(Sink):
     def table(self, name: str, erased: set[str]) -> pa.Table:
         schema = SCHEMAS[name]
         if name == "events":
-            events = self.events
+            names = ("case_pseudonym", "type", "version", "origin", "model", "at")
             columns: dict[str, Any] = {
-                "case_pseudonym": [case for case, _ in events],
-                "model": [d.event.model.value for _, d in events],
-                "type": [d.event.name for _, d in events],
-                "version": [d.event.version for _, d in events],
-                "origin": [d.origin for _, d in events],
-                "at": [d.time for _, d in events],
+                name: [row[i] for row in self.events] for i, name in enumerate(names)
             }
         else:
             columns = dict(self.columns[name])
@@ -912,7 +913,7 @@ async def export(
 ) -> ExportResult:
     """One run: open (or make) the target, read the stream on from where the last run got to,
     fold, write the next generation and make it current."""
-    from kring.analytics.stream import read_stream, stream_state
+    from kring.analytics.stream import read_stream, stream_state, young_collections_only
 
     request.check()
     target = Target(request)
@@ -922,15 +923,16 @@ async def export(
     months = Months()
     rows = Rows(months, request.since, request.until, request.organisations)
     fold = Fold(key=Pseudonyms(target.key), sink=rows)
-    if target.current_folder is not None:
-        load_state(fold, target.current_folder / "state")
     total = max(stream.last - after, 0)
 
     def advanced(position: int) -> None:
         if progress is not None:
             progress(position - after, total)
 
-    read = await read_stream(
-        connection, after=after, until=stream.last, on_event=fold.fold, on_progress=advanced
-    )
-    return target.commit(fold, rows, stream, read, fold.newly_erased)
+    with young_collections_only():
+        if target.current_folder is not None:
+            load_state(fold, target.current_folder / "state")
+        read = await read_stream(
+            connection, after=after, until=stream.last, on_event=fold.fold, on_progress=advanced
+        )
+        return target.commit(fold, rows, stream, read, fold.newly_erased)

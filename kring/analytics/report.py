@@ -36,7 +36,7 @@ from kring.analytics.figures import (
     answer,
 )
 from kring.analytics.page import PAGE
-from kring.analytics.stream import StreamRead, read_stream, stream_state
+from kring.analytics.stream import StreamRead, read_stream, stream_state, young_collections_only
 from kring.analytics.texts import LANGUAGES, number, percent, text
 
 
@@ -83,8 +83,9 @@ async def make_report(connection: Any, request: ReportRequest) -> Written:
     collected = Collected()
     fold = Fold(key=str, sink=collected)
     stream = await stream_state(connection)
-    read = await read_stream(connection, after=0, until=stream.last, on_event=fold.fold)
-    found = answer(fold, collected, since=request.since, until=request.until, by=request.by)
+    with young_collections_only():
+        read = await read_stream(connection, after=0, until=stream.last, on_event=fold.fold)
+        found = answer(fold, collected, since=request.since, until=request.until, by=request.by)
     return write_report(found, request, read)
 
 
