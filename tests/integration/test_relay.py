@@ -13,9 +13,13 @@ from nats.js import JetStreamContext
 from services.intake.bootstrap import build
 from services.intake.settings import IntakeSettings
 from shared.bus import ensure_streams
+from shared.events import RequestReceived
 from tests.factories import CLARIFICATION, REQUEST_BODY, headers
 from tests.harness import envelopes, eventually, running, stream_messages
 from tests.servers import NatsServer
+
+#: The accepted requests: one per case (each case's submission is published too).
+ACCEPTED = RequestReceived.subject()
 
 
 async def submit_and_accept(http: httpx.AsyncClient, count: int) -> list[str]:
@@ -35,9 +39,7 @@ async def submit_and_accept(http: httpx.AsyncClient, count: int) -> list[str]:
 
 
 async def relayed_positions(nats_url: str) -> list[int]:
-    return [
-        e["kringposition"] for e in envelopes(await stream_messages(nats_url, "kring.intake.>"))
-    ]
+    return [e["kringposition"] for e in envelopes(await stream_messages(nats_url, ACCEPTED))]
 
 
 async def test_events_stored_while_nats_is_down_reach_the_stream_exactly_once(
@@ -70,7 +72,7 @@ async def test_events_stored_while_nats_is_down_reach_the_stream_exactly_once(
 
 
 async def _count_is(nats_url: str, expected: int) -> bool:
-    return len(await stream_messages(nats_url, "kring.intake.>")) == expected
+    return len(await stream_messages(nats_url, ACCEPTED)) == expected
 
 
 async def _relay_caught_up(intake) -> bool:  # type: ignore[no-untyped-def]
