@@ -15,11 +15,17 @@ run demo: export KRING_FOLLOWUP_SECONDS_PER_DAY := $(KRING_FOLLOWUP_SECONDS_PER_
 
 .PHONY: run demo test lint unit install clean bench soak
 
-$(READY): pyproject.toml
+# The deployment checks (tests/deploy) validate the CloudNativePG and Prometheus operator resources
+# with the schemas the npm packages in tests/deploy/crd carry: installed here, never at test time.
+CRD_LOCK := tests/deploy/crd/package-lock.json
+
+$(READY): pyproject.toml $(CRD_LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Kring needs Python 3.11 or newer")'
+	@command -v npm >/dev/null || { echo "make install needs npm (Node.js 20 or newer) for the schemas of the deployment checks (tests/deploy/crd)" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	npm ci --prefix tests/deploy/crd --no-audit --no-fund --loglevel=error
 	@touch $@
 
 install: $(READY)
@@ -35,21 +41,28 @@ demo: $(READY)
 	$(BIN)/kring demo
 
 lint: $(READY)
-	$(BIN)/ruff check shared services kring tests bench
-	$(BIN)/ruff format --check shared services kring tests bench
-	$(BIN)/mypy shared services kring bench
+	$(BIN)/ruff check shared services kring tests bench deploy deploy/make-secrets
+	$(BIN)/ruff format --check shared services kring tests bench deploy deploy/make-secrets
+	$(BIN)/mypy shared services kring bench deploy/docker deploy/make-secrets
 
-test: lint
+# pytest keeps its temporary folders per user and deletes all but the newest three at every start:
+# two checkouts testing at once (several engineers on one machine) deleted each other's running
+# nats-server and PostgreSQL folders. One root per checkout keeps them apart.
+export PYTEST_DEBUG_TEMPROOT := /tmp/kring-tests-$(shell printf '%s' '$(CURDIR)' | cksum | cut -d' ' -f1)
+$(PYTEST_DEBUG_TEMPROOT):
+	@mkdir -p $@
+
+test: lint | $(PYTEST_DEBUG_TEMPROOT)
 	$(BIN)/pytest
 
-unit: $(READY)
+unit: $(READY) | $(PYTEST_DEBUG_TEMPROOT)
 	$(BIN)/pytest tests/unit
 
 # Every figure of issue 4 with its baseline ratio and target, in a few minutes; results and how to
 # read them in bench/RESULTS.md. Sizes: BENCH_CASES, BENCH_CONCURRENCY, BENCH_HALF_LOAD_CASES,
 # BENCH_MESSAGES, BENCH_SAVES, BENCH_RELAY_EVENTS, BENCH_CONSUMER_EVENTS, BENCH_REPLAY_EVENTS,
 # BENCH_ANALYTICS_CASES, BENCH_PROFILE_SECONDS; BENCH_PROFILE=auto|always|never;
-# BENCH_ONLY=baselines,relay,consumer,replay,export,report,workflow,peer.
+# BENCH_ONLY=baselines,relay,consumer,replay,export,report,identity,workflow,peer.
 # e.g. make bench BENCH_CASES=300 BENCH_ONLY=workflow,peer
 bench: $(READY) $(BENCH_READY)
 	$(BIN)/python -m bench
@@ -61,14 +74,21 @@ bench: $(READY) $(BENCH_READY)
 # SOAK_CONCURRENCY, SOAK_FUZZ_EXAMPLES; SOAK_SEED runs a seed's fault plan again. Its 28 faults
 # must land while cases flow: below about 150 cases some come too late and the verdict says so.
 # e.g. make soak SOAK_CASES=400 SOAK_SEED=42
+#
+# Then eight PostgreSQL service processes started at once on an empty database, and eight stores
+# opened at one instant, for SOAK_START_ROUNDS and SOAK_OPEN_ROUNDS rounds (make test: 3 and 10).
+SOAK_START_ROUNDS ?= 10
+SOAK_OPEN_ROUNDS ?= 100
 SOAK_CASES ?= 200
 SOAK_CONCURRENCY ?= 16
 SOAK_FUZZ_EXAMPLES ?= 300
-soak: $(READY)
+soak: $(READY) | $(PYTEST_DEBUG_TEMPROOT)
 	KRING_FUZZ_EXAMPLES=$(SOAK_FUZZ_EXAMPLES) $(BIN)/pytest -q -p no:cacheprovider \
 		tests/integration/test_http_fuzz.py tests/integration/test_poison.py
 	$(BIN)/python -m tests.faults.soak --long --cases $(SOAK_CASES) \
 		--concurrency $(SOAK_CONCURRENCY) $(if $(SOAK_SEED),--seed $(SOAK_SEED))
+	KRING_TEST_START_ROUNDS=$(SOAK_START_ROUNDS) KRING_TEST_OPEN_ROUNDS=$(SOAK_OPEN_ROUNDS) \
+		$(BIN)/pytest -q -s -p no:cacheprovider tests/integration/test_postgres_concurrent_start.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache tests/deploy/crd/node_modules

@@ -17,6 +17,7 @@ from bench import (
     analytics_bench,
     baselines,
     consumer_catchup,
+    identity,
     peer,
     relay_catchup,
     replay_read,
@@ -77,7 +78,8 @@ def arguments() -> argparse.Namespace:
     parser.add_argument(
         "--only",
         default=os.environ.get("BENCH_ONLY", ""),
-        help="comma-separated: baselines,relay,consumer,replay,export,report,workflow,peer",
+        help="comma-separated: baselines,relay,consumer,replay,export,report,identity,workflow,"
+        "peer",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     return parser.parse_args()
@@ -109,22 +111,22 @@ async def main(args: argparse.Namespace) -> Report:
     server = Nats(work).start()
     try:
         if wanted("baselines") or wanted("relay") or wanted("replay") or wanted("consumer"):
-            await baselines.nats_baselines(report, server.url, args.messages)
+            await baselines.nats_baselines(report, work, args.messages)
             baselines.store_baselines(report, work, args.saves)
         if wanted("relay"):
-            await relay_catchup.relay_bench(report, server.url, work, args.relay_events)
+            await relay_catchup.relay_bench(report, server, work, args.relay_events)
             if profile or (profile is None and report.figures["relay_catchup"].met is False):
                 profiler = pyinstrument_profiler()
                 if profiler is not None:
                     await relay_catchup.catch_up(
-                        server.url, work / "relay-profiled", args.relay_events, profiler
+                        server, work / "relay-profiled", args.relay_events, profiler
                     )
                     print_pyinstrument(profiler, "relay catch-up")
         if wanted("consumer"):
-            await consumer_catchup.consumer_bench(report, server.url, work, args.consumer_events)
+            await consumer_catchup.consumer_bench(report, server, work, args.consumer_events)
         if wanted("replay"):
             profiler = pyinstrument_profiler() if profile is not False else None
-            await replay_read.replay_bench(report, server.url, args.replay_events, profiler)
+            await replay_read.replay_bench(report, server, args.replay_events, profiler)
             if profiler is not None and (profile or report.figures["replay"].met is False):
                 print_pyinstrument(profiler, "replay")
         if wanted("export") or wanted("report"):
@@ -137,6 +139,8 @@ async def main(args: argparse.Namespace) -> Report:
             )
     finally:
         server.stop()
+    if wanted("identity"):
+        await identity.identity_bench(report, work / "identity")
     sizes = workflow_bench.WorkflowSizes(
         args.cases, args.concurrency, args.half_load_cases, args.profile_seconds
     )

@@ -16,6 +16,7 @@ from nats.aio.msg import Msg
 from nats.js.api import DeliverPolicy, StorageType, StreamConfig
 
 from bench.report import Report, section
+from bench.servers import Nats
 from kring.replay import stream_sequence
 from shared.application import KringApplication
 from shared.envelope import encode
@@ -87,10 +88,13 @@ async def ordered_read(connection: Any, stream: str, subject: str) -> tuple[int,
     return count, count / elapsed
 
 
-async def nats_baselines(report: Report, nats_url: str, count: int) -> None:
+async def nats_baselines(report: Report, work: Path, count: int) -> None:
+    """On a nats-server of the same settings without identities: no Kring identity may
+    publish outside ``kring.>``, and the baseline is nats-py with nothing of Kring's."""
     section(f"raw NATS baselines ({count} messages of {len(sample_payload())} bytes)")
     payload = sample_payload()
-    connection = await nats.connect(nats_url)
+    server = Nats(work, closed=False).start()
+    connection = await nats.connect(server.url)
     try:
         js = connection.jetstream(publish_async_max_pending=4000)
         await js.add_stream(
@@ -126,6 +130,7 @@ async def nats_baselines(report: Report, nats_url: str, count: int) -> None:
         await js.delete_stream(STREAM)
     finally:
         await connection.close()
+        server.stop()
 
 
 class Counter(Aggregate):

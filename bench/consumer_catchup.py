@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 from faststream.nats import NatsBroker
+from faststream.nats.security import NatsUserPassword
 
 from bench.report import Report, section
 from bench.stream import fill_stream
@@ -19,7 +20,9 @@ from services.followup.bootstrap import build
 from services.followup.settings import FollowupSettings
 from shared.bus import Bus
 from shared.consumer import subscribe
+from shared.permissions import inbox_prefix
 from tests.factories import plan_distributed
+from tests.servers import NatsServer
 
 
 def faststream_logger(path: Path) -> logging.Logger:
@@ -30,13 +33,20 @@ def faststream_logger(path: Path) -> logging.Logger:
     return logger
 
 
-async def catch_up(nats_url: str, work: Path, count: int, *, faststream_logging: bool) -> float:
+async def catch_up(
+    server: NatsServer, work: Path, count: int, *, faststream_logging: bool
+) -> float:
     """Events per second from the consumer's start until the last one is applied."""
-    await fill_stream(nats_url, (plan_distributed(uuid.uuid4()) for _ in range(count)))
-    app = build(FollowupSettings(nats_url=nats_url, data_dir=work)).app
-    bus = Bus(nats_url)
+    await fill_stream(server, (plan_distributed(uuid.uuid4()) for _ in range(count)))
+    app = build(FollowupSettings(**server.settings("followup"), data_dir=work)).app
+    bus = Bus(server.url, user="followup", password=server.password("followup"))
     if faststream_logging:
-        bus.broker = NatsBroker(nats_url, logger=faststream_logger(work / "faststream.log"))
+        bus.broker = NatsBroker(
+            server.url,
+            security=NatsUserPassword("followup", server.password("followup")),
+            inbox_prefix=inbox_prefix("followup"),
+            logger=faststream_logger(work / "faststream.log"),
+        )
     subscribe(bus, app, "plans")
     started = time.perf_counter()
     try:
@@ -51,9 +61,9 @@ async def catch_up(nats_url: str, work: Path, count: int, *, faststream_logging:
     return count / elapsed
 
 
-async def consumer_bench(report: Report, nats_url: str, work: Path, count: int) -> None:
+async def consumer_bench(report: Report, server: NatsServer, work: Path, count: int) -> None:
     section(f"consumer catch-up ({count} PlanDistributed applied by followup's tracked consumer)")
-    rate = await catch_up(nats_url, work / "consumer", count, faststream_logging=False)
+    rate = await catch_up(server, work / "consumer", count, faststream_logging=False)
     report.add(
         "consumer_catchup",
         "consumer catch-up (shared.consumer, followup store)",
@@ -61,7 +71,7 @@ async def consumer_bench(report: Report, nats_url: str, work: Path, count: int) 
         "events/s",
         baseline="es_saves",
     )
-    logged = await catch_up(nats_url, work / "consumer-logged", count, faststream_logging=True)
+    logged = await catch_up(server, work / "consumer-logged", count, faststream_logging=True)
     report.add(
         "consumer_logged",
         "  the same with FastStream's per-message logging",

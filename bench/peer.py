@@ -47,26 +47,31 @@ from eventsourcing.system import System as EventSourcingSystem
 from fastapi import APIRouter, FastAPI
 
 from bench.report import Report, section
-from bench.servers import BENCH_ENV, SERVICES, memory_mb
+from bench.servers import BENCH_ENV, SERVICES, memory_mb, start_issuer, stop_issuer
 from kring.local import free_port
 from services.coordination import api as coordination_api
 from services.coordination import bus as coordination_bus
+from services.coordination.access import RULES as COORDINATION_RULES
 from services.coordination.app import CoordinationApplication
 from services.coordination.settings import CoordinationSettings
 from services.followup import api as followup_api
 from services.followup import bus as followup_bus
+from services.followup.access import RULES as FOLLOWUP_RULES
 from services.followup.app import FollowupApplication
 from services.followup.settings import FollowupSettings
 from services.intake import api as intake_api
 from services.intake import bus as intake_bus
+from services.intake.access import RULES as INTAKE_RULES
 from services.intake.app import IntakeApplication
 from services.intake.settings import IntakeSettings
 from services.plans import api as plans_api
 from services.plans import bus as plans_bus
+from services.plans.access import RULES as PLANS_RULES
 from services.plans.app import PlansApplication
 from services.plans.delivery import DeliveryWorker
 from services.plans.mail import SmtpMailer
 from services.plans.settings import PlansSettings
+from shared.access import Rule
 from shared.application import KringApplication
 from shared.envelope import Delivered, message_id
 from shared.erasure import CaseErasedError
@@ -75,6 +80,7 @@ from shared.logging import bound_case, configure_logging, get_logger
 from shared.relay import Translator
 from shared.settings import ServiceSettings
 from shared.store import eventsourcing_env
+from shared.tokens import TokenValidator
 
 log = get_logger(__name__)
 
@@ -91,6 +97,12 @@ FOLLOWS: Mapping[str, tuple[str, ...]] = {
     "coordination": coordination_bus.FOLLOWS,
     "plans": plans_bus.FOLLOWS,
     "followup": followup_bus.FOLLOWS,
+}
+HISTORY_RULES: Mapping[str, Rule] = {
+    "intake": INTAKE_RULES["history"],
+    "coordination": COORDINATION_RULES["history"],
+    "plans": PLANS_RULES["history"],
+    "followup": FOLLOWUP_RULES["history"],
 }
 ROUTERS: Mapping[str, Callable[[Any], APIRouter]] = {
     "intake": intake_api.router,
@@ -330,11 +342,14 @@ def build_api(runner: PeerRunner, settings: Mapping[str, ServiceSettings]) -> Fa
             runner.stop()
 
     api = FastAPI(title="Kring peer (one process, eventsourcing System)", lifespan=lifespan)
+    # The same identity as the services: tokens of the same issuer, the same rules.
+    api.state.tokens = TokenValidator(settings["intake"].oidc())
     install_error_handlers(api)
     install_request_context(api)
     for name in SERVICES:
         app = apps[name]
-        api.include_router(common_router(app, lambda: True, lambda: "{}"), prefix=f"/{name}")
+        history = HISTORY_RULES[name]
+        api.include_router(common_router(app, list, lambda: "{}", history), prefix=f"/{name}")
         api.include_router(ROUTERS[name](app), prefix=f"/{name}")
     return api
 
@@ -415,7 +430,8 @@ async def peer_bench(report: Report, work: Path, sizes: Any) -> None:
     )
     peer = PeerProcess(work / "peer")
     (work / "peer").mkdir(parents=True, exist_ok=True)
-    peer.start()
+    issuer, issuer_url = start_issuer(work / "peer")
+    peer.start({"KRING_OIDC_ISSUER": issuer_url})
     try:
         await asyncio.sleep(2.0)
         assert peer.process is not None
@@ -423,9 +439,9 @@ async def peer_bench(report: Report, work: Path, sizes: Any) -> None:
         report.add(
             "peer_idle_rss", "idle memory (VmRSS) peer, all four", memory_mb(pid, "VmRSS"), "MB"
         )
-        async with workflow_bench.client(sizes.concurrency) as http:
-            await workflow_bench.prepare(http, peer.urls, sizes)
-            measured = await workflow_bench.measured_closed_loop(http, peer.urls, sizes, [pid])
+        async with workflow_bench.client(sizes.concurrency, issuer_url) as session:
+            await workflow_bench.prepare(session, peer.urls, sizes)
+            measured = await workflow_bench.measured_closed_loop(session, peer.urls, sizes, [pid])
             ids, seconds = measured.ids, measured.seconds
             report.add(
                 "peer_cases",
@@ -434,7 +450,7 @@ async def peer_bench(report: Report, work: Path, sizes: Any) -> None:
                 "cases/s",
             )
             workflow_bench.report_measured(report, "peer", "the peer (one process)", measured)
-            hops = await workflow_bench.hop_latencies(http, peer.urls, ids)
+            hops = await workflow_bench.hop_latencies(session, peer.urls, ids)
             for hop, values in hops.items():
                 report.add(
                     f"peer_p50 {hop}",
@@ -445,6 +461,7 @@ async def peer_bench(report: Report, work: Path, sizes: Any) -> None:
         report.add("peer_peak", "peak memory (VmHWM) peer, all four", memory_mb(pid, "VmHWM"), "MB")
     finally:
         peer.stop()
+        stop_issuer(issuer)
 
 
 def main() -> None:

@@ -10,7 +10,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import nats
 from nats.js.errors import NotFoundError
 
 from bench.report import Report, section
@@ -20,6 +19,7 @@ from services.intake.settings import IntakeSettings
 from shared.bus import Bus
 from shared.relay import OutboxRelay
 from shared.subjects import STREAM
+from tests.servers import NatsServer
 
 ACTOR = {"id": "bench", "role": "regional_manager"}
 BATCH = 200
@@ -53,8 +53,8 @@ def store_accepted_requests(app: Any, count: int) -> None:
         app.save(*requests)
 
 
-async def delete_stream(nats_url: str) -> None:
-    connection = await nats.connect(nats_url)
+async def delete_stream(server: NatsServer) -> None:
+    connection = await server.connect("admin")
     try:
         with contextlib.suppress(NotFoundError):
             await connection.jetstream().delete_stream(STREAM)
@@ -62,13 +62,13 @@ async def delete_stream(nats_url: str) -> None:
         await connection.close()
 
 
-async def catch_up(nats_url: str, work: Path, count: int, profiler: Any = None) -> float:
+async def catch_up(server: NatsServer, work: Path, count: int, profiler: Any = None) -> float:
     """Events per second from the relay's start until the last stored event is acknowledged."""
-    await delete_stream(nats_url)
-    definition = build(IntakeSettings(nats_url=nats_url, data_dir=work))
+    await delete_stream(server)
+    definition = build(IntakeSettings(**server.settings("intake"), data_dir=work))
     app = definition.app
     store_accepted_requests(app, count)
-    bus = Bus(nats_url)
+    bus = Bus(server.url, user="intake", password=server.password("intake"))
     relay = OutboxRelay(app, bus, definition.translate)
     await bus.run()
     last = app.recorder.max_notification_id()
@@ -90,23 +90,23 @@ async def catch_up(nats_url: str, work: Path, count: int, profiler: Any = None) 
             await task
         await bus.stop()
         app.close()
-    info = await bus_stream_count(nats_url)
+    info = await bus_stream_count(server)
     if info != count:
         raise RuntimeError(f"relay published {info} of {count} events")
     return count / elapsed
 
 
-async def bus_stream_count(nats_url: str) -> int:
-    connection = await nats.connect(nats_url)
+async def bus_stream_count(server: NatsServer) -> int:
+    connection = await server.connect("analyst")
     try:
         return int((await connection.jetstream().stream_info(STREAM)).state.messages)
     finally:
         await connection.close()
 
 
-async def relay_bench(report: Report, nats_url: str, work: Path, count: int) -> None:
+async def relay_bench(report: Report, server: NatsServer, work: Path, count: int) -> None:
     section(f"relay catch-up ({count} RequestReceived stored while the relay was stopped)")
-    rate = await catch_up(nats_url, work / "relay", count)
+    rate = await catch_up(server, work / "relay", count)
     best = max(report.value("publish_gather") or 0, report.value("publish_async") or 0)
     baseline = "publish_async" if best == report.value("publish_async") else "publish_gather"
     report.add(

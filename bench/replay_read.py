@@ -1,5 +1,6 @@
-"""Replay: ``kring.replay`` folding the whole KRING stream into the analyst's projection, against
-the raw ordered-consumer read of the same stream."""
+"""Replay: ``kring.replay`` folding the whole KRING stream into the analyst's projection (as the
+analyst, with direct gets: an analyst may create no consumer), against the raw ordered-consumer
+read of the same stream (as admin, who may)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,11 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import nats
-
 from bench.baselines import ordered_read
 from bench.report import Report, section
 from bench.stream import fill_stream
-from kring.replay import replay
+from kring.client import connect_nats
+from kring.replay import Projection, ReplayFilter, replay_with
 from shared.events import FollowUpDue, IntegrationEvent
 from shared.subjects import ALL_SUBJECTS, STREAM
 from tests.factories import (
@@ -23,6 +23,7 @@ from tests.factories import (
     plan_distributed,
     request_received,
 )
+from tests.servers import NatsServer
 
 
 def case_events(case_id: uuid.UUID) -> list[IntegrationEvent]:
@@ -47,17 +48,28 @@ def stream_events(count: int) -> Iterator[IntegrationEvent]:
             yield item
 
 
-async def replay_bench(report: Report, nats_url: str, count: int, profiler: Any = None) -> None:
+async def replay(server: NatsServer) -> Projection:
+    """What ``kring replay`` does, as the analyst."""
+    connection = await connect_nats(server.url, "analyst", password=server.password("analyst"))
+    try:
+        return await replay_with(connection, ReplayFilter())
+    finally:
+        await connection.close()
+
+
+async def replay_bench(
+    report: Report, server: NatsServer, count: int, profiler: Any = None
+) -> None:
     section(f"replay ({count} integration events on KRING)")
-    await fill_stream(nats_url, stream_events(count))
-    connection = await nats.connect(nats_url)
+    await fill_stream(server, stream_events(count))
+    connection = await server.connect("admin")
     try:
         _, raw_rate = await ordered_read(connection, STREAM, ALL_SUBJECTS)
     finally:
         await connection.close()
     report.add("replay_raw_read", "raw ordered-consumer read of KRING", raw_rate, "msg/s")
     started = time.perf_counter()
-    projection = await replay(nats_url)
+    projection = await replay(server)
     rate = projection.read / (time.perf_counter() - started)
     if projection.events != count:
         raise RuntimeError(f"replay folded {projection.events} of {count} events")
@@ -73,6 +85,6 @@ async def replay_bench(report: Report, nats_url: str, count: int, profiler: Any 
     if profiler is not None:
         profiler.start()
         try:
-            await replay(nats_url)
+            await replay(server)
         finally:
             profiler.stop()

@@ -1,10 +1,10 @@
 """The servers a bench run starts for itself: nats-server configured as ``kring run`` configures it
-(``sync_interval: always``), and the four services as separate processes on SQLite."""
+(``sync_interval: always``, the same identities and permissions), and the four services as
+separate processes on SQLite, each with its own NATS identity."""
 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -13,7 +13,8 @@ from pathlib import Path
 
 import httpx
 
-from kring.local import free_port, nats_server_binary, wait_for_port
+from kring.local import free_port, wait_for_port
+from tests.servers import NatsServer
 
 SERVICES = ("intake", "coordination", "plans", "followup")
 #: What every bench run sets for the services and the peer alike, whatever the caller's
@@ -21,39 +22,15 @@ SERVICES = ("intake", "coordination", "plans", "followup")
 BENCH_ENV = {"KRING_FOLLOWUP_SECONDS_PER_DAY": "86400"}
 
 
-class Nats:
-    def __init__(self, work: Path, *, sync_always: bool = True) -> None:
-        self.dir = work / "nats"
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.sync_always = sync_always
-        self.process: subprocess.Popen[bytes] | None = None
+class Nats(NatsServer):
+    """nats-server as ``kring run`` starts it; ``closed=False``: the same without identities,
+    for the raw baselines (nothing of Kring's in the way)."""
 
-    @property
-    def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
-
-    def start(self) -> Nats:
-        conf = self.dir / "nats.conf"
-        sync = "  sync_interval: always\n" if self.sync_always else ""
-        conf.write_text(
-            f'listen: "127.0.0.1:{self.port}"\n'
-            f'jetstream {{\n  store_dir: "{self.dir / "js"}"\n{sync}}}\n',
-            encoding="utf-8",
+    def __init__(self, work: Path, *, sync_always: bool = True, closed: bool = True) -> None:
+        name = "nats" if closed else "nats-open"
+        super().__init__(
+            work / name, keys_dir=work / "keys" / "nats", closed=closed, sync_always=sync_always
         )
-        self.process = subprocess.Popen(
-            [nats_server_binary(), "-c", str(conf)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for_port(self.port)
-        return self
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(timeout=10)
-        self.process = None
 
 
 @dataclass
@@ -82,6 +59,9 @@ class System:
     extra_env: dict[str, str] = field(default_factory=dict)
     nats: Nats | None = None
     services: dict[str, Service] = field(default_factory=dict)
+    #: The development issuer (``kring.issuer``) the services validate tokens against.
+    issuer: subprocess.Popen[bytes] | None = None
+    issuer_url: str = ""
 
     @property
     def urls(self) -> dict[str, str]:
@@ -92,8 +72,9 @@ class System:
         data = self.work / "data"
         data.mkdir(parents=True, exist_ok=True)
         ports = {name: free_port() for name in SERVICES}
+        self.issuer, self.issuer_url = start_issuer(self.work)
         env = os.environ | {
-            "KRING_NATS_URL": self.nats.url,
+            "KRING_OIDC_ISSUER": self.issuer_url,
             "KRING_DATA_DIR": str(data),
             "KRING_HTTP_HOST": "127.0.0.1",
             "PYTHONUNBUFFERED": "1",
@@ -109,7 +90,7 @@ class System:
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=subprocess.STDOUT,
-                    env=env,
+                    env=env | self.nats.env(name),
                 )
             self.services[name] = Service(name, port, process, log)
         deadline = time.monotonic() + 60
@@ -131,6 +112,7 @@ class System:
                 service.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 service.process.kill()
+        stop_issuer(self.issuer)
         if self.nats is not None:
             self.nats.stop()
 
@@ -147,3 +129,31 @@ def cpu_seconds(pid: int) -> float:
     """User plus system CPU time a process has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_issuer(work: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """The development issuer (``kring.issuer``) on a free port, its key under ``work``: the
+    bench signs in through it as the demo does. Returns the process and its URL."""
+    port = free_port()
+    work.mkdir(parents=True, exist_ok=True)
+    env = os.environ | {
+        "KRING_DATA_DIR": str(work / "issuer"),
+        "KRING_ISSUER_PORT": str(port),
+        "KRING_ISSUER_HOST": "127.0.0.1",
+    }
+    with (work / "issuer.log").open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "kring.issuer"],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    wait_for_port(port, timeout=30)
+    return process, f"http://127.0.0.1:{port}"
+
+
+def stop_issuer(process: subprocess.Popen[bytes] | None) -> None:
+    if process is not None and process.poll() is None:
+        process.terminate()
+        process.wait(timeout=15)

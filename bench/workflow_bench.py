@@ -17,14 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import nats
 
 from bench.profiling import profile_processes
 from bench.report import Report, section
 from bench.servers import SERVICES, System, cpu_seconds, memory_mb
 from kring import workflow
+from kring.client import DevLogin
 from shared.events import ConferenceModel
 from shared.subjects import STREAM
+from tests.servers import NatsServer
 
 REGION = "Benchland"
 MODELS = (ConferenceModel.FAMILY, ConferenceModel.GROUP, ConferenceModel.RESTORATIVE)
@@ -38,10 +39,10 @@ HOPS: tuple[tuple[str, str, str, str, str | None], ...] = (
 _keys = itertools.count()
 
 
-async def run_case(http: httpx.AsyncClient, urls: Mapping[str, str], n: int) -> str:
+async def run_case(session: workflow.Session, urls: Mapping[str, str], n: int) -> str:
     """One case, request to follow-up scheduled; the one place the bench calls the workflow."""
     run = await workflow.run_case(
-        http,
+        session,
         MODELS[n % len(MODELS)],
         urls=urls,
         region=REGION,
@@ -52,14 +53,14 @@ async def run_case(http: httpx.AsyncClient, urls: Mapping[str, str], n: int) -> 
 
 
 async def closed_loop(
-    http: httpx.AsyncClient, urls: Mapping[str, str], cases: int, concurrency: int
+    session: workflow.Session, urls: Mapping[str, str], cases: int, concurrency: int
 ) -> tuple[list[str], float]:
     """``cases`` cases, ``concurrency`` at a time; (case ids, seconds)."""
     gate = asyncio.Semaphore(concurrency)
 
     async def one(n: int) -> str:
         async with gate:
-            return await run_case(http, urls, n)
+            return await run_case(session, urls, n)
 
     started = time.perf_counter()
     ids = await asyncio.gather(*(one(n) for n in range(cases)))
@@ -81,12 +82,12 @@ class Measured:
 
 
 async def measured_closed_loop(
-    http: httpx.AsyncClient, urls: Mapping[str, str], sizes: WorkflowSizes, pids: list[int]
+    session: workflow.Session, urls: Mapping[str, str], sizes: WorkflowSizes, pids: list[int]
 ) -> Measured:
     """``closed_loop`` at the run's size, with the CPU it cost the system and the driver."""
     before = [cpu_seconds(pid) for pid in pids]
     driver = time.process_time()
-    ids, seconds = await closed_loop(http, urls, sizes.cases, sizes.concurrency)
+    ids, seconds = await closed_loop(session, urls, sizes.cases, sizes.concurrency)
     used = sum(cpu_seconds(pid) - b for pid, b in zip(pids, before, strict=True))
     return Measured(ids, seconds, 1000 * used / len(ids), (time.process_time() - driver) / seconds)
 
@@ -107,7 +108,7 @@ def report_measured(report: Report, prefix: str, who: str, measured: Measured) -
 
 
 async def open_loop(
-    http: httpx.AsyncClient, urls: Mapping[str, str], cases: int, rate: float
+    session: workflow.Session, urls: Mapping[str, str], cases: int, rate: float
 ) -> tuple[list[str], float]:
     """A new case every ``1/rate`` seconds, however many are still running."""
     started = time.perf_counter()
@@ -116,35 +117,39 @@ async def open_loop(
         delay = started + n / rate - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(run_case(http, urls, n)))
+        tasks.append(asyncio.create_task(run_case(session, urls, n)))
     ids = await asyncio.gather(*tasks)
     return list(ids), time.perf_counter() - started
 
 
 @contextlib.asynccontextmanager
-async def client(concurrency: int) -> AsyncIterator[httpx.AsyncClient]:
+async def client(concurrency: int, issuer: str) -> AsyncIterator[workflow.Session]:
     """The driver's HTTP client. Idle connections are dropped after 1 s, before uvicorn's
     5 s keep-alive closes them from its side (a request sent on a connection the server is
     closing at that moment fails with "Server disconnected")."""
     limits = httpx.Limits(max_connections=concurrency * 2, keepalive_expiry=1.0)
     async with httpx.AsyncClient(limits=limits) as http:
-        yield http
+        yield workflow.Session(http, DevLogin(issuer))
 
 
-async def prepare(http: httpx.AsyncClient, urls: Mapping[str, str], sizes: WorkflowSizes) -> None:
+async def prepare(session: workflow.Session, urls: Mapping[str, str], sizes: WorkflowSizes) -> None:
     """Coordinators enough for every case of the run, then a warm-up (imports, caches,
     consumers bound) that is not measured."""
     total = sizes.cases * 2 + sizes.half_load_cases + 10
     await workflow.join_pool(
-        http, urls=urls, region=REGION, coordinators=total // 50 + 1, capacity=50
+        session, urls=urls, region=REGION, coordinators=total // 50 + 1, capacity=50
     )
-    await closed_loop(http, urls, 6, 3)
+    await closed_loop(session, urls, 6, 3)
 
 
-async def history(http: httpx.AsyncClient, url: str, case_id: str) -> list[dict[str, Any]]:
+async def history(session: workflow.Session, url: str, case_id: str) -> list[dict[str, Any]]:
     for attempt in range(3):
         try:
-            response = await http.get(f"{url}/cases/{case_id}/history", timeout=30)
+            response = await session.http.get(
+                f"{url}/cases/{case_id}/history",
+                headers=await session.tokens.headers(workflow.manager(REGION)),
+                timeout=30,
+            )
             break
         except httpx.TransportError:
             if attempt == 2:
@@ -156,7 +161,7 @@ async def history(http: httpx.AsyncClient, url: str, case_id: str) -> list[dict[
 
 
 async def hop_latencies(
-    http: httpx.AsyncClient, urls: Mapping[str, str], case_ids: list[str]
+    session: workflow.Session, urls: Mapping[str, str], case_ids: list[str]
 ) -> dict[str, list[float]]:
     """Milliseconds from the upstream event's stored time to the downstream service's."""
     found: dict[str, list[float]] = {hop[0]: [] for hop in HOPS}
@@ -164,7 +169,7 @@ async def hop_latencies(
 
     async def one(case_id: str) -> None:
         async with gate:
-            histories = {name: await history(http, urls[name], case_id) for name in SERVICES}
+            histories = {name: await history(session, urls[name], case_id) for name in SERVICES}
         for name, up, up_type, down, down_type in HOPS:
             upstream = [e for e in histories[up] if e["type"] == up_type]
             downstream = [e for e in histories[down] if down_type is None or e["type"] == down_type]
@@ -186,8 +191,8 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1)]
 
 
-async def stream_messages(nats_url: str) -> int:
-    connection = await nats.connect(nats_url)
+async def stream_messages(server: NatsServer) -> int:
+    connection = await server.connect("analyst")
     try:
         return int((await connection.jetstream().stream_info(STREAM)).state.messages)
     finally:
@@ -223,19 +228,19 @@ async def workflow_bench(
                 met=idle <= 80,
             )
         urls = system.urls
-        async with client(sizes.concurrency) as http:
-            await prepare(http, urls, sizes)
+        async with client(sizes.concurrency, system.issuer_url) as session:
+            await prepare(session, urls, sizes)
             assert system.nats is not None
-            before = await stream_messages(system.nats.url)
+            before = await stream_messages(system.nats)
             assert system.nats.process is not None
             measured = await measured_closed_loop(
-                http,
+                session,
                 urls,
                 sizes,
                 [*(s.process.pid for s in system.services.values()), system.nats.process.pid],
             )
             ids, seconds = measured.ids, measured.seconds
-            after = await stream_messages(system.nats.url)
+            after = await stream_messages(system.nats)
             throughput = measured.throughput
             report.add(
                 "services_cases", "cases completed per second, max load", throughput, "cases/s"
@@ -247,21 +252,21 @@ async def workflow_bench(
                 (after - before) / seconds,
                 "events/s",
             )
-            at_max = await hop_latencies(http, urls, ids)
+            at_max = await hop_latencies(session, urls, ids)
             for hop, values in at_max.items():
                 report.add(
                     f"max_p50 {hop}", f"hop p50 at max load: {hop}", statistics.median(values), "ms"
                 )
 
             rate = throughput / 2
-            ids, seconds = await open_loop(http, urls, sizes.half_load_cases, rate)
+            ids, seconds = await open_loop(session, urls, sizes.half_load_cases, rate)
             report.add(
                 "half_rate",
                 f"half load: arrivals fixed at {rate:.1f} cases/s",
                 len(ids) / seconds,
                 "cases/s",
             )
-            at_half = await hop_latencies(http, urls, ids)
+            at_half = await hop_latencies(session, urls, ids)
             for hop, values in at_half.items():
                 report.add(
                     f"half_p50 {hop}",
@@ -285,7 +290,7 @@ async def workflow_bench(
                 pids = {n: s.process.pid for n, s in system.services.items()}
 
                 async def load() -> None:
-                    await closed_loop(http, urls, sizes.cases, sizes.concurrency)
+                    await closed_loop(session, urls, sizes.cases, sizes.concurrency)
 
                 await profile_processes(report, pids, load, work, sizes.profile_seconds)
         for name, service in system.services.items():

@@ -1,4 +1,5 @@
-"""``kring``: run, demo, cases, case, audit, erase, replay, export, report, dlq."""
+"""``kring``: run, login, demo, cases, case, audit, access-log, erase, replay, export, report,
+dlq."""
 
 from __future__ import annotations
 
@@ -8,16 +9,28 @@ from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import nats.errors
 import typer
 
-from kring.client import KringClient, ServiceUnavailableError, audit_line, connect_nats
+from kring.client import (
+    REFUSALS,
+    AccessError,
+    KringClient,
+    NatsCredentialsError,
+    ServiceUnavailableError,
+    access_line,
+    audit_line,
+    connect_nats,
+)
 from shared.erasure import ErasureReason
 from shared.events import ConferenceModel
 
 T = TypeVar("T")
+
+if TYPE_CHECKING:
+    from kring.dlq import Replayed
 
 app = typer.Typer(
     help="Kring: family group conferences, event-sourced on NATS JetStream.",
@@ -55,17 +68,61 @@ def demo(
     nats_url = os.environ.get("KRING_NATS_URL", "nats://127.0.0.1:4222")
     try:
         asyncio.run(run_demo(nats_url, model=model, region=region, patience=timeout))
-    except (DemoError, ServiceUnavailableError) as error:
+    except (DemoError, ServiceUnavailableError, AccessError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
 
 
+@app.command()
+def login(
+    name: Annotated[str, typer.Option("--as", help="Who you are (your name).")],
+    role: Annotated[
+        list[str],
+        typer.Option(help="Your role: regional_manager, coordinator, operator, … (repeatable)."),
+    ],
+    region: Annotated[
+        list[str] | None, typer.Option(help="A region you work in (repeatable).")
+    ] = None,
+    coordinator: Annotated[
+        str | None, typer.Option(help="Your coordinator id, as a coordinator.")
+    ] = None,
+    organisation: Annotated[str | None, typer.Option(help="Your organisation.")] = None,
+    participant: Annotated[
+        list[str] | None,
+        typer.Option(help="CASE_ID:PARTICIPANT_ID, as a participant (repeatable)."),
+    ] = None,
+) -> None:
+    """Sign in with the development issuer of `kring run` and keep the token for the CLI
+    (KRING_TOKEN_FILE, default ~/.config/kring/token, readable by you only)."""
+    from kring.client import DevLogin, Who, save_token
+
+    who = Who(
+        name=name,
+        roles=tuple(role),
+        regions=tuple(region or ()),
+        coordinator=coordinator,
+        organisation=organisation,
+        participant=tuple(participant or ()),
+    )
+    try:
+        token = DevLogin().token_sync(who)
+    except ServiceUnavailableError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    except AccessError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    path = save_token(token)
+    typer.echo(f"signed in as {name} ({', '.join(role)}); the token is kept in {path}")
+
+
 def _read_case(case_id: str, read: Callable[[KringClient, str], T]) -> T:
-    """Ask the services about one case; exit 1 if they do not answer, 2 if none knows it."""
+    """Ask the services about one case; exit 1 if they do not answer or refuse, 2 if none
+    knows it."""
     client = KringClient()
     try:
         found = read(client, case_id)
-    except ServiceUnavailableError as error:
+    except (ServiceUnavailableError, AccessError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
     finally:
@@ -88,6 +145,21 @@ def audit(
         return
     for entry in entries:
         typer.echo(audit_line(entry))
+
+
+@app.command("access-log")
+def access_log(
+    case_id: Annotated[str, typer.Argument(help="The case id (from intake).")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON array, for machines.")] = False,
+) -> None:
+    """Every recorded read of one case's personal data across the services: who, what, when
+    (a regional manager of the case's region, or an operator)."""
+    entries = _read_case(case_id, KringClient.access_log)
+    if as_json:
+        typer.echo(json.dumps(entries, indent=2))
+        return
+    for entry in entries:
+        typer.echo(access_line(entry))
 
 
 @app.command()
@@ -125,7 +197,7 @@ def cases(
     client = KringClient()
     try:
         rows = client.lists()
-    except ServiceUnavailableError as error:
+    except (ServiceUnavailableError, AccessError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
     finally:
@@ -149,50 +221,58 @@ def cases(
 def erase(
     case_id: Annotated[str, typer.Argument(help="The case id (from intake).")],
     reason: Annotated[ErasureReason, typer.Option(help="Why, from the kept list.")],
-    actor: Annotated[str, typer.Option("--as", help="Who erases it (recorded).")],
-    role: Annotated[
-        str, typer.Option(help="Their role: regional_manager or operator.")
-    ] = "regional_manager",
     timeout: Annotated[float, typer.Option(help="Seconds to wait for every service.")] = 60.0,
 ) -> None:
-    """Erase a case in every service (right to erasure): its events become unreadable for good,
-    the erasure itself stays on the record. Waits until every service has erased it."""
+    """Erase a case in every service (right to erasure), with every follow-up case opened from
+    it, as the signed-in regional manager of its region or operator: their events become
+    unreadable for good, the erasure itself stays on the record. Waits until every service has
+    erased each of them."""
     import time
 
-    from kring.client import SERVICES, Caller
+    from kring.client import SERVICES, detail_of
 
     client = KringClient()
     try:
         answer = client.request(
-            "intake",
-            "POST",
-            f"/cases/{case_id}/erase",
-            caller=Caller(actor, role),
-            json={"reason": reason.value},
+            "intake", "POST", f"/cases/{case_id}/erase", json={"reason": reason.value}
         )
+        cases = [case_id]
         if answer.status_code == 410:
             typer.echo(f"case {case_id} was already erased")
         elif answer.status_code == 404:
             typer.echo(f"error: no case {case_id} in intake", err=True)
             raise typer.Exit(2)
+        elif answer.status_code == 422:
+            typer.echo(f"error: {detail_of(answer)}", err=True)
+            raise typer.Exit(2)
         elif answer.status_code >= 400:
-            typer.echo(f"error: {answer.status_code} {answer.text[:300]}", err=True)
+            typer.echo(f"error: {answer.status_code} {detail_of(answer)}", err=True)
             raise typer.Exit(1)
         else:
-            typer.echo(f"intake        erased at {answer.json()['erased_at']}")
-        waiting = [s for s in SERVICES if s != "intake"]
+            erased = answer.json()
+            typer.echo(f"intake        erased at {erased['erased_at']}")
+            for follow_up in erased.get("follow_ups_erased", []):
+                typer.echo(f"intake        erased follow-up case {follow_up} with it")
+                cases.append(follow_up)
+        waiting = [(s, case) for case in cases for s in SERVICES if s != "intake"]
         deadline = time.monotonic() + timeout
         while waiting:
-            for service in list(waiting):
-                status = client.request(service, "GET", f"/cases/{case_id}").status_code
-                if status in (404, 410):
-                    typer.echo(f"{service:<13} {'erased' if status == 410 else 'never knew it'}")
-                    waiting.remove(service)
+            for service, case in list(waiting):
+                status = client.request(service, "GET", f"/cases/{case}/erasure")
+                if status.status_code == 403:
+                    typer.echo(f"error: {service}: {detail_of(status)}", err=True)
+                    raise typer.Exit(1)
+                if status.status_code == 200 and status.json()["erased"]:
+                    known = "erased" if status.json()["known"] else "erased (never held any of it)"
+                    of = "" if case == case_id else f" ({case})"
+                    typer.echo(f"{service:<13} {known}{of}")
+                    waiting.remove((service, case))
             if waiting and time.monotonic() > deadline:
-                typer.echo(f"error: not yet erased in {', '.join(waiting)}", err=True)
+                late = ", ".join(sorted({service for service, _ in waiting}))
+                typer.echo(f"error: not yet erased in {late}", err=True)
                 raise typer.Exit(1)
             time.sleep(0.2)
-    except ServiceUnavailableError as error:
+    except (ServiceUnavailableError, AccessError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
     finally:
@@ -440,7 +520,8 @@ def dlq_replay(
     ] = None,
     replay_all: Annotated[bool, typer.Option("--all", help="Replay every dead letter.")] = False,
 ) -> None:
-    """Publish dead letters again on their original subjects, then remove them."""
+    """Have the service that parked each dead letter apply its original message (read from
+    KRING) again; remove the letters applied. Exit 1 if any could not be."""
     import asyncio
 
     from kring.dlq import list_dead_letters, replay
@@ -449,19 +530,73 @@ def dlq_replay(
         typer.echo("error: name the sequence numbers to replay, or --all", err=True)
         raise typer.Exit(2)
 
-    async def run() -> list[int]:
+    async def run() -> list[Replayed]:
         chosen = sequences or [letter.sequence for letter in await list_dead_letters(_nats_url())]
         return await replay(_nats_url(), chosen)
 
-    replayed = _or_exit(lambda: asyncio.run(run()))
-    typer.echo(f"replayed {len(replayed)} dead letter(s): {' '.join(map(str, replayed))}")
+    results = _or_exit(lambda: asyncio.run(run()))
+    done = [r for r in results if r.done]
+    typer.echo(f"replayed {len(done)} dead letter(s): {' '.join(str(r.sequence) for r in done)}")
+    for result in results:
+        if not result.done:
+            typer.echo(f"  {result.sequence}: {result.outcome}: {result.detail}", err=True)
+    if len(done) != len(results):
+        raise typer.Exit(1)
+
+
+@app.command("nats-credentials")
+def nats_credentials(
+    folder: Annotated[Path, typer.Argument(help="Where the passwords are kept (0600 files).")],
+) -> None:
+    """Make a NATS password for every identity that has none in FOLDER
+    (``<identity>.password``); `kring run` does this in ``<data>/keys/nats``."""
+    from kring.natsconf import CredentialsError, ensure_credentials
+
+    try:
+        made = ensure_credentials(folder)
+    except (CredentialsError, OSError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"{len(made)} NATS identities have passwords in {folder}: {', '.join(made)}")
+
+
+@app.command("nats-authorization")
+def nats_authorization(
+    folder: Annotated[Path, typer.Argument(help="The passwords (``<identity>.password``).")],
+) -> None:
+    """Print nats-server's ``authorization`` block (bcrypt hashes, every identity's
+    permissions) for the passwords in FOLDER, to include in a deployment's server config."""
+    from kring.natsconf import CredentialsError, read_credentials, render
+
+    try:
+        typer.echo(render(read_credentials(folder)), nl=False)
+    except CredentialsError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _or_exit(call: Callable[[], T]) -> T:
+    from shared.stream_read import DirectGetError
+
+    REFUSALS.clear()
     try:
         return call()
-    except (OSError, nats.errors.Error) as error:
-        typer.echo(f"error: cannot reach NATS at {_nats_url()} ({type(error).__name__})", err=True)
+    except NatsCredentialsError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    except (OSError, nats.errors.Error, DirectGetError, TimeoutError) as error:
+        if REFUSALS:
+            typer.echo(f"error: NATS refused: {REFUSALS[-1]}", err=True)
+        elif "Authorization Violation" in str(error):
+            typer.echo(
+                f"error: NATS at {_nats_url()} refused the credentials (KRING_NATS_USER /"
+                " KRING_NATS_PASSWORD, or the data folder's)",
+                err=True,
+            )
+        else:
+            typer.echo(
+                f"error: cannot reach NATS at {_nats_url()} ({type(error).__name__})", err=True
+            )
         raise typer.Exit(1) from None
 
 

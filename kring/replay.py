@@ -2,8 +2,9 @@
 into a small projection: per case its model, the stage it reached and when each event happened;
 counts per event type, per stop reason, per stage; lead times.
 
-The stream is read with an ordered consumer (the fastest way nats-py reads a stream) and each
-message is decoded with ``shared.envelope``, so the replay sees exactly what consumers see. Nothing
+The stream is read with direct gets in batches (``shared.stream_read``: an analyst may create no
+consumer on KRING) and each message is decoded and its provenance checked with
+``shared.envelope``, so the replay sees exactly what consumers see. Nothing
 personal is kept: integration events carry ids, roles and counts only. A message that does not
 decode is counted by reason, never fatal; a re-published copy (same ``origin:position``) counts
 once.
@@ -11,10 +12,10 @@ once.
 
 from __future__ import annotations
 
-import asyncio
+import heapq
 import statistics
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,11 +23,10 @@ from uuid import UUID
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from kring.client import connect_nats
-from shared.envelope import Delivered, PoisonMessageError, decode
+from shared.envelope import Delivered, PoisonMessageError, decode, verify
 from shared.events import (
     EVENT_CLASSES,
     SUPERSEDED_EVENT_CLASSES,
@@ -35,6 +35,7 @@ from shared.events import (
     IntegrationEvent,
     RequestWithdrawn,
 )
+from shared.stream_read import DirectReader, NoRespondersError, StoredMessage
 from shared.subjects import ALL_SUBJECTS, STREAM
 
 #: The path of a case; the stage a case reached is the furthest step seen, unless it ended.
@@ -234,62 +235,52 @@ async def replay_with(
     connection: Client, chosen: ReplayFilter, *, stream: str = STREAM
 ) -> Projection:
     projection = Projection()
-    js = connection.jetstream()
-    subjects = sorted(chosen.subjects() or {ALL_SUBJECTS})
-    last = 0
-    for subject in subjects:
-        try:
-            found = await js.get_last_msg(stream, subject)
-        except NotFoundError:
-            continue  # no stream, or nothing under this subject
-        if chosen.since is None or found.time is None or found.time >= chosen.since:
-            last = max(last, found.seq or 0)
-    if last == 0:
+    try:
+        last = (await connection.jetstream().stream_info(stream)).state.last_seq
+    except NotFoundError:
         return projection
+    # Types are filtered by the server: each type has its subject.
+    subjects = sorted(chosen.subjects() or {ALL_SUBJECTS})
     # Cheap pre-filter: the case id is in the envelope's ``subject``; most messages are skipped
     # without a decode.
     needle = str(chosen.case_id).encode() if chosen.case_id else None
-    done = asyncio.Event()
-
-    async def on_message(message: Msg) -> None:
-        sequence = stream_sequence(message)
-        if sequence > last:
-            done.set()
-            return
-        projection.read += 1
-        if needle is None or needle in message.data:
-            try:
-                delivered = decode(message.data)
-            except PoisonMessageError as poison:
-                projection.undecodable[poison.reason] += 1
-            else:
-                if chosen.admits(delivered):
-                    projection.fold(delivered)
-        if sequence >= last:
-            done.set()
-
-    # Types are filtered by the server (the subject names the type). So is a window's start:
-    # the stream's time is the publish time, never before the event's own time. A window's end
-    # is not: a relay may publish an old event late.
-    config = ConsumerConfig(
-        filter_subjects=subjects if len(subjects) > 1 else None,
-        deliver_policy=DeliverPolicy.ALL if chosen.since is None else DeliverPolicy.BY_START_TIME,
-        opt_start_time=chosen.since,
-    )
-    subscription = await js.subscribe(
-        subjects[0],
-        stream=stream,
-        cb=on_message,
-        ordered_consumer=True,
-        config=config,
-        pending_msgs_limit=-1,
-        pending_bytes_limit=-1,
-    )
-    try:
-        await done.wait()
-    finally:
-        await subscription.unsubscribe()
+    async with DirectReader(connection, stream) as reader:
+        try:
+            async for batch in _in_stream_order(reader, subjects, chosen.since, last):
+                for message in batch:
+                    projection.read += 1
+                    if needle is not None and needle not in message.data:
+                        continue
+                    try:
+                        delivered = decode(message.data)
+                        verify(delivered, message.subject, message.headers)
+                    except PoisonMessageError as poison:
+                        projection.undecodable[poison.reason] += 1
+                        continue
+                    if chosen.admits(delivered):
+                        projection.fold(delivered)
+        except NoRespondersError:
+            return projection  # the stream went away meanwhile
     return projection
+
+
+async def _in_stream_order(
+    reader: DirectReader, subjects: list[str], since: datetime | None, last: int
+) -> AsyncIterator[list[StoredMessage]]:
+    """The messages under ``subjects`` up to ``last``, in stream order. A window's start is
+    filtered by the server (the stream's time is the publish time, never before the event's own
+    time); its end is not: a relay may publish an old event late."""
+    if len(subjects) == 1:
+        async for batch in reader.read(subjects[0], start_time=since, up_to_seq=last):
+            yield batch
+        return
+    # Several types: each read on its own (the server filters), merged by stream sequence.
+    found: list[list[StoredMessage]] = []
+    for subject in subjects:
+        found.append(
+            [m async for b in reader.read(subject, start_time=since, up_to_seq=last) for m in b]
+        )
+    yield list(heapq.merge(*found, key=lambda m: m.seq))
 
 
 def stream_sequence(message: Msg) -> int:

@@ -3,6 +3,14 @@
 One lock per data folder keeps two runs from sharing stores; ports are checked up front so a
 clash reads as a sentence, not a stack trace. Children run in their own sessions, so Ctrl-C
 reaches only this process, which stops the services first (they drain to NATS) and NATS last.
+
+A child that dies is started again, after a pause that grows while it keeps dying soon after
+each start (one line says what died, with what exit code, and when it comes back); only a
+service that says its settings are wrong (``shared.runtime.EXIT_CONFIG``) stops everything,
+since starting it again would not help.
+
+Each service's store is encrypted with a key of its own, made once in ``<data>/keys/`` and
+readable by this user only, like everything under the data folder.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import fcntl
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -26,6 +35,7 @@ from types import FrameType
 from typing import IO, Any
 
 from kring.local import NatsServerNotFoundError, nats_server_binary
+from kring.natsconf import CredentialsError, ensure_credentials, keys_dir, write_server_config
 
 SERVICES: tuple[tuple[str, str, int], ...] = (
     ("intake", "KRING_INTAKE_PORT", 8001),
@@ -33,9 +43,21 @@ SERVICES: tuple[tuple[str, str, int], ...] = (
     ("plans", "KRING_PLANS_PORT", 8003),
     ("followup", "KRING_FOLLOWUP_PORT", 8004),
 )
+#: The development issuer (``kring.issuer``), unless KRING_OIDC_ISSUER names another one.
+ISSUER = ("issuer", "KRING_ISSUER_PORT", 8005)
 NATS_START_SECONDS = 10.0
 HEALTH_SECONDS = 30.0
 STOP_SECONDS = 10.0
+#: A child that ran this long before dying counts as having worked: it comes back at once.
+STABLE_SECONDS = 30.0
+#: Pauses before a restart, by how many times in a row the child died within STABLE_SECONDS.
+RESTART_PAUSES = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+#: From this many quick deaths in a row, the line says it keeps crashing.
+KEEPS_CRASHING = 3
+#: sysexits EX_CONFIG, as ``shared.runtime`` exits when a service's settings are wrong.
+EXIT_CONFIG = 78
+#: The data folder and everything in it: this user's alone.
+PRIVATE_UMASK = 0o077
 
 _print_lock = threading.Lock()
 
@@ -49,6 +71,70 @@ class Child:
     name: str
     process: subprocess.Popen[bytes]
     readers: list[threading.Thread] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+
+class Supervisor:
+    """Starts the children and starts each again when it dies, with back-off."""
+
+    def __init__(self, starters: dict[str, Callable[[], Child]]) -> None:
+        self.starters = starters
+        self.children: dict[str, Child] = {}
+        #: Children waiting to be started again: when, by name.
+        self.due: dict[str, float] = {}
+        self.quick_deaths: dict[str, int] = dict.fromkeys(starters, 0)
+
+    def add(self, name: str, starter: Callable[[], Child]) -> None:
+        self.starters[name] = starter
+        self.quick_deaths[name] = 0
+
+    def start(self, name: str) -> Child:
+        child = self.starters[name]()
+        self.children[name] = child
+        return child
+
+    def running(self) -> list[Child]:
+        return [self.children[name] for name in self.children if name not in self.due]
+
+    def step(self) -> None:
+        """Notice who died, say so, and start whoever's pause is over."""
+        now = time.monotonic()
+        for name, child in self.children.items():
+            if name in self.due or child.process.poll() is None:
+                continue
+            code = child.process.returncode
+            for reader in child.readers:
+                reader.join(timeout=2.0)  # its last lines first
+            if code == EXIT_CONFIG:
+                raise StartupError(
+                    f"{name} cannot start with its settings (exit code {code}; its last line "
+                    "is above); stopping everything."
+                )
+            ran = now - child.started
+            quick = self.quick_deaths[name] + 1 if ran < STABLE_SECONDS else 0
+            self.quick_deaths[name] = quick
+            pause = RESTART_PAUSES[min(quick, len(RESTART_PAUSES) - 1)]
+            self.due[name] = now + pause
+            back_at = time.strftime("%H:%M:%S", time.localtime(time.time() + pause))
+            if quick >= KEEPS_CRASHING:
+                said = f"keeps crashing at start ({quick} times in a row), last with exit code"
+            else:
+                said = f"exited after {ran:.0f} s with exit code"
+            _err(f"{name} {said} {_exit_code(code)}; starting it again in {pause:g} s ({back_at})")
+        for name, at in list(self.due.items()):
+            if at <= now:
+                del self.due[name]
+                self.start(name)
+                _out(f"{name} started again")
+
+
+def _exit_code(code: int) -> str:
+    if code >= 0:
+        return str(code)
+    try:
+        return f"{code} ({signal.Signals(-code).name})"
+    except ValueError:
+        return str(code)
 
 
 def run_system(
@@ -60,8 +146,10 @@ def run_system(
     """Start nats-server and the four services in the foreground; return an exit code."""
     env = {**os.environ, **(extra_env or {})}
     data_dir = data_dir.resolve()  # nats-server and the services must agree on one folder
+    os.umask(PRIVATE_UMASK)  # inherited by nats-server and the services
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
+        _make_private(data_dir)
         lock = _lock(data_dir)
     except StartupError as error:
         _err(str(error))
@@ -69,7 +157,8 @@ def run_system(
     with lock, _signals_interrupt():
         try:
             ports = _service_ports(env)
-            _check_ports(host, nats_port, ports)
+            issuer_port = _issuer_port(env)
+            _check_ports(host, nats_port, ports | ({"issuer": issuer_port} if issuer_port else {}))
         except StartupError as error:
             _err(str(error))
             return 1
@@ -80,11 +169,19 @@ def _run(
     data_dir: Path, nats_port: int, host: str, env: dict[str, str], ports: dict[str, int]
 ) -> int:
     """Start, watch and stop; every path out of here stops what was started."""
-    nats: Child | None = None
-    services: list[Child] = []
+    supervisor: Supervisor | None = None
     code = 0
     try:
-        nats = _start_nats(data_dir, nats_port, host)
+        # One identity per process (shared.permissions); the passwords are made once.
+        try:
+            passwords = ensure_credentials(keys_dir(data_dir))
+        except CredentialsError as error:
+            raise StartupError(str(error)) from None
+        keys = {name: _cipher_key(data_dir, name) for name in ports}
+        supervisor = Supervisor(
+            {"nats-server": lambda: _start_nats(data_dir, nats_port, host, passwords)}
+        )
+        nats = supervisor.start("nats-server")
         _wait_nats(nats, data_dir, nats_port, host)
         env = {
             **env,
@@ -98,12 +195,34 @@ def _run(
         # the console form (an operator's KRING_LOG_FORMAT still wins).
         if sys.stdout.isatty():
             env.setdefault("KRING_LOG_FORMAT", "console")
+        issuer_port = _issuer_port(env)
+        if issuer_port is not None:
+            # The issuer names itself in its tokens exactly as the services expect it.
+            env["KRING_OIDC_ISSUER"] = f"http://{_netloc(host, issuer_port)}"
+            env["KRING_ISSUER_URL"] = env["KRING_OIDC_ISSUER"]
+            env["KRING_ISSUER_HOST"], env["KRING_ISSUER_PORT"] = host, str(issuer_port)
+            issuer_env = dict(env)
+            supervisor.add(
+                "issuer",
+                lambda: _start_service("issuer", data_dir, issuer_env, module="kring.issuer"),
+            )
+            supervisor.start("issuer")
+            _wait_healthy(host, {"issuer": issuer_port}, supervisor)
         for name in ports:
-            services.append(_start_service(name, data_dir, env))
-        _wait_healthy(host, ports, [nats, *services])
-        _print_summary(data_dir, nats_port, host, ports)
+            # Each its own NATS identity, and its own key: one service's key opens no other's
+            # store.
+            service_env = {
+                **env,
+                "KRING_NATS_USER": name,
+                "KRING_NATS_PASSWORD": passwords[name],
+                "KRING_CIPHER_KEY": keys[name],
+            }
+            supervisor.add(name, _service_starter(name, data_dir, service_env))
+            supervisor.start(name)
+        _wait_healthy(host, ports, supervisor)
+        _print_summary(data_dir, nats_port, host, ports, env["KRING_OIDC_ISSUER"])
         while True:
-            _raise_if_exited([nats, *services])
+            supervisor.step()
             time.sleep(0.5)
     except KeyboardInterrupt:
         _out("\nStopping Kring...")
@@ -112,11 +231,27 @@ def _run(
         code = 1
     finally:
         with _signals_ignored():
-            _stop(services)
-            if nats is not None:
-                _stop([nats])
+            if supervisor is not None:
+                running = supervisor.running()
+                _stop([c for c in running if c.name != "nats-server"])
+                _stop([c for c in running if c.name == "nats-server"])
     _out(f"Kring stopped; data kept in {data_dir}")
     return code
+
+
+def _service_starter(name: str, data_dir: Path, env: dict[str, str]) -> Callable[[], Child]:
+    return lambda: _start_service(name, data_dir, env)
+
+
+def _make_private(data_dir: Path) -> None:
+    """Take group and other access off the data folder and everything in it (an earlier
+    release left stores and logs readable by anyone)."""
+    for folder, folders, files in os.walk(data_dir):
+        for path in [Path(folder), *(Path(folder) / name for name in (*folders, *files))]:
+            with contextlib.suppress(FileNotFoundError):
+                mode = stat.S_IMODE(path.lstat().st_mode)
+                if mode & PRIVATE_UMASK and not path.is_symlink():
+                    path.chmod(mode & ~PRIVATE_UMASK)
 
 
 def _lock(data_dir: Path) -> IO[str]:
@@ -147,23 +282,57 @@ def _service_ports(env: dict[str, str]) -> dict[str, int]:
     return ports
 
 
-def _cipher_key(data_dir: Path) -> str:
-    """The embedded system encrypts its stores at rest with a key made once per data folder
-    (readable by this user only). Deleting the folder deletes the key with the data."""
+def _issuer_port(env: dict[str, str]) -> int | None:
+    """The development issuer's port, or None where KRING_OIDC_ISSUER names a real issuer."""
+    if env.get("KRING_OIDC_ISSUER"):
+        return None
+    raw = env.get(ISSUER[1], str(ISSUER[2]))
+    try:
+        return int(raw)
+    except ValueError:
+        raise StartupError(f"{ISSUER[1]}={raw!r} is not a port number.") from None
+
+
+def _cipher_key(data_dir: Path, service: str) -> str:
+    """The key ``service``'s store is encrypted with at rest (``KRING_CIPHER_KEY``): made once
+    in ``<data>/keys/<service>.key``, readable by this user only, kept with the data (deleting
+    the folder deletes the key with it; a store without its key cannot be read)."""
     from shared.cipher import AESGCMCipher
 
-    key_file = data_dir / "keys" / "cipher.key"
+    keys = data_dir / "keys"
+    keys.mkdir(mode=0o700, exist_ok=True)
+    key_file = keys / f"{service}.key"
     if not key_file.exists():
-        key_file.parent.mkdir(mode=0o700, exist_ok=True)
-        key_file.touch(mode=0o600)
-        key_file.write_text(AESGCMCipher.create_key(32))
-    return key_file.read_text().strip()
+        # Written aside and linked into place: a crash never leaves a half-written key, and a
+        # key once made is never replaced.
+        draft = keys / f".{service}.key.{os.getpid()}"
+        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+            handle.write(AESGCMCipher.create_key(32) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(draft, key_file)
+        draft.unlink()
+    key = key_file.read_text(encoding="ascii", errors="replace").strip()
+    try:
+        AESGCMCipher.of_key(key)
+    except ValueError:
+        raise StartupError(
+            f"{key_file} does not hold a cipher key (a base64 AES key). Restore it from your "
+            "backup; without it the store cannot be read."
+        ) from None
+    return key
 
 
 def _check_ports(host: str, nats_port: int, ports: dict[str, int]) -> None:
     """Fail before starting anything, naming the port and what it was meant for."""
     wanted = [(nats_port, "NATS", "kring run --nats-port")]
-    wanted += [(ports[name], f"{name} HTTP API", f"set {var}") for name, var, _ in SERVICES]
+    wanted += [
+        (ports[name], f"{name} HTTP API", f"set {var}")
+        for name, var, _ in (*SERVICES, ISSUER)
+        if name in ports
+    ]
     for port, purpose, remedy in wanted:
         if not _port_free(host, port):
             raise StartupError(
@@ -203,28 +372,19 @@ def _nats_binary() -> str:
         raise StartupError(str(error)) from None
 
 
-def _nats_config(data_dir: Path, nats_port: int, host: str) -> Path:
+def _nats_config(data_dir: Path, nats_port: int, host: str, passwords: dict[str, str]) -> Path:
     nats_dir = data_dir / "nats"
-    nats_dir.mkdir(parents=True, exist_ok=True)
-    conf = nats_dir / "nats.conf"
-    store = nats_dir / "jetstream"
-    conf.write_text(
-        "# Written by `kring run` at every start; edits here are overwritten.\n"
-        f'listen: "{_netloc(host, nats_port)}"\n'
-        "jetstream {\n"
-        f"  store_dir: {_quote(store)}\n"
-        "  # Fsync each write before acknowledging it: an event NATS has acked survives a crash\n"
-        "  # or power cut of the machine, not just of nats-server. Slower, and worth it here.\n"
-        "  sync_interval: always\n"
-        "}\n",
-        encoding="utf-8",
+    return write_server_config(
+        nats_dir / "nats.conf",
+        listen=_netloc(host, nats_port),
+        store_dir=nats_dir / "jetstream",
+        passwords=passwords,
     )
-    return conf
 
 
-def _start_nats(data_dir: Path, nats_port: int, host: str) -> Child:
+def _start_nats(data_dir: Path, nats_port: int, host: str, passwords: dict[str, str]) -> Child:
     binary = _nats_binary()
-    conf = _nats_config(data_dir, nats_port, host)
+    conf = _nats_config(data_dir, nats_port, host, passwords)
     log_path = _log_path(data_dir, "nats")
     with log_path.open("ab") as log:
         log.write(_banner())
@@ -256,9 +416,11 @@ def _wait_nats(nats: Child, data_dir: Path, nats_port: int, host: str) -> None:
         time.sleep(0.1)
 
 
-def _start_service(name: str, data_dir: Path, env: dict[str, str]) -> Child:
+def _start_service(
+    name: str, data_dir: Path, env: dict[str, str], module: str | None = None
+) -> Child:
     process = subprocess.Popen(
-        [sys.executable, "-m", f"services.{name}.main"],
+        [sys.executable, "-m", module or f"services.{name}.main"],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -288,13 +450,13 @@ def _forward(name: str, process: subprocess.Popen[bytes], log_path: Path) -> Non
                 _out(f"{name:<12}| {line}")
 
 
-def _wait_healthy(host: str, ports: dict[str, int], children: list[Child]) -> None:
+def _wait_healthy(host: str, ports: dict[str, int], supervisor: Supervisor) -> None:
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
     deadline = time.monotonic() + HEALTH_SECONDS
     for name, port in ports.items():
         url = f"http://{_netloc(host, port)}/health/live"
         while not _answers(opener, url):
-            _raise_if_exited(children)
+            supervisor.step()
             if time.monotonic() > deadline:
                 raise StartupError(
                     f"{name} did not answer {url} within {HEALTH_SECONDS:.0f} s; stopping "
@@ -311,19 +473,14 @@ def _answers(opener: urllib.request.OpenerDirector, url: str) -> bool:
         return False
 
 
-def _raise_if_exited(children: list[Child]) -> None:
-    for child in children:
-        code = child.process.poll()
-        if code is not None:
-            raise StartupError(
-                f"{child.name} exited unexpectedly with code {code}; stopping everything."
-            )
-
-
-def _print_summary(data_dir: Path, nats_port: int, host: str, ports: dict[str, int]) -> None:
+def _print_summary(
+    data_dir: Path, nats_port: int, host: str, ports: dict[str, int], issuer: str
+) -> None:
     lines = [
         f"Kring is running (data in {data_dir})",
-        f"  {'NATS':<14}nats://{_netloc(host, nats_port)}",
+        f"  {'NATS':<14}nats://{_netloc(host, nats_port)}   one user per process;"
+        f" passwords in {keys_dir(data_dir)}",
+        f"  {'issuer':<14}{issuer}   sign in: kring login --as NAME --role ROLE",
     ]
     for name, port in ports.items():
         base = f"http://{_netloc(host, port)}"
@@ -413,11 +570,6 @@ def _tail(path: Path, lines: int = 20) -> str:
 
 def _netloc(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _quote(path: Path) -> str:
-    escaped = str(path).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'
 
 
 def _out(message: str) -> None:

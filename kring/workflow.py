@@ -1,4 +1,6 @@
-"""One case from request to follow-up, per model, through the public HTTP APIs only.
+"""One case from request to follow-up, per model, through the public HTTP APIs only, each
+step by the person whose step it is, with their own token (``Session.tokens``: the development
+issuer's, or any source of tokens the caller brings).
 
 Used by ``kring demo``, the end-to-end tests, the fault suite and the benchmark, so all of them
 drive the same steps (the stories are in ``kring.scenarios``). Every step is safe to retry: a
@@ -15,22 +17,44 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
 from kring import scenarios
+from kring.client import Who
 from kring.scenarios import Scenario
-from shared.actor import ACTOR_HEADER, ROLE_HEADER
 from shared.events import ConferenceModel
 
-Caller = tuple[str, str]
-REQUESTER: Caller = ("workflow-requester", "requester")
-MANAGER: Caller = ("workflow-regional-manager", "regional_manager")
-COORDINATOR: Caller = ("workflow-coordinator", "coordinator")
-PROFESSIONAL: Caller = ("workflow-professional", "professional")
-PARTICIPANT: Caller = ("workflow-participant", "participant")
-RESEARCHER: Caller = ("workflow-researcher", "researcher")
+REQUESTER = Who("workflow-requester", ("requester",))
+RESEARCHER = Who("workflow-researcher", ("researcher",))
+
+
+def manager(region: str) -> Who:
+    return Who(f"workflow-manager-{region.lower()}", ("regional_manager",), regions=(region,))
+
+
+def coordinator(coordinator_id: str) -> Who:
+    return Who(f"workflow-{coordinator_id}", ("coordinator",), coordinator=coordinator_id)
+
+
+def professional(region: str) -> Who:
+    return Who(f"workflow-professional-{region.lower()}", ("professional",), regions=(region,))
+
+
+class Tokens(Protocol):
+    """Where a session's tokens come from (``kring.client.DevLogin``, or a test's own signer)."""
+
+    async def headers(self, who: Who) -> dict[str, str]: ...
+
+
+@dataclass
+class Session:
+    """An HTTP client and the tokens it acts with."""
+
+    http: httpx.AsyncClient
+    tokens: Tokens
+
 
 #: Answers that mean "not yet": the service has not heard the event, or is restarting.
 RETRY_STATUSES = frozenset({404, 409, 502, 503, 504})
@@ -59,18 +83,11 @@ class CaseRun:
     follow_up_case_id: str | None = None
 
 
-def _headers(caller: Caller, key: str | None = None) -> dict[str, str]:
-    headers = {ACTOR_HEADER: caller[0], ROLE_HEADER: caller[1]}
-    if key:
-        headers["Idempotency-Key"] = key
-    return headers
-
-
 async def call(
-    http: httpx.AsyncClient,
+    session: Session,
     method: str,
     url: str,
-    caller: Caller,
+    who: Who,
     body: Any = None,
     *,
     key: str | None = None,
@@ -80,10 +97,13 @@ async def call(
     """One HTTP call, retried while the answer means "not yet"."""
     deadline = time.monotonic() + patience
     delay = 0.05
+    headers = await session.tokens.headers(who)
+    if key:
+        headers = headers | {"Idempotency-Key": key}
     while True:
         try:
-            response = await http.request(
-                method, url, headers=_headers(caller, key), json=body, timeout=10
+            response = await session.http.request(
+                method, url, headers=headers, json=body, timeout=10
             )
         except RETRY_ERRORS as error:
             failure = f"{method} {url}: {type(error).__name__}"
@@ -103,10 +123,10 @@ Check = Callable[[Any], bool]
 
 
 async def step(
-    http: httpx.AsyncClient,
+    session: Session,
     method: str,
     url: str,
-    caller: Caller,
+    who: Who,
     body: Any = None,
     *,
     state_url: str,
@@ -118,11 +138,11 @@ async def step(
     deadline = time.monotonic() + patience
     while True:
         try:
-            await call(http, method, url, caller, body, patience=0)
+            await call(session, method, url, who, body, patience=0)
             return
         except WorkflowError as error:
             failure = error
-        state = await read(http, state_url)
+        state = await read(session, state_url, who)
         if state is not None and done(state):
             return
         if time.monotonic() > deadline:
@@ -130,10 +150,12 @@ async def step(
         await asyncio.sleep(0.1)
 
 
-async def read(http: httpx.AsyncClient, url: str) -> Any:
-    """GET ``url``; None while it is not there (yet) or the service does not answer."""
+async def read(session: Session, url: str, who: Who) -> Any:
+    """GET ``url`` as ``who``; None while it is not there (yet) or the service does not answer."""
     try:
-        response = await http.get(url, timeout=10)
+        response = await session.http.get(
+            url, headers=await session.tokens.headers(who), timeout=10
+        )
     except RETRY_ERRORS:
         return None
     if response.status_code != 200:
@@ -141,12 +163,12 @@ async def read(http: httpx.AsyncClient, url: str) -> Any:
     return response.json()
 
 
-async def until(http: httpx.AsyncClient, url: str, done: Check, patience: float) -> Any:
-    """Wait until the resource at ``url`` satisfies ``done``; return it."""
+async def until(session: Session, url: str, who: Who, done: Check, patience: float) -> Any:
+    """Wait until the resource at ``url``, read as ``who``, satisfies ``done``; return it."""
     deadline = time.monotonic() + patience
     delay = 0.05
     while True:
-        state = await read(http, url)
+        state = await read(session, url, who)
         if state is not None and done(state):
             return state
         if time.monotonic() > deadline:
@@ -156,7 +178,7 @@ async def until(http: httpx.AsyncClient, url: str, done: Check, patience: float)
 
 
 async def join_pool(
-    http: httpx.AsyncClient,
+    session: Session,
     *,
     urls: Mapping[str, str],
     region: str,
@@ -169,10 +191,10 @@ async def join_pool(
     ids = [f"{prefix}-{region.lower()}-{n}" for n in range(1, coordinators + 1)]
     for coordinator_id in ids:
         await call(
-            http,
+            session,
             "POST",
             f"{urls['coordination']}/coordinators",
-            MANAGER,
+            manager(region),
             {
                 "coordinator_id": coordinator_id,
                 "regions": [region],
@@ -187,9 +209,18 @@ class _Case:
     """The URLs of one case in each service, and the run being recorded."""
 
     def __init__(
-        self, urls: Mapping[str, str], run: CaseRun, observe: Observer | None, started: float
+        self,
+        urls: Mapping[str, str],
+        run: CaseRun,
+        observe: Observer | None,
+        started: float,
+        region: str,
     ) -> None:
         case = run.case_id
+        self.manager = manager(region)
+        self.professional = professional(region)
+        #: The coordinator assigned (the first, where there are two), once coordination says.
+        self.coordinator = coordinator("unassigned")
         self.intake = f"{urls['intake']}/cases/{case}"
         self.coordination = f"{urls['coordination']}/cases/{case}"
         self.plans = f"{urls['plans']}/cases/{case}"
@@ -205,7 +236,7 @@ class _Case:
 
 
 async def run_case(
-    http: httpx.AsyncClient,
+    session: Session,
     model: ConferenceModel,
     *,
     urls: Mapping[str, str],
@@ -224,7 +255,7 @@ async def run_case(
     started = time.monotonic()
     # Only a refused submission is final; "not yet" does not apply to a new case.
     created = await call(
-        http,
+        session,
         "POST",
         f"{urls['intake']}/cases",
         REQUESTER,
@@ -234,28 +265,28 @@ async def run_case(
         retry_statuses=frozenset({502, 503, 504}),
     )
     run = CaseRun(case_id=created["case_id"], model=model)
-    case = _Case(urls, run, observe, started)
+    case = _Case(urls, run, observe, started, region)
     case.mark("submitted", f"{scenario.story} (case {run.case_id})")
-    await _request(http, case, scenario, patience)
-    await _prepare(http, case, scenario, held_on, patience)
-    await _conference(http, case, scenario, held_on, patience)
-    await _plan(http, case, scenario, held_on, patience)
-    followup = await until(http, case.followup, lambda f: bool(f.get("timers")), patience)
+    await _request(session, case, scenario, patience)
+    await _prepare(session, case, scenario, held_on, patience)
+    await _conference(session, case, scenario, held_on, patience)
+    await _plan(session, case, scenario, held_on, patience)
+    followup = await until(
+        session, case.followup, case.coordinator, lambda f: bool(f.get("timers")), patience
+    )
     kinds = ", ".join(f"{t['kind']} due {t['due_at']}" for t in followup["timers"])
     case.mark("follow_up_scheduled", f"Follow-up scheduled: {kinds}")
     if through_follow_up:
-        await _follow_up(http, case, key, patience)
+        await _follow_up(session, case, key, patience)
     return run
 
 
-async def _request(
-    http: httpx.AsyncClient, case: _Case, scenario: Scenario, patience: float
-) -> None:
+async def _request(session: Session, case: _Case, scenario: Scenario, patience: float) -> None:
     await step(
-        http,
+        session,
         "POST",
         f"{case.intake}/clarify",
-        MANAGER,
+        case.manager,
         scenarios.clarification_body(scenario),
         state_url=case.intake,
         done=lambda c: c["stage"] in ("clarified", "accepted"),
@@ -264,10 +295,10 @@ async def _request(
     minimum = " and a minimum requirement" if scenario.minimum_requirements else ""
     case.mark("clarified", f"The regional manager sets the question, the funding{minimum}")
     await step(
-        http,
+        session,
         "POST",
         f"{case.intake}/accept",
-        MANAGER,
+        case.manager,
         state_url=case.intake,
         done=lambda c: c["stage"] == "accepted",
         patience=patience,
@@ -275,34 +306,40 @@ async def _request(
     case.mark("accepted", "The regional manager accepts the request for a conference")
     needed = scenario.coordinators_needed
     assigned = await until(
-        http, case.coordination, lambda c: len(c.get("coordinator_ids") or []) >= needed, patience
+        session,
+        case.coordination,
+        case.manager,
+        lambda c: len(c.get("coordinator_ids") or []) >= needed,
+        patience,
     )
+    # From here on the first coordinator assigned prepares the case, with their own token.
+    case.coordinator = coordinator(assigned["coordinator_ids"][0])
     case.mark("assigned", f"Coordination assigns {', '.join(assigned['coordinator_ids'])}")
 
 
 async def _prepare(
-    http: httpx.AsyncClient, case: _Case, scenario: Scenario, held_on: date, patience: float
+    session: Session, case: _Case, scenario: Scenario, held_on: date, patience: float
 ) -> None:
     await step(
-        http,
+        session,
         "POST",
         f"{case.coordination}/contact",
-        COORDINATOR,
+        case.coordinator,
         state_url=case.coordination,
         done=lambda c: c.get("contacted_at") is not None,
         patience=patience,
     )
     case.mark("contacted", "The coordinator makes first contact, within the deadline")
-    ids = await _invite(http, case, scenario, patience)
+    ids = await _invite(session, case, scenario, patience)
     case.run.participant_ids = ids
     case.mark("invited", f"The circle is widened: {len(ids)} people invited")
     participants = f"{case.coordination}/participants"
     for p in scenario.people:
         await step(
-            http,
+            session,
             "POST",
             f"{participants}/{ids[p.key]}/confirm",
-            COORDINATOR,
+            case.coordinator,
             {"share_details": True},
             state_url=participants,
             done=_confirmed(ids[p.key]),
@@ -311,30 +348,30 @@ async def _prepare(
     case.mark("confirmed", "Everyone confirms, and agrees to their details being shared")
     for topic, key in scenario.information:
         await step(
-            http,
+            session,
             "POST",
             f"{case.coordination}/information",
-            COORDINATOR,
+            case.coordinator,
             {"topic": topic, "brought_by": ids[key]},
             state_url=case.coordination,
             done=_has_information(topic),
             patience=patience,
         )
     await call(
-        http,
+        session,
         "PUT",
         f"{case.coordination}/arrangements",
-        COORDINATOR,
+        case.coordinator,
         scenarios.arrangements_body(scenario, held_on),
         patience=patience,
     )
     case.mark("prepared", "The information needed and the family's practicalities are recorded")
     venue = scenario.arrangements.get("venue", "to be decided")
     await step(
-        http,
+        session,
         "POST",
         f"{case.coordination}/schedule",
-        COORDINATOR,
+        case.coordinator,
         {"on": held_on.isoformat(), "venue": venue},
         state_url=case.coordination,
         done=lambda c: c["stage"] in ("conference_scheduled", "conference_held"),
@@ -344,14 +381,14 @@ async def _prepare(
 
 
 async def _invite(
-    http: httpx.AsyncClient, case: _Case, scenario: Scenario, patience: float
+    session: Session, case: _Case, scenario: Scenario, patience: float
 ) -> dict[str, str]:
     """Add the story's people in order. An answer lost to a crash is recovered by reading the
     list back: the n-th participant listed is the story's n-th person, never added twice."""
     participants = f"{case.coordination}/participants"
     deadline = time.monotonic() + patience
     while True:
-        listed = await read(http, participants)
+        listed = await read(session, participants, case.coordinator)
         if listed is not None and len(listed) >= len(scenario.people):
             return {
                 p.key: row["participant_id"]
@@ -360,10 +397,10 @@ async def _invite(
         if listed is not None:
             try:
                 await call(
-                    http,
+                    session,
                     "POST",
                     participants,
-                    COORDINATOR,
+                    case.coordinator,
                     scenarios.participant_body(scenario.people[len(listed)]),
                     patience=0,
                 )
@@ -392,13 +429,13 @@ def _delivered_to(participant_id: str) -> Check:
 
 
 async def _conference(
-    http: httpx.AsyncClient, case: _Case, scenario: Scenario, held_on: date, patience: float
+    session: Session, case: _Case, scenario: Scenario, held_on: date, patience: float
 ) -> None:
     await step(
-        http,
+        session,
         "POST",
         f"{case.coordination}/conference",
-        COORDINATOR,
+        case.coordinator,
         scenarios.conference_body(scenario, case.run.participant_ids, held_on),
         state_url=case.coordination,
         done=lambda c: c["stage"] == "conference_held",
@@ -413,25 +450,25 @@ async def _conference(
 
 
 async def _plan(
-    http: httpx.AsyncClient, case: _Case, scenario: Scenario, held_on: date, patience: float
+    session: Session, case: _Case, scenario: Scenario, held_on: date, patience: float
 ) -> None:
     ids, plan = case.run.participant_ids, f"{case.plans}/plan"
     # Plans knows the participants once it heard ConferenceHeld; the names stay in plans.
     await step(
-        http,
+        session,
         "POST",
         f"{plan}/recipients",
-        COORDINATOR,
+        case.coordinator,
         scenarios.recipients_body(scenario, ids),
         state_url=plan,
         done=lambda p: bool(p["participants"]) and all(q["name_given"] for q in p["participants"]),
         patience=patience,
     )
     await step(
-        http,
+        session,
         "POST",
         plan,
-        COORDINATOR,
+        case.coordinator,
         scenarios.plan_body(scenario, ids, held_on),
         state_url=plan,
         done=lambda p: bool(p.get("versions")),
@@ -443,10 +480,11 @@ async def _plan(
         " agreements, who watches them, when everyone meets again",
     )
     await step(
-        http,
+        session,
         "POST",
         f"{plan}/accept",
-        PARTICIPANT,
+        # The coordinator records the family's acceptance (part three of the conference).
+        case.coordinator,
         {"version": 1},
         state_url=plan,
         done=lambda p: bool(p["versions"]) and p["versions"][-1]["accepted"],
@@ -455,10 +493,10 @@ async def _plan(
     case.mark("plan_accepted", "Those present accept the plan: it is theirs")
     if scenario.minimum_requirements:
         await step(
-            http,
+            session,
             "POST",
             f"{plan}/sign-off",
-            PROFESSIONAL,
+            case.professional,
             {"version": 1, "meets": True},
             state_url=plan,
             done=lambda p: p["versions"][-1]["sign_off"] is not None,
@@ -466,26 +504,27 @@ async def _plan(
         )
         case.mark("signed_off", "The professional records that the plan meets the minimum")
     await step(
-        http,
+        session,
         "POST",
         f"{plan}/distribute",
-        COORDINATOR,
+        case.coordinator,
         {"shared_with_organisations": list(scenario.shared_with_organisations), "version": 1},
         state_url=plan,
         done=lambda p: p["stage"] == "plan_distributed",
         patience=patience,
     )
     case.mark("distributed", f"The plan goes to all {len(ids)} participants")
-    await _deliver(http, case, patience)
+    await _deliver(session, case, patience)
 
 
-async def _deliver(http: httpx.AsyncClient, case: _Case, patience: float) -> None:
+async def _deliver(session: Session, case: _Case, patience: float) -> None:
     """E-mail copies go out by themselves; the coordinator hands over the rest (and any e-mail
     that could not be sent), and records each handover."""
     deliveries = f"{case.plans}/plan/deliveries"
     settled = await until(
-        http,
+        session,
         deliveries,
+        case.coordinator,
         lambda ds: all(d["status"] != "pending" or d["channel"] != "email" for d in ds),
         patience,
     )
@@ -493,10 +532,10 @@ async def _deliver(http: httpx.AsyncClient, case: _Case, patience: float) -> Non
         if copy["status"] in DELIVERED:
             continue
         await step(
-            http,
+            session,
             "POST",
             deliveries,
-            COORDINATOR,
+            case.coordinator,
             {
                 "version": copy["version"],
                 "participant_id": copy["participant_id"],
@@ -513,9 +552,13 @@ async def _deliver(http: httpx.AsyncClient, case: _Case, patience: float) -> Non
     )
 
 
-async def _follow_up(http: httpx.AsyncClient, case: _Case, key: str, patience: float) -> None:
+async def _follow_up(session: Session, case: _Case, key: str, patience: float) -> None:
     contact = await until(
-        http, case.followup, lambda f: _first_contact_due(f) is not None, patience
+        session,
+        case.followup,
+        case.coordinator,
+        lambda f: _first_contact_due(f) is not None,
+        patience,
     )
     timer = _first_contact_due(contact)
     assert timer is not None
@@ -524,11 +567,11 @@ async def _follow_up(http: httpx.AsyncClient, case: _Case, key: str, patience: f
     if agreements:
         agreements[contact["agreement_ids"][-1]] = "partly_kept"
     await step(
-        http,
+        session,
         "POST",
         f"{case.followup}/outcomes",
         # The coordinator makes the four-week call; a researcher the later contacts.
-        COORDINATOR if timer["kind"] == "coordinator_call" else RESEARCHER,
+        case.coordinator if timer["kind"] == "coordinator_call" else RESEARCHER,
         {
             "timer_id": timer["timer_id"],
             "reached": True,
@@ -542,10 +585,11 @@ async def _follow_up(http: httpx.AsyncClient, case: _Case, key: str, patience: f
     case.mark("outcome_recorded", "The outcome is recorded: reached, agreement by agreement")
     # At the same contact the people asked rate the meeting and the plan (1-10), by group.
     await step(
-        http,
+        session,
         "POST",
         f"{case.followup}/ratings",
-        COORDINATOR if timer["kind"] == "coordinator_call" else RESEARCHER,
+        # Whoever records the contact's outcome records its ratings.
+        case.coordinator if timer["kind"] == "coordinator_call" else RESEARCHER,
         {
             "timer_id": timer["timer_id"],
             "ratings": [
@@ -560,18 +604,19 @@ async def _follow_up(http: httpx.AsyncClient, case: _Case, key: str, patience: f
     )
     case.mark("ratings_recorded", "The family, the network and a professional rate the meeting")
     requested = await call(
-        http,
+        session,
         "POST",
         f"{case.followup}/follow-up-conference",
-        COORDINATOR,
+        case.coordinator,
         {"reason": "The family asks to meet again about the finances."},
         key=f"{key}:follow-up-conference",
         patience=patience,
     )
     new_case = str(requested["new_case_id"])
     await until(
-        http,
+        session,
         f"{case.intake.rsplit('/', 1)[0]}/{new_case}",
+        case.manager,
         lambda c: c.get("follow_up_of") == case.run.case_id,
         patience,
     )

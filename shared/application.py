@@ -12,8 +12,8 @@ It adds four things to ``eventsourcing.application.Application``:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
-from datetime import date, datetime
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar, cast
 from uuid import UUID
 
@@ -21,6 +21,7 @@ from eventsourcing.application import AggregateNotFoundError, Application, Proce
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import (
     ApplicationRecorder,
+    InfrastructureFactory,
     IntegrityError,
     JSONTranscoder,
     Mapper,
@@ -28,9 +29,13 @@ from eventsourcing.persistence import (
     Tracking,
     Transcoding,
 )
-from eventsourcing.utils import get_topic
+from eventsourcing.utils import Environment, get_topic
 from pydantic import BaseModel
 
+from shared.access import Facts
+from shared.access_log import AccessLog
+from shared.actor import Actor
+from shared.at_rest import open_at_rest
 from shared.envelope import Delivered
 from shared.erasure import (
     ERASURE_LOG_ID,
@@ -41,7 +46,7 @@ from shared.erasure import (
 )
 from shared.errors import CaseNotFoundError, DomainRuleError
 from shared.events import CaseErased, IntegrationEvent
-from shared.store import StoreQueries
+from shared.store import StoreQueries, schema_lock, zero_what_is_freed
 
 
 class HistoryEntry(BaseModel):
@@ -76,8 +81,12 @@ class KringApplication(Application[UUID]):
     shared_aggregate_ids: ClassVar[frozenset[UUID]] = frozenset()
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        self.queries: StoreQueries
+        self.access_log: AccessLog
+        #: False while the store cannot be reached (kept by ``shared.runtime.StoreHealth``):
+        #: consumers and the relay wait rather than queue up calls that cannot succeed.
+        self.store_reachable = True
         super().__init__(env)
-        self.queries = StoreQueries(self.recorder)
         self._on_stored: list[Callable[[], None]] = []
         mapper = cast(CaseKeyMapper, self.mapper)
         self.keyring = CaseKeyring(self.queries, mapper.cipher)
@@ -100,6 +109,8 @@ class KringApplication(Application[UUID]):
             keys = self.keys_of_case(case_id)
             if not all(self.keyring.is_erased(key) for key in keys):
                 self.keyring.erase(keys, record["at"])
+        if erased:
+            self.queries.scrub()  # in case a checkpoint after an erasure could not finish
 
     def close(self, wait_seconds: float = 5.0) -> None:
         """Close the store once no thread is using it. eventsourcing's SQLite pool closes
@@ -113,6 +124,23 @@ class KringApplication(Application[UUID]):
                 time.sleep(0.01)
         super().close()
 
+    def construct_factory(self, env: Environment) -> InfrastructureFactory:
+        factory = super().construct_factory(env)
+        zero_what_is_freed(getattr(factory, "datastore", None))
+        return factory
+
+    def construct_recorder(self) -> ApplicationRecorder:
+        # A process recorder stores tracking rows atomically with events. Its tables and the
+        # service's own are made, and the service key checked, in the database's schema lock:
+        # any number of processes may start at once (``shared.store``).
+        with schema_lock(getattr(self.factory, "datastore", None)):
+            recorder = self.factory.process_recorder()
+            self.queries = StoreQueries(recorder, self.name)
+            self.queries.create_tables()
+            open_at_rest(self.queries, self.mapper.cipher)
+            self.access_log = AccessLog(recorder, self.name)
+        return recorder
+
     def construct_mapper(self) -> Mapper[UUID]:
         return self.factory.mapper(
             transcoder=self.construct_transcoder(), mapper_class=CaseKeyMapper
@@ -122,10 +150,6 @@ class KringApplication(Application[UUID]):
         super().register_transcodings(transcoder)
         transcoder.register(DateAsISO())
 
-    def construct_recorder(self) -> ApplicationRecorder:
-        # A process recorder stores tracking rows atomically with events.
-        return self.factory.process_recorder()
-
     # -- the outbox side ---------------------------------------------------------------
     def on_stored(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` (from whatever thread stored) after every successful save."""
@@ -134,10 +158,14 @@ class KringApplication(Application[UUID]):
     def _notify(self, recordings: list[Recording[UUID]]) -> None:
         self.keyring.keys_stored({r.domain_event.originator_id for r in recordings})
         # An erasure recorded (by a command or a policy) shreds the case's key at once.
+        shredded = False
         for recording in recordings:
             erased: Any = recording.domain_event
-            if isinstance(erased, ErasureLog.CaseErased):  # type: ignore[attr-defined]
+            if isinstance(erased, ErasureLog.CaseErased):
                 self.keyring.erase(self.keys_of_case(erased.case_id), erased.at)
+                shredded = True
+        if shredded:
+            self.queries.scrub()  # no file of the store keeps the keys (WAL included)
         for callback in self._on_stored:
             callback()
 
@@ -180,13 +208,29 @@ class KringApplication(Application[UUID]):
             log = ErasureLog(id=ERASURE_LOG_ID)
         return log
 
-    def erase(self, case_id: UUID, reason: str, at: datetime, actor: dict[str, str]) -> ErasureLog:
-        """Erase the case here: recorded in the erasure log, then its key is shredded."""
+    def erase(
+        self,
+        case_id: UUID,
+        reason: str,
+        at: datetime,
+        actor: dict[str, str],
+        *,
+        with_cases: Sequence[UUID] = (),
+        saving: Sequence[Any] = (),
+    ) -> ErasureLog:
+        """Erase the case here, and ``with_cases`` with it (each recorded as erased with it),
+        in one transaction with the aggregates in ``saving``: recorded in the erasure log, then
+        their keys are shredded."""
         log = self.erasure_log()
         if case_id in log.erased:
             raise DomainRuleError(f"case {case_id} was already erased")
         self._record_erasure(log, case_id, reason, at, actor)
-        self.save(log, *self.before_erasure(case_id, actor))
+        changed = [*saving, *self.before_erasure(case_id, actor)]
+        for linked in with_cases:
+            if linked not in log.erased:
+                self._record_erasure(log, linked, reason, at, actor, erased_with=case_id)
+                changed += self.before_erasure(linked, actor)
+        self.save(log, *changed)
         return log
 
     def on_case_erased(
@@ -211,16 +255,52 @@ class KringApplication(Application[UUID]):
         return []
 
     def _record_erasure(
-        self, log: ErasureLog, case_id: UUID, reason: str, at: datetime, actor: dict[str, str]
+        self,
+        log: ErasureLog,
+        case_id: UUID,
+        reason: str,
+        at: datetime,
+        actor: dict[str, str],
+        erased_with: UUID | None = None,
     ) -> None:
         model: str | None
         try:
             model = getattr(self.repository.get(case_id), "model", None)
         except (AggregateNotFoundError, CaseErasedError):
             model = None
-        log.record(case_id=case_id, model=model, reason=reason, at=at, actor=actor)
+        log.record(
+            case_id=case_id,
+            model=model,
+            reason=reason,
+            at=at,
+            actor=actor,
+            erased_with=erased_with,
+        )
 
     # -- reading -----------------------------------------------------------------------
+    def case_facts(self, case_id: UUID) -> Facts:
+        """What the read rules look at for the case here (its region, its coordinators); 404
+        for a case this service does not know, 410 for one erased. Each service says."""
+        raise NotImplementedError
+
+    def log_read(self, case_id: UUID, actor: Actor, what: str, facts: Facts) -> None:
+        """Record a read of the case's personal data before it is answered (NEN 7513)."""
+        region = facts.regions[0] if facts.regions else None
+        self.access_log.record(case_id, actor, what, region, datetime.now(UTC))
+
+    def erasure_status(self, case_id: UUID) -> dict[str, Any]:
+        """Whether the case was erased here, and whether this service ever held anything of
+        it; no personal data (for operators and ``kring erase``)."""
+        erased = self.erasure_log().erased.get(case_id)
+        known = bool(self.recorder.select_events(case_id, limit=1))
+        return {
+            "case_id": case_id,
+            "service": self.name,
+            "erased": erased is not None,
+            "erased_at": erased["at"] if erased else None,
+            "known": known,
+        }
+
     def history(self, case_id: UUID, aggregate_ids: list[UUID] | None = None) -> list[HistoryEntry]:
         erased = self.erasure_log().erased.get(case_id)
         if erased is not None:

@@ -3,6 +3,9 @@ and the one place the KRING streams are declared.
 
 A service starts serving HTTP at once; the bus connects in the background and the service
 reports not-ready until it has (DESIGN.md §7: nats-py gives up after ~2 minutes by default).
+
+It connects as the service's own identity (``shared.permissions``), with replies and push
+deliveries under that identity's inbox prefix: the only place the server lets it read.
 """
 
 from __future__ import annotations
@@ -11,12 +14,14 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from faststream.nats import NatsBroker
+from faststream.nats.security import NatsUserPassword
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
 from shared.logging import get_logger
 from shared.metrics import BUS_CONNECTED
+from shared.permissions import inbox_prefix
 from shared.subjects import ALL_SUBJECTS, DLQ_STREAM, DLQ_SUBJECTS, STREAM
 
 log = get_logger(__name__)
@@ -53,7 +58,13 @@ async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
             log.info("bus.stream_created", stream=config.name)
 
 
-def build_broker(nats_url: str, on_reconnect: Callable[[], Awaitable[None]]) -> NatsBroker:
+def build_broker(
+    nats_url: str,
+    on_reconnect: Callable[[], Awaitable[None]],
+    *,
+    user: str | None = None,
+    password: str | None = None,
+) -> NatsBroker:
     async def disconnected() -> None:
         BUS_CONNECTED.set(0)
         log.warning("bus.disconnected")
@@ -65,6 +76,8 @@ def build_broker(nats_url: str, on_reconnect: Callable[[], Awaitable[None]]) -> 
 
     return NatsBroker(
         nats_url,
+        security=NatsUserPassword(user, password) if user and password else None,
+        inbox_prefix=inbox_prefix(user) if user else "_INBOX",
         max_reconnect_attempts=-1,
         reconnect_time_wait=1,
         connect_timeout=2,
@@ -79,11 +92,26 @@ def build_broker(nats_url: str, on_reconnect: Callable[[], Awaitable[None]]) -> 
 class Bus:
     """Owns the broker's life: connect (forever), declare streams, start subscribers."""
 
-    def __init__(self, nats_url: str, replicas: int = 1) -> None:
+    def __init__(
+        self,
+        nats_url: str,
+        replicas: int = 1,
+        *,
+        user: str | None = None,
+        password: str | None = None,
+    ) -> None:
         self._replicas = replicas
         self._reconnect_listeners: list[Callable[[], None]] = []
-        self.broker = build_broker(nats_url, self._notify_reconnected)
+        self.user = user
+        self.broker = build_broker(nats_url, self._notify_reconnected, user=user, password=password)
         self._started = asyncio.Event()
+        #: The durable consumers this service subscribes to: (name, filter subject).
+        self.consumers: list[tuple[str, str]] = []
+        #: Why the last attempt to connect failed (for readiness), if it did.
+        self.problem: str | None = None
+
+    def add_consumer(self, name: str, subject: str) -> None:
+        self.consumers.append((name, subject))
 
     def on_reconnected(self, listener: Callable[[], None]) -> None:
         self._reconnect_listeners.append(listener)
@@ -103,17 +131,32 @@ class Bus:
         connection = self.broker.connection
         return connection is not None and connection.is_connected
 
+    def not_ready(self) -> list[str]:
+        """Why the bus is not ready (empty: it is)."""
+        if self.ready:
+            return []
+        if self.problem:
+            return [f"NATS: {self.problem}"]
+        return ["waiting for NATS"]
+
     async def wait_started(self) -> None:
         await self._started.wait()
 
     async def run(self) -> None:
         """Connect (retrying forever), declare streams, start subscribers."""
-        log.info("bus.connecting")
-        await self.broker.connect()
+        log.info("bus.connecting", user=self.user)
+        try:
+            await self.broker.connect()
+        except Exception as error:  # refused credentials, no server: said, then retried
+            self.problem = _connect_problem(error, self.user)
+            log.error("bus.connect_failed", user=self.user, problem=self.problem)
+            raise
+        self.problem = None
         delay = 0.2
         while True:
             try:
                 await ensure_streams(self.js, self._replicas)
+                await self._adopt_consumers()
                 break
             except Exception as error:  # JetStream not available yet: retry
                 log.warning("bus.streams_unavailable", error=type(error).__name__)
@@ -124,6 +167,35 @@ class Bus:
         self._started.set()
         log.info("bus.ready")
 
+    async def _adopt_consumers(self) -> None:
+        """A durable made before this service had its own identity delivers to a default
+        ``_INBOX.…`` subject, where the server no longer lets it subscribe: move its deliveries
+        under the service's inbox (its position and acks are kept)."""
+        if self.user is None:
+            return
+        prefix = inbox_prefix(self.user) + "."
+        for name, _ in self.consumers:
+            try:
+                info = await self.js.consumer_info(STREAM, name)
+            except NotFoundError:
+                continue  # made on subscribe
+            deliver = info.config.deliver_subject
+            if deliver is None or deliver.startswith(prefix):
+                continue
+            moved = info.config.evolve(
+                name=name, deliver_subject=self.broker.connection.new_inbox()
+            )
+            await self.js.add_consumer(STREAM, config=moved)
+            log.warning("bus.consumer_inbox_moved", consumer=name)
+
     async def stop(self) -> None:
         BUS_CONNECTED.set(0)
         await self.broker.stop()
+
+
+def _connect_problem(error: Exception, user: str | None) -> str:
+    text = str(error)
+    if "Authorization Violation" in text or "Authentication" in text:
+        who = f"user {user!r}" if user else "an anonymous connection"
+        return f"the server refused {who} (KRING_NATS_USER / KRING_NATS_PASSWORD)"
+    return f"cannot connect ({type(error).__name__})"

@@ -6,15 +6,23 @@ records the upstream origin and position atomically with the events it causes; a
 a re-published copy (new stream sequence, same origin and position) changes nothing.
 
 Acks are manual, because faststream's default policy terminates a message on any error
-(DESIGN.md §7): a message that cannot be parsed goes to the dead-letter stream at once; one that
-fails to apply is retried with back-off and parked after ``max_deliver`` tries.
+(DESIGN.md §7): a message that cannot be parsed, or whose subject, envelope and headers do not
+agree on where it comes from (``shared.envelope.verify``), goes to the dead-letter stream at
+once; one that fails to apply is retried with back-off and parked after ``max_deliver`` tries. A
+store that cannot be reached is not the message's fault: it is offered again until the store is
+back.
+
+A dead letter is replayed by the service that parked it, on the operator's request
+(``replay_request_subject``): it reads the original message from KRING itself, by its stream
+sequence, and applies it. So a replay carries only bytes the origin published: the operator
+names a message, it never supplies one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import warnings
-from typing import Any
+from typing import Any, Literal
 
 from faststream import AckPolicy
 from faststream.message import StreamMessage
@@ -22,19 +30,25 @@ from faststream.nats import JStream
 from faststream.nats.annotations import NatsMessage
 from faststream.nats.message import NatsMessage as NatsMessageType
 from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.application import KringApplication
 from shared.bus import Bus
 from shared.envelope import (
+    CONFLICT_HEADER,
     ORIGIN_HEADER,
     POSITION_HEADER,
     Delivered,
     PoisonMessageError,
     decode,
+    verify,
 )
 from shared.logging import bound_case, get_logger
 from shared.metrics import CONSUMED, DEAD_LETTERS
-from shared.subjects import STREAM, dead_letter_subject, origin_subjects
+from shared.permissions import durable_name
+from shared.store import STORE_UNAVAILABLE
+from shared.subjects import STREAM, dead_letter_subject, origin_subjects, replay_request_subject
 
 log = get_logger(__name__)
 
@@ -42,10 +56,11 @@ REASON_HEADER = "Kring-DLQ-Reason"
 CONSUMER_HEADER = "Kring-DLQ-Consumer"
 SEQUENCE_HEADER = "Kring-DLQ-Stream-Sequence"
 SUBJECT_HEADER = "Kring-DLQ-Subject"
+#: How soon a message is offered again while the store cannot be reached.
+STORE_RETRY_SECONDS = 2.0
 
 
-def durable_name(service: str, origin: str) -> str:
-    return f"{service}-from-{origin}"
+__all__ = ["durable_name", "handle_message", "subscribe"]
 
 
 def subscribe(
@@ -58,18 +73,22 @@ def subscribe(
 ) -> None:
     """Have ``app`` follow everything ``origin`` publishes."""
     consumer = durable_name(app.name, origin)
+    subject = origin_subjects(origin)
+    bus.add_consumer(consumer, subject)
 
     # faststream warns that a durable push consumer cannot scale out; with ``queue`` (a
     # deliver group) it does, which is what we set.
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*can't be scaled horizontally.*")
         subscriber = bus.broker.subscriber(
-            origin_subjects(origin),
+            subject,
             stream=JStream(STREAM, declare=False),
             durable=consumer,
             queue=consumer,
             deliver_policy=DeliverPolicy.ALL,
-            config=ConsumerConfig(ack_wait=ack_wait_seconds, max_ack_pending=1000),
+            # ``name`` makes nats-py create it under $JS.API.CONSUMER.CREATE.<stream>.<name>.
+            # <filter>, the form whose name and filter the server's permissions can pin.
+            config=ConsumerConfig(name=consumer, ack_wait=ack_wait_seconds, max_ack_pending=1000),
             ack_policy=AckPolicy.MANUAL,
             decoder=_raw_body,
             title=f"{app.name}:{origin}",
@@ -84,6 +103,77 @@ def subscribe(
             log.error("consumer.unexpected", error=type(error).__name__, detail=str(error)[:200])
             await message.nack(delay=5.0)
 
+    replays = bus.broker.subscriber(
+        replay_request_subject(consumer),
+        queue=consumer,  # one replica answers
+        title=f"{consumer}:replay",
+        description=f"replay one of {consumer}'s dead letters from KRING (operator's request)",
+    )
+
+    @replays
+    async def replay(request: ReplayRequest) -> ReplayAnswer:
+        try:
+            return await replay_from_stream(bus, app, origin, request.stream_sequence)
+        except Exception as error:  # answered, never silent
+            log.error("consumer.replay_failed", error=type(error).__name__)
+            return ReplayAnswer(outcome="failed", detail=type(error).__name__)
+
+
+class ReplayRequest(BaseModel):
+    """The operator's request: apply the KRING message at this stream sequence again."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stream_sequence: int = Field(ge=1)
+
+
+ReplayOutcome = Literal[
+    "applied", "already-applied", "conflict", "failed", "poison", "gone", "refused"
+]
+
+
+class ReplayAnswer(BaseModel):
+    outcome: ReplayOutcome
+    detail: str = ""
+
+
+async def replay_from_stream(
+    bus: Bus, app: KringApplication, origin: str, stream_sequence: int
+) -> ReplayAnswer:
+    try:
+        stored = await bus.js.get_msg(STREAM, seq=stream_sequence)
+    except NotFoundError:
+        return ReplayAnswer(
+            outcome="gone",
+            detail=f"KRING no longer holds sequence {stream_sequence} (a lost message is "
+            "published again by its relay and reaches the consumer by itself)",
+        )
+    subject = stored.subject or ""
+    if not subject.startswith(origin_subjects(origin)[:-1]):
+        return ReplayAnswer(
+            outcome="refused", detail=f"sequence {stream_sequence} is not {origin}'s"
+        )
+    try:
+        delivered = decode(stored.data or b"")
+        verify(delivered, subject, stored.headers)
+    except PoisonMessageError as poison:
+        return ReplayAnswer(outcome="poison", detail=f"{poison.reason}: {poison.detail}"[:500])
+    with bound_case(delivered.case_id, delivered.event_id):
+        try:
+            applied = await asyncio.to_thread(app.process, delivered)
+        except Exception as error:
+            return ReplayAnswer(
+                outcome="failed", detail=f"processing-failed:{type(error).__name__}"
+            )
+    log.info("consumer.replayed", stream_sequence=stream_sequence, applied=applied)
+    if not applied and (stored.headers or {}).get(CONFLICT_HEADER) is not None:
+        # As when it was parked: what was applied at this position was another message.
+        return ReplayAnswer(
+            outcome="conflict",
+            detail=f"another message was applied at {delivered.event_id}; a person must decide",
+        )
+    return ReplayAnswer(outcome="applied" if applied else "already-applied")
+
 
 async def _raw_body(message: StreamMessage[Any]) -> bytes:
     """Skip faststream's JSON decoding: ``shared.envelope`` parses, and names what is wrong."""
@@ -96,13 +186,23 @@ async def handle_message(
     raw: Any = message.raw_message
     try:
         delivered = decode(message.body)
+        verify(delivered, raw.subject, raw.headers)
     except PoisonMessageError as poison:
         await dead_letter(bus, consumer, message, poison.reason, poison.detail)
         return
     attempt = int(raw.metadata.num_delivered) if raw.metadata else 1
     with bound_case(delivered.case_id, delivered.event_id):
+        if not app.store_reachable:  # known to be away: not even tried
+            CONSUMED.labels(consumer, "retried").inc()
+            await message.nack(delay=STORE_RETRY_SECONDS)
+            return
         try:
             applied = await asyncio.to_thread(app.process, delivered)
+        except STORE_UNAVAILABLE as error:  # not the message's fault: wait, never park it
+            CONSUMED.labels(consumer, "retried").inc()
+            log.warning("consumer.store_unavailable", error=type(error).__name__)
+            await message.nack(delay=STORE_RETRY_SECONDS)
+            return
         except Exception as error:  # any failure to apply: retry, then park
             reason = f"processing-failed:{type(error).__name__}"
             if attempt >= max_deliver:
@@ -113,6 +213,21 @@ async def handle_message(
             CONSUMED.labels(consumer, "retried").inc()
             log.warning("consumer.retry", attempt=attempt, error=type(error).__name__)
             await message.nack(delay=min(0.2 * 2**attempt, 30.0))
+            return
+        conflict = (raw.headers or {}).get(CONFLICT_HEADER)
+        if not applied and conflict is not None:
+            # The relay found another message under this event's id, and this consumer had
+            # already applied something at this origin and position: most likely that other
+            # message. Not a silent skip: parked, for a person to look at.
+            await dead_letter(
+                bus,
+                consumer,
+                message,
+                "conflicting-duplicate",
+                f"another message was applied at {delivered.event_id} first (stream sequence "
+                f"{conflict[:20]})",
+                delivered=delivered,
+            )
             return
         CONSUMED.labels(consumer, "applied" if applied else "duplicate").inc()
         log.debug("consumer.handled", event_type=delivered.event.name, applied=applied)

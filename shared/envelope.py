@@ -12,6 +12,8 @@ handles only current classes.
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal, Union
@@ -32,6 +34,10 @@ from shared.events import EVENTS_BY_TYPE, IntegrationEvent, upcast
 MAX_MESSAGE_BYTES = 256 * 1024
 ORIGIN_HEADER = "Kring-Origin"
 POSITION_HEADER = "Kring-Position"
+#: Set by a relay that found another message under its event's id (``shared.relay``): the
+#: stream sequence of that message.
+CONFLICT_HEADER = "Kring-Conflict"
+_POSITION = re.compile(r"[1-9][0-9]{0,18}")
 
 
 class PoisonMessageError(Exception):
@@ -68,6 +74,8 @@ class Delivered:
     position: int
     event_id: str
     time: datetime
+    #: The CloudEvents ``source`` (``/kring/<origin>``).
+    source: str | None = None
 
     @property
     def case_id(self) -> UUID:
@@ -76,6 +84,54 @@ class Delivered:
 
 def message_id(origin: str, position: int) -> str:
     return f"{origin}:{position}"
+
+
+def message_headers(origin: str, position: int) -> dict[str, str]:
+    """The headers every relayed message carries (``Nats-Msg-Id`` first: JetStream de-duplicates
+    by it)."""
+    return {
+        "Nats-Msg-Id": message_id(origin, position),
+        ORIGIN_HEADER: origin,
+        POSITION_HEADER: str(position),
+    }
+
+
+def parse_position(value: object) -> int | None:
+    """A ``Kring-Position`` header's value as a position, or None if it is not one."""
+    if isinstance(value, str) and _POSITION.fullmatch(value):
+        return int(value)
+    return None
+
+
+def verify(delivered: Delivered, subject: str, headers: Mapping[str, str] | None) -> None:
+    """Where a message says it comes from must agree everywhere: the subject it was published
+    on is its type's subject under its origin, and ``source``, ``id``, ``kringorigin``,
+    ``kringposition`` and the ``Kring-Origin`` / ``Kring-Position`` headers name the same origin
+    and position. The server lets only an origin publish on its subjects; this is what a
+    consumer checks on top (a copy parked and replayed, a message planted on an open server).
+    Raise ``PoisonMessageError`` (``malformed-header`` or ``provenance-mismatch``) naming what
+    disagrees, never a value that could be personal."""
+    headers = headers or {}
+    origin, position = delivered.origin, delivered.position
+    raw_position = headers.get(POSITION_HEADER)
+    if raw_position is not None and parse_position(raw_position) is None:
+        raise PoisonMessageError("malformed-header", f"{POSITION_HEADER} is not a position")
+    problems = []
+    expected = delivered.event.subject()
+    if subject != expected:
+        problems.append(f"not published on {expected}")
+    if origin != delivered.event.origin:
+        problems.append(f"kringorigin is not {delivered.event.origin}, which publishes this type")
+    if delivered.source is not None and delivered.source != f"/kring/{origin}":
+        problems.append(f"source is not /kring/{origin}")
+    if delivered.event_id != message_id(origin, position):
+        problems.append(f"id is not {message_id(origin, position)}")
+    if headers.get(ORIGIN_HEADER) != origin:
+        problems.append(f"{ORIGIN_HEADER} header is not {origin!r}")
+    if raw_position is None or parse_position(raw_position) != position:
+        problems.append(f"{POSITION_HEADER} header is not {position}")
+    if problems:
+        raise PoisonMessageError("provenance-mismatch", "; ".join(problems)[:500])
 
 
 def encode(event: IntegrationEvent, *, origin: str, position: int, time: datetime) -> bytes:
@@ -133,6 +189,7 @@ def decode(raw: bytes) -> Delivered:
         position=typed.kringposition,
         event_id=typed.id,
         time=typed.time,
+        source=typed.source,
     )
 
 
@@ -158,6 +215,7 @@ def _decode_saying_why(raw: bytes) -> Delivered:
         position=envelope.kringposition,
         event_id=envelope.id,
         time=envelope.time,
+        source=envelope.source,
     )
 
 

@@ -57,11 +57,29 @@ class ErasureReason(StrEnum):
 class ErasureLog(Aggregate):
     """Which cases this service erased, when, why and by whom. Under the service's own key."""
 
+    class CaseErased(Aggregate.Event):
+        """A case erased here. Version 2 adds ``erased_with``: the case whose erasure took this
+        one along (a follow-up case is erased with the case it follows); None for a case erased
+        in its own right, and for every erasure stored before version 2."""
+
+        class_version = 2
+
+        case_id: UUID
+        model: str | None
+        reason: str
+        at: datetime
+        actor: dict[str, str]
+        erased_with: UUID | None = None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["erased_with"] = None
+
     @event("Opened")
     def __init__(self, id: UUID) -> None:
         self.erased: dict[UUID, dict[str, Any]] = {}
 
-    @event("CaseErased")
+    @event(CaseErased)
     def record(
         self,
         *,
@@ -70,8 +88,15 @@ class ErasureLog(Aggregate):
         reason: str,
         at: datetime,
         actor: dict[str, str],
+        erased_with: UUID | None,
     ) -> None:
-        self.erased[case_id] = {"reason": reason, "at": at, "actor": actor, "model": model}
+        self.erased[case_id] = {
+            "reason": reason,
+            "at": at,
+            "actor": actor,
+            "model": model,
+            "erased_with": erased_with,
+        }
 
 
 _ERASED = object()

@@ -30,3 +30,9 @@ class CaseNotFoundError(NotFoundError):
     def __init__(self, case_id: UUID) -> None:
         super().__init__(f"case {case_id} not found")
         self.case_id = case_id
+
+
+class NotPermittedError(Exception):
+    """The caller's role or scope does not allow what they asked: 403 with what is missing
+    ("clarify the request needs the role regional_manager for region Utrecht"). Not a conflict
+    with the case's state, which is ``DomainRuleError``."""

@@ -11,6 +11,16 @@ RELAY_POSITION = Gauge(
     "kring_relay_position", "Last notification id relayed to the stream", ["origin"]
 )
 RELAY_FAILURES = Counter("kring_relay_failures_total", "Relay rounds that failed", ["origin"])
+RELAY_CONFLICTS = Counter(
+    "kring_relay_conflicts_total",
+    "Events whose id the stream held for another message (a duplicate not taken on trust)",
+    ["origin"],
+)
+RELAY_FOREIGN = Counter(
+    "kring_relay_unreadable_positions_total",
+    "Messages on the origin's subjects without a readable Kring-Position, passed over on resume",
+    ["origin"],
+)
 CONSUMED = Counter(
     "kring_consumed_total", "Messages a consumer handled, by outcome", ["consumer", "outcome"]
 )

@@ -17,7 +17,7 @@ from eventsourcing.utils import get_topic
 from shared.application import KringApplication
 from shared.erasure import CaseErasedError, ErasureLog
 
-ERASED_TOPIC = get_topic(ErasureLog.CaseErased)  # type: ignore[attr-defined]
+ERASED_TOPIC = get_topic(ErasureLog.CaseErased)
 
 
 class LogProjection:
@@ -59,7 +59,7 @@ class LogProjection:
                         event: Any = self._app.mapper.to_domain_event(notification)
                     except CaseErasedError:
                         continue
-                    if isinstance(event, ErasureLog.CaseErased):  # type: ignore[attr-defined]
+                    if isinstance(event, ErasureLog.CaseErased):
                         if self._forget is not None:
                             self._forget(event.case_id)
                     else:

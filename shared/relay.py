@@ -10,7 +10,25 @@ after a crash it re-publishes at most one batch (JetStream drops those duplicate
 window, consumers' tracking after it), and when the stream lost its tail or was recreated the
 relay re-publishes from the store: the store is the truth, the stream is derived. On a start or
 a reconnect it also goes back over the last minute (``REPUBLISH_SECONDS``): the stream's last
-message may be one that landed after the server lost older ones.
+message may be one that landed after the server lost older ones. A last message whose
+``Kring-Position`` is not a position is passed over (counted and logged), never trusted.
+
+A "duplicate" answer is not taken on trust. JetStream de-duplicates by ``Nats-Msg-Id`` across the
+whole stream, so any identity that may publish at all can take ``intake:15`` first on a subject of
+its own, and the real event would vanish. The relay reads the message the server holds under that
+id: its own copy, fine; gone, it publishes again under ``<id>:again-<seq>``; anything else is a
+*conflict*: counted (``kring_relay_conflicts_total``), logged, and readiness answers 503 until the
+service is restarted (someone must look), and the relay publishes its event again under
+``<id>:conflict-<seq>`` with a ``Kring-Conflict`` header, so the event is on the stream. Consumers
+track by origin and position: one that parked the other message (it fails their provenance
+check) applies this one; one that had applied something at that position parks this one as
+``conflicting-duplicate`` rather than skip it.
+
+A relay that keeps failing (no round succeeding for ``unhealthy_after`` seconds, 30 by default)
+also makes readiness 503. Thirty seconds is three times the longest ordinary interruption: a
+JetStream leader election after a node is lost takes up to about ten seconds, and the relay's
+back-off tops at five with a publish timing out after five; a relay stuck on something that will
+not pass by itself shows within a minute of readiness probes.
 """
 
 from __future__ import annotations
@@ -26,15 +44,30 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
+from nats.js.api import RawStreamMsg
 from nats.js.errors import NotFoundError
 
 from shared.application import KringApplication
 from shared.bus import DUPLICATE_WINDOW_SECONDS, Bus
-from shared.envelope import ORIGIN_HEADER, POSITION_HEADER, encode, message_id
+from shared.envelope import (
+    CONFLICT_HEADER,
+    ORIGIN_HEADER,
+    POSITION_HEADER,
+    encode,
+    message_headers,
+    parse_position,
+)
 from shared.erasure import CaseErasedError
 from shared.events import IntegrationEvent
 from shared.logging import get_logger
-from shared.metrics import RELAY_FAILURES, RELAY_POSITION, RELAY_PUBLISHED
+from shared.metrics import (
+    RELAY_CONFLICTS,
+    RELAY_FAILURES,
+    RELAY_FOREIGN,
+    RELAY_POSITION,
+    RELAY_PUBLISHED,
+)
+from shared.stream_read import DirectReader, NoRespondersError
 from shared.subjects import STREAM, origin_subjects
 
 log = get_logger(__name__)
@@ -48,6 +81,24 @@ Translator = Callable[[DomainEventProtocol[UUID]], IntegrationEvent | None]
 REPUBLISH_SECONDS = DUPLICATE_WINDOW_SECONDS / 2
 #: The time of a notification that cannot be read any more (its case was erased).
 ERASED_LONG_AGO = datetime.min.replace(tzinfo=UTC)
+UNHEALTHY_AFTER_SECONDS = 30.0
+#: Messages without a readable position passed over to find the last one of this origin;
+#: beyond, the relay publishes from its checkpoint's start (nothing lost, more re-sent).
+MAX_FOREIGN_SKIPS = 50
+#: Tries to get one event onto the stream past ids others hold.
+MAX_ID_TRIES = 4
+
+
+class RelayConflictError(RuntimeError):
+    """The relay could not find an id for its event that nobody else holds."""
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """Another message held the id of one of the relay's events."""
+
+    position: int
+    stream_sequence: int
 
 
 @dataclass(frozen=True)
@@ -66,6 +117,7 @@ class OutboxRelay:
         *,
         batch_size: int = 500,
         idle_poll_seconds: float = 1.0,
+        unhealthy_after_seconds: float = UNHEALTHY_AFTER_SECONDS,
     ) -> None:
         self.app = app
         self.origin = app.name
@@ -74,6 +126,11 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.idle_poll_seconds = idle_poll_seconds
         self.position: int | None = None
+        self.unhealthy_after_seconds = unhealthy_after_seconds
+        #: Since when no round has succeeded (monotonic), and why the last failed.
+        self.failing_since: float | None = None
+        self.last_error: str | None = None
+        self.conflicts: list[Conflict] = []
         self._rewind = False
         #: (when, from which position) of each advance in the last ``REPUBLISH_SECONDS``.
         self._advances: deque[tuple[float, int]] = deque()
@@ -87,6 +144,22 @@ class OutboxRelay:
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._wake.set)
 
+    def not_ready(self) -> list[str]:
+        """Why the relay makes the service not ready (empty: it does not)."""
+        reasons = []
+        if self.failing_since is not None:
+            failing = time.monotonic() - self.failing_since
+            if failing >= self.unhealthy_after_seconds:
+                reasons.append(f"relay failing for {failing:.0f} s ({self.last_error})")
+        if self.conflicts:
+            last = self.conflicts[-1]
+            reasons.append(
+                f"relay: {len(self.conflicts)} conflict(s); the stream held another message under"
+                f" {self.origin}:{last.position} (sequence {last.stream_sequence}); see the log,"
+                " then restart the service"
+            )
+        return reasons
+
     def rewind(self) -> None:
         """Re-derive the resume position (after a reconnect the stream may have lost its tail).
         A batch in flight finishes first; the next one starts from the re-derived position."""
@@ -98,16 +171,23 @@ class OutboxRelay:
         backoff = 0.1
         while True:
             await self.bus.wait_started()
+            if not self.app.store_reachable:  # nothing to read until it is back
+                await asyncio.sleep(self.idle_poll_seconds)
+                continue
             try:
                 if self.position is None or self._rewind:
                     self._rewind = False
                     self.position = await self.resume_position()
                 relayed = await self.relay_batch()
                 backoff = 0.1
+                self.failing_since = None
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # keep the service alive; retry
                 RELAY_FAILURES.labels(self.origin).inc()
+                if self.failing_since is None:
+                    self.failing_since = time.monotonic()
+                self.last_error = type(error).__name__
                 log.warning("relay.failed", error=type(error).__name__, detail=str(error)[:200])
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
@@ -158,12 +238,32 @@ class OutboxRelay:
         return 0
 
     async def last_position_on_stream(self) -> int:
+        """The position of this origin's last message on the stream (0: none). A message there
+        without a readable ``Kring-Position`` (planted on an open server, or by a hand with
+        this origin's credentials) is passed over to the one before it."""
+        subject = origin_subjects(self.origin)
+        up_to: int | None = None
         try:
-            message = await self.bus.js.get_last_msg(STREAM, origin_subjects(self.origin))
-        except NotFoundError:
-            return 0
-        headers = message.headers or {}
-        return int(headers.get(POSITION_HEADER, 0))
+            async with DirectReader(self.bus.broker.connection, STREAM) as reader:
+                for _ in range(MAX_FOREIGN_SKIPS):
+                    found = await reader.last(subject, up_to_seq=up_to)
+                    if found is None:
+                        return 0
+                    position = parse_position(found.headers.get(POSITION_HEADER))
+                    if position is not None:
+                        return position
+                    RELAY_FOREIGN.labels(self.origin).inc()
+                    log.warning("relay.unreadable_position_on_stream", stream_sequence=found.seq)
+                    if found.seq <= 1:
+                        return 0
+                    up_to = found.seq - 1
+        except NoRespondersError:
+            try:
+                await self.bus.js.stream_info(STREAM)
+            except NotFoundError:
+                return 0  # no stream: everything goes out again
+            raise
+        return 0
 
     async def relay_batch(self) -> int:
         """Publish the next batch; return how many notifications it covered."""
@@ -217,32 +317,71 @@ class OutboxRelay:
         return outgoing
 
     async def _publish(self, item: Outgoing) -> BaseException | None:
-        assert item.event is not None
-        payload = encode(item.event, origin=self.origin, position=item.position, time=item.time)
-        headers = {
-            "Nats-Msg-Id": message_id(self.origin, item.position),
-            ORIGIN_HEADER: self.origin,
-            POSITION_HEADER: str(item.position),
-        }
         try:
-            ack = await self.bus.js.publish(
-                item.event.subject(), payload, stream=STREAM, headers=headers
-            )
-            if ack.duplicate and not await self._still_stored(ack.seq):
-                # The server remembers the id (duplicate window) but the message itself was
-                # removed: publish it again under a suffixed id. Consumers track by origin
-                # and position, so this copy is applied at most once.
-                headers["Nats-Msg-Id"] += f":again-{ack.seq}"
-                await self.bus.js.publish(
-                    item.event.subject(), payload, stream=STREAM, headers=headers
-                )
+            await self._publish_once(item)
         except Exception as error:  # reported to relay_batch, which retries
             return error
         return None
 
-    async def _still_stored(self, sequence: int) -> bool:
+    async def _publish_once(self, item: Outgoing) -> None:
+        """Put the event on the stream exactly once, whoever holds its id."""
+        assert item.event is not None
+        subject = item.event.subject()
+        payload = encode(item.event, origin=self.origin, position=item.position, time=item.time)
+        headers = message_headers(self.origin, item.position)
+        base = headers["Nats-Msg-Id"]
+        #: The other message found under our id, while its conflict copy is not yet known new.
+        held: tuple[int, RawStreamMsg] | None = None
+        for _ in range(MAX_ID_TRIES):
+            ack = await self.bus.js.publish(subject, payload, stream=STREAM, headers=headers)
+            if not ack.duplicate:
+                if held is not None:
+                    self._conflict(item.position, *held)
+                return
+            stored = await self._stored(ack.seq)
+            if stored is None:
+                # The server remembers the id (duplicate window) but the message itself was
+                # removed: publish it again under a suffixed id. Consumers track by origin
+                # and position, so this copy is applied at most once.
+                headers["Nats-Msg-Id"] = f"{base}:again-{ack.seq}"
+                continue
+            if self._is_ours(stored, subject, payload, item.position):
+                if held is not None:  # a conflict handled before (by this process or the last)
+                    log.info("relay.conflict_handled_before", position=item.position)
+                return
+            if held is not None:
+                self._conflict(item.position, *held)
+            held = (ack.seq, stored)
+            headers["Nats-Msg-Id"] = f"{base}:conflict-{ack.seq}"
+            headers[CONFLICT_HEADER] = str(ack.seq)
+        raise RelayConflictError(f"no free id for {base} after {MAX_ID_TRIES} tries")
+
+    def _is_ours(self, stored: RawStreamMsg, subject: str, payload: bytes, position: int) -> bool:
+        headers = stored.headers or {}
+        return (
+            stored.subject == subject
+            and (stored.data or b"") == payload
+            and headers.get(ORIGIN_HEADER) == self.origin
+            and parse_position(headers.get(POSITION_HEADER)) == position
+        )
+
+    def _conflict(self, position: int, sequence: int, stored: RawStreamMsg) -> None:
+        conflict = Conflict(position, sequence)
+        if conflict not in self.conflicts:
+            self.conflicts.append(conflict)
+            RELAY_CONFLICTS.labels(self.origin).inc()
+        log.error(
+            "relay.duplicate_conflict",
+            position=position,
+            stream_sequence=sequence,
+            held_on=stored.subject,
+            republished_as=f"{self.origin}:{position}:conflict-{sequence}",
+        )
+
+    async def _stored(self, sequence: int) -> RawStreamMsg | None:
+        """The message at ``sequence``, read from the stream's leader (a direct get may come
+        from a replica that has not stored it yet)."""
         try:
-            await self.bus.js.get_msg(STREAM, seq=sequence)
+            return await self.bus.js.get_msg(STREAM, seq=sequence)
         except NotFoundError:
-            return False
-        return True
+            return None

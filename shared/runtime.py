@@ -2,35 +2,66 @@
 
 HTTP serves at once; the bus connects in the background (the service is not ready until it
 has), so a service started while NATS is away still accepts and stores commands, and the relay
-publishes them once NATS is back.
+publishes them once NATS is back. While the store cannot be reached (PostgreSQL away), the
+service is not ready and answers every request but health and metrics with 503 at once, having
+stored nothing; consumers, the relay and timers wait and go on when it is back.
+
+A service that cannot start says why in one line on stderr and exits with ``EXIT_CONFIG`` (a
+setting is wrong: starting again will not help) or ``EXIT_UNAVAILABLE`` (something it needs is
+away: starting again later may); ``kring run`` tells the two apart.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import NoReturn
 
 import uvicorn
 from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from faststream.nats import JStream
 from faststream.specification import AsyncAPI
+from pydantic import ValidationError
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from shared.access import Rule
 from shared.application import KringApplication
 from shared.bus import Bus
 from shared.consumer import subscribe
+from shared.edge import Edge
 from shared.events import EVENT_CLASSES
-from shared.http import common_router, install_error_handlers, install_request_context
+from shared.http import (
+    ACCESS_KEY,
+    AUTHENTICATION,
+    PUBLIC,
+    common_router,
+    install_error_handlers,
+    install_request_context,
+)
 from shared.logging import configure_logging, get_logger
 from shared.relay import OutboxRelay, Translator
-from shared.settings import ServiceSettings
+from shared.settings import ServiceSettings, SettingError
+from shared.store import STORE_UNAVAILABLE, StoreConfigError
 from shared.subjects import STREAM
+from shared.tokens import TokenValidator
 
 log = get_logger(__name__)
 
 Background = Callable[[], Awaitable[None]]
 SHUTDOWN_SECONDS = 5.0
+#: sysexits.h: a setting is wrong (starting again will not help) / something needed is away.
+EXIT_CONFIG = 78
+EXIT_UNAVAILABLE = 69
+#: Everything a service creates (stores, their WAL, files) is readable by its owner alone.
+UMASK = 0o077
+#: Paths served while the store is away: they read nothing from it.
+WITHOUT_STORE = ("/health/", "/metrics", "/docs", "/redoc", "/openapi.json", "/asyncapi.json")
 
 
 @dataclass
@@ -42,6 +73,8 @@ class ServiceDefinition:
     translate: Translator
     router: APIRouter
     description: str
+    #: Who may read a case's history here (the service's rule for its audit trail).
+    history_rule: Rule
     follows: Sequence[str] = ()
     background: Sequence[Background] = ()
 
@@ -51,11 +84,84 @@ class RunningService:
     api: FastAPI
     bus: Bus
     relay: OutboxRelay
+    #: Every route the API serves but FastAPI's own documents, each naming its access rule.
+    routes: list[APIRoute]
+    store: StoreHealth
+
+
+class StoreHealth:
+    """Whether the service's store answers, asked every ``interval`` seconds in a thread (a
+    probe that has not answered within ``timeout`` counts as no; the next one waits for it)."""
+
+    def __init__(
+        self, app: KringApplication, *, interval: float = 1.0, timeout: float = 2.0
+    ) -> None:
+        self.app = app
+        self.interval, self.timeout = interval, timeout
+        self._probe: asyncio.Future[None] | None = None
+
+    @property
+    def reachable(self) -> bool:
+        return self.app.store_reachable
+
+    async def watch(self) -> None:
+        while True:
+            reachable = await self.probe()
+            if reachable != self.reachable:
+                if reachable:
+                    log.warning("store.reachable")
+                else:
+                    log.error("store.unreachable")
+            self.app.store_reachable = reachable
+            await asyncio.sleep(self.interval)
+
+    async def probe(self) -> bool:
+        if self._probe is None or self._probe.done():
+            self._probe = asyncio.ensure_future(asyncio.to_thread(self.app.queries.ping))
+            # Its failure is read here, or by nobody once it outlived its timeout.
+            self._probe.add_done_callback(lambda done: done.cancelled() or done.exception())
+        try:
+            await asyncio.wait_for(asyncio.shield(self._probe), self.timeout)
+        except TimeoutError:
+            return False
+        except STORE_UNAVAILABLE:
+            return False
+        return True
+
+
+class StoreGate:
+    """Plain ASGI middleware: while the store is away, 503 at once for everything that would
+    wait on it (eventsourcing retries a lost database for many seconds), so a client hears
+    "try again" rather than nothing, and nothing is half-done."""
+
+    def __init__(self, app: ASGIApp, store: StoreHealth) -> None:
+        self.app, self.store = app, store
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or self.store.reachable
+            or str(scope["path"]).startswith(WITHOUT_STORE)
+        ):
+            await self.app(scope, receive, send)
+            return
+        response = JSONResponse(
+            {"detail": "the store cannot be reached; nothing was done, try again shortly"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+        await response(scope, receive, send)
 
 
 def build_service(definition: ServiceDefinition) -> RunningService:
     settings, app = definition.settings, definition.app
-    bus = Bus(settings.nats_url, settings.stream_replicas)
+    store = StoreHealth(app)
+    bus = Bus(
+        settings.nats_url,
+        settings.stream_replicas,
+        user=settings.nats_user,
+        password=settings.nats_password.get_secret_value() if settings.nats_password else None,
+    )
     for origin in definition.follows:
         subscribe(
             bus,
@@ -65,7 +171,9 @@ def build_service(definition: ServiceDefinition) -> RunningService:
             ack_wait_seconds=settings.consumer_ack_wait_seconds,
         )
     _document_publications(bus, app.name)
-    relay = OutboxRelay(app, bus, definition.translate)
+    relay = OutboxRelay(
+        app, bus, definition.translate, unhealthy_after_seconds=settings.relay_unhealthy_seconds
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -73,6 +181,7 @@ def build_service(definition: ServiceDefinition) -> RunningService:
         tasks = [
             asyncio.create_task(_supervised("bus", bus.run, once=True)),
             asyncio.create_task(_supervised("relay", relay.run)),
+            asyncio.create_task(_supervised("store", store.watch)),
             *(asyncio.create_task(_supervised(job.__name__, job)) for job in definition.background),
         ]
         try:
@@ -91,17 +200,31 @@ def build_service(definition: ServiceDefinition) -> RunningService:
         description=definition.description,
         version="0.1.0",
         lifespan=lifespan,
+        max_body_size=settings.max_body_bytes,
     )
+    api.state.tokens = TokenValidator(settings.oidc())
     install_error_handlers(api)
+    api.add_middleware(StoreGate, store=store)
     install_request_context(api)
+    # Outermost: a request naming another host is refused before anything else runs.
+    api.add_middleware(Edge, allowed_hosts=settings.hosts())
 
     def asyncapi() -> str:
         spec = AsyncAPI(bus.broker, title=f"Kring {app.name}", version="0.1.0")
         return spec.to_specification().to_json()
 
-    api.include_router(common_router(app, lambda: bus.ready, asyncapi))
+    def not_ready() -> list[str]:
+        unreachable = [] if store.reachable else ["the store cannot be reached"]
+        return [*unreachable, *bus.not_ready(), *relay.not_ready()]
+
+    common = common_router(app, not_ready, asyncapi, definition.history_rule)
+    routes = [r for r in (*common.routes, *definition.router.routes) if isinstance(r, APIRoute)]
+    for route in routes:
+        if (route.openapi_extra or {}).get(ACCESS_KEY) != PUBLIC:
+            route.responses = {**AUTHENTICATION, **route.responses}
+    api.include_router(common)
     api.include_router(definition.router)
-    return RunningService(api=api, bus=bus, relay=relay)
+    return RunningService(api=api, bus=bus, relay=relay, store=store, routes=routes)
 
 
 def _document_publications(bus: Bus, origin: str) -> None:
@@ -155,8 +278,27 @@ async def _supervised(name: str, job: Background, *, once: bool = False) -> None
 
 
 def serve(build: Callable[[], ServiceDefinition]) -> None:
-    definition = build()
+    os.umask(UMASK)
+    try:
+        definition = build()
+    except ValidationError as error:
+        _exit(_setting_problem(error), EXIT_CONFIG)
+    except (StoreConfigError, SettingError) as error:
+        _exit(str(error), EXIT_CONFIG)
+    except STORE_UNAVAILABLE as error:
+        _exit(f"cannot reach the store ({type(error).__name__}); is it running?", EXIT_UNAVAILABLE)
     settings = definition.settings
+    for variable, value in (
+        ("KRING_NATS_USER", settings.nats_user),
+        ("KRING_NATS_PASSWORD", settings.nats_password),
+    ):
+        if not value:
+            # NATS refuses anonymous connections: say so now, not as an endless reconnect.
+            _exit(
+                f"{variable} is not set ({settings.service_name}'s NATS identity;"
+                " `kring run` sets it, a deployment takes it from a secret)",
+                EXIT_CONFIG,
+            )
     configure_logging(settings.service_name, settings.log_level, settings.log_format)
     service = build_service(definition)
     config = uvicorn.Config(
@@ -168,3 +310,17 @@ def serve(build: Callable[[], ServiceDefinition]) -> None:
         lifespan="on",
     )
     uvicorn.Server(config).run()
+
+
+def _setting_problem(error: ValidationError) -> str:
+    """The first wrong setting by its variable, with what is wrong, never its value (it may be
+    a secret)."""
+    first = error.errors()[0]
+    field = str(first["loc"][0]) if first["loc"] else "?"
+    variable = field if field.upper().startswith("KRING_") else f"KRING_{field.upper()}"
+    return f"{variable.upper()}: {first['msg']}"
+
+
+def _exit(line: str, code: int) -> NoReturn:
+    print(f"cannot start: {line}", file=sys.stderr, flush=True)
+    raise SystemExit(code)

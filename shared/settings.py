@@ -1,17 +1,34 @@
 """Configuration: one typed settings object per service, read from the environment only.
 
 Every variable is ``KRING_*``; the README lists them all. ``describe()`` gives the settings with
-secrets masked, for the start-up log line.
+secrets masked, for the start-up log line. Any of them may also come from a file named like the
+variable, lower-case, in the folder ``KRING_SECRETS_DIR`` (``/run/secrets/kring_nats_password``:
+how compose and Kubernetes mount secrets); the environment wins over a file.
 """
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+)
+
+from shared.identity import ClaimNames
+from shared.tokens import ASYMMETRIC, OIDCConfig
+
+SECRETS_DIR_VARIABLE = "KRING_SECRETS_DIR"
+
+
+class SettingError(ValueError):
+    """A setting that cannot be read; the message names the variable (never a secret's value)."""
 
 
 class StoreKind(StrEnum):
@@ -34,6 +51,10 @@ class ServiceSettings(BaseSettings):
 
     service_name: str = Field("service", exclude=True)
     nats_url: str = "nats://127.0.0.1:4222"
+    #: This service's own NATS identity (``shared.permissions``); a process refuses to start
+    #: without both.
+    nats_user: str | None = None
+    nats_password: SecretStr | None = None
     data_dir: Path = Path("data")
     store: StoreKind = StoreKind.SQLITE
     postgres_url: SecretStr | None = None
@@ -47,6 +68,68 @@ class ServiceSettings(BaseSettings):
     # How long JetStream waits for an ack before redelivering (e.g. after a crash).
     consumer_ack_wait_seconds: float = Field(10.0, gt=0)
     stream_replicas: int = Field(1, ge=1, le=5)
+    # A relay with no round succeeding for this long makes /health/ready 503 (shared.relay).
+    relay_unhealthy_seconds: float = Field(30.0, gt=0)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Read ``KRING_SECRETS_DIR`` when the settings are made, not when the class is: a
+        process (or a test) sets it before it reads its settings."""
+        secrets_dir = os.environ.get(SECRETS_DIR_VARIABLE)
+        if not secrets_dir:
+            return init_settings, env_settings
+        if not Path(secrets_dir).is_dir():
+            raise SettingError(f"{SECRETS_DIR_VARIABLE}: {secrets_dir} is not a folder")
+        files = SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir, case_sensitive=False)
+        return init_settings, env_settings, files
+
+    # -- identity: every call but /health/* carries a bearer token from this issuer --------
+    oidc_issuer: str = Field(min_length=1)
+    oidc_audience: str = "kring"
+    oidc_jwks_url: str | None = None
+    oidc_algorithms: str = "RS256,ES256"
+    oidc_roles_claim: str = "roles"
+    oidc_regions_claim: str = "kring_regions"
+    oidc_coordinator_claim: str = "kring_coordinator_id"
+    oidc_organisation_claim: str = "kring_organisation"
+    oidc_participant_claim: str = "kring_participant"
+    # -- the HTTP edge ----------------------------------------------------------------------
+    #: Host names (no port) requests may name; ``*`` allows any, ``.example.org`` its subdomains.
+    allowed_hosts: str = "127.0.0.1,localhost,::1"
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+
+    @field_validator("oidc_algorithms")
+    @classmethod
+    def asymmetric_only(cls, value: str) -> str:
+        named = {a.strip() for a in value.split(",") if a.strip()}
+        if not named or named - ASYMMETRIC:
+            raise ValueError(f"only asymmetric algorithms: {', '.join(sorted(ASYMMETRIC))}")
+        return value
+
+    def oidc(self) -> OIDCConfig:
+        return OIDCConfig(
+            issuer=self.oidc_issuer,
+            audience=self.oidc_audience,
+            jwks_url=self.oidc_jwks_url,
+            algorithms=tuple(a.strip() for a in self.oidc_algorithms.split(",") if a.strip()),
+            claims=ClaimNames(
+                roles=self.oidc_roles_claim,
+                regions=self.oidc_regions_claim,
+                coordinator=self.oidc_coordinator_claim,
+                organisation=self.oidc_organisation_claim,
+                participant=self.oidc_participant_claim,
+            ),
+        )
+
+    def hosts(self) -> tuple[str, ...]:
+        return tuple(h.strip().lower() for h in self.allowed_hosts.split(",") if h.strip())
 
     @property
     def sqlite_path(self) -> Path:

@@ -15,6 +15,9 @@ DLQ_STREAM = "KRING_DLQ"
 DLQ_PREFIX = "kring-dlq"
 DLQ_SUBJECTS = f"{DLQ_PREFIX}.>"
 
+#: Requests to a service (core NATS, no stream): the operator asks it to replay a dead letter.
+OPS_PREFIX = "kring-ops"
+
 
 def event_subject(origin: str, slug: str) -> str:
     """The subject an origin publishes one kind of event on."""
@@ -29,3 +32,8 @@ def origin_subjects(origin: str) -> str:
 def dead_letter_subject(consumer: str) -> str:
     """Where a consumer parks the messages it cannot process."""
     return f"{DLQ_PREFIX}.{consumer}"
+
+
+def replay_request_subject(consumer: str) -> str:
+    """Where the service owning ``consumer`` takes requests to replay one of its dead letters."""
+    return f"{OPS_PREFIX}.replay.{consumer}"

@@ -1,13 +1,17 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests import tokens
 from tests.servers import NatsServer, postgres_url
+from tests.tokens import Issuer
 
 # What the tests themselves read; every other KRING_ variable configures a service, and one left
 # in the shell (or exported by make) would change what the tests run against.
@@ -18,6 +22,14 @@ def pytest_configure(config: pytest.Config) -> None:
     for name in [n for n in os.environ if n.startswith("KRING_")]:
         if not name.startswith(TEST_SETTINGS):
             del os.environ[name]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_issuer() -> Issuer:
+    """The development issuer, as its own process, for the session: every service a test
+    starts (in this process or its own) validates tokens against its key set over HTTP, and
+    ``tests.tokens`` signs tokens with its key."""
+    return tokens.session_issuer()[0]
 
 
 @pytest.fixture(scope="session")
@@ -37,11 +49,16 @@ def own_nats(tmp_path: Path) -> Iterator[NatsServer]:
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    url, server = postgres_url(tmp_path_factory.mktemp("postgres"))
+def postgres() -> Iterator[str]:
+    # Not under pytest's own temporary folder: the embedded server runs as a user of its own,
+    # and every pytest session that starts (another terminal's, say) makes that folder's root
+    # private again, locking the server out of its data mid-run.
+    base = Path(tempfile.mkdtemp(prefix="kring-test-postgres-"))
+    url, server = postgres_url(base)
     yield url
     if server is not None:
         server.cleanup()  # type: ignore[attr-defined]
+    shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from shared.actor import ACTOR_HEADER, ROLE_HEADER
-from shared.envelope import Delivered, encode
+from shared.actor import Role
+from shared.envelope import ORIGIN_HEADER, POSITION_HEADER, Delivered, encode
 from shared.erasure import CASE_KEY_PREFIX
 from shared.events import (
     CaseEndedWithoutConference,
@@ -25,6 +25,7 @@ from shared.events import (
     RequestReceived,
     RequestWithdrawn,
 )
+from shared.identity import Participation, Principal
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 
@@ -92,6 +93,15 @@ def envelope(event: IntegrationEvent, position: int, origin: str | None = None) 
     return encode(event, origin=origin or event.origin, position=position, time=NOW)
 
 
+def bus_headers(origin: str, position: int, msg_id: str | None = None) -> dict[str, str]:
+    """The headers a relay sets on a message (``Nats-Msg-Id`` only when given: without it the
+    server stores every copy, as it does a redelivery)."""
+    headers = {ORIGIN_HEADER: origin, POSITION_HEADER: str(position)}
+    if msg_id is not None:
+        headers["Nats-Msg-Id"] = msg_id
+    return headers
+
+
 REQUEST_BODY: dict[str, Any] = {
     "requester": {"name": "Ria", "relation": "family"},
     "central_persons": ["Johan"],
@@ -109,8 +119,48 @@ CLARIFICATION: dict[str, Any] = {
 }
 
 
-def headers(actor: str = "tester", role: str = "regional_manager") -> dict[str, str]:
-    return {ACTOR_HEADER: actor, ROLE_HEADER: role}
+def headers(
+    actor: str = "tester",
+    role: str = "regional_manager",
+    *,
+    region: str | None = "Utrecht",
+    coordinator: str | None = None,
+    participant: tuple[str, ...] = (),
+) -> dict[str, str]:
+    """A bearer token of the session's issuer for ``actor`` in ``role``: a regional manager of
+    Utrecht by default; a coordinator is coordinator ``actor`` unless ``coordinator`` says."""
+    from tests.tokens import bearer
+
+    if role == "coordinator":
+        coordinator = coordinator or actor
+    regions = (region,) if region and role in ("regional_manager", "professional") else ()
+    return bearer(actor, [role], regions=regions, coordinator=coordinator, participant=participant)
+
+
+def principal(
+    name: str = "tester",
+    *roles: str,
+    regions: tuple[str, ...] = ("Utrecht",),
+    coordinator: str | None = None,
+    participations: tuple[tuple[uuid.UUID, str], ...] = (),
+) -> Principal:
+    """A principal as a validated token would give it, for calling an application directly: a
+    regional manager of Utrecht by default; a coordinator is coordinator ``name``."""
+    chosen = frozenset(Role(r) for r in roles or ("regional_manager",))
+    if Role.COORDINATOR in chosen:
+        coordinator = coordinator or name
+    return Principal(
+        subject=name,
+        name=name,
+        roles=chosen,
+        regions=regions,
+        coordinator_id=coordinator,
+        participations=frozenset(Participation(c, p) for c, p in participations),
+    )
+
+
+#: Every region the tests name: a regional manager of them all acts anywhere in a test.
+REGIONS = ("Utrecht", "Zwolle", "Zeeland", "Drenthe", "Texel", "Elders", "X")
 
 
 def request_withdrawn(case_id: uuid.UUID, model: str = "family") -> RequestWithdrawn:
@@ -169,3 +219,14 @@ def rewrite_stored_states(
             if cipher is not None:
                 state = CASE_KEY_PREFIX + cipher.encrypt(state)
             db.execute("UPDATE stored_events SET state = ? WHERE rowid = ?", (state, rowid))
+
+
+def acted(who: Principal, role: str | None = None) -> dict[str, str]:
+    """The actor record an event keeps for ``who`` acting in ``role`` (their only role)."""
+    chosen = Role(role) if role else next(iter(who.roles))
+    return who.acting_as(chosen).as_record()
+
+
+def participant(case_id: uuid.UUID, participant_id: str, name: str = "herman") -> Principal:
+    """A participant speaking for themself in one case."""
+    return principal(name, "participant", participations=((case_id, participant_id),))

@@ -7,14 +7,14 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
-import nats
-from nats.js.api import DeliverPolicy
+from nats.aio.client import Client
 
 from shared.runtime import RunningService, ServiceDefinition, build_service
-from shared.subjects import ALL_SUBJECTS
+from shared.stream_read import StoredMessage, read_all
+from shared.subjects import ALL_SUBJECTS, STREAM
 
 
 @dataclass
@@ -28,12 +28,25 @@ class Running:
         return self.definition.app
 
 
+def staff_headers() -> dict[str, str]:
+    """A token for a regional manager (and operator, researcher, professional) of every region
+    the tests name: what a test's client sends unless a request names its own. The tests of who
+    may do what (``test_access.py``) send their own tokens on every request."""
+    from tests.factories import REGIONS
+    from tests.tokens import bearer
+
+    roles = ["regional_manager", "operator", "researcher", "professional"]
+    return bearer("staff", roles, regions=REGIONS)
+
+
 @asynccontextmanager
 async def running(definition: ServiceDefinition) -> AsyncIterator[Running]:
     service = build_service(definition)
     async with service.api.router.lifespan_context(service.api):
         transport = httpx.ASGITransport(app=service.api)
-        async with httpx.AsyncClient(transport=transport, base_url="http://kring.test") as http:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://127.0.0.1", headers=staff_headers()
+        ) as http:
             yield Running(service, definition, http)
 
 
@@ -52,35 +65,22 @@ async def eventually(
         await asyncio.sleep(interval)
 
 
-async def stream_messages(nats_url: str, subjects: str = ALL_SUBJECTS) -> list[Any]:
-    """Every message now on the stream under ``subjects``, read with an ordered consumer."""
-    connection = await nats.connect(nats_url)
+class Connects(Protocol):
+    """A NATS server a test can connect to as one of the identities (``tests.servers``)."""
+
+    async def connect(self, identity: str = ..., **options: Any) -> Client: ...
+
+
+async def stream_messages(
+    nats: Connects, subjects: str = ALL_SUBJECTS, stream: str = STREAM
+) -> list[StoredMessage]:
+    """Every message now on the stream under ``subjects``, read as the analyst reads it."""
+    connection = await nats.connect("analyst" if stream == STREAM else "operator")
     try:
-        js = connection.jetstream()
-        try:
-            info = await js.stream_info("KRING")
-        except nats.js.errors.NotFoundError:
-            return []
-        if info.state.messages == 0:
-            return []
-        subscription = await js.subscribe(
-            subjects, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL
-        )
-        messages = []
-        last = info.state.last_seq
-        while True:
-            try:
-                message = await subscription.next_msg(timeout=1.0)
-            except nats.errors.TimeoutError:
-                break
-            messages.append(message)
-            if message.metadata.sequence.stream >= last:
-                break
-        await subscription.unsubscribe()
-        return messages
+        return await read_all(connection, stream, subjects)
     finally:
         await connection.close()
 
 
-def envelopes(messages: list[Any]) -> list[dict[str, Any]]:
+def envelopes(messages: list[StoredMessage]) -> list[dict[str, Any]]:
     return [json.loads(m.data) for m in messages]

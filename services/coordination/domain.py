@@ -22,7 +22,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from shared.errors import DomainRuleError, InvalidFieldError, NotFoundError
+from shared.errors import DomainRuleError, InvalidFieldError, NotFoundError, NotPermittedError
 
 
 class Stage(StrEnum):
@@ -59,7 +59,6 @@ PARTS = ("information", "plan_making", "presentation")
 
 #: The actor role of a participant speaking for themself (``shared.actor.Role``).
 PARTICIPANT_ROLE = "participant"
-MANAGER_ROLE = "regional_manager"
 
 
 class ParticipantNotFoundError(NotFoundError):
@@ -467,9 +466,11 @@ class CoordinatedCase(Aggregate):
         if p["invitation"] == Invitation.CONFIRMED:
             raise DomainRuleError(f"{participant_id} has already confirmed")
         if p["invitation"] in NOT_COMING and actor.get("role") != PARTICIPANT_ROLE:
-            raise DomainRuleError(
+            # Who may, not the case's state: the participant themself may say yes again.
+            raise NotPermittedError(
                 f"{participant_id} said they are not coming ({p['invitation']}); a decline is"
-                " respected and never pressed: only the participant themself can change it"
+                " respected and never pressed: changing it needs participant"
+                f" {participant_id} of this case themself"
             )
         self._confirmed(participant_id=participant_id, share_details=share_details, actor=actor)
 

@@ -19,7 +19,7 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from shared.errors import InvalidFieldError, NotFoundError
+from shared.errors import DomainRuleError, InvalidFieldError, NotFoundError
 
 POOL_ID = uuid5(UUID("6f1c1a52-47a4-4c55-9d39-0c8f4f5bd0a1"), "coordinator-pool")
 
@@ -282,6 +282,29 @@ class CoordinatorPool(Aggregate):
                 )
         return None
 
+    def assignable_problem(self, coordinator_id: str, needs: CaseNeeds, today: date) -> str | None:
+        """Why the coordinator may not take the case at all, chosen or by hand: not independent
+        of it, or unavailable. None if they may."""
+        problem = self.independence_problem(coordinator_id, needs)
+        if problem:
+            return f"{coordinator_id} is not independent for this case: {problem}"
+        return self.unavailability(coordinator_id, today)
+
+    def check_assignable(
+        self, coordinator_ids: Sequence[str], needs: CaseNeeds, today: date
+    ) -> None:
+        """Where the case and the pool meet: every one named is in the pool, named once,
+        independent of the case and available. The automatic choice, an assignment by hand and
+        a re-registration (for the cases a coordinator holds) all ask this."""
+        for i, cid in enumerate(coordinator_ids):
+            if cid in coordinator_ids[:i]:
+                raise InvalidFieldError(("coordinator_ids", i), f"{cid} is named twice")
+            if cid not in self.coordinators:
+                raise InvalidFieldError(("coordinator_ids", i), f"{cid!r} is not in the pool")
+            problem = self.assignable_problem(cid, needs, today)
+            if problem:
+                raise DomainRuleError(problem)
+
     def works_in(self, coordinator_id: str, region: str) -> bool:
         return fold(region) in folded(self.coordinators[coordinator_id]["regions"])
 
@@ -323,6 +346,7 @@ class CoordinatorPool(Aggregate):
         fitting, why = self._fitting(needs, today, exclude)
         ranked = sorted(fitting, key=lambda c: (c not in needs.preferred, self.load_of(c), c))
         chosen = ranked[:count]
+        self.check_assignable(chosen, needs, today)
         reasons = {c: self._why_chosen(c, needs, fitting) for c in chosen}
         waiting_reason = None
         if len(chosen) < count:

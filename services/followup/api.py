@@ -13,11 +13,11 @@ from uuid import UUID
 from fastapi import APIRouter, Header, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from services.followup.access import RULES
 from services.followup.app import FollowupApplication
 from services.followup.domain import FollowUp, Rating, Stage
-from shared.actor import ActorHeader
 from shared.events import AgreementOutcome, ConferenceModel, RatingGroup
-from shared.http import NOT_FOUND, NOT_FOUND_OR_CONFLICT, Responses, run_sync
+from shared.http import NOT_FOUND, NOT_FOUND_OR_CONFLICT, Caller, Responses, access, run_sync
 
 T = TypeVar("T")
 
@@ -185,61 +185,78 @@ def router(app: FollowupApplication) -> APIRouter:
     api = APIRouter(tags=["followup"])
     command = NOT_FOUND_OR_CONFLICT | INVALID
 
-    @api.get("/cases")
+    @api.get("/cases", openapi_extra=access(RULES, "list"))
     async def list_cases(
-        stage: Stage | None = None, model: ConferenceModel | None = None
+        principal: Caller, stage: Stage | None = None, model: ConferenceModel | None = None
     ) -> list[CaseRow]:
-        """Every follow-up, oldest first, filtered by stage and model."""
-        rows = await run_sync(app.cases, stage, model)
+        """The follow-ups the caller may see, oldest first, filtered by stage and model."""
+        rows = await run_sync(app.cases, principal, stage, model)
         return [CaseRow.model_validate(row) for row in rows]
 
-    @api.get("/cases/{case_id}", responses=NOT_FOUND)
-    async def get_follow_up(case_id: UUID) -> FollowUpView:
+    @api.get("/cases/{case_id}", responses=NOT_FOUND, openapi_extra=access(RULES, "read"))
+    async def get_follow_up(case_id: UUID, principal: Caller) -> FollowUpView:
         """The follow-up: the plan version it follows, its timers, outcomes and follow-up
-        conferences."""
-        return FollowUpView.of(await run_sync(app.get, case_id))
+        conferences (the read is recorded)."""
+        return FollowUpView.of(await run_sync(app.read, case_id, principal))
 
-    @api.post("/cases/{case_id}/outcomes", status_code=status.HTTP_201_CREATED, responses=command)
-    async def record_outcome(case_id: UUID, body: OutcomeIn, actor: ActorHeader) -> FollowUpView:
-        """Record what a contact that came due found: the coordinator's call by a coordinator,
-        other contacts by a researcher, any by the regional manager. 409 before the contact is
-        due, for the next-meeting reminder, or a second time; 422 for a timer or agreement id
-        the follow-up does not have."""
+    @api.post(
+        "/cases/{case_id}/outcomes",
+        status_code=status.HTTP_201_CREATED,
+        responses=command,
+        openapi_extra=access(RULES, "outcome"),
+    )
+    async def record_outcome(case_id: UUID, body: OutcomeIn, principal: Caller) -> FollowUpView:
+        """Record what a contact that came due found: the coordinator's call by the case's
+        coordinator, other contacts by a researcher, any by the regional manager of the
+        region. 409 before the contact is due, for the next-meeting reminder, or a second
+        time; 422 for a timer or agreement id the follow-up does not have."""
         agreements = {k: v.value for k, v in body.agreements.items()}
         follow_up = await run_sync(
-            app.record_outcome, case_id, body.timer_id, body.reached, agreements, body.notes, actor
+            app.record_outcome,
+            case_id,
+            body.timer_id,
+            body.reached,
+            agreements,
+            body.notes,
+            principal,
         )
         return FollowUpView.of(follow_up)
 
-    @api.post("/cases/{case_id}/ratings", status_code=status.HTTP_201_CREATED, responses=command)
-    async def record_ratings(case_id: UUID, body: RatingsIn, actor: ActorHeader) -> FollowUpView:
+    @api.post(
+        "/cases/{case_id}/ratings",
+        status_code=status.HTTP_201_CREATED,
+        responses=command,
+        openapi_extra=access(RULES, "ratings"),
+    )
+    async def record_ratings(case_id: UUID, body: RatingsIn, principal: Caller) -> FollowUpView:
         """Record the marks (1-10) the people asked at a contact that came due gave the meeting
-        and the plan, one entry per respondent, by group: whoever records that contact's outcome
-        records them, once per contact. 409 before the contact is due, for the reminder, a second
-        time, or the wrong role; 422 for a timer id the follow-up does not have or a mark
-        outside 1-10."""
+        and the plan, one entry per respondent, by group: whoever may record that contact's
+        outcome records them (403 for anyone else), once per contact. 409 before the contact is
+        due, for the reminder, or a second time; 422 for a timer id the follow-up does not have
+        or a mark outside 1-10."""
         ratings = [Rating(by=r.by.value, meeting=r.meeting, plan=r.plan) for r in body.ratings]
-        follow_up = await run_sync(app.record_ratings, case_id, body.timer_id, ratings, actor)
+        follow_up = await run_sync(app.record_ratings, case_id, body.timer_id, ratings, principal)
         return FollowUpView.of(follow_up)
 
     @api.post(
         "/cases/{case_id}/follow-up-conference",
         status_code=status.HTTP_201_CREATED,
         responses=NOT_FOUND_OR_CONFLICT,
+        openapi_extra=access(RULES, "follow_up_conference"),
     )
     async def request_follow_up_conference(
         case_id: UUID,
-        actor: ActorHeader,
+        principal: Caller,
         body: FollowUpConferenceIn | None = None,
         idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
     ) -> FollowUpConferenceCreated:
-        """Ask for a follow-up conference (anyone may, as anyone may request a conference);
-        intake opens it as a new case linked to this one. Send an ``Idempotency-Key`` header to
+        """Ask for a follow-up conference (the coordinator or the regional manager); intake
+        opens it as a new case linked to this one. Send an ``Idempotency-Key`` header to
         make a retry safe: the same key returns the same new case. 404 if no plan of this case
         was distributed."""
         reason = body.reason if body else ""
         new_case_id = await run_sync(
-            app.request_follow_up_conference, case_id, reason, actor, idempotency_key
+            app.request_follow_up_conference, case_id, reason, principal, idempotency_key
         )
         return FollowUpConferenceCreated(case_id=case_id, new_case_id=new_case_id)
 

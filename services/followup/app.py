@@ -13,13 +13,30 @@ from uuid import UUID, uuid4, uuid5
 from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 
-from services.followup.domain import FollowUp, Rating, Schedule, Stage, stage_of
-from shared.actor import Actor, system_actor
+from services.followup.access import (
+    OTHER_OUTCOMES,
+    OTHER_RATINGS,
+    OUTCOME_BY_KIND,
+    RATINGS_BY_KIND,
+    RULES,
+)
+from services.followup.domain import (
+    CaseScope,
+    FollowUp,
+    Rating,
+    Schedule,
+    Stage,
+    is_contact,
+    stage_of,
+)
+from shared.access import Facts, Rule
+from shared.actor import system_actor
 from shared.application import KringApplication
 from shared.clock import Clock, SystemClock
 from shared.envelope import Delivered
 from shared.errors import CaseNotFoundError
-from shared.events import CaseErased, PlanDistributed
+from shared.events import CaseErased, CoordinatorAssigned, PlanDistributed, RequestReceived
+from shared.identity import Principal
 from shared.logging import bound_case, get_logger
 from shared.projection import LogProjection
 
@@ -51,7 +68,12 @@ class RatingAsDict(Transcoding):
 
 class FollowupApplication(KringApplication):
     name = "followup"
-    policies = {PlanDistributed: "on_plan_distributed", CaseErased: "on_case_erased"}
+    policies = {
+        PlanDistributed: "on_plan_distributed",
+        RequestReceived: "on_request_received",
+        CoordinatorAssigned: "on_coordinator_assigned",
+        CaseErased: "on_case_erased",
+    }
 
     def __init__(
         self,
@@ -65,6 +87,9 @@ class FollowupApplication(KringApplication):
         self.system = system_actor(self.name).as_record()
         #: case id -> {"case_id", "model", "timers": {timer id -> timer}, "outcomes": int}
         self._rows: dict[UUID, dict[str, Any]] = {}
+        #: case id -> {"region", "coordinator_ids"}: for who may see each row.
+        self._scopes: dict[UUID, dict[str, Any]] = {}
+        self._scope_of: dict[UUID, UUID] = {}
         self._rows_lock = threading.Lock()
         self._list = LogProjection(self, self._project, forget=self._forget)
 
@@ -92,6 +117,30 @@ class FollowupApplication(KringApplication):
         else:
             follow_up.revise(**plan)
         processing.collect_events(follow_up)
+
+    def on_request_received(
+        self, event: RequestReceived, processing: ProcessingEvent[UUID], _: Delivered
+    ) -> None:
+        scope = self.scope(event.case_id)
+        scope.note_region(region=event.region, actor=self.system)
+        processing.collect_events(scope)
+
+    def on_coordinator_assigned(
+        self, event: CoordinatorAssigned, processing: ProcessingEvent[UUID], _: Delivered
+    ) -> None:
+        scope = self.scope(event.case_id)
+        scope.note_coordinators(coordinator_ids=event.coordinator_ids, actor=self.system)
+        processing.collect_events(scope)
+
+    def scope(self, case_id: UUID) -> CaseScope:
+        try:
+            scope: CaseScope = self.repository.get(CaseScope.create_id(case_id))
+        except AggregateNotFoundError:
+            scope = CaseScope(case_id=case_id)
+        return scope
+
+    def keys_of_case(self, case_id: UUID) -> list[UUID]:
+        return [case_id, CaseScope.create_id(case_id)]
 
     # -- the timer loop ----------------------------------------------------------------
     def fire_due_timers(self) -> int:
@@ -131,9 +180,12 @@ class FollowupApplication(KringApplication):
         reached: bool,
         agreements: Mapping[str, str],
         notes: str,
-        actor: Actor,
+        principal: Principal,
     ) -> FollowUp:
+        RULES["outcome"].check_role(principal)
         follow_up = self.get(case_id)
+        rule = _contact_rule(follow_up, timer_id, OUTCOME_BY_KIND, OTHER_OUTCOMES, RULES["outcome"])
+        actor = rule.permit(principal, self.case_facts(case_id))
         now = self.clock.now()
         # A contact due by the clock that the timer loop has not fired yet fires first, so
         # FollowUpDue always precedes its outcome.
@@ -150,9 +202,12 @@ class FollowupApplication(KringApplication):
         return follow_up
 
     def record_ratings(
-        self, case_id: UUID, timer_id: str, ratings: list[Rating], actor: Actor
+        self, case_id: UUID, timer_id: str, ratings: list[Rating], principal: Principal
     ) -> FollowUp:
+        RULES["ratings"].check_role(principal)
         follow_up = self.get(case_id)
+        rule = _contact_rule(follow_up, timer_id, RATINGS_BY_KIND, OTHER_RATINGS, RULES["ratings"])
+        actor = rule.permit(principal, self.case_facts(case_id))
         now = self.clock.now()
         follow_up.fire_due(at=now, actor=self.system)  # as for an outcome: FollowUpDue first
         follow_up.record_ratings(
@@ -162,15 +217,22 @@ class FollowupApplication(KringApplication):
         return follow_up
 
     def request_follow_up_conference(
-        self, case_id: UUID, reason: str, actor: Actor, idempotency_key: str | None = None
+        self,
+        case_id: UUID,
+        reason: str,
+        principal: Principal,
+        idempotency_key: str | None = None,
     ) -> UUID:
         """Returns the new case's id. With an Idempotency-Key it is derived from the case and
         the key, so a request retried after a lost answer returns the case it asked for."""
+        rule = RULES["follow_up_conference"]
+        rule.check_role(principal)
         if idempotency_key is None:
             new_case_id = uuid4()
         else:
             new_case_id = uuid5(IDEMPOTENT_FOLLOW_UP, f"{case_id}\n{idempotency_key}")
         follow_up = self.get(case_id)
+        actor = rule.permit(principal, self.case_facts(case_id))
         requested = follow_up.request_follow_up_conference(
             new_case_id=new_case_id, reason=reason, at=self.clock.now(), actor=actor.as_record()
         )
@@ -185,6 +247,21 @@ class FollowupApplication(KringApplication):
         return new_case_id
 
     # -- queries -----------------------------------------------------------------------
+    def read(self, case_id: UUID, principal: Principal) -> FollowUp:
+        """The follow-up, for someone who may read it; the read is recorded."""
+        RULES["read"].check_role(principal)
+        follow_up = self.get(case_id)
+        facts = self.case_facts(case_id)
+        self.log_read(case_id, RULES["read"].permit(principal, facts), "follow-up", facts)
+        return follow_up
+
+    def case_facts(self, case_id: UUID) -> Facts:
+        """The case's region and coordinators as followup heard them (none yet: only a
+        researcher may see it)."""
+        self.get(case_id)  # 404 without a follow-up, 410 once erased
+        scope = self.scope(case_id)
+        return Facts.of_case(case_id, scope.region, scope.coordinator_ids)
+
     def get(self, case_id: UUID) -> FollowUp:
         try:
             follow_up: FollowUp = self.repository.get(case_id)
@@ -192,8 +269,13 @@ class FollowupApplication(KringApplication):
             raise NoFollowUpError(case_id) from None
         return follow_up
 
-    def cases(self, stage: Stage | None = None, model: str | None = None) -> list[dict[str, Any]]:
-        """Every follow-up's row, oldest first: projected from the log, no aggregate loaded."""
+    def cases(
+        self, principal: Principal, stage: Stage | None = None, model: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The follow-ups the caller may see, oldest first: projected from the log, no
+        aggregate loaded."""
+        rule = RULES["list"]
+        rule.check_role(principal)
         self._list.catch_up()
         with self._rows_lock:
             rows = [
@@ -205,6 +287,14 @@ class FollowupApplication(KringApplication):
                     "outcomes": row["outcomes"],
                 }
                 for row in self._rows.values()
+                if rule.allows(
+                    principal,
+                    Facts.of_case(
+                        row["case_id"],
+                        self._scopes.get(row["case_id"], {}).get("region"),
+                        self._scopes.get(row["case_id"], {}).get("coordinator_ids", ()),
+                    ),
+                )
             ]
         return [
             row
@@ -216,10 +306,23 @@ class FollowupApplication(KringApplication):
         """An erased case leaves the list, and its timers never fire."""
         with self._rows_lock:
             self._rows.pop(case_id, None)
+            self._scopes.pop(case_id, None)
 
     def _project(self, event: Any) -> None:
         case_id: UUID = event.originator_id
         with self._rows_lock:
+            # A case's scope is an aggregate of its own, named after the case.
+            if isinstance(event, CaseScope.Opened):  # type: ignore[attr-defined]
+                self._scopes[event.case_id] = {"region": None, "coordinator_ids": []}
+                self._scope_of[event.originator_id] = event.case_id
+                return
+            if isinstance(event, CaseScope.RegionNoted):  # type: ignore[attr-defined]
+                self._scopes[self._scope_of[case_id]]["region"] = event.region
+                return
+            if isinstance(event, CaseScope.CoordinatorsNoted):  # type: ignore[attr-defined]
+                scoped = self._scopes[self._scope_of[case_id]]
+                scoped["coordinator_ids"] = list(event.coordinator_ids)
+                return
             if isinstance(event, FollowUp.Opened):  # type: ignore[attr-defined]
                 self._rows[case_id] = {
                     "case_id": case_id,
@@ -247,6 +350,17 @@ class FollowupApplication(KringApplication):
             elif isinstance(event, FollowUp.OutcomeRecorded):  # type: ignore[attr-defined]
                 timers[event.timer_id]["outcome_recorded"] = True
                 row["outcomes"] += 1
+
+
+def _contact_rule(
+    follow_up: FollowUp, timer_id: str, by_kind: Mapping[str, Rule], other: Rule, route: Rule
+) -> Rule:
+    """A contact's own rule; for an unknown timer or the reminder the route's (the domain then
+    refuses it, naming the timer)."""
+    timer = follow_up.timers.get(timer_id)
+    if timer is None or not is_contact(timer["kind"]):
+        return route
+    return by_kind.get(timer["kind"], other)
 
 
 def _pending(row: Mapping[str, Any]) -> list[dict[str, Any]]:

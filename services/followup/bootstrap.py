@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from services.followup import api, bus
+from services.followup.access import RULES
 from services.followup.app import FollowupApplication
 from services.followup.settings import FollowupSettings
 from shared.clock import Clock
@@ -31,6 +32,7 @@ def build(
         translate=bus.translate,
         router=api.router(app),
         follows=bus.FOLLOWS,
+        history_rule=RULES["history"],
         background=[timers],
         description="Follow-up after the plan: the contacts of the model's schedule and the"
         " reminder of the next meeting as durable timers (FollowUpDue when due), outcomes per"

@@ -18,9 +18,11 @@ from shared.events import (
     Rating,
     RatingsRecorded,
 )
+from shared.permissions import follows
 
-#: Intake for one thing only: an erased case (``CaseErased``).
-FOLLOWS: tuple[str, ...] = ("plans", "intake")
+#: Intake for the case's region (``RequestReceived``) and an erased case (``CaseErased``);
+#: coordination for the case's coordinators (``CoordinatorAssigned``): who may see a follow-up.
+FOLLOWS = follows("followup")  # the permission table says whom it may follow
 
 
 def translate(domain_event: DomainEventProtocol[UUID]) -> IntegrationEvent | None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid5
 from zoneinfo import ZoneInfo
 
 from eventsourcing.domain import Aggregate, event
@@ -39,13 +39,7 @@ USERS_ZONE = ZoneInfo("Europe/Amsterdam")
 REMINDER_TIME = time(9, 0)
 SECONDS_PER_DAY = 86_400.0
 
-#: Who may record the outcome of a contact, by the actor's role (``shared.actor.Role`` values).
-#: The coordinator's call is the coordinator's; every other contact is a researcher's; the
-#: regional manager may record any contact (e.g. a call the office made).
-RECORDERS: Mapping[str, frozenset[str]] = {
-    COORDINATOR_CALL: frozenset({"coordinator", "regional_manager"}),
-}
-OTHER_RECORDERS = frozenset({"researcher", "regional_manager"})
+#: Who may record which contact's outcome is ``services.followup.access``.
 
 
 class Stage(StrEnum):
@@ -116,6 +110,31 @@ class Rating:
 
     def as_record(self) -> dict[str, Any]:
         return {"by": self.by, "meeting": self.meeting, "plan": self.plan}
+
+
+class CaseScope(Aggregate):
+    """What followup knows of a case besides its follow-up, for who may see it: its region
+    (from the accepted request) and its coordinators (each assignment). Heard before any plan
+    is distributed, so an aggregate of its own, under a key of its own that the case's erasure
+    shreds with the case's (``FollowupApplication.keys_of_case``)."""
+
+    @staticmethod
+    def create_id(case_id: UUID) -> UUID:
+        return uuid5(case_id, "followup-scope")
+
+    @event("Opened")
+    def __init__(self, case_id: UUID) -> None:
+        self.case_id = case_id
+        self.region: str | None = None
+        self.coordinator_ids: list[str] = []
+
+    @event("RegionNoted")
+    def note_region(self, *, region: str, actor: dict[str, str]) -> None:
+        self.region = region
+
+    @event("CoordinatorsNoted")
+    def note_coordinators(self, *, coordinator_ids: list[str], actor: dict[str, str]) -> None:
+        self.coordinator_ids = list(coordinator_ids)
 
 
 def is_contact(kind: str) -> bool:
@@ -337,7 +356,7 @@ class FollowUp(Aggregate):
     ) -> None:
         """How the plan is carried out, as found at a contact that came due: reached or not;
         per agreement of the current version kept, partly kept or not kept; notes."""
-        timer = self.check_contact(timer_id, actor, "outcome")
+        timer = self.check_contact(timer_id, "outcome")
         kind = timer["kind"]
         if timer["outcome_recorded"]:
             raise DomainRuleError(f"the outcome of {timer_id} was already recorded")
@@ -353,9 +372,9 @@ class FollowUp(Aggregate):
             actor=actor,
         )
 
-    def check_contact(self, timer_id: str, actor: Mapping[str, str], what: str) -> dict[str, Any]:
-        """The contact ``timer_id``, if it is one, came due, and ``actor`` may record its
-        ``what`` (an outcome, ratings)."""
+    def check_contact(self, timer_id: str, what: str) -> dict[str, Any]:
+        """The contact ``timer_id``, if it is one, came due, so its ``what`` (an outcome,
+        ratings) may be recorded (who may is ``services.followup.access``)."""
         timer = self.timers.get(timer_id)
         if timer is None:
             known = ", ".join(t for t in self.timers if is_contact(self.timers[t]["kind"]))
@@ -367,19 +386,12 @@ class FollowUp(Aggregate):
             raise DomainRuleError(
                 f"{timer_id} is the reminder of the next meeting, not a contact: it has no {what}"
             )
-        self.check_may_record(actor, kind)
         if timer["fired_at"] is None:
             raise DomainRuleError(
                 f"{timer_id} is not due yet (due {timer['due_at'].isoformat()}): a follow-up"
                 f" {what} is recorded once its contact is due"
             )
         return timer
-
-    def check_may_record(self, actor: Mapping[str, str], kind: str) -> None:
-        allowed = RECORDERS.get(kind, OTHER_RECORDERS)
-        if actor.get("role") not in allowed:
-            roles = " or ".join(sorted(allowed))
-            raise DomainRuleError(f"only a {roles} may record the outcome of a {kind} contact")
 
     def check_agreements(self, reached: bool, agreements: Mapping[str, str]) -> None:
         for agreement_id in agreements:
@@ -429,7 +441,7 @@ class FollowUp(Aggregate):
         """The marks the people asked at a contact gave the meeting and the plan, each
         respondent's once: recorded by whoever records that contact's outcome, once per contact
         (a second time is refused, so a retried request never counts anyone twice)."""
-        timer = self.check_contact(timer_id, actor, "rating")
+        timer = self.check_contact(timer_id, "rating")
         if timer_id in self.ratings:
             raise DomainRuleError(f"the ratings of {timer_id} were already recorded")
         if not ratings:

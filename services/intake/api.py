@@ -10,12 +10,12 @@ from uuid import UUID
 from fastapi import APIRouter, Header, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from services.intake.access import RULES
 from services.intake.app import IntakeApplication
 from services.intake.domain import Request, Stage
-from shared.actor import ActorHeader
 from shared.erasure import ErasureReason
 from shared.events import ConferenceModel, CoordinatorWishes, RequesterRelation
-from shared.http import CONFLICT, NOT_FOUND, NOT_FOUND_OR_CONFLICT, run_sync
+from shared.http import CONFLICT, NOT_FOUND, NOT_FOUND_OR_CONFLICT, Caller, access, run_sync
 
 Text = Annotated[str, Field(min_length=1, max_length=200)]
 
@@ -130,6 +130,8 @@ class Erasure(BaseModel):
 class Erased(BaseModel):
     case_id: UUID
     erased_at: datetime
+    #: The follow-up cases opened from it (and from those), erased with it.
+    follow_ups_erased: list[UUID]
 
 
 class CaseCreated(BaseModel):
@@ -194,56 +196,83 @@ class CaseView(BaseModel):
 def router(app: IntakeApplication) -> APIRouter:
     api = APIRouter(tags=["intake"])
 
-    @api.post("/cases", status_code=status.HTTP_201_CREATED, responses=CONFLICT)
+    @api.post(
+        "/cases",
+        status_code=status.HTTP_201_CREATED,
+        responses=CONFLICT,
+        openapi_extra=access(RULES, "submit"),
+    )
     async def submit(
         body: SubmitRequest,
-        actor: ActorHeader,
+        principal: Caller,
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> CaseCreated:
         """Submit a request for a conference. Send an ``Idempotency-Key`` header to make a retry
-        safe: the same key (from the same actor) returns the case it made the first time; the
+        safe: the same key (from the same caller) returns the case it made the first time; the
         same key with a different request is refused (409)."""
         request = body.model_dump(mode="json")
-        case_id = await run_sync(lambda: app.submit(actor, idempotency_key, **request))
+        case_id = await run_sync(lambda: app.submit(principal, idempotency_key, **request))
         return CaseCreated(case_id=case_id, stage=Stage.SUBMITTED)
 
-    @api.get("/cases")
+    @api.get("/cases", openapi_extra=access(RULES, "list"))
     async def list_cases(
-        stage: Stage | None = None, model: ConferenceModel | None = None, region: str | None = None
+        principal: Caller,
+        stage: Stage | None = None,
+        model: ConferenceModel | None = None,
+        region: str | None = None,
     ) -> list[CaseRow]:
-        """Every request, oldest first, filtered by stage, model and region."""
-        rows = await run_sync(lambda: app.cases(stage, model, region))
+        """The requests of the caller's region(s), oldest first, filtered by stage, model and
+        region."""
+        rows = await run_sync(lambda: app.cases(principal, stage, model, region))
         return [CaseRow.model_validate(row) for row in rows]
 
-    @api.post("/cases/{case_id}/clarify", responses=NOT_FOUND_OR_CONFLICT)
-    async def clarify(case_id: UUID, body: Clarification, actor: ActorHeader) -> CaseView:
+    @api.post(
+        "/cases/{case_id}/clarify",
+        responses=NOT_FOUND_OR_CONFLICT,
+        openapi_extra=access(RULES, "clarify"),
+    )
+    async def clarify(case_id: UUID, body: Clarification, principal: Caller) -> CaseView:
         """The regional manager records the conference question(s), funding and any minimum
         requirements; again to revise them, until the request is accepted."""
         clarification = body.model_dump(mode="json")
-        return CaseView.of(await run_sync(lambda: app.clarify(case_id, actor, **clarification)))
+        return CaseView.of(await run_sync(lambda: app.clarify(case_id, principal, **clarification)))
 
-    @api.post("/cases/{case_id}/accept", responses=NOT_FOUND_OR_CONFLICT)
-    async def accept(case_id: UUID, actor: ActorHeader) -> CaseView:
+    @api.post(
+        "/cases/{case_id}/accept",
+        responses=NOT_FOUND_OR_CONFLICT,
+        openapi_extra=access(RULES, "accept"),
+    )
+    async def accept(case_id: UUID, principal: Caller) -> CaseView:
         """The regional manager accepts the clarified request for a conference."""
-        return CaseView.of(await run_sync(app.accept, case_id, actor))
+        return CaseView.of(await run_sync(app.accept, case_id, principal))
 
-    @api.post("/cases/{case_id}/withdraw", responses=NOT_FOUND_OR_CONFLICT)
-    async def withdraw(case_id: UUID, body: Withdrawal, actor: ActorHeader) -> CaseView:
+    @api.post(
+        "/cases/{case_id}/withdraw",
+        responses=NOT_FOUND_OR_CONFLICT,
+        openapi_extra=access(RULES, "withdraw"),
+    )
+    async def withdraw(case_id: UUID, body: Withdrawal, principal: Caller) -> CaseView:
         """Withdraw the request, with a reason: before acceptance it ends here; after it,
         coordination stops the preparation."""
-        return CaseView.of(await run_sync(app.withdraw, case_id, body.reason, actor))
+        return CaseView.of(await run_sync(app.withdraw, case_id, body.reason, principal))
 
-    @api.post("/cases/{case_id}/erase", responses=NOT_FOUND_OR_CONFLICT)
-    async def erase(case_id: UUID, body: Erasure, actor: ActorHeader) -> Erased:
+    @api.post(
+        "/cases/{case_id}/erase",
+        responses=NOT_FOUND_OR_CONFLICT,
+        openapi_extra=access(RULES, "erase"),
+    )
+    async def erase(case_id: UUID, body: Erasure, principal: Caller) -> Erased:
         """Erase the case (right to erasure), with a reason from the kept list: a regional
         manager or an operator. Its events in every service become unreadable for good (their
         keys are shredded); who erased it, when and why stays on the record, and every service
-        answers 410 for it from then on."""
-        erased_at = await run_sync(app.erase_case, case_id, body.reason, actor)
-        return Erased(case_id=case_id, erased_at=erased_at)
+        answers 410 for it from then on. Every follow-up case opened from it goes with it
+        (each recorded as erased with it, each published as erased)."""
+        erasure = await run_sync(app.erase_case, case_id, body.reason, principal)
+        return Erased(case_id=case_id, erased_at=erasure.at, follow_ups_erased=erasure.follow_ups)
 
-    @api.get("/cases/{case_id}", responses=NOT_FOUND)
-    async def get_case(case_id: UUID) -> CaseView:
-        return CaseView.of(await run_sync(app.get, case_id))
+    @api.get("/cases/{case_id}", responses=NOT_FOUND, openapi_extra=access(RULES, "read"))
+    async def get_case(case_id: UUID, principal: Caller) -> CaseView:
+        """The request, for the regional manager of its region (the read is recorded)."""
+        return CaseView.of(await run_sync(app.read, case_id, principal))
 
     return api

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from services.intake import api, bus
+from services.intake.access import RULES
 from services.intake.app import IntakeApplication
 from services.intake.settings import IntakeSettings
 from shared.clock import Clock
@@ -19,5 +20,6 @@ def build(settings: IntakeSettings | None = None, clock: Clock | None = None) ->
         translate=bus.translate,
         router=api.router(app),
         follows=bus.FOLLOWS,
+        history_rule=RULES["history"],
         description="Requests for a conference: submission, acceptance, withdrawal.",
     )

@@ -21,8 +21,9 @@ from shared.events import (
     RequestWithdrawn,
     RequestWithdrawnBeforeAcceptance,
 )
+from shared.permissions import follows
 
-FOLLOWS: tuple[str, ...] = ("followup",)
+FOLLOWS = follows("intake")  # the permission table says whom it may follow
 
 
 def translate(domain_event: DomainEventProtocol[UUID]) -> IntegrationEvent | None:
@@ -55,7 +56,7 @@ def translate(domain_event: DomainEventProtocol[UUID]) -> IntegrationEvent | Non
             submitted_at=accepted.submitted_at,
             accepted_at=accepted.at,
         )
-    if isinstance(domain_event, ErasureLog.CaseErased):  # type: ignore[attr-defined]
+    if isinstance(domain_event, ErasureLog.CaseErased):
         erased: Any = domain_event
         return CaseErased(
             case_id=erased.case_id,

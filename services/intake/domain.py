@@ -92,6 +92,8 @@ class Request(Aggregate):
         self.description = description
         self.informational_talk = informational_talk
         self.submitted_at = submitted_at
+        #: Who submitted it (the token's subject): they may withdraw it again.
+        self.submitted_by: str | None = actor.get("id") if actor.get("role") != "system" else None
         self.accepted_at: datetime | None = None
         self.withdrawal_reason: str | None = None
         self.conference_questions: list[str] = []
@@ -274,6 +276,19 @@ class Request(Aggregate):
     @event("FollowUpOpened")
     def _follow_up_opened(self, *, new_case_id: UUID, at: datetime, actor: dict[str, str]) -> None:
         self.follow_ups.append(new_case_id)
+
+    def close_for_erasure(self, *, at: datetime, actor: dict[str, str]) -> list[UUID]:
+        """The request is about to be erased (right to erasure). Returns the follow-up cases
+        opened from it: they copy its requester and central persons, so they go with it. The
+        closing is an event of the request itself, so a follow-up opened from it at the same
+        moment conflicts with the erasure (one of the two saves is refused and tried again)
+        instead of slipping past it."""
+        self._closed_for_erasure(at=at, actor=actor)
+        return list(self.follow_ups)
+
+    @event("ClosedForErasure")
+    def _closed_for_erasure(self, *, at: datetime, actor: dict[str, str]) -> None:
+        pass
 
     def check_is_open(self, wanted: str) -> None:
         if self.stage not in (Stage.SUBMITTED, Stage.CLARIFIED):

@@ -14,8 +14,9 @@ from uuid import UUID
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from services.plans.access import RULES
 from services.plans.app import PlansApplication
 from services.plans.document import document_of, language_of, render_html, render_pdf
 from services.plans.domain import (
@@ -25,9 +26,9 @@ from services.plans.domain import (
     Stage,
     VersionNotFoundError,
 )
-from shared.actor import ActorHeader
+from services.plans.mail import MAX_ADDRESS_LENGTH, checked_address
 from shared.events import ConferenceModel, ParticipantRole
-from shared.http import NOT_FOUND, NOT_FOUND_OR_CONFLICT, Responses, run_sync
+from shared.http import NOT_FOUND, NOT_FOUND_OR_CONFLICT, Caller, Responses, access, run_sync
 
 T = TypeVar("T")
 
@@ -104,7 +105,7 @@ class ByEmail(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     channel: Literal["email"]
-    email: Annotated[str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+    email: Annotated[str, Field(max_length=MAX_ADDRESS_LENGTH), AfterValidator(checked_address)]
 
 
 class ByPost(BaseModel):
@@ -343,72 +344,100 @@ def router(app: PlansApplication) -> APIRouter:
     api = APIRouter(tags=["plans"])
     command = NOT_FOUND_OR_CONFLICT | INVALID
 
-    @api.get("/cases")
+    @api.get("/cases", openapi_extra=access(RULES, "list"))
     async def list_cases(
-        stage: Stage | None = None, model: ConferenceModel | None = None
+        principal: Caller, stage: Stage | None = None, model: ConferenceModel | None = None
     ) -> list[CaseRow]:
-        """Every case plans knows, oldest first, filtered by stage and model."""
-        rows = await run_sync(app.cases, stage, model)
+        """The cases plans knows that the caller may see, oldest first, by stage and model."""
+        rows = await run_sync(app.cases, principal, stage, model)
         return [CaseRow.model_validate(row) for row in rows]
 
-    @api.get("/cases/{case_id}", responses=NOT_FOUND)
-    async def get_case(case_id: UUID) -> PlanView:
-        return PlanView.of(await run_sync(app.get, case_id))
+    @api.get("/cases/{case_id}", responses=NOT_FOUND, openapi_extra=access(RULES, "read"))
+    async def get_case(case_id: UUID, principal: Caller) -> PlanView:
+        """The plan (the read is recorded)."""
+        return PlanView.of(await run_sync(app.read, case_id, principal, "plan"))
 
-    @api.get("/cases/{case_id}/plan", responses=NOT_FOUND)
-    async def get_plan(case_id: UUID) -> PlanView:
+    @api.get("/cases/{case_id}/plan", responses=NOT_FOUND, openapi_extra=access(RULES, "read"))
+    async def get_plan(case_id: UUID, principal: Caller) -> PlanView:
         """The plan: participants (ids, roles, organisations), every version with its
-        acceptance and sign-off, distributions, deliveries, and what blocks a distribution."""
-        return PlanView.of(await run_sync(app.get, case_id))
+        acceptance and sign-off, distributions, deliveries, and what blocks a distribution (the
+        read is recorded)."""
+        return PlanView.of(await run_sync(app.read, case_id, principal, "plan"))
 
-    @api.post("/cases/{case_id}/plan/recipients", responses=command)
-    async def record_recipients(case_id: UUID, body: Recipients, actor: ActorHeader) -> PlanView:
+    @api.post(
+        "/cases/{case_id}/plan/recipients",
+        responses=command,
+        openapi_extra=access(RULES, "recipients"),
+    )
+    async def record_recipients(case_id: UUID, body: Recipients, principal: Caller) -> PlanView:
         """Per participant id: the name printed on the copies and the delivery channel (e-mail
         with address, post with address, by hand). Again to correct it."""
         entries = [_entry(r) for r in body.recipients]
-        return PlanView.of(await run_sync(app.record_recipients, case_id, entries, actor))
+        return PlanView.of(await run_sync(app.record_recipients, case_id, entries, principal))
 
-    @api.post("/cases/{case_id}/plan", responses=command)
-    async def write(case_id: UUID, body: PlanContent, actor: ActorHeader) -> PlanView:
+    @api.post("/cases/{case_id}/plan", responses=command, openapi_extra=access(RULES, "write"))
+    async def write(case_id: UUID, body: PlanContent, principal: Caller) -> PlanView:
         """Write up the plan; every write-up is a new version, the old ones stay readable."""
         content: dict[str, Any] = body.model_dump(mode="json")
-        return PlanView.of(await run_sync(app.write, case_id, content, actor))
+        return PlanView.of(await run_sync(app.write, case_id, content, principal))
 
-    @api.get("/cases/{case_id}/plan/versions/{version}", responses=NOT_FOUND)
-    async def get_version(case_id: UUID, version: Version) -> VersionView:
-        plan = await run_sync(app.get, case_id)
+    @api.get(
+        "/cases/{case_id}/plan/versions/{version}",
+        responses=NOT_FOUND,
+        openapi_extra=access(RULES, "read"),
+    )
+    async def get_version(case_id: UUID, version: Version, principal: Caller) -> VersionView:
+        plan = await run_sync(app.read, case_id, principal, f"plan.version.{version}")
         return await run_sync(VersionView.of, plan, version)
 
-    @api.post("/cases/{case_id}/plan/accept", responses=command)
-    async def accept(case_id: UUID, body: Acceptance, actor: ActorHeader) -> PlanView:
+    @api.post(
+        "/cases/{case_id}/plan/accept", responses=command, openapi_extra=access(RULES, "accept")
+    )
+    async def accept(case_id: UUID, body: Acceptance, principal: Caller) -> PlanView:
         """The family accepted this (the current) version: recorded by the coordinator or a
         participant."""
-        return PlanView.of(await run_sync(app.accept, case_id, body.version, actor))
+        return PlanView.of(await run_sync(app.accept, case_id, body.version, principal))
 
-    @api.post("/cases/{case_id}/plan/sign-off", responses=command)
-    async def sign_off(case_id: UUID, body: SignOff, actor: ActorHeader) -> PlanView:
+    @api.post(
+        "/cases/{case_id}/plan/sign-off", responses=command, openapi_extra=access(RULES, "sign_off")
+    )
+    async def sign_off(case_id: UUID, body: SignOff, principal: Caller) -> PlanView:
         """A professional records that this (the current) version meets the minimum
         requirement, or that it does not, with the reason."""
         return PlanView.of(
-            await run_sync(app.sign_off, case_id, body.version, body.meets, body.reason, actor)
+            await run_sync(app.sign_off, case_id, body.version, body.meets, body.reason, principal)
         )
 
-    @api.post("/cases/{case_id}/plan/distribute", responses=command)
-    async def distribute(case_id: UUID, body: Distribution, actor: ActorHeader) -> PlanView:
+    @api.post(
+        "/cases/{case_id}/plan/distribute",
+        responses=command,
+        openapi_extra=access(RULES, "distribute"),
+    )
+    async def distribute(case_id: UUID, body: Distribution, principal: Caller) -> PlanView:
         """Send the current version to every participant and every central person. E-mail
         copies go out in the background; post and by-hand copies wait for the coordinator."""
         plan = await run_sync(
-            app.distribute, case_id, body.shared_with_organisations, actor, body.version
+            app.distribute, case_id, body.shared_with_organisations, principal, body.version
         )
         return PlanView.of(plan)
 
-    @api.get("/cases/{case_id}/plan/deliveries", responses=NOT_FOUND)
-    async def deliveries(case_id: UUID, version: Version | None = None) -> list[DeliveryView]:
+    @api.get(
+        "/cases/{case_id}/plan/deliveries", responses=NOT_FOUND, openapi_extra=access(RULES, "read")
+    )
+    async def deliveries(
+        principal: Caller, case_id: UUID, version: Version | None = None
+    ) -> list[DeliveryView]:
         """One record per copy: channel, status, time."""
-        return deliveries_of(await run_sync(app.get, case_id), version)
+        return deliveries_of(
+            await run_sync(app.read, case_id, principal, "plan.deliveries"), version
+        )
 
-    @api.post("/cases/{case_id}/plan/deliveries", responses=command)
-    async def record_handover(case_id: UUID, body: Handover, actor: ActorHeader) -> PlanView:
+    @api.post(
+        "/cases/{case_id}/plan/deliveries",
+        responses=command,
+        openapi_extra=access(RULES, "handover"),
+    )
+    async def record_handover(case_id: UUID, body: Handover, principal: Caller) -> PlanView:
         """The coordinator posted or handed over a copy (also one whose e-mail failed)."""
         plan = await run_sync(
             app.record_handover,
@@ -416,23 +445,42 @@ def router(app: PlansApplication) -> APIRouter:
             body.version,
             body.participant_id,
             Channel(body.channel.value),
-            actor,
+            principal,
         )
         return PlanView.of(plan)
 
-    @api.get("/cases/{case_id}/plan/document.html", response_class=HTMLResponse, responses=HTML)
+    @api.get(
+        "/cases/{case_id}/plan/document.html",
+        response_class=HTMLResponse,
+        responses=HTML,
+        openapi_extra=access(RULES, "document"),
+    )
     async def document_html(
-        case_id: UUID, version: Version | None = None, language: Language | None = None
+        principal: Caller,
+        case_id: UUID,
+        version: Version | None = None,
+        language: Language | None = None,
     ) -> HTMLResponse:
-        """A printable copy; by default the current version in the family's language."""
-        html = await run_sync(_render, app, case_id, version, language, render_html)
+        """A printable copy; by default the current version in the family's language (the read
+        is recorded)."""
+        html = await run_sync(
+            _render, app, case_id, principal, version, language, render_html, "html"
+        )
         return HTMLResponse(html)
 
-    @api.get("/cases/{case_id}/plan/document.pdf", response_class=Response, responses=PDF)
+    @api.get(
+        "/cases/{case_id}/plan/document.pdf",
+        response_class=Response,
+        responses=PDF,
+        openapi_extra=access(RULES, "document"),
+    )
     async def document_pdf(
-        case_id: UUID, version: Version | None = None, language: Language | None = None
+        principal: Caller,
+        case_id: UUID,
+        version: Version | None = None,
+        language: Language | None = None,
     ) -> Response:
-        pdf = await run_sync(_render, app, case_id, version, language, render_pdf)
+        pdf = await run_sync(_render, app, case_id, principal, version, language, render_pdf, "pdf")
         return Response(
             pdf,
             media_type="application/pdf",
@@ -445,11 +493,13 @@ def router(app: PlansApplication) -> APIRouter:
 def _render(
     app: PlansApplication,
     case_id: UUID,
+    principal: Any,
     version: int | None,
     language: Language | None,
     render: Callable[[Any], T],
+    kind: str,
 ) -> T:
-    plan = app.get(case_id)
+    plan = app.read(case_id, principal, f"plan.document.{kind}")
     number = version or plan.current_version
     if number is None:
         raise VersionNotFoundError(case_id, 1)

@@ -14,7 +14,9 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
 from eventsourcing.persistence import IntegrityError
 
+from services.plans.access import RULES
 from services.plans.domain import Channel, DeliveryStatus, Plan, Stage
+from shared.access import Facts
 from shared.actor import Actor, system_actor
 from shared.application import KringApplication
 from shared.clock import Clock, SystemClock
@@ -29,6 +31,7 @@ from shared.events import (
     ParticipantConsentWithdrawn,
     RequestReceived,
 )
+from shared.identity import Principal
 from shared.projection import LogProjection
 
 #: Saving a delivery record retries this often when an HTTP command saved the plan at the same
@@ -71,6 +74,7 @@ class PlansApplication(KringApplication):
         plan.note_request(
             languages=event.languages,
             has_minimum_requirements=event.has_minimum_requirements,
+            region=event.region,
             actor=self.system,
         )
         processing.collect_events(plan)
@@ -116,29 +120,31 @@ class PlansApplication(KringApplication):
             plan = Plan(id=event.case_id, model=event.model.value, actor=self.system)
         return plan
 
-    # -- commands: load, call, save ----------------------------------------------------------
-    def record_recipients(self, case_id: UUID, entries: list[dict[str, Any]], actor: Actor) -> Plan:
-        plan = self.get(case_id)
+    # -- commands: load, check, call, save ---------------------------------------------------
+    def record_recipients(
+        self, case_id: UUID, entries: list[dict[str, Any]], principal: Principal
+    ) -> Plan:
+        plan, actor = self._permitted("recipients", case_id, principal)
         plan.record_recipients(entries=entries, actor=actor.as_record())
         self.save(plan)
         return plan
 
-    def write(self, case_id: UUID, content: dict[str, Any], actor: Actor) -> Plan:
-        plan = self.get(case_id)
+    def write(self, case_id: UUID, content: dict[str, Any], principal: Principal) -> Plan:
+        plan, actor = self._permitted("write", case_id, principal)
         plan.write(content=content, at=self.clock.now(), actor=actor.as_record())
         self.save(plan)
         return plan
 
-    def accept(self, case_id: UUID, version: int, actor: Actor) -> Plan:
-        plan = self.get(case_id)
+    def accept(self, case_id: UUID, version: int, principal: Principal) -> Plan:
+        plan, actor = self._permitted("accept", case_id, principal)
         plan.accept(version=version, at=self.clock.now(), actor=actor.as_record())
         self.save(plan)
         return plan
 
     def sign_off(
-        self, case_id: UUID, version: int, meets: bool, reason: str | None, actor: Actor
+        self, case_id: UUID, version: int, meets: bool, reason: str | None, principal: Principal
     ) -> Plan:
-        plan = self.get(case_id)
+        plan, actor = self._permitted("sign_off", case_id, principal)
         plan.sign_off(
             version=version,
             meets=meets,
@@ -153,10 +159,10 @@ class PlansApplication(KringApplication):
         self,
         case_id: UUID,
         shared_with_organisations: list[str],
-        actor: Actor,
+        principal: Principal,
         version: int | None = None,
     ) -> Plan:
-        plan = self.get(case_id)
+        plan, actor = self._permitted("distribute", case_id, principal)
         plan.distribute(
             shared_with_organisations=shared_with_organisations,
             version=version,
@@ -167,9 +173,14 @@ class PlansApplication(KringApplication):
         return plan
 
     def record_handover(
-        self, case_id: UUID, version: int, participant_id: str, channel: Channel, actor: Actor
+        self,
+        case_id: UUID,
+        version: int,
+        participant_id: str,
+        channel: Channel,
+        principal: Principal,
     ) -> Plan:
-        plan = self.get(case_id)
+        plan, actor = self._permitted("handover", case_id, principal)
         plan.record_handover(
             version=version,
             participant_id=participant_id,
@@ -179,6 +190,18 @@ class PlansApplication(KringApplication):
         )
         self.save(plan)
         return plan
+
+    def _permitted(self, rule: str, case_id: UUID, principal: Principal) -> tuple[Plan, Actor]:
+        """Load the plan and hold the caller against the rule: first whether their roles could
+        ever allow it (nothing is said of the case otherwise), then the case's region and
+        coordinators."""
+        RULES[rule].check_role(principal)
+        plan = self.get(case_id)
+        return plan, RULES[rule].permit(principal, self._facts(plan))
+
+    @staticmethod
+    def _facts(plan: Plan) -> Facts:
+        return Facts.of_case(plan.id, plan.region, plan.coordinator_ids)
 
     def record_email_outcome(
         self, pending: PendingEmail, status: DeliveryStatus, detail: str | None = None
@@ -205,6 +228,17 @@ class PlansApplication(KringApplication):
         return False  # pragma: no cover - the loop returns or raises
 
     # -- queries -----------------------------------------------------------------------------
+    def read(self, case_id: UUID, principal: Principal, what: str) -> Plan:
+        """The plan, for someone who may read it; the read (``what``: the plan, its copies, a
+        printed document) is recorded."""
+        rule = "document" if what.startswith("plan.document") else "read"
+        plan, actor = self._permitted(rule, case_id, principal)
+        self.log_read(case_id, actor, what, self._facts(plan))
+        return plan
+
+    def case_facts(self, case_id: UUID) -> Facts:
+        return self._facts(self.get(case_id))
+
     def get(self, case_id: UUID) -> Plan:
         try:
             plan: Plan = self.repository.get(case_id)
@@ -212,15 +246,24 @@ class PlansApplication(KringApplication):
             raise CaseNotFoundError(case_id) from None
         return plan
 
-    def cases(self, stage: Stage | None = None, model: str | None = None) -> list[dict[str, Any]]:
-        """Every case plans knows, oldest first, without loading an aggregate."""
+    def cases(
+        self, principal: Principal, stage: Stage | None = None, model: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The cases plans knows that the caller may see, oldest first, without loading an
+        aggregate."""
+        rule = RULES["list"]
+        rule.check_role(principal)
         self._lists.catch_up()
         with self._lists_lock:
             rows = [dict(row) for row in self._rows.values()]
         return [
             row
             for row in rows
-            if (stage is None or row["stage"] == stage) and (model is None or row["model"] == model)
+            if rule.allows(
+                principal, Facts.of_case(row["case_id"], row["region"], row["coordinator_ids"])
+            )
+            and (stage is None or row["stage"] == stage)
+            and (model is None or row["model"] == model)
         ]
 
     def pending_emails(self) -> list[PendingEmail]:
@@ -246,12 +289,18 @@ class PlansApplication(KringApplication):
                     "current_version": None,
                     "distributed": False,
                     "distributed_version": None,
+                    "region": None,
+                    "coordinator_ids": [],
                 }
                 return
             row = self._rows.get(case_id)
             if row is None:
                 return
-            if isinstance(event, Plan.ConferenceNoted):  # type: ignore[attr-defined]
+            if isinstance(event, Plan.RequestNoted):
+                row["region"] = event.region
+            elif isinstance(event, Plan.CoordinatorNoted):  # type: ignore[attr-defined]
+                row["coordinator_ids"] = list(event.coordinator_ids)
+            elif isinstance(event, Plan.ConferenceNoted):  # type: ignore[attr-defined]
                 if row["stage"] == Stage.AWAITING_CONFERENCE:
                     row["stage"] = Stage.CONFERENCE_HELD
             elif isinstance(event, Plan.EndedWithoutConference):  # type: ignore[attr-defined]

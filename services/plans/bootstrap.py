@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from services.plans import api, bus
+from services.plans.access import RULES
 from services.plans.app import PlansApplication
 from services.plans.delivery import DeliveryWorker
 from services.plans.mail import Mailer, SmtpMailer
@@ -31,6 +32,7 @@ def build(
         translate=bus.translate,
         router=api.router(app),
         follows=bus.FOLLOWS,
+        history_rule=RULES["history"],
         background=[worker.deliver_plans],
         description="The plan: written up after the conference, versioned, signed off where a"
         " minimum requirement was set, distributed to every participant, delivered.",

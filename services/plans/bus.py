@@ -9,9 +9,10 @@ from eventsourcing.domain import DomainEventProtocol
 
 from services.plans.domain import Plan
 from shared.events import IntegrationEvent, PlanDistributed, Recipient
+from shared.permissions import follows
 
 #: Two origins, two consumers: their events may arrive in any relative order.
-FOLLOWS: tuple[str, ...] = ("intake", "coordination")
+FOLLOWS = follows("plans")  # the permission table says whom it may follow
 
 
 def translate(domain_event: DomainEventProtocol[UUID]) -> IntegrationEvent | None:

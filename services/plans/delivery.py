@@ -4,6 +4,12 @@ stored the distribution, and records each outcome as an event of the plan.
 Each copy (version, participant) is sent until it has a record, then never again. A crash after
 the SMTP server accepted a copy and before its record was stored sends that copy twice on the
 next round: e-mail has no exactly-once, and twice beats never.
+
+Every failure to send a copy is an attempt, whatever raised it (an SMTP refusal, a lost
+connection, an address smtplib cannot encode, a document that would not render): after
+``max_attempts`` (at once for a permanent refusal) the copy is recorded failed, with a reason
+that names the failure and never the address. A store that cannot be reached is no attempt:
+nothing was tried. Attempts are counted in memory, so a restart gives a copy its tries again.
 """
 
 from __future__ import annotations
@@ -14,7 +20,9 @@ from services.plans.app import PendingEmail, PlansApplication
 from services.plans.document import LABELS, document_of, render_pdf
 from services.plans.domain import DeliveryStatus
 from services.plans.mail import DeliveryError, Mailer, OutgoingMail
+from shared.errors import CaseNotFoundError
 from shared.logging import get_logger
+from shared.store import STORE_UNAVAILABLE
 
 log = get_logger(__name__)
 
@@ -62,26 +70,38 @@ class DeliveryWorker:
     async def _deliver(self, pending: PendingEmail) -> bool:
         if self.mailer is None:
             return await self._record(pending, DeliveryStatus.NOT_SENT, NO_SMTP)
-        mail = await asyncio.to_thread(self._compose, pending)
+        mailer = self.mailer
+        try:
+            mail = await asyncio.to_thread(self._compose, pending)
+            if mail is not None:
+                await asyncio.to_thread(mailer.send, mail)
+        except CaseNotFoundError:  # erased meanwhile: nothing to send, nothing to record
+            self._attempts.pop(pending, None)
+            return False
+        except STORE_UNAVAILABLE:
+            raise  # nothing was tried
+        except DeliveryError as error:
+            return await self._failed(pending, error.reason, permanent=error.permanent)
+        except Exception as error:  # any other failure to send is an attempt all the same
+            return await self._failed(pending, f"error: {type(error).__name__}", permanent=False)
         if mail is None:
             return await self._record(pending, DeliveryStatus.NOT_SENT, NO_ADDRESS)
-        try:
-            await asyncio.to_thread(self.mailer.send, mail)
-        except DeliveryError as error:
-            attempts = self._attempts.get(pending, 0) + 1
-            self._attempts[pending] = attempts
-            log.warning(
-                "plan.email_failed",
-                case_id=str(pending.case_id),
-                version=pending.version,
-                participant_id=pending.participant_id,
-                reason=error.reason,
-                attempt=attempts,
-            )
-            if error.permanent or attempts >= self.max_attempts:
-                return await self._record(pending, DeliveryStatus.FAILED, error.reason)
-            return False
         return await self._record(pending, DeliveryStatus.SENT, None)
+
+    async def _failed(self, pending: PendingEmail, reason: str, *, permanent: bool) -> bool:
+        attempts = self._attempts.get(pending, 0) + 1
+        self._attempts[pending] = attempts
+        log.warning(
+            "plan.email_failed",
+            case_id=str(pending.case_id),
+            version=pending.version,
+            participant_id=pending.participant_id,
+            reason=reason,
+            attempt=attempts,
+        )
+        if permanent or attempts >= self.max_attempts:
+            return await self._record(pending, DeliveryStatus.FAILED, reason)
+        return False
 
     def _compose(self, pending: PendingEmail) -> OutgoingMail | None:
         plan = self.app.get(pending.case_id)

@@ -3,6 +3,11 @@
 
 A failure says whether trying again can help, and never carries the address: SMTP error texts
 often quote it, and the reason ends up in a stored delivery record and in logs.
+
+Addresses are checked where they are entered (``checked_address``, with email-validator, no DNS
+look-ups): an internationalised address is taken, and sent as far as the SMTP server allows
+(a domain in its ASCII form; a non-ASCII mailbox needs a server that speaks SMTPUTF8, and one
+that does not refuses the copy for good).
 """
 
 from __future__ import annotations
@@ -13,7 +18,30 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Protocol
 
+from email_validator import EmailNotValidError, validate_email
+
 from services.plans.settings import PlansSettings
+
+#: The longest address SMTP carries (RFC 5321: a 254-octet path).
+MAX_ADDRESS_LENGTH = 254
+
+
+def checked_address(address: str) -> str:
+    """The address as it is kept (normalised), if it is one; else ValueError, which names no
+    part of it (the error may be shown or logged)."""
+    try:
+        return validate_email(address, check_deliverability=False).normalized
+    except EmailNotValidError:
+        raise ValueError("not a valid e-mail address") from None
+
+
+def _as_sent(address: str) -> str:
+    """The form the SMTP envelope takes: all ASCII where the mailbox is."""
+    try:
+        checked = validate_email(address, check_deliverability=False)
+    except EmailNotValidError:
+        return address  # stored before addresses were checked: smtplib will say
+    return checked.ascii_email or checked.normalized
 
 
 @dataclass(frozen=True)
@@ -71,7 +99,7 @@ class SmtpMailer:
     def send(self, mail: OutgoingMail) -> None:
         message = EmailMessage()
         message["From"] = self.sender
-        message["To"] = mail.to
+        message["To"] = _as_sent(mail.to)
         message["Subject"] = mail.subject
         message.set_content(mail.text)
         message.add_attachment(
@@ -84,6 +112,11 @@ class SmtpMailer:
                 if self.user:
                     smtp.login(self.user, self.password or "")
                 smtp.send_message(message)
+        except smtplib.SMTPNotSupportedError:
+            # A non-ASCII mailbox, and a server without SMTPUTF8: it will not learn it soon.
+            raise DeliveryError(
+                "smtp: international address not supported", permanent=True
+            ) from None
         except smtplib.SMTPRecipientsRefused as error:
             codes = sorted({code for code, _ in error.recipients.values()})
             raise DeliveryError(

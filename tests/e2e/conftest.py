@@ -1,6 +1,7 @@
-"""The whole system as ``make run`` starts it: nats-server and four service processes, one per
-test module, with the follow-up schedule compressed so a case reaches its follow-up in seconds,
-and a real SMTP server (aiosmtpd) that plans e-mails the copies to."""
+"""The whole system as ``make run`` starts it: nats-server, the development issuer and four
+service processes, one per test module, with the follow-up schedule compressed so a case reaches
+its follow-up in seconds, and a real SMTP server (aiosmtpd) that plans e-mails the copies to.
+Everyone signs in through that issuer, as a user of ``make run`` does."""
 
 from __future__ import annotations
 
@@ -12,9 +13,15 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import nats
 import pytest
+from nats.aio.client import Client
 
+from kring.client import DevLogin, Who
+from kring.natsconf import keys_dir, read_password
+from shared.permissions import inbox_prefix
 from tests.servers import Mailbox, free_port, smtp_server
 
 SERVICES = ("intake", "coordination", "plans", "followup")
@@ -27,7 +34,10 @@ class System:
         ports: dict[str, int],
         env: dict[str, str],
         mailbox: Mailbox,
+        issuer_url: str,
+        *,
         data: Path,
+        runner: subprocess.Popen[bytes],
     ) -> None:
         self.nats_url = f"nats://127.0.0.1:{nats_port}"
         #: The system's data folder (``kring run --data-dir``); tests may write beside it.
@@ -35,15 +45,42 @@ class System:
         self.ports = ports
         self.env = env
         self.mailbox = mailbox
+        self.issuer_url = issuer_url
+        #: Tokens from the system's own development issuer, one per person.
+        self.tokens = DevLogin(issuer_url)
+        #: ``kring run``'s data folder, its process, and what it printed (in that folder).
+        self.data = data
+        self.runner = runner
+        self.log_path = data / "kring-run.log"
+
+    def headers(self, who: Who) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens.token_sync(who)}"}
+
+    async def connect(self, identity: str = "analyst", **options: Any) -> Client:
+        """Connect as ``identity`` with the password ``kring run`` made in its data folder."""
+        password = read_password(keys_dir(self.data), identity)
+        assert password is not None, f"kring run made no password for {identity}"
+        return await nats.connect(
+            self.nats_url,
+            user=identity,
+            password=password,
+            inbox_prefix=inbox_prefix(identity),
+            **options,
+        )
 
     @property
     def urls(self) -> dict[str, str]:
         return {name: f"http://127.0.0.1:{port}" for name, port in self.ports.items()}
 
-    def kring(self, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    def kring(
+        self, *args: str, timeout: float = 90, who: Who | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """The CLI as a user runs it: signed in (``kring login``) or, as ``who``, with a token of
+        the system's issuer in ``KRING_TOKEN``."""
+        env = self.env | ({"KRING_TOKEN": self.tokens.token_sync(who)} if who else {})
         return subprocess.run(
             [sys.executable, "-m", "kring.cli", *args],
-            env=self.env,
+            env=env,
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -71,7 +108,16 @@ def system(
 ) -> Iterator[System]:
     nats_port = free_port()
     ports = {name: free_port() for name in SERVICES}
-    env = os.environ | {f"KRING_{n.upper()}_PORT": str(p) for n, p in ports.items()}
+    issuer_url = f"http://127.0.0.1:{free_port()}"
+    data = tmp_path_factory.mktemp("system")
+    # kring run starts its own development issuer: not the one of the test session.
+    env = {k: v for k, v in os.environ.items() if k != "KRING_OIDC_ISSUER"}
+    env |= {
+        "KRING_ISSUER_PORT": issuer_url.rpartition(":")[2],
+        "KRING_ISSUER_URL": issuer_url,
+        "KRING_TOKEN_FILE": str(data / "cli-token"),
+    }
+    env |= {f"KRING_{n.upper()}_PORT": str(p) for n, p in ports.items()}
     env |= {f"KRING_{n.upper()}_URL": f"http://127.0.0.1:{p}" for n, p in ports.items()}
     env |= {
         "KRING_NATS_URL": f"nats://127.0.0.1:{nats_port}",
@@ -83,7 +129,7 @@ def system(
         "KRING_SMTP_FROM": "kring@example.org",
         "KRING_PLANS_DELIVERY_TICK_SECONDS": "0.2",
     }
-    data = tmp_path_factory.mktemp("system")
+    env["KRING_DATA_DIR"] = str(data)  # where the CLI finds the NATS passwords kring run made
     # A file, not a pipe: nobody reads a pipe while the tests run, and a full one would block
     # the system's own output (and so its shutdown).
     log_path = data / "kring-run.log"
@@ -110,7 +156,7 @@ def system(
             log.close()
             pytest.fail(f"the system did not start:\n{log_path.read_text()[-3000:]}")
         time.sleep(0.1)
-    yield System(nats_port, ports, env, mailbox[0], data)
+    yield System(nats_port, ports, env, mailbox[0], issuer_url, data=data, runner=runner)
     runner.send_signal(signal.SIGINT)
     try:
         runner.wait(timeout=30)
@@ -119,3 +165,6 @@ def system(
             runner.kill()
         log.close()
     assert runner.returncode == 0, log_path.read_text()[-3000:]
+    # Every flow, the demo and the CLI did all they had to within their permissions.
+    nats_log = (data / "logs" / "nats.log").read_text(encoding="utf-8", errors="replace")
+    assert [line for line in nats_log.splitlines() if "Violation" in line] == []

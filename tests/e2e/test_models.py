@@ -9,6 +9,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import uuid
 from collections import Counter
 from typing import Any
@@ -45,9 +46,10 @@ def in_order(seen: list[str], wanted: list[str]) -> bool:
 async def _run(system: System, model: ConferenceModel) -> tuple[workflow.CaseRun, str]:
     region = f"E2E-{model.value}-{uuid.uuid4().hex[:6]}"
     async with httpx.AsyncClient() as http:
-        await workflow.join_pool(http, urls=system.urls, region=region)
+        session = workflow.Session(http, system.tokens)
+        await workflow.join_pool(session, urls=system.urls, region=region)
         run = await workflow.run_case(
-            http,
+            session,
             model,
             urls=system.urls,
             region=region,
@@ -58,8 +60,10 @@ async def _run(system: System, model: ConferenceModel) -> tuple[workflow.CaseRun
     return run, region
 
 
-def _get(system: System, service: str, path: str) -> Any:
-    response = httpx.get(f"{system.urls[service]}{path}", timeout=10)
+def _get(system: System, service: str, path: str, region: str) -> Any:
+    """A read by the regional manager of the case's region."""
+    headers = system.headers(workflow.manager(region))
+    response = httpx.get(f"{system.urls[service]}{path}", headers=headers, timeout=10)
     assert response.status_code == 200, response.text
     return response
 
@@ -73,7 +77,7 @@ async def test_each_model_runs_from_request_to_follow_up(
     case = run.case_id
 
     # The stream: the case's integration events in order, each exactly once per origin:position.
-    mine = [e for e in envelopes(await stream_messages(system.nats_url)) if e["subject"] == case]
+    mine = [e for e in envelopes(await stream_messages(system)) if e["subject"] == case]
     types = [e["type"] for e in mine]
     assert in_order(types, FLOW), types
     assert Counter(e["id"] for e in mine).most_common(1)[0][1] == 1
@@ -86,13 +90,13 @@ async def test_each_model_runs_from_request_to_follow_up(
     assert len(assigned["data"]["coordinator_ids"]) == scenario.coordinators_needed
 
     # The plan's copies: HTML and PDF, names printed, in the family's language.
-    html = _get(system, "plans", f"/cases/{case}/plan/document.html").text
+    html = _get(system, "plans", f"/cases/{case}/plan/document.html", region).text
     assert "Ons plan" in html and all(p.name in html for p in scenario.people)
-    pdf = _get(system, "plans", f"/cases/{case}/plan/document.pdf")
+    pdf = _get(system, "plans", f"/cases/{case}/plan/document.pdf", region)
     assert pdf.headers["content-type"] == "application/pdf" and pdf.content.startswith(b"%PDF")
 
     # A delivery record per copy: e-mail copies sent through SMTP, the rest handed over.
-    copies = _get(system, "plans", f"/cases/{case}/plan/deliveries").json()
+    copies = _get(system, "plans", f"/cases/{case}/plan/deliveries", region).json()
     by_id = {c["participant_id"]: c for c in copies}
     for p in scenario.people:
         copy = by_id[run.participant_ids[p.key]]
@@ -107,17 +111,28 @@ async def test_each_model_runs_from_request_to_follow_up(
     # The follow-up conference: a new case in intake, linked both ways.
     new_case = run.follow_up_case_id
     assert new_case is not None
-    original = _get(system, "intake", f"/cases/{case}").json()
+    original = _get(system, "intake", f"/cases/{case}", region).json()
     assert new_case in original["follow_ups"]
-    follow_up = _get(system, "followup", f"/cases/{case}").json()
+    follow_up = _get(system, "followup", f"/cases/{case}", region).json()
     assert new_case in [str(c) for c in follow_up["follow_up_cases"]]
 
     # The audit trails through the CLI: every service, every actor, both cases.
-    audit = system.kring("audit", case, "--json")
+    manager = workflow.manager(region)
+    audit = system.kring("audit", case, "--json", who=manager)
     assert audit.returncode == 0, audit.stderr
     trail = json.loads(audit.stdout)
     assert {e["service"] for e in trail} == set(SERVICES)
     assert all(e["actor"] and e["actor"]["id"] and e["actor"]["role"] for e in trail)
+    # Each step by whom it is: the regional manager, the assigned coordinator, the professional.
+    actors = {(e["service"], e["type"]): e["actor"] for e in trail}
+    assert actors[("intake", "Accepted")]["role"] == "regional_manager"
+    assert actors[("coordination", "ConferenceHeld")]["role"] == "coordinator"
+    assert actors[("plans", "Distributed")]["role"] == "coordinator"
+    assert actors[("intake", "Submitted")] == {
+        "id": "workflow-requester",
+        "name": "workflow-requester",
+        "role": "requester",
+    }
     steps = {(e["service"], e["type"]) for e in trail}
     for wanted in [
         ("intake", "Accepted"),
@@ -128,12 +143,12 @@ async def test_each_model_runs_from_request_to_follow_up(
         ("followup", "FollowUpConferenceRequested"),
     ]:
         assert wanted in steps, wanted
-    linked = system.kring("audit", new_case, "--json")
+    linked = system.kring("audit", new_case, "--json", who=manager)
     assert linked.returncode == 0, linked.stderr
     assert json.loads(linked.stdout)[0]["type"] == "Submitted"
 
     # kring cases: the case, and the follow-up case it opened, in the region's list.
-    listed = system.kring("cases", "--region", region, "--json")
+    listed = system.kring("cases", "--region", region, "--json", who=manager)
     assert listed.returncode == 0, listed.stderr
     rows = {row["case_id"]: row for row in json.loads(listed.stdout)}
     assert rows[case]["model"] == model.value
@@ -151,16 +166,25 @@ async def test_kring_erase_erases_a_case_in_every_service(system: System) -> Non
     before = system.kring("export", "--to", str(target))
     assert before.returncode == 0, before.stderr
     key = base64.b64decode((target / "pseudonym.key").read_text())
-    pseudonym = hmac.new(key, uuid.UUID(case).bytes, hashlib.sha256).hexdigest()[:32]
-    cases = pq.read_table(target / "current" / "cases").to_pylist()
-    assert pseudonym in {row["case_pseudonym"] for row in cases}
 
+    def pseudonym_of(case_id: str) -> str:
+        return hmac.new(key, uuid.UUID(case_id).bytes, hashlib.sha256).hexdigest()[:32]
+
+    cases = pq.read_table(target / "current" / "cases").to_pylist()
+    assert pseudonym_of(case) in {row["case_pseudonym"] for row in cases}
+
+    manager = workflow.manager(region)
+    nobody = system.kring("erase", case, "--reason", "other", who=workflow.REQUESTER)
+    assert nobody.returncode == 1 and "needs the role regional_manager" in nobody.stderr
     erased = system.kring(
-        "erase", case, "--reason", "requested_by_person", "--as", "rm-e2e", "--timeout", "30"
+        "erase", case, "--reason", "requested_by_person", "--timeout", "30", who=manager
     )
     assert erased.returncode == 0, erased.stdout + erased.stderr
     for service in SERVICES:
         assert service in erased.stdout
+    # The follow-up case the demo asked for goes with it (it copies the family's names).
+    follow_ups = re.findall(r"erased follow-up case (\S+) with it", erased.stdout)
+    assert len(follow_ups) == 1, erased.stdout
 
     for service, path in [
         ("intake", f"/cases/{case}"),
@@ -168,29 +192,41 @@ async def test_kring_erase_erases_a_case_in_every_service(system: System) -> Non
         ("plans", f"/cases/{case}/plan/document.pdf"),
         ("followup", f"/cases/{case}"),
     ]:
-        response = httpx.get(f"{system.urls[service]}{path}", timeout=10)
+        response = httpx.get(
+            f"{system.urls[service]}{path}", headers=system.headers(manager), timeout=10
+        )
         assert response.status_code == 410, (service, response.text)
 
-    audit = system.kring("audit", case, "--json")
+    audit = system.kring("audit", case, "--json", who=manager)
     assert audit.returncode == 0, audit.stderr
     trail = json.loads(audit.stdout)
     assert {(e["service"], e["type"]) for e in trail} == {(s, "CaseErased") for s in SERVICES}
-    assert next(e for e in trail if e["service"] == "intake")["actor"]["id"] == "rm-e2e"
-    picture = json.loads(system.kring("case", case, "--json").stdout)
+    assert next(e for e in trail if e["service"] == "intake")["actor"]["id"] == manager.name
+    picture = json.loads(system.kring("case", case, "--json", who=manager).stdout)
     assert set(picture) == set(SERVICES) and all("erased" in v for v in picture.values())
-    listed = json.loads(system.kring("cases", "--region", region, "--json").stdout)
+    listed = json.loads(system.kring("cases", "--region", region, "--json", who=manager).stdout)
     assert case not in {row["case_id"] for row in listed}
+    # Who read the case before it went is still known; the log names nobody of the family.
+    log = system.kring("access-log", case, "--json", who=manager)
+    assert log.returncode == 0, log.stderr
+    reads = json.loads(log.stdout)
+    assert {e["service"] for e in reads} >= {"coordination", "plans"}
+    names = {p.name for p in scenarios.SCENARIOS[ConferenceModel.RESTORATIVE].people}
+    assert not any(name in log.stdout for name in names)
 
-    again = system.kring("erase", case, "--reason", "other", "--as", "rm-e2e")
+    again = system.kring("erase", case, "--reason", "other", who=manager)
     assert again.returncode == 0 and "already erased" in again.stdout
 
-    # The next export removes the erased case; the report reads the same stream.
+    # The next export removes the erased case and its follow-up case; the report reads the
+    # same stream.
     after = system.kring("export", "--to", str(target))
     assert after.returncode == 0, after.stderr
-    assert "1 erased case(s) removed" in after.stdout
+    assert "2 erased case(s) removed" in after.stdout
+    gone = [pseudonym_of(c).encode() for c in (case, *follow_ups)]
     for path in (target / "current").rglob("*"):
         if path.is_file() and "state" not in path.parts:
-            assert pseudonym.encode() not in path.read_bytes(), path
+            content = path.read_bytes()
+            assert not [p for p in gone if p in content], path
     exported = pq.read_table(target / "current" / "cases").to_pylist()
     report = system.kring("report", "--out", str(system.data / "report.html"), "--by", "model")
     assert report.returncode == 0, report.stderr

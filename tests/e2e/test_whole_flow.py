@@ -10,6 +10,7 @@ import sys
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
+from kring.client import Who
 from tests.e2e.conftest import SERVICES, System
 from tests.e2e.test_models import FLOW, in_order
 from tests.harness import stream_messages
@@ -23,7 +24,7 @@ async def test_one_case_travels_the_whole_flow(system: System) -> None:
     for step in ("private family time", "minimum", "Follow-up scheduled", "outcome is recorded"):
         assert step in demo.stdout, step
 
-    messages = await stream_messages(system.nats_url)
+    messages = await stream_messages(system)
     mine = [JSONFormat().read(CloudEvent, m.data) for m in messages]
     mine = [e for e in mine if e.get_subject() == case_id]
     assert in_order([e.get_type() for e in mine], FLOW)
@@ -34,6 +35,23 @@ async def test_one_case_travels_the_whole_flow(system: System) -> None:
         assert event.get_source() == f"/kring/{origin}"
         assert event.get_extension("kringposition") == int(position)
 
+    # Nobody signed in yet: the CLI says so, in one line.
+    unsigned = system.kring("audit", case_id)
+    assert unsigned.returncode == 1 and "kring login" in unsigned.stderr
+    assert "Traceback" not in unsigned.stderr
+    # A coordinator who is not the case's reads none of it.
+    outsider = system.kring(
+        "login", "--as", "Otto", "--role", "coordinator", "--coordinator", "otto"
+    )
+    assert outsider.returncode == 0, outsider.stderr
+    refused = system.kring("audit", case_id)
+    assert refused.returncode == 1 and "assigned to this case" in refused.stderr
+    # The regional manager of the case's region signs in, as a user would.
+    login = system.kring(
+        "login", "--as", "Anna", "--role", "regional_manager", "--region", "Utrecht"
+    )
+    assert login.returncode == 0, login.stderr
+    assert "signed in as Anna" in login.stdout
     audit = system.kring("audit", case_id, "--json")
     assert audit.returncode == 0, audit.stderr
     trail = json.loads(audit.stdout)
@@ -63,6 +81,13 @@ async def test_one_case_travels_the_whole_flow(system: System) -> None:
     assert views["plans"]["stage"] == "plan_distributed"
     assert any(t["fired_at"] for t in views["followup"]["timers"])
 
+    # Every read above is on record, Anna's among them.
+    log = system.kring("access-log", case_id, "--json")
+    assert log.returncode == 0, log.stderr
+    reads = json.loads(log.stdout)
+    assert {"case", "history"} <= {e["what"] for e in reads if e["subject"] == "Anna"}
+    assert "Anna (regional_manager)" in system.kring("access-log", case_id).stdout
+
 
 def test_a_demo_against_a_system_that_is_not_running_says_so(system: System) -> None:
     result = subprocess.run(
@@ -78,7 +103,8 @@ def test_a_demo_against_a_system_that_is_not_running_says_so(system: System) -> 
 
 
 def test_audit_of_an_unknown_case_says_so(system: System) -> None:
-    result = system.kring("audit", "00000000-0000-4000-8000-000000000000")
+    manager = Who("Anna", ("regional_manager",), regions=("Utrecht",))
+    result = system.kring("audit", "00000000-0000-4000-8000-000000000000", who=manager)
     assert result.returncode == 2
     assert "no service knows case" in result.stderr
 

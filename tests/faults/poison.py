@@ -1,5 +1,5 @@
 """Messages no consumer can process, one per reason a consumer parks a message for without
-trying it (``shared.envelope.decode``): what the poison test and the soak publish.
+trying it (``shared.envelope.decode`` and ``verify``): what the poison test and the soak publish.
 
 Each body carries a marker, so a parked copy can be told apart and traced back to what was
 published. They go on an origin's real subjects, where a consumer meets them among valid events.
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from shared.envelope import MAX_MESSAGE_BYTES
+from shared.envelope import MAX_MESSAGE_BYTES, ORIGIN_HEADER, POSITION_HEADER
 from shared.events import RequestReceived
 from shared.subjects import event_subject
 
@@ -21,7 +21,9 @@ MALFORMED_JSON = "malformed-json"
 UNKNOWN_TYPE = "unknown-type"
 INVALID_DATA = "invalid-data"
 OVERSIZED = "oversized"
-REASONS = (MALFORMED_JSON, UNKNOWN_TYPE, INVALID_DATA, OVERSIZED)
+MALFORMED_HEADER = "malformed-header"
+PROVENANCE = "provenance-mismatch"
+REASONS = (MALFORMED_JSON, UNKNOWN_TYPE, INVALID_DATA, OVERSIZED, MALFORMED_HEADER, PROVENANCE)
 
 #: Far beyond any position a store reaches in a test: never mistaken for a real event.
 POSITION_BASE = 1_000_000_000
@@ -33,11 +35,18 @@ class Poison:
     subject: str
     body: bytes
     marker: str
+    #: Headers besides ``Nats-Msg-Id`` (what a relay would set, or a spoiled copy of it).
+    extra_headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def msg_id(self) -> str:
         """The ``Nats-Msg-Id`` it is published under."""
         return f"poison-{self.marker}"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """What it is published with."""
+        return {"Nats-Msg-Id": self.msg_id, **self.extra_headers}
 
 
 def _envelope(origin: str, number: int, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -69,6 +78,7 @@ def poison(reason: str, number: int, origin: str = "intake") -> Poison:
         "accepted_at": "2026-03-02T10:00:00+00:00",
     }
     body: bytes
+    extra: dict[str, str] = {}
     if reason == MALFORMED_JSON:
         body = b'{"specversion": "1.0", "id": "' + marker.encode() + b'", "data": {'
     elif reason == UNKNOWN_TYPE:
@@ -85,6 +95,17 @@ def poison(reason: str, number: int, origin: str = "intake") -> Poison:
         envelope = _envelope(origin, number, RequestReceived.type_name(), valid_data)
         padding = "x" * (MAX_MESSAGE_BYTES + 4096)
         body = json.dumps(envelope | {"kringmarker": marker, "kringpadding": padding}).encode()
+    elif reason == MALFORMED_HEADER:
+        # A sound event whose Kring-Position header is not a position (issue 9: one such
+        # message stalled intake's relay on every start).
+        envelope = _envelope(origin, number, RequestReceived.type_name(), valid_data)
+        body = json.dumps(envelope | {"kringmarker": marker}).encode()
+        extra = {ORIGIN_HEADER: origin, POSITION_HEADER: "abc"}
+    elif reason == PROVENANCE:
+        # A sound event that says it comes from somewhere else than its subject and headers.
+        envelope = _envelope("forged", number, RequestReceived.type_name(), valid_data)
+        body = json.dumps(envelope | {"kringmarker": marker}).encode()
+        extra = {ORIGIN_HEADER: origin, POSITION_HEADER: str(POSITION_BASE + number)}
     else:
         raise ValueError(f"no poison for {reason!r}")
-    return Poison(reason=reason, subject=subject, body=body, marker=marker)
+    return Poison(reason=reason, subject=subject, body=body, marker=marker, extra_headers=extra)

@@ -72,13 +72,13 @@ from typing import Any
 from uuid import UUID
 
 import httpx
-import nats
 from aiosmtpd.controller import Controller
 from eventsourcing.persistence import Notification
 from nats.js.errors import NotFoundError
 
 from kring import workflow
-from kring.workflow import REQUESTER, CaseRun, WorkflowError
+from kring.client import DevLogin, Who
+from kring.workflow import REQUESTER, CaseRun, Session, WorkflowError
 from services.coordination import bus as coordination_bus
 from services.coordination.app import CoordinationApplication
 from services.followup import bus as followup_bus
@@ -93,10 +93,12 @@ from shared.consumer import durable_name
 from shared.erasure import CaseKeyring
 from shared.events import ConferenceModel
 from shared.relay import Translator
+from shared.store import case_keys_table
 from shared.subjects import DLQ_STREAM, STREAM
 from tests.faults.poison import REASONS, Poison, poison
 from tests.harness import eventually, stream_messages
 from tests.servers import Mailbox, NatsServer, ServiceProcess, free_port
+from tests.tokens import session_issuer
 
 SERVICES = ("intake", "coordination", "plans", "followup")
 APPLICATIONS: dict[str, type[KringApplication]] = {
@@ -197,6 +199,14 @@ class SoakConfig:
 
 
 # -- the system -----------------------------------------------------------------------------
+#: The regions the soak's cases are in, and a regional manager of them all (who reads the
+#: final state); an operator reads the metrics.
+REGIONS = [f"Soak-{n}" for n in range(4)]
+PROBE_REGION = "Soak-probes"
+MANAGER = Who("soak-manager", ("regional_manager",), regions=(*REGIONS, PROBE_REGION))
+OPERATOR = Who("soak-operator", ("operator",))
+
+
 @dataclass
 class System:
     root: Path
@@ -204,6 +214,8 @@ class System:
     services: dict[str, ServiceProcess]
     smtp: Controller
     mailbox: Mailbox
+    #: The development issuer the services take tokens of.
+    issuer_url: str
 
     @property
     def urls(self) -> dict[str, str]:
@@ -215,6 +227,8 @@ class System:
 
 
 def start_system(root: Path) -> System:
+    # Under pytest the session's issuer; alone (make soak) one of the soak's own.
+    issuer, _ = session_issuer()
     mailbox = Mailbox()
     smtp = Controller(mailbox, hostname="127.0.0.1", port=free_port())
     smtp.start()
@@ -233,12 +247,10 @@ def start_system(root: Path) -> System:
         "KRING_LOG_LEVEL": "INFO",
     }
     services = {
-        name: ServiceProcess(
-            name, nats_server.url, root / "data", log_path=logs / f"{name}.log", **env
-        )
+        name: ServiceProcess(name, nats_server, root / "data", log_path=logs / f"{name}.log", **env)
         for name in SERVICES
     }
-    system = System(root, nats_server, services, smtp, mailbox)
+    system = System(root, nats_server, services, smtp, mailbox, issuer.url)
     try:
         for process in services.values():
             process.start()
@@ -340,10 +352,11 @@ class Injected:
 
 class Injector:
     def __init__(
-        self, system: System, http: httpx.AsyncClient, rng: random.Random, config: SoakConfig
+        self, system: System, session: Session, rng: random.Random, config: SoakConfig
     ) -> None:
         self.system = system
-        self.http = http
+        self.session = session
+        self.http = session.http
         self.rng = rng
         self.config = config
         self.injected: list[Injected] = []
@@ -394,7 +407,7 @@ class Injector:
 
     async def kill_service(self, name: str) -> str:
         process = self.system.services[name]
-        self.duplicates_ignored += await duplicates_seen(self.http, process.url)
+        self.duplicates_ignored += await duplicates_seen(self.session, process.url)
         await asyncio.to_thread(process.kill)
         down = self.rng.uniform(0, self.config.max_down)
         await asyncio.sleep(down)  # the fault's own length, not a wait for anything
@@ -430,12 +443,12 @@ class Injector:
             "requester": {"name": "Probe", "relation": "neighbour"},
             "central_persons": ["Probe"],
             "model": "family",
-            "region": "Soak-probes",
+            "region": PROBE_REGION,
             "languages": ["nl"],
             "description": "Submitted while NATS was away.",
         }
         created = await workflow.call(
-            self.http,
+            self.session,
             "POST",
             f"{intake}/cases",
             REQUESTER,
@@ -452,15 +465,15 @@ class Injector:
         }
         for path, body_ in (("clarify", clarification), ("accept", None)):
             await workflow.call(
-                self.http,
+                self.session,
                 "POST",
                 f"{intake}/cases/{case_id}/{path}",
-                workflow.MANAGER,
+                MANAGER,
                 body_,
                 patience=10,
                 retry_statuses=frozenset(),
             )
-        state = await workflow.read(self.http, f"{intake}/cases/{case_id}")
+        state = await workflow.read(self.session, f"{intake}/cases/{case_id}", MANAGER)
         return case_id, state is not None and state["stage"] == "accepted"
 
     async def _offline(self, change: Callable[[Any], Any]) -> Any:
@@ -471,7 +484,7 @@ class Injector:
         private = NatsServer(self.system.nats.store_dir)
         await asyncio.to_thread(private.start)
         try:
-            connection = await nats.connect(private.url, connect_timeout=5)
+            connection = await private.connect("admin", connect_timeout=5)
             try:
                 result = await change(connection.jetstream())
             finally:
@@ -484,7 +497,7 @@ class Injector:
     async def lose_tail(self) -> str:
         wanted = self.rng.randint(*self.config.tail_size)
         await eventually(
-            lambda: _holds(self.system.nats.url, wanted),
+            lambda: _holds(self.system.nats, wanted),
             timeout=60,
             what=f"{wanted} messages on the stream to lose",
             interval=0.1,
@@ -527,12 +540,12 @@ class Injector:
 
         async def publish() -> bool:
             try:
-                connection = await nats.connect(self.system.nats.url, connect_timeout=2)
+                connection = await self.system.nats.connect(origin, connect_timeout=2)
             except Exception:  # NATS not back yet
                 return False
             try:
                 await connection.jetstream().publish(
-                    message.subject, message.body, headers={"Nats-Msg-Id": message.msg_id}
+                    message.subject, message.body, headers=message.headers
                 )
             finally:
                 await connection.close()
@@ -544,12 +557,12 @@ class Injector:
 
     async def count_duplicates_now(self) -> None:
         for process in self.system.services.values():
-            self.duplicates_ignored += await duplicates_seen(self.http, process.url)
+            self.duplicates_ignored += await duplicates_seen(self.session, process.url)
 
 
-async def _holds(nats_url: str, count: int) -> bool:
+async def _holds(server: NatsServer, count: int) -> bool:
     try:
-        connection = await nats.connect(nats_url, connect_timeout=2, allow_reconnect=False)
+        connection = await server.connect("analyst", connect_timeout=2, allow_reconnect=False)
     except Exception:  # NATS not back yet
         return False
     try:
@@ -569,11 +582,12 @@ def _identity(headers: Mapping[str, str] | None, data: bytes | None) -> str:
     return str(json.loads(data or b"{}")["id"])
 
 
-async def duplicates_seen(http: httpx.AsyncClient, url: str) -> int:
+async def duplicates_seen(session: Session, url: str) -> int:
     """What the service's consumers found already applied since it started (0 if it does not
     answer)."""
     try:
-        text = (await http.get(f"{url}/metrics", timeout=5)).text
+        headers = await session.tokens.headers(OPERATOR)
+        text = (await session.http.get(f"{url}/metrics", headers=headers, timeout=5)).text
     except httpx.TransportError:
         return 0
     total = 0.0
@@ -585,7 +599,7 @@ async def duplicates_seen(http: httpx.AsyncClient, url: str) -> int:
 
 # -- driving the cases --------------------------------------------------------------------------
 async def drive(
-    http: httpx.AsyncClient,
+    session: Session,
     system: System,
     config: SoakConfig,
     regions: list[str],
@@ -601,7 +615,7 @@ async def drive(
             progress.in_flight += 1
             try:
                 run = await workflow.run_case(
-                    http,
+                    session,
                     models[number % len(models)],
                     urls=system.urls,
                     region=regions[number % len(regions)],
@@ -621,17 +635,18 @@ async def drive(
     return runs, failures
 
 
-async def lacks(http: httpx.AsyncClient, urls: Mapping[str, str], run: CaseRun) -> str | None:
-    """What keeps a case from its final state (None: it is there)."""
+async def lacks(session: Session, urls: Mapping[str, str], run: CaseRun) -> str | None:
+    """What keeps a case from its final state (None: it is there), as the regional manager
+    reads it."""
     case, linked = run.case_id, run.follow_up_case_id
 
     async def get(service: str, path: str) -> Any:
-        return await workflow.read(http, f"{urls[service]}/cases/{case}{path}")
+        return await workflow.read(session, f"{urls[service]}/cases/{case}{path}", MANAGER)
 
     intake = await get("intake", "")
     if intake is None or intake["stage"] != "accepted" or intake["follow_ups"] != [linked]:
         return "intake: not accepted with its follow-up case"
-    follow_up_case = await workflow.read(http, f"{urls['intake']}/cases/{linked}")
+    follow_up_case = await workflow.read(session, f"{urls['intake']}/cases/{linked}", MANAGER)
     if follow_up_case is None or follow_up_case["follow_up_of"] != case:
         return "intake: the follow-up case is not linked back"
     coordination = await get("coordination", "")
@@ -677,13 +692,15 @@ class Store:
 class ReadOnlyCaseKeys:
     """A store's case keys, read without writing (as ``shared.erasure.CaseKeys`` reads them)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, service: str) -> None:
         self.path = path
+        self.table = case_keys_table(service)
 
     def case_key(self, case_id: UUID) -> tuple[str | None, bool] | None:
         with contextlib.closing(sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)) as db:
             row = db.execute(
-                "SELECT key, erased_at FROM kring_case_keys WHERE case_id = ?", (str(case_id),)
+                f"SELECT key, erased_at FROM {self.table} WHERE case_id = ?",
+                (str(case_id),),
             ).fetchone()
         return None if row is None else (row[0], row[1] is not None)
 
@@ -725,7 +742,7 @@ class StoreReader:
                 ).fetchall()
             ]
         # Case events are sealed under case keys kept in the same store (shared.erasure).
-        decoder.mapper.keyring = CaseKeyring(ReadOnlyCaseKeys(path), decoder.mapper.cipher)
+        decoder.mapper.keyring = CaseKeyring(ReadOnlyCaseKeys(path, service), decoder.mapper.cipher)
         recorded = []
         for rowid, originator_id, version, topic, state in rows:
             notification = Notification(
@@ -762,9 +779,9 @@ class OnStream:
     poison: str | None = None
 
 
-async def read_stream(nats_url: str) -> list[OnStream]:
+async def read_stream(server: NatsServer) -> list[OnStream]:
     found = []
-    for message in await stream_messages(nats_url):
+    for message in await stream_messages(server):
         msg_id = (message.headers or {}).get("Nats-Msg-Id", "")
         if msg_id.startswith(POISON_PREFIX):
             found.append(OnStream(msg_id, "", 0, "", "", poison=msg_id))
@@ -789,8 +806,8 @@ class Parked:
     body: bytes
 
 
-async def read_dead_letters(nats_url: str) -> list[Parked]:
-    connection = await nats.connect(nats_url)
+async def read_dead_letters(server: NatsServer) -> list[Parked]:
+    connection = await server.connect("operator")
     try:
         js = connection.jetstream()
         try:
@@ -816,9 +833,9 @@ async def read_dead_letters(nats_url: str) -> list[Parked]:
         await connection.close()
 
 
-async def read_backlog(nats_url: str) -> dict[str, int]:
+async def read_backlog(server: NatsServer) -> dict[str, int]:
     """Per durable consumer: messages pending or unacknowledged (-1: the consumer is missing)."""
-    connection = await nats.connect(nats_url)
+    connection = await server.connect("operator")
     try:
         js = connection.jetstream()
         backlog = {}
@@ -1023,7 +1040,7 @@ class Figures:
 
 # -- the run ------------------------------------------------------------------------------------
 async def settle(
-    http: httpx.AsyncClient,
+    session: Session,
     system: System,
     runs: list[CaseRun],
     reader: StoreReader,
@@ -1037,14 +1054,14 @@ async def settle(
     async def settled() -> bool:
         for run in runs:
             if run.case_id not in final:
-                lacking = await lacks(http, system.urls, run)
+                lacking = await lacks(session, system.urls, run)
                 if lacking is not None:
                     why[0] = f"case {run.case_id}: {lacking}"
                     return False
                 final.add(run.case_id)
         stores = await asyncio.to_thread(reader.read_all, system.data_dir)
-        stream = await read_stream(system.nats.url)
-        backlog = await read_backlog(system.nats.url)
+        stream = await read_stream(system.nats)
+        backlog = await read_backlog(system.nats)
         checks = analyse(stores, stream, [], backlog)
         if not checks.converged:
             why[0] = "; ".join(
@@ -1073,35 +1090,38 @@ async def run_soak(config: SoakConfig, root: Path, say: Callable[[str], None] = 
     problems: list[str] = []
     try:
         async with httpx.AsyncClient(timeout=10) as http:
+            session = Session(http, DevLogin(system.issuer_url))
             await eventually(
                 lambda: all_ready(http, system), timeout=60, what="every service ready"
             )
-            regions = [f"Soak-{n}" for n in range(4)]
+            regions = REGIONS
             for region in regions:
-                await workflow.join_pool(http, urls=system.urls, region=region, capacity=50)
+                await workflow.join_pool(session, urls=system.urls, region=region, capacity=50)
             progress = Progress(config.cases * STEPS_PER_CASE)
-            injector = Injector(system, http, rng, config)
+            injector = Injector(system, session, rng, config)
             faults = asyncio.create_task(injector.run(plan, progress, say))
             try:
-                runs, failures = await drive(http, system, config, regions, progress)
+                runs, failures = await drive(session, system, config, regions, progress)
             finally:
                 progress.finish()
                 await faults
             problems += failures + injector.problems
             say(f"soak: cases done after {time.monotonic() - started:.0f} s; settling")
-            final, unsettled = await settle(http, system, runs, reader, config.settle_seconds)
+            final, unsettled = await settle(session, system, runs, reader, config.settle_seconds)
             if unsettled:
                 problems.append(unsettled)
             await injector.count_duplicates_now()
         await asyncio.to_thread(stop_services, system)
+        # Every process did all it had to within its permissions.
+        problems += [f"NATS refused: {line}" for line in system.nats.violations()]
         # The final figures: from the stores as the stopped services left them.
         stores = await asyncio.to_thread(reader.read_all, system.data_dir)
-        stream = await read_stream(system.nats.url)
+        stream = await read_stream(system.nats)
         checks = analyse(
             stores,
             stream,
-            await read_dead_letters(system.nats.url),
-            await read_backlog(system.nats.url),
+            await read_dead_letters(system.nats),
+            await read_backlog(system.nats),
             injector.poison,
         )
         on_stream = {m.id for m in stream}

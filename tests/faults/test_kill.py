@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.factories import CLARIFICATION, REQUEST_BODY, headers
-from tests.harness import eventually, stream_messages
+from tests.harness import eventually, staff_headers, stream_messages
 from tests.servers import NatsServer, ServiceProcess
 
 CASES = 24
@@ -26,9 +26,7 @@ CASES = 24
 def services(own_nats: NatsServer, tmp_path: Path) -> Iterator[dict[str, ServiceProcess]]:
     started = {
         # A short ack wait, so what the killed consumer held is redelivered quickly.
-        name: ServiceProcess(
-            name, own_nats.url, tmp_path, KRING_CONSUMER_ACK_WAIT_SECONDS="1"
-        ).start()
+        name: ServiceProcess(name, own_nats, tmp_path, KRING_CONSUMER_ACK_WAIT_SECONDS="1").start()
         for name in ("intake", "coordination")
     }
     yield started
@@ -40,7 +38,7 @@ async def test_killed_services_lose_nothing_and_apply_nothing_twice(
     own_nats: NatsServer, services: dict[str, ServiceProcess]
 ) -> None:
     intake, coordination = services["intake"], services["coordination"]
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with httpx.AsyncClient(timeout=10, headers=staff_headers()) as http:
         await _with_pool(http, coordination)
 
         case_ids: list[str] = []
@@ -56,14 +54,14 @@ async def test_killed_services_lose_nothing_and_apply_nothing_twice(
         coordination.start()
 
         await eventually(
-            lambda: _assigned_count_is(own_nats.url, CASES),
+            lambda: _assigned_count_is(own_nats, CASES),
             timeout=60,
             what="every case assigned",
         )
         pool = (await http.get(f"{coordination.url}/coordinators")).json()
         assert pool[0]["open_cases"] == CASES
 
-    messages = await stream_messages(own_nats.url)
+    messages = await stream_messages(own_nats)
     ids = Counter(json.loads(m.data)["id"] for m in messages)
     assert [i for i, n in ids.items() if n > 1] == []  # each origin:position once
     subjects = Counter(
@@ -78,7 +76,7 @@ async def test_nats_killed_mid_flow_and_restarted_with_its_store_loses_nothing(
     own_nats: NatsServer, services: dict[str, ServiceProcess]
 ) -> None:
     intake, coordination = services["intake"], services["coordination"]
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with httpx.AsyncClient(timeout=10, headers=staff_headers()) as http:
         await _with_pool(http, coordination)
         case_ids = []
         for number in range(CASES):
@@ -88,11 +86,11 @@ async def test_nats_killed_mid_flow_and_restarted_with_its_store_loses_nothing(
                 own_nats.start()
             case_ids.append(await _submit_and_accept(http, intake.url))
         await eventually(
-            lambda: _assigned_count_is(own_nats.url, CASES), timeout=60, what="all assigned"
+            lambda: _assigned_count_is(own_nats, CASES), timeout=60, what="all assigned"
         )
         pool = (await http.get(f"{coordination.url}/coordinators")).json()
         assert pool[0]["open_cases"] == CASES
-    messages = await stream_messages(own_nats.url)
+    messages = await stream_messages(own_nats)
     ids = Counter(json.loads(m.data)["id"] for m in messages)
     assert [i for i, n in ids.items() if n > 1] == []
     assert len(ids) == 3 * CASES  # per case: submitted, received (intake), assigned
@@ -142,6 +140,6 @@ async def _until_ok(http: httpx.AsyncClient, url: str) -> None:
     await eventually(ok, what=url)
 
 
-async def _assigned_count_is(nats_url: str, expected: int) -> bool:
-    messages = await stream_messages(nats_url, "kring.coordination.>")
+async def _assigned_count_is(nats: NatsServer, expected: int) -> bool:
+    messages = await stream_messages(nats, "kring.coordination.>")
     return len(messages) >= expected

@@ -17,8 +17,8 @@ IDLE = {durable_name(s, o): 0 for s, o in CONSUMERS}
 
 def stores(received: int = 1, noted: int = 1) -> dict[str, Store]:
     """One case: intake published RequestReceived (position 3); coordination received it and
-    published CoordinatorAssigned (position 2); plans noted both; followup, which follows intake
-    for erasures only, tracked the request."""
+    published CoordinatorAssigned (position 2); plans noted both; followup noted both too (the
+    case's region and coordinators: who may see its follow-up)."""
     return {
         "intake": Store("intake", [Recorded(3, CASE, "Request.Accepted", (RECEIVED, CASE))], []),
         "coordination": Store(
@@ -33,7 +33,14 @@ def stores(received: int = 1, noted: int = 1) -> dict[str, Store]:
             + [Recorded(2, CASE, "Plan.CoordinatorNoted", None)],
             [("intake", 3), ("coordination", 2)],
         ),
-        "followup": Store("followup", [], [("intake", 3)]),
+        "followup": Store(
+            "followup",
+            [
+                Recorded(1, CASE, "CaseScope.RegionNoted", None),
+                Recorded(2, CASE, "CaseScope.CoordinatorsNoted", None),
+            ],
+            [("intake", 3), ("coordination", 2)],
+        ),
     }
 
 

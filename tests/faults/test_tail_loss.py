@@ -37,14 +37,24 @@ FOLLOWERS = {"intake": ["coordination", "plans"], "coordination": ["plans"]}
 CASES = 3
 
 
-def definitions(nats_url: str, data_dir: Path) -> dict[str, Callable[[], Any]]:
+def definitions(nats: NatsServer, data_dir: Path) -> dict[str, Callable[[], Any]]:
     return {
-        "intake": lambda: build_intake(IntakeSettings(nats_url=nats_url, data_dir=data_dir)),
-        "coordination": lambda: build_coordination(
-            CoordinationSettings(nats_url=nats_url, data_dir=data_dir)
+        "intake": lambda: build_intake(
+            IntakeSettings(**nats.settings("intake"), data_dir=data_dir)
         ),
-        "plans": lambda: build_plans(PlansSettings(nats_url=nats_url, data_dir=data_dir)),
+        "coordination": lambda: build_coordination(
+            CoordinationSettings(**nats.settings("coordination"), data_dir=data_dir)
+        ),
+        "plans": lambda: build_plans(PlansSettings(**nats.settings("plans"), data_dir=data_dir)),
     }
+
+
+async def as_admin(nats: NatsServer, stack: AsyncExitStack) -> JetStreamContext:
+    """JetStream as admin, the only one that may delete messages, streams and read every
+    consumer's state; closed with ``stack``."""
+    connection = await nats.connect("admin")
+    stack.push_async_callback(connection.close)
+    return connection.jetstream()
 
 
 @asynccontextmanager
@@ -89,8 +99,8 @@ async def all_applied(js: JetStreamContext) -> bool:
     return True
 
 
-async def ids_on_stream(nats_url: str) -> list[str]:
-    return [e["id"] for e in envelopes(await stream_messages(nats_url))]
+async def ids_on_stream(nats: NatsServer) -> list[str]:
+    return [e["id"] for e in envelopes(await stream_messages(nats))]
 
 
 async def histories(services: dict[str, Running], case_ids: list[str]) -> dict[str, Any]:
@@ -118,7 +128,7 @@ async def remove_tail(js: JetStreamContext, count: int) -> list[str]:
 
 
 async def republished_and_found_applied(
-    nats_url: str,
+    nats: NatsServer,
     js: JetStreamContext,
     everything: list[str],
     republished: list[str],
@@ -128,9 +138,7 @@ async def republished_and_found_applied(
     re-published message's origin found it applied already (counted, not applied twice)."""
 
     async def complete_and_delivered() -> bool:
-        return sorted(await ids_on_stream(nats_url)) == sorted(everything) and (
-            await all_applied(js)
-        )
+        return sorted(await ids_on_stream(nats)) == sorted(everything) and (await all_applied(js))
 
     await eventually(complete_and_delivered, what="everything published again and delivered")
     expected = sum(len(FOLLOWERS[i.split(":")[0]]) for i in republished)
@@ -144,7 +152,7 @@ async def with_flowing_cases(
 ) -> tuple[dict[str, Running], list[str], JetStreamContext]:
     """Start the three services, give coordination a coordinator, and run the cases until
     every consumer has applied everything."""
-    builds = definitions(own_nats.url, data_dir)
+    builds = definitions(own_nats, data_dir)
     services = {name: await stack.enter_async_context(started(b)) for name, b in builds.items()}
     response = await services["coordination"].http.post(
         "/coordinators",
@@ -153,10 +161,10 @@ async def with_flowing_cases(
     )
     assert response.status_code == 201, response.text
     case_ids = [await submit_and_accept(services["intake"]) for _ in range(CASES)]
-    js = services["intake"].service.bus.js
+    js = await as_admin(own_nats, stack)
 
     async def settled() -> bool:
-        ids = await ids_on_stream(own_nats.url)
+        ids = await ids_on_stream(own_nats)
         # Per case: RequestSubmitted and RequestReceived from intake, CoordinatorAssigned from
         # coordination.
         return len(ids) == 3 * CASES and await all_applied(js)
@@ -171,7 +179,7 @@ async def test_a_lost_tail_is_published_again_and_no_consumer_applies_it_twice(
     async with AsyncExitStack() as stack:
         services, case_ids, js = await with_flowing_cases(own_nats, stack, tmp_path)
         before = await histories(services, case_ids)
-        everything = await ids_on_stream(own_nats.url)
+        everything = await ids_on_stream(own_nats)
         duplicates = duplicates_seen()
 
         removed = await remove_tail(js, 3)
@@ -181,7 +189,7 @@ async def test_a_lost_tail_is_published_again_and_no_consumer_applies_it_twice(
             services[name].service.relay.rewind()
 
         # Every copy reached every consumer of its origin, which had applied it already.
-        await republished_and_found_applied(own_nats.url, js, everything, removed, duplicates)
+        await republished_and_found_applied(own_nats, js, everything, removed, duplicates)
         assert await histories(services, case_ids) == before
 
 
@@ -191,37 +199,38 @@ async def test_a_recreated_stream_is_published_again_and_no_consumer_applies_any
     async with AsyncExitStack() as stack:
         services, case_ids, js = await with_flowing_cases(own_nats, stack, tmp_path)
         before = await histories(services, case_ids)
-        everything = await ids_on_stream(own_nats.url)
+        everything = await ids_on_stream(own_nats)
         await js.delete_stream(STREAM)
         await ensure_streams(js)
     # The durable consumers went with the stream; the services, started again, make them anew
     # and read the new stream from its start while the relays publish it again.
     duplicates = duplicates_seen()
     async with AsyncExitStack() as stack:
-        builds = definitions(own_nats.url, tmp_path)
+        builds = definitions(own_nats, tmp_path)
         services = {name: await stack.enter_async_context(started(b)) for name, b in builds.items()}
-        js = services["intake"].service.bus.js
+        js = await as_admin(own_nats, stack)
 
-        await republished_and_found_applied(own_nats.url, js, everything, everything, duplicates)
+        await republished_and_found_applied(own_nats, js, everything, everything, duplicates)
         assert await histories(services, case_ids) == before
 
 
-async def lose_the_tail_under_a_newer_publish(nats_url: str, intake: Running) -> str:
+async def lose_the_tail_under_a_newer_publish(nats: NatsServer, intake: Running) -> str:
     """Two cases relayed (each its submission and its acceptance), the last message lost from
     the stream, a third case relayed after the loss (so the stream's last message is newer than
     the lost one): the lost message's id."""
     await submit_and_accept(intake)
     await submit_and_accept(intake)
-    await eventually(lambda: _count(nats_url, 4), what="two relayed")
-    [lost] = await remove_tail(intake.service.bus.js, 1)
+    await eventually(lambda: _count(nats, 4), what="two relayed")
+    async with AsyncExitStack() as stack:
+        [lost] = await remove_tail(await as_admin(nats, stack), 1)
     await submit_and_accept(intake)  # lands after the loss, before any rewind
-    await eventually(lambda: _count(nats_url, 5), what="the newer one relayed")
+    await eventually(lambda: _count(nats, 5), what="the newer one relayed")
     return lost
 
 
-async def published_again_once(nats_url: str, lost: str) -> None:
-    await eventually(lambda: _contains(nats_url, lost), what=f"{lost} published again")
-    ids = await ids_on_stream(nats_url)
+async def published_again_once(nats: NatsServer, lost: str) -> None:
+    await eventually(lambda: _contains(nats, lost), what=f"{lost} published again")
+    ids = await ids_on_stream(nats)
     assert len(ids) == len(set(ids)) == 6
 
 
@@ -231,11 +240,11 @@ async def test_a_tail_lost_while_a_newer_publish_lands_first_is_still_published_
     """After a crash that lost the stream's tail, a publish buffered during the outage may reach
     the restarted server before the relay hears of the reconnect: the stream's last message is
     then newer than what was lost, and the lost events must be published all the same."""
-    settings = IntakeSettings(nats_url=own_nats.url, data_dir=tmp_path)
+    settings = IntakeSettings(**own_nats.settings("intake"), data_dir=tmp_path)
     async with started(lambda: build_intake(settings)) as intake:
-        lost = await lose_the_tail_under_a_newer_publish(own_nats.url, intake)
+        lost = await lose_the_tail_under_a_newer_publish(own_nats, intake)
         intake.service.relay.rewind()
-        await published_again_once(own_nats.url, lost)
+        await published_again_once(own_nats, lost)
 
 
 async def test_a_service_restarted_before_it_rewound_still_publishes_the_lost_tail(
@@ -243,11 +252,11 @@ async def test_a_service_restarted_before_it_rewound_still_publishes_the_lost_ta
 ) -> None:
     """The same, with the service killed before its relay heard of the reconnect: a relay that
     starts goes back over what its store holds from the last minute."""
-    settings = IntakeSettings(nats_url=own_nats.url, data_dir=tmp_path)
+    settings = IntakeSettings(**own_nats.settings("intake"), data_dir=tmp_path)
     async with started(lambda: build_intake(settings)) as intake:
-        lost = await lose_the_tail_under_a_newer_publish(own_nats.url, intake)
+        lost = await lose_the_tail_under_a_newer_publish(own_nats, intake)
     async with started(lambda: build_intake(settings)):
-        await published_again_once(own_nats.url, lost)
+        await published_again_once(own_nats, lost)
 
 
 async def test_a_rewind_while_a_batch_is_in_flight_is_not_forgotten(
@@ -256,12 +265,13 @@ async def test_a_rewind_while_a_batch_is_in_flight_is_not_forgotten(
     """A reconnect can come while the relay waits for the acks of a batch (nats-py sends what
     it buffered during the outage first, and then says it reconnected): the rewind it asks for
     must still happen once the batch is done."""
-    settings = IntakeSettings(nats_url=own_nats.url, data_dir=tmp_path)
+    settings = IntakeSettings(**own_nats.settings("intake"), data_dir=tmp_path)
     async with started(lambda: build_intake(settings)) as intake:
         relay = intake.service.relay
         await submit_and_accept(intake)
-        await eventually(lambda: _count(own_nats.url, 2), what="one relayed")  # submitted, accepted
-        lost = await remove_tail(intake.service.bus.js, 1)
+        await eventually(lambda: _count(own_nats, 2), what="one relayed")  # submitted, accepted
+        async with AsyncExitStack() as stack:
+            lost = await remove_tail(await as_admin(own_nats, stack), 1)
 
         release = asyncio.Event()
         in_flight = asyncio.Event()
@@ -277,10 +287,8 @@ async def test_a_rewind_while_a_batch_is_in_flight_is_not_forgotten(
         await asyncio.wait_for(in_flight.wait(), 10)
         relay.rewind()  # the reconnect, while the batch waits
         release.set()
-        await eventually(
-            lambda: _contains(own_nats.url, lost[0]), what=f"{lost[0]} published again"
-        )
-        ids = await ids_on_stream(own_nats.url)
+        await eventually(lambda: _contains(own_nats, lost[0]), what=f"{lost[0]} published again")
+        ids = await ids_on_stream(own_nats)
         assert len(ids) == len(set(ids)) == 4  # two cases, each submitted and accepted
 
 
@@ -288,9 +296,9 @@ async def _is(value: Callable[[], float], expected: float) -> bool:
     return value() == expected
 
 
-async def _count(nats_url: str, expected: int) -> bool:
-    return len(await stream_messages(nats_url)) == expected
+async def _count(nats: NatsServer, expected: int) -> bool:
+    return len(await stream_messages(nats)) == expected
 
 
-async def _contains(nats_url: str, message_id: str) -> bool:
-    return message_id in await ids_on_stream(nats_url)
+async def _contains(nats: NatsServer, message_id: str) -> bool:
+    return message_id in await ids_on_stream(nats)

@@ -10,15 +10,21 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import nats
-
 from services.followup.bootstrap import build as build_followup
 from services.followup.settings import FollowupSettings
 from services.intake.bootstrap import build as build_intake
 from services.intake.settings import IntakeSettings
 from shared.clock import ManualClock
 from shared.envelope import encode
-from tests.factories import CLARIFICATION, NOW, REQUEST_BODY, headers, plan_distributed
+from tests.factories import (
+    CLARIFICATION,
+    NOW,
+    REQUEST_BODY,
+    bus_headers,
+    coordinator_assigned,
+    headers,
+    plan_distributed,
+)
 from tests.harness import Running, envelopes, eventually, running, stream_messages
 from tests.servers import NatsServer
 
@@ -35,18 +41,23 @@ async def accepted_case(intake: Running) -> str:
     return case_id
 
 
-async def distribute(nats_url: str, case_id: str, clock: ManualClock) -> None:
-    """Plans' PlanDistributed, as plans' relay puts it on the stream."""
+async def distribute(nats: NatsServer, case_id: str, clock: ManualClock) -> None:
+    """Coordination's CoordinatorAssigned (c1) and plans' PlanDistributed, as their relays put
+    them on the stream, each published by its own identity."""
+    assigned = coordinator_assigned(uuid.UUID(case_id))
     event = plan_distributed(
         uuid.UUID(case_id), at=clock.now(), agreement_ids=["a1", "a2"], next_meeting_on=None
     )
-    connection = await nats.connect(nats_url)
-    try:
-        await connection.jetstream().publish(
-            event.subject(), encode(event, origin="plans", position=1, time=NOW)
-        )
-    finally:
-        await connection.close()
+    for origin, message in (("coordination", assigned), ("plans", event)):
+        connection = await nats.connect(origin)
+        try:
+            await connection.jetstream().publish(
+                message.subject(),
+                encode(message, origin=origin, position=1, time=NOW),
+                headers=bus_headers(origin, 1),
+            )
+        finally:
+            await connection.close()
 
 
 def stored_since(service: Any, position: int) -> list[str]:
@@ -63,19 +74,23 @@ async def test_an_outcome_and_a_follow_up_conference_travel_the_bus_to_a_linked_
 ) -> None:
     clock = ManualClock()
     followup_settings = FollowupSettings(
-        nats_url=own_nats.url, data_dir=tmp_path / "followup", timer_tick_seconds=0.05
+        **own_nats.settings("followup"), data_dir=tmp_path / "followup", timer_tick_seconds=0.05
     )
-    intake_settings = IntakeSettings(nats_url=own_nats.url, data_dir=tmp_path / "intake")
+    intake_settings = IntakeSettings(**own_nats.settings("intake"), data_dir=tmp_path / "intake")
     async with (
         running(build_intake(intake_settings)) as intake,
         running(build_followup(followup_settings, clock=clock)) as followup,
     ):
         await followup.service.bus.wait_started()
         case_id = await accepted_case(intake)
-        await distribute(own_nats.url, case_id, clock)
+        await distribute(own_nats, case_id, clock)
 
         async def scheduled() -> bool:
-            return (await followup.http.get(f"/cases/{case_id}")).status_code == 200
+            if (await followup.http.get(f"/cases/{case_id}")).status_code != 200:
+                return False
+            # Followup hears the coordinator from coordination, apart from the plan.
+            facts = followup.app.case_facts(uuid.UUID(case_id))
+            return bool(facts.coordinator_ids == ("c1",))
 
         await eventually(scheduled, what="the follow-up of the distributed plan")
         view = (await followup.http.get(f"/cases/{case_id}")).json()
@@ -112,11 +127,16 @@ async def test_an_outcome_and_a_follow_up_conference_travel_the_bus_to_a_linked_
         )
         assert response.status_code == 422
         assert response.json()["detail"][0]["loc"][:3] == ["body", "agreements", "a1"]
-        response = await followup.http.post(outcomes, json=call)
-        assert response.status_code == 422
+        response = await followup.http.post(outcomes, json=call, headers={"Authorization": ""})
+        assert response.status_code == 401
         response = await followup.http.post(outcomes, json=call, headers=FAMILY)
-        assert response.status_code == 409
-        assert "only a coordinator or regional_manager" in response.json()["detail"]
+        assert response.status_code == 403
+        assert "needs the role coordinator" in response.json()["detail"]
+        response = await followup.http.post(
+            outcomes, json=call, headers=headers("c2", "coordinator")
+        )
+        assert response.status_code == 403
+        assert "coordinator assigned to this case (c1)" in response.json()["detail"]
         assert stored_since(followup, before) == ["FollowUp.Due"]  # refusals stored nothing
 
         kept = call | {"agreements": {"a1": "kept", "a2": "partly_kept"}, "notes": "Wim helps"}
@@ -131,7 +151,7 @@ async def test_an_outcome_and_a_follow_up_conference_travel_the_bus_to_a_linked_
         assert again.status_code == 409 and "already recorded" in again.json()["detail"]
 
         ask = f"/cases/{case_id}/follow-up-conference"
-        keyed = FAMILY | {"Idempotency-Key": "ask-1"}
+        keyed = COORDINATOR | {"Idempotency-Key": "ask-1"}
         body = {"reason": "the finances are a worry again"}
         first = await followup.http.post(ask, json=body, headers=keyed)
         retried = await followup.http.post(ask, json=body, headers=keyed)
@@ -139,7 +159,7 @@ async def test_an_outcome_and_a_follow_up_conference_travel_the_bus_to_a_linked_
         new_case = first.json()["new_case_id"]
         assert retried.json() == {"case_id": case_id, "new_case_id": new_case}
         unknown_case = await followup.http.post(
-            f"/cases/{uuid.uuid4()}/follow-up-conference", json={}, headers=FAMILY
+            f"/cases/{uuid.uuid4()}/follow-up-conference", json={}, headers=COORDINATOR
         )
         assert unknown_case.status_code == 404
         assert "no plan of it was distributed" in unknown_case.json()["detail"]
@@ -156,14 +176,14 @@ async def test_an_outcome_and_a_follow_up_conference_travel_the_bus_to_a_linked_
             "OutcomeRecorded",
             "FollowUpConferenceRequested",
         ]
-        assert followup_trail[-1]["actor"] == {"id": "herman", "role": "participant"}
+        assert followup_trail[-1]["actor"] == {"id": "c1", "name": "c1", "role": "coordinator"}
         assert "FollowUpOpened" in [e["type"] for e in intake_trail]
         view = (await followup.http.get(f"/cases/{case_id}")).json()
         assert view["follow_up_cases"] == [new_case]
         rows = (await followup.http.get("/cases", params={"stage": "follow_up_scheduled"})).json()
         assert [(r["case_id"], r["outcomes"]) for r in rows] == [(case_id, 1)]
 
-        messages = await stream_messages(own_nats.url, "kring.followup.>")
+        messages = await stream_messages(own_nats, "kring.followup.>")
         published = envelopes(messages)
         assert [e["type"] for e in published] == [
             "nl.kring.follow-up-due.v1",

@@ -22,7 +22,7 @@ from tests.servers import NatsServer
 async def test_bad_input_is_refused_naming_the_field_and_stores_nothing(
     own_nats: NatsServer, tmp_path: Path
 ) -> None:
-    settings = IntakeSettings(nats_url=own_nats.url, data_dir=tmp_path)
+    settings = IntakeSettings(**own_nats.settings("intake"), data_dir=tmp_path)
     async with running(build(settings)) as intake:
         recorder = intake.app.recorder
         before = recorder.max_notification_id()
@@ -36,9 +36,11 @@ async def test_bad_input_is_refused_naming_the_field_and_stores_nothing(
         assert response.status_code == 422
         assert ["body", "model"] in [e["loc"] for e in response.json()["detail"]]
 
-        response = await intake.http.post("/cases", json=REQUEST_BODY)
-        assert response.status_code == 422
-        assert ["header", "x-kring-actor"] in [e["loc"] for e in response.json()["detail"]]
+        response = await intake.http.post(
+            "/cases", json=REQUEST_BODY, headers={"Authorization": ""}
+        )
+        assert response.status_code == 401
+        assert response.headers["WWW-Authenticate"] == "Bearer"
 
         response = await intake.http.post("/cases", content=b"{", headers=headers())
         assert response.status_code == 422
@@ -58,7 +60,7 @@ async def test_bad_input_is_refused_naming_the_field_and_stores_nothing(
 async def test_an_unknown_case_is_404_and_an_invalid_transition_409(
     own_nats: NatsServer, tmp_path: Path
 ) -> None:
-    settings = IntakeSettings(nats_url=own_nats.url, data_dir=tmp_path)
+    settings = IntakeSettings(**own_nats.settings("intake"), data_dir=tmp_path)
     async with running(build(settings)) as intake:
         unknown = uuid.uuid4()
         assert (await intake.http.get(f"/cases/{unknown}")).status_code == 404
@@ -80,7 +82,7 @@ async def test_an_unknown_case_is_404_and_an_invalid_transition_409(
 
 
 async def test_health_and_documents_are_served(own_nats: NatsServer, tmp_path: Path) -> None:
-    settings = IntakeSettings(nats_url=own_nats.url, data_dir=tmp_path)
+    settings = IntakeSettings(**own_nats.settings("intake"), data_dir=tmp_path)
     async with running(build(settings)) as intake:
         await intake.service.bus.wait_started()
         assert (await intake.http.get("/health/live")).status_code == 200
@@ -144,7 +146,7 @@ def _conference(ids: dict[str, str], plan_making: list[str], coordinator: bool) 
 async def test_a_conference_breaking_its_model_is_refused_with_the_reason(
     own_nats: NatsServer, tmp_path: Path
 ) -> None:
-    settings = CoordinationSettings(nats_url=own_nats.url, data_dir=tmp_path)
+    settings = CoordinationSettings(**own_nats.settings("coordination"), data_dir=tmp_path)
     async with running(build_coordination(settings)) as coordination:
         case_id, ids = await _coordination_with_case(coordination)
         url = f"/cases/{case_id}/conference"
@@ -186,11 +188,11 @@ async def test_a_conference_breaking_its_model_is_refused_with_the_reason(
 
         # On the stream: parts and attendance by role, participants by id, never a name.
         async def published() -> bool:
-            messages = await stream_messages(own_nats.url, "kring.coordination.>")
+            messages = await stream_messages(own_nats, "kring.coordination.>")
             return "nl.kring.conference-held.v2" in [e["type"] for e in envelopes(messages)]
 
         await eventually(published, what="ConferenceHeld on the stream")
-        messages = envelopes(await stream_messages(own_nats.url, "kring.coordination.>"))
+        messages = envelopes(await stream_messages(own_nats, "kring.coordination.>"))
         conference = next(e for e in messages if e["type"] == "nl.kring.conference-held.v2")
         refs = {p["participant_id"]: p for p in conference["data"]["participants"]}
         assert refs[ids["professional"]]["organisation"] == "Jeugdzorg Utrecht"
@@ -201,7 +203,7 @@ async def test_a_conference_breaking_its_model_is_refused_with_the_reason(
 async def test_coordination_names_the_field_of_bad_input_and_stores_nothing(
     own_nats: NatsServer, tmp_path: Path
 ) -> None:
-    settings = CoordinationSettings(nats_url=own_nats.url, data_dir=tmp_path)
+    settings = CoordinationSettings(**own_nats.settings("coordination"), data_dir=tmp_path)
     async with running(build_coordination(settings)) as coordination:
         case_id, ids = await _coordination_with_case(coordination)
         http, recorder = coordination.http, coordination.app.recorder
@@ -243,21 +245,25 @@ async def test_coordination_names_the_field_of_bad_input_and_stores_nothing(
         assert "already coordinate" in detail
         assert recorder.max_notification_id() == before
 
-        # A decline is respected: 409 saying so, and nothing stored.
+        # A decline is respected: 403 saying only they may change it, and nothing stored.
         coordinator = headers("c1", "coordinator")
         url = f"{case}/participants/{ids['family']}"
         declined = await http.post(f"{url}/decline", json={"reason": "no"}, headers=coordinator)
         assert declined.json()["invitation"] == "declined"
         pressed = await http.post(f"{url}/confirm", json={}, headers=coordinator)
-        assert pressed.status_code == 409 and "never pressed" in pressed.json()["detail"]
-        themself = await http.post(f"{url}/confirm", headers=headers("them", "participant"))
+        assert pressed.status_code == 403 and "never pressed" in pressed.json()["detail"]
+        someone_else = headers("them", "participant", participant=(f"{case_id}:p77",))
+        refused = await http.post(f"{url}/confirm", headers=someone_else)
+        assert refused.status_code == 403
+        them = headers("them", "participant", participant=(f"{case_id}:{ids['family']}",))
+        themself = await http.post(f"{url}/confirm", headers=them)
         assert themself.status_code == 200 and themself.json()["invitation"] == "confirmed"
 
 
 async def test_coordination_lists_and_views_show_no_names(
     own_nats: NatsServer, tmp_path: Path
 ) -> None:
-    settings = CoordinationSettings(nats_url=own_nats.url, data_dir=tmp_path)
+    settings = CoordinationSettings(**own_nats.settings("coordination"), data_dir=tmp_path)
     async with running(build_coordination(settings)) as coordination:
         case_id, ids = await _coordination_with_case(coordination, model="group")
         http = coordination.http
@@ -308,7 +314,9 @@ async def test_the_overdue_job_records_a_missed_deadline_once(
     own_nats: NatsServer, tmp_path: Path
 ) -> None:
     clock = ManualClock()
-    settings = CoordinationSettings(nats_url=own_nats.url, data_dir=tmp_path, tick_seconds=0.05)
+    settings = CoordinationSettings(
+        **own_nats.settings("coordination"), data_dir=tmp_path, tick_seconds=0.05
+    )
     async with running(build_coordination(settings, clock=clock)) as coordination:
         pool = {"coordinator_id": "c1", "regions": ["Utrecht"], "languages": ["nl"]}
         await coordination.http.post("/coordinators", json=pool, headers=headers())

@@ -36,14 +36,22 @@ from services.intake.bootstrap import build as build_intake
 from services.intake.settings import IntakeSettings
 from services.plans.bootstrap import build as build_plans
 from services.plans.settings import PlansSettings
-from shared.actor import Actor, Role
 from shared.events import ConferenceModel
 from shared.runtime import ServiceDefinition, build_service
-from tests.factories import delivered, headers, plan_distributed, request_received
+from tests.factories import (
+    coordinator_assigned,
+    delivered,
+    headers,
+    plan_distributed,
+    principal,
+    request_received,
+)
+from tests.harness import staff_headers
 from tests.unit.test_plans_rules import conference, content
 
 EXAMPLES = int(os.environ.get("KRING_FUZZ_EXAMPLES", "30"))
-COORDINATOR = Actor(id="c1", role=Role.COORDINATOR)
+STAFF = staff_headers()
+COORDINATOR = principal("c1", "coordinator")
 NO_NATS = "nats://127.0.0.1:1"
 
 #: Path parameters naming what the seeded store holds, by name.
@@ -134,6 +142,7 @@ def seed_plans(definition: ServiceDefinition, http: Http) -> Seeded:
     for n, case_id in enumerate(cases):
         app.process(delivered(request_received(case_id), 10 + n))
         app.process(delivered(conference(case_id), 10 + n, origin="coordination"))
+        app.process(delivered(coordinator_assigned(case_id), 20 + n, origin="coordination"))
     app.write(cases[1], content(), COORDINATOR)
     return {"case_id": [str(c) for c in cases], "version": [1]}
 
@@ -142,9 +151,10 @@ def seed_followup(definition: ServiceDefinition, http: Http) -> Seeded:
     """A follow-up whose plan was distributed a year ago: its contacts came due."""
     case_id = uuid.uuid4()
     a_year_ago = datetime.now(UTC) - timedelta(days=365)
-    definition.app.process(
-        delivered(plan_distributed(case_id, at=a_year_ago, agreement_ids=["a1", "a2"]), 1)
-    )
+    app = definition.app
+    app.process(delivered(request_received(case_id), 1))
+    app.process(delivered(coordinator_assigned(case_id), 1))
+    app.process(delivered(plan_distributed(case_id, at=a_year_ago, agreement_ids=["a1", "a2"]), 1))
     assert definition.app.fire_due_timers() >= 1
     return {"case_id": [str(case_id)]}
 
@@ -162,7 +172,10 @@ def service(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[An
     """The service's HTTP edge on a real store holding seeded cases; the bus is not needed (and
     NATS is not there)."""
     build, settings_class, seed = SERVICES[request.param]
-    definition = build(settings_class(nats_url=NO_NATS, data_dir=tmp_path))
+    # schemathesis calls the app as "testserver": a host this deployment is configured to serve.
+    definition = build(
+        settings_class(nats_url=NO_NATS, data_dir=tmp_path, allowed_hosts="testserver")
+    )
     schema = schemathesis.openapi.from_asgi("/openapi.json", build_service(definition).api)
     try:
         seeded = seed(definition, Http(schema))
@@ -180,7 +193,9 @@ def fuzz(strategy: Any, statuses: Counter[int]) -> None:
         suppress_health_check=list(HealthCheck),
     )
     def no_server_error(case: Any) -> None:
-        response = case.call_and_validate(checks=[not_a_server_error])
+        # A valid token of someone who may do nearly everything (a regional manager of every
+        # region, acting for the coordinators), so inputs reach the rules, not only the gate.
+        response = case.call_and_validate(headers=STAFF, checks=[not_a_server_error])
         statuses[response.status_code] += 1
 
     no_server_error()
@@ -220,3 +235,6 @@ def test_no_input_makes_a_service_fail(service: tuple[Any, Seeded]) -> None:
         label for label, counts in statuses.items() if "{" in label and set(counts) <= {404}
     )
     assert unreached == [], dict(statuses)
+    # And the token let the fuzzer past the gate: no operation only ever refused it.
+    gated = sorted(label for label, counts in statuses.items() if set(counts) <= {401, 403})
+    assert gated == [], dict(statuses)

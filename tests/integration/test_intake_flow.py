@@ -6,13 +6,11 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-import nats
-
 from services.intake.bootstrap import build
 from services.intake.settings import IntakeSettings
 from shared.envelope import encode
 from shared.events import FollowUpConferenceRequested
-from tests.factories import CLARIFICATION, NOW, REQUEST_BODY, headers
+from tests.factories import CLARIFICATION, NOW, REQUEST_BODY, bus_headers, headers
 from tests.harness import envelopes, eventually, running, stream_messages
 from tests.servers import NatsServer
 
@@ -20,7 +18,7 @@ from tests.servers import NatsServer
 async def test_a_submission_retried_with_its_key_makes_one_case(
     own_nats: NatsServer, tmp_path: Path
 ) -> None:
-    settings = IntakeSettings(nats_url=own_nats.url, data_dir=tmp_path)
+    settings = IntakeSettings(**own_nats.settings("intake"), data_dir=tmp_path)
     async with running(build(settings)) as intake:
         keyed = headers("ria", "requester") | {"Idempotency-Key": "form-42"}
         first = await intake.http.post("/cases", json=REQUEST_BODY, headers=keyed)
@@ -43,7 +41,7 @@ async def test_a_submission_retried_with_its_key_makes_one_case(
 async def test_withdrawal_after_acceptance_and_a_follow_up_case_travel_the_bus(
     own_nats: NatsServer, tmp_path: Path
 ) -> None:
-    settings = IntakeSettings(nats_url=own_nats.url, data_dir=tmp_path)
+    settings = IntakeSettings(**own_nats.settings("intake"), data_dir=tmp_path)
     async with running(build(settings)) as intake:
         # The test publishes on the stream itself: the service must have made it first.
         await intake.service.bus.wait_started()
@@ -59,11 +57,13 @@ async def test_withdrawal_after_acceptance_and_a_follow_up_case_travel_the_bus(
         requested = FollowUpConferenceRequested(
             case_id=uuid.UUID(case_id), model="family", new_case_id=new_case, requested_at=NOW
         )
-        connection = await nats.connect(own_nats.url)
+        connection = await own_nats.connect("followup")
         js = connection.jetstream()
         for _ in range(2):  # the same event twice (a redelivery): one new case
             await js.publish(
-                requested.subject(), encode(requested, origin="followup", position=3, time=NOW)
+                requested.subject(),
+                encode(requested, origin="followup", position=3, time=NOW),
+                headers=bus_headers("followup", 3),
             )
         await connection.close()
 
@@ -83,7 +83,7 @@ async def test_withdrawal_after_acceptance_and_a_follow_up_case_travel_the_bus(
         assert withdrawn.status_code == 200
 
         async def published() -> bool:
-            messages = await stream_messages(own_nats.url, "kring.intake.>")
+            messages = await stream_messages(own_nats, "kring.intake.>")
             types = [(e["subject"], e["type"]) for e in envelopes(messages)]
             return types == [
                 (case_id, "nl.kring.request-submitted.v1"),

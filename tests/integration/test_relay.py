@@ -38,17 +38,17 @@ async def submit_and_accept(http: httpx.AsyncClient, count: int) -> list[str]:
     return case_ids
 
 
-async def relayed_positions(nats_url: str) -> list[int]:
-    return [e["kringposition"] for e in envelopes(await stream_messages(nats_url, ACCEPTED))]
+async def relayed_positions(nats: NatsServer) -> list[int]:
+    return [e["kringposition"] for e in envelopes(await stream_messages(nats, ACCEPTED))]
 
 
 async def test_events_stored_while_nats_is_down_reach_the_stream_exactly_once(
     own_nats: NatsServer, tmp_path: Path
 ) -> None:
-    settings = IntakeSettings(nats_url=own_nats.url, data_dir=tmp_path)
+    settings = IntakeSettings(**own_nats.settings("intake"), data_dir=tmp_path)
     async with running(build(settings)) as intake:
         await submit_and_accept(intake.http, 2)
-        await eventually(lambda: _count_is(own_nats.url, 2), what="first two relayed")
+        await eventually(lambda: _count_is(own_nats, 2), what="first two relayed")
 
         own_nats.stop()
         # The API keeps accepting and storing while NATS is away.
@@ -56,23 +56,23 @@ async def test_events_stored_while_nats_is_down_reach_the_stream_exactly_once(
         assert (await intake.http.get("/health/ready")).status_code == 503
 
         own_nats.start()
-        await eventually(lambda: _count_is(own_nats.url, 7), what="all seven relayed")
-        positions = await relayed_positions(own_nats.url)
+        await eventually(lambda: _count_is(own_nats, 7), what="all seven relayed")
+        positions = await relayed_positions(own_nats)
         assert len(positions) == len(set(positions)) == 7
-        subjects = {e["subject"] for e in envelopes(await stream_messages(own_nats.url))}
+        subjects = {e["subject"] for e in envelopes(await stream_messages(own_nats))}
         assert set(offline_cases) <= subjects
 
     # A restart resumes from its checkpoint: nothing re-published, nothing skipped.
     async with running(build(settings)) as intake:
         await eventually(lambda: _relay_caught_up(intake), what="relay resumed")
         await submit_and_accept(intake.http, 1)
-        await eventually(lambda: _count_is(own_nats.url, 8), what="the eighth relayed")
-        positions = await relayed_positions(own_nats.url)
+        await eventually(lambda: _count_is(own_nats, 8), what="the eighth relayed")
+        positions = await relayed_positions(own_nats)
         assert Counter(positions).most_common(1)[0][1] == 1
 
 
-async def _count_is(nats_url: str, expected: int) -> bool:
-    return len(await stream_messages(nats_url, ACCEPTED)) == expected
+async def _count_is(nats: NatsServer, expected: int) -> bool:
+    return len(await stream_messages(nats, ACCEPTED)) == expected
 
 
 async def _relay_caught_up(intake) -> bool:  # type: ignore[no-untyped-def]
@@ -86,13 +86,13 @@ async def test_a_service_started_before_nats_accepts_commands_and_relays_later(
     tmp_path: Path,
 ) -> None:
     nats_server = NatsServer(tmp_path / "nats")  # not started yet
-    settings = IntakeSettings(nats_url=nats_server.url, data_dir=tmp_path)
+    settings = IntakeSettings(**nats_server.settings("intake"), data_dir=tmp_path)
     try:
         async with running(build(settings)) as intake:
             await submit_and_accept(intake.http, 1)
             assert (await intake.http.get("/health/ready")).status_code == 503
             nats_server.start()
-            await eventually(lambda: _count_is(nats_server.url, 1), what="relayed once up")
+            await eventually(lambda: _count_is(nats_server, 1), what="relayed once up")
             await eventually(lambda: _ready(intake.http), what="ready after connecting")
     finally:
         nats_server.stop()
@@ -119,11 +119,13 @@ async def test_a_lost_stream_is_republished_from_the_store(
     tmp_path: Path,
     lose: Callable[[JetStreamContext], Awaitable[None]],
 ) -> None:
-    settings = IntakeSettings(nats_url=own_nats.url, data_dir=tmp_path)
+    settings = IntakeSettings(**own_nats.settings("intake"), data_dir=tmp_path)
     async with running(build(settings)) as intake:
         await submit_and_accept(intake.http, 3)
-        await eventually(lambda: _count_is(own_nats.url, 3), what="three relayed")
-        await lose(intake.service.bus.js)
+        await eventually(lambda: _count_is(own_nats, 3), what="three relayed")
+        admin = await own_nats.connect("admin")  # only admin may delete or purge a stream
+        await lose(admin.jetstream())
+        await admin.close()
         intake.service.relay.rewind()
-        await eventually(lambda: _count_is(own_nats.url, 3), what="three re-published")
-        assert sorted(await relayed_positions(own_nats.url)) == [3, 6, 9]
+        await eventually(lambda: _count_is(own_nats, 3), what="three re-published")
+        assert sorted(await relayed_positions(own_nats)) == [3, 6, 9]

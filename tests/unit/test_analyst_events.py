@@ -20,10 +20,9 @@ from services.followup.bus import translate as followup_translate
 from services.followup.domain import Rating
 from services.intake.app import IntakeApplication
 from services.intake.bus import translate as intake_translate
-from shared.actor import Actor, Role
 from shared.clock import ManualClock
 from shared.envelope import decode, encode
-from shared.errors import DomainRuleError, InvalidFieldError
+from shared.errors import DomainRuleError, InvalidFieldError, NotPermittedError
 from shared.events import (
     ConferenceHeld,
     ConferenceHeldV1,
@@ -35,22 +34,26 @@ from shared.events import (
     RatingsRecorded,
     RequestWithdrawnBeforeAcceptance,
 )
+from shared.identity import Principal
 from tests.factories import (
     CLARIFICATION,
     NOW,
+    REGIONS,
     REQUEST_BODY,
+    coordinator_assigned,
     delivered,
     part,
     plan_distributed,
+    principal,
     ready_for_conference,
     request_received,
     rewrite_stored_states,
 )
 
-COORDINATOR = Actor(id="ana", role=Role.COORDINATOR)
-RESEARCHER = Actor(id="r1", role=Role.RESEARCHER)
-REQUESTER = Actor(id="ria", role=Role.REQUESTER)
-MANAGER = Actor(id="rm", role=Role.REGIONAL_MANAGER)
+COORDINATOR = principal("ana", "coordinator")
+RESEARCHER = principal("r1", "researcher")
+REQUESTER = principal("ria", "requester")
+MANAGER = principal("rm", "regional_manager", regions=REGIONS)
 POSITIONS = itertools.count(1)
 
 
@@ -203,15 +206,24 @@ def test_a_withdrawal_before_acceptance_says_region_and_stage_not_the_reason(
     assert "Johan" not in withdrawn.model_dump_json()
 
 
+#: The coordinator ``coordinator_assigned`` assigns, and a regional manager of another region.
+CASE_COORDINATOR = principal("c1", "coordinator")
+ELSEWHERE = principal("rm-texel", "regional_manager", regions=("Texel",))
+
+
 class FollowUpCase:
+    """A follow-up in Utrecht whose coordinator is c1 (as followup hears both before the plan)."""
+
     def __init__(self, make_app: Any) -> None:
         self.clock = ManualClock(NOW)
         self.app: FollowupApplication = make_app(FollowupApplication, clock=self.clock)
         self.id = uuid.uuid4()
+        self.app.process(delivered(request_received(self.id), next(POSITIONS)))
+        self.app.process(delivered(coordinator_assigned(self.id), next(POSITIONS)))
         event = plan_distributed(self.id, at=NOW, agreement_ids=["a1"])
         self.app.process(delivered(event, next(POSITIONS)))
 
-    def rate(self, timer_id: str, *ratings: Rating, actor: Actor = RESEARCHER) -> None:
+    def rate(self, timer_id: str, *ratings: Rating, actor: Principal = RESEARCHER) -> None:
         self.app.record_ratings(self.id, timer_id, list(ratings), actor)
 
     def published(self) -> list[RatingsRecorded]:
@@ -229,8 +241,15 @@ def test_ratings_are_recorded_once_per_contact_that_came_due_and_published_by_gr
     with pytest.raises(DomainRuleError, match="not due yet"):
         case.rate("research", Rating("family_network", 8, 9))
     case.clock.advance(timedelta(days=91))
-    with pytest.raises(DomainRuleError, match="only a"):
-        case.rate("research", Rating("family_network", 8, 9), actor=COORDINATOR)
+    # Who may record a contact's outcome records its ratings; anyone else is refused by role.
+    for nobody in (CASE_COORDINATOR, ELSEWHERE):
+        with pytest.raises(NotPermittedError, match="research contact needs the role researcher"):
+            case.rate("research", Rating("family_network", 8, 9), actor=nobody)
+    for nobody in (RESEARCHER, principal("c2", "coordinator"), ELSEWHERE):
+        with pytest.raises(NotPermittedError, match="ratings given at the coordinator's call"):
+            case.rate("coordinator_call", Rating("family_network", 8, 9), actor=nobody)
+    with pytest.raises(NotPermittedError, match="ratings given at a contact needs the role"):
+        case.rate("research", Rating("family_network", 8, 9), actor=REQUESTER)
     with pytest.raises(InvalidFieldError, match="unknown timer"):
         case.rate("interview", Rating("family_network", 8, 9))
     case.rate(
@@ -248,8 +267,8 @@ def test_ratings_are_recorded_once_per_contact_that_came_due_and_published_by_gr
         (RatingGroup.FAMILY_NETWORK, 7, None),
         (RatingGroup.PROFESSIONAL, 6, 7),
     ]
-    # The coordinator's call, due too by now, takes its own once.
-    case.rate("coordinator_call", Rating("professional", 5, 5), actor=COORDINATOR)
+    # The coordinator's call, due too by now, takes its own once, from the case's coordinator.
+    case.rate("coordinator_call", Rating("professional", 5, 5), actor=CASE_COORDINATOR)
     assert [p.timer_id for p in case.published()] == ["research", "coordinator_call"]
     # The marks are read back after a restart (value objects through the store).
     assert case.app.get(case.id).ratings["research"][2] == Rating("professional", 6, 7)

@@ -13,11 +13,10 @@ from services.coordination.settings import CoordinationSettings
 from services.followup.settings import FollowupSettings
 from services.intake.settings import IntakeSettings
 from services.plans.settings import PlansSettings
-from shared.actor import Actor, Role
 from shared.settings import ServiceSettings
-from tests.factories import CLARIFICATION, REQUEST_BODY
+from tests.factories import CLARIFICATION, REGIONS, REQUEST_BODY, principal
 
-MANAGER = Actor(id="manager", role=Role.REGIONAL_MANAGER)
+MANAGER = principal("manager", "regional_manager", regions=REGIONS)
 
 
 def settings(tmp_path: Path) -> dict[str, ServiceSettings]:
@@ -30,7 +29,7 @@ def settings(tmp_path: Path) -> dict[str, ServiceSettings]:
 
 
 def accept_one(intake: Any) -> str:
-    case_id = intake.submit(Actor(id="ria", role=Role.REQUESTER), **REQUEST_BODY)
+    case_id = intake.submit(principal("ria", "requester"), **REQUEST_BODY)
     intake.clarify(case_id, MANAGER, **CLARIFICATION)
     intake.accept(case_id, MANAGER)
     return str(case_id)
@@ -56,14 +55,14 @@ def test_a_prompt_arriving_as_the_processing_thread_lets_go_is_followed(tmp_path
     runner.start()
     try:
         intake: Any = runner.get(PEER_CLASSES["intake"])
-        first = intake.submit(Actor(id="ria", role=Role.REQUESTER), **REQUEST_BODY)
+        first = intake.submit(principal("ria", "requester"), **REQUEST_BODY)
         intake.clarify(first, MANAGER, **CLARIFICATION)
         late: list[str] = []
         # While the last save of the first case is processed, a whole second case is stored.
         runner.late = lambda: late.append(accept_one(intake))
         intake.accept(first, MANAGER)
         plans: Any = runner.get(PEER_CLASSES["plans"])
-        assert {str(r["case_id"]) for r in plans.cases()} == {str(first), *late}
+        assert {str(r["case_id"]) for r in plans.cases(MANAGER)} == {str(first), *late}
     finally:
         runner.stop()
 
@@ -91,7 +90,7 @@ def test_commands_from_many_threads_are_all_followed_without_a_poke(tmp_path: Pa
         assert not errors
         coordination: Any = runner.get(PEER_CLASSES["coordination"])
         plans: Any = runner.get(PEER_CLASSES["plans"])
-        assert {str(r["case_id"]) for r in coordination.cases()} == set(accepted)
-        assert {str(r["case_id"]) for r in plans.cases()} == set(accepted)
+        assert {str(r["case_id"]) for r in coordination.cases(MANAGER)} == set(accepted)
+        assert {str(r["case_id"]) for r in plans.cases(MANAGER)} == set(accepted)
     finally:
         runner.stop()

@@ -16,21 +16,23 @@ from services.coordination.app import CoordinationApplication
 from services.coordination.bus import translate
 from services.coordination.domain import Stage
 from services.coordination.pool import CoordinatorNotFoundError
-from shared.actor import Actor, Role
 from shared.clock import ManualClock
-from shared.errors import DomainRuleError, InvalidFieldError
+from shared.errors import DomainRuleError, InvalidFieldError, NotPermittedError
 from shared.events import CoordinatorAssigned, CoordinatorWishes, IntegrationEvent
 from tests.factories import (
+    REGIONS,
     delivered,
     plan_distributed,
+    principal,
     ready_for_conference,
     request_received,
     request_withdrawn,
     rewrite_stored_states,
 )
 
-MANAGER = Actor(id="rm", role=Role.REGIONAL_MANAGER)
-COORDINATOR = Actor(id="c1", role=Role.COORDINATOR)
+MANAGER = principal("rm", "regional_manager", regions=REGIONS)
+COORDINATOR = principal("c1", "coordinator")
+ANA = principal("ana", "coordinator")
 
 
 class Coordination:
@@ -131,7 +133,7 @@ def test_the_unassigned_list_says_why_each_case_waits(co: Coordination) -> None:
     waiting = co.receive(region="Drenthe")
     co.join("ana")
     assigned = co.receive()
-    rows = {row["case_id"]: row for row in co.app.unassigned()}
+    rows = {row["case_id"]: row for row in co.app.unassigned(MANAGER)}
     assert assigned not in rows
     assert rows[waiting]["waiting_reason"] == "no coordinator works in region Drenthe"
     assert rows[waiting]["missing"] == 1
@@ -152,7 +154,7 @@ def test_a_group_conference_gets_two_coordinators_or_waits_for_the_second(
     case = co.app.get(one)
     assert case.coordinator_ids == ["ana"]
     assert case.stage is Stage.ASSIGNED  # preparation can start
-    row = next(r for r in co.app.unassigned() if r["case_id"] == one)
+    row = next(r for r in co.app.unassigned(MANAGER) if r["case_id"] == one)
     assert row["missing"] == 1
     assert row["waiting_reason"] == (
         "a second coordinator is needed: every other coordinator who fits is at capacity"
@@ -160,7 +162,7 @@ def test_a_group_conference_gets_two_coordinators_or_waits_for_the_second(
     co.join("cas")
     case = co.app.assign_by_hand(one, ["ana", "cas"], "Cas joins Ana", MANAGER)
     assert case.waiting_reason is None
-    assert one not in [r["case_id"] for r in co.app.unassigned()]
+    assert one not in [r["case_id"] for r in co.app.unassigned(MANAGER)]
     last = co.published(one, CoordinatorAssigned)[-1]
     assert (last.coordinator_ids, last.by_hand, last.reassignment) == (["ana", "cas"], True, True)
 
@@ -186,8 +188,11 @@ def test_reassignment_by_hand_releases_the_previous_coordinator_with_the_reason(
     case_id = co.receive()
     first = co.app.get(case_id).coordinator_ids[0]
     other = "bob" if first == "ana" else "ana"
-    with pytest.raises(DomainRuleError, match="only a regional_manager"):
+    with pytest.raises(NotPermittedError, match="by hand needs the role regional_manager"):
         co.app.assign_by_hand(case_id, [other], "swap", COORDINATOR)
+    texel = principal("rm-texel", "regional_manager", regions=("Texel",))
+    with pytest.raises(NotPermittedError, match="regional_manager for region Utrecht"):
+        co.app.assign_by_hand(case_id, [other], "swap", texel)
     with pytest.raises(DomainRuleError, match="already coordinate"):
         co.app.assign_by_hand(case_id, [first], "again", MANAGER)
     case = co.app.assign_by_hand(case_id, other, "the family knows the first", MANAGER)
@@ -326,9 +331,9 @@ def test_a_withdrawal_after_the_conference_is_noted_and_changes_nothing(
 ) -> None:
     co.join("ana")
     case_id = co.receive()
-    ids = ready_for_conference(co.app, case_id, COORDINATOR, co.app.today())
+    ids = ready_for_conference(co.app, case_id, ANA, co.app.today())
     held = {"plan_making": {"present": [ids["family"]], "coordinator": False}}
-    co.app.hold_conference(case_id, co.app.today(), held, COORDINATOR)
+    co.app.hold_conference(case_id, co.app.today(), held, ANA)
     co.deliver(request_withdrawn(case_id))
     case = co.app.get(case_id)
     assert case.stage is Stage.CONFERENCE_HELD and case.request_withdrawn_at is not None
@@ -343,9 +348,9 @@ def test_the_coordinators_task_ends_when_the_plan_is_distributed(co: Coordinatio
     case_id = co.receive()
     co.deliver(plan_distributed(case_id))  # before the conference: nothing happens
     assert co.app.pool().load["ana"] == 1
-    ids = ready_for_conference(co.app, case_id, COORDINATOR, co.app.today())
+    ids = ready_for_conference(co.app, case_id, ANA, co.app.today())
     held = {"plan_making": {"present": [ids["family"]], "coordinator": False}}
-    co.app.hold_conference(case_id, co.app.today(), held, COORDINATOR)
+    co.app.hold_conference(case_id, co.app.today(), held, ANA)
     assert co.app.pool().load["ana"] == 1  # the plan is still to be written and sent
     co.deliver(plan_distributed(case_id))
     co.deliver(plan_distributed(case_id))  # a later version: once is enough
@@ -359,7 +364,7 @@ def test_a_plan_without_a_meeting_keeps_the_coordinator_until_it_is_distributed(
 ) -> None:
     co.join("ana")
     case_id = co.receive()
-    co.app.end_without_conference(case_id, "plan_without_meeting", None, "", COORDINATOR)
+    co.app.end_without_conference(case_id, "plan_without_meeting", None, "", ANA)
     assert co.app.pool().load["ana"] == 1
     co.deliver(plan_distributed(case_id))
     assert co.app.pool().load["ana"] == 0
@@ -420,3 +425,40 @@ def test_events_stored_before_the_new_fields_existed_still_replay(
     published = [e for e in map(translate, again.events.get(case_id)) if e is not None]
     assert [(e.by_hand, e.reassignment) for e in published] == [(False, False)]
     assert again.cases()[0]["coordinators_needed"] == 1
+
+
+def test_a_coordinator_re_registered_with_an_involved_organisation_leaves_the_case(
+    co: Coordination,
+) -> None:
+    co.join("ana")
+    co.join("bob")
+    case_id = co.receive(involved_organisations=["Jeugdzorg Utrecht"])
+    first = co.app.get(case_id).coordinator_ids[0]
+    other = "bob" if first == "ana" else "ana"
+    # The coordinator now works for the organisation involved in the case they hold.
+    co.join(first, organisations=["jeugdzorg  utrecht"])
+    case = co.app.get(case_id)
+    assert case.coordinator_ids == [other]
+    assert case.assignments[-1]["reason"].startswith(
+        f"{first} is no longer independent (works for jeugdzorg  utrecht, involved in this case)"
+    )
+    assert co.app.pool().load == {first: 0, other: 1}
+    published = co.published(case_id, CoordinatorAssigned)[-1]
+    assert (published.coordinator_ids, published.reassignment) == ([other], True)
+    # By hand, the same check refuses them, and nobody else left: the case waits, saying why.
+    with pytest.raises(DomainRuleError, match=f"{first} is not independent"):
+        co.app.assign_by_hand(case_id, [first], "they know the family", MANAGER)
+    co.join(other, organisations=["Jeugdzorg Utrecht"])
+    case = co.app.get(case_id)
+    assert case.coordinator_ids == [] and case.stage is Stage.WAITING
+    assert "independent" in (case.waiting_reason or "")
+
+
+def test_a_re_registration_after_the_conference_releases_nobody(co: Coordination) -> None:
+    co.join("ana")
+    case_id = co.receive(involved_organisations=["Veilig Thuis"])
+    ids = ready_for_conference(co.app, case_id, ANA, co.app.today())
+    held = {"plan_making": {"present": [ids["family"]], "coordinator": False}}
+    co.app.hold_conference(case_id, co.app.today(), held, ANA)
+    co.join("ana", organisations=["Veilig Thuis"])
+    assert co.app.get(case_id).coordinator_ids == ["ana"]  # the plan is still theirs to write

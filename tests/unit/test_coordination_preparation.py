@@ -14,15 +14,14 @@ import pytest
 from services.coordination.app import CoordinationApplication
 from services.coordination.bus import translate
 from services.coordination.domain import ParticipantNotFoundError, Stage
-from shared.actor import Actor, Role
 from shared.clock import ManualClock
-from shared.errors import DomainRuleError, InvalidFieldError
+from shared.errors import DomainRuleError, InvalidFieldError, NotPermittedError
 from shared.events import ConferenceHeld, IntegrationEvent, ParticipantConsentWithdrawn
-from tests.factories import delivered, part, request_received
+from shared.identity import Principal
+from tests.factories import REGIONS, delivered, part, participant, principal, request_received
 
-MANAGER = Actor(id="rm", role=Role.REGIONAL_MANAGER)
-COORDINATOR = Actor(id="c1", role=Role.COORDINATOR)
-PARTICIPANT = Actor(id="someone", role=Role.PARTICIPANT)
+MANAGER = principal("rm", "regional_manager", regions=REGIONS)
+COORDINATOR = principal("c1", "coordinator")
 
 
 class Case:
@@ -38,10 +37,16 @@ class Case:
         self.app.process(delivered(event, 1))
         self.id = event.case_id
 
-    def invite(self, role: str, name: str = "", organisation: str | None = None) -> str:
+    def invite(
+        self,
+        role: str,
+        name: str = "",
+        organisation: str | None = None,
+        who: Principal = COORDINATOR,
+    ) -> str:
         _, pid = self.app.invite(
             self.id,
-            COORDINATOR,
+            who,
             name=name or f"{role} {uuid.uuid4().hex[:6]}",
             role=role,
             contact="someone@example.org",
@@ -75,28 +80,33 @@ def test_participants_are_invited_only_once_a_coordinator_is_assigned_and_not_af
     make_app: Any,
 ) -> None:
     case = Case(make_app, region="Drenthe")  # nobody works there: the case waits
-    with pytest.raises(DomainRuleError, match="once a coordinator is assigned"):
+    with pytest.raises(NotPermittedError, match=r"assigned to this case \(none is yet\)"):
         case.invite("family")
+    with pytest.raises(DomainRuleError, match="once a coordinator is assigned"):
+        case.invite("family", who=MANAGER)
     case.app.register_coordinator("c2", ["Drenthe"], ["nl"], 5, MANAGER)
     case.app.assign_by_hand(case.id, ["c2"], "travels", MANAGER)
-    case.invite("family")
-    case.app.end_without_conference(case.id, "stopped", "network_not_willing", "", COORDINATOR)
+    c2 = principal("c2", "coordinator")
+    with pytest.raises(NotPermittedError, match=r"assigned to this case \(c2\)"):
+        case.invite("family")  # c1 no longer
+    case.invite("family", who=c2)
+    case.app.end_without_conference(case.id, "stopped", "network_not_willing", "", c2)
     with pytest.raises(DomainRuleError, match="has ended"):
-        case.invite("family")
+        case.invite("family", who=c2)
 
 
 def test_a_decline_is_respected_and_never_pressed(make_app: Any) -> None:
     case = Case(make_app)
     pid = case.invite("family", name="Kees Jansen")
     case.app.decline(case.id, pid, "not with him at the table", COORDINATOR)
-    with pytest.raises(DomainRuleError, match="respected and never pressed"):
+    with pytest.raises(NotPermittedError, match="respected and never pressed"):
         case.app.confirm(case.id, pid, True, COORDINATOR)
     with pytest.raises(DomainRuleError, match="not invited again"):
         case.invite("family", name="  kees   jansen ")
     with pytest.raises(DomainRuleError, match="already said they are not coming"):
         case.app.decline(case.id, pid, "", COORDINATOR)
     # Only the participant themself changes their answer.
-    changed = case.app.confirm(case.id, pid, False, PARTICIPANT)
+    changed = case.app.confirm(case.id, pid, False, participant(case.id, pid))
     assert changed.participants[pid]["invitation"] == "confirmed"
     with pytest.raises(DomainRuleError, match="already confirmed"):
         case.app.confirm(case.id, pid, False, COORDINATOR)
@@ -105,20 +115,20 @@ def test_a_decline_is_respected_and_never_pressed(make_app: Any) -> None:
 def test_withdrawing_consent_to_share_stops_sharing_and_is_published(make_app: Any) -> None:
     case = Case(make_app)
     pid = case.confirmed("professional", organisation="Jeugdzorg Utrecht", share=True)
-    case.app.withdraw_consent(case.id, pid, "share_details", PARTICIPANT)
+    case.app.withdraw_consent(case.id, pid, "share_details", participant(case.id, pid))
     p = case.app.get(case.id).participants[pid]
     assert (p["share_details"], p["take_part"], p["withdrawn"]) == (False, True, ["share_details"])
     (withdrawn,) = case.published(ParticipantConsentWithdrawn)
     assert withdrawn.participant_id == pid
     with pytest.raises(DomainRuleError, match="already withdrew"):
-        case.app.withdraw_consent(case.id, pid, "share_details", PARTICIPANT)
+        case.app.withdraw_consent(case.id, pid, "share_details", participant(case.id, pid))
     # A withdrawal of sharing is final for the case, even if they confirm again later.
-    case.app.withdraw_consent(case.id, pid, "take_part", PARTICIPANT)
-    case.app.confirm(case.id, pid, True, PARTICIPANT)
+    case.app.withdraw_consent(case.id, pid, "take_part", participant(case.id, pid))
+    case.app.confirm(case.id, pid, True, participant(case.id, pid))
     assert case.app.get(case.id).participants[pid]["share_details"] is False
     never = case.confirmed("family", share=False)
     with pytest.raises(DomainRuleError, match="has not consented to share"):
-        case.app.withdraw_consent(case.id, never, "share_details", PARTICIPANT)
+        case.app.withdraw_consent(case.id, never, "share_details", participant(case.id, never))
 
 
 def test_withdrawing_consent_to_take_part_means_not_coming_and_keeps_the_history(
@@ -132,7 +142,7 @@ def test_withdrawing_consent_to_take_part_means_not_coming_and_keeps_the_history
     case.app.withdraw_consent(case.id, pid, "take_part", COORDINATOR)
     p = case.app.get(case.id).participants[pid]
     assert (p["invitation"], p["take_part"], p["withdrawn"]) == ("withdrawn", False, ["take_part"])
-    with pytest.raises(DomainRuleError, match="only the participant themself"):
+    with pytest.raises(NotPermittedError, match=r"needs participant .* themself"):
         case.app.confirm(case.id, pid, True, COORDINATOR)
     assert case.published(ParticipantConsentWithdrawn) == []  # nothing to stop sharing
     types = [e.type for e in case.app.history(case.id)]
@@ -222,7 +232,9 @@ def test_the_conference_carries_parts_and_attendance_by_role_and_the_participant
     make_app: Any,
 ) -> None:
     case, ids = _scheduled(make_app, "family")
-    case.app.withdraw_consent(case.id, ids["expert"], "share_details", PARTICIPANT)
+    case.app.withdraw_consent(
+        case.id, ids["expert"], "share_details", participant(case.id, ids["expert"])
+    )
     parts = {
         "information": part([ids["central"], ids["family"], ids["pro"], ids["expert"]], True),
         "plan_making": part([ids["central"], ids["family"]], interpreter=True),
@@ -327,7 +339,7 @@ def test_a_missed_deadline_is_recorded_once_and_the_list_agrees(make_app: Any) -
     assert app.cases(overdue=True) == []
     clock.advance(timedelta(days=4))
     assert app.record_overdue() == 1
-    app.record_contact(case.id, COORDINATOR)
+    app.record_contact(case.id, principal("c2", "coordinator"))
     assert app.cases(overdue=True) == [] and app.record_overdue() == 0
 
 
@@ -364,7 +376,7 @@ def test_no_name_or_contact_leaves_the_store(make_app: Any) -> None:
         language="nl",
     )
     case.app.confirm(case.id, pid, True, COORDINATOR)
-    case.app.withdraw_consent(case.id, pid, "share_details", PARTICIPANT)
+    case.app.withdraw_consent(case.id, pid, "share_details", participant(case.id, pid))
     parts = {"plan_making": part([ids["family"], pid])}
     case.app.hold_conference(case.id, case.app.today(), parts, COORDINATOR)
     published = [e for e in map(translate, case.app.events.get(case.id)) if e is not None]
@@ -381,5 +393,5 @@ def test_a_decline_is_recorded_even_while_the_case_waits_for_a_new_coordinator(
     pid = case.invite("family")
     case.app.declare_relation("c1", case.id, "other_stake", "", MANAGER)
     assert case.app.get(case.id).stage is Stage.WAITING
-    declined = case.app.decline(case.id, pid, "", PARTICIPANT)
+    declined = case.app.decline(case.id, pid, "", participant(case.id, pid))
     assert declined.participants[pid]["invitation"] == "declined"

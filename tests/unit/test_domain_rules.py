@@ -14,25 +14,27 @@ from services.intake.app import IntakeApplication
 from services.intake.bus import translate
 from services.intake.domain import Stage as IntakeStage
 from services.plans.app import PlansApplication
-from shared.actor import Actor, Role
 from shared.clock import ManualClock
-from shared.errors import CaseNotFoundError, DomainRuleError, InvalidFieldError
+from shared.errors import CaseNotFoundError, DomainRuleError, InvalidFieldError, NotPermittedError
 from shared.events import RequestReceived
 from tests.factories import (
     CLARIFICATION,
+    REGIONS,
     REQUEST_BODY,
+    acted,
     conference_held,
     coordinator_assigned,
     delivered,
     part,
     plan_distributed,
+    principal,
     ready_for_conference,
     request_received,
 )
 
-REQUESTER = Actor(id="ria", role=Role.REQUESTER)
-MANAGER = Actor(id="rm", role=Role.REGIONAL_MANAGER)
-COORDINATOR = Actor(id="c1", role=Role.COORDINATOR)
+REQUESTER = principal("ria", "requester")
+MANAGER = principal("rm", "regional_manager", regions=REGIONS)
+COORDINATOR = principal("c1", "coordinator")
 FAMILY_TIME = {"plan_making": part([], coordinator=False)}
 
 
@@ -92,7 +94,7 @@ def test_every_stored_event_keeps_its_actor(make_app) -> None:
     app.clarify(case_id, MANAGER, **CLARIFICATION)
     app.accept(case_id, MANAGER)
     actors = [entry.actor for entry in app.history(case_id)]
-    assert actors == [REQUESTER.as_record(), MANAGER.as_record(), MANAGER.as_record()]
+    assert actors == [acted(REQUESTER), acted(MANAGER), acted(MANAGER)]
 
 
 def test_an_unknown_case_is_not_found(make_app) -> None:
@@ -130,7 +132,7 @@ def test_nobody_fits_so_the_case_waits_saying_why_until_assigned_by_hand(make_ap
     assert case.stage is CoordinationStage.WAITING
     assert "Utrecht" in (case.waiting_reason or "")
     with pytest.raises(DomainRuleError, match="a conference needs an assigned coordinator"):
-        app.hold_conference(event.case_id, date(2026, 4, 1), FAMILY_TIME, COORDINATOR)
+        app.hold_conference(event.case_id, date(2026, 4, 1), FAMILY_TIME, MANAGER)
     with pytest.raises(InvalidFieldError, match="not in the pool"):
         app.assign_by_hand(event.case_id, "nobody", "try", MANAGER)
     assigned = app.assign_by_hand(event.case_id, "c1", "travels to Utrecht", MANAGER)
@@ -200,15 +202,17 @@ def test_a_missed_first_contact_shows_as_overdue_until_contact_is_made(make_app)
     elsewhere = request_received(region="Zwolle")
     for position, event in enumerate((reached, missed, elsewhere), start=1):
         app.process(delivered(event, position))
-    assert app.cases(overdue=True) == []
+    assert app.cases(MANAGER, overdue=True) == []
     app.record_contact(reached.case_id, COORDINATOR)
     with pytest.raises(DomainRuleError, match="already recorded"):
         app.record_contact(reached.case_id, COORDINATOR)
-    with pytest.raises(DomainRuleError, match="once a coordinator is assigned"):
+    with pytest.raises(NotPermittedError, match=r"assigned to this case \(none is yet\)"):
         app.record_contact(elsewhere.case_id, COORDINATOR)
+    with pytest.raises(DomainRuleError, match="once a coordinator is assigned"):
+        app.record_contact(elsewhere.case_id, MANAGER)
     clock.advance(timedelta(days=3, seconds=1))
-    assert [c["case_id"] for c in app.cases(overdue=True)] == [missed.case_id]
-    assert {c["case_id"] for c in app.cases(overdue=False)} == {
+    assert [c["case_id"] for c in app.cases(MANAGER, overdue=True)] == [missed.case_id]
+    assert {c["case_id"] for c in app.cases(MANAGER, overdue=False)} == {
         reached.case_id,
         elsewhere.case_id,
     }
@@ -220,7 +224,7 @@ def test_a_missed_first_contact_shows_as_overdue_until_contact_is_made(make_app)
         missed.case_id,
     }
     app.record_contact(missed.case_id, COORDINATOR)
-    assert app.cases(overdue=True) == []
+    assert app.cases(MANAGER, overdue=True) == []
 
 
 def test_a_case_stopped_in_preparation_keeps_its_reason_and_frees_the_coordinator(
@@ -251,4 +255,4 @@ def test_a_plan_without_a_meeting_needs_a_coordinator(make_app) -> None:
     event = request_received()
     app.process(delivered(event, 1))  # nobody in the pool: the case waits
     with pytest.raises(DomainRuleError, match="needs an assigned coordinator"):
-        app.end_without_conference(event.case_id, "plan_without_meeting", None, "", COORDINATOR)
+        app.end_without_conference(event.case_id, "plan_without_meeting", None, "", MANAGER)

@@ -20,23 +20,25 @@ from services.followup.domain import Contact, Schedule
 from services.intake.app import IDEMPOTENT_SUBMISSION, IntakeApplication
 from services.intake.domain import Request
 from services.plans.app import PlansApplication
-from shared.actor import Actor, Role
 from shared.clock import ManualClock
 from shared.erasure import CASE_KEY_PREFIX, CaseErasedError, ErasureReason
-from shared.errors import CaseNotFoundError, DomainRuleError
+from shared.errors import CaseNotFoundError, NotPermittedError
 from shared.events import CaseErased
 from tests.factories import (
     CLARIFICATION,
     NOW,
+    REGIONS,
     REQUEST_BODY,
+    acted,
     delivered,
     plan_distributed,
+    principal,
     request_received,
 )
-from tests.unit.test_plans_rules import COORDINATOR, FAMILY, content, held_case
+from tests.unit.test_plans_rules import COORDINATOR, content, held_case
 
-MANAGER = Actor(id="rm-anna", role=Role.REGIONAL_MANAGER)
-REQUESTER = Actor(id="ria", role=Role.REQUESTER)
+MANAGER = principal("rm-anna", "regional_manager", regions=REGIONS)
+REQUESTER = principal("ria", "requester")
 
 
 def case_erased(case_id: uuid.UUID, model: str = "family") -> CaseErased:
@@ -77,16 +79,16 @@ def test_an_erased_case_cannot_be_read_and_its_erasure_stays_on_the_record(
     clock = ManualClock()
     intake = make_app(IntakeApplication, clock=clock)
     kept, erased = submitted(intake), submitted(intake)
-    assert {row["case_id"] for row in intake.cases()} == {kept, erased}
+    assert {row["case_id"] for row in intake.cases(MANAGER)} == {kept, erased}
 
-    at = intake.erase_case(erased, ErasureReason.REQUESTED_BY_PERSON, MANAGER)
+    at = intake.erase_case(erased, ErasureReason.REQUESTED_BY_PERSON, MANAGER).at
 
     with pytest.raises(CaseErasedError):
         intake.get(erased)
     assert states(intake, tmp_path, erased)  # the rows stay; nothing in them can be read
     [entry] = intake.history(erased)
-    assert (entry.type, entry.time, entry.actor) == ("CaseErased", at, MANAGER.as_record())
-    assert [row["case_id"] for row in intake.cases()] == [kept]
+    assert (entry.type, entry.time, entry.actor) == ("CaseErased", at, acted(MANAGER))
+    assert [row["case_id"] for row in intake.cases(MANAGER)] == [kept]
     assert intake.get(kept).stage.value == "accepted"
     with pytest.raises(CaseErasedError):
         intake.erase_case(erased, ErasureReason.OTHER, MANAGER)  # gone already: 410
@@ -95,10 +97,18 @@ def test_an_erased_case_cannot_be_read_and_its_erasure_stays_on_the_record(
 def test_only_a_regional_manager_or_an_operator_erases(make_app: Any) -> None:
     intake = make_app(IntakeApplication)
     case_id = submitted(intake)
-    with pytest.raises(DomainRuleError, match="regional_manager or an operator"):
+    with pytest.raises(
+        NotPermittedError, match="needs the role regional_manager or the role operator"
+    ):
         intake.erase_case(case_id, ErasureReason.OTHER, REQUESTER)
+    texel = principal("rm-texel", "regional_manager", regions=("Texel",))
+    with pytest.raises(NotPermittedError, match="regional_manager for region Utrecht"):
+        intake.erase_case(case_id, ErasureReason.OTHER, texel)
     with pytest.raises(CaseNotFoundError):
         intake.erase_case(uuid.uuid4(), ErasureReason.OTHER, MANAGER)
+    operator = principal("op", "operator", regions=())
+    intake.erase_case(case_id, ErasureReason.OTHER, operator)
+    assert intake.erasure_log().erased[case_id]["actor"] == acted(operator)
 
 
 def test_erasure_survives_a_restart_and_no_key_is_ever_made_again(
@@ -121,7 +131,14 @@ def test_a_crash_between_the_erasure_record_and_the_shredding_shreds_at_start(
     intake = make_app(IntakeApplication)
     case_id = submitted(intake)
     log = intake.erasure_log()
-    log.record(case_id=case_id, model="family", reason="other", at=NOW, actor=MANAGER.as_record())
+    log.record(
+        case_id=case_id,
+        model="family",
+        reason="other",
+        at=NOW,
+        actor=acted(MANAGER),
+        erased_with=None,
+    )
     # Stored without the application's hook, as if the process died before it ran.
     intake.recorder.insert_events([intake.mapper.to_stored_event(e) for e in log.collect_events()])
     assert intake.get(case_id)  # the key is still there
@@ -139,7 +156,7 @@ def test_events_stored_before_case_keys_existed_are_hidden_once_erased(make_app:
     unsealed = [first_release.to_stored_event(e) for e in intake.events.get(case_id)]
     intake.recorder.insert_events([dataclasses.replace(s, originator_id=older) for s in unsealed])
     assert intake.repository.get(older).description == intake.get(case_id).description
-    intake.erase(older, "other", NOW, MANAGER.as_record())
+    intake.erase(older, "other", NOW, acted(MANAGER))
     with pytest.raises(CaseErasedError):
         intake.repository.get(older)
 
@@ -158,7 +175,7 @@ def test_coordination_erases_on_the_bus_frees_the_coordinator_and_stores_nothing
     assert coordination.pool().load["c1"] == 0
     with pytest.raises(CaseErasedError):
         coordination.get(case_id)
-    assert [row["case_id"] for row in coordination.cases()] == []
+    assert [row["case_id"] for row in coordination.cases(MANAGER)] == []
     [entry] = coordination.history(case_id)
     assert entry.actor == {"id": "coordination", "role": "system"}
     # A late event of the erased case is tracked and changes nothing; a redelivered erasure too.
@@ -216,13 +233,13 @@ def test_plans_no_longer_sends_the_copies_of_an_erased_case(make_app: Any) -> No
         COORDINATOR,
     )
     plans.write(case_id, content(), COORDINATOR)
-    plans.accept(case_id, 1, FAMILY)
+    plans.accept(case_id, 1, COORDINATOR)
     plans.distribute(case_id, [], COORDINATOR)
     assert [p.case_id for p in plans.pending_emails()] == [case_id]
 
     plans.process(delivered(case_erased(case_id), 9000))
     assert plans.pending_emails() == []
-    assert plans.cases() == []
+    assert plans.cases(COORDINATOR) == []
 
 
 def test_the_follow_up_of_an_erased_case_never_fires(make_app: Any) -> None:
@@ -234,7 +251,7 @@ def test_the_follow_up_of_an_erased_case_never_fires(make_app: Any) -> None:
     followup.process(delivered(case_erased(case_id), 1, origin="intake"))
     clock.advance(timedelta(days=92))
     assert followup.fire_due_timers() == 0
-    assert followup.cases() == []
+    assert followup.cases(principal("r1", "researcher")) == []
 
 
 def test_keys_fetched_in_bulk_read_as_fetched_one_by_one(make_app: Any) -> None:
@@ -253,14 +270,12 @@ def test_a_new_case_s_key_is_stored_with_its_first_events_and_one_key_wins(
     make_app: Any,
 ) -> None:
     first, racing = make_app(IntakeApplication), make_app(IntakeApplication)  # one store
-    case_id = uuid.uuid5(IDEMPOTENT_SUBMISSION, f"{REQUESTER.id}\nform-1")
+    case_id = uuid.uuid5(IDEMPOTENT_SUBMISSION, f"{REQUESTER.subject}\nform-1")
     racing.keyring.cipher(case_id, create=True)  # the other process made its key first...
     assert racing.queries.case_key(case_id) is None  # ...which is stored with events only
 
     first.submit(REQUESTER, "form-1", **REQUEST_BODY)
-    same_case = Request.submit(
-        case_id, submitted_at=NOW, actor=REQUESTER.as_record(), **REQUEST_BODY
-    )
+    same_case = Request.submit(case_id, submitted_at=NOW, actor=acted(REQUESTER), **REQUEST_BODY)
     with pytest.raises(IntegrityError, match="got its key elsewhere"):
         racing.save(same_case)  # never sealed under a key that is not the stored one
     assert racing.get(case_id).region == REQUEST_BODY["region"]  # read with the stored key

@@ -22,16 +22,24 @@ from services.followup.domain import (
     Schedule,
     Stage,
 )
-from shared.actor import Actor, Role
+from shared.actor import Actor
 from shared.clock import ManualClock
-from shared.errors import CaseNotFoundError, DomainRuleError, InvalidFieldError
+from shared.errors import CaseNotFoundError, DomainRuleError, InvalidFieldError, NotPermittedError
 from shared.events import FollowUpConferenceRequested, FollowUpDue, OutcomeRecorded
-from tests.factories import delivered, plan_distributed
+from tests.factories import (
+    REGIONS,
+    acted,
+    coordinator_assigned,
+    delivered,
+    plan_distributed,
+    principal,
+    request_received,
+)
 
-RESEARCHER = Actor(id="r1", role=Role.RESEARCHER)
-COORDINATOR = Actor(id="c1", role=Role.COORDINATOR)
-MANAGER = Actor(id="rm", role=Role.REGIONAL_MANAGER)
-FAMILY = Actor(id="herman", role=Role.PARTICIPANT)
+RESEARCHER = principal("r1", "researcher")
+COORDINATOR = principal("c1", "coordinator")
+MANAGER = principal("rm", "regional_manager", regions=REGIONS)
+FAMILY = principal("herman", "participant")
 SYSTEM = {"id": "followup", "role": "system"}
 DAY = timedelta(days=1)
 #: Positions on the bus, unique across the module so cases in one store never share one.
@@ -47,6 +55,10 @@ class Case:
         self.positions: list[int] = []
 
     def distribute(self, **plan: Any) -> bool:
+        if not self.positions:
+            # What followup hears before a plan: the case's region and its coordinator.
+            self.app.process(delivered(request_received(self.id), next(POSITIONS)))
+            self.app.process(delivered(coordinator_assigned(self.id), next(POSITIONS)))
         plan.setdefault("agreement_ids", ["a1", "a2"])
         event = plan_distributed(self.id, at=plan.pop("at", self.clock.now()), **plan)
         self.positions.append(next(POSITIONS))
@@ -219,7 +231,7 @@ def test_a_restart_neither_loses_nor_doubles_a_timer_or_an_outcome(
     assert restarted.fire_due_timers() == 0
     assert case.types() == ["Opened", "Scheduled", "Scheduled", "Due", "OutcomeRecorded", "Due"]
     assert [o["agreements"] for o in restarted.get(case.id).outcomes] == [{"a1": "kept"}]
-    assert restarted.cases()[0]["outcomes"] == 1
+    assert restarted.cases(RESEARCHER)[0]["outcomes"] == 1
 
 
 # -- a revised plan -------------------------------------------------------------------------
@@ -323,7 +335,7 @@ def test_only_a_contact_that_came_due_takes_one_outcome_for_agreements_the_plan_
         case.record("coordinator_call", COORDINATOR)
     [outcome] = app.get(case.id).outcomes
     assert outcome["agreements"] == {"a1": "kept", "a2": "partly_kept"}
-    assert outcome["by"] == COORDINATOR.as_record()
+    assert outcome["by"] == acted(COORDINATOR)
 
 
 def test_the_coordinator_records_the_call_a_researcher_the_research_the_manager_either(
@@ -332,14 +344,19 @@ def test_the_coordinator_records_the_call_a_researcher_the_research_the_manager_
     case.distribute()
     clock.advance(91 * DAY)
     app.fire_due_timers()
-    for actor in (RESEARCHER, FAMILY):
-        with pytest.raises(DomainRuleError, match="only a coordinator or regional_manager"):
+    other_manager = principal("rm-texel", "regional_manager", regions=("Texel",))
+    for actor in (RESEARCHER, principal("c2", "coordinator"), other_manager):
+        with pytest.raises(NotPermittedError, match="the coordinator's call needs"):
             case.record("coordinator_call", actor)
-    for actor in (COORDINATOR, FAMILY):
-        with pytest.raises(DomainRuleError, match="only a regional_manager or researcher"):
+    for actor in (COORDINATOR, other_manager):
+        with pytest.raises(NotPermittedError, match="research contact needs the role researcher"):
             case.record("research", actor)
+    with pytest.raises(NotPermittedError, match="outcome needs the role coordinator"):
+        case.record("research", FAMILY)
     case.record("coordinator_call", MANAGER)
     case.record("research", RESEARCHER)
+    by = [o["by"] for o in app.get(case.id).outcomes]
+    assert by == [acted(MANAGER) | {"on_behalf_of": "c1"}, acted(RESEARCHER)]
 
 
 def test_the_stage_moves_from_scheduled_to_due_to_followed_up_and_the_list_shows_it(
@@ -350,7 +367,7 @@ def test_the_stage_moves_from_scheduled_to_due_to_followed_up_and_the_list_shows
     case.distribute()
 
     def row() -> dict[str, Any]:
-        return next(r for r in app.cases() if r["case_id"] == case.id)
+        return next(r for r in app.cases(RESEARCHER) if r["case_id"] == case.id)
 
     start = clock.now()
     assert (row()["stage"], row()["next_due_at"], row()["outcomes"]) == (
@@ -373,9 +390,9 @@ def test_the_stage_moves_from_scheduled_to_due_to_followed_up_and_the_list_shows
         None,
         2,
     )
-    assert [r["case_id"] for r in app.cases(stage=Stage.FOLLOWED_UP)] == [case.id]
-    assert [r["case_id"] for r in app.cases(model="group")] == [other.id]
-    assert [r["case_id"] for r in app.cases()] == [other.id, case.id]
+    assert [r["case_id"] for r in app.cases(RESEARCHER, stage=Stage.FOLLOWED_UP)] == [case.id]
+    assert [r["case_id"] for r in app.cases(RESEARCHER, model="group")] == [other.id]
+    assert [r["case_id"] for r in app.cases(RESEARCHER)] == [other.id, case.id]
 
 
 def test_an_outcome_is_published_with_its_contact_but_without_its_notes(
@@ -406,19 +423,16 @@ def test_a_follow_up_conference_asked_twice_with_one_key_opens_one_case(
     case: Case, app: FollowupApplication
 ) -> None:
     case.distribute()
-    first = app.request_follow_up_conference(case.id, "agreements not kept", FAMILY, "form-1")
-    again = app.request_follow_up_conference(case.id, "agreements not kept", FAMILY, "form-1")
+    first = app.request_follow_up_conference(case.id, "agreements not kept", COORDINATOR, "form-1")
+    again = app.request_follow_up_conference(case.id, "agreements not kept", COORDINATOR, "form-1")
     assert first == again == uuid.uuid5(IDEMPOTENT_FOLLOW_UP, f"{case.id}\nform-1")
     other = app.request_follow_up_conference(case.id, "", MANAGER, "form-2")
     unkeyed = app.request_follow_up_conference(case.id, "", MANAGER)
     assert len({first, other, unkeyed}) == 3
     assert app.get(case.id).follow_up_cases == [first, other, unkeyed]
     requested = [e for e in app.history(case.id) if e.type == "FollowUpConferenceRequested"]
-    assert [e.actor for e in requested] == [
-        FAMILY.as_record(),
-        MANAGER.as_record(),
-        MANAGER.as_record(),
-    ]
+    behalf = acted(MANAGER) | {"on_behalf_of": "c1"}  # the regional manager acts for c1
+    assert [e.actor for e in requested] == [acted(COORDINATOR), behalf, behalf]
     published = [
         e
         for e in map(translate, app.events.get(case.id))
@@ -430,7 +444,7 @@ def test_a_follow_up_conference_asked_twice_with_one_key_opens_one_case(
 
 def test_a_follow_up_conference_needs_a_distributed_plan(app: FollowupApplication) -> None:
     with pytest.raises(CaseNotFoundError):
-        app.request_follow_up_conference(uuid.uuid4(), "", FAMILY, "k")
+        app.request_follow_up_conference(uuid.uuid4(), "", COORDINATOR, "k")
 
 
 def test_every_stored_event_keeps_its_actor(
@@ -440,15 +454,15 @@ def test_every_stored_event_keeps_its_actor(
     clock.advance(28 * DAY)
     app.fire_due_timers()
     case.record("coordinator_call", COORDINATOR)
-    app.request_follow_up_conference(case.id, "", FAMILY)
+    app.request_follow_up_conference(case.id, "", COORDINATOR)
     actors = [(e.type, e.actor) for e in app.history(case.id)]
     assert actors == [
         ("Opened", SYSTEM),
         ("Scheduled", SYSTEM),
         ("Scheduled", SYSTEM),
         ("Due", SYSTEM),
-        ("OutcomeRecorded", COORDINATOR.as_record()),
-        ("FollowUpConferenceRequested", FAMILY.as_record()),
+        ("OutcomeRecorded", acted(COORDINATOR)),
+        ("FollowUpConferenceRequested", acted(COORDINATOR)),
     ]
 
 

@@ -9,7 +9,6 @@ import pytest
 from services.intake.app import IdempotencyKeyReusedError, IntakeApplication
 from services.intake.bus import translate
 from services.intake.domain import Stage
-from shared.actor import Actor, Role
 from shared.errors import DomainRuleError
 from shared.events import (
     FollowUpConferenceRequested,
@@ -19,10 +18,10 @@ from shared.events import (
     RequestWithdrawn,
     RequestWithdrawnBeforeAcceptance,
 )
-from tests.factories import CLARIFICATION, REQUEST_BODY, delivered
+from tests.factories import CLARIFICATION, REGIONS, REQUEST_BODY, delivered, principal
 
-REQUESTER = Actor(id="ria", role=Role.REQUESTER)
-MANAGER = Actor(id="rm", role=Role.REGIONAL_MANAGER)
+REQUESTER = principal("ria", "requester")
+MANAGER = principal("rm", "regional_manager", regions=REGIONS)
 GROUP_REQUEST = REQUEST_BODY | {
     "model": "group",
     "central_persons": [],
@@ -105,11 +104,11 @@ def test_a_retried_submission_with_the_same_key_finds_its_case(make_app) -> None
     first = app.submit(REQUESTER, "key-1", **REQUEST_BODY)
     assert app.submit(REQUESTER, "key-1", **REQUEST_BODY) == first
     assert app.submit(REQUESTER, "key-2", **REQUEST_BODY) != first
-    other_actor = Actor(id="someone-else", role=Role.REQUESTER)
+    other_actor = principal("someone-else", "requester")
     assert app.submit(other_actor, "key-1", **REQUEST_BODY) != first
     with pytest.raises(IdempotencyKeyReusedError):
         app.submit(REQUESTER, "key-1", **(REQUEST_BODY | {"region": "Zeeland"}))
-    assert len(app.cases()) == 3
+    assert len(app.cases(MANAGER)) == 3
 
 
 def test_a_follow_up_conference_opens_a_linked_case_once(make_app) -> None:
@@ -147,9 +146,9 @@ def test_the_list_filters_by_stage_model_and_region(make_app) -> None:
     app = make_app(IntakeApplication)
     family = accepted(app, REQUEST_BODY)
     group = app.submit(REQUESTER, **(GROUP_REQUEST | {"region": "Zeeland"}))
-    assert [r["case_id"] for r in app.cases()] == [family, group]
-    assert [r["case_id"] for r in app.cases(stage=Stage.ACCEPTED)] == [family]
-    assert [r["case_id"] for r in app.cases(model="group")] == [group]
-    assert [r["case_id"] for r in app.cases(region="zeeland")] == [group]
+    assert [r["case_id"] for r in app.cases(MANAGER)] == [family, group]
+    assert [r["case_id"] for r in app.cases(MANAGER, stage=Stage.ACCEPTED)] == [family]
+    assert [r["case_id"] for r in app.cases(MANAGER, model="group")] == [group]
+    assert [r["case_id"] for r in app.cases(MANAGER, region="zeeland")] == [group]
     app.withdraw(group, "no longer needed", REQUESTER)
-    assert app.cases(model="group")[0]["stage"] == Stage.WITHDRAWN
+    assert app.cases(MANAGER, model="group")[0]["stage"] == Stage.WITHDRAWN

@@ -17,8 +17,7 @@ from services.plans.bus import translate
 from services.plans.delivery import DeliveryWorker
 from services.plans.document import document_of, render_html, render_pdf
 from services.plans.domain import Channel, DeliveryStatus, Stage
-from shared.actor import Actor, Role
-from shared.errors import DomainRuleError, InvalidFieldError
+from shared.errors import DomainRuleError, InvalidFieldError, NotPermittedError
 from shared.events import (
     ConferenceHeld,
     ConferencePart,
@@ -26,11 +25,19 @@ from shared.events import (
     ParticipantRef,
     PlanDistributed,
 )
-from tests.factories import NOW, case_ended, coordinator_assigned, delivered, request_received
+from tests.factories import (
+    NOW,
+    acted,
+    case_ended,
+    coordinator_assigned,
+    delivered,
+    participant,
+    principal,
+    request_received,
+)
 
-COORDINATOR = Actor(id="c1", role=Role.COORDINATOR)
-PROFESSIONAL = Actor(id="jz-anna", role=Role.PROFESSIONAL)
-FAMILY = Actor(id="herman", role=Role.PARTICIPANT)
+COORDINATOR = principal("c1", "coordinator")
+PROFESSIONAL = principal("jz-anna", "professional")
 
 PARTICIPANTS = [
     ParticipantRef(participant_id="p-johan", role="central_person"),
@@ -95,6 +102,8 @@ def held_case(app: PlansApplication, minimum: bool = False, **request: Any) -> u
     request_event = request_received(case_id, has_minimum_requirements=minimum, **request)
     app.process(delivered(request_event, next(_positions)))
     app.process(delivered(conference(case_id), next(_positions), origin="coordination"))
+    # Coordinator c1 prepares it: the coordinator of the case may write its plan.
+    app.process(delivered(coordinator_assigned(case_id), next(_positions), origin="coordination"))
     return case_id
 
 
@@ -126,6 +135,7 @@ def test_a_plan_is_written_only_after_the_conference_and_never_for_a_stopped_cas
     waiting, stopped = uuid.uuid4(), uuid.uuid4()
     app.process(delivered(coordinator_assigned(waiting), 1))
     app.process(delivered(case_ended(stopped, "stopped", "safety"), 2))
+    app.process(delivered(coordinator_assigned(stopped), 3))
     with pytest.raises(DomainRuleError, match="after the conference"):
         app.write(waiting, content(), COORDINATOR)
     with pytest.raises(DomainRuleError, match="stopped"):
@@ -138,6 +148,7 @@ def test_a_plan_made_without_a_meeting_names_its_participants_first(make_app) ->
     app = make_app(PlansApplication)
     case_id = uuid.uuid4()
     app.process(delivered(case_ended(case_id, "plan_without_meeting"), 1))
+    app.process(delivered(coordinator_assigned(case_id), 2))
     with pytest.raises(DomainRuleError, match="participants are not known"):
         app.write(case_id, content(), COORDINATOR)
     with pytest.raises(InvalidFieldError) as missing_role:
@@ -152,8 +163,15 @@ def test_a_plan_made_without_a_meeting_names_its_participants_first(make_app) ->
 def test_only_the_coordinator_writes_up_the_plan(make_app) -> None:
     app = make_app(PlansApplication)
     case_id = held_case(app)
-    with pytest.raises(DomainRuleError, match="only a coordinator"):
-        app.write(case_id, content(), FAMILY)
+    with pytest.raises(NotPermittedError, match="writing up the plan needs the role coordinator"):
+        app.write(case_id, content(), participant(case_id, "p-herman"))
+    with pytest.raises(NotPermittedError, match=r"assigned to this case \(c1\)"):
+        app.write(case_id, content(), principal("c2", "coordinator"))
+    texel = principal("rm-texel", "regional_manager", regions=("Texel",))
+    with pytest.raises(NotPermittedError, match="regional_manager for region Utrecht"):
+        app.write(case_id, content(), texel)
+    plan = app.write(case_id, content(), principal("rm", "regional_manager"))
+    assert plan.versions[0]["written_by"]["on_behalf_of"] == "c1"
 
 
 def test_unknown_participant_ids_are_refused_naming_the_field(make_app) -> None:
@@ -213,10 +231,12 @@ def test_distribution_needs_the_familys_acceptance_of_the_current_version(make_a
     app.write(case_id, content(), COORDINATOR)
     with pytest.raises(DomainRuleError, match="not been accepted"):
         app.distribute(case_id, [], COORDINATOR)
-    app.accept(case_id, 1, FAMILY)
+    with pytest.raises(NotPermittedError, match="acceptance needs"):
+        app.accept(case_id, 1, participant(uuid.uuid4(), "p-herman"))  # of another case
+    app.accept(case_id, 1, participant(case_id, "p-herman"))
     with pytest.raises(DomainRuleError, match="already accepted"):
         app.accept(case_id, 1, COORDINATOR)
-    with pytest.raises(DomainRuleError, match="only a coordinator or participant"):
+    with pytest.raises(NotPermittedError, match="acceptance needs"):
         app.accept(case_id, 1, PROFESSIONAL)
     app.write(case_id, content(watched_by="p-father"), COORDINATOR)
     with pytest.raises(DomainRuleError, match=r"only the current version \(2\)"):
@@ -235,6 +255,7 @@ def test_distribution_waits_until_plans_has_heard_of_the_request(make_app) -> No
     app = make_app(PlansApplication)
     case_id = uuid.uuid4()
     app.process(delivered(conference(case_id), 1, origin="coordination"))
+    app.process(delivered(coordinator_assigned(case_id), 2, origin="coordination"))
     app.write(case_id, content(), COORDINATOR)
     app.accept(case_id, 1, COORDINATOR)
     with pytest.raises(DomainRuleError, match="not yet heard of the accepted request"):
@@ -250,8 +271,11 @@ def test_a_minimum_requirement_needs_a_professionals_sign_off_of_each_version(ma
     app.accept(case_id, 1, COORDINATOR)
     with pytest.raises(DomainRuleError, match="a professional must first record"):
         app.distribute(case_id, [], COORDINATOR)
-    with pytest.raises(DomainRuleError, match="only a professional"):
+    with pytest.raises(NotPermittedError, match="signing off the plan needs the role professional"):
         app.sign_off(case_id, 1, True, None, COORDINATOR)
+    texel = principal("jz-texel", "professional", regions=("Texel",))
+    with pytest.raises(NotPermittedError, match="professional for region Utrecht"):
+        app.sign_off(case_id, 1, True, None, texel)
     with pytest.raises(InvalidFieldError) as no_reason:
         app.sign_off(case_id, 1, False, "  ", PROFESSIONAL)
     assert no_reason.value.loc == ("reason",)
@@ -269,7 +293,7 @@ def test_a_minimum_requirement_needs_a_professionals_sign_off_of_each_version(ma
         app.sign_off(case_id, 1, True, None, PROFESSIONAL)
     app.sign_off(case_id, 2, True, None, PROFESSIONAL)
     app.distribute(case_id, [], COORDINATOR)
-    assert app.get(case_id).sign_off_of(2)["by"] == PROFESSIONAL.as_record()
+    assert app.get(case_id).sign_off_of(2)["by"] == acted(PROFESSIONAL)
 
 
 def test_no_sign_off_where_no_minimum_requirement_was_set(make_app) -> None:
@@ -406,10 +430,36 @@ def test_the_case_list_has_stage_version_and_distribution(make_app) -> None:
         app.write(case_id, content(), COORDINATOR)
     app.accept(distributed, 1, COORDINATOR)
     app.distribute(distributed, [], COORDINATOR)
-    rows = {row["case_id"]: row for row in app.cases()}
+    rows = {row["case_id"]: row for row in app.cases(COORDINATOR)}
+    assert app.cases(principal("c2", "coordinator")) == []
+    assert set(r["case_id"] for r in app.cases(principal("rm", "regional_manager"))) == {
+        written,
+        distributed,
+    }  # the waiting case's region is not known to plans yet
     assert (rows[written]["stage"], rows[written]["current_version"]) == (Stage.WRITTEN, 1)
     assert rows[written]["distributed"] is False
     assert rows[distributed]["distributed"] and rows[distributed]["distributed_version"] == 1
     assert rows[waiting]["stage"] == Stage.AWAITING_CONFERENCE
-    assert [r["case_id"] for r in app.cases(stage=Stage.DISTRIBUTED)] == [distributed]
-    assert app.cases(model="group") == []
+    assert [r["case_id"] for r in app.cases(COORDINATOR, stage=Stage.DISTRIBUTED)] == [distributed]
+    assert app.cases(COORDINATOR, model="group") == []
+
+
+def test_a_request_noted_before_plans_knew_regions_replays_without_one(make_app, tmp_path) -> None:
+    from tests.factories import rewrite_stored_states
+
+    app = make_app(PlansApplication)
+    case_id = held_case(app)
+    assert app.get(case_id).region == "Utrecht"
+
+    def as_version_1(name: str, state: dict[str, Any]) -> None:
+        if name == "RequestNoted":
+            state.pop("region", None)
+            state.pop("class_version", None)
+
+    rewrite_stored_states(app, tmp_path / "plans.sqlite", as_version_1)
+    again = make_app(PlansApplication)
+    plan = again.get(case_id)
+    assert plan.request_known and plan.region is None
+    # Its region unknown, the plan is its coordinator's to see, no regional manager's yet.
+    assert [r["case_id"] for r in again.cases(COORDINATOR)] == [case_id]
+    assert again.cases(principal("rm", "regional_manager")) == []

@@ -8,13 +8,12 @@ from pydantic import SecretStr
 
 from services.intake.app import IntakeApplication
 from services.intake.bus import translate
-from shared.actor import Actor, Role
 from shared.cipher import AESGCMCipher
 from shared.settings import ServiceSettings
 from shared.store import eventsourcing_env
-from tests.factories import CLARIFICATION, REQUEST_BODY
+from tests.factories import CLARIFICATION, REGIONS, REQUEST_BODY, principal
 
-MANAGER = Actor(id="rm", role=Role.REGIONAL_MANAGER)
+MANAGER = principal("rm", "regional_manager", regions=REGIONS)
 
 
 def test_with_a_cipher_key_the_store_holds_no_readable_personal_data(tmp_path: Path) -> None:

