@@ -132,7 +132,7 @@ async def main(args: argparse.Namespace) -> Report:
         if wanted("export") or wanted("report"):
             await analytics_bench.analytics_bench(
                 report,
-                server.url,
+                server,
                 args.analytics_cases,
                 exports=wanted("export"),
                 reports=wanted("report"),

@@ -1,8 +1,9 @@
 """``kring export`` and ``kring report`` on a stream of many cases as the field makes them: every
 model, requests withdrawn before acceptance, cases stopped at each step for each reason, plans
 without a meeting, conferences with their attendance, follow-up contacts with outcomes and
-ratings, follow-up conferences, a few erasures. The export's events per second are set against
-the raw ordered read of the same stream in the same run; the report is timed whole."""
+ratings, follow-up conferences, a few erasures. The export's events per second (as the analyst,
+with direct gets) are set against the raw ordered-consumer read of the same stream in the same
+run (as admin, who may make a consumer); the report is timed whole."""
 
 from __future__ import annotations
 
@@ -11,20 +12,21 @@ import random
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import nats
 from nats.js.errors import NotFoundError
 
 from bench.baselines import ordered_read
 from bench.report import Report, section
 from kring.analytics.export import ExportRequest, export
 from kring.analytics.report import ReportRequest, make_report
+from kring.client import connect_nats
 from shared.bus import ensure_streams
-from shared.envelope import ORIGIN_HEADER, POSITION_HEADER, encode, message_id
+from shared.envelope import encode, message_headers
 from shared.events import (
     CaseEndedWithoutConference,
     CaseErased,
@@ -44,7 +46,9 @@ from shared.events import (
     RequestWithdrawn,
     RequestWithdrawnBeforeAcceptance,
 )
+from shared.permissions import ADMIN, ANALYST, SERVICES
 from shared.subjects import ALL_SUBJECTS, STREAM
+from tests.servers import NatsServer
 
 MODELS = (("family", 60), ("group", 15), ("restorative", 10), ("learning_circle", 15))
 REGIONS = (
@@ -179,45 +183,52 @@ def field_stream(cases: int, seed: int = 12) -> Iterator[tuple[IntegrationEvent,
     yield from everything
 
 
-async def fill(nats_url: str, cases: int) -> int:
-    connection = await nats.connect(nats_url)
+async def fill(server: NatsServer, cases: int) -> int:
+    """A fresh KRING holding ``cases`` cases, each event published as the relays do: by its
+    origin's identity, under its origin's next position, at the time it happened."""
+    admin = await server.connect(ADMIN)
+    origins = {name: await server.connect(name) for name in SERVICES}
     try:
-        js: Any = connection.jetstream(publish_async_max_pending=4000)
         with contextlib.suppress(NotFoundError):
-            await js.delete_stream(STREAM)
-        await ensure_streams(js)
-        positions: dict[str, int] = {}
+            await admin.jetstream().delete_stream(STREAM)
+        await ensure_streams(admin.jetstream())
+        streams: dict[str, Any] = {
+            name: c.jetstream(publish_async_max_pending=4000) for name, c in origins.items()
+        }
+        positions: Counter[str] = Counter()
         published = 0
         for event, moment in field_stream(cases):
-            position = positions[event.origin] = positions.get(event.origin, 0) + 1
-            await js.publish_async(
+            positions[event.origin] += 1
+            position = positions[event.origin]
+            await streams[event.origin].publish_async(
                 event.subject(),
                 encode(event, origin=event.origin, position=position, time=moment),
-                headers={
-                    "Nats-Msg-Id": message_id(event.origin, position),
-                    ORIGIN_HEADER: event.origin,
-                    POSITION_HEADER: str(position),
-                },
+                headers=message_headers(event.origin, position),
             )
             published += 1
-        await js.publish_async_completed()
+        for js in streams.values():
+            await js.publish_async_completed()
         return published
     finally:
-        await connection.close()
+        for connection in [admin, *origins.values()]:
+            await connection.close()
 
 
 async def analytics_bench(
-    report: Report, nats_url: str, cases: int, *, exports: bool, reports: bool
+    report: Report, server: NatsServer, cases: int, *, exports: bool, reports: bool
 ) -> None:
     section(f"export and report ({cases} cases of every model on KRING)")
     began = time.perf_counter()
-    events = await fill(nats_url, cases)
+    events = await fill(server, cases)
     print(f"  {events} events of {cases} cases published in {time.perf_counter() - began:.0f} s")
-    connection = await nats.connect(nats_url)
+    # The raw read as admin, who may make an ordered consumer; export and report as the analyst
+    # does, who may not (direct get).
+    admin = await server.connect(ADMIN)
+    connection = await connect_nats(server.url, ANALYST, password=server.password(ANALYST))
     work = Path(tempfile.mkdtemp(prefix="kring-bench-analytics-"))
     try:
         if exports:
-            count, raw_rate = await ordered_read(connection, STREAM, ALL_SUBJECTS)
+            count, raw_rate = await ordered_read(admin, STREAM, ALL_SUBJECTS)
             report.add("export_raw_read", "raw ordered-consumer read of KRING", raw_rate, "msg/s")
             started = time.perf_counter()
             result = await export(connection, ExportRequest(target=work / "export"))
@@ -257,3 +268,4 @@ async def analytics_bench(
         print(f"  work folder: {work}")
     finally:
         await connection.close()
+        await admin.close()

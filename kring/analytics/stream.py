@@ -1,13 +1,14 @@
 """Reading the KRING stream in order, from a stream position, up to its last message now.
 
-The fastest read nats-py has (an ordered consumer, as ``kring.replay``), each message decoded
-with ``shared.envelope`` so analysts see exactly what consumers see, upcast to the current
-versions. A message that does not decode is counted by reason, never fatal.
+As the ``analyst`` identity, which may only read KRING (stream info and direct get, no
+consumer: ``shared.permissions``): direct gets in batches (``shared.stream_read``, as
+``kring.replay``). Each message is decoded and its provenance checked with ``shared.envelope``,
+so analysts see exactly what consumers see, upcast to the current versions. A message that does
+not decode or does not agree on where it comes from is counted by reason, never fatal.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gc
 from collections import Counter
@@ -16,12 +17,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from nats.aio.client import Client
-from nats.aio.msg import Msg
-from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
-from kring.replay import stream_sequence
-from shared.envelope import Delivered, PoisonMessageError, decode
+from shared.envelope import Delivered, PoisonMessageError, decode, verify
+from shared.stream_read import DirectReader, NoRespondersError
 from shared.subjects import ALL_SUBJECTS, STREAM
 
 
@@ -102,60 +101,24 @@ async def _read(
     stream: str,
     result: StreamRead,
 ) -> StreamRead:
-    done = asyncio.Event()
-    failure: list[BaseException] = []
-
-    async def on_message(message: Msg) -> None:
-        if done.is_set():
-            return
-        sequence = stream_sequence(message)
-        if sequence > until:
-            done.set()
-            return
-        # Nothing more pending (the last messages were removed since the read began): done.
-        last_one = _pending(message) == 0
-        result.read += 1
+    async with DirectReader(connection, stream) as reader:
         try:
-            delivered = decode(message.data)
-        except PoisonMessageError as poison:
-            result.undecodable[poison.reason] += 1
-        else:
-            try:
-                on_event(delivered)
-            except BaseException as error:  # an error of ours must end the read, not hang it
-                failure.append(error)
-                done.set()
-                return
-        if result.read % YOUNG_COLLECTION_EVERY == 0:
-            gc.collect(1)
-            if on_progress is not None:
-                on_progress(sequence)
-        if sequence >= until or last_one:
-            done.set()
-
-    config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=after + 1)
-    subscription = await connection.jetstream().subscribe(
-        ALL_SUBJECTS,
-        stream=stream,
-        cb=on_message,
-        ordered_consumer=True,
-        config=config,
-        pending_msgs_limit=-1,
-        pending_bytes_limit=-1,
-    )
-    try:
-        await done.wait()
-    finally:
-        await subscription.unsubscribe()
-    if failure:
-        raise failure[0]
+            async for batch in reader.read(ALL_SUBJECTS, start_seq=after + 1, up_to_seq=until):
+                for message in batch:
+                    result.read += 1
+                    try:
+                        delivered = decode(message.data)
+                        verify(delivered, message.subject, message.headers)
+                    except PoisonMessageError as poison:
+                        result.undecodable[poison.reason] += 1
+                    else:
+                        on_event(delivered)
+                    if result.read % YOUNG_COLLECTION_EVERY == 0:
+                        gc.collect(1)
+                        if on_progress is not None:
+                            on_progress(message.seq)
+        except NoRespondersError:
+            raise NoStreamError(f"there is no {stream} stream on this NATS server") from None
     if on_progress is not None:
         on_progress(until)
     return result
-
-
-def _pending(message: Msg) -> int | None:
-    """How many messages the stream holds after this one, from the reply subject (as
-    ``kring.replay.stream_sequence`` reads the position)."""
-    tokens = message.reply.split(".")
-    return int(tokens[8]) if len(tokens) == 9 else None

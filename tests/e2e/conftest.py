@@ -40,8 +40,6 @@ class System:
         runner: subprocess.Popen[bytes],
     ) -> None:
         self.nats_url = f"nats://127.0.0.1:{nats_port}"
-        #: The system's data folder (``kring run --data-dir``); tests may write beside it.
-        self.data = data
         self.ports = ports
         self.env = env
         self.mailbox = mailbox

@@ -1,7 +1,8 @@
 """``kring export`` and ``kring report`` on a real stream: the hand-counted scenario of
 ``tests/analytics_scenario.py`` published as the relays publish, exported and reported.
 
-Each test has the stream to itself (a nats-server of this module's own, the stream made anew)."""
+Each test has the stream to itself (a nats-server of this module's own, closed as Kring's is,
+the stream made anew); the export and the report read it as the ``analyst`` identity."""
 
 from __future__ import annotations
 
@@ -13,16 +14,17 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import nats
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.dataset as ds
 import pytest
+from nats.aio.client import Client
 from nats.js.errors import NotFoundError
 from PIL import Image
 
@@ -37,9 +39,11 @@ from kring.analytics.export import (
 from kring.analytics.figures import GroupBy
 from kring.analytics.report import ReportRequest, make_report
 from kring.analytics.tables import SCHEMAS
+from kring.client import connect_nats
 from shared.bus import ensure_streams
-from shared.envelope import encode
+from shared.envelope import encode, message_headers
 from shared.events import CaseErased, IntegrationEvent
+from shared.permissions import ADMIN, ANALYST, SERVICES
 from shared.subjects import STREAM
 from tests.analytics_scenario import ORGANISATIONS, Scenario, scenario
 from tests.servers import NatsServer
@@ -54,27 +58,46 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
     running.stop()
 
 
+@dataclass
+class Bus:
+    """The module's server as Kring uses it: the relays publish as their services, admin makes
+    and deletes the stream, the export and the report read as the analyst (direct get only)."""
+
+    server: NatsServer
+    analyst: Client
+    admin: Client
+    origins: dict[str, Client]
+
+    async def fresh_stream(self) -> None:
+        js = self.admin.jetstream()
+        with contextlib.suppress(NotFoundError):
+            await js.delete_stream(STREAM)
+        await ensure_streams(js)
+
+
 @pytest.fixture
-async def connection(server: NatsServer) -> AsyncIterator[Any]:
-    client = await nats.connect(server.url)
-    js = client.jetstream()
-    with contextlib.suppress(NotFoundError):
-        await js.delete_stream(STREAM)
-    await ensure_streams(js)
-    yield client
-    await client.close()
+async def bus(server: NatsServer) -> AsyncIterator[Bus]:
+    admin = await server.connect(ADMIN)
+    origins = {name: await server.connect(name) for name in SERVICES}
+    analyst = await connect_nats(server.url, ANALYST, password=server.password(ANALYST))
+    made = Bus(server, analyst, admin, origins)
+    await made.fresh_stream()
+    yield made
+    for client in [analyst, admin, *origins.values()]:
+        await client.close()
+    # The export and the report did only what the analyst may (no consumer, no publish).
+    assert server.violations() == []
 
 
-async def publish(
-    connection: Any, items: list[tuple[IntegrationEvent, datetime, str, int]]
-) -> None:
-    """As a relay publishes: each event under its origin and position. A re-published copy gets
-    a message id of its own (as after the server's duplicate window) and so lands twice."""
-    js = connection.jetstream()
+async def publish(bus: Bus, items: list[tuple[IntegrationEvent, datetime, str, int]]) -> None:
+    """As a relay publishes: each event by its origin, under its origin and position. A
+    re-published copy gets a message id of its own (as after the server's duplicate window) and
+    so lands twice."""
     for event, moment, origin, position in items:
         payload = encode(event, origin=origin, position=position, time=moment)
         msg_id = f"{origin}:{position}:{uuid.uuid4().hex[:8]}"
-        await js.publish(event.subject(), payload, headers={"Nats-Msg-Id": msg_id})
+        headers = message_headers(origin, position) | {"Nats-Msg-Id": msg_id}
+        await bus.origins[origin].jetstream().publish(event.subject(), payload, headers=headers)
 
 
 def relayed(known: Scenario) -> list[tuple[IntegrationEvent, datetime, str, int]]:
@@ -84,9 +107,9 @@ def relayed(known: Scenario) -> list[tuple[IntegrationEvent, datetime, str, int]
     ]
 
 
-async def publish_scenario(connection: Any, known: Scenario) -> None:
-    await publish(connection, relayed(known))
-    await connection.jetstream().publish("kring.intake.request-submitted", b"{not json")
+async def publish_scenario(bus: Bus, known: Scenario) -> None:
+    await publish(bus, relayed(known))
+    await bus.origins["intake"].jetstream().publish("kring.intake.request-submitted", b"{not json")
 
 
 def pseudonym(key: bytes, case_id: uuid.UUID) -> str:
@@ -113,12 +136,12 @@ def every_byte(root: Path) -> list[tuple[Path, bytes]]:
 
 
 async def test_an_export_gives_the_hand_counted_tables_and_no_live_id_or_organisation(
-    connection: Any, tmp_path: Path
+    bus: Bus, tmp_path: Path
 ) -> None:
     known = scenario()
-    await publish_scenario(connection, known)
+    await publish_scenario(bus, known)
     target = tmp_path / "export"
-    result = await export(connection, ExportRequest(target=target))
+    result = await export(bus.analyst, ExportRequest(target=target))
     key = read_key(target / KEY_FILE)
     ids = {name: pseudonym(key, case_id) for name, case_id in known.ids.items()}
 
@@ -199,12 +222,10 @@ async def test_an_export_gives_the_hand_counted_tables_and_no_live_id_or_organis
     assert (target / KEY_FILE).stat().st_mode & 0o777 == 0o600
 
 
-async def test_organisations_are_exported_only_when_asked_for(
-    connection: Any, tmp_path: Path
-) -> None:
-    await publish_scenario(connection, scenario())
+async def test_organisations_are_exported_only_when_asked_for(bus: Bus, tmp_path: Path) -> None:
+    await publish_scenario(bus, scenario())
     target = tmp_path / "with-organisations"
-    await export(connection, ExportRequest(target=target, organisations=True))
+    await export(bus.analyst, ExportRequest(target=target, organisations=True))
     found = read_table(target, "organisations")
     assert rows(found, "organisation", "relation") == sorted(
         [
@@ -219,7 +240,7 @@ async def test_organisations_are_exported_only_when_asked_for(
 
 
 async def test_a_second_run_goes_on_from_the_first_and_removes_cases_erased_since(
-    connection: Any, tmp_path: Path
+    bus: Bus, tmp_path: Path
 ) -> None:
     known = scenario()
     items = relayed(known)
@@ -229,17 +250,17 @@ async def test_a_second_run_goes_on_from_the_first_and_removes_cases_erased_sinc
     late_erasure = CaseErased(
         case_id=b, model="family", reason="requested_by_person", erased_at=datetime.now(UTC)
     )
-    await publish(connection, first)
+    await publish(bus, first)
     target = tmp_path / "incremental"
-    one = await export(connection, ExportRequest(target=target))
+    one = await export(bus.analyst, ExportRequest(target=target))
     assert (one.first_sequence, one.last_sequence) == (1, len(first))
     key = read_key(target / KEY_FILE)
     b_pseudonym, m_pseudonym = pseudonym(key, b), pseudonym(key, known.ids["M"])
     assert b_pseudonym in read_table(target, "cases")["case_pseudonym"].to_pylist()
     assert m_pseudonym in read_table(target, "events")["case_pseudonym"].to_pylist()
 
-    await publish(connection, [*rest, (late_erasure, datetime.now(UTC), "intake", 999)])
-    two = await export(connection, ExportRequest(target=target))
+    await publish(bus, [*rest, (late_erasure, datetime.now(UTC), "intake", 999)])
+    two = await export(bus.analyst, ExportRequest(target=target))
     assert (two.first_sequence, two.last_sequence) == (len(first) + 1, len(items) + 1)
     assert two.erased_now == 2  # M and B
     assert "stream positions" in two.summary() and "2 erased case(s) removed" in two.summary()
@@ -254,49 +275,48 @@ async def test_a_second_run_goes_on_from_the_first_and_removes_cases_erased_sinc
     whole = tmp_path / "whole"
     whole.mkdir()
     (whole / KEY_FILE).write_bytes((target / KEY_FILE).read_bytes())
-    await export(connection, ExportRequest(target=whole))
+    await export(bus.analyst, ExportRequest(target=whole))
     for name in TABLES:
         assert sorted(read_table(target, name).to_pylist(), key=repr) == sorted(
             read_table(whole, name).to_pylist(), key=repr
         ), name
 
     # Nothing new: a third run reads nothing and changes no row.
-    three = await export(connection, ExportRequest(target=target))
+    three = await export(bus.analyst, ExportRequest(target=target))
     assert (three.read, three.folded, three.generation) == (0, 0, two.generation)
     assert "nothing new after stream position" in three.summary()
     assert three.cases == 11  # A-L but B; the twelve less B's erasure
 
 
 async def test_pseudonyms_are_stable_under_one_key_and_differ_under_another(
-    connection: Any, tmp_path: Path
+    bus: Bus, tmp_path: Path
 ) -> None:
     known = scenario()
-    await publish_scenario(connection, known)
+    await publish_scenario(bus, known)
     mine, theirs = tmp_path / "mine", tmp_path / "theirs"
-    await export(connection, ExportRequest(target=mine))
+    await export(bus.analyst, ExportRequest(target=mine))
     first = read_table(mine, "cases").to_pylist()
     # The stream is lost and made again; the relays publish everything again from the stores.
-    await connection.jetstream().delete_stream(STREAM)
-    await ensure_streams(connection.jetstream())
-    await publish_scenario(connection, known)
-    again = await export(connection, ExportRequest(target=mine))
+    await bus.fresh_stream()
+    await publish_scenario(bus, known)
+    again = await export(bus.analyst, ExportRequest(target=mine))
     assert (again.first_sequence, again.folded, again.duplicates) == (1, 0, len(known.items))
     assert sorted(read_table(mine, "cases").to_pylist(), key=repr) == sorted(first, key=repr)
-    await export(connection, ExportRequest(target=theirs))
+    await export(bus.analyst, ExportRequest(target=theirs))
     ours = {row["case_pseudonym"] for row in first}
     other = set(read_table(theirs, "cases")["case_pseudonym"].to_pylist())
     assert len(ours) == len(other) == 12 and not ours & other
 
 
-async def test_csv_and_duckdb_targets_hold_the_same_rows(connection: Any, tmp_path: Path) -> None:
-    await publish_scenario(connection, scenario())
+async def test_csv_and_duckdb_targets_hold_the_same_rows(bus: Bus, tmp_path: Path) -> None:
+    await publish_scenario(bus, scenario())
     parquet, csv, database = tmp_path / "p", tmp_path / "c", tmp_path / "d"
-    await export(connection, ExportRequest(target=parquet))
+    await export(bus.analyst, ExportRequest(target=parquet))
     for other in (csv, database):
         other.mkdir()
         (other / KEY_FILE).write_bytes((parquet / KEY_FILE).read_bytes())
-    await export(connection, ExportRequest(target=csv, format=ExportFormat.CSV))
-    await export(connection, ExportRequest(target=database, format=ExportFormat.DUCKDB))
+    await export(bus.analyst, ExportRequest(target=csv, format=ExportFormat.CSV))
+    await export(bus.analyst, ExportRequest(target=database, format=ExportFormat.DUCKDB))
     with duckdb.connect(str(database / "current" / "kring.duckdb"), read_only=True) as db:
         for name in TABLES:
             expected = read_table(parquet, name)
@@ -312,36 +332,41 @@ async def test_csv_and_duckdb_targets_hold_the_same_rows(connection: Any, tmp_pa
 
 
 async def test_a_run_that_fails_before_it_is_complete_leaves_the_target_as_it_was(
-    connection: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    bus: Bus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     known = scenario()
     items = relayed(known)
-    await publish(connection, items[:20])
+    await publish(bus, items[:20])
     target = tmp_path / "atomic"
-    await export(connection, ExportRequest(target=target))
+    await export(bus.analyst, ExportRequest(target=target))
     before = {p.relative_to(target): b for p, b in every_byte(target / "current")}
-    await publish(connection, items[20:])
+    await publish(bus, items[20:])
 
     def crash(self: Target, generation: str) -> None:
         raise RuntimeError("killed before the swap")
 
     monkeypatch.setattr(Target, "_swap_current", crash)
     with pytest.raises(RuntimeError):
-        await export(connection, ExportRequest(target=target))
+        await export(bus.analyst, ExportRequest(target=target))
     after = {p.relative_to(target): b for p, b in every_byte(target / "current")}
     assert after == before  # what tools read is the last complete run, byte for byte
     assert len(list((target / "generations").iterdir())) == 2  # the unfinished one beside it
 
     monkeypatch.undo()
-    done = await export(connection, ExportRequest(target=target))
+    done = await export(bus.analyst, ExportRequest(target=target))
     assert done.first_sequence == 21
     assert read_table(target, "cases").num_rows == 12
     assert len(list((target / "generations").iterdir())) == 1
 
 
-def kring(*args: str, nats_url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def kring(
+    *args: str, server: NatsServer, cwd: Path, nats_url: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The CLI as an analyst runs it: their NATS user and password from the environment."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KRING_")}
-    env["KRING_NATS_URL"] = nats_url
+    env |= server.env(ANALYST)
+    if nats_url is not None:
+        env["KRING_NATS_URL"] = nats_url
     return subprocess.run(
         [sys.executable, "-m", "kring.cli", *args],
         capture_output=True,
@@ -360,62 +385,61 @@ def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
 
 
 async def test_bad_input_stops_with_one_line_and_writes_nothing(
-    connection: Any, server: NatsServer, tmp_path: Path
+    bus: Bus, server: NatsServer, tmp_path: Path
 ) -> None:
-    await publish_scenario(connection, scenario())
+    await publish_scenario(bus, scenario())
     target = tmp_path / "target"
-    url = server.url
-    unknown = kring("export", "--to", str(target), "--format", "xlsx", nats_url=url, cwd=tmp_path)
+    unknown = kring("export", "--to", str(target), "--format", "xlsx", server=server, cwd=tmp_path)
     assert unknown.returncode == 2 and "xlsx" in one_line_error(unknown)
     backwards = kring(
         "export", "--to", str(target), "--since", "2026-05-01", "--until", "2026-04-01",
-        nats_url=url, cwd=tmp_path,
+        server=server, cwd=tmp_path,
     )  # fmt: skip
     assert backwards.returncode == 2 and "--since" in one_line_error(backwards)
     assert not target.exists()
     a_file = tmp_path / "a-file"
     a_file.write_text("not a folder")
-    unwritable = kring("export", "--to", str(a_file / "export"), nats_url=url, cwd=tmp_path)
+    unwritable = kring("export", "--to", str(a_file / "export"), server=server, cwd=tmp_path)
     assert unwritable.returncode == 2 and "cannot write" in one_line_error(unwritable)
 
-    made = kring("export", "--to", str(target), nats_url=url, cwd=tmp_path)
+    made = kring("export", "--to", str(target), server=server, cwd=tmp_path)
     assert made.returncode == 0, made.stderr
     assert "exported" in made.stdout and "12 case(s)" in made.stdout
     before = sorted(p.name for p in (target / "generations").iterdir())
     other_key = tmp_path / "other.key"
     other_key.write_text("c2VjcmV0LWtleS1vZi1hbm90aGVyLWV4cG9ydC10YXJnZXQ=\n")
     wrong = kring(
-        "export", "--to", str(target), "--key-file", str(other_key), nats_url=url, cwd=tmp_path
+        "export", "--to", str(target), "--key-file", str(other_key), server=server, cwd=tmp_path
     )
     assert wrong.returncode == 2 and "another pseudonym key" in one_line_error(wrong)
     other_format = kring(
-        "export", "--to", str(target), "--format", "csv", nats_url=url, cwd=tmp_path
+        "export", "--to", str(target), "--format", "csv", server=server, cwd=tmp_path
     )
     assert other_format.returncode == 2 and "parquet" in one_line_error(other_format)
     assert sorted(p.name for p in (target / "generations").iterdir()) == before
 
     report_backwards = kring(
         "report", "--out", str(tmp_path / "r.html"), "--since", "2026-05-01", "--until",
-        "2026-04-01", nats_url=url, cwd=tmp_path,
+        "2026-04-01", server=server, cwd=tmp_path,
     )  # fmt: skip
     assert report_backwards.returncode == 2 and "--since" in one_line_error(report_backwards)
-    report_by = kring("report", "--by", "colour", nats_url=url, cwd=tmp_path)
+    report_by = kring("report", "--by", "colour", server=server, cwd=tmp_path)
     assert report_by.returncode == 2 and "colour" in one_line_error(report_by)
-    nowhere = kring("report", "--out", str(a_file / "r.html"), nats_url=url, cwd=tmp_path)
+    nowhere = kring("report", "--out", str(a_file / "r.html"), server=server, cwd=tmp_path)
     assert nowhere.returncode == 2 and "cannot write" in one_line_error(nowhere)
     assert not list(tmp_path.glob("*.png"))
 
-    unreachable = kring("export", "--to", str(tmp_path / "x"), nats_url="nats://127.0.0.1:1",
-                        cwd=tmp_path)  # fmt: skip
+    unreachable = kring("export", "--to", str(tmp_path / "x"), server=server,
+                        nats_url="nats://127.0.0.1:1", cwd=tmp_path)  # fmt: skip
     assert unreachable.returncode == 1 and "cannot reach NATS" in one_line_error(unreachable)
 
 
 async def test_the_report_renders_every_question_with_charts_that_have_data(
-    connection: Any, tmp_path: Path
+    bus: Bus, tmp_path: Path
 ) -> None:
-    await publish_scenario(connection, scenario())
+    await publish_scenario(bus, scenario())
     out = tmp_path / "report.html"
-    written = await make_report(connection, ReportRequest(out=out, by=GroupBy.REGION))
+    written = await make_report(bus.analyst, ReportRequest(out=out, by=GroupBy.REGION))
     page = out.read_text(encoding="utf-8")
     assert page.startswith("<!doctype html>") and 'lang="nl"' in page
     # Self-contained: every picture inside the page, nothing fetched from anywhere.
