@@ -47,6 +47,7 @@ from shared.events import (
     RequestWithdrawnBeforeAcceptance,
 )
 from shared.permissions import ADMIN, ANALYST, SERVICES
+from shared.stream_read import DirectReader
 from shared.subjects import ALL_SUBJECTS, STREAM
 from tests.servers import NatsServer
 
@@ -214,6 +215,17 @@ async def fill(server: NatsServer, cases: int) -> int:
             await connection.close()
 
 
+async def direct_read(connection: Any) -> tuple[int, float]:
+    """Every message of KRING by direct get in batches, as ``kring export`` reads, nothing
+    decoded; (count, msg/s)."""
+    count = 0
+    started = time.perf_counter()
+    async with DirectReader(connection, STREAM) as reader:
+        async for batch in reader.read(ALL_SUBJECTS):
+            count += len(batch)
+    return count, count / (time.perf_counter() - started)
+
+
 async def analytics_bench(
     report: Report, server: NatsServer, cases: int, *, exports: bool, reports: bool
 ) -> None:
@@ -230,6 +242,18 @@ async def analytics_bench(
         if exports:
             count, raw_rate = await ordered_read(admin, STREAM, ALL_SUBJECTS)
             report.add("export_raw_read", "raw ordered-consumer read of KRING", raw_rate, "msg/s")
+            # What the analyst's own read costs before anything is decoded: not a target, the
+            # part of the export's time that direct get (rather than a consumer) accounts for.
+            direct_count, direct_rate = await direct_read(connection)
+            report.add(
+                "export_direct_read",
+                "raw direct-get read of KRING, as the analyst",
+                direct_rate,
+                "msg/s",
+                baseline="export_raw_read",
+            )
+            if direct_count != events:
+                raise RuntimeError(f"the direct-get read saw {direct_count} of {events} events")
             started = time.perf_counter()
             result = await export(connection, ExportRequest(target=work / "export"))
             elapsed = time.perf_counter() - started
