@@ -61,8 +61,8 @@ unit: $(READY) | $(PYTEST_DEBUG_TEMPROOT)
 # Every figure of issue 4 with its baseline ratio and target, in a few minutes; results and how to
 # read them in bench/RESULTS.md. Sizes: BENCH_CASES, BENCH_CONCURRENCY, BENCH_HALF_LOAD_CASES,
 # BENCH_MESSAGES, BENCH_SAVES, BENCH_RELAY_EVENTS, BENCH_CONSUMER_EVENTS, BENCH_REPLAY_EVENTS,
-# BENCH_PROFILE_SECONDS; BENCH_PROFILE=auto|always|never;
-# BENCH_ONLY=baselines,relay,consumer,replay,identity,workflow,peer.
+# BENCH_ANALYTICS_CASES, BENCH_PROFILE_SECONDS; BENCH_PROFILE=auto|always|never;
+# BENCH_ONLY=baselines,relay,consumer,replay,export,report,identity,workflow,peer.
 # e.g. make bench BENCH_CASES=300 BENCH_ONLY=workflow,peer
 bench: $(READY) $(BENCH_READY)
 	$(BIN)/python -m bench

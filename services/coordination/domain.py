@@ -365,10 +365,22 @@ class CoordinatedCase(Aggregate):
             raise DomainRuleError("first contact is recorded once a coordinator is assigned")
         if self.contacted_at is not None:
             raise DomainRuleError("the first contact was already recorded")
-        self._contacted(at=at, actor=actor)
+        self._contacted(at=at, actor=actor, model=self.model)
 
-    @event("FirstContactMade")
-    def _contacted(self, *, at: datetime, actor: dict[str, str]) -> None:
+    class FirstContactMade(Aggregate.Event):
+        """The model rides along so the relay can publish the first contact alone."""
+
+        class_version = 2
+        at: datetime
+        actor: dict[str, str]
+        model: str | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["model"] = None  # version 1 was never published
+
+    @event(FirstContactMade)
+    def _contacted(self, *, at: datetime, actor: dict[str, str], model: str | None) -> None:
         self.contacted_at = at
         self._restage()
 

@@ -250,7 +250,7 @@ class IntakeApplication(KringApplication):
                 row["stage"] = Stage.CLARIFIED
             elif isinstance(event, Request.Accepted):  # type: ignore[attr-defined]
                 row["stage"], row["accepted_at"] = Stage.ACCEPTED, event.at
-            elif isinstance(event, Request.Withdrawn):  # type: ignore[attr-defined]
+            elif isinstance(event, Request.Withdrawn):
                 row["stage"] = Stage.WITHDRAWN
 
     @staticmethod
