@@ -14,6 +14,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from bench import (
+    analytics_bench,
     baselines,
     consumer_catchup,
     history,
@@ -54,6 +55,12 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--replay-events", type=int, default=env("replay_events", 20000))
     parser.add_argument("--consumer-events", type=int, default=env("consumer_events", 2000))
     parser.add_argument(
+        "--analytics-cases",
+        type=int,
+        default=env("analytics_cases", 100_000),
+        help="export and report: cases on the stream",
+    )
+    parser.add_argument(
         "--cases", type=int, default=env("cases", 150), help="workflow at max load: cases"
     )
     parser.add_argument(
@@ -79,8 +86,8 @@ def arguments() -> argparse.Namespace:
     parser.add_argument(
         "--only",
         default=os.environ.get("BENCH_ONLY", ""),
-        help="comma-separated: baselines,relay,consumer,replay,identity,workflow,peer,snapshots,"
-        "hops (the half-load run traced stage by stage); history only when named"
+        help="comma-separated: baselines,relay,consumer,replay,export,report,identity,workflow,"
+        "peer,snapshots,hops (the half-load run traced stage by stage); history only when named"
         " (BENCH_HISTORY_CASES, BENCH_HISTORY_STORES)",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
@@ -132,6 +139,14 @@ async def main(args: argparse.Namespace) -> Report:
             await replay_read.replay_bench(report, server, args.replay_events, profiler)
             if profiler is not None and (profile or report.figures["replay"].met is False):
                 print_pyinstrument(profiler, "replay")
+        if wanted("export") or wanted("report"):
+            await analytics_bench.analytics_bench(
+                report,
+                server,
+                args.analytics_cases,
+                exports=wanted("export"),
+                reports=wanted("report"),
+            )
     finally:
         server.stop()
     if wanted("identity"):

@@ -39,6 +39,7 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import Environment, get_topic
 from pydantic import BaseModel
 
+from shared import fence
 from shared.access import Facts
 from shared.access_log import AccessLog
 from shared.actor import Actor
@@ -151,11 +152,14 @@ class KringApplication(Application[UUID]):
         # case's keys are shredded in the transaction that records the erasure (so no replica
         # ever sees the one without the other). eventsourcing's recorders (SQLite and
         # PostgreSQL alike) insert a save's events and tracking in ``_insert_events`` inside
-        # that transaction; the keys go in just before.
+        # that transaction; the keys go in just before. So does the lease's fence: a save made
+        # by a consumer or timer whose replica lost the lease is refused there, with nothing of
+        # it stored (``shared.fence``).
         insert_events = self.recorder._insert_events  # type: ignore[attr-defined]
         self._shredding = threading.local()
 
         def insert_with_new_keys(cursor: Any, stored_events: Any, **kwargs: Any) -> Any:
+            fence.check_in(cursor)
             self.keyring.seal_new_keys(cursor, stored_events)
             for case_id, at in getattr(self._shredding, "keys", ()):
                 self.queries.erase_case_key_in(cursor, case_id, at)

@@ -244,9 +244,9 @@ class CaseKeyring:
 class CaseKeyMapper(Mapper[UUID]):
     """eventsourcing's mapper, with each case's events sealed again under the case's key.
 
-    eventsourcing has one cipher per application (DESIGN.md section 7), so the library's mapper
-    does its work (transcoding, compression, the service's cipher) and this one adds the case
-    layer around the result: ``CASE_KEY_PREFIX + case_cipher.encrypt(state)``."""
+    eventsourcing has one cipher per application (docs/architecture.md, "Erasure"), so the
+    library's mapper does its work (transcoding, compression, the service's cipher) and this one
+    adds the case layer around the result: ``CASE_KEY_PREFIX + case_cipher.encrypt(state)``."""
 
     keyring: CaseKeyring | None = None
     shared_ids: frozenset[UUID] = frozenset()

@@ -109,7 +109,7 @@ class CoordinationViews(ReadModel):
         _CASE.WaitingForCoordinator,  # type: ignore[attr-defined]
         _CASE.CoordinatorAssigned,  # type: ignore[attr-defined]
         _CASE.CoordinatorsReleased,  # type: ignore[attr-defined]
-        _CASE.FirstContactMade,  # type: ignore[attr-defined]
+        _CASE.FirstContactMade,
         _CASE.FirstContactOverdue,  # type: ignore[attr-defined]
         _CASE.ConferenceScheduled,  # type: ignore[attr-defined]
         _CASE.ConferenceHeld,  # type: ignore[attr-defined]

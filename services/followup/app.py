@@ -11,12 +11,24 @@ from typing import Any
 from uuid import UUID, uuid4, uuid5
 
 from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 
-from services.followup.access import OTHER_OUTCOMES, OUTCOME_BY_KIND, RULES
-from services.followup.domain import CaseScope, FollowUp, Schedule, is_contact
+from services.followup.access import (
+    OTHER_OUTCOMES,
+    OTHER_RATINGS,
+    OUTCOME_BY_KIND,
+    RATINGS_BY_KIND,
+    RULES,
+)
+from services.followup.domain import (
+    CaseScope,
+    FollowUp,
+    Rating,
+    Schedule,
+    is_contact,
+)
 from services.followup.views import FollowupViews
-from shared.access import Facts
+from shared.access import Facts, Rule
 from shared.actor import system_actor
 from shared.application import KringApplication
 from shared.clock import Clock, SystemClock
@@ -41,6 +53,17 @@ class NoFollowUpError(CaseNotFoundError):
         self.args = (f"case {case_id} has no follow-up: no plan of it was distributed",)
 
 
+class RatingAsDict(Transcoding):
+    type = Rating
+    name = "followup_rating"
+
+    def encode(self, obj: Rating) -> dict[str, Any]:
+        return obj.as_record()
+
+    def decode(self, data: dict[str, Any]) -> Rating:
+        return Rating(by=data["by"], meeting=data["meeting"], plan=data["plan"])
+
+
 class FollowupApplication(KringApplication):
     name = "followup"
     policies = {
@@ -61,6 +84,10 @@ class FollowupApplication(KringApplication):
         self.schedule = schedule or Schedule()
         self.system = system_actor(self.name).as_record()
         self.views = FollowupViews(self)
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(RatingAsDict())
 
     # -- policy ------------------------------------------------------------------------
     def on_plan_distributed(
@@ -142,13 +169,7 @@ class FollowupApplication(KringApplication):
     ) -> FollowUp:
         RULES["outcome"].check_role(principal)
         follow_up = self.get(case_id)
-        timer = follow_up.timers.get(timer_id)
-        # A contact's own rule; an unknown timer or the reminder is the domain's to refuse.
-        kind = timer["kind"] if timer is not None else None
-        if kind is not None and is_contact(kind):
-            rule = OUTCOME_BY_KIND.get(kind, OTHER_OUTCOMES)
-        else:
-            rule = RULES["outcome"]
+        rule = _contact_rule(follow_up, timer_id, OUTCOME_BY_KIND, OTHER_OUTCOMES, RULES["outcome"])
         actor = rule.permit(principal, self.case_facts(case_id))
         now = self.clock.now()
         # A contact due by the clock that the timer loop has not fired yet fires first, so
@@ -161,6 +182,21 @@ class FollowupApplication(KringApplication):
             notes=notes,
             at=now,
             actor=actor.as_record(),
+        )
+        self.save(follow_up)
+        return follow_up
+
+    def record_ratings(
+        self, case_id: UUID, timer_id: str, ratings: list[Rating], principal: Principal
+    ) -> FollowUp:
+        RULES["ratings"].check_role(principal)
+        follow_up = self.get(case_id)
+        rule = _contact_rule(follow_up, timer_id, RATINGS_BY_KIND, OTHER_RATINGS, RULES["ratings"])
+        actor = rule.permit(principal, self.case_facts(case_id))
+        now = self.clock.now()
+        follow_up.fire_due(at=now, actor=self.system)  # as for an outcome: FollowUpDue first
+        follow_up.record_ratings(
+            timer_id=timer_id, ratings=ratings, at=now, actor=actor.as_record()
         )
         self.save(follow_up)
         return follow_up
@@ -217,3 +253,14 @@ class FollowupApplication(KringApplication):
         except AggregateNotFoundError:
             raise NoFollowUpError(case_id) from None
         return follow_up
+
+
+def _contact_rule(
+    follow_up: FollowUp, timer_id: str, by_kind: Mapping[str, Rule], other: Rule, route: Rule
+) -> Rule:
+    """A contact's own rule; for an unknown timer or the reminder the route's (the domain then
+    refuses it, naming the timer)."""
+    timer = follow_up.timers.get(timer_id)
+    if timer is None or not is_contact(timer["kind"]):
+        return route
+    return by_kind.get(timer["kind"], other)

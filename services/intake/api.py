@@ -14,7 +14,7 @@ from services.intake.access import RULES
 from services.intake.app import IntakeApplication
 from services.intake.domain import Request, Stage
 from shared.erasure import ErasureReason
-from shared.events import ConferenceModel, CoordinatorWishes
+from shared.events import ConferenceModel, CoordinatorWishes, RequesterRelation
 from shared.http import (
     CONFLICT,
     NOT_FOUND,
@@ -29,21 +29,12 @@ from shared.http import (
 Text = Annotated[str, Field(min_length=1, max_length=200)]
 
 
-class Relation(StrEnum):
-    SELF = "self"
-    FAMILY = "family"
-    NEIGHBOUR = "neighbour"
-    TEACHER = "teacher"
-    CARE_WORKER = "care_worker"
-    POLICE = "police"
-    OTHER = "other"
-
-
 class Requester(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Text
-    relation: Relation
+    #: Published (``RequestSubmitted``); the name and contact stay in intake's store.
+    relation: RequesterRelation
     contact: Annotated[str, Field(max_length=200)] | None = None
 
 

@@ -59,7 +59,7 @@ class IntakeViews(ReadModel):
         Request.Submitted,  # type: ignore[attr-defined]
         Request.Clarified,  # type: ignore[attr-defined]
         Request.Accepted,  # type: ignore[attr-defined]
-        Request.Withdrawn,  # type: ignore[attr-defined]
+        Request.Withdrawn,
     )
 
     def apply(self, event: Any, position: int, w: Writer) -> None:
@@ -83,7 +83,7 @@ class IntakeViews(ReadModel):
             w.update(
                 "cases", {"case_id": case_id}, stage=Stage.ACCEPTED.value, accepted_at=event.at
             )
-        elif isinstance(event, Request.Withdrawn):  # type: ignore[attr-defined]
+        elif isinstance(event, Request.Withdrawn):
             w.update("cases", {"case_id": case_id}, stage=Stage.WITHDRAWN.value)
 
     def cases_page(

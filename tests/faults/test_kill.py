@@ -93,7 +93,7 @@ async def test_nats_killed_mid_flow_and_restarted_with_its_store_loses_nothing(
     messages = await stream_messages(own_nats)
     ids = Counter(json.loads(m.data)["id"] for m in messages)
     assert [i for i, n in ids.items() if n > 1] == []
-    assert len(ids) == 2 * CASES
+    assert len(ids) == 3 * CASES  # per case: submitted, received (intake), assigned
 
 
 async def _with_pool(http: httpx.AsyncClient, coordination: ServiceProcess) -> None:

@@ -189,11 +189,11 @@ async def test_a_conference_breaking_its_model_is_refused_with_the_reason(
         # On the stream: parts and attendance by role, participants by id, never a name.
         async def published() -> bool:
             messages = await stream_messages(own_nats, "kring.coordination.>")
-            return "nl.kring.conference-held.v1" in [e["type"] for e in envelopes(messages)]
+            return "nl.kring.conference-held.v2" in [e["type"] for e in envelopes(messages)]
 
         await eventually(published, what="ConferenceHeld on the stream")
         messages = envelopes(await stream_messages(own_nats, "kring.coordination.>"))
-        conference = next(e for e in messages if e["type"] == "nl.kring.conference-held.v1")
+        conference = next(e for e in messages if e["type"] == "nl.kring.conference-held.v2")
         refs = {p["participant_id"]: p for p in conference["data"]["participants"]}
         assert refs[ids["professional"]]["organisation"] == "Jeugdzorg Utrecht"
         assert set(refs) == set(ids.values())

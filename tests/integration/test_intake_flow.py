@@ -84,7 +84,12 @@ async def test_withdrawal_after_acceptance_and_a_follow_up_case_travel_the_bus(
 
         async def published() -> bool:
             messages = await stream_messages(own_nats, "kring.intake.>")
-            types = [e["type"] for e in envelopes(messages)]
-            return types == ["nl.kring.request-received.v1", "nl.kring.request-withdrawn.v1"]
+            types = [(e["subject"], e["type"]) for e in envelopes(messages)]
+            return types == [
+                (case_id, "nl.kring.request-submitted.v1"),
+                (case_id, "nl.kring.request-received.v1"),
+                (str(new_case), "nl.kring.request-submitted.v1"),  # the follow-up, opened once
+                (case_id, "nl.kring.request-withdrawn.v1"),
+            ]
 
-        await eventually(published, what="RequestReceived then RequestWithdrawn")
+        await eventually(published, what="submitted, received, the follow-up, withdrawn")

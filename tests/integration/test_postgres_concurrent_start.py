@@ -61,6 +61,7 @@ OWN_TABLES = {
     "access_log",
     "snapshots",
     "views",
+    "lease",
 }
 
 

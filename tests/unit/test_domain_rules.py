@@ -16,6 +16,7 @@ from services.intake.domain import Stage as IntakeStage
 from services.plans.app import PlansApplication
 from shared.clock import ManualClock
 from shared.errors import CaseNotFoundError, DomainRuleError, InvalidFieldError, NotPermittedError
+from shared.events import RequestReceived
 from tests.factories import (
     CLARIFICATION,
     REGIONS,
@@ -64,7 +65,7 @@ def test_received_says_whether_a_safety_minimum_was_set(make_app) -> None:
         app.clarify(case_id, MANAGER, **(CLARIFICATION | {"minimum_requirements": requirements}))
         app.accept(case_id, MANAGER)
         published = [translate(e) for e in app.events.get(case_id)]
-        flags += [e.has_minimum_requirements for e in published if e is not None]
+        flags += [e.has_minimum_requirements for e in published if isinstance(e, RequestReceived)]
     assert flags == [False, True]
 
 

@@ -81,6 +81,7 @@ def conference(case_id: uuid.UUID, participants: list[ParticipantRef] | None = N
         held_on=date(2026, 4, 1),
         parts=[ConferencePart.INFORMATION, ConferencePart.PLAN_MAKING, ConferencePart.PRESENTATION],
         participants=PARTICIPANTS if participants is None else participants,
+        attended={},
     )
 
 
