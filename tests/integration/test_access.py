@@ -102,6 +102,10 @@ BODIES: dict[tuple[str, str, str], Any] = {
         "timer_id": "coordinator_call",
         "reached": True,
     },
+    ("followup", "POST", "/cases/{case_id}/ratings"): {
+        "timer_id": "coordinator_call",
+        "ratings": [{"by": "family_network", "meeting": 8, "plan": 7}],
+    },
     ("followup", "POST", "/cases/{case_id}/follow-up-conference"): {},
     ("plans", "POST", "/cases/{case_id}/plan/sharing/withdraw"): {"organisation": ORGANISATION},
     ("partners", "POST", "/partners"): {"organisation": "org-new", "name": "New"},
