@@ -10,7 +10,11 @@ serves, on loopback only unless forced:
     are (``name``, ``role``, ``region``, ``coordinator``, ``organisation``, ``participant``): what
     ``kring login``, ``make demo``, the tests and the benchmark use. Only a development issuer has
     it: anyone who can reach it may be anyone, which is why it stays on loopback;
-  - ``client_credentials`` for registered clients with a secret (their roles are registered);
+  - ``client_credentials`` for registered clients with a secret (their roles are registered):
+    those of ``KRING_ISSUER_CLIENTS``, and one file per client in ``KRING_ISSUER_CLIENTS_DIR``
+    (default ``<data>/keys/clients``), read at every token request, so a client added there
+    (``kring partners add`` adds a partner's) is known at once, without a restart; such a file
+    keeps only the secret's SHA-256 (the secret is 32 random bytes: no guessing it back);
   - ``authorization_code`` with PKCE (S256 only) for registered clients: ``/authorize`` shows a
     page where the developer picks who they are, checks the ``redirect_uri`` against the
     client's registered ones exactly (a wrong one is shown an error, never redirected to),
@@ -42,7 +46,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.actor import TOKEN_ROLES
@@ -63,6 +67,8 @@ class Client(BaseModel):
 
     client_id: str = Field(min_length=1, max_length=200)
     client_secret: str | None = Field(default=None, min_length=16)
+    #: The secret's SHA-256 (hex), where only that is kept (a client file).
+    client_secret_sha256: str | None = Field(default=None, pattern="^[0-9a-f]{64}$")
     redirect_uris: list[str] = Field(default_factory=list)
     roles: list[str] = Field(default_factory=list)
     regions: list[str] = Field(default_factory=list)
@@ -84,7 +90,7 @@ class IssuerSettings(BaseSettings):
 
     data_dir: Path = Path("data")
     issuer_host: str = "127.0.0.1"
-    issuer_port: int = 8005
+    issuer_port: int = Field(8005, ge=0, le=65535)
     #: The issuer URL put in tokens (``iss``); by default where it listens.
     issuer_url: str | None = None
     #: Serve on a non-loopback address all the same (it hands out any role to anyone).
@@ -93,6 +99,17 @@ class IssuerSettings(BaseSettings):
     issuer_token_seconds: int = Field(3600, ge=30, le=7 * 86400)
     #: More clients, as JSON: ``[{"client_id", "client_secret", "redirect_uris", "roles"}]``.
     issuer_clients: str | None = None
+    #: A folder of clients, one JSON file each (``<client_id>.json``), read at every token
+    #: request; default ``<data>/keys/clients``.
+    issuer_clients_dir: Path | None = None
+
+    @field_validator("issuer_url")
+    @classmethod
+    def http_url(cls, value: str | None) -> str | None:
+        parts = urlsplit(value or "http://x")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("expected an https:// (or http://) URL")
+        return value
 
     def url(self) -> str:
         if self.issuer_url:
@@ -107,6 +124,46 @@ class IssuerSettings(BaseSettings):
                 client = Client.model_validate(entry)
                 clients[client.client_id] = client
         return clients
+
+    def clients_dir(self) -> Path:
+        return self.issuer_clients_dir or clients_dir(self.data_dir)
+
+
+def clients_dir(data_dir: Path) -> Path:
+    """Where ``kring run``'s issuer finds the clients added while it runs."""
+    return data_dir / "keys" / "clients"
+
+
+def client_files(folder: Path) -> dict[str, Client]:
+    """The clients of ``folder`` (one ``*.json`` each); a file that is not one is skipped."""
+    found: dict[str, Client] = {}
+    try:
+        paths = sorted(folder.glob("*.json"))
+    except OSError:
+        return found
+    for path in paths:
+        try:
+            client = Client.model_validate_json(path.read_bytes())
+        except (OSError, ValidationError):
+            continue
+        found[client.client_id] = client
+    return found
+
+
+def write_client_file(folder: Path, client: Client) -> Path:
+    """Add (or replace) a client in ``folder``, readable by this user only."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = folder / f"{client.client_id}.json"
+    draft = folder / f".{client.client_id}.json.{os.getpid()}"
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(client.model_dump_json(exclude_none=True))
+    draft.replace(path)
+    return path
+
+
+def secret_digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def is_loopback(host: str) -> bool:
@@ -310,9 +367,11 @@ def build_issuer(settings: IssuerSettings) -> FastAPI:
             except IdentityError as error:
                 return oauth_error("invalid_request", str(error))
             return _token_answer(signer.sign(claims | {"azp": "kring-dev-login"}), signer)
-        client, problem = _client_of(request, form, clients)
+        client, problem = _client_of(
+            request, form, {**clients, **client_files(settings.clients_dir())}
+        )
         if grant == "client_credentials":
-            if client is None or client.client_secret is None:
+            if client is None or (client.client_secret or client.client_secret_sha256) is None:
                 return oauth_error("invalid_client", problem or "a confidential client", 401)
             claims = {"sub": client.client_id, "name": client.client_id, "roles": client.roles}
             if client.regions:
@@ -404,6 +463,11 @@ def _client_of(
         secret is None or not secrets.compare_digest(secret, client.client_secret)
     ):
         return None, "wrong client credentials"
+    if client.client_secret_sha256 is not None and (
+        secret is None
+        or not secrets.compare_digest(secret_digest(secret), client.client_secret_sha256)
+    ):
+        return None, "wrong client credentials"
     return client, None
 
 
@@ -489,11 +553,15 @@ def _login_page(form: Mapping[str, list[str]], problem: str | None = None) -> st
 
 
 def main() -> None:
+    from shared.settings import problem_line
+
     try:
         settings = IssuerSettings()
         settings.clients()
-    except (ValidationError, ValueError) as error:
-        raise SystemExit(f"issuer: invalid configuration: {error}") from None
+    except ValidationError as error:
+        raise SystemExit(f"issuer: cannot start: {problem_line(error)}") from None
+    except ValueError as error:  # the clients' JSON
+        raise SystemExit(f"issuer: cannot start: KRING_ISSUER_CLIENTS: {error}") from None
     if not is_loopback(settings.issuer_host) and not settings.issuer_force:
         raise SystemExit(
             f"issuer: refusing to serve on {settings.issuer_host}: the development issuer gives"

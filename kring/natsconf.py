@@ -12,6 +12,12 @@ cost is paid by nats-server on every connection (each CLI command, each test's r
 cost 11 that is 150 ms of server CPU per connection on a two-core machine, at 6 about 5 ms.
 ``render`` refuses a password shorter than 32 characters for the same reason: a deployment's
 passwords come from ``kring nats-credentials`` (or are as long and as random).
+
+Partners come and go: ``kring partners add`` makes ``partner-<organisation>.password`` in the same
+folder, ``revoke`` removes it, ``rotate`` replaces it. The authorization block is its own file,
+included by the server's configuration, so it can be written again while the server runs and the
+server told to reload it (``reload``): nats-server then applies the new users and rights to the
+connections it has, dropping any whose credentials no longer hold, with no restart.
 """
 
 from __future__ import annotations
@@ -19,16 +25,19 @@ from __future__ import annotations
 import functools
 import os
 import secrets
+import signal
 from collections.abc import Mapping
 from pathlib import Path
 
 import bcrypt
 
-from shared.permissions import names, render_authorization
+from shared.permissions import names, partner_identity_name, partners_of, render_authorization
 
 BCRYPT_COST = 6
 MIN_PASSWORD_LENGTH = 32
 PASSWORD_SUFFIX = ".password"  # noqa: S105 - a file name
+AUTHORIZATION_FILE = "authorization.conf"
+PID_FILE = "nats.pid"
 
 
 class CredentialsError(Exception):
@@ -62,11 +71,45 @@ def ensure_credentials(directory: Path) -> dict[str, str]:
     return read_credentials(directory)
 
 
+def partner_passwords(directory: Path) -> list[str]:
+    """The identities of the partners whose passwords ``directory`` holds."""
+    found = [p.name[: -len(PASSWORD_SUFFIX)] for p in directory.glob(f"partner-*{PASSWORD_SUFFIX}")]
+    try:
+        partners = partners_of(found)
+    except ValueError as error:
+        raise CredentialsError(f"{directory}: {error}") from None
+    return [partner_identity_name(organisation) for organisation in partners]
+
+
+def make_password(directory: Path, identity: str, *, replace: bool = False) -> str:
+    """``identity``'s password in ``directory``: kept if there is one (unless ``replace``),
+    else made (0600, written aside and moved into place, so a reader never sees half of it)."""
+    path = password_file(directory, identity)
+    if path.exists() and not replace:
+        return read_password(directory, identity) or ""
+    draft = directory / f".{identity}{PASSWORD_SUFFIX}.{os.getpid()}"
+    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    password = secrets.token_urlsafe(32)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(password + "\n")
+    draft.replace(path)
+    return password
+
+
+def remove_password(directory: Path, identity: str) -> bool:
+    """Forget ``identity``'s password; False if there was none."""
+    try:
+        password_file(directory, identity).unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def read_credentials(directory: Path) -> dict[str, str]:
-    """Every identity's password from ``directory``; raise ``CredentialsError`` naming what is
-    missing or too short."""
+    """Every identity's password from ``directory`` (the fixed ones and each partner's); raise
+    ``CredentialsError`` naming what is missing or too short."""
     passwords = {}
-    for identity in names():
+    for identity in [*names(), *partner_passwords(directory)]:
         path = password_file(directory, identity)
         try:
             password = path.read_text(encoding="utf-8").strip()
@@ -111,15 +154,33 @@ def render(passwords: Mapping[str, str]) -> str:
     return render_authorization({name: hash_password(pw) for name, pw in passwords.items()})
 
 
+def write_shared_authorization(path: Path, block: str) -> Path:
+    """Write an ``authorization`` block for NATS nodes that run as another user (a deployment's
+    shared volume or Secret): readable by all, as it holds hashes and permissions, never a
+    password. Replaced in one step, so a node reloading its config never reads half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(block)
+    partial.chmod(0o644)
+    partial.replace(path)
+    return path
+
+
 def server_config(
     *,
     listen: str,
     store_dir: Path,
     passwords: Mapping[str, str] | None,
     sync_always: bool = True,
+    authorization_file: str | None = None,
+    pid_file: Path | None = None,
 ) -> str:
     """nats-server's whole configuration. ``passwords=None`` is the open server Kring ran before
-    it had identities, kept only for tests that plant what a closed server refuses."""
+    it had identities, kept only for tests that plant what a closed server refuses. With
+    ``authorization_file`` (a name beside the configuration) the authorization block is included
+    from there instead of written inline (``write_server_config`` writes it)."""
     sync = (
         "  # Fsync each write before acknowledging it: an event NATS has acked survives a crash\n"
         "  # or power cut of the machine, not just of nats-server. Slower, and worth it here.\n"
@@ -130,13 +191,18 @@ def server_config(
     text = (
         "# Written by Kring at every start; edits here are overwritten.\n"
         f'listen: "{listen}"\n'
-        "jetstream {\n"
+        + (f"pid_file: {quote(pid_file)}\n" if pid_file is not None else "")
+        + "jetstream {\n"
         f"  store_dir: {quote(store_dir)}\n"
         f"{sync}"
         "}\n"
     )
     if passwords is not None:
-        text += render(passwords)
+        if authorization_file is not None:
+            # Written again (with a partner added or gone) and reloaded while the server runs.
+            text += f"include {quote(Path(authorization_file))}\n"
+        else:
+            text += render(passwords)
     return text
 
 
@@ -147,18 +213,53 @@ def write_server_config(
     store_dir: Path,
     passwords: Mapping[str, str] | None,
     sync_always: bool = True,
+    separate_authorization: bool = True,
 ) -> Path:
-    """Write ``server_config(...)`` to ``path``, readable by this user only (it names the
-    identities and their hashes)."""
+    """Write ``server_config(...)`` to ``path`` and, by default, the authorization block beside
+    it (``authorization.conf``, which ``write_authorization`` writes again for a reload), with a
+    pid file beside them (``nats.pid``, for ``reload``); readable by this user only (they name
+    the identities and their hashes)."""
+    separate = separate_authorization and passwords is not None
     text = server_config(
-        listen=listen, store_dir=store_dir, passwords=passwords, sync_always=sync_always
+        listen=listen,
+        store_dir=store_dir,
+        passwords=passwords,
+        sync_always=sync_always,
+        authorization_file=AUTHORIZATION_FILE if separate else None,
+        pid_file=path.parent / PID_FILE,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
+    if separate and passwords is not None:
+        write_authorization(path.parent / AUTHORIZATION_FILE, passwords)
+    _write_private(path, text)
+    return path
+
+
+def write_authorization(path: Path, passwords: Mapping[str, str]) -> Path:
+    """The authorization block for ``passwords``, written aside and moved into place (a server
+    reloading at that moment reads the old file or the new one, never half of one)."""
+    draft = path.with_name(f".{path.name}.{os.getpid()}")
+    _write_private(draft, render(passwords))
+    draft.replace(path)
+    return path
+
+
+def reload(config_dir: Path) -> bool:
+    """Tell the nats-server whose pid file is in ``config_dir`` to read its configuration again
+    (SIGHUP: nats-server's reload). False if no server of this folder is running."""
+    try:
+        pid = int((config_dir / PID_FILE).read_text(encoding="ascii").strip())
+        os.kill(pid, signal.SIGHUP)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _write_private(path: Path, text: str) -> None:
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
         handle.write(text)
     path.chmod(0o600)
-    return path
 
 
 def quote(path: Path) -> str:

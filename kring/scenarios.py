@@ -62,6 +62,8 @@ class Scenario:
     information: tuple[tuple[str, str], ...] = ()  # (topic, who brings it)
     arrangements: dict[str, Any] = field(default_factory=dict)
     support: tuple[dict[str, str], ...] = ()
+    #: The partner organisations (ids in the partner registry) the family consents to share
+    #: the plan with, where they are partners (``workflow.Session.partners``).
     shared_with_organisations: tuple[str, ...] = ()
     next_meeting_after_days: int = 90
 
@@ -229,7 +231,7 @@ FAMILY = Scenario(
     if_something_does_not_work="Edith calls everyone together within a week.",
     watched_by="herman",
     support=({"organisation": "Gezinshulp", "what": "The family support worker coaches father."},),
-    shared_with_organisations=("Jeugdzorg Utrecht",),
+    shared_with_organisations=("jeugdzorg-utrecht",),
 )
 
 GROUP = Scenario(
@@ -270,7 +272,7 @@ GROUP = Scenario(
     ),
     if_something_does_not_work="Joop invites everyone for coffee at the community centre.",
     watched_by="lisa",
-    shared_with_organisations=("Gemeente Utrecht",),
+    shared_with_organisations=("gemeente-utrecht",),
 )
 
 RESTORATIVE = Scenario(

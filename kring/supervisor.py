@@ -1,4 +1,4 @@
-"""``kring run``: nats-server, the four services and the console in the foreground, stopped
+"""``kring run``: nats-server, the services and the console in the foreground, stopped
 together.
 
 One lock per data folder keeps two runs from sharing stores; ports are checked up front so a
@@ -37,13 +37,20 @@ from types import FrameType
 from typing import IO, Any
 
 from kring.local import NatsServerNotFoundError, nats_server_binary
-from kring.natsconf import CredentialsError, ensure_credentials, keys_dir, write_server_config
+from kring.natsconf import (
+    CredentialsError,
+    ensure_credentials,
+    keys_dir,
+    read_credentials,
+    write_server_config,
+)
 
 SERVICES: tuple[tuple[str, str, int], ...] = (
     ("intake", "KRING_INTAKE_PORT", 8001),
     ("coordination", "KRING_COORDINATION_PORT", 8002),
     ("plans", "KRING_PLANS_PORT", 8003),
     ("followup", "KRING_FOLLOWUP_PORT", 8004),
+    ("partners", "KRING_PARTNERS_PORT", 8006),
 )
 #: The development issuer (``kring.issuer``), unless KRING_OIDC_ISSUER names another one.
 ISSUER = ("issuer", "KRING_ISSUER_PORT", 8005)
@@ -186,8 +193,10 @@ def _run(
         except CredentialsError as error:
             raise StartupError(str(error)) from None
         keys = {name: _cipher_key(data_dir, name) for name in ports}
+        # Read again at every start of nats-server: partners added (``kring partners add``)
+        # since kring run started are in the authorization it writes.
         supervisor = Supervisor(
-            {"nats-server": lambda: _start_nats(data_dir, nats_port, host, passwords)}
+            {"nats-server": lambda: _start_nats(data_dir, nats_port, host, _passwords(data_dir))}
         )
         nats = supervisor.start("nats-server")
         _wait_nats(nats, data_dir, nats_port, host)
@@ -229,6 +238,11 @@ def _run(
                 "KRING_NATS_PASSWORD": passwords[name],
                 "KRING_CIPHER_KEY": keys[name],
             }
+            if name == "partners":
+                # The links in each partner event point at plans as this machine serves it.
+                service_env.setdefault(
+                    "KRING_PARTNERS_PLANS_URL", f"http://{_netloc(host, ports['plans'])}"
+                )
             supervisor.add(name, _service_starter(name, data_dir, service_env))
             supervisor.start(name)
         _wait_healthy(host, ports, supervisor)
@@ -259,6 +273,13 @@ def _run(
                 _stop([c for c in running if c.name == "nats-server"])
     _out(f"Kring stopped; data kept in {data_dir}")
     return code
+
+
+def _passwords(data_dir: Path) -> dict[str, str]:
+    try:
+        return read_credentials(keys_dir(data_dir))
+    except CredentialsError as error:
+        raise StartupError(str(error)) from None
 
 
 def _service_starter(name: str, data_dir: Path, env: dict[str, str]) -> Callable[[], Child]:

@@ -54,6 +54,9 @@ class Session:
 
     http: httpx.AsyncClient
     tokens: Tokens
+    #: The partner organisations registered where the session runs: a plan is shared with a
+    #: story's organisations only where they are partners (plans refuses any other id).
+    partners: frozenset[str] = frozenset()
 
 
 #: Answers that mean "not yet": the service has not heard the event, or is restarting.
@@ -508,7 +511,12 @@ async def _plan(
         "POST",
         f"{plan}/distribute",
         case.coordinator,
-        {"shared_with_organisations": list(scenario.shared_with_organisations), "version": 1},
+        {
+            "shared_with_organisations": [
+                o for o in scenario.shared_with_organisations if o in session.partners
+            ],
+            "version": 1,
+        },
         state_url=plan,
         done=lambda p: p["stage"] == "plan_distributed",
         patience=patience,
@@ -583,6 +591,26 @@ async def _follow_up(session: Session, case: _Case, key: str, patience: float) -
         patience=patience,
     )
     case.mark("outcome_recorded", "The outcome is recorded: reached, agreement by agreement")
+    # At the same contact the people asked rate the meeting and the plan (1-10), by group.
+    await step(
+        session,
+        "POST",
+        f"{case.followup}/ratings",
+        # Whoever records the contact's outcome records its ratings.
+        case.coordinator if timer["kind"] == "coordinator_call" else RESEARCHER,
+        {
+            "timer_id": timer["timer_id"],
+            "ratings": [
+                {"by": "family_network", "meeting": 9, "plan": 8},
+                {"by": "family_network", "meeting": 8, "plan": 8},
+                {"by": "professional", "meeting": 8, "plan": 7},
+            ],
+        },
+        state_url=case.followup,
+        done=lambda f: timer["timer_id"] in f.get("ratings", {}),
+        patience=patience,
+    )
+    case.mark("ratings_recorded", "The family, the network and a professional rate the meeting")
     requested = await call(
         session,
         "POST",

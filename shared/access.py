@@ -29,6 +29,8 @@ class Scope(StrEnum):
     SELF = "self"
     #: The one who submitted the request (its ``requester``), themself.
     SUBMITTER = "submitter"
+    #: A partner organisation's client, for a case the family shares with that organisation.
+    ORGANISATION = "shared with"
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class Facts:
     participant_id: str | None = None
     #: The subject who submitted the case's request, where the service knows it.
     submitted_by: str | None = None
+    #: The partner organisations the case is shared with now.
+    organisations: tuple[str, ...] = ()
 
     @classmethod
     def of_case(
@@ -52,6 +56,7 @@ class Facts:
         coordinator_ids: Iterable[str] = (),
         participant_id: str | None = None,
         submitted_by: str | None = None,
+        organisations: Iterable[str] = (),
     ) -> Facts:
         return cls(
             case_id=case_id,
@@ -59,6 +64,7 @@ class Facts:
             coordinator_ids=tuple(coordinator_ids),
             participant_id=participant_id,
             submitted_by=submitted_by,
+            organisations=tuple(organisations),
         )
 
 
@@ -123,6 +129,8 @@ def _meets(principal: Principal, scope: Scope, facts: Facts) -> bool:
         )
     if scope is Scope.SUBMITTER:
         return facts.submitted_by is not None and principal.subject == facts.submitted_by
+    if scope is Scope.ORGANISATION:
+        return principal.organisation is not None and principal.organisation in facts.organisations
     if facts.case_id is None:
         return False
     if facts.participant_id is None:  # a read: any participant of the case
@@ -145,6 +153,8 @@ def _needs(role: Role, scope: Scope, facts: Facts) -> str:
         return f"the coordinator assigned to this case ({_ids(facts.coordinator_ids)})"
     if scope is Scope.SUBMITTER:
         return "the one who submitted the request"
+    if scope is Scope.ORGANISATION:
+        return f"the role {role.value} of an organisation the family shares this plan with"
     if facts.participant_id is None:
         return "a participant of this case"
     return f"participant {facts.participant_id} of this case themself"

@@ -25,6 +25,8 @@ class Role(StrEnum):
     PARTICIPANT = "participant"
     RESEARCHER = "researcher"  # makes the research contacts of the follow-up
     OPERATOR = "operator"
+    #: A partner organisation's client: fetches the plans shared with its organisation.
+    PARTNER = "partner"
     SYSTEM = "system"
 
 

@@ -24,8 +24,19 @@ clients Kring uses; ``tests/integration/test_closed_bus.py`` holds each of them)
   inboxes under ``inbox_prefix`` (default ``_INBOX``), including a push consumer's deliver
   subject. Each identity gets its own prefix and may subscribe only under it.
 
-To add an identity (a partner reading its own feed, a lease's KV bucket), add it to
-``identities()``; ``render_authorization`` and the README's table follow.
+Partners (``partner-<organisation>``) read only their own feed: a stream of their own
+(``KRING_PARTNER_<organisation>``), whose name is a token of every JetStream API subject, so the
+server tells one partner's feed from another's. A partner creates no consumer (a push consumer's
+deliver subject is in the request's body, where no permission reaches: it could have the server
+deliver anywhere in the account). The partners service makes one durable pull consumer, ``feed``,
+on each partner's stream; the partner fetches from it, acks, resets it to a sequence (to replay),
+and reads its stream with direct gets (from a sequence or a time). The partners service gets,
+per partner, the right to make that stream and that consumer, and publishes the feeds. The
+partner identities come from the passwords there are (``render_authorization``): adding one and
+reloading the server changes nobody else's rights.
+
+To add an identity (a lease's KV bucket), add it to ``identities()``; ``render_authorization``
+and the README's table follow.
 """
 
 from __future__ import annotations
@@ -35,9 +46,14 @@ from dataclasses import dataclass, field
 
 from shared.subjects import (
     DLQ_STREAM,
+    PARTNER_CONSUMER,
+    PARTNER_PREFIX,
     STREAM,
     dead_letter_subject,
+    is_organisation_id,
     origin_subjects,
+    partner_stream,
+    partner_subjects,
     replay_request_subject,
 )
 
@@ -45,13 +61,18 @@ from shared.subjects import (
 SERVICE_FOLLOWS: dict[str, tuple[str, ...]] = {
     "intake": ("followup",),
     "coordination": ("intake", "plans"),
-    "plans": ("intake", "coordination"),
+    "plans": ("intake", "coordination", "partners"),
     "followup": ("plans", "intake", "coordination"),
+    "partners": ("plans", "intake"),
 }
 SERVICES: tuple[str, ...] = tuple(SERVICE_FOLLOWS)
 OPERATOR = "operator"
 ANALYST = "analyst"
 ADMIN = "admin"
+#: A partner organisation's identity is ``partner-<organisation id>``.
+PARTNER_IDENTITY_PREFIX = "partner-"
+#: The service that keeps the registry and publishes the partners' feeds.
+PARTNERS_SERVICE = "partners"
 
 API = "$JS.API"
 
@@ -132,10 +153,79 @@ def service_identity(service: str) -> Identity:
     )
 
 
-def identities() -> list[Identity]:
-    """Every identity that may connect, with what it may do."""
+def partner_identity_name(organisation: str) -> str:
+    return f"{PARTNER_IDENTITY_PREFIX}{organisation}"
+
+
+def partner_identity(organisation: str) -> Identity:
+    """A partner reads its own feed and nothing else: no publish, no consumer of its own."""
+    stream = partner_stream(organisation)
+    return Identity(
+        name=partner_identity_name(organisation),
+        purpose=f"partner organisation {organisation}: reads its own feed ({stream}) and nothing"
+        " else",
+        publish=(
+            f"{API}.STREAM.INFO.{stream}",
+            f"{API}.STREAM.MSG.GET.{stream}",
+            f"{API}.DIRECT.GET.{stream}",
+            f"{API}.DIRECT.GET.{stream}.>",
+            f"{API}.CONSUMER.INFO.{stream}.{PARTNER_CONSUMER}",
+            f"{API}.CONSUMER.MSG.NEXT.{stream}.{PARTNER_CONSUMER}",
+            f"{API}.CONSUMER.RESET.{stream}.{PARTNER_CONSUMER}",
+            f"$JS.ACK.{stream}.{PARTNER_CONSUMER}.>",
+        ),
+        subscribe=(f"{inbox_prefix(partner_identity_name(organisation))}.>",),
+    )
+
+
+def partners_service_identity(partners: Iterable[str]) -> Identity:
+    """The partners service: a service like the others, and the one that makes each partner's
+    stream and its ``feed`` consumer and publishes the feeds."""
+    base = service_identity(PARTNERS_SERVICE)
+    extra: list[str] = [f"{PARTNER_PREFIX}.>"]
+    for organisation in partners:
+        stream = partner_stream(organisation)
+        extra += [
+            f"{API}.STREAM.INFO.{stream}",
+            f"{API}.STREAM.CREATE.{stream}",
+            f"{API}.STREAM.MSG.GET.{stream}",
+            f"{API}.CONSUMER.INFO.{stream}.{PARTNER_CONSUMER}",
+            f"{API}.CONSUMER.CREATE.{stream}.{PARTNER_CONSUMER}.{partner_subjects(organisation)}",
+        ]
+    return Identity(
+        name=base.name,
+        purpose=base.purpose + "; makes each partner's stream and feed consumer, publishes"
+        " the partners' feeds",
+        publish=(*base.publish, *extra),
+        subscribe=base.subscribe,
+        allow_responses=base.allow_responses,
+        consumers=base.consumers,
+    )
+
+
+def partners_of(names: Iterable[str]) -> list[str]:
+    """The organisations among identity names (``partner-<organisation>``), sorted."""
+    found = []
+    for name in names:
+        if name.startswith(PARTNER_IDENTITY_PREFIX):
+            organisation = name[len(PARTNER_IDENTITY_PREFIX) :]
+            if not is_organisation_id(organisation):
+                raise ValueError(f"{name!r} names no organisation id")
+            found.append(organisation)
+    return sorted(found)
+
+
+def identities(partners: Iterable[str] = ()) -> list[Identity]:
+    """Every identity that may connect, with what it may do: the fixed ones, and one per
+    partner organisation of ``partners``."""
+    partners = sorted(set(partners))
     return [
-        *(service_identity(service) for service in SERVICES),
+        *(
+            partners_service_identity(partners)
+            if service == PARTNERS_SERVICE
+            else service_identity(service)
+            for service in SERVICES
+        ),
         Identity(
             name=OPERATOR,
             purpose="the CLI's operator: dead letters (list, ask the owning service to replay, "
@@ -171,17 +261,19 @@ def identities() -> list[Identity]:
             publish=(f"{API}.>", "$JS.FC.>"),
             subscribe=(f"{inbox_prefix(ADMIN)}.>",),
         ),
+        *(partner_identity(organisation) for organisation in partners),
     ]
 
 
 def identity(name: str) -> Identity:
-    for candidate in identities():
+    for candidate in identities(partners_of([name])):
         if candidate.name == name:
             return candidate
     raise KeyError(name)
 
 
 def names() -> list[str]:
+    """The fixed identities (partners come and go: ``partner_identity_name``)."""
     return [candidate.name for candidate in identities()]
 
 
@@ -197,7 +289,7 @@ def render_authorization(hashes: Mapping[str, str]) -> str:
     if missing:
         raise KeyError(f"no password hash for {', '.join(missing)}")
     lines = ["authorization {", "  users: ["]
-    for who in identities():
+    for who in identities(partners_of(hashes)):
         lines += [
             "    {",
             f'      user: "{who.name}"',
@@ -213,13 +305,18 @@ def render_authorization(hashes: Mapping[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: How the README's table shows the rights each partner adds: one example organisation.
+EXAMPLE_PARTNER = "org"
+
+
 def markdown_table() -> str:
-    """The table as README shows it (a test keeps the two the same)."""
+    """The table as README shows it (a test keeps the two the same), with one partner
+    (``partner-org``) standing for each."""
     rows = [
         "| identity | for | may publish | may subscribe |",
         "|---|---|---|---|",
     ]
-    for who in identities():
+    for who in identities([EXAMPLE_PARTNER]):
         publish = "<br>".join(f"`{s}`" for s in who.publish)
         subscribe = "<br>".join(f"`{s}`" for s in who.subscribe)
         if who.allow_responses:

@@ -41,6 +41,11 @@ class LogProjection:
         self._up_to = 0
         self._lock = threading.Lock()
 
+    @property
+    def position(self) -> int:
+        """The notification ``apply`` is being handed (while it runs), else the last one read."""
+        return self._up_to
+
     def catch_up(self) -> None:
         with self._lock:
             while True:

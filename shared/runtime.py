@@ -1,10 +1,13 @@
 """Running one service: the FastAPI app, the bus, the relay and any timers in one process.
 
-HTTP serves at once; the bus connects in the background (the service is not ready until it
-has), so a service started while NATS is away still accepts and stores commands, and the relay
-publishes them once NATS is back. While the store cannot be reached (PostgreSQL away), the
-service is not ready and answers every request but health and metrics with 503 at once, having
-stored nothing; consumers, the relay and timers wait and go on when it is back.
+HTTP serves at once, in every replica; the bus connects in the background (the service is not
+ready until it has), so a service started while NATS is away still accepts and stores commands,
+and the relay publishes them once NATS is back. The relay, the tracked consumers and the
+``background`` jobs run only while this replica holds the service's lease (``shared.lease``), as
+that term's work (``shared.fence``); on SQLite a service is one process and always holds it.
+While the store cannot be reached (PostgreSQL away), the service is not ready and answers every
+request but health and metrics with 503 at once, having stored nothing; consumers, the relay and
+timers wait and go on when it is back.
 
 A service that cannot start says why in one line on stderr and exits with ``EXIT_CONFIG`` (a
 setting is wrong: starting again will not help) or ``EXIT_UNAVAILABLE`` (something it needs is
@@ -22,21 +25,21 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 import uvicorn
+from eventsourcing.persistence import ProgrammingError
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from faststream.nats import JStream
-from faststream.specification import AsyncAPI
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from shared import fence
 from shared.access import Rule
 from shared.application import KringApplication
+from shared.asyncapi import document, render
 from shared.bus import Bus
 from shared.consumer import subscribe
 from shared.docs import docs_router
 from shared.edge import Edge
-from shared.events import EVENT_CLASSES
 from shared.http import (
     ACCESS_KEY,
     AUTHENTICATION,
@@ -45,11 +48,12 @@ from shared.http import (
     install_error_handlers,
     install_request_context,
 )
+from shared.lease import Leader, Lease, lease_for
 from shared.logging import configure_logging, get_logger
+from shared.partner_feed import DEFAULT_SOURCE
 from shared.relay import OutboxRelay, Translator
-from shared.settings import ServiceSettings, SettingError
+from shared.settings import ServiceSettings, SettingError, StoreKind, problem_line
 from shared.store import STORE_UNAVAILABLE, StoreConfigError
-from shared.subjects import STREAM
 from shared.tokens import TokenValidator
 
 log = get_logger(__name__)
@@ -77,7 +81,10 @@ class ServiceDefinition:
     #: Who may read a case's history here (the service's rule for its audit trail).
     history_rule: Rule
     follows: Sequence[str] = ()
+    #: Jobs of the active replica only (timers, deliveries), started with each term.
     background: Sequence[Background] = ()
+    #: Jobs that need the service's bus (the runtime makes it): each is handed it.
+    bus_jobs: Sequence[Callable[[Bus], Background]] = ()
 
 
 @dataclass
@@ -88,6 +95,7 @@ class RunningService:
     #: Every route the API serves but FastAPI's own documents, each naming its access rule.
     routes: list[APIRoute]
     store: StoreHealth
+    leader: Leader
 
 
 class StoreHealth:
@@ -171,24 +179,54 @@ def build_service(definition: ServiceDefinition) -> RunningService:
             max_deliver=settings.consumer_max_deliver,
             ack_wait_seconds=settings.consumer_ack_wait_seconds,
         )
-    _document_publications(bus, app.name)
     relay = OutboxRelay(
         app, bus, definition.translate, unhealthy_after_seconds=settings.relay_unhealthy_seconds
     )
+    lease = _lease(settings, app)
+    term_tasks: list[asyncio.Task[None]] = []
+
+    async def begin(term: fence.Term) -> None:
+        """The term's work, each task carrying the term (and every thread it starts)."""
+        relay.reset()
+        with fence.within(term):
+            term_tasks[:] = [
+                asyncio.create_task(
+                    _supervised("bus.term", lambda: bus.start_term(term), once=True)
+                ),
+                asyncio.create_task(_supervised("relay", relay.run)),
+                *(
+                    asyncio.create_task(_supervised(job.__name__, job))
+                    for job in definition.background
+                ),
+                *(
+                    asyncio.create_task(_supervised(job.__name__, job(bus)))
+                    for job in definition.bus_jobs
+                ),
+            ]
+
+    async def end() -> None:
+        await _cancel_all(term_tasks)
+        term_tasks.clear()
+        await bus.stop_term()
+
+    leader = Leader(lease, begin=begin, end=end)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         log.info("service.starting", settings=settings.describe())
         tasks = [
-            asyncio.create_task(_supervised("bus", bus.run, once=True)),
-            asyncio.create_task(_supervised("relay", relay.run)),
+            asyncio.create_task(_supervised("bus", bus.connect, once=True)),
             asyncio.create_task(_supervised("store", store.watch)),
-            *(asyncio.create_task(_supervised(job.__name__, job)) for job in definition.background),
         ]
+        leading = asyncio.create_task(_supervised("lease", leader.run))
         try:
             yield
         finally:
             log.info("service.stopping")
+            await _cancel_all([leading])
+            # The term's work stops and the lease is given up: another replica takes it now.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(leader.stop(), SHUTDOWN_SECONDS)
             await _cancel_all(tasks)
             # Bounded: a drain that never finishes must not keep the process alive.
             with contextlib.suppress(Exception):
@@ -213,13 +251,24 @@ def build_service(definition: ServiceDefinition) -> RunningService:
     # Outermost: a request naming another host is refused before anything else runs.
     api.add_middleware(Edge, allowed_hosts=settings.hosts())
 
+    contract = render(
+        document(
+            app.name,
+            description=definition.description,
+            consumes=app.policies,
+            nats_url=settings.nats_url,
+            partners_source=str(getattr(settings, "partners_source", DEFAULT_SOURCE)),
+        )
+    )
+
     def asyncapi() -> str:
-        spec = AsyncAPI(bus.broker, title=f"Kring {app.name}", version="0.1.0")
-        return spec.to_specification().to_json()
+        return contract
 
     def not_ready() -> list[str]:
         unreachable = [] if store.reachable else ["the store cannot be reached"]
-        return [*unreachable, *bus.not_ready(), *relay.not_ready()]
+        views = getattr(app, "views", None)  # the service's read model (``shared.views``)
+        behind = views.not_ready() if views is not None else []
+        return [*unreachable, *bus.not_ready(), *relay.not_ready(), *behind]
 
     common = common_router(app, not_ready, asyncapi, definition.history_rule)
     routes = [r for r in (*common.routes, *definition.router.routes) if isinstance(r, APIRoute)]
@@ -229,21 +278,12 @@ def build_service(definition: ServiceDefinition) -> RunningService:
     api.include_router(common)
     api.include_router(docs_router(f"Kring {app.name}", assets=settings.assets_dir))
     api.include_router(definition.router)
-    return RunningService(api=api, bus=bus, relay=relay, store=store, routes=routes)
+    return RunningService(api=api, bus=bus, relay=relay, store=store, routes=routes, leader=leader)
 
 
-def _document_publications(bus: Bus, origin: str) -> None:
-    """Register what this service publishes, so its AsyncAPI document names the contract.
-    (The relay publishes; these publisher objects only describe.)"""
-    for event_class in EVENT_CLASSES:
-        if event_class.origin == origin:
-            bus.broker.publisher(
-                event_class.subject(),
-                stream=JStream(STREAM, declare=False),
-                schema=event_class,
-                title=event_class.type_name(),
-                description=(event_class.__doc__ or "").strip(),
-            )
+def _lease(settings: ServiceSettings, app: KringApplication) -> Lease:
+    postgres = settings.store is StoreKind.POSTGRES
+    return lease_for(app.queries, postgres=postgres, seconds=settings.lease_seconds)
 
 
 async def _cancel_all(tasks: Sequence[asyncio.Task[None]]) -> None:
@@ -283,15 +323,32 @@ async def _supervised(name: str, job: Background, *, once: bool = False) -> None
 
 
 def serve(build: Callable[[], ServiceDefinition]) -> None:
+    settings, service = prepare(build)
+    config = uvicorn.Config(
+        service.api,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+    )
+    uvicorn.Server(config).run()
+
+
+def prepare(build: Callable[[], ServiceDefinition]) -> tuple[ServiceSettings, RunningService]:
+    """Everything before the service listens: its settings read and checked, its store opened.
+    Anything wrong ends the process here with one line (``_exit``)."""
     os.umask(UMASK)
     try:
         definition = build()
     except ValidationError as error:
-        _exit(_setting_problem(error), EXIT_CONFIG)
+        _exit(problem_line(error), EXIT_CONFIG)
     except (StoreConfigError, SettingError) as error:
         _exit(str(error), EXIT_CONFIG)
     except STORE_UNAVAILABLE as error:
         _exit(f"cannot reach the store ({type(error).__name__}); is it running?", EXIT_UNAVAILABLE)
+    except ProgrammingError as error:  # e.g. a schema that is not there, or not this role's
+        _exit(f"KRING_POSTGRES_SCHEMA / KRING_POSTGRES_URL: {_first_line(error)}", EXIT_CONFIG)
     settings = definition.settings
     for variable, value in (
         ("KRING_NATS_USER", settings.nats_user),
@@ -304,26 +361,19 @@ def serve(build: Callable[[], ServiceDefinition]) -> None:
                 " `kring run` sets it, a deployment takes it from a secret)",
                 EXIT_CONFIG,
             )
+    if settings.nats_user != settings.service_name:
+        # Each service may publish and follow only as itself (shared.permissions).
+        _exit(
+            f"KRING_NATS_USER: {settings.service_name} connects to NATS as its own identity,"
+            f" {settings.service_name!r}, not {settings.nats_user!r}",
+            EXIT_CONFIG,
+        )
     configure_logging(settings.service_name, settings.log_level, settings.log_format)
-    service = build_service(definition)
-    config = uvicorn.Config(
-        service.api,
-        host=settings.http_host,
-        port=settings.http_port,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-    )
-    uvicorn.Server(config).run()
+    return settings, build_service(definition)
 
 
-def _setting_problem(error: ValidationError) -> str:
-    """The first wrong setting by its variable, with what is wrong, never its value (it may be
-    a secret)."""
-    first = error.errors()[0]
-    field = str(first["loc"][0]) if first["loc"] else "?"
-    variable = field if field.upper().startswith("KRING_") else f"KRING_{field.upper()}"
-    return f"{variable.upper()}: {first['msg']}"
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
 
 
 def _exit(line: str, code: int) -> NoReturn:

@@ -21,6 +21,9 @@ from services.followup.settings import FollowupSettings
 from services.intake.access import RULES as INTAKE_RULES
 from services.intake.bootstrap import build as build_intake
 from services.intake.settings import IntakeSettings
+from services.partners.access import RULES as PARTNERS_RULES
+from services.partners.bootstrap import build as build_partners
+from services.partners.settings import PartnersSettings
 from services.plans.access import RULES as PLANS_RULES
 from services.plans.bootstrap import build as build_plans
 from services.plans.settings import PlansSettings
@@ -38,6 +41,7 @@ ROLES: tuple[Role, ...] = (
     Role.PARTICIPANT,
     Role.RESEARCHER,
     Role.OPERATOR,
+    Role.PARTNER,
 )
 assert set(ROLES) == set(TOKEN_ROLES)
 
@@ -48,6 +52,7 @@ CELL = {
     Scope.ON_BEHALF: "for coordinator",
     Scope.SELF: "self",
     Scope.SUBMITTER: "submitter",
+    Scope.ORGANISATION: "own organisation",
 }
 COMMON_RULES: dict[str, Rule] = {
     "access_log": ACCESS_LOG,
@@ -61,6 +66,7 @@ SERVICES: dict[str, tuple[Builder, Any, dict[str, Rule], int]] = {
     "coordination": (build_coordination, CoordinationSettings, COORDINATION_RULES, 8002),
     "plans": (build_plans, PlansSettings, PLANS_RULES, 8003),
     "followup": (build_followup, FollowupSettings, FOLLOWUP_RULES, 8004),
+    "partners": (build_partners, PartnersSettings, PARTNERS_RULES, 8006),
 }
 
 

@@ -19,6 +19,9 @@ from shared.events import (
     ConferencePart,
     CoordinatorAssigned,
     IntegrationEvent,
+    ParticipantRole,
+    PartnerRegistered,
+    PartnerRevoked,
     PlanDistributed,
     Recipient,
     RequestReceived,
@@ -58,6 +61,7 @@ def conference_held(case_id: uuid.UUID) -> ConferenceHeld:
         held_on=date(2026, 4, 1),
         parts=[ConferencePart.INFORMATION, ConferencePart.PLAN_MAKING, ConferencePart.PRESENTATION],
         attendance={ConferencePart.PLAN_MAKING: {"family": 5}},
+        attended={ParticipantRole.FAMILY: 5},
     )
 
 
@@ -228,3 +232,21 @@ def acted(who: Principal, role: str | None = None) -> dict[str, str]:
 def participant(case_id: uuid.UUID, participant_id: str, name: str = "herman") -> Principal:
     """A participant speaking for themself in one case."""
     return principal(name, "participant", participations=((case_id, participant_id),))
+
+
+_partner_positions = iter(range(1, 10**9))
+
+
+def register_partners(app: Any, **partners: str) -> None:
+    """Tell ``app`` (plans) of registered partners, ``organisation id=name``, as the partners
+    service's events would (each at a new position of its)."""
+    for organisation, name in partners.items():
+        event = PartnerRegistered(
+            organisation=organisation.replace("_", "-"), organisation_name=name, registered_at=NOW
+        )
+        app.process(delivered(event, next(_partner_positions)))
+
+
+def revoke_partner(app: Any, organisation: str) -> None:
+    event = PartnerRevoked(organisation=organisation, revoked_at=NOW)
+    app.process(delivered(event, next(_partner_positions)))

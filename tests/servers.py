@@ -10,6 +10,8 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from email import message_from_bytes, policy
@@ -22,8 +24,16 @@ from aiosmtpd.controller import Controller
 from nats.aio.client import Client
 
 from kring.local import free_port, nats_server_binary, wait_for_port
-from kring.natsconf import ensure_credentials, write_server_config
-from shared.permissions import inbox_prefix
+from kring.natsconf import (
+    AUTHORIZATION_FILE,
+    ensure_credentials,
+    make_password,
+    read_credentials,
+    remove_password,
+    write_authorization,
+    write_server_config,
+)
+from shared.permissions import inbox_prefix, partner_identity_name
 
 _session_keys: Path | None = None
 
@@ -59,7 +69,8 @@ class NatsServer:
         self.closed = closed
         #: ``kring run``'s fsync of every write; the tests' default is the server's own.
         self.sync_always = sync_always
-        self.passwords = ensure_credentials(keys_dir or session_keys())
+        self.keys_dir = keys_dir or session_keys()
+        self.passwords = ensure_credentials(self.keys_dir)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -95,7 +106,41 @@ class NatsServer:
             **options,
         )
 
+    def add_partner(self, organisation: str, *, rotate: bool = False) -> str:
+        """What ``kring partners add`` (``rotate``: ``rotate``) does to NATS: a password for the
+        partner's identity, the authorization written again, the running server reloaded."""
+        password = make_password(self.keys_dir, partner_identity_name(organisation), replace=rotate)
+        self.reload()
+        return password
+
+    def remove_partner(self, organisation: str) -> None:
+        """What ``kring partners revoke`` does to NATS."""
+        remove_password(self.keys_dir, partner_identity_name(organisation))
+        self.reload()
+
+    def reload(self) -> None:
+        """Write the authorization again from the passwords there are and have the running
+        server reload it; return once it says it has."""
+        self.passwords = read_credentials(self.keys_dir)
+        if not self.closed or self.process is None:
+            return
+        before = self._log_text().count("Reloaded server configuration")
+        write_authorization(self.store_dir / AUTHORIZATION_FILE, self.passwords)
+        self.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while self._log_text().count("Reloaded server configuration") == before:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nats-server did not reload; see {self.log_path}")
+            time.sleep(0.02)
+
+    def _log_text(self) -> str:
+        try:
+            return self.log_path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+
     def start(self) -> Self:
+        self.passwords = read_credentials(self.keys_dir)
         self.store_dir.mkdir(parents=True, exist_ok=True)
         conf = write_server_config(
             self.store_dir / "nats.conf",
@@ -144,6 +189,24 @@ def postgres_url(base_dir: Path) -> tuple[str, object | None]:
         base_dir / "pg", cleanup_mode="delete"
     )
     return str(server.get_uri()), server
+
+
+@contextmanager
+def fresh_database(server: str) -> Iterator[str]:
+    """An empty database of its own on ``server`` for the block (its URL), dropped after."""
+    import uuid
+    from urllib.parse import urlparse, urlunparse
+
+    import psycopg
+
+    name = f"kring_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunparse(urlparse(server)._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(server, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 class ServiceProcess:
@@ -249,3 +312,53 @@ def smtp_server(refusals: Mapping[str, str] | None = None) -> Iterator[tuple[Mai
         yield mailbox, port
     finally:
         controller.stop()
+
+
+class WebhookReceiver:
+    """A partner's webhook endpoint over real HTTP (a thread on a free port): answers each
+    request with the next status of ``answers`` (then 200), keeps every request as it came
+    (headers and body bytes), and, like a partner should, keeps one delivery per webhook id."""
+
+    def __init__(self, answers: list[int] | None = None) -> None:
+        import http.server
+
+        self.answers = list(answers or [])
+        self.requests: list[tuple[dict[str, str], bytes, float]] = []
+        #: webhook-id -> body, for the requests answered 2xx (a partner de-duplicates by id).
+        self.delivered: dict[str, bytes] = {}
+        self.retry_after: str | None = None
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(length)
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                receiver.requests.append((headers, body, time.monotonic()))
+                status = receiver.answers.pop(0) if receiver.answers else 200
+                if 200 <= status < 300:
+                    receiver.delivered.setdefault(headers.get("webhook-id", ""), body)
+                self.send_response(status)
+                if receiver.retry_after and status in (429, 503):
+                    self.send_header("Retry-After", receiver.retry_after)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = int(self.httpd.server_address[1])
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/kring"
+
+    def __enter__(self) -> WebhookReceiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

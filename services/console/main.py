@@ -11,8 +11,8 @@ from pydantic import ValidationError
 from services.console.bootstrap import build
 from services.console.settings import ConsoleSettings
 from shared.logging import configure_logging
-from shared.runtime import EXIT_CONFIG, UMASK, _setting_problem
-from shared.settings import SettingError
+from shared.runtime import EXIT_CONFIG, UMASK
+from shared.settings import SettingError, problem_line
 
 
 def main() -> None:
@@ -20,7 +20,7 @@ def main() -> None:
     try:
         settings = ConsoleSettings()
     except ValidationError as error:
-        print(f"cannot start: {_setting_problem(error)}", file=sys.stderr, flush=True)
+        print(f"cannot start: {problem_line(error)}", file=sys.stderr, flush=True)
         raise SystemExit(EXIT_CONFIG) from None
     except SettingError as error:
         print(f"cannot start: {error}", file=sys.stderr, flush=True)

@@ -2,8 +2,9 @@
 
 Follows intake (``RequestReceived``: assign; ``RequestWithdrawn``: stop the preparation) and
 plans (``PlanDistributed``: the coordinators' task ends). Publishes ``CoordinatorAssigned`` (the
-whole set, each time it changes), ``ConferenceHeld`` (parts, attendance by role, participant
-refs), ``ParticipantConsentWithdrawn`` (sharing consent only) and ``CaseEndedWithoutConference``.
+whole set, each time it changes), ``FirstContactMade``, ``ConferenceHeld`` (parts, attendance by
+role per part and over the whole conference, participant refs), ``ParticipantConsentWithdrawn``
+(sharing consent only) and ``CaseEndedWithoutConference``.
 Names, contact details, notes and reasons stay in the store.
 """
 
@@ -19,8 +20,12 @@ from shared.events import (
     CaseEndedWithoutConference,
     ConferenceHeld,
     CoordinatorAssigned,
+    FirstContactMade,
     IntegrationEvent,
     ParticipantConsentWithdrawn,
+    ParticipantRef,
+    ParticipantRole,
+    attended_from,
 )
 from shared.permissions import follows
 
@@ -40,14 +45,26 @@ def translate(domain_event: DomainEventProtocol[UUID]) -> IntegrationEvent | Non
             by_hand=getattr(e, "by_hand", False),
             reassignment=getattr(e, "reassignment", False),
         )
+    if isinstance(domain_event, CoordinatedCase.FirstContactMade):
+        if domain_event.model is None:
+            return None  # stored before the model rode along: nothing to publish it under
+        return FirstContactMade(
+            case_id=domain_event.originator_id,
+            model=domain_event.model,
+            contacted_at=domain_event.at,
+        )
     if isinstance(domain_event, CoordinatedCase.ConferenceHeld):  # type: ignore[attr-defined]
+        participants = [
+            ParticipantRef.model_validate(p) for p in getattr(e, "participants", None) or []
+        ]
         return ConferenceHeld(
             case_id=e.originator_id,
             model=e.model,
             held_on=e.held_on,
             parts=e.parts,
             attendance=e.attendance,
-            participants=getattr(e, "participants", None) or [],
+            participants=participants,
+            attended=_attended(getattr(e, "present", None), participants, e.attendance),
         )
     if isinstance(domain_event, CoordinatedCase.ConsentWithdrawn):  # type: ignore[attr-defined]
         if e.what != Consent.SHARE_DETAILS:
@@ -67,3 +84,20 @@ def translate(domain_event: DomainEventProtocol[UUID]) -> IntegrationEvent | Non
             ended_at=e.at,
         )
     return None
+
+
+def _attended(
+    present: dict[str, list[str]] | None,
+    participants: list[ParticipantRef],
+    attendance: dict[Any, dict[str, int]],
+) -> dict[ParticipantRole, int]:
+    """Each person present in some part once, by role. Conferences stored before the ids present
+    were kept are counted as version 1 of the event is read (``attended_from``)."""
+    if not present:
+        return attended_from(participants, attendance)
+    roles = {ref.participant_id: ref.role for ref in participants}
+    attended: dict[ParticipantRole, int] = {}
+    for participant_id in {pid for ids in present.values() for pid in ids}:
+        role = roles[participant_id]
+        attended[role] = attended.get(role, 0) + 1
+    return attended

@@ -89,7 +89,8 @@ def first_contact_overdue(stage: str, first_contact_due: datetime | None, now: d
 def check_conference_rules(
     model: str, parts: list[str], attendance: dict[str, dict[str, int]]
 ) -> None:
-    """The three parts as each model holds them (DESIGN.md section 2, seeds 001 and 002).
+    """The three parts as each model holds them (docs/architecture.md, "The domain"; the leaflets
+    on group conferences and on requesting a conference).
 
     ``family``: part two is private family time (besloten deel): no professional, expert or
     coordinator present. ``group``, ``restorative`` and ``learning_circle``: the coordinator
@@ -364,10 +365,22 @@ class CoordinatedCase(Aggregate):
             raise DomainRuleError("first contact is recorded once a coordinator is assigned")
         if self.contacted_at is not None:
             raise DomainRuleError("the first contact was already recorded")
-        self._contacted(at=at, actor=actor)
+        self._contacted(at=at, actor=actor, model=self.model)
 
-    @event("FirstContactMade")
-    def _contacted(self, *, at: datetime, actor: dict[str, str]) -> None:
+    class FirstContactMade(Aggregate.Event):
+        """The model rides along so the relay can publish the first contact alone."""
+
+        class_version = 2
+        at: datetime
+        actor: dict[str, str]
+        model: str | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["model"] = None  # version 1 was never published
+
+    @event(FirstContactMade)
+    def _contacted(self, *, at: datetime, actor: dict[str, str], model: str | None) -> None:
         self.contacted_at = at
         self._restage()
 
@@ -753,8 +766,9 @@ class CoordinatedCase(Aggregate):
         self.request_withdrawn_at = at
 
     def end_task(self, *, at: datetime, actor: dict[str, str]) -> bool:
-        """The plan was distributed: the coordinators' task ends (seed 001). Returns whether it
-        ended now (once; only after a conference or a plan without a meeting)."""
+        """The plan was distributed: the coordinators' task ends (the leaflet on group
+        conferences). Returns whether it ended now (once; only after a conference or a plan
+        without a meeting)."""
         if self.task_ended_at is not None or self.stage not in (
             Stage.CONFERENCE_HELD,
             Stage.PLAN_WITHOUT_MEETING,

@@ -1,5 +1,6 @@
 """What follow-up follows (plans) and publishes: FollowUpDue when a timer fires, OutcomeRecorded
-(without the notes), FollowUpConferenceRequested (without the reason; intake opens the case)."""
+(without the notes), RatingsRecorded (marks by group), FollowUpConferenceRequested (without the
+reason; intake opens the case)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from shared.events import (
     FollowUpDue,
     IntegrationEvent,
     OutcomeRecorded,
+    Rating,
+    RatingsRecorded,
 )
 from shared.permissions import follows
 
@@ -40,6 +43,15 @@ def translate(domain_event: DomainEventProtocol[UUID]) -> IntegrationEvent | Non
             kind=e.kind,
             reached=e.reached,
             agreements=e.agreements,
+            recorded_at=e.at,
+        )
+    if isinstance(domain_event, FollowUp.RatingsRecorded):  # type: ignore[attr-defined]
+        return RatingsRecorded(
+            case_id=e.originator_id,
+            model=e.model,
+            timer_id=e.timer_id,
+            kind=e.kind,
+            ratings=[Rating(by=r.by, meeting=r.meeting, plan=r.plan) for r in e.ratings],
             recorded_at=e.at,
         )
     if isinstance(domain_event, FollowUp.FollowUpConferenceRequested):  # type: ignore[attr-defined]

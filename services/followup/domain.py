@@ -5,8 +5,10 @@ weeks (Eigen Kracht's own site), and research contacts follow after about three 
 000: "Na drie maanden wordt voor onderzoeksdoeleinden contact opgenomen"). Which contacts, and
 when, is a schedule per conference model. Beside the contacts, a reminder of the plan's own next
 meeting (when everyone meets again). At each contact the outcome is recorded: whether anyone was
-reached, and per agreement (afspraak) whether it was kept, partly kept or not kept. A follow-up
-conference (vervolgconferentie) may be requested; intake opens it as a new, linked case.
+reached, and per agreement (afspraak) whether it was kept, partly kept or not kept; and at a
+contact, the marks (1-10) the people asked gave the meeting and the plan, by group (family and
+network, or professionals). A follow-up conference (vervolgconferentie) may be requested; intake
+opens it as a new, linked case.
 
 Timers are event-sourced: scheduling, firing and cancelling are events of the case's follow-up,
 so a restart neither loses nor doubles one, and a timer fires once even if two workers race
@@ -55,7 +57,8 @@ class Contact:
 
 
 #: The default for every model: the coordinator's call after four weeks (Eigen Kracht), the
-#: research contact after three months (seed 000).
+#: research contact after three months (the leaflet on conferences for a group, neighbourhood
+#: or street).
 DEFAULT_CONTACTS: tuple[Contact, ...] = (
     Contact(COORDINATOR_CALL, 28),
     Contact(RESEARCH, 91),
@@ -95,6 +98,19 @@ class Schedule:
         if moment <= distributed_at:
             return distributed_at
         return distributed_at + (moment - distributed_at) * (self.seconds_per_day / SECONDS_PER_DAY)
+
+
+@dataclass(frozen=True)
+class Rating:
+    """One respondent's marks (1-10) for the meeting and the plan, either may be missing, and
+    the group they belong to (``shared.events.RatingGroup``): never who they are."""
+
+    by: str
+    meeting: int | None
+    plan: int | None
+
+    def as_record(self) -> dict[str, Any]:
+        return {"by": self.by, "meeting": self.meeting, "plan": self.plan}
 
 
 class CaseScope(Aggregate):
@@ -201,6 +217,8 @@ class FollowUp(Aggregate):
         self.timers: dict[str, dict[str, Any]] = {}
         #: One per contact: {"timer_id", "kind", "reached", "agreements", "notes", "at", "by"}.
         self.outcomes: list[dict[str, Any]] = []
+        #: timer id -> the ratings recorded at that contact.
+        self.ratings: dict[str, list[Rating]] = {}
         self.follow_up_cases: list[UUID] = []
 
     # -- a revised plan --------------------------------------------------------------------
@@ -339,24 +357,10 @@ class FollowUp(Aggregate):
     ) -> None:
         """How the plan is carried out, as found at a contact that came due: reached or not;
         per agreement of the current version kept, partly kept or not kept; notes."""
-        timer = self.timers.get(timer_id)
-        if timer is None:
-            known = ", ".join(t for t in self.timers if is_contact(self.timers[t]["kind"]))
-            raise InvalidFieldError(
-                ("timer_id",), f"unknown timer {timer_id!r}: this follow-up's contacts are {known}"
-            )
+        timer = self.check_contact(timer_id, "outcome")
         kind = timer["kind"]
-        if not is_contact(kind):
-            raise DomainRuleError(
-                f"{timer_id} is the reminder of the next meeting, not a contact: it has no outcome"
-            )
         if timer["outcome_recorded"]:
             raise DomainRuleError(f"the outcome of {timer_id} was already recorded")
-        if timer["fired_at"] is None:
-            raise DomainRuleError(
-                f"{timer_id} is not due yet (due {timer['due_at'].isoformat()}): a follow-up"
-                " outcome is recorded once its contact is due"
-            )
         self.check_agreements(reached, agreements)
         self._outcome_recorded(
             timer_id=timer_id,
@@ -368,6 +372,27 @@ class FollowUp(Aggregate):
             at=at,
             actor=actor,
         )
+
+    def check_contact(self, timer_id: str, what: str) -> dict[str, Any]:
+        """The contact ``timer_id``, if it is one, came due, so its ``what`` (an outcome,
+        ratings) may be recorded (who may is ``services.followup.access``)."""
+        timer = self.timers.get(timer_id)
+        if timer is None:
+            known = ", ".join(t for t in self.timers if is_contact(self.timers[t]["kind"]))
+            raise InvalidFieldError(
+                ("timer_id",), f"unknown timer {timer_id!r}: this follow-up's contacts are {known}"
+            )
+        kind = timer["kind"]
+        if not is_contact(kind):
+            raise DomainRuleError(
+                f"{timer_id} is the reminder of the next meeting, not a contact: it has no {what}"
+            )
+        if timer["fired_at"] is None:
+            raise DomainRuleError(
+                f"{timer_id} is not due yet (due {timer['due_at'].isoformat()}): a follow-up"
+                f" {what} is recorded once its contact is due"
+            )
+        return timer
 
     def check_agreements(self, reached: bool, agreements: Mapping[str, str]) -> None:
         for agreement_id in agreements:
@@ -409,6 +434,40 @@ class FollowUp(Aggregate):
                 "by": actor,
             }
         )
+
+    # -- ratings ---------------------------------------------------------------------------
+    def record_ratings(
+        self, *, timer_id: str, ratings: Sequence[Rating], at: datetime, actor: dict[str, str]
+    ) -> None:
+        """The marks the people asked at a contact gave the meeting and the plan, each
+        respondent's once: recorded by whoever records that contact's outcome, once per contact
+        (a second time is refused, so a retried request never counts anyone twice)."""
+        timer = self.check_contact(timer_id, "rating")
+        if timer_id in self.ratings:
+            raise DomainRuleError(f"the ratings of {timer_id} were already recorded")
+        if not ratings:
+            raise InvalidFieldError(("ratings",), "give at least one respondent's marks")
+        self._ratings_recorded(
+            timer_id=timer_id,
+            kind=timer["kind"],
+            ratings=list(ratings),
+            model=self.model,
+            at=at,
+            actor=actor,
+        )
+
+    @event("RatingsRecorded")
+    def _ratings_recorded(
+        self,
+        *,
+        timer_id: str,
+        kind: str,
+        ratings: list[Rating],
+        model: str,
+        at: datetime,
+        actor: dict[str, str],
+    ) -> None:
+        self.ratings[timer_id] = list(ratings)
 
     # -- a follow-up conference -----------------------------------------------------------
     def request_follow_up_conference(

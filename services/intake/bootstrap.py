@@ -21,5 +21,6 @@ def build(settings: IntakeSettings | None = None, clock: Clock | None = None) ->
         router=api.router(app),
         follows=bus.FOLLOWS,
         history_rule=RULES["history"],
+        background=[app.views.follow],
         description="Requests for a conference: submission, acceptance, withdrawal.",
     )

@@ -21,8 +21,8 @@ from eventsourcing.domain import Aggregate, event
 
 from shared.errors import DomainRuleError
 
-#: Models in which the regional manager may ask for two coordinators (seed 001: a group or
-#: neighbourhood conference is often prepared by two).
+#: Models in which the regional manager may ask for two coordinators (the leaflet on group
+#: conferences: a group or neighbourhood conference is often prepared by two).
 TWO_COORDINATOR_MODELS = frozenset({"group"})
 
 
@@ -210,19 +210,43 @@ class Request(Aggregate):
             actor=actor,
             was_accepted=self.stage is Stage.ACCEPTED,
             model=self.model,
+            region=self.region,
+            stage=self.stage.value,
         )
 
-    @event("Withdrawn")
+    class Withdrawn(Aggregate.Event):
+        """Model, region and the stage it was withdrawn at ride along, so the relay can
+        translate the event alone (analysts count withdrawals before acceptance by them)."""
+
+        class_version = 2
+        reason: str
+        at: datetime
+        actor: dict[str, str]
+        was_accepted: bool
+        model: str | None
+        region: str | None
+        stage: str | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            # Version 1 had no region or stage, and its earliest form neither was_accepted nor
+            # model.
+            state.setdefault("was_accepted", False)
+            state.setdefault("model", None)
+            state["region"] = None
+            state["stage"] = Stage.ACCEPTED.value if state["was_accepted"] else None
+
+    @event(Withdrawn)
     def _withdrawn(
         self,
         *,
         reason: str,
         at: datetime,
         actor: dict[str, str],
-        # Defaults: absent in events stored before they existed. The model rides along so the
-        # relay can translate the event alone.
-        was_accepted: bool = False,
-        model: str | None = None,
+        was_accepted: bool,
+        model: str | None,
+        region: str | None,
+        stage: str | None,
     ) -> None:
         self.withdrawal_reason = reason
         self.stage = Stage.WITHDRAWN

@@ -5,7 +5,9 @@ and records the copies handed over; a regional manager of the case's region may 
 (recorded as acting for the coordinator). The family's acceptance is recorded by a participant
 of the case, or by the coordinator for them. A professional of the case's region signs it off
 against the minimum requirement. Reading the plan and its copies: the coordinator, the regional
-manager and professionals of the region, and the case's own participants.
+manager and professionals of the region, and the case's own participants. A partner
+organisation's client fetches its own copy of a case the family shares with that organisation,
+and nothing else; the family (a participant, or the coordinator for them) withdraws that consent.
 """
 
 from __future__ import annotations
@@ -45,4 +47,16 @@ RULES: dict[str, Rule] = {
     "sign_off": Rule("signing off the plan", grants((Role.PROFESSIONAL, Scope.REGION))),
     "distribute": Rule("distributing the plan", _WRITES),
     "handover": Rule("recording a copy handed over", _WRITES),
+    "withdraw_sharing": Rule(
+        "withdrawing consent to share the plan with an organisation",
+        grants(
+            (Role.PARTICIPANT, Scope.SELF),
+            (Role.COORDINATOR, Scope.ASSIGNED),
+            (Role.REGIONAL_MANAGER, Scope.ON_BEHALF),
+        ),
+    ),
+    "copy": Rule(
+        "fetching a partner's copy of the plan",
+        grants((Role.PARTNER, Scope.ORGANISATION)),
+    ),
 }

@@ -28,7 +28,16 @@ from services.plans.domain import (
 )
 from services.plans.mail import MAX_ADDRESS_LENGTH, checked_address
 from shared.events import ConferenceModel, ParticipantRole
-from shared.http import NOT_FOUND, NOT_FOUND_OR_CONFLICT, Caller, Responses, access, run_sync
+from shared.http import (
+    NOT_FOUND,
+    NOT_FOUND_OR_CONFLICT,
+    Caller,
+    PageOf,
+    Paging,
+    Responses,
+    access,
+    run_sync,
+)
 
 T = TypeVar("T")
 
@@ -167,6 +176,14 @@ class Distribution(BaseModel):
     shared_with_organisations: list[Text] = Field(default_factory=list, max_length=50)
     #: The version the coordinator means to send; it must be the current one.
     version: Version | None = None
+
+
+class SharingWithdrawal(BaseModel):
+    """The family withdraws its consent to share the plan with one organisation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    organisation: Text
 
 
 class HandChannel(StrEnum):
@@ -322,6 +339,75 @@ def deliveries_of(plan: Plan, version: int | None = None) -> list[DeliveryView]:
     ]
 
 
+class CopyAgreement(BaseModel):
+    """One agreement as the partner's copy has it: who by role (and organisation), never by
+    name."""
+
+    id: str
+    who: list[str]
+    organisations: list[str]
+    what: str
+    where: str | None
+    when: When | None
+
+
+class PartnerCopy(BaseModel):
+    """A partner organisation's copy of one version, as JSON (the claim check)."""
+
+    case_id: UUID
+    plan_version: int
+    distributed_at: datetime | None
+    question: str | None
+    agreements: list[CopyAgreement]
+    #: The agreements the partner's own people take part in.
+    your_agreements: list[str]
+    if_something_does_not_work: str
+    watched_by: str
+    next_meeting_on: date | None
+    professional_support: list[Support]
+
+    @classmethod
+    def of(cls, plan: Plan, number: int, yours: list[str]) -> PartnerCopy:
+        content = plan.written_version(number)["content"]
+        distribution = plan.distribution_of(number)
+
+        def role(pid: str) -> str:
+            return str(plan.participants.get(pid, {}).get("role") or "participant")
+
+        def organisation_of(pid: str) -> str | None:
+            if pid in plan.consent_withdrawn:
+                return None
+            found = plan.participants.get(pid, {}).get("organisation")
+            return str(found) if found else None
+
+        return cls(
+            case_id=plan.id,
+            plan_version=number,
+            distributed_at=distribution["at"] if distribution else None,
+            question=content.get("question"),
+            agreements=[
+                CopyAgreement(
+                    id=a["id"],
+                    who=[role(pid) for pid in a["who"]],
+                    organisations=sorted(
+                        {o for o in (organisation_of(pid) for pid in a["who"]) if o}
+                    ),
+                    what=a["what"],
+                    where=a.get("where"),
+                    when=When.model_validate(a["when"]) if a.get("when") else None,
+                )
+                for a in content["agreements"]
+            ],
+            your_agreements=yours,
+            if_something_does_not_work=content["if_something_does_not_work"],
+            watched_by=role(content["watched_by"]),
+            next_meeting_on=content.get("next_meeting_on"),
+            professional_support=[
+                Support.model_validate(s) for s in content["professional_support"]
+            ],
+        )
+
+
 class CaseRow(BaseModel):
     case_id: UUID
     model: ConferenceModel
@@ -346,11 +432,17 @@ def router(app: PlansApplication) -> APIRouter:
 
     @api.get("/cases", openapi_extra=access(RULES, "list"))
     async def list_cases(
-        principal: Caller, stage: Stage | None = None, model: ConferenceModel | None = None
-    ) -> list[CaseRow]:
-        """The cases plans knows that the caller may see, oldest first, by stage and model."""
-        rows = await run_sync(app.cases, principal, stage, model)
-        return [CaseRow.model_validate(row) for row in rows]
+        principal: Caller,
+        page: Paging,
+        stage: Stage | None = None,
+        model: ConferenceModel | None = None,
+    ) -> PageOf[CaseRow]:
+        """The cases plans knows that the caller may see, oldest first, by stage and model, a
+        page at a time."""
+        rows = await run_sync(
+            lambda: app.views.cases_page(principal, page, stage=stage, model=model)
+        )
+        return PageOf[CaseRow].of(rows, CaseRow)
 
     @api.get("/cases/{case_id}", responses=NOT_FOUND, openapi_extra=access(RULES, "read"))
     async def get_case(case_id: UUID, principal: Caller) -> PlanView:
@@ -420,6 +512,61 @@ def router(app: PlansApplication) -> APIRouter:
             app.distribute, case_id, body.shared_with_organisations, principal, body.version
         )
         return PlanView.of(plan)
+
+    @api.post(
+        "/cases/{case_id}/plan/sharing/withdraw",
+        responses=command,
+        openapi_extra=access(RULES, "withdraw_sharing"),
+    )
+    async def withdraw_sharing(
+        case_id: UUID, body: SharingWithdrawal, principal: Caller
+    ) -> PlanView:
+        """The family withdraws its consent to share the plan with one organisation: it is told
+        so, gets nothing more of the case, and can no longer fetch its copy."""
+        return PlanView.of(
+            await run_sync(app.withdraw_sharing, case_id, body.organisation, principal)
+        )
+
+    @api.get("/cases/{case_id}/plan/copy", responses=NOT_FOUND, openapi_extra=access(RULES, "copy"))
+    async def partner_copy(
+        principal: Caller, case_id: UUID, version: Version | None = None
+    ) -> PartnerCopy:
+        """A partner organisation's copy (the claim check of its feed's ``plan-shared``): the
+        latest version shared with its organisation, or ``?version=`` one shared with it; the
+        fetch is recorded; 410 once the case is erased."""
+        plan, number = await run_sync(app.read_copy, case_id, principal, version, "json")
+        yours = await run_sync(_agreements_of, app, plan, principal.organisation or "", number)
+        return PartnerCopy.of(plan, number, yours)
+
+    @api.get(
+        "/cases/{case_id}/plan/copy.pdf",
+        response_class=Response,
+        responses=PDF,
+        openapi_extra=access(RULES, "copy"),
+    )
+    async def partner_copy_pdf(
+        principal: Caller, case_id: UUID, version: Version | None = None
+    ) -> Response:
+        """The partner's copy as the participants' printed copy, in the family's language."""
+        plan, number = await run_sync(app.read_copy, case_id, principal, version, "pdf")
+        pdf = await run_sync(render_pdf, document_of(plan, number))
+        return Response(
+            pdf,
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'inline; filename="plan-v{number}.pdf"'},
+        )
+
+    @api.get(
+        "/cases/{case_id}/plan/copy.html",
+        response_class=HTMLResponse,
+        responses=HTML,
+        openapi_extra=access(RULES, "copy"),
+    )
+    async def partner_copy_html(
+        principal: Caller, case_id: UUID, version: Version | None = None
+    ) -> HTMLResponse:
+        plan, number = await run_sync(app.read_copy, case_id, principal, version, "html")
+        return HTMLResponse(await run_sync(render_html, document_of(plan, number)))
 
     @api.get(
         "/cases/{case_id}/plan/deliveries", responses=NOT_FOUND, openapi_extra=access(RULES, "read")
@@ -504,6 +651,11 @@ def _render(
     if number is None:
         raise VersionNotFoundError(case_id, 1)
     return render(document_of(plan, number, language.value if language else None))
+
+
+def _agreements_of(app: PlansApplication, plan: Plan, organisation: str, number: int) -> list[str]:
+    version = plan.written_version(number)
+    return [a["agreement_id"] for a in plan.agreements_of(organisation, app.partners(), version)]
 
 
 def _entry(recipient: RecipientIn) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""What plans follows (intake's request, coordination's case) and publishes (PlanDistributed)."""
+"""What plans follows (intake's request, coordination's case, the partner registry) and publishes
+(PlanDistributed; PlanShared and PlanSharingWithdrawn for the partners service)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,15 @@ from uuid import UUID
 from eventsourcing.domain import DomainEventProtocol
 
 from services.plans.domain import Plan
-from shared.events import IntegrationEvent, PlanDistributed, Recipient
+from shared.events import (
+    AgreementRef,
+    IntegrationEvent,
+    PlanDistributed,
+    PlanShared,
+    PlanSharingWithdrawn,
+    Recipient,
+    SharedWith,
+)
 from shared.permissions import follows
 
 #: Two origins, two consumers: their events may arrive in any relative order.
@@ -30,5 +39,29 @@ def translate(domain_event: DomainEventProtocol[UUID]) -> IntegrationEvent | Non
             shared_with_organisations=e.shared_with_organisations,
             next_meeting_on=e.next_meeting_on,
             agreement_ids=getattr(e, "agreement_ids", None) or [],
+        )
+    if isinstance(domain_event, Plan.Shared):  # type: ignore[attr-defined]
+        shared: Any = domain_event
+        return PlanShared(
+            case_id=shared.originator_id,
+            model=shared.model,
+            plan_version=shared.version,
+            shared_at=shared.at,
+            organisations=[
+                SharedWith(
+                    organisation=o["organisation"],
+                    agreements=[AgreementRef(**a) for a in o["agreements"]],
+                )
+                for o in shared.organisations
+            ],
+            next_meeting_on=shared.next_meeting_on,
+        )
+    if isinstance(domain_event, Plan.SharingWithdrawn):  # type: ignore[attr-defined]
+        withdrawn: Any = domain_event
+        return PlanSharingWithdrawn(
+            case_id=withdrawn.originator_id,
+            model=withdrawn.model,
+            organisation=withdrawn.organisation,
+            withdrawn_at=withdrawn.at,
         )
     return None

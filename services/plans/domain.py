@@ -10,6 +10,11 @@ requirement for a safe plan (minimumeis), once a professional recorded that this
 meets it. Every participant and every central person gets a copy; each copy has a delivery
 record. Names and delivery addresses are kept here, per participant id, and never leave this
 store except on the copies themselves.
+
+The family may consent to share a distributed version with partner organisations (registered
+with the partners service, whose registry plans keeps a copy of): each then gets a thin event and
+fetches its copy itself. The family may withdraw that consent for one organisation; it then gets
+nothing more of the case, and may fetch no copy, until a later distribution names it again.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from shared.errors import DomainRuleError, InvalidFieldError, NotFoundError
+from shared.identity import fold
 
 
 class Stage(StrEnum):
@@ -86,6 +92,9 @@ class Plan(Aggregate):
         self.sign_offs: list[dict[str, Any]] = []
         self.distributions: list[dict[str, Any]] = []
         self.deliveries: list[dict[str, Any]] = []
+        #: organisation id -> {"versions": [...], "withdrawn_at": None | datetime}: the partner
+        #: organisations the family consented to share the plan with, and which versions.
+        self.sharing: dict[str, dict[str, Any]] = {}
         self.stage = Stage.AWAITING_CONFERENCE
 
     # -- what plans hears from intake and coordination -----------------------------------
@@ -315,11 +324,16 @@ class Plan(Aggregate):
         shared_with_organisations: list[str],
         at: datetime,
         actor: dict[str, str],
+        partners: PartnerDirectory,
         version: int | None = None,
     ) -> None:
-        """Send the current version to every participant and every central person."""
+        """Send the current version to every participant and every central person, and share it
+        with the partner organisations the family consented to (each a registered partner)."""
         if version is not None:
             self.check_current(version, "distributed")
+        organisations = list(dict.fromkeys(shared_with_organisations))
+        for i, organisation in enumerate(shared_with_organisations):
+            partners.check_partner(organisation, ("shared_with_organisations", i))
         blockers = self.distribution_blockers()
         if blockers:
             raise DomainRuleError(blockers[0])
@@ -337,13 +351,96 @@ class Plan(Aggregate):
         self._distributed(
             version=current["version"],
             recipients=recipients,
-            shared_with_organisations=list(dict.fromkeys(shared_with_organisations)),
+            shared_with_organisations=organisations,
             next_meeting_on=current["content"].get("next_meeting_on"),
             agreement_ids=[a["id"] for a in current["content"]["agreements"]],
             model=self.model,
             at=at,
             actor=actor,
         )
+        if organisations:
+            self._shared(
+                version=current["version"],
+                organisations=[
+                    {
+                        "organisation": organisation,
+                        "agreements": self.agreements_of(organisation, partners, current),
+                    }
+                    for organisation in organisations
+                ],
+                next_meeting_on=current["content"].get("next_meeting_on"),
+                model=self.model,
+                at=at,
+                actor=actor,
+            )
+
+    def agreements_of(
+        self, organisation: str, partners: PartnerDirectory, version: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """The agreements of ``version`` one of the organisation's people takes part in (a
+        participant whose organisation, as entered, is the partner's id or name), with their
+        dates: ids and dates only. A participant who withdrew consent to share their details
+        ties no organisation to an agreement."""
+        known = {fold(organisation), *(fold(n) for n in partners.names_of(organisation))}
+        theirs = {
+            pid
+            for pid, p in self.participants.items()
+            if p.get("organisation")
+            and fold(str(p["organisation"])) in known
+            and pid not in self.consent_withdrawn
+        }
+        return [
+            {"agreement_id": a["id"], "on": (a.get("when") or {}).get("on")}
+            for a in version["content"]["agreements"]
+            if theirs & set(a["who"])
+        ]
+
+    @event("Shared")
+    def _shared(
+        self,
+        *,
+        version: int,
+        organisations: list[dict[str, Any]],
+        next_meeting_on: str | None,
+        model: str,
+        at: datetime,
+        actor: dict[str, str],
+    ) -> None:
+        for entry in organisations:
+            shared = self.sharing.setdefault(
+                entry["organisation"], {"versions": [], "withdrawn_at": None}
+            )
+            shared["versions"].append(version)
+            shared["withdrawn_at"] = None  # named again: the family consented again
+
+    def withdraw_sharing(self, *, organisation: str, at: datetime, actor: dict[str, str]) -> None:
+        """The family withdraws its consent to share the plan with ``organisation``: it is sent
+        nothing more of the case and may fetch no copy (a later distribution may name it again)."""
+        shared = self.sharing.get(organisation)
+        if shared is None:
+            raise InvalidFieldError(
+                ("organisation",), f"the plan was never shared with {organisation!r}"
+            )
+        if shared["withdrawn_at"] is not None:
+            raise DomainRuleError(f"sharing with {organisation!r} was already withdrawn")
+        self._sharing_withdrawn(organisation=organisation, model=self.model, at=at, actor=actor)
+
+    @event("SharingWithdrawn")
+    def _sharing_withdrawn(
+        self, *, organisation: str, model: str, at: datetime, actor: dict[str, str]
+    ) -> None:
+        self.sharing[organisation]["withdrawn_at"] = at
+
+    def shared_organisations(self) -> list[str]:
+        """The organisations the plan is shared with now (consent not withdrawn)."""
+        return [o for o, s in self.sharing.items() if s["withdrawn_at"] is None]
+
+    def versions_shared_with(self, organisation: str) -> list[int]:
+        """The versions ``organisation`` may fetch now (none once consent was withdrawn)."""
+        shared = self.sharing.get(organisation)
+        if shared is None or shared["withdrawn_at"] is not None:
+            return []
+        return list(shared["versions"])
 
     def distribution_blockers(self) -> list[str]:
         """Why the current version cannot go out now; empty when it can."""
@@ -549,3 +646,52 @@ class Plan(Aggregate):
 def _number(agreement_id: str) -> int:
     digits = agreement_id.lstrip("a")
     return int(digits) if digits.isdigit() else 0
+
+
+class PartnerDirectory(Aggregate):
+    """Plans' copy of the partner registry (kept by the partners service): which organisation
+    ids the family may consent to share with, and their names (to find an organisation's
+    people among the participants). One aggregate, not a case."""
+
+    @event("Opened")
+    def __init__(self, id: UUID) -> None:
+        #: organisation id -> {"name", "active"}
+        self.partners: dict[str, dict[str, Any]] = {}
+
+    @event("PartnerNoted")
+    def note_registered(self, *, organisation: str, name: str, at: datetime) -> None:
+        self.partners[organisation] = {"name": name, "active": True}
+
+    @event("PartnerRevocationNoted")
+    def note_revoked(self, *, organisation: str, at: datetime) -> None:
+        if organisation in self.partners:
+            self.partners[organisation]["active"] = False
+
+    def is_active(self, organisation: str | None) -> bool:
+        return organisation is not None and self.partners.get(organisation, {}).get("active", False)
+
+    def names_of(self, organisation: str) -> list[str]:
+        known = self.partners.get(organisation)
+        return [known["name"]] if known else []
+
+    def check_partner(self, organisation: str, loc: Sequence[str | int]) -> None:
+        """``organisation`` is a partner's id now, or ``InvalidFieldError`` saying what it is."""
+        known = self.partners.get(organisation)
+        if known is not None and known["active"]:
+            return
+        if known is not None:
+            raise InvalidFieldError(loc, f"{organisation!r} is no longer a partner (revoked)")
+        meant = [
+            f"{o!r} ({p['name']})"
+            for o, p in self.partners.items()
+            if p["active"] and fold(p["name"]) == fold(organisation)
+        ]
+        hint = (
+            f"; did you mean {meant[0]}?"
+            if meant
+            else " (`kring partners list` names them; one registered just now is known here"
+            " within seconds)"
+        )
+        raise InvalidFieldError(
+            loc, f"unknown organisation {organisation!r}: not a partner's id{hint}"
+        )

@@ -25,6 +25,8 @@ from shared.permissions import inbox_prefix
 from tests.servers import Mailbox, free_port, smtp_server
 
 SERVICES = ("intake", "coordination", "plans", "followup")
+#: Beside the four that hold every case: the partners service, holding those shared.
+PARTNERS = "partners"
 
 
 class System:
@@ -108,7 +110,7 @@ def system(
     tmp_path_factory: pytest.TempPathFactory, mailbox: tuple[Mailbox, int]
 ) -> Iterator[System]:
     nats_port = free_port()
-    ports = {name: free_port() for name in SERVICES}
+    ports = {name: free_port() for name in (*SERVICES, PARTNERS)}
     issuer_url = f"http://127.0.0.1:{free_port()}"
     data = tmp_path_factory.mktemp("system")
     # kring run starts its own development issuer: not the one of the test session.
@@ -132,6 +134,11 @@ def system(
         "KRING_SMTP_PORT": str(mailbox[1]),
         "KRING_SMTP_FROM": "kring@example.org",
         "KRING_PLANS_DELIVERY_TICK_SECONDS": "0.2",
+        # Partners' webhooks to receivers on this machine, over plain http, retried soon.
+        "KRING_WEBHOOK_ALLOW_PRIVATE": "true",
+        "KRING_WEBHOOK_ALLOW_HTTP": "true",
+        "KRING_WEBHOOK_TICK_SECONDS": "0.1",
+        "KRING_WEBHOOK_FIRST_RETRY_SECONDS": "0.2",
     }
     env["KRING_DATA_DIR"] = str(data)  # where the CLI finds the NATS passwords kring run made
     # A file, not a pipe: nobody reads a pipe while the tests run, and a full one would block

@@ -34,23 +34,36 @@ from services.followup.bootstrap import build as build_followup
 from services.followup.settings import FollowupSettings
 from services.intake.bootstrap import build as build_intake
 from services.intake.settings import IntakeSettings
+from services.partners.bootstrap import build as build_partners
+from services.partners.settings import PartnersSettings
 from services.plans.bootstrap import build as build_plans
 from services.plans.settings import PlansSettings
-from shared.events import ConferenceModel
+from shared.events import AgreementRef, ConferenceModel, PlanShared, SharedWith
 from shared.runtime import ServiceDefinition, build_service
 from tests.factories import (
+    REGIONS,
     coordinator_assigned,
     delivered,
     headers,
     plan_distributed,
     principal,
+    register_partners,
     request_received,
 )
-from tests.harness import staff_headers
+from tests.tokens import bearer
 from tests.unit.test_plans_rules import conference, content
 
 EXAMPLES = int(os.environ.get("KRING_FUZZ_EXAMPLES", "30"))
-STAFF = staff_headers()
+#: The partner organisation the seeded plans are shared with, and the partners service knows.
+ORGANISATION = "org-fuzz"
+#: Who the fuzzer is: staff of every region, and a partner's client of ``ORGANISATION``, so every
+#: rule lets it through to the handler.
+STAFF = bearer(
+    "staff",
+    ["regional_manager", "operator", "researcher", "professional", "partner"],
+    regions=REGIONS,
+    kring_organisation=ORGANISATION,
+)
 COORDINATOR = principal("c1", "coordinator")
 NO_NATS = "nats://127.0.0.1:1"
 
@@ -136,15 +149,51 @@ def seed_coordination(definition: ServiceDefinition, http: Http) -> Seeded:
 
 
 def seed_plans(definition: ServiceDefinition, http: Http) -> Seeded:
-    """A plan whose conference was held (participants known), and one written up."""
+    """A plan whose conference was held (participants known), one written up, and one
+    distributed and shared with the partner ``ORGANISATION``."""
     app = definition.app
-    cases = [uuid.uuid4(), uuid.uuid4()]
+    cases = [uuid.uuid4(), uuid.uuid4(), uuid.uuid4()]
     for n, case_id in enumerate(cases):
         app.process(delivered(request_received(case_id), 10 + n))
         app.process(delivered(conference(case_id), 10 + n, origin="coordination"))
         app.process(delivered(coordinator_assigned(case_id), 20 + n, origin="coordination"))
     app.write(cases[1], content(), COORDINATOR)
+    register_partners(app, org_fuzz="Fuzz")
+    app.write(cases[2], content(), COORDINATOR)
+    app.accept(cases[2], 1, COORDINATOR)
+    app.distribute(cases[2], [ORGANISATION], COORDINATOR)
     return {"case_id": [str(c) for c in cases], "version": [1]}
+
+
+def seed_partners(definition: ServiceDefinition, http: Http) -> Seeded:
+    """A partner with a webhook, and a notification of a case for it."""
+    registered = http.post(
+        "/partners",
+        json={
+            "organisation": ORGANISATION,
+            "name": "Fuzz",
+            "webhook_url": "https://partner.example.org/kring",
+        },
+        headers=STAFF,
+    )
+    assert registered.status_code == 201, registered.text
+    case_id = uuid.uuid4()
+    shared = PlanShared(
+        case_id=case_id,
+        model="family",
+        plan_version=1,
+        shared_at=datetime.now(UTC),
+        organisations=[
+            SharedWith(organisation=ORGANISATION, agreements=[AgreementRef(agreement_id="a1")])
+        ],
+    )
+    definition.app.process(delivered(shared, 1, origin="plans"))
+    [row] = definition.app.deliveries.of_case(case_id)
+    return {
+        "case_id": [str(case_id)],
+        "organisation": [ORGANISATION],
+        "event_id": [str(row.event_id)],
+    }
 
 
 def seed_followup(definition: ServiceDefinition, http: Http) -> Seeded:
@@ -164,6 +213,7 @@ SERVICES: dict[str, tuple[Callable[..., ServiceDefinition], Any, Callable[..., S
     "coordination": (build_coordination, CoordinationSettings, seed_coordination),
     "plans": (build_plans, PlansSettings, seed_plans),
     "followup": (build_followup, FollowupSettings, seed_followup),
+    "partners": (build_partners, PartnersSettings, seed_partners),
 }
 
 

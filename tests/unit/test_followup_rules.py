@@ -231,7 +231,7 @@ def test_a_restart_neither_loses_nor_doubles_a_timer_or_an_outcome(
     assert restarted.fire_due_timers() == 0
     assert case.types() == ["Opened", "Scheduled", "Scheduled", "Due", "OutcomeRecorded", "Due"]
     assert [o["agreements"] for o in restarted.get(case.id).outcomes] == [{"a1": "kept"}]
-    assert restarted.cases(RESEARCHER)[0]["outcomes"] == 1
+    assert restarted.views.cases(RESEARCHER)[0]["outcomes"] == 1
 
 
 # -- a revised plan -------------------------------------------------------------------------
@@ -367,7 +367,7 @@ def test_the_stage_moves_from_scheduled_to_due_to_followed_up_and_the_list_shows
     case.distribute()
 
     def row() -> dict[str, Any]:
-        return next(r for r in app.cases(RESEARCHER) if r["case_id"] == case.id)
+        return next(r for r in app.views.cases(RESEARCHER) if r["case_id"] == case.id)
 
     start = clock.now()
     assert (row()["stage"], row()["next_due_at"], row()["outcomes"]) == (
@@ -390,9 +390,9 @@ def test_the_stage_moves_from_scheduled_to_due_to_followed_up_and_the_list_shows
         None,
         2,
     )
-    assert [r["case_id"] for r in app.cases(RESEARCHER, stage=Stage.FOLLOWED_UP)] == [case.id]
-    assert [r["case_id"] for r in app.cases(RESEARCHER, model="group")] == [other.id]
-    assert [r["case_id"] for r in app.cases(RESEARCHER)] == [other.id, case.id]
+    assert [r["case_id"] for r in app.views.cases(RESEARCHER, stage=Stage.FOLLOWED_UP)] == [case.id]
+    assert [r["case_id"] for r in app.views.cases(RESEARCHER, model="group")] == [other.id]
+    assert [r["case_id"] for r in app.views.cases(RESEARCHER)] == [other.id, case.id]
 
 
 def test_an_outcome_is_published_with_its_contact_but_without_its_notes(

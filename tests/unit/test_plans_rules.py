@@ -33,6 +33,7 @@ from tests.factories import (
     delivered,
     participant,
     principal,
+    register_partners,
     request_received,
 )
 
@@ -81,6 +82,7 @@ def conference(case_id: uuid.UUID, participants: list[ParticipantRef] | None = N
         held_on=date(2026, 4, 1),
         parts=[ConferencePart.INFORMATION, ConferencePart.PLAN_MAKING, ConferencePart.PRESENTATION],
         participants=PARTICIPANTS if participants is None else participants,
+        attended={},
     )
 
 
@@ -322,12 +324,14 @@ def test_distribution_reaches_every_participant_and_publishes_roles_not_people(m
     app.write(case_id, content(), COORDINATOR)
     app.accept(case_id, 1, COORDINATOR)
     app.process(delivered(consent_withdrawn(case_id, "p-worker"), 3, origin="coordination"))
-    plan = app.distribute(case_id, ["Jeugdzorg", "Basisschool De Linde", "Jeugdzorg"], COORDINATOR)
+    register_partners(app, jeugdzorg="Jeugdzorg", basisschool_de_linde="Basisschool De Linde")
+    shared = ["jeugdzorg", "basisschool-de-linde", "jeugdzorg"]
+    plan = app.distribute(case_id, shared, COORDINATOR)
 
     [event] = published(app, case_id)
     assert event.plan_version == 1 and event.next_meeting_on == date(2026, 9, 29)
     assert event.agreement_ids == ["a1", "a2", "a3"]
-    assert event.shared_with_organisations == ["Jeugdzorg", "Basisschool De Linde"]
+    assert event.shared_with_organisations == ["jeugdzorg", "basisschool-de-linde"]
     # The worker withdrew consent to share their details: their organisation is not listed.
     assert [(r.role, r.organisation) for r in event.recipients] == [
         ("central_person", None),
@@ -429,9 +433,9 @@ def test_the_case_list_has_stage_version_and_distribution(make_app) -> None:
         app.write(case_id, content(), COORDINATOR)
     app.accept(distributed, 1, COORDINATOR)
     app.distribute(distributed, [], COORDINATOR)
-    rows = {row["case_id"]: row for row in app.cases(COORDINATOR)}
-    assert app.cases(principal("c2", "coordinator")) == []
-    assert set(r["case_id"] for r in app.cases(principal("rm", "regional_manager"))) == {
+    rows = {row["case_id"]: row for row in app.views.cases(COORDINATOR)}
+    assert app.views.cases(principal("c2", "coordinator")) == []
+    assert set(r["case_id"] for r in app.views.cases(principal("rm", "regional_manager"))) == {
         written,
         distributed,
     }  # the waiting case's region is not known to plans yet
@@ -439,8 +443,10 @@ def test_the_case_list_has_stage_version_and_distribution(make_app) -> None:
     assert rows[written]["distributed"] is False
     assert rows[distributed]["distributed"] and rows[distributed]["distributed_version"] == 1
     assert rows[waiting]["stage"] == Stage.AWAITING_CONFERENCE
-    assert [r["case_id"] for r in app.cases(COORDINATOR, stage=Stage.DISTRIBUTED)] == [distributed]
-    assert app.cases(COORDINATOR, model="group") == []
+    assert [r["case_id"] for r in app.views.cases(COORDINATOR, stage=Stage.DISTRIBUTED)] == [
+        distributed
+    ]
+    assert app.views.cases(COORDINATOR, model="group") == []
 
 
 def test_a_request_noted_before_plans_knew_regions_replays_without_one(make_app, tmp_path) -> None:
@@ -460,5 +466,5 @@ def test_a_request_noted_before_plans_knew_regions_replays_without_one(make_app,
     plan = again.get(case_id)
     assert plan.request_known and plan.region is None
     # Its region unknown, the plan is its coordinator's to see, no regional manager's yet.
-    assert [r["case_id"] for r in again.cases(COORDINATOR)] == [case_id]
-    assert again.cases(principal("rm", "regional_manager")) == []
+    assert [r["case_id"] for r in again.views.cases(COORDINATOR)] == [case_id]
+    assert again.views.cases(principal("rm", "regional_manager")) == []
