@@ -1,0 +1,1 @@
+"""The ``kring`` command line: run the system, walk a demo case, read audit trails."""

@@ -1,0 +1,1 @@
+"""Coordination: coordinator pool, assignment, preparation and the conference itself."""

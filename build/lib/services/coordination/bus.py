@@ -1,0 +1,103 @@
+"""What coordination follows and publishes.
+
+Follows intake (``RequestReceived``: assign; ``RequestWithdrawn``: stop the preparation) and
+plans (``PlanDistributed``: the coordinators' task ends). Publishes ``CoordinatorAssigned`` (the
+whole set, each time it changes), ``FirstContactMade``, ``ConferenceHeld`` (parts, attendance by
+role per part and over the whole conference, participant refs), ``ParticipantConsentWithdrawn``
+(sharing consent only) and ``CaseEndedWithoutConference``.
+Names, contact details, notes and reasons stay in the store.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import DomainEventProtocol
+
+from services.coordination.domain import Consent, CoordinatedCase
+from shared.events import (
+    CaseEndedWithoutConference,
+    ConferenceHeld,
+    CoordinatorAssigned,
+    FirstContactMade,
+    IntegrationEvent,
+    ParticipantConsentWithdrawn,
+    ParticipantRef,
+    ParticipantRole,
+    attended_from,
+)
+from shared.permissions import follows
+
+FOLLOWS = follows("coordination")  # the permission table says whom it may follow
+
+
+def translate(domain_event: DomainEventProtocol[UUID]) -> IntegrationEvent | None:
+    e: Any = domain_event
+    if isinstance(domain_event, CoordinatedCase.CoordinatorAssigned):  # type: ignore[attr-defined]
+        return CoordinatorAssigned(
+            case_id=e.originator_id,
+            model=e.model,
+            coordinator_ids=e.coordinator_ids,
+            assigned_at=e.at,
+            first_contact_due=e.first_contact_due,
+            # getattr: events stored before these fields existed do not have them.
+            by_hand=getattr(e, "by_hand", False),
+            reassignment=getattr(e, "reassignment", False),
+        )
+    if isinstance(domain_event, CoordinatedCase.FirstContactMade):
+        if domain_event.model is None:
+            return None  # stored before the model rode along: nothing to publish it under
+        return FirstContactMade(
+            case_id=domain_event.originator_id,
+            model=domain_event.model,
+            contacted_at=domain_event.at,
+        )
+    if isinstance(domain_event, CoordinatedCase.ConferenceHeld):  # type: ignore[attr-defined]
+        participants = [
+            ParticipantRef.model_validate(p) for p in getattr(e, "participants", None) or []
+        ]
+        return ConferenceHeld(
+            case_id=e.originator_id,
+            model=e.model,
+            held_on=e.held_on,
+            parts=e.parts,
+            attendance=e.attendance,
+            participants=participants,
+            attended=_attended(getattr(e, "present", None), participants, e.attendance),
+        )
+    if isinstance(domain_event, CoordinatedCase.ConsentWithdrawn):  # type: ignore[attr-defined]
+        if e.what != Consent.SHARE_DETAILS:
+            return None  # no longer coming: nothing for others to stop sharing
+        return ParticipantConsentWithdrawn(
+            case_id=e.originator_id,
+            model=e.model,
+            participant_id=e.participant_id,
+            withdrawn_at=e.at,
+        )
+    if isinstance(domain_event, CoordinatedCase.EndedWithoutConference):  # type: ignore[attr-defined]
+        return CaseEndedWithoutConference(
+            case_id=e.originator_id,
+            model=e.model,
+            ending=e.ending,
+            reason=e.reason,
+            ended_at=e.at,
+        )
+    return None
+
+
+def _attended(
+    present: dict[str, list[str]] | None,
+    participants: list[ParticipantRef],
+    attendance: dict[Any, dict[str, int]],
+) -> dict[ParticipantRole, int]:
+    """Each person present in some part once, by role. Conferences stored before the ids present
+    were kept are counted as version 1 of the event is read (``attended_from``)."""
+    if not present:
+        return attended_from(participants, attendance)
+    roles = {ref.participant_id: ref.role for ref in participants}
+    attended: dict[ParticipantRole, int] = {}
+    for participant_id in {pid for ids in present.values() for pid in ids}:
+        role = roles[participant_id]
+        attended[role] = attended.get(role, 0) + 1
+    return attended

@@ -1,0 +1,1 @@
+"""Intake: requests for a conference, from submission to acceptance (aanvraag)."""

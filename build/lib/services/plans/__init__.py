@@ -1,0 +1,1 @@
+"""Plans: writing up the family's plan after the conference, and distributing it."""
