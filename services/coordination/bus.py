@@ -95,9 +95,12 @@ def _attended(
     were kept are counted as version 1 of the event is read (``attended_from``)."""
     if not present:
         return attended_from(participants, attendance)
-    roles = {ref.participant_id: ref.role for ref in participants}
+    there = {pid for ids in present.values() for pid in ids}
     attended: dict[ParticipantRole, int] = {}
-    for participant_id in {pid for ids in present.values() for pid in ids}:
-        role = roles[participant_id]
-        attended[role] = attended.get(role, 0) + 1
+    # In the order of the participants (a list), never of the set: the payload's bytes must be
+    # the same in every process, or a relay publishing it again finds its own message
+    # "different" (string hashes, and so a set's order, change from one process to the next).
+    for ref in participants:
+        if ref.participant_id in there:
+            attended[ref.role] = attended.get(ref.role, 0) + 1
     return attended

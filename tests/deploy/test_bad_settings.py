@@ -107,7 +107,11 @@ def valid(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.delenv("KRING_NATS_USER", raising=False)  # each test names its service's
+    # Each test names its service's (``_start``). Set, then removed, so that monkeypatch
+    # restores the variable's absence after the test: a bare delenv of an unset variable
+    # records nothing, and the name ``_start`` sets would leak into every later test.
+    monkeypatch.setenv("KRING_NATS_USER", "")
+    monkeypatch.delenv("KRING_NATS_USER")
     return env
 
 

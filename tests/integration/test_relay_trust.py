@@ -137,6 +137,7 @@ async def test_an_id_taken_by_another_identity_raises_the_alarm_and_the_event_st
             m
             for m in await stream_messages(own_nats, "kring.intake.>")
             if case_id.encode() in m.data
+            and m.headers["Nats-Msg-Id"].startswith(f"intake:{position}")
         ]
         assert [(c.headers["Nats-Msg-Id"], c.headers[CONFLICT_HEADER]) for c in copies] == [
             (f"intake:{position}:conflict-{ack.seq}", str(ack.seq))
