@@ -608,7 +608,7 @@ class CoordinationApplication(KringApplication):
         try:
             case: CoordinatedCase = self.repository.get(case_id)
         except AggregateNotFoundError:
-            raise CaseNotFoundError(case_id) from None
+            raise self.missing(case_id) from None
         return case
 
     def pool(self) -> CoordinatorPool:

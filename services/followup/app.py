@@ -228,7 +228,7 @@ class FollowupApplication(KringApplication):
         try:
             follow_up: FollowUp = self.repository.get(case_id)
         except AggregateNotFoundError:
-            raise NoFollowUpError(case_id) from None
+            raise self.missing(case_id, NoFollowUpError(case_id)) from None
         return follow_up
 
     def cases(

@@ -200,7 +200,7 @@ class IntakeApplication(KringApplication):
         try:
             case: Request = self.repository.get(case_id)
         except AggregateNotFoundError:
-            raise CaseNotFoundError(case_id) from None
+            raise self.missing(case_id) from None
         return case
 
     def cases(

@@ -21,7 +21,6 @@ from shared.actor import Actor, system_actor
 from shared.application import KringApplication
 from shared.clock import Clock, SystemClock
 from shared.envelope import Delivered
-from shared.errors import CaseNotFoundError
 from shared.events import (
     CaseEndedWithoutConference,
     CaseErased,
@@ -243,7 +242,7 @@ class PlansApplication(KringApplication):
         try:
             plan: Plan = self.repository.get(case_id)
         except AggregateNotFoundError:
-            raise CaseNotFoundError(case_id) from None
+            raise self.missing(case_id) from None
         return plan
 
     def cases(
