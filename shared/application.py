@@ -47,6 +47,7 @@ from shared.erasure import (
 from shared.errors import CaseNotFoundError, DomainRuleError
 from shared.events import CaseErased, IntegrationEvent
 from shared.store import StoreQueries, schema_lock, zero_what_is_freed
+from shared.values import Value, ValueTranscoding
 
 
 class HistoryEntry(BaseModel):
@@ -79,6 +80,8 @@ class KringApplication(Application[UUID]):
     policies: ClassVar[Mapping[type[IntegrationEvent], str]] = {}
     #: Aggregates that are not one case (e.g. coordination's pool): under the service's key.
     shared_aggregate_ids: ClassVar[frozenset[UUID]] = frozenset()
+    #: The value objects its events and aggregates keep (``shared.values``).
+    value_types: ClassVar[tuple[type[Value], ...]] = ()
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         self.queries: StoreQueries
@@ -149,6 +152,8 @@ class KringApplication(Application[UUID]):
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(DateAsISO())
+        for value_type in self.value_types:
+            transcoder.register(ValueTranscoding(value_type))
 
     # -- the outbox side ---------------------------------------------------------------
     def on_stored(self, callback: Callable[[], None]) -> None:

@@ -77,6 +77,9 @@ class ServiceDefinition:
     history_rule: Rule
     follows: Sequence[str] = ()
     background: Sequence[Background] = ()
+    #: Called with the bus before it starts: requests the service answers, or a part that asks
+    #: (claim checks between services, ``shared.claims``).
+    on_bus: Sequence[Callable[[Bus], None]] = ()
 
 
 @dataclass
@@ -170,6 +173,8 @@ def build_service(definition: ServiceDefinition) -> RunningService:
             max_deliver=settings.consumer_max_deliver,
             ack_wait_seconds=settings.consumer_ack_wait_seconds,
         )
+    for attach in definition.on_bus:
+        attach(bus)
     _document_publications(bus, app.name)
     relay = OutboxRelay(
         app, bus, definition.translate, unhealthy_after_seconds=settings.relay_unhealthy_seconds

@@ -11,27 +11,37 @@ from eventsourcing.domain import DomainEventProtocol
 
 from services.intake.domain import Request
 from shared.erasure import ErasureLog
-from shared.events import CaseErased, IntegrationEvent, RequestReceived, RequestWithdrawn
+from shared.events import (
+    CaseErased,
+    ConferenceModel,
+    CoordinatorWishes,
+    IntegrationEvent,
+    RequestReceived,
+    RequestWithdrawn,
+)
 from shared.permissions import follows
 
 FOLLOWS = follows("intake")  # the permission table says whom it may follow
 
 
 def translate(domain_event: DomainEventProtocol[UUID]) -> IntegrationEvent | None:
-    if isinstance(domain_event, Request.Accepted):  # type: ignore[attr-defined]
-        accepted: Any = domain_event
+    if isinstance(domain_event, Request.Accepted):
+        accepted = domain_event
         return RequestReceived(
             case_id=accepted.originator_id,
-            model=accepted.model,
+            model=ConferenceModel(accepted.model),
             region=accepted.region,
             languages=accepted.languages,
             informational_talk=accepted.informational_talk,
-            # getattr: events stored before these fields existed do not have them.
-            has_minimum_requirements=getattr(accepted, "has_minimum_requirements", False),
-            coordinators_needed=getattr(accepted, "coordinators_needed", 1),
-            coordinator_wishes=getattr(accepted, "coordinator_wishes", None),
-            involved_organisations=getattr(accepted, "involved_organisations", None) or [],
-            follow_up_of=getattr(accepted, "follow_up_of", None),
+            has_minimum_requirements=accepted.has_minimum_requirements,
+            coordinators_needed=accepted.coordinators_needed,
+            coordinator_wishes=(
+                CoordinatorWishes.model_validate(accepted.coordinator_wishes)
+                if accepted.coordinator_wishes
+                else None
+            ),
+            involved_organisations=accepted.involved_organisations,
+            follow_up_of=accepted.follow_up_of,
             submitted_at=accepted.submitted_at,
             accepted_at=accepted.at,
         )
@@ -43,13 +53,13 @@ def translate(domain_event: DomainEventProtocol[UUID]) -> IntegrationEvent | Non
             reason=erased.reason,
             erased_at=erased.at,
         )
-    if isinstance(domain_event, Request.Withdrawn):  # type: ignore[attr-defined]
-        withdrawn: Any = domain_event
-        if not getattr(withdrawn, "was_accepted", False):
+    if isinstance(domain_event, Request.Withdrawn):
+        withdrawn = domain_event
+        if not withdrawn.was_accepted or withdrawn.model is None:
             return None  # nobody downstream knows a request that was never accepted
         return RequestWithdrawn(
             case_id=withdrawn.originator_id,
-            model=withdrawn.model,
+            model=ConferenceModel(withdrawn.model),
             withdrawn_at=withdrawn.at,
         )
     return None

@@ -1,0 +1,130 @@
+"""Intake: the informational talk (held, when, by whom, what came of it; acceptance waits for it)
+and the claim check plans asks for (the questions and minimum requirements of an accepted case,
+with stable ids, never before acceptance, never once erased)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+
+from services.intake.app import IntakeApplication
+from services.intake.bus import translate
+from services.intake.domain import MinimumRequirement, Professional, Stage, TalkOutcome
+from shared.claims import ClaimOutcome
+from shared.erasure import ErasureReason
+from shared.errors import DomainRuleError, InvalidFieldError, NotPermittedError
+from tests.factories import CLARIFICATION, REQUEST_BODY, principal
+
+REQUESTER = principal("ria", "requester")
+MANAGER = principal("rm-anna", "regional_manager")
+TODAY = date.today()
+
+
+def clarification(**changes: Any) -> dict[str, Any]:
+    from services.intake.domain import Funding
+
+    return {
+        "conference_questions": CLARIFICATION["conference_questions"],
+        "funding": Funding.model_validate(CLARIFICATION["funding"]),
+        "minimum_requirements": [],
+    } | changes
+
+
+def talked(app: IntakeApplication, outcome: TalkOutcome, case_id: uuid.UUID) -> Any:
+    return app.record_talk(case_id, MANAGER, held_on=TODAY, held_by=None, outcome=outcome)
+
+
+def test_acceptance_waits_for_an_informational_talk_that_was_asked_for(make_app) -> None:
+    app = make_app(IntakeApplication)
+    case_id = app.submit(REQUESTER, **(REQUEST_BODY | {"informational_talk": True}))
+    app.clarify(case_id, MANAGER, **clarification())
+    assert app.get(case_id).waits_for_talk
+    with pytest.raises(DomainRuleError, match="informational talk was asked for"):
+        app.accept(case_id, MANAGER)
+    case = talked(app, TalkOutcome.THINK_IT_OVER, case_id)
+    assert case.waits_for_talk
+    with pytest.raises(DomainRuleError, match="thinking it over"):
+        app.accept(case_id, MANAGER)
+    case = app.record_talk(
+        case_id, MANAGER, held_on=TODAY, held_by="Fatima, coordinator", outcome=TalkOutcome.GO_AHEAD
+    )
+    assert [t.outcome for t in case.talks] == [TalkOutcome.THINK_IT_OVER, TalkOutcome.GO_AHEAD]
+    assert case.talks[0].held_by == "rm-anna" and case.talks[1].held_by == "Fatima, coordinator"
+    assert case.talks[1].recorded_by == "rm-anna" and not case.waits_for_talk
+    assert app.accept(case_id, MANAGER).stage is Stage.ACCEPTED
+    with pytest.raises(DomainRuleError, match="accepted cannot be given an informational talk"):
+        talked(app, TalkOutcome.GO_AHEAD, case_id)
+
+
+def test_a_no_after_the_talk_ends_the_request_and_nothing_is_published(make_app) -> None:
+    app = make_app(IntakeApplication)
+    case_id = app.submit(REQUESTER, **(REQUEST_BODY | {"informational_talk": True}))
+    case = talked(app, TalkOutcome.NO, case_id)
+    assert case.stage is Stage.WITHDRAWN
+    assert case.withdrawal_reason and "chose not to go ahead" in case.withdrawal_reason
+    assert [e for e in map(translate, app.events.get(case_id)) if e is not None] == []
+
+
+def test_a_talk_is_recorded_by_the_regional_manager_of_the_region_and_not_in_the_future(
+    make_app,
+) -> None:
+    app = make_app(IntakeApplication)
+    case_id = app.submit(REQUESTER, **REQUEST_BODY)
+    with pytest.raises(NotPermittedError, match="recording the informational talk"):
+        app.record_talk(
+            case_id, REQUESTER, held_on=TODAY, held_by=None, outcome=TalkOutcome.GO_AHEAD
+        )
+    with pytest.raises(NotPermittedError, match="region Utrecht"):
+        app.record_talk(
+            case_id,
+            principal("rm-z", "regional_manager", regions=("Zeeland",)),
+            held_on=TODAY,
+            held_by=None,
+            outcome=TalkOutcome.GO_AHEAD,
+        )
+    with pytest.raises(InvalidFieldError) as future:
+        app.record_talk(
+            case_id,
+            MANAGER,
+            held_on=TODAY + timedelta(days=2),
+            held_by=None,
+            outcome=TalkOutcome.GO_AHEAD,
+        )
+    assert future.value.loc == ("held_on",)
+
+
+def test_the_claim_answers_questions_and_requirements_with_ids_once_accepted(make_app) -> None:
+    app = make_app(IntakeApplication)
+    case_id = app.submit(REQUESTER, **REQUEST_BODY)
+    requirement = MinimumRequirement(
+        requirement="Living with this man is not a solution.",
+        set_by=Professional(
+            name="Anna", organisation="Jeugdzorg", role="care worker", subject="jz-anna"
+        ),
+    )
+    app.clarify(
+        case_id,
+        MANAGER,
+        **clarification(
+            conference_questions=["Where can Johan grow up safely?", "How does Wim stay in touch?"],
+            minimum_requirements=[requirement],
+        ),
+    )
+    assert app.clarification_for_plan(case_id, "plans").outcome is ClaimOutcome.NOT_YET
+    assert app.clarification_for_plan(uuid.uuid4(), "plans").outcome is ClaimOutcome.NOT_YET
+    app.accept(case_id, MANAGER)
+    answer = app.clarification_for_plan(case_id, "plans")
+    assert answer.outcome is ClaimOutcome.FOUND and answer.clarification is not None
+    assert [(q.question_id, q.text) for q in answer.clarification.questions] == [
+        ("q1", "Where can Johan grow up safely?"),
+        ("q2", "How does Wim stay in touch?"),
+    ]
+    [m1] = answer.clarification.requirements
+    assert (m1.requirement_id, m1.set_by.subject) == ("m1", "jz-anna")
+    reads = app.access_log.entries(case_id)
+    assert [(r.subject, r.role, r.what) for r in reads] == [("plans", "system", "clarification")]
+    app.erase_case(case_id, ErasureReason.REQUESTED_BY_PERSON, MANAGER)
+    assert app.clarification_for_plan(case_id, "plans").outcome is ClaimOutcome.ERASED
