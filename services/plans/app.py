@@ -15,12 +15,25 @@ from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
 from eventsourcing.persistence import IntegrityError
 
 from services.plans.access import RULES
-from services.plans.domain import Channel, DeliveryStatus, Plan, Stage
+from services.plans.domain import (
+    VALUES,
+    Channel,
+    ConferenceQuestion,
+    DeliveryStatus,
+    MinimumRequirement,
+    Plan,
+    PlanContent,
+    PlanParticipant,
+    Professional,
+    Stage,
+)
 from shared.access import Facts
 from shared.actor import Actor, system_actor
 from shared.application import KringApplication
+from shared.claims import ClarificationForPlan
 from shared.clock import Clock, SystemClock
 from shared.envelope import Delivered
+from shared.errors import CaseNotFoundError
 from shared.events import (
     CaseEndedWithoutConference,
     CaseErased,
@@ -55,6 +68,7 @@ class PlansApplication(KringApplication):
         ParticipantConsentWithdrawn: "on_consent_withdrawn",
         CaseErased: "on_case_erased",
     }
+    value_types = VALUES
 
     def __init__(self, env: Mapping[str, str] | None = None, clock: Clock | None = None) -> None:
         super().__init__(env)
@@ -91,7 +105,12 @@ class PlansApplication(KringApplication):
         plan = self._open(event)
         plan.note_conference(
             held_on=event.held_on,
-            participants=[p.model_dump(mode="json") for p in event.participants],
+            participants=[
+                PlanParticipant(
+                    participant_id=p.participant_id, role=p.role.value, organisation=p.organisation
+                )
+                for p in event.participants
+            ],
             actor=self.system,
         )
         processing.collect_events(plan)
@@ -128,7 +147,58 @@ class PlansApplication(KringApplication):
         self.save(plan)
         return plan
 
-    def write(self, case_id: UUID, content: dict[str, Any], principal: Principal) -> Plan:
+    def note_clarification(self, case_id: UUID, found: ClarificationForPlan) -> bool:
+        """Intake answered plans' claim check: keep the questions and requirements with the plan
+        (under the case's key, erased with it). False if the plan has them already, or is gone."""
+        for attempt in range(RECORD_TRIES):
+            try:
+                plan = self.get(case_id)
+            except CaseNotFoundError:
+                return False
+            if plan.clarification_known:
+                return False
+            plan.note_clarification(
+                questions=[ConferenceQuestion(**q.model_dump()) for q in found.questions],
+                requirements=[
+                    MinimumRequirement(
+                        requirement_id=m.requirement_id,
+                        text=m.text,
+                        set_by=Professional(**m.set_by.model_dump()),
+                    )
+                    for m in found.requirements
+                ],
+                actor=self.system,
+            )
+            try:
+                self.save(plan)
+                return True
+            except IntegrityError:
+                if attempt == RECORD_TRIES - 1:
+                    raise
+        return False  # pragma: no cover - the loop returns or raises
+
+    def name_signatory(
+        self,
+        case_id: UUID,
+        requirement_id: str,
+        subject: str,
+        name: str,
+        reason: str,
+        principal: Principal,
+    ) -> Plan:
+        plan, actor = self._permitted("signatory", case_id, principal)
+        plan.name_signatory(
+            requirement_id=requirement_id,
+            subject=subject,
+            name=name,
+            reason=reason,
+            at=self.clock.now(),
+            actor=actor.as_record(),
+        )
+        self.save(plan)
+        return plan
+
+    def write(self, case_id: UUID, content: PlanContent, principal: Principal) -> Plan:
         plan, actor = self._permitted("write", case_id, principal)
         plan.write(content=content, at=self.clock.now(), actor=actor.as_record())
         self.save(plan)
@@ -141,7 +211,13 @@ class PlansApplication(KringApplication):
         return plan
 
     def sign_off(
-        self, case_id: UUID, version: int, meets: bool, reason: str | None, principal: Principal
+        self,
+        case_id: UUID,
+        version: int,
+        meets: bool,
+        reason: str | None,
+        principal: Principal,
+        requirement_ids: list[str] | None = None,
     ) -> Plan:
         plan, actor = self._permitted("sign_off", case_id, principal)
         plan.sign_off(
@@ -150,6 +226,7 @@ class PlansApplication(KringApplication):
             reason=reason,
             at=self.clock.now(),
             actor=actor.as_record(),
+            requirement_ids=requirement_ids,
         )
         self.save(plan)
         return plan
@@ -299,13 +376,13 @@ class PlansApplication(KringApplication):
                 row["region"] = event.region
             elif isinstance(event, Plan.CoordinatorNoted):  # type: ignore[attr-defined]
                 row["coordinator_ids"] = list(event.coordinator_ids)
-            elif isinstance(event, Plan.ConferenceNoted):  # type: ignore[attr-defined]
+            elif isinstance(event, Plan.ConferenceNoted):
                 if row["stage"] == Stage.AWAITING_CONFERENCE:
                     row["stage"] = Stage.CONFERENCE_HELD
             elif isinstance(event, Plan.EndedWithoutConference):  # type: ignore[attr-defined]
                 ended_with_plan = event.ending == "plan_without_meeting"
                 row["stage"] = Stage.WITHOUT_MEETING if ended_with_plan else Stage.STOPPED
-            elif isinstance(event, Plan.Written):  # type: ignore[attr-defined]
+            elif isinstance(event, Plan.Written):
                 row["stage"], row["current_version"] = Stage.WRITTEN, event.version
             elif isinstance(event, Plan.Distributed):  # type: ignore[attr-defined]
                 row["stage"], row["distributed"] = Stage.DISTRIBUTED, True
