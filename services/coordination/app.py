@@ -24,6 +24,7 @@ from eventsourcing.utils import get_topic
 from services.coordination.access import RULES
 from services.coordination.domain import (
     ENDED,
+    VALUES,
     CoordinatedCase,
     Stage,
     derive_stage,
@@ -42,7 +43,7 @@ from shared.application import KringApplication
 from shared.clock import Clock, SystemClock
 from shared.envelope import Delivered
 from shared.erasure import CaseErasedError
-from shared.errors import CaseNotFoundError, DomainRuleError
+from shared.errors import CaseNotFoundError
 from shared.events import CaseErased, PlanDistributed, RequestReceived, RequestWithdrawn
 from shared.identity import Principal
 from shared.logging import bound_case, get_logger
@@ -81,6 +82,7 @@ class CoordinationApplication(KringApplication):
         CaseErased: "on_case_erased",
     }
     shared_aggregate_ids = frozenset({POOL_ID})
+    value_types = VALUES
 
     def __init__(
         self,
@@ -136,7 +138,11 @@ class CoordinationApplication(KringApplication):
         if choice.chosen:
             self._assign(pool, case, choice.chosen, choice.reason, self.system, choice=choice)
         else:
-            case.wait(reason=choice.waiting_reason or "nobody fits", actor=self.system)
+            case.wait(
+                reason=choice.waiting_reason or "nobody fits",
+                actor=self.system,
+                passed_over=choice.passed_over,
+            )
         processing.collect_events(case, pool)
 
     def on_request_withdrawn(
@@ -341,35 +347,24 @@ class CoordinationApplication(KringApplication):
             actor = RULES["assign"].permit(principal, self._facts(case)).as_record()
             pool = self.pool()
             case.check_can_be_assigned()
-            needs, today = self._needs(case), self.today()
-            pool.check_assignable(ids, needs, today)
-            if len(ids) > case.coordinators_needed:
-                raise DomainRuleError(
-                    "this case is prepared by one coordinator: two are for a group conference"
-                    " whose clarification asked for two"
-                )
-            if sorted(ids) == sorted(case.coordinator_ids):
-                raise DomainRuleError(f"{', '.join(ids)} already coordinate this case")
-            new = [c for c in ids if c not in case.coordinator_ids]
-            over = [c for c in new if not pool.has_room(c)]
-            mismatches = [m for c in ids for m in pool.mismatches(c, needs)]
-            waiting = (
-                "a second coordinator is needed: the regional manager assigned one"
-                if len(ids) < case.coordinators_needed
-                else None
+            hand = pool.check_hand_assignment(
+                ids,
+                self._needs(case),
+                current=case.coordinator_ids,
+                coordinators_needed=case.coordinators_needed,
+                today=self.today(),
             )
-            released = [c for c in case.coordinator_ids if c not in ids]
-            self._release(pool, case, released, actor)
+            self._release(pool, case, hand.released, actor)
             self._assign(
                 pool,
                 case,
-                ids,
+                hand.coordinator_ids,
                 reason,
                 actor,
                 by_hand=True,
-                waiting_reason=waiting,
-                mismatches=mismatches,
-                over_capacity=over,
+                waiting_reason=hand.waiting_reason,
+                mismatches=hand.mismatches,
+                over_capacity=hand.over_capacity,
             )
             self.save(case, pool)
             return case
@@ -433,6 +428,33 @@ class CoordinationApplication(KringApplication):
                 participant_id=participant_id, what=what, at=self.clock.now(), actor=actor
             ),
             participant_id=participant_id,
+        )
+
+    def record_informed(
+        self, case_id: UUID, participant_id: str, on: date | None, principal: Principal
+    ) -> CoordinatedCase:
+        return self._case_command(
+            "inform",
+            case_id,
+            principal,
+            lambda case, actor: case.record_informed(
+                participant_id=participant_id,
+                on=on or self.today(),
+                today=self.today(),
+                actor=actor,
+            ),
+        )
+
+    def record_not_informed(
+        self, case_id: UUID, participant_id: str, reason: str, principal: Principal
+    ) -> CoordinatedCase:
+        return self._case_command(
+            "inform",
+            case_id,
+            principal,
+            lambda case, actor: case.record_not_informed(
+                participant_id=participant_id, reason=reason, actor=actor
+            ),
         )
 
     def need_information(
@@ -540,6 +562,11 @@ class CoordinationApplication(KringApplication):
 
     def case_facts(self, case_id: UUID) -> Facts:
         return self._facts(self.get(case_id))
+
+    def sees_passed_over(self, case: CoordinatedCase, principal: Principal) -> bool:
+        """Why the others were passed over is the regional manager's to see: it tells that a
+        coordinator was not independent (never why)."""
+        return RULES["passed_over"].allows(principal, self._facts(case))
 
     def cases(
         self,
@@ -681,6 +708,7 @@ class CoordinationApplication(KringApplication):
             waiting_reason=choice.waiting_reason if choice else waiting_reason,
             mismatches=mismatches,
             over_capacity=over_capacity,
+            passed_over=choice.passed_over if choice else (),
         )
 
     @staticmethod
@@ -725,7 +753,7 @@ class CoordinationApplication(KringApplication):
     def _project_row(self, event: Any) -> None:
         case_id: UUID = event.originator_id
         with self._rows_lock:
-            if isinstance(event, CoordinatedCase.Received):  # type: ignore[attr-defined]
+            if isinstance(event, CoordinatedCase.Received):
                 self._rows[case_id] = {
                     "case_id": case_id,
                     "model": event.model,

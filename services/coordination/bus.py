@@ -18,9 +18,12 @@ from services.coordination.domain import Consent, CoordinatedCase
 from shared.events import (
     CaseEndedWithoutConference,
     ConferenceHeld,
+    ConferenceModel,
+    ConferencePart,
     CoordinatorAssigned,
     IntegrationEvent,
     ParticipantConsentWithdrawn,
+    ParticipantRef,
 )
 from shared.permissions import follows
 
@@ -29,25 +32,26 @@ FOLLOWS = follows("coordination")  # the permission table says whom it may follo
 
 def translate(domain_event: DomainEventProtocol[UUID]) -> IntegrationEvent | None:
     e: Any = domain_event
-    if isinstance(domain_event, CoordinatedCase.CoordinatorAssigned):  # type: ignore[attr-defined]
+    if isinstance(domain_event, CoordinatedCase.CoordinatorAssigned):
+        assigned = domain_event
         return CoordinatorAssigned(
-            case_id=e.originator_id,
-            model=e.model,
-            coordinator_ids=e.coordinator_ids,
-            assigned_at=e.at,
-            first_contact_due=e.first_contact_due,
-            # getattr: events stored before these fields existed do not have them.
-            by_hand=getattr(e, "by_hand", False),
-            reassignment=getattr(e, "reassignment", False),
+            case_id=assigned.originator_id,
+            model=ConferenceModel(assigned.model),
+            coordinator_ids=assigned.coordinator_ids,
+            assigned_at=assigned.at,
+            first_contact_due=assigned.first_contact_due,
+            by_hand=assigned.by_hand,
+            reassignment=assigned.reassignment,
         )
-    if isinstance(domain_event, CoordinatedCase.ConferenceHeld):  # type: ignore[attr-defined]
+    if isinstance(domain_event, CoordinatedCase.ConferenceHeld):
+        held = domain_event
         return ConferenceHeld(
-            case_id=e.originator_id,
-            model=e.model,
-            held_on=e.held_on,
-            parts=e.parts,
-            attendance=e.attendance,
-            participants=getattr(e, "participants", None) or [],
+            case_id=held.originator_id,
+            model=ConferenceModel(held.model),
+            held_on=held.held_on,
+            parts=[ConferencePart(part) for part in held.parts],
+            attendance={ConferencePart(k): v for k, v in held.attendance.items()},
+            participants=[ParticipantRef.model_validate(p) for p in held.participants],
         )
     if isinstance(domain_event, CoordinatedCase.ConsentWithdrawn):  # type: ignore[attr-defined]
         if e.what != Consent.SHARE_DETAILS:
