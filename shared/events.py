@@ -251,6 +251,17 @@ class OutcomeRecorded(IntegrationEvent):
     kind: str | None = None
 
 
+class PlanRevisionRequested(IntegrationEvent):
+    """At their own next meeting the family asked for a revised plan (followup): plans shows the
+    request until the coordinator writes the next version. ``timer_id`` names the meeting."""
+
+    name = "plan-revision-requested"
+    origin = "followup"
+
+    timer_id: str = Field(min_length=1, max_length=80)
+    requested_at: AwareDatetime
+
+
 class FollowUpConferenceRequested(IntegrationEvent):
     """A follow-up conference was requested (followup); intake opens ``new_case_id`` for it,
     linked to this case."""
@@ -284,6 +295,7 @@ EVENT_CLASSES: tuple[type[IntegrationEvent], ...] = (
     FollowUpDue,
     OutcomeRecorded,
     FollowUpConferenceRequested,
+    PlanRevisionRequested,
     CaseErased,
 )
 EVENTS_BY_TYPE: dict[str, type[IntegrationEvent]] = {c.type_name(): c for c in EVENT_CLASSES}
@@ -309,6 +321,7 @@ __all__ = [
     "ParticipantRef",
     "ParticipantRole",
     "PlanDistributed",
+    "PlanRevisionRequested",
     "Recipient",
     "RequestReceived",
     "RequestWithdrawn",

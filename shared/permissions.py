@@ -46,7 +46,7 @@ from shared.subjects import (
 SERVICE_FOLLOWS: dict[str, tuple[str, ...]] = {
     "intake": ("followup",),
     "coordination": ("intake", "plans"),
-    "plans": ("intake", "coordination"),
+    "plans": ("intake", "coordination", "followup"),
     "followup": ("plans", "intake", "coordination"),
 }
 SERVICES: tuple[str, ...] = tuple(SERVICE_FOLLOWS)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID, uuid4, uuid5
 
@@ -14,7 +14,17 @@ from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
 from eventsourcing.persistence import IntegrityError
 
 from services.followup.access import OTHER_OUTCOMES, OUTCOME_BY_KIND, RULES
-from services.followup.domain import CaseScope, FollowUp, Schedule, Stage, is_contact, stage_of
+from services.followup.domain import (
+    USERS_ZONE,
+    VALUES,
+    CaseScope,
+    FollowUp,
+    MeetingOutcome,
+    Schedule,
+    Stage,
+    is_contact,
+    stage_of,
+)
 from shared.access import Facts
 from shared.actor import system_actor
 from shared.application import KringApplication
@@ -49,6 +59,7 @@ class FollowupApplication(KringApplication):
         CoordinatorAssigned: "on_coordinator_assigned",
         CaseErased: "on_case_erased",
     }
+    value_types = VALUES
 
     def __init__(
         self,
@@ -157,7 +168,7 @@ class FollowupApplication(KringApplication):
         follow_up = self.get(case_id)
         timer = follow_up.timers.get(timer_id)
         # A contact's own rule; an unknown timer or the reminder is the domain's to refuse.
-        kind = timer["kind"] if timer is not None else None
+        kind = timer.kind if timer is not None else None
         if kind is not None and is_contact(kind):
             rule = OUTCOME_BY_KIND.get(kind, OTHER_OUTCOMES)
         else:
@@ -176,6 +187,47 @@ class FollowupApplication(KringApplication):
             actor=actor.as_record(),
         )
         self.save(follow_up)
+        return follow_up
+
+    def record_meeting(
+        self,
+        case_id: UUID,
+        principal: Principal,
+        *,
+        timer_id: str | None,
+        held: bool,
+        held_on: date | None,
+        agreements: Mapping[str, str],
+        revised_plan_wanted: bool,
+        next_meeting_on: date | None,
+        notes: str,
+    ) -> FollowUp:
+        """The family's own next meeting, recorded by the coordinator, the regional manager, or
+        a participant of the case themself."""
+        rule = RULES["meeting"]
+        rule.check_role(principal)
+        follow_up = self.get(case_id)
+        actor = rule.permit(principal, self.case_facts(case_id))
+        now = self.clock.now()
+        follow_up.fire_due(at=now, actor=self.system)
+        outcome = MeetingOutcome(
+            timer_id=follow_up.meeting_timer(timer_id),
+            held=held,
+            held_on=held_on,
+            agreements=dict(agreements),
+            revised_plan_wanted=revised_plan_wanted,
+            next_meeting_on=next_meeting_on,
+        )
+        follow_up.record_meeting(
+            outcome=outcome,
+            notes=notes,
+            schedule=self.schedule,
+            today=now.astimezone(USERS_ZONE).date(),
+            at=now,
+            actor=actor.as_record(),
+        )
+        self.save(follow_up)
+        log.info("followup.meeting_recorded", held=held, revision=revised_plan_wanted)
         return follow_up
 
     def request_follow_up_conference(

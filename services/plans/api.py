@@ -336,6 +336,8 @@ class PlanView(BaseModel):
     deliveries: list[DeliveryView]
     #: Why the current version cannot be distributed now; empty when it can.
     distribution_blocked_by: list[str]
+    #: When the family asked, at their own next meeting, for a revised plan not yet written.
+    revision_requested_at: datetime | None
 
     @classmethod
     def of(cls, plan: Plan) -> PlanView:
@@ -395,6 +397,7 @@ class PlanView(BaseModel):
             ],
             deliveries=deliveries_of(plan),
             distribution_blocked_by=plan.distribution_blockers(),
+            revision_requested_at=plan.revision_requested,
         )
 
 

@@ -41,6 +41,7 @@ from shared.events import (
     CoordinatorAssigned,
     IntegrationEvent,
     ParticipantConsentWithdrawn,
+    PlanRevisionRequested,
     RequestReceived,
 )
 from shared.identity import Principal
@@ -66,6 +67,7 @@ class PlansApplication(KringApplication):
         ConferenceHeld: "on_conference_held",
         CaseEndedWithoutConference: "on_case_ended_without_conference",
         ParticipantConsentWithdrawn: "on_consent_withdrawn",
+        PlanRevisionRequested: "on_revision_requested",
         CaseErased: "on_case_erased",
     }
     value_types = VALUES
@@ -128,6 +130,17 @@ class PlansApplication(KringApplication):
         plan = self._open(event)
         plan.note_consent_withdrawn(
             participant_id=event.participant_id, at=event.withdrawn_at, actor=self.system
+        )
+        processing.collect_events(plan)
+
+    def on_revision_requested(
+        self, event: PlanRevisionRequested, processing: ProcessingEvent[UUID], _: Delivered
+    ) -> None:
+        """At their own next meeting the family asked for a revised plan: shown until the
+        coordinator writes the next version."""
+        plan = self._open(event)
+        plan.note_revision_requested(
+            requested_at=event.requested_at, timer_id=event.timer_id, actor=self.system
         )
         processing.collect_events(plan)
 

@@ -208,6 +208,8 @@ class Plan(Aggregate):
         self.requirements: list[MinimumRequirement] = []
         #: requirement id -> the professional named to sign it off in place of its setter.
         self.signatories: dict[str, Signatory] = {}
+        #: When the family, at their own next meeting, asked for a revised plan.
+        self.revisions_requested: list[datetime] = []
         #: Version dicts: {"version", "content": PlanContent, "written_at", "written_by"}.
         self.versions: list[dict[str, Any]] = []
         self.acceptances: list[dict[str, Any]] = []
@@ -306,6 +308,21 @@ class Plan(Aggregate):
     ) -> None:
         if participant_id not in self.consent_withdrawn:
             self.consent_withdrawn.append(participant_id)
+
+    @event("RevisionRequestNoted")
+    def note_revision_requested(
+        self, *, requested_at: datetime, timer_id: str, actor: dict[str, str]
+    ) -> None:
+        self.revisions_requested.append(requested_at)
+
+    @property
+    def revision_requested(self) -> datetime | None:
+        """A revised plan the family asked for at their next meeting, not yet written: when."""
+        if not self.revisions_requested:
+            return None
+        last = max(self.revisions_requested)
+        written = self.versions[-1]["written_at"] if self.versions else None
+        return last if written is None or written < last else None
 
     # -- the coordinator: names and delivery channels -----------------------------------
     def record_recipients(self, *, entries: list[dict[str, Any]], actor: dict[str, str]) -> None:

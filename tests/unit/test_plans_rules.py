@@ -569,3 +569,26 @@ def test_agreements_say_which_questions_they_answer_and_the_copy_groups_them(mak
     assert "The questions" in html and "Minimum requirement for a safe plan" in html
     assert "Living with this man is not a solution." in html
     assert "Set by Anna (care worker, Jeugdzorg)" in html
+
+
+def test_a_revision_asked_for_at_the_familys_meeting_shows_until_the_next_version(
+    make_app,
+) -> None:
+    from datetime import timedelta
+
+    from services.plans.api import PlanView
+    from shared.clock import ManualClock
+    from shared.events import PlanRevisionRequested
+
+    clock = ManualClock()
+    app = make_app(PlansApplication, clock=clock)
+    case_id = held_case(app)
+    app.write(case_id, content(), COORDINATOR)
+    clock.advance(timedelta(days=60))
+    event = PlanRevisionRequested(
+        case_id=case_id, model="family", timer_id="next_meeting", requested_at=clock.now()
+    )
+    app.process(delivered(event, next(_positions), origin="followup"))
+    assert PlanView.of(app.get(case_id)).revision_requested_at == clock.now()
+    clock.advance(timedelta(days=2))
+    assert app.write(case_id, content(), COORDINATOR).revision_requested is None
