@@ -287,13 +287,27 @@ async def _request(session: Session, case: _Case, scenario: Scenario, patience: 
         "POST",
         f"{case.intake}/clarify",
         case.manager,
-        scenarios.clarification_body(scenario),
+        scenarios.clarification_body(scenario, signs_in_as=case.professional.name),
         state_url=case.intake,
         done=lambda c: c["stage"] in ("clarified", "accepted"),
         patience=patience,
     )
     minimum = " and a minimum requirement" if scenario.minimum_requirements else ""
-    case.mark("clarified", f"The regional manager sets the question, the funding{minimum}")
+    case.mark("clarified", f"The regional manager sets two questions, the funding{minimum}")
+    for n, outcome in enumerate(scenario.talks, start=1):
+        await step(
+            session,
+            "POST",
+            f"{case.intake}/informational-talk",
+            case.manager,
+            {"held_on": date.today().isoformat(), "outcome": outcome},
+            state_url=case.intake,
+            done=_talks(n),
+            patience=patience,
+        )
+    if scenario.talks:
+        said = ", then ".join(t.replace("_", " ") for t in scenario.talks)
+        case.mark("informational_talk", f"An informational talk first: {said}")
     await step(
         session,
         "POST",
@@ -346,6 +360,21 @@ async def _prepare(
             patience=patience,
         )
     case.mark("confirmed", "Everyone confirms, and agrees to their details being shared")
+    for p in scenario.people:
+        await step(
+            session,
+            "POST",
+            f"{participants}/{ids[p.key]}/informed",
+            case.coordinator,
+            state_url=participants,
+            done=_informed(ids[p.key]),
+            patience=patience,
+        )
+    case.mark(
+        "informed",
+        "The coordinator tells everyone the aim, the way of working, responsibilities and"
+        " possibilities",
+    )
     for topic, key in scenario.information:
         await step(
             session,
@@ -418,6 +447,16 @@ def _confirmed(participant_id: str) -> Check:
     )
 
 
+def _talks(count: int) -> Check:
+    return lambda case: len(case.get("informational_talks") or []) >= count
+
+
+def _informed(participant_id: str) -> Check:
+    return lambda listed: any(
+        p["participant_id"] == participant_id and p.get("informed_on") for p in listed
+    )
+
+
 def _has_information(topic: str) -> Check:
     return lambda case: any(i.get("topic") == topic for i in case.get("information", []))
 
@@ -453,6 +492,8 @@ async def _plan(
     session: Session, case: _Case, scenario: Scenario, held_on: date, patience: float
 ) -> None:
     ids, plan = case.run.participant_ids, f"{case.plans}/plan"
+    # Plans has the questions and requirements from intake (a claim check) before it prints.
+    await until(session, plan, case.coordinator, lambda p: p["clarification_known"], patience)
     # Plans knows the participants once it heard ConferenceHeld; the names stay in plans.
     await step(
         session,
@@ -477,7 +518,7 @@ async def _plan(
     case.mark(
         "plan_written",
         f"The coordinator writes up the plan: {len(scenario.agreements)}"
-        " agreements, who watches them, when everyone meets again",
+        " agreements answering the two questions, who watches them, when everyone meets again",
     )
     await step(
         session,
@@ -583,6 +624,7 @@ async def _follow_up(session: Session, case: _Case, key: str, patience: float) -
         patience=patience,
     )
     case.mark("outcome_recorded", "The outcome is recorded: reached, agreement by agreement")
+    await _next_meeting(session, case, contact, patience)
     requested = await call(
         session,
         "POST",
@@ -602,6 +644,51 @@ async def _follow_up(session: Session, case: _Case, key: str, patience: float) -
     )
     case.run.follow_up_case_id = new_case
     case.mark("follow_up_conference", f"A follow-up conference opens case {new_case}, linked")
+
+
+async def _next_meeting(
+    session: Session, case: _Case, follow_up: dict[str, Any], patience: float
+) -> None:
+    """The family meets again, as the plan said, and the coordinator records it: held, every
+    agreement reviewed; where the family asks for it, a revised plan follows (the coordinator
+    writes the next version in plans)."""
+    scenario = scenarios.SCENARIOS[case.run.model]
+    revise = scenario.revision_at_next_meeting
+    await step(
+        session,
+        "POST",
+        f"{case.followup}/next-meeting",
+        case.coordinator,
+        {
+            "held": True,
+            "held_on": date.today().isoformat(),
+            "agreements": {aid: "kept" for aid in follow_up["agreement_ids"]},
+            "revised_plan_wanted": revise,
+        },
+        state_url=case.followup,
+        done=lambda f: bool(f.get("meetings")),
+        patience=patience,
+    )
+    case.mark("next_meeting", "The family meets again and reviews every agreement")
+    if not revise:
+        return
+    plan = f"{case.plans}/plan"
+    await until(
+        session, plan, case.coordinator, lambda p: p["revision_requested_at"] is not None, patience
+    )
+    body = scenarios.plan_body(scenario, case.run.participant_ids, date.today())
+    body["if_something_does_not_work"] += " (Revised at the family's meeting.)"
+    await step(
+        session,
+        "POST",
+        plan,
+        case.coordinator,
+        body,
+        state_url=plan,
+        done=lambda p: len(p.get("versions") or []) >= 2,
+        patience=patience,
+    )
+    case.mark("plan_revised", "At their meeting the family asks for a revised plan: version 2")
 
 
 def _first_contact_due(follow_up: dict[str, Any]) -> dict[str, Any] | None:

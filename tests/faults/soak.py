@@ -122,9 +122,9 @@ FOLLOWS: dict[str, tuple[str, ...]] = {
 #: (follower, origin) for every durable consumer.
 CONSUMERS = [(service, origin) for service in SERVICES for origin in FOLLOWS[service]]
 
-#: Steps ``run_case`` marks for one case through follow-up (19 with a professional's sign-off):
-#: what the fault plan's shares are shares of.
-STEPS_PER_CASE = 18
+#: Steps ``run_case`` marks for one case through follow-up (22 with a professional's sign-off,
+#: 23 with the family's revised plan): what the fault plan's shares are shares of.
+STEPS_PER_CASE = 21
 POISON_PREFIX = "poison-"
 
 
@@ -150,6 +150,7 @@ REACTIONS = (
         "nl.kring.plan-distributed.v1", "coordination", ("CoordinatedCase.CoordinatorTaskEnded",)
     ),
     Reaction("nl.kring.follow-up-conference-requested.v1", "intake", ("Request.FollowUpOpened",)),
+    Reaction("nl.kring.plan-revision-requested.v1", "plans", ("Plan.RevisionRequestNoted",)),
 )
 
 

@@ -33,7 +33,7 @@ from tests.factories import (
     request_received,
 )
 from tests.tokens import bearer
-from tests.unit.test_plans_rules import conference, content
+from tests.unit.test_plans_rules import clarification, conference, content_body
 
 README = Path(__file__).parents[2] / "README.md"
 REGION, OTHER_REGION = "Utrecht", "Texel"
@@ -48,6 +48,10 @@ BODIES: dict[tuple[str, str, str], Any] = {
     ("intake", "POST", "/cases/{case_id}/clarify"): CLARIFICATION,
     ("intake", "POST", "/cases/{case_id}/withdraw"): {"reason": "solved"},
     ("intake", "POST", "/cases/{case_id}/erase"): {"reason": "other"},
+    ("intake", "POST", "/cases/{case_id}/informational-talk"): {
+        "held_on": TODAY,
+        "outcome": "go_ahead",
+    },
     ("coordination", "POST", "/coordinators"): {
         "coordinator_id": COORDINATOR,
         "regions": [REGION],
@@ -68,6 +72,10 @@ BODIES: dict[tuple[str, str, str], Any] = {
         "share_details": True
     },
     ("coordination", "POST", "/cases/{case_id}/participants/{participant_id}/decline"): {},
+    ("coordination", "POST", "/cases/{case_id}/participants/{participant_id}/informed"): {},
+    ("coordination", "POST", "/cases/{case_id}/participants/{participant_id}/not-informed"): {
+        "reason": "abroad"
+    },
     (
         "coordination",
         "POST",
@@ -87,7 +95,12 @@ BODIES: dict[tuple[str, str, str], Any] = {
     ("plans", "POST", "/cases/{case_id}/plan/recipients"): {
         "recipients": [{"participant_id": "p-johan"}]
     },
-    ("plans", "POST", "/cases/{case_id}/plan"): content(),
+    ("plans", "POST", "/cases/{case_id}/plan"): content_body(),
+    ("plans", "POST", "/cases/{case_id}/plan/requirements/{requirement_id}/signatory"): {
+        "subject": "jz-bram",
+        "name": "Bram",
+        "reason": "Anna is away",
+    },
     ("plans", "POST", "/cases/{case_id}/plan/accept"): {"version": 1},
     ("plans", "POST", "/cases/{case_id}/plan/sign-off"): {"version": 1, "meets": True},
     ("plans", "POST", "/cases/{case_id}/plan/distribute"): {},
@@ -101,6 +114,7 @@ BODIES: dict[tuple[str, str, str], Any] = {
         "reached": True,
     },
     ("followup", "POST", "/cases/{case_id}/follow-up-conference"): {},
+    ("followup", "POST", "/cases/{case_id}/next-meeting"): {"held": False},
 }
 
 
@@ -157,9 +171,10 @@ async def seed_plans(definition: ServiceDefinition, http: httpx.AsyncClient) -> 
     app = definition.app
     case_id = uuid.uuid4()
     app.process(delivered(request_received(case_id), next(_positions)))
+    app.note_clarification(case_id, clarification(minimum=True))
     app.process(delivered(coordinator_assigned(case_id), next(_positions)))
     app.process(delivered(conference(case_id), next(_positions), origin="coordination"))
-    return {"case_id": str(case_id), "version": "1"}
+    return {"case_id": str(case_id), "version": "1", "requirement_id": "m1"}
 
 
 async def seed_followup(definition: ServiceDefinition, http: httpx.AsyncClient) -> dict[str, str]:

@@ -74,6 +74,11 @@ PLAN: dict[str, Any] = {
 }
 
 
+def content_body(plan: dict[str, Any] | None = None, **changes: Any) -> dict[str, Any]:
+    """The content as a client sends it (JSON)."""
+    return PlanContent.model_validate((plan or PLAN) | changes).model_dump(mode="json")
+
+
 def content(plan: dict[str, Any] | None = None, **changes: Any) -> Any:
     """The content as the HTTP edge hands it over (validated, as the domain's value)."""
     return PlanContent.model_validate((plan or PLAN) | changes).value()
