@@ -12,6 +12,7 @@ follows.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
@@ -171,8 +172,8 @@ class Request(Aggregate):
         self,
         *,
         conference_questions: list[str],
-        funding: Funding,
-        minimum_requirements: list[MinimumRequirement],
+        funding: Funding | Mapping[str, Any],
+        minimum_requirements: Sequence[MinimumRequirement | Mapping[str, Any]],
         actor: dict[str, str],
         coordinators_needed: int = 1,
         involved_organisations: list[str] | None = None,
@@ -185,8 +186,10 @@ class Request(Aggregate):
         self.check_coordinators_needed(coordinators_needed)
         self._clarified(
             conference_questions=conference_questions,
-            funding=funding,
-            minimum_requirements=list(minimum_requirements),
+            funding=Funding.model_validate(funding),
+            minimum_requirements=[
+                MinimumRequirement.model_validate(m) for m in minimum_requirements
+            ],
             actor=actor,
             coordinators_needed=coordinators_needed,
             involved_organisations=involved_organisations or [],

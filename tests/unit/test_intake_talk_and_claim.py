@@ -128,3 +128,21 @@ def test_the_claim_answers_questions_and_requirements_with_ids_once_accepted(mak
     assert [(r.subject, r.role, r.what) for r in reads] == [("plans", "system", "clarification")]
     app.erase_case(case_id, ErasureReason.REQUESTED_BY_PERSON, MANAGER)
     assert app.clarification_for_plan(case_id, "plans").outcome is ClaimOutcome.ERASED
+
+
+def test_a_clarification_keeps_its_funding_and_requirements_as_values(make_app) -> None:
+    from services.intake.domain import Funding
+
+    app = make_app(IntakeApplication)
+    case_id = app.submit(REQUESTER, **REQUEST_BODY)
+    requirement = {
+        "requirement": "No contact with the neighbour.",
+        "set_by": {"name": "Anna", "organisation": "Jeugdzorg", "role": "care worker"},
+    }
+    app.clarify(case_id, MANAGER, **(CLARIFICATION | {"minimum_requirements": [requirement]}))
+    app.close()
+    again = make_app(IntakeApplication)  # read back from the store
+    case = again.get(case_id)
+    assert isinstance(case.funding, Funding) and case.funding.payer == "municipality"
+    assert isinstance(case.minimum_requirements[0], MinimumRequirement)
+    assert case.minimum_requirements[0].set_by.subject is None
