@@ -81,6 +81,8 @@ class CaseRun:
     #: Participant ids the coordination service gave, by the story's keys.
     participant_ids: dict[str, str] = field(default_factory=dict)
     follow_up_case_id: str | None = None
+    #: The day the conference was held (the plan's dates count from it).
+    held_on: date = field(default_factory=date.today)
 
 
 async def call(
@@ -264,7 +266,7 @@ async def run_case(
         patience=patience,
         retry_statuses=frozenset({502, 503, 504}),
     )
-    run = CaseRun(case_id=created["case_id"], model=model)
+    run = CaseRun(case_id=created["case_id"], model=model, held_on=held_on)
     case = _Case(urls, run, observe, started, region)
     case.mark("submitted", f"{scenario.story} (case {run.case_id})")
     await _request(session, case, scenario, patience)
@@ -520,45 +522,61 @@ async def _plan(
         f"The coordinator writes up the plan: {len(scenario.agreements)}"
         " agreements answering the two questions, who watches them, when everyone meets again",
     )
+    await _accept_and_distribute(session, case, scenario, 1, patience)
+
+
+async def _accept_and_distribute(
+    session: Session, case: _Case, scenario: Scenario, version: int, patience: float
+) -> None:
+    """The family accepts the version, the professional who set the minimum requirement signs
+    it off, the coordinator distributes it and every copy is delivered."""
+    ids, plan = case.run.participant_ids, f"{case.plans}/plan"
+    first = version == 1
+
+    def mark(name: str, said: str) -> None:
+        if first:  # a revision is marked once, when it is distributed
+            case.mark(name, said)
+
     await step(
         session,
         "POST",
         f"{plan}/accept",
         # The coordinator records the family's acceptance (part three of the conference).
         case.coordinator,
-        {"version": 1},
+        {"version": version},
         state_url=plan,
-        done=lambda p: bool(p["versions"]) and p["versions"][-1]["accepted"],
+        done=lambda p: len(p["versions"]) >= version and p["versions"][version - 1]["accepted"],
         patience=patience,
     )
-    case.mark("plan_accepted", "Those present accept the plan: it is theirs")
+    mark("plan_accepted", "Those present accept the plan: it is theirs")
     if scenario.minimum_requirements:
         await step(
             session,
             "POST",
             f"{plan}/sign-off",
+            # The professional who set the minimum requirement, as intake recorded them.
             case.professional,
-            {"version": 1, "meets": True},
+            {"version": version, "meets": True},
             state_url=plan,
-            done=lambda p: p["versions"][-1]["sign_off"] is not None,
+            done=lambda p: p["versions"][version - 1]["sign_off"] is not None,
             patience=patience,
         )
-        case.mark("signed_off", "The professional records that the plan meets the minimum")
+        mark("signed_off", "The professional who set the minimum requirement signs the plan off")
     await step(
         session,
         "POST",
         f"{plan}/distribute",
         case.coordinator,
-        {"shared_with_organisations": list(scenario.shared_with_organisations), "version": 1},
+        {"shared_with_organisations": list(scenario.shared_with_organisations), "version": version},
         state_url=plan,
-        done=lambda p: p["stage"] == "plan_distributed",
+        done=lambda p: any(d["version"] == version for d in p.get("distributions", [])),
         patience=patience,
     )
-    case.mark("distributed", f"The plan goes to all {len(ids)} participants")
-    await _deliver(session, case, patience)
+    mark("distributed", f"The plan goes to all {len(ids)} participants")
+    await _deliver(session, case, patience, mark=first)
 
 
-async def _deliver(session: Session, case: _Case, patience: float) -> None:
+async def _deliver(session: Session, case: _Case, patience: float, *, mark: bool = True) -> None:
     """E-mail copies go out by themselves; the coordinator hands over the rest (and any e-mail
     that could not be sent), and records each handover."""
     deliveries = f"{case.plans}/plan/deliveries"
@@ -587,6 +605,8 @@ async def _deliver(session: Session, case: _Case, patience: float) -> None:
             patience=patience,
         )
     emailed = sum(1 for d in settled if d["status"] == "sent")
+    if not mark:
+        return
     case.mark(
         "delivered",
         f"Every copy reached its recipient: {emailed} by e-mail, {len(settled) - emailed} by hand",
@@ -673,11 +693,15 @@ async def _next_meeting(
     if not revise:
         return
     plan = f"{case.plans}/plan"
-    await until(
+    asked = await until(
         session, plan, case.coordinator, lambda p: p["revision_requested_at"] is not None, patience
     )
-    body = scenarios.plan_body(scenario, case.run.participant_ids, date.today())
+    body = scenarios.plan_body(scenario, case.run.participant_ids, case.run.held_on)
     body["if_something_does_not_work"] += " (Revised at the family's meeting.)"
+    # The same agreements, revised: each keeps its id, so its outcomes follow it.
+    kept = [a["id"] for a in asked["versions"][0]["content"]["agreements"]]
+    for agreement, agreement_id in zip(body["agreements"], kept, strict=True):
+        agreement["id"] = agreement_id
     await step(
         session,
         "POST",
@@ -688,7 +712,15 @@ async def _next_meeting(
         done=lambda p: len(p.get("versions") or []) >= 2,
         patience=patience,
     )
-    case.mark("plan_revised", "At their meeting the family asks for a revised plan: version 2")
+    await _accept_and_distribute(session, case, scenario, 2, patience)
+    await until(
+        session, case.followup, case.coordinator, lambda f: f["plan_version"] >= 2, patience
+    )
+    case.mark(
+        "plan_revised",
+        "At their meeting the family asks for a revised plan: version 2 is written, accepted,"
+        " signed off and goes to everyone",
+    )
 
 
 def _first_contact_due(follow_up: dict[str, Any]) -> dict[str, Any] | None:

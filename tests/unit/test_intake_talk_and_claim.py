@@ -146,3 +146,49 @@ def test_a_clarification_keeps_its_funding_and_requirements_as_values(make_app) 
     assert isinstance(case.funding, Funding) and case.funding.payer == "municipality"
     assert isinstance(case.minimum_requirements[0], MinimumRequirement)
     assert case.minimum_requirements[0].set_by.subject is None
+
+
+def test_a_clarification_and_acceptance_stored_before_values_replay(make_app, tmp_path) -> None:
+    """Version 1: funding and requirements as plain dicts, no two-coordinator fields, an
+    acceptance without the fields added since. They read as today's values and defaults."""
+    from services.intake.domain import Funding
+    from tests.factories import rewrite_stored_states
+
+    app = make_app(IntakeApplication)
+    case_id = app.submit(REQUESTER, **REQUEST_BODY)
+    requirement = {
+        "requirement": "No contact with the neighbour.",
+        "set_by": {"name": "Anna", "organisation": "Jeugdzorg", "role": "care worker"},
+    }
+    app.clarify(case_id, MANAGER, **(CLARIFICATION | {"minimum_requirements": [requirement]}))
+    app.accept(case_id, MANAGER)
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, dict) and set(value) == {"_type_", "_data_"}:
+            return plain(value["_data_"])
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        return value
+
+    def as_version_1(name: str, state: dict[str, Any]) -> None:
+        if name == "Clarified":
+            state["funding"] = plain(state["funding"])
+            state["minimum_requirements"] = plain(state["minimum_requirements"])
+            for field in ("coordinators_needed", "involved_organisations", "coordinator_wishes"):
+                state.pop(field)
+        elif name == "Accepted":
+            for field in ("has_minimum_requirements", "coordinators_needed", "follow_up_of"):
+                state.pop(field)
+        else:
+            return
+        state.pop("class_version")
+
+    rewrite_stored_states(app, tmp_path / "intake.sqlite", as_version_1)
+    again = make_app(IntakeApplication)
+    case = again.get(case_id)
+    assert isinstance(case.funding, Funding) and case.coordinators_needed == 1
+    assert case.minimum_requirements[0].set_by.name == "Anna"
+    [received] = [e for e in map(translate, again.events.get(case_id)) if e is not None]
+    assert received.has_minimum_requirements is False  # as version 1 published it
+    answer = again.clarification_for_plan(case_id, "plans")
+    assert answer.clarification is not None and answer.clarification.requirements

@@ -597,3 +597,57 @@ def test_a_revision_asked_for_at_the_familys_meeting_shows_until_the_next_versio
     assert PlanView.of(app.get(case_id)).revision_requested_at == clock.now()
     clock.advance(timedelta(days=2))
     assert app.write(case_id, content(), COORDINATOR).revision_requested is None
+
+
+def test_a_plan_stored_before_questions_and_values_replays_and_prints_as_it_was(
+    make_app, tmp_path
+) -> None:
+    """Version 1 events: the content a dict with the coordinator's one question, the
+    conference's participants dicts, a sign-off that named no requirement, and no
+    clarification from intake. They read as the values of today; the copy prints the question
+    the version copied, and the sign-off as it always did."""
+    from tests.factories import rewrite_stored_states
+
+    app = make_app(PlansApplication)
+    case_id = uuid.uuid4()
+    app.process(delivered(request_received(case_id, has_minimum_requirements=True), 990))
+    app.process(delivered(conference(case_id), 991, origin="coordination"))
+    app.process(delivered(coordinator_assigned(case_id), 992, origin="coordination"))
+    app.write(case_id, content(), COORDINATOR)
+    app.accept(case_id, 1, COORDINATOR)
+    app.note_clarification(case_id, clarification(minimum=True))
+    app.sign_off(case_id, 1, True, None, PROFESSIONAL)
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, dict) and set(value) == {"_type_", "_data_"}:
+            return plain(value["_data_"])
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        return value
+
+    def as_version_1(name: str, state: dict[str, Any]) -> None:
+        if name == "Written":
+            state["content"] = plain(state["content"]) | {"question": "Where can Johan live?"}
+            for agreement in state["content"]["agreements"]:
+                agreement.pop("answers")
+        elif name == "ConferenceNoted":
+            state["participants"] = plain(state["participants"])
+        elif name == "SignedOff":
+            state.pop("requirement_ids")
+        else:
+            return
+        state.pop("class_version", None)
+
+    rewrite_stored_states(app, tmp_path / "plans.sqlite", as_version_1)
+    again = make_app(PlansApplication)
+    plan = again.get(case_id)
+    written = plan.written_version(1)["content"]
+    assert written.question == "Where can Johan live?" and written.agreements[0].id == "a1"
+    assert plan.participants["p-father"].role == "family"
+    assert plan.sign_off_of(1, "m1")["requirement_ids"] is None  # covers every requirement
+    assert plan.distribution_blockers() == []
+    # Without the questions from intake (as before), the copy prints the one it copied.
+    plan.questions = []
+    assert document_of(plan, 1).question == "Where can Johan live?"
