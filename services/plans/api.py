@@ -305,8 +305,9 @@ class RequirementView(BaseModel):
     set_by: SetByView
     #: Whether the setter's sign-in is known (else nobody may sign until one is named).
     setter_signs: bool
+    #: The professional the regional manager named in their place (the reason is kept in the
+    #: store with the naming, not shown).
     named_signatory: str | None
-    named_because: str | None
 
 
 class DistributionView(BaseModel):
@@ -360,11 +361,6 @@ class PlanView(BaseModel):
                     and m.requirement_id not in plan.signatories,
                     named_signatory=(
                         plan.signatories[m.requirement_id].name
-                        if m.requirement_id in plan.signatories
-                        else None
-                    ),
-                    named_because=(
-                        plan.signatories[m.requirement_id].reason
                         if m.requirement_id in plan.signatories
                         else None
                     ),
