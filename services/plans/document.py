@@ -308,6 +308,9 @@ def render_pdf(document: PlanDocument) -> bytes:
     pdf.set_margins(20, 20, 20)
     pdf.add_page()
     align = "R" if rtl else "L"
+    # fpdf2's line layout puts a leading dash of a right-to-left line on the wrong side: lists
+    # in Arabic go without one.
+    bullet = "" if rtl else "- "
 
     def text(value: str, size: int = 11, style: str = "", gap: float = 1.5) -> None:
         pdf.set_font(FONT_FAMILY, style=style, size=size)
@@ -347,7 +350,7 @@ def render_pdf(document: PlanDocument) -> bytes:
             pdf.ln(1.5)
     text(labels["participants"], size=14, style="B")
     for participant in document.participants:
-        text(f"- {participant}", gap=0.5)
+        text(f"{bullet}{participant}", gap=0.5)
     pdf.ln(2)
     text(labels["agreements"], size=14, style="B")
     for number, agreement in enumerate(document.agreements, start=1):
@@ -363,7 +366,7 @@ def render_pdf(document: PlanDocument) -> bytes:
     if document.support:
         text(labels["support"], size=12, style="B", gap=0.5)
         for support in document.support:
-            text(f"- {support}", gap=0.5)
+            text(f"{bullet}{support}", gap=0.5)
         pdf.ln(2)
     for line in document.closing:
         text(line, size=10)
