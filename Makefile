@@ -61,9 +61,12 @@ unit: $(READY) | $(PYTEST_DEBUG_TEMPROOT)
 # Every figure of issue 4 with its baseline ratio and target, in a few minutes; results and how to
 # read them in bench/RESULTS.md. Sizes: BENCH_CASES, BENCH_CONCURRENCY, BENCH_HALF_LOAD_CASES,
 # BENCH_MESSAGES, BENCH_SAVES, BENCH_RELAY_EVENTS, BENCH_CONSUMER_EVENTS, BENCH_REPLAY_EVENTS,
-# BENCH_PROFILE_SECONDS; BENCH_PROFILE=auto|always|never;
-# BENCH_ONLY=baselines,relay,consumer,replay,identity,workflow,peer.
+# BENCH_ANALYTICS_CASES, BENCH_PROFILE_SECONDS, BENCH_SNAPSHOT_CASES; BENCH_PROFILE=auto|always|never;
+# BENCH_ONLY=baselines,relay,consumer,replay,export,report,identity,workflow,peer,snapshots.
 # e.g. make bench BENCH_CASES=300 BENCH_ONLY=workflow,peer
+# The national history (issue 15) runs only when named, for many minutes: stores seeded with
+# BENCH_HISTORY_CASES (10000,100000) on BENCH_HISTORY_STORES (sqlite,postgres); PostgreSQL is the
+# server BENCH_POSTGRES_URL names, else a throwaway one. e.g. make bench BENCH_ONLY=history
 bench: $(READY) $(BENCH_READY)
 	$(BIN)/python -m bench
 
@@ -75,6 +78,11 @@ bench: $(READY) $(BENCH_READY)
 # must land while cases flow: below about 150 cases some come too late and the verdict says so.
 # e.g. make soak SOAK_CASES=400 SOAK_SEED=42
 #
+# Then docker-compose.yml run as local processes (tests/deploy/topology.py: three clustered
+# nats-servers, PostgreSQL, the issuer, every service twice) with TOPOLOGY_CASES cases while each
+# service's active replica is killed in turn, twice, the stream leader's NATS node is stopped and
+# PostgreSQL restarted, twice each; it prints each takeover's time and the soak's checks.
+#
 # Then eight PostgreSQL service processes started at once on an empty database, and eight stores
 # opened at one instant, for SOAK_START_ROUNDS and SOAK_OPEN_ROUNDS rounds (make test: 3 and 10).
 SOAK_START_ROUNDS ?= 10
@@ -82,11 +90,14 @@ SOAK_OPEN_ROUNDS ?= 100
 SOAK_CASES ?= 200
 SOAK_CONCURRENCY ?= 16
 SOAK_FUZZ_EXAMPLES ?= 300
+TOPOLOGY_CASES ?= 40
 soak: $(READY) | $(PYTEST_DEBUG_TEMPROOT)
 	KRING_FUZZ_EXAMPLES=$(SOAK_FUZZ_EXAMPLES) $(BIN)/pytest -q -p no:cacheprovider \
 		tests/integration/test_http_fuzz.py tests/integration/test_poison.py
 	$(BIN)/python -m tests.faults.soak --long --cases $(SOAK_CASES) \
 		--concurrency $(SOAK_CONCURRENCY) $(if $(SOAK_SEED),--seed $(SOAK_SEED))
+	$(BIN)/python -m tests.deploy.topology --long --cases $(TOPOLOGY_CASES) \
+		$(if $(SOAK_SEED),--seed $(SOAK_SEED))
 	KRING_TEST_START_ROUNDS=$(SOAK_START_ROUNDS) KRING_TEST_OPEN_ROUNDS=$(SOAK_OPEN_ROUNDS) \
 		$(BIN)/pytest -q -s -p no:cacheprovider tests/integration/test_postgres_concurrent_start.py
 

@@ -14,12 +14,15 @@ from importlib.metadata import version
 from pathlib import Path
 
 from bench import (
+    analytics_bench,
     baselines,
     consumer_catchup,
+    history,
     identity,
     peer,
     relay_catchup,
     replay_read,
+    snapshots,
     workflow_bench,
 )
 from bench.profiling import print_pyinstrument, pyinstrument_profiler
@@ -52,6 +55,12 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--replay-events", type=int, default=env("replay_events", 20000))
     parser.add_argument("--consumer-events", type=int, default=env("consumer_events", 2000))
     parser.add_argument(
+        "--analytics-cases",
+        type=int,
+        default=env("analytics_cases", 100_000),
+        help="export and report: cases on the stream",
+    )
+    parser.add_argument(
         "--cases", type=int, default=env("cases", 150), help="workflow at max load: cases"
     )
     parser.add_argument(
@@ -61,6 +70,12 @@ def arguments() -> argparse.Namespace:
         help="workflow at max load: cases in flight",
     )
     parser.add_argument("--half-load-cases", type=int, default=env("half_load_cases", 200))
+    parser.add_argument(
+        "--snapshot-cases",
+        type=int,
+        default=env("snapshot_cases", 2000),
+        help="snapshots: cases seeded before loading with and without snapshots",
+    )
     parser.add_argument("--profile-seconds", type=int, default=env("profile_seconds", 10))
     parser.add_argument(
         "--profile",
@@ -71,7 +86,9 @@ def arguments() -> argparse.Namespace:
     parser.add_argument(
         "--only",
         default=os.environ.get("BENCH_ONLY", ""),
-        help="comma-separated: baselines,relay,consumer,replay,workflow,peer",
+        help="comma-separated: baselines,relay,consumer,replay,export,report,identity,workflow,"
+        "peer,snapshots,hops (the half-load run traced stage by stage); history only when named"
+        " (BENCH_HISTORY_CASES, BENCH_HISTORY_STORES)",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     return parser.parse_args()
@@ -94,7 +111,8 @@ async def main(args: argparse.Namespace) -> Report:
     only = {part.strip() for part in args.only.split(",") if part.strip()}
 
     def wanted(part: str) -> bool:
-        return not only or part in only
+        # The history (minutes of seeding) runs only when asked for by name.
+        return part in only if only else part != "history"
 
     profile = {"auto": None, "always": True, "never": False}[args.profile]
     report = Report()
@@ -121,6 +139,14 @@ async def main(args: argparse.Namespace) -> Report:
             await replay_read.replay_bench(report, server, args.replay_events, profiler)
             if profiler is not None and (profile or report.figures["replay"].met is False):
                 print_pyinstrument(profiler, "replay")
+        if wanted("export") or wanted("report"):
+            await analytics_bench.analytics_bench(
+                report,
+                server,
+                args.analytics_cases,
+                exports=wanted("export"),
+                reports=wanted("report"),
+            )
     finally:
         server.stop()
     if wanted("identity"):
@@ -132,6 +158,12 @@ async def main(args: argparse.Namespace) -> Report:
         await workflow_bench.workflow_bench(report, work, sizes, profile=profile)
     if wanted("peer"):
         await peer.peer_bench(report, work, sizes)
+    if wanted("hops"):
+        await workflow_bench.hop_stages(report, work, sizes)
+    if wanted("snapshots"):
+        snapshots.snapshot_bench(report, work / "snapshots", args.snapshot_cases)
+    if wanted("history"):
+        await history.history_bench(report, work)
     if report.value("services_cases") and report.value("peer_cases"):
         services, in_process = report.value("services_cases"), report.value("peer_cases")
         assert services is not None and in_process is not None

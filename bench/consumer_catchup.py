@@ -41,12 +41,16 @@ async def catch_up(
     app = build(FollowupSettings(**server.settings("followup"), data_dir=work)).app
     bus = Bus(server.url, user="followup", password=server.password("followup"))
     if faststream_logging:
-        bus.broker = NatsBroker(
-            server.url,
-            security=NatsUserPassword("followup", server.password("followup")),
-            inbox_prefix=inbox_prefix("followup"),
-            logger=faststream_logger(work / "faststream.log"),
-        )
+        # The consumers run on the term's connection (shared.bus): that broker logs.
+        def logging_broker() -> NatsBroker:
+            return NatsBroker(
+                server.url,
+                security=NatsUserPassword("followup", server.password("followup")),
+                inbox_prefix=inbox_prefix("followup"),
+                logger=faststream_logger(work / "faststream.log"),
+            )
+
+        bus.make_term_broker = logging_broker  # type: ignore[method-assign]
     subscribe(bus, app, "plans")
     started = time.perf_counter()
     try:

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import itertools
 import math
+import os
 import statistics
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -303,3 +304,59 @@ async def workflow_bench(
     finally:
         with contextlib.suppress(Exception):
             system.stop()
+
+
+def _traced_env(work: Path) -> tuple[Path, dict[str, str]]:
+    """Where the traces go, and what makes the service processes load the tracer."""
+    from bench import hoptrace
+
+    traces = work / "hop-traces"
+    traces.mkdir(parents=True, exist_ok=True)
+    site = work / "hop-site"
+    site.mkdir(parents=True, exist_ok=True)
+    (site / "sitecustomize.py").write_text("import bench.hoptrace  # noqa: F401\n")
+    root = Path(__file__).resolve().parents[1]
+    path = [str(site), str(root), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return traces, {hoptrace.VARIABLE: str(traces), "PYTHONPATH": os.pathsep.join(path)}
+
+
+#: The hops as the trace names them: (name, upstream, its event type, downstream).
+TRACED_HOPS = [
+    ("intake accepted -> coordination", "intake", "Accepted", "coordination"),
+    ("coordination held -> plans", "coordination", "ConferenceHeld", "plans"),
+    ("plans distributed -> followup", "plans", "Distributed", "followup"),
+]
+
+
+async def hop_stages(report: Report, work: Path, sizes: WorkflowSizes) -> None:
+    """The workflow at half load with every hop traced stage by stage (``bench.hoptrace``):
+    where the time of a hop goes, p50 and p99 per stage."""
+    from bench import hoptrace
+
+    section(f"where a hop's time goes ({sizes.half_load_cases} cases at half load, traced)")
+    traces, extra = _traced_env(work)
+    system = System(work / "traced", extra_env=extra).start()
+    try:
+        async with client(sizes.concurrency, system.issuer_url) as session:
+            await prepare(session, system.urls, sizes)
+            rate = report.value("services_cases")
+            if rate is None:
+                _, seconds = await closed_loop(session, system.urls, sizes.cases, sizes.concurrency)
+                rate = sizes.cases / seconds
+            await open_loop(session, system.urls, sizes.half_load_cases, rate / 2)
+    finally:
+        with contextlib.suppress(Exception):
+            system.stop()
+    found = hoptrace.stages(traces, TRACED_HOPS)
+    for hop, per_stage in found.items():
+        if not per_stage["hop"]:
+            report.note(f"no traced hop {hop}")
+            continue
+        for stage, values in per_stage.items():
+            label = f"{hop}: {stage}" if stage != "hop" else f"{hop}: the whole hop"
+            report.add(
+                f"trace {hop} {stage}",
+                f"{label} p50 {statistics.median(values):.1f} ms, p99",
+                percentile(values, 0.99),
+                "ms",
+            )

@@ -1,12 +1,15 @@
-"""``kring``: run, login, demo, cases, case, audit, access-log, erase, replay, dlq."""
+"""``kring``: run, login, demo, cases, case, audit, access-log, erase, replay, export, report,
+dlq, rebuild."""
 
 from __future__ import annotations
 
 import json
 import os
 from collections.abc import Callable
+from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import nats.errors
 import typer
@@ -19,6 +22,7 @@ from kring.client import (
     ServiceUnavailableError,
     access_line,
     audit_line,
+    connect_nats,
 )
 from shared.erasure import ErasureReason
 from shared.events import ConferenceModel
@@ -192,7 +196,7 @@ def cases(
 
     client = KringClient()
     try:
-        rows = client.lists()
+        rows = client.lists(model=model, region=region)
     except (ServiceUnavailableError, AccessError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
@@ -310,6 +314,171 @@ def replay_stream(
         typer.echo(line)
 
 
+def _moment(option: str, given: str | None) -> datetime | None:
+    """``--since``/``--until``: an ISO time with a zone, or a day (its start in Amsterdam)."""
+    from datetime import date, time
+
+    from kring.analytics.facts import ZONE
+
+    if given is None:
+        return None
+    try:
+        if len(given) == 10:
+            return datetime.combine(date.fromisoformat(given), time(), tzinfo=ZONE)
+        moment = datetime.fromisoformat(given)
+    except ValueError:
+        _bad_input(
+            f"{option} {given!r} is not a time: give e.g. 2026-03-01 or 2026-03-01T09:00+01:00"
+        )
+    if moment.tzinfo is None:
+        _bad_input(f"{option} {given!r} has no zone: give e.g. 2026-03-01T09:00+01:00")
+    return moment
+
+
+def _bad_input(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _choice(option: str, given: str, choices: type[StrEnum]) -> Any:
+    try:
+        return choices(given)
+    except ValueError:
+        known = ", ".join(c.value for c in choices)
+        _bad_input(f"{option} {given!r} is not one of {known}")
+
+
+@app.command("export")
+def export_stream(
+    to: Annotated[Path, typer.Option("--to", help="The export's folder (made on the first run).")],
+    export_format: Annotated[
+        str, typer.Option("--format", help="parquet, csv or duckdb.")
+    ] = "parquet",
+    since: Annotated[
+        str | None, typer.Option(help="A day or an ISO time with zone; from here.")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="A day or an ISO time with zone; before here.")
+    ] = None,
+    organisations: Annotated[
+        bool,
+        typer.Option(
+            "--organisations/--no-organisations",
+            envvar="KRING_EXPORT_ORGANISATIONS",
+            help="Also export the organisations cases name (left out by default).",
+        ),
+    ] = False,
+    key_file: Annotated[
+        Path | None,
+        typer.Option(help="The pseudonym key (default: pseudonym.key in the folder)."),
+    ] = None,
+) -> None:
+    """Export the KRING stream as pseudonymised tables (cases, stage_times, events,
+    attendance, outcomes, ratings), by month; each run goes on from where the last one got to
+    and removes cases erased since."""
+    import asyncio
+    import sys
+
+    from kring.analytics.export import ExportError, ExportFormat, ExportRequest, export
+    from kring.analytics.stream import NoStreamError
+
+    request = ExportRequest(
+        target=to,
+        format=_choice("--format", export_format, ExportFormat),
+        since=_moment("--since", since),
+        until=_moment("--until", until),
+        organisations=organisations,
+        key_file=key_file,
+    )
+    show_progress = sys.stderr.isatty()
+
+    async def run() -> Any:
+        connection = await connect_nats(_nats_url())
+        bar: Any = None
+        done = 0
+
+        def progress(read: int, total: int) -> None:
+            nonlocal bar, done
+            if not show_progress or total < 10_000:
+                return
+            if bar is None:
+                bar = typer.progressbar(length=total, label="exporting", file=sys.stderr)
+                bar.__enter__()
+            bar.update(read - done)
+            done = read
+
+        try:
+            return await export(connection, request, progress=progress)
+        finally:
+            if bar is not None:
+                bar.__exit__(None, None, None)
+            await connection.close()
+
+    try:
+        result = _or_exit(lambda: asyncio.run(run()))
+    except ExportError as error:
+        _bad_input(str(error))
+    except NoStreamError as error:
+        typer.echo(f"error: {error} ({_nats_url()}): has Kring run there?", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(result.summary())
+    typer.echo(f"tables in {to / 'current'}")
+
+
+@app.command("report")
+def report_stream(
+    out: Annotated[Path, typer.Option("--out", help="The HTML file to write.")] = Path(
+        "report.html"
+    ),
+    since: Annotated[
+        str | None, typer.Option(help="Requests made from this day or ISO time with zone.")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Requests made before this day or ISO time with zone.")
+    ] = None,
+    by: Annotated[str | None, typer.Option(help="Also by model, region or month.")] = None,
+) -> None:
+    """Every question the field asks of its requests, as one HTML page with charts (and the
+    charts as PNG files beside it), the published figures next to ours; read from the KRING
+    stream."""
+    import asyncio
+
+    from kring.analytics.figures import GroupBy
+    from kring.analytics.report import ReportError, ReportRequest, make_report
+    from kring.analytics.stream import NoStreamError
+
+    request = ReportRequest(
+        out=out,
+        since=_moment("--since", since),
+        until=_moment("--until", until),
+        by=_choice("--by", by, GroupBy) if by is not None else None,
+    )
+    try:
+        request.check()
+    except ReportError as error:
+        _bad_input(str(error))
+
+    async def run() -> Any:
+        connection = await connect_nats(_nats_url())
+        try:
+            return await make_report(connection, request)
+        finally:
+            await connection.close()
+
+    try:
+        written = _or_exit(lambda: asyncio.run(run()))
+    except ReportError as error:
+        _bad_input(str(error))
+    except NoStreamError as error:
+        typer.echo(f"error: {error} ({_nats_url()}): has Kring run there?", err=True)
+        raise typer.Exit(1) from None
+    figures = written.answer.overall
+    typer.echo(
+        f"{figures.requests} request(s), {written.answer.events} event(s) read:"
+        f" {written.html} and {len(written.pngs)} chart(s) beside it"
+    )
+
+
 dlq_app = typer.Typer(help="Dead letters: messages a consumer could not process.")
 app.add_typer(dlq_app, name="dlq")
 
@@ -394,16 +563,72 @@ def nats_credentials(
 @app.command("nats-authorization")
 def nats_authorization(
     folder: Annotated[Path, typer.Argument(help="The passwords (``<identity>.password``).")],
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write the block to this file (readable by all: it holds hashes only)."),
+    ] = None,
 ) -> None:
     """Print nats-server's ``authorization`` block (bcrypt hashes, every identity's
     permissions) for the passwords in FOLDER, to include in a deployment's server config."""
-    from kring.natsconf import CredentialsError, read_credentials, render
+    from kring.natsconf import CredentialsError, read_credentials, render, write_authorization
 
     try:
-        typer.echo(render(read_credentials(folder)), nl=False)
+        block = render(read_credentials(folder))
     except CredentialsError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
+    if out is None:
+        typer.echo(block, nl=False)
+        return
+    try:
+        write_authorization(out, block)
+    except OSError as error:
+        typer.echo(f"error: cannot write {out}: {error.strerror}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"the authorization block is in {out}")
+
+
+@app.command()
+def rebuild(
+    service: Annotated[str, typer.Argument(help="intake, coordination, plans or followup.")],
+) -> None:
+    """Build SERVICE's read model (its lists) anew from its log, with progress. Run it with the
+    service's settings (KRING_STORE, KRING_DATA_DIR, KRING_POSTGRES_URL, KRING_CIPHER_KEY; beside
+    `kring run`, KRING_DATA_DIR is enough). The service keeps serving its live tables meanwhile;
+    interrupted, it resumes when run again."""
+    import time
+
+    from pydantic import ValidationError
+
+    from kring.rebuild import SERVICES, RebuildError, progress_line
+    from kring.rebuild import rebuild as run_rebuild
+    from shared.settings import SettingError
+    from shared.store import STORE_UNAVAILABLE, StoreConfigError
+    from shared.views import Progress
+
+    if service not in SERVICES:
+        typer.echo(f"error: no service {service!r}: one of {', '.join(SERVICES)}", err=True)
+        raise typer.Exit(2)
+    shown = [0.0]
+
+    def report(progress: Progress) -> None:
+        if time.monotonic() - shown[0] >= 1.0 or progress.position >= progress.end:
+            shown[0] = time.monotonic()
+            typer.echo(progress_line(service, progress))
+
+    try:
+        done = run_rebuild(service, report)
+    except (RebuildError, StoreConfigError, SettingError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    except ValidationError as error:
+        first = error.errors()[0]
+        typer.echo(f"error: {'.'.join(map(str, first['loc']))}: {first['msg']}", err=True)
+        raise typer.Exit(2) from None
+    except STORE_UNAVAILABLE as error:
+        typer.echo(f"error: cannot reach the {service} store ({type(error).__name__})", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{service}: rebuilt at position {done.position:,} in {done.seconds:.1f} s")
 
 
 def _or_exit(call: Callable[[], T]) -> T:

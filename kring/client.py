@@ -27,6 +27,10 @@ from shared.stream_read import ReaderClient
 SERVICES = ("intake", "coordination", "plans", "followup")
 DEFAULT_PORTS = {"intake": 8001, "coordination": 8002, "plans": 8003, "followup": 8004}
 DEV_LOGIN = "urn:kring:params:oauth:grant-type:dev-login"
+#: Rows asked per page when the CLI reads a whole list (the services' maximum).
+LIST_PAGE = 500
+#: The services whose case lists filter by region (the others do not know it on every row).
+REGIONAL_LISTS = ("intake", "coordination")
 
 
 class ServiceUnavailableError(RuntimeError):
@@ -181,7 +185,15 @@ class KringClient:
     def close(self) -> None:
         self.http.close()
 
-    def request(self, service: str, method: str, path: str, *, json: Any = None) -> httpx.Response:
+    def request(
+        self,
+        service: str,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, str] | None = None,
+    ) -> httpx.Response:
         if not self.token:
             raise AccessError(
                 "not signed in: run `kring login --as NAME --role ROLE`"
@@ -190,7 +202,11 @@ class KringClient:
         url = service_url(service) + path
         try:
             response = self.http.request(
-                method, url, json=json, headers={"Authorization": f"Bearer {self.token}"}
+                method,
+                url,
+                json=json,
+                params=params,
+                headers={"Authorization": f"Bearer {self.token}"},
             )
         except httpx.TransportError as error:
             raise ServiceUnavailableError(
@@ -222,20 +238,45 @@ class KringClient:
             views[service] = response.json()
         return views
 
-    def lists(self) -> dict[str, list[dict[str, Any]]]:
-        """Each service's own list of the cases the caller may see (``GET /cases``)."""
+    def lists(
+        self, *, model: str | None = None, region: str | None = None
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Each service's own list of the cases the caller may see (``GET /cases``), every page
+        of it. ``model`` is asked of every service, ``region`` of those that know it (intake,
+        coordination): both mean the same there as in the merged list."""
         rows: dict[str, list[dict[str, Any]]] = {}
         refusals = []
         for service in SERVICES:
-            response = self.request(service, "GET", "/cases")
-            if response.status_code == 403:
-                refusals.append(f"{service}: {detail_of(response)}")
+            params = {"limit": str(LIST_PAGE)}
+            if model:
+                params["model"] = model
+            if region and service in REGIONAL_LISTS:
+                params["region"] = region
+            found = self.pages(service, "/cases", params)
+            if isinstance(found, str):
+                refusals.append(f"{service}: {found}")
                 continue
-            response.raise_for_status()
-            rows[service] = response.json()
+            rows[service] = found
         if not rows:
             raise AccessError("; ".join(refusals))
         return rows
+
+    def pages(self, service: str, path: str, params: dict[str, str]) -> list[dict[str, Any]] | str:
+        """Every row of a paged list, following each page's ``next``; the refusal if the caller
+        may not read it."""
+        rows: list[dict[str, Any]] = []
+        after: str | None = None
+        while True:
+            asked = params | ({"after": after} if after else {})
+            response = self.request(service, "GET", path, params=asked)
+            if response.status_code == 403:
+                return detail_of(response)
+            response.raise_for_status()
+            page = response.json()
+            rows.extend(page["items"])
+            after = page.get("next")
+            if not after:
+                return rows
 
     def history(self, case_id: str) -> list[dict[str, Any]]:
         """Every stored event of the case across the services the caller may read, in order."""
@@ -251,14 +292,24 @@ class KringClient:
         entries: list[dict[str, Any]] = []
         refusals = []
         for service in SERVICES:
-            response = self.request(service, "GET", f"/cases/{case_id}/{what}")
-            if response.status_code in (404, 410):
-                continue
-            if response.status_code == 403:
-                refusals.append(f"{service}: {detail_of(response)}")
-                continue
-            response.raise_for_status()
-            entries.extend(response.json())
+            after: str | None = None
+            while True:
+                params = {"limit": str(LIST_PAGE)} | ({"after": after} if after else {})
+                response = self.request(service, "GET", f"/cases/{case_id}/{what}", params=params)
+                if response.status_code in (404, 410):
+                    break
+                if response.status_code == 403:
+                    refusals.append(f"{service}: {detail_of(response)}")
+                    break
+                response.raise_for_status()
+                found = response.json()
+                if isinstance(found, list):  # one case's history: read whole
+                    entries.extend(found)
+                    break
+                entries.extend(found["items"])  # the access log: a page at a time
+                after = found.get("next")
+                if not after:
+                    break
         if not entries and refusals:
             raise AccessError("; ".join(refusals))
         return sorted(entries, key=order)

@@ -42,7 +42,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.actor import TOKEN_ROLES
@@ -84,7 +84,7 @@ class IssuerSettings(BaseSettings):
 
     data_dir: Path = Path("data")
     issuer_host: str = "127.0.0.1"
-    issuer_port: int = 8005
+    issuer_port: int = Field(8005, ge=0, le=65535)
     #: The issuer URL put in tokens (``iss``); by default where it listens.
     issuer_url: str | None = None
     #: Serve on a non-loopback address all the same (it hands out any role to anyone).
@@ -93,6 +93,14 @@ class IssuerSettings(BaseSettings):
     issuer_token_seconds: int = Field(3600, ge=30, le=7 * 86400)
     #: More clients, as JSON: ``[{"client_id", "client_secret", "redirect_uris", "roles"}]``.
     issuer_clients: str | None = None
+
+    @field_validator("issuer_url")
+    @classmethod
+    def http_url(cls, value: str | None) -> str | None:
+        parts = urlsplit(value or "http://x")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("expected an https:// (or http://) URL")
+        return value
 
     def url(self) -> str:
         if self.issuer_url:
@@ -481,11 +489,15 @@ def _login_page(form: Mapping[str, list[str]], problem: str | None = None) -> st
 
 
 def main() -> None:
+    from shared.settings import problem_line
+
     try:
         settings = IssuerSettings()
         settings.clients()
-    except (ValidationError, ValueError) as error:
-        raise SystemExit(f"issuer: invalid configuration: {error}") from None
+    except ValidationError as error:
+        raise SystemExit(f"issuer: cannot start: {problem_line(error)}") from None
+    except ValueError as error:  # the clients' JSON
+        raise SystemExit(f"issuer: cannot start: KRING_ISSUER_CLIENTS: {error}") from None
     if not is_loopback(settings.issuer_host) and not settings.issuer_force:
         raise SystemExit(
             f"issuer: refusing to serve on {settings.issuer_host}: the development issuer gives"

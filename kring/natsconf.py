@@ -111,6 +111,20 @@ def render(passwords: Mapping[str, str]) -> str:
     return render_authorization({name: hash_password(pw) for name, pw in passwords.items()})
 
 
+def write_authorization(path: Path, block: str) -> Path:
+    """Write an ``authorization`` block for NATS nodes that run as another user (a deployment's
+    shared volume or Secret): readable by all, as it holds hashes and permissions, never a
+    password. Replaced in one step, so a node reloading its config never reads half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(block)
+    partial.chmod(0o644)
+    partial.replace(path)
+    return path
+
+
 def server_config(
     *,
     listen: str,

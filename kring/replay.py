@@ -29,6 +29,7 @@ from kring.client import connect_nats
 from shared.envelope import Delivered, PoisonMessageError, decode, verify
 from shared.events import (
     EVENT_CLASSES,
+    SUPERSEDED_EVENT_CLASSES,
     CaseEndedWithoutConference,
     Ending,
     IntegrationEvent,
@@ -61,8 +62,9 @@ class ReplayFilterError(ValueError):
 
 
 def event_name(given: str) -> str:
-    """``plan-distributed`` or its CloudEvents type ``nl.kring.plan-distributed.v1``."""
-    for event_class in EVENT_CLASSES:
+    """``plan-distributed`` or its CloudEvents type ``nl.kring.plan-distributed.v1`` (an older
+    version's type names the same events: they are read as the current version)."""
+    for event_class in (*EVENT_CLASSES, *SUPERSEDED_EVENT_CLASSES):
         if given in (event_class.name, event_class.type_name()):
             return event_class.name
     known = ", ".join(sorted(EVENT_NAMES))

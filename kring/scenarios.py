@@ -50,7 +50,7 @@ class Scenario:
     description: str
     question: str
     funding: dict[str, str]
-    #: The second conference question (seeds 000-002: a conference may have several).
+    #: The second conference question (the leaflets on conferences: one may have several).
     second_question: str
     people: tuple[Person, ...]
     agreements: tuple[Agreement, ...]

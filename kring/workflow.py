@@ -644,6 +644,26 @@ async def _follow_up(session: Session, case: _Case, key: str, patience: float) -
         patience=patience,
     )
     case.mark("outcome_recorded", "The outcome is recorded: reached, agreement by agreement")
+    # At the same contact the people asked rate the meeting and the plan (1-10), by group.
+    await step(
+        session,
+        "POST",
+        f"{case.followup}/ratings",
+        # Whoever records the contact's outcome records its ratings.
+        case.coordinator if timer["kind"] == "coordinator_call" else RESEARCHER,
+        {
+            "timer_id": timer["timer_id"],
+            "ratings": [
+                {"by": "family_network", "meeting": 9, "plan": 8},
+                {"by": "family_network", "meeting": 8, "plan": 8},
+                {"by": "professional", "meeting": 8, "plan": 7},
+            ],
+        },
+        state_url=case.followup,
+        done=lambda f: timer["timer_id"] in f.get("ratings", {}),
+        patience=patience,
+    )
+    case.mark("ratings_recorded", "The family, the network and a professional rate the meeting")
     await _next_meeting(session, case, contact, patience)
     requested = await call(
         session,

@@ -53,8 +53,13 @@ class AccessLog:
             **names,
         )
         self._select = sql(
-            "SELECT case_id, at, subject, name, role, on_behalf_of, what, region FROM {table}"
-            " WHERE case_id = %s ORDER BY id",
+            "SELECT id, case_id, at, subject, name, role, on_behalf_of, what, region FROM {table}"
+            " WHERE case_id = %s AND id > %s ORDER BY id LIMIT %s",
+            **names,
+        )
+        self._count = sql("SELECT COUNT(*) AS n FROM {table} WHERE case_id = %s", **names)
+        self._regions = sql(
+            "SELECT DISTINCT region FROM {table} WHERE case_id = %s AND region IS NOT NULL",
             **names,
         )
         serial = "BIGSERIAL PRIMARY KEY" if sql.postgres else "INTEGER PRIMARY KEY AUTOINCREMENT"
@@ -124,23 +129,47 @@ class AccessLog:
                 self._cond.notify_all()
 
     def entries(self, case_id: UUID) -> list[AccessEntry]:
+        """Every recorded read of the case, oldest first."""
+        found: list[AccessEntry] = []
+        after = 0
+        while True:
+            page, after_next, _ = self.entries_page(case_id, after, 1000)
+            found += page
+            if after_next is None:
+                return found
+            after = after_next
+
+    def entries_page(
+        self, case_id: UUID, after: int, limit: int
+    ) -> tuple[list[AccessEntry], int | None, int]:
+        """Up to ``limit`` reads of the case after the row ``after`` (0: from the first); the
+        row to continue after (None: none left), and how many there are in all."""
         with self._datastore.transaction(commit=False) as cursor:
-            cursor.execute(self._select, (str(case_id),))
+            cursor.execute(self._select, (str(case_id), after, limit + 1))
             rows = cursor.fetchall()
-        return [
-            AccessEntry(
-                case_id=UUID(row["case_id"]),
-                at=datetime.fromisoformat(row["at"]),
-                subject=row["subject"],
-                name=row["name"],
-                role=row["role"],
-                on_behalf_of=row["on_behalf_of"],
-                what=row["what"],
-                region=row["region"],
-                service=self.service,
-            )
-            for row in rows
-        ]
+            cursor.execute(self._count, (str(case_id),))
+            total = int(cursor.fetchone()["n"])
+        following = int(rows[limit - 1]["id"]) if len(rows) > limit else None
+        return [self._entry(row) for row in rows[:limit]], following, total
+
+    def regions(self, case_id: UUID) -> list[str]:
+        """The regions the reads of the case recorded (what is left of it once erased)."""
+        with self._datastore.transaction(commit=False) as cursor:
+            cursor.execute(self._regions, (str(case_id),))
+            return sorted(str(row["region"]) for row in cursor.fetchall())
+
+    def _entry(self, row: Any) -> AccessEntry:
+        return AccessEntry(
+            case_id=UUID(row["case_id"]),
+            at=datetime.fromisoformat(row["at"]),
+            subject=row["subject"],
+            name=row["name"],
+            role=row["role"],
+            on_behalf_of=row["on_behalf_of"],
+            what=row["what"],
+            region=row["region"],
+            service=self.service,
+        )
 
 
 class AccessLogError(RuntimeError):

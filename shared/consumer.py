@@ -1,16 +1,21 @@
-"""Tracked, idempotent consumers (DESIGN.md §3).
+"""Tracked, idempotent consumers (docs/architecture.md, "Outbox and tracking").
 
 One durable JetStream push consumer per (service, origin), explicit acks, handled one message at
-a time in stream order. Each message is applied through ``KringApplication.process``, which
-records the upstream origin and position atomically with the events it causes; a redelivery or
-a re-published copy (new stream sequence, same origin and position) changes nothing.
+a time in stream order, in the one replica that holds the service's lease (``shared.lease``):
+its subscriptions live on that term's connection (``shared.bus``). A message that reaches a
+replica whose term has run out (it was paused past its lease, say) is neither applied nor
+acknowledged: JetStream gives it to the next holder after the ack wait, and a write already
+under way is refused by the store (``shared.fence``). Each message is applied through
+``KringApplication.process``, which records the upstream origin and position atomically with the
+events it causes; a redelivery or a re-published copy (new stream sequence, same origin and
+position) changes nothing.
 
 Acks are manual, because faststream's default policy terminates a message on any error
-(DESIGN.md §7): a message that cannot be parsed, or whose subject, envelope and headers do not
-agree on where it comes from (``shared.envelope.verify``), goes to the dead-letter stream at
-once; one that fails to apply is retried with back-off and parked after ``max_deliver`` tries. A
-store that cannot be reached is not the message's fault: it is offered again until the store is
-back.
+(docs/architecture.md): a message that cannot be parsed, or whose subject, envelope and headers
+do not agree on where it comes from (``shared.envelope.verify``), goes to the dead-letter stream
+at once; one that fails to apply is retried with back-off and parked after ``max_deliver``
+tries. A store that cannot be reached is not the message's fault: it is offered again until the
+store is back.
 
 A dead letter is replayed by the service that parked it, on the operator's request
 (``replay_request_subject``): it reads the original message from KRING itself, by its stream
@@ -26,13 +31,15 @@ from typing import Any, Literal
 
 from faststream import AckPolicy
 from faststream.message import StreamMessage
-from faststream.nats import JStream
+from faststream.nats import JStream, NatsBroker
 from faststream.nats.annotations import NatsMessage
 from faststream.nats.message import NatsMessage as NatsMessageType
+from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared import fence
 from shared.application import KringApplication
 from shared.bus import Bus
 from shared.envelope import (
@@ -71,52 +78,75 @@ def subscribe(
     max_deliver: int = 5,
     ack_wait_seconds: float = 10.0,
 ) -> None:
-    """Have ``app`` follow everything ``origin`` publishes."""
+    """Have ``app`` follow everything ``origin`` publishes, in each term of this replica."""
     consumer = durable_name(app.name, origin)
     subject = origin_subjects(origin)
     bus.add_consumer(consumer, subject)
 
-    # faststream warns that a durable push consumer cannot scale out; with ``queue`` (a
-    # deliver group) it does, which is what we set.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*can't be scaled horizontally.*")
-        subscriber = bus.broker.subscriber(
-            subject,
-            stream=JStream(STREAM, declare=False),
-            durable=consumer,
-            queue=consumer,
-            deliver_policy=DeliverPolicy.ALL,
-            # ``name`` makes nats-py create it under $JS.API.CONSUMER.CREATE.<stream>.<name>.
-            # <filter>, the form whose name and filter the server's permissions can pin.
-            config=ConsumerConfig(name=consumer, ack_wait=ack_wait_seconds, max_ack_pending=1000),
-            ack_policy=AckPolicy.MANUAL,
-            decoder=_raw_body,
-            title=f"{app.name}:{origin}",
-            description=f"{app.name} applies what {origin} publishes, exactly once",
+    def register(broker: NatsBroker, term: fence.Term | None) -> None:
+        # faststream warns that a durable push consumer cannot scale out; with ``queue`` (a
+        # deliver group) it does, which is what we set.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*can't be scaled horizontally.*")
+            subscriber = broker.subscriber(
+                subject,
+                stream=JStream(STREAM, declare=False),
+                durable=consumer,
+                queue=consumer,
+                deliver_policy=DeliverPolicy.ALL,
+                # ``name`` makes nats-py create it under $JS.API.CONSUMER.CREATE.<stream>.<name>.
+                # <filter>, the form whose name and filter the server's permissions can pin.
+                config=ConsumerConfig(
+                    name=consumer, ack_wait=ack_wait_seconds, max_ack_pending=1000
+                ),
+                ack_policy=AckPolicy.MANUAL,
+                decoder=_raw_body,
+                title=f"{app.name}:{origin}",
+                description=f"{app.name} applies what {origin} publishes, exactly once",
+            )
+
+        @subscriber
+        async def handle(message: NatsMessage) -> None:
+            if term is not None and not term.valid():
+                # This replica's term ran out: not applied, not acknowledged (the next holder
+                # gets it once the ack wait has passed).
+                log.info("consumer.term_over", consumer=consumer)
+                return
+            try:
+                with fence.within(term):
+                    await handle_message(
+                        broker.connection.jetstream(), app, consumer, message, max_deliver
+                    )
+            except fence.LeaseLostError:
+                log.info("consumer.term_over", consumer=consumer)
+            except Exception as error:  # never silent: faststream logs nothing
+                log.error(
+                    "consumer.unexpected", error=type(error).__name__, detail=str(error)[:200]
+                )
+                await message.nack(delay=5.0)
+
+        replays = broker.subscriber(
+            replay_request_subject(consumer),
+            queue=consumer,  # one replica answers
+            title=f"{consumer}:replay",
+            description=f"replay one of {consumer}'s dead letters from KRING (operator's request)",
         )
 
-    @subscriber
-    async def handle(message: NatsMessage) -> None:
-        try:
-            await handle_message(bus, app, consumer, message, max_deliver)
-        except Exception as error:  # never silent: faststream logs nothing
-            log.error("consumer.unexpected", error=type(error).__name__, detail=str(error)[:200])
-            await message.nack(delay=5.0)
+        @replays
+        async def replay(request: ReplayRequest) -> ReplayAnswer:
+            if term is not None and not term.valid():
+                return ReplayAnswer(
+                    outcome="refused", detail="this replica's lease ran out; ask again"
+                )
+            try:
+                with fence.within(term):
+                    js = broker.connection.jetstream()
+                    return await replay_from_stream(js, app, origin, request.stream_sequence)
+            except Exception as error:  # answered, never silent
+                log.error("consumer.replay_failed", error=type(error).__name__)
+                return ReplayAnswer(outcome="failed", detail=type(error).__name__)
 
-    replays = bus.broker.subscriber(
-        replay_request_subject(consumer),
-        queue=consumer,  # one replica answers
-        title=f"{consumer}:replay",
-        description=f"replay one of {consumer}'s dead letters from KRING (operator's request)",
-    )
-
-    @replays
-    async def replay(request: ReplayRequest) -> ReplayAnswer:
-        try:
-            return await replay_from_stream(bus, app, origin, request.stream_sequence)
-        except Exception as error:  # answered, never silent
-            log.error("consumer.replay_failed", error=type(error).__name__)
-            return ReplayAnswer(outcome="failed", detail=type(error).__name__)
+    bus.register(register)
 
 
 class ReplayRequest(BaseModel):
@@ -138,10 +168,10 @@ class ReplayAnswer(BaseModel):
 
 
 async def replay_from_stream(
-    bus: Bus, app: KringApplication, origin: str, stream_sequence: int
+    js: JetStreamContext, app: KringApplication, origin: str, stream_sequence: int
 ) -> ReplayAnswer:
     try:
-        stored = await bus.js.get_msg(STREAM, seq=stream_sequence)
+        stored = await js.get_msg(STREAM, seq=stream_sequence)
     except NotFoundError:
         return ReplayAnswer(
             outcome="gone",
@@ -161,6 +191,8 @@ async def replay_from_stream(
     with bound_case(delivered.case_id, delivered.event_id):
         try:
             applied = await asyncio.to_thread(app.process, delivered)
+        except fence.LeaseLostError:
+            return ReplayAnswer(outcome="refused", detail="this replica's lease ran out; ask again")
         except Exception as error:
             return ReplayAnswer(
                 outcome="failed", detail=f"processing-failed:{type(error).__name__}"
@@ -181,14 +213,18 @@ async def _raw_body(message: StreamMessage[Any]) -> bytes:
 
 
 async def handle_message(
-    bus: Bus, app: KringApplication, consumer: str, message: NatsMessageType, max_deliver: int
+    js: JetStreamContext,
+    app: KringApplication,
+    consumer: str,
+    message: NatsMessageType,
+    max_deliver: int,
 ) -> None:
     raw: Any = message.raw_message
     try:
         delivered = decode(message.body)
         verify(delivered, raw.subject, raw.headers)
     except PoisonMessageError as poison:
-        await dead_letter(bus, consumer, message, poison.reason, poison.detail)
+        await dead_letter(js, consumer, message, poison.reason, poison.detail)
         return
     attempt = int(raw.metadata.num_delivered) if raw.metadata else 1
     with bound_case(delivered.case_id, delivered.event_id):
@@ -203,11 +239,13 @@ async def handle_message(
             log.warning("consumer.store_unavailable", error=type(error).__name__)
             await message.nack(delay=STORE_RETRY_SECONDS)
             return
+        except fence.LeaseLostError:
+            raise  # not the message's fault either: left for the next holder
         except Exception as error:  # any failure to apply: retry, then park
             reason = f"processing-failed:{type(error).__name__}"
             if attempt >= max_deliver:
                 await dead_letter(
-                    bus, consumer, message, reason, str(error)[:300], delivered=delivered
+                    js, consumer, message, reason, str(error)[:300], delivered=delivered
                 )
                 return
             CONSUMED.labels(consumer, "retried").inc()
@@ -220,7 +258,7 @@ async def handle_message(
             # already applied something at this origin and position: most likely that other
             # message. Not a silent skip: parked, for a person to look at.
             await dead_letter(
-                bus,
+                js,
                 consumer,
                 message,
                 "conflicting-duplicate",
@@ -235,7 +273,7 @@ async def handle_message(
 
 
 async def dead_letter(
-    bus: Bus,
+    js: JetStreamContext,
     consumer: str,
     message: NatsMessageType,
     reason: str,
@@ -263,7 +301,7 @@ async def dead_letter(
             if raw.headers and key in raw.headers:
                 headers[key] = raw.headers[key]
     try:
-        await bus.js.publish(dead_letter_subject(consumer), message.body, headers=headers)
+        await js.publish(dead_letter_subject(consumer), message.body, headers=headers)
     except Exception as error:  # leave it unacked: it comes back
         log.error("consumer.dead_letter_failed", reason=reason, error=type(error).__name__)
         await message.nack(delay=5.0)

@@ -2,7 +2,8 @@
 name, and the headers every answer carries.
 
 - ``Host``: only the configured names (``KRING_ALLOWED_HOSTS``; loopback by default), else 400
-  before anything else runs. ``/health/*`` answers whatever the host (probes name a pod's IP).
+  before anything else runs. ``/health/*`` and ``/metrics`` answer whatever the host: probes and
+  Prometheus name a pod's address, and ``/metrics`` wants an operator's token all the same.
 - Every answer: ``X-Content-Type-Options: nosniff`` and ``Cache-Control: no-store`` (answers
   hold personal data; no cache keeps them); HTML and documents a ``Content-Security-Policy``
   that lets them load nothing and run nothing (the API docs pages load Swagger UI from its CDN).
@@ -30,6 +31,8 @@ DOCS_CSP = (
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
 DOCS_PATHS = ("/docs", "/redoc")
+#: Asked for by a pod's address (Kubernetes' probes, Prometheus): any host may be named.
+ANY_HOST_PATHS = ("/health/", "/metrics")
 DOCUMENT_TYPES = ("text/html", "application/pdf", "image/svg+xml", "text/xml", "application/xml")
 
 
@@ -57,7 +60,7 @@ class Edge:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        if not path.startswith("/health/") and not self.host_allowed(
+        if not path.startswith(ANY_HOST_PATHS) and not self.host_allowed(
             Headers(scope=scope).get("host")
         ):
             await _answer(send, 400, "this host name is not served here")

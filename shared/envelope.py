@@ -3,6 +3,10 @@
 ``id`` is ``<origin>:<position>`` (unique per source, and the JetStream ``Nats-Msg-Id``), so a
 re-published event is recognisably the same event. ``kringorigin`` and ``kringposition`` are
 CloudEvents extension attributes carrying the same facts for consumers' tracking.
+
+Every version of an event still on the stream is read (``EVENTS_BY_TYPE``); ``decode`` upcasts an
+older one to the current version (``shared.events.SupersededEvent``), so whoever reads the stream
+handles only current classes.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from pydantic import (
     create_model,
 )
 
-from shared.events import EVENT_CLASSES, EVENTS_BY_TYPE, IntegrationEvent
+from shared.events import EVENTS_BY_TYPE, IntegrationEvent, upcast
 
 MAX_MESSAGE_BYTES = 256 * 1024
 ORIGIN_HEADER = "Kring-Origin"
@@ -152,7 +156,7 @@ def _typed_envelopes() -> TypeAdapter[Any]:
     validated in one pass over its bytes (half the cost of envelope first, data after, which
     a replay feels)."""
     models = []
-    for event_class in EVENT_CLASSES:
+    for event_class in EVENTS_BY_TYPE.values():
         of_this_type: Any = Literal[event_class.type_name()]
         models.append(
             create_model(
@@ -180,7 +184,7 @@ def decode(raw: bytes) -> Delivered:
     if str(typed.data.case_id) != typed.subject:
         raise PoisonMessageError("invalid-data", "subject is not the case id")
     return Delivered(
-        event=typed.data,
+        event=upcast(typed.data),
         origin=typed.kringorigin,
         position=typed.kringposition,
         event_id=typed.id,
@@ -206,7 +210,7 @@ def _decode_saying_why(raw: bytes) -> Delivered:
     if str(event.case_id) != envelope.subject:
         raise PoisonMessageError("invalid-data", "subject is not the case id")
     return Delivered(
-        event=event,
+        event=upcast(event),
         origin=envelope.kringorigin,
         position=envelope.kringposition,
         event_id=envelope.id,

@@ -184,7 +184,29 @@ class CaseKeyring:
                 if new is not None:
                     self._cache[case_id] = new[1]
 
+    def refresh(self, case_id: UUID) -> None:
+        """Ask the store now whether the case was erased: another replica on the same database
+        may have erased it since this process cached its key. One query by primary key; the
+        cached cipher saves only the unwrapping."""
+        with self._lock:
+            if case_id in self._new:
+                return  # made here for events not stored yet
+        found = self._keys.case_key(case_id)
+        if found is None:
+            return
+        wrapped, erased = found
+        if erased or wrapped is None:
+            self._remember(case_id, _ERASED)
+        elif self._cache.get(case_id) is None:
+            self._remember(case_id, AESGCMCipher.of_key(self._unwrap(wrapped)))
+
     def is_erased(self, case_id: UUID) -> bool:
+        """Whether the case was erased, as the store says now (``refresh``)."""
+        self.refresh(case_id)
+        return self.known_erased(case_id)
+
+    def known_erased(self, case_id: UUID) -> bool:
+        """Whether the case was erased, as this process knows it (after a ``prefetch``)."""
         try:
             self.cipher(case_id, create=False)
         except CaseErasedError:
@@ -194,6 +216,11 @@ class CaseKeyring:
     def erase(self, case_ids: Iterable[UUID], at: datetime) -> None:
         for case_id in case_ids:
             self._keys.erase_case_key(case_id, at)
+            self._remember(case_id, _ERASED)
+
+    def forget(self, case_ids: Iterable[UUID]) -> None:
+        """The keys were shredded (in the transaction that recorded the erasure)."""
+        for case_id in case_ids:
             self._remember(case_id, _ERASED)
 
     def _remember(self, case_id: UUID, value: Any) -> None:
@@ -217,9 +244,9 @@ class CaseKeyring:
 class CaseKeyMapper(Mapper[UUID]):
     """eventsourcing's mapper, with each case's events sealed again under the case's key.
 
-    eventsourcing has one cipher per application (DESIGN.md section 7), so the library's mapper
-    does its work (transcoding, compression, the service's cipher) and this one adds the case
-    layer around the result: ``CASE_KEY_PREFIX + case_cipher.encrypt(state)``."""
+    eventsourcing has one cipher per application (docs/architecture.md, "Erasure"), so the
+    library's mapper does its work (transcoding, compression, the service's cipher) and this one
+    adds the case layer around the result: ``CASE_KEY_PREFIX + case_cipher.encrypt(state)``."""
 
     keyring: CaseKeyring | None = None
     shared_ids: frozenset[UUID] = frozenset()

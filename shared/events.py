@@ -1,12 +1,18 @@
-"""Integration events: Kring's public contract (DESIGN.md §3, §5).
+"""Integration events: Kring's public contract (docs/architecture.md, "The event contract").
 
 Each event is a pydantic model with a stable name and version; on the bus it travels inside a
 CloudEvents 1.0 envelope (``shared.envelope``). Events carry what a consumer needs and no more:
 roles, counts and organisations, never names, addresses or plan text, because copies on the stream
 outlive any erasure in a store.
 
-A breaking change gets a new class with ``version = 2`` beside the old one; consumers keep
-reading v1 until every producer has moved.
+**Versions.** A field added to, or changed in, a published event is a breaking change for a
+strict consumer (every event is ``extra="forbid"``). Such a change makes a new version: the class
+keeps its name and gets ``version = 2`` (its CloudEvents ``type`` ends ``.v2``, its subject stays),
+and the old form stays beside it as a ``SupersededEvent`` subclass (``ConferenceHeldV1``) whose
+``upcast()`` returns the new one. ``shared.envelope.decode`` reads every version on the stream and
+upcasts each message to the current version, so consumers, the replay and exports only ever see
+the current class; services publish only the current version (``EVENT_CLASSES``). What a
+producer starts to say that no consumer needs changed gets a new event type instead.
 """
 
 from __future__ import annotations
@@ -16,13 +22,13 @@ from enum import StrEnum
 from typing import ClassVar
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from shared.subjects import event_subject
 
 
 class ConferenceModel(StrEnum):
-    """The four conference models that share one shape (DESIGN.md §2)."""
+    """The four conference models that share one shape (docs/architecture.md, "The domain")."""
 
     FAMILY = "family"  # Eigen Kracht-conferentie
     GROUP = "group"  # Alle Hens / groepsconferentie
@@ -37,7 +43,8 @@ class ConferencePart(StrEnum):
 
 
 class ParticipantRole(StrEnum):
-    """Who someone is at a conference (DESIGN.md §2, seeds 000-003)."""
+    """Who someone is at a conference, as the Eigen Kracht Centrale's leaflets name them
+    (docs/architecture.md, "The domain")."""
 
     CENTRAL_PERSON = "central_person"
     FAMILY = "family"
@@ -55,6 +62,32 @@ class AgreementOutcome(StrEnum):
     KEPT = "kept"
     PARTLY_KEPT = "partly_kept"
     NOT_KEPT = "not_kept"
+
+
+class RequesterRelation(StrEnum):
+    """Who asked for the conference, as a relation to the central person(s) or group."""
+
+    SELF = "self"
+    FAMILY = "family"
+    NEIGHBOUR = "neighbour"
+    TEACHER = "teacher"
+    CARE_WORKER = "care_worker"
+    POLICE = "police"
+    OTHER = "other"
+
+
+class OpenRequestStage(StrEnum):
+    """How far a request got before it was accepted (intake's stages before acceptance)."""
+
+    SUBMITTED = "submitted"
+    CLARIFIED = "clarified"
+
+
+class RatingGroup(StrEnum):
+    """Who gave a mark: the central person(s), family and network, or a professional."""
+
+    FAMILY_NETWORK = "family_network"
+    PROFESSIONAL = "professional"
 
 
 class _Part(BaseModel):
@@ -93,6 +126,51 @@ class IntegrationEvent(BaseModel):
     @classmethod
     def subject(cls) -> str:
         return event_subject(cls.origin, cls.name)
+
+
+class SupersededEvent(IntegrationEvent):
+    """An older version of an event, still read from the stream: ``upcast`` says what it means in
+    the current version. Never published any more."""
+
+    def upcast(self) -> IntegrationEvent:
+        raise NotImplementedError
+
+
+def upcast(event: IntegrationEvent) -> IntegrationEvent:
+    """The current version of ``event`` (itself if it is current)."""
+    while isinstance(event, SupersededEvent):
+        event = event.upcast()
+    return event
+
+
+class RequestSubmitted(IntegrationEvent):
+    """A request for a conference was made (intake), whether it is accepted later or not: what
+    share of requests reaches a conference is counted from here. The requester is a relation,
+    never a name; the description stays in intake's store."""
+
+    name = "request-submitted"
+    origin = "intake"
+
+    region: str
+    requester_relation: RequesterRelation
+    informational_talk: bool
+    #: The case this request follows up (a follow-up conference), if any.
+    follow_up_of: UUID | None
+    submitted_at: AwareDatetime
+
+
+class RequestWithdrawnBeforeAcceptance(IntegrationEvent):
+    """A request was withdrawn before it was accepted (intake). A type of its own, not
+    ``RequestWithdrawn``: coordination follows that one and never heard of this case. The
+    reason stays in intake's store."""
+
+    name = "request-withdrawn-before-acceptance"
+    origin = "intake"
+
+    #: None for a withdrawal stored before intake recorded region and stage with it.
+    region: str | None
+    stage: OpenRequestStage | None
+    withdrawn_at: AwareDatetime
 
 
 class RequestReceived(IntegrationEvent):
@@ -143,6 +221,15 @@ class CoordinatorAssigned(IntegrationEvent):
     reassignment: bool = False
 
 
+class FirstContactMade(IntegrationEvent):
+    """The coordinator made the first contact with the central person (coordination)."""
+
+    name = "first-contact-made"
+    origin = "coordination"
+
+    contacted_at: AwareDatetime
+
+
 class ParticipantRef(_Part):
     """A participant as other services may know them: an opaque id, a role, an organisation for
     professionals and experts. Names and addresses stay in coordination's store."""
@@ -153,16 +240,68 @@ class ParticipantRef(_Part):
 
 
 class ConferenceHeld(IntegrationEvent):
-    """The conference took place: which parts, and who was there by role (coordination)."""
+    """The conference took place: which parts, who was there by role per part, and how many
+    people took part (coordination)."""
 
     name = "conference-held"
+    version = 2
+    origin = "coordination"
+
+    held_on: date
+    parts: list[ConferencePart] = Field(min_length=1)
+    #: Per part, how many were present by role (the coordinator and an interpreter included).
+    attendance: dict[ConferencePart, dict[str, int]] = Field(default_factory=dict)
+    #: Everyone who took part, and every central person: the plan's recipients.
+    participants: list[ParticipantRef] = Field(default_factory=list)
+    #: How many different people took part, by role, over the whole conference: each person once
+    #: however many parts they were at; the coordinator and an interpreter are not counted.
+    attended: dict[ParticipantRole, int]
+
+
+def attended_from(
+    participants: list[ParticipantRef], attendance: dict[ConferencePart, dict[str, int]]
+) -> dict[ParticipantRole, int]:
+    """The people who took part by role, from what version 1 said. ``participants`` lists
+    everyone present in some part, and every central person even if absent; so each role is
+    counted from it, except the central persons, who count as the most present in any one part
+    (exact for one central person, at least right for more). Without participants (events from
+    before they were listed) every role counts as the most present in any one part."""
+    roles = {role.value for role in ParticipantRole}
+    most_in_a_part: dict[ParticipantRole, int] = {}
+    for counts in attendance.values():
+        for role, count in counts.items():
+            if role in roles:
+                key = ParticipantRole(role)
+                most_in_a_part[key] = max(most_in_a_part.get(key, 0), count)
+    if not participants:
+        return {role: n for role, n in most_in_a_part.items() if n > 0}
+    attended: dict[ParticipantRole, int] = {}
+    for ref in participants:
+        if ref.role is not ParticipantRole.CENTRAL_PERSON:
+            attended[ref.role] = attended.get(ref.role, 0) + 1
+    central = most_in_a_part.get(ParticipantRole.CENTRAL_PERSON, 0)
+    if central:
+        attended[ParticipantRole.CENTRAL_PERSON] = central
+    return attended
+
+
+class ConferenceHeldV1(SupersededEvent):
+    """Version 1 of ``ConferenceHeld``: without ``attended`` (counted from ``participants`` and
+    ``attendance`` when read)."""
+
+    name = "conference-held"
+    version = 1
     origin = "coordination"
 
     held_on: date
     parts: list[ConferencePart] = Field(min_length=1)
     attendance: dict[ConferencePart, dict[str, int]] = Field(default_factory=dict)
-    #: Everyone who took part, and every central person: the plan's recipients.
     participants: list[ParticipantRef] = Field(default_factory=list)
+
+    def upcast(self) -> ConferenceHeld:
+        return ConferenceHeld(
+            **self.model_dump(), attended=attended_from(self.participants, self.attendance)
+        )
 
 
 class ParticipantConsentWithdrawn(IntegrationEvent):
@@ -262,6 +401,33 @@ class PlanRevisionRequested(IntegrationEvent):
     requested_at: AwareDatetime
 
 
+class Rating(_Part):
+    """One respondent's marks (1-10): for the meeting, for the plan, or both."""
+
+    by: RatingGroup
+    meeting: int | None = Field(default=None, ge=1, le=10)
+    plan: int | None = Field(default=None, ge=1, le=10)
+
+    @model_validator(mode="after")
+    def gives_a_mark(self) -> Rating:
+        if self.meeting is None and self.plan is None:
+            raise ValueError("a rating gives a mark for the meeting, the plan or both")
+        return self
+
+
+class RatingsRecorded(IntegrationEvent):
+    """How the people at the conference rated the meeting and the plan, asked at a follow-up
+    contact (followup): marks and who gave them by group, never who they are."""
+
+    name = "ratings-recorded"
+    origin = "followup"
+
+    timer_id: str
+    kind: str
+    ratings: list[Rating] = Field(min_length=1)
+    recorded_at: AwareDatetime
+
+
 class FollowUpConferenceRequested(IntegrationEvent):
     """A follow-up conference was requested (followup); intake opens ``new_case_id`` for it,
     linked to this case."""
@@ -284,46 +450,69 @@ class CaseErased(IntegrationEvent):
     erased_at: AwareDatetime
 
 
+#: What the services publish: the current version of every event.
 EVENT_CLASSES: tuple[type[IntegrationEvent], ...] = (
+    RequestSubmitted,
+    RequestWithdrawnBeforeAcceptance,
     RequestReceived,
     RequestWithdrawn,
     CoordinatorAssigned,
+    FirstContactMade,
     ConferenceHeld,
     ParticipantConsentWithdrawn,
     CaseEndedWithoutConference,
     PlanDistributed,
     FollowUpDue,
     OutcomeRecorded,
+    RatingsRecorded,
     FollowUpConferenceRequested,
     PlanRevisionRequested,
     CaseErased,
 )
-EVENTS_BY_TYPE: dict[str, type[IntegrationEvent]] = {c.type_name(): c for c in EVENT_CLASSES}
+#: Older versions still read from the stream (and upcast on decode).
+SUPERSEDED_EVENT_CLASSES: tuple[type[SupersededEvent], ...] = (ConferenceHeldV1,)
+#: Every type a consumer reads, by CloudEvents ``type``.
+EVENTS_BY_TYPE: dict[str, type[IntegrationEvent]] = {
+    c.type_name(): c for c in (*EVENT_CLASSES, *SUPERSEDED_EVENT_CLASSES)
+}
 
 
 __all__ = [
     "EVENTS_BY_TYPE",
     "EVENT_CLASSES",
+    "SUPERSEDED_EVENT_CLASSES",
     "AgreementOutcome",
     "CaseEndedWithoutConference",
     "CaseErased",
     "ConferenceHeld",
+    "ConferenceHeldV1",
     "ConferenceModel",
     "ConferencePart",
     "CoordinatorAssigned",
     "CoordinatorWishes",
     "Ending",
+    "FirstContactMade",
     "FollowUpConferenceRequested",
     "FollowUpDue",
     "IntegrationEvent",
+    "OpenRequestStage",
     "OutcomeRecorded",
     "ParticipantConsentWithdrawn",
     "ParticipantRef",
     "ParticipantRole",
     "PlanDistributed",
     "PlanRevisionRequested",
+    "Rating",
+    "RatingGroup",
+    "RatingsRecorded",
     "Recipient",
     "RequestReceived",
+    "RequestSubmitted",
     "RequestWithdrawn",
+    "RequestWithdrawnBeforeAcceptance",
+    "RequesterRelation",
     "StopReason",
+    "SupersededEvent",
+    "attended_from",
+    "upcast",
 ]

@@ -18,12 +18,12 @@ import asyncio
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 from uuid import UUID, uuid4
 
 import structlog
 from eventsourcing.persistence import IntegrityError
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -40,9 +40,20 @@ from shared.identity import Principal
 from shared.logging import get_logger
 from shared.store import STORE_UNAVAILABLE
 from shared.tokens import IdentityUnavailableError, InvalidTokenError, TokenValidator
+from shared.views import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    InvalidCursorError,
+    Page,
+    PageRequest,
+    ViewsBehindError,
+    decode_cursor,
+    encode_cursor,
+)
 
 log = get_logger(__name__)
 T = TypeVar("T")
+RowT = TypeVar("RowT", bound=BaseModel)
 
 Responses = dict[int | str, dict[str, Any]]
 NOT_FOUND: Responses = {
@@ -83,6 +94,38 @@ async def current_principal(
 
 
 Caller = Annotated[Principal, Depends(current_principal)]
+
+
+def paging(
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_LIMIT, description=f"rows per page (at most {MAX_LIMIT})")
+    ] = DEFAULT_LIMIT,
+    after: Annotated[
+        str | None,
+        Query(min_length=1, max_length=1000, description="the `next` of the page before"),
+    ] = None,
+) -> PageRequest:
+    """FastAPI dependency: which page of a list. A limit above the maximum is 422 (never cut
+    silently); a cursor that is malformed or from another list is 422 naming ``after``."""
+    return PageRequest(limit=limit, after=after)
+
+
+Paging = Annotated[PageRequest, Depends(paging)]
+
+
+class PageOf(BaseModel, Generic[RowT]):
+    """One page of a list: its rows, the cursor of the next page (None: the last), and how many
+    rows the list has in all for this caller and these filters."""
+
+    items: list[RowT]
+    next: str | None
+    total: int | None
+
+    @classmethod
+    def of(cls, page: Page, row: type[RowT]) -> PageOf[RowT]:
+        return cls(
+            items=[row.model_validate(r) for r in page.items], next=page.next, total=page.total
+        )
 
 
 def access(rules: Mapping[str, Rule], name: str) -> dict[str, Any]:
@@ -179,10 +222,16 @@ def install_error_handlers(api: FastAPI) -> None:
         )
 
     async def invalid_field(request: Request, error: Exception) -> Response:
-        # The same answer as for invalid input, naming the field in the body.
+        # The same answer as for invalid input, naming the field (in the body unless it says).
         assert isinstance(error, InvalidFieldError)
-        detail = [{"type": "value_error", "loc": ["body", *error.loc], "msg": error.message}]
+        loc = list(error.loc) if error.loc[:1] in (("query",), ("path",)) else ["body", *error.loc]
+        detail = [{"type": "value_error", "loc": loc, "msg": error.message}]
         return JSONResponse(status_code=422, content={"detail": detail})
+
+    async def views_behind(request: Request, error: Exception) -> Response:
+        return JSONResponse(
+            status_code=503, content={"detail": str(error)}, headers={"Retry-After": "5"}
+        )
 
     async def store_unavailable(request: Request, error: Exception) -> Response:
         # The store went away during the request: its transaction did not commit.
@@ -207,6 +256,7 @@ def install_error_handlers(api: FastAPI) -> None:
     api.add_exception_handler(CaseErasedError, erased)
     api.add_exception_handler(InvalidFieldError, invalid_field)
     api.add_exception_handler(IntegrityError, concurrent_change)
+    api.add_exception_handler(ViewsBehindError, views_behind)
     for unavailable in STORE_UNAVAILABLE:
         api.add_exception_handler(unavailable, store_unavailable)
     api.add_exception_handler(Exception, unexpected)
@@ -301,11 +351,12 @@ def common_router(
         responses={404: {"description": "no reads recorded for this case here"}, **AUTHENTICATION},
         openapi_extra=access(rules, "access_log"),
     )
-    async def access_log(case_id: UUID, principal: Caller) -> list[AccessLogEntry]:
-        """Every read of the case's personal data here: who (and in which role), what, when.
-        Kept after the case is erased; it holds nothing of the family."""
-        entries = await asyncio.to_thread(_access_log, app, case_id, principal)
-        return [AccessLogEntry.model_validate(e, from_attributes=True) for e in entries]
+    async def access_log(case_id: UUID, principal: Caller, page: Paging) -> PageOf[AccessLogEntry]:
+        """Every read of the case's personal data here: who (and in which role), what, when,
+        oldest first, a page at a time. Kept after the case is erased; it holds nothing of the
+        family."""
+        found = await asyncio.to_thread(_access_log, app, case_id, principal, page)
+        return PageOf[AccessLogEntry].of(found, AccessLogEntry)
 
     @router.get(
         "/cases/{case_id}/erasure",
@@ -339,19 +390,30 @@ def _history(
     return entries
 
 
-def _access_log(app: KringApplication, case_id: UUID, principal: Principal) -> list[Any]:
+def _access_log(
+    app: KringApplication, case_id: UUID, principal: Principal, request: PageRequest
+) -> Page:
     ACCESS_LOG.check_role(principal)
-    entries = app.access_log.entries(case_id)
     try:
         facts = app.case_facts(case_id)
     except (CaseErasedError, NotFoundError):
         # Erased (or never here): the region the reads recorded is what is left of it.
-        regions = tuple(dict.fromkeys(e.region for e in entries if e.region))
-        facts = Facts(case_id=case_id, regions=regions)
+        facts = Facts(case_id=case_id, regions=tuple(app.access_log.regions(case_id)))
     ACCESS_LOG.permit(principal, facts)
-    if not entries:
+    list_id, filters = "access_log", {"case_id": str(case_id)}
+    after = 0
+    if request.after is not None:
+        (after,) = decode_cursor(request.after, list_id, filters)
+        if not isinstance(after, int):
+            raise InvalidCursorError("not a cursor of this list")
+    entries, following, total = app.access_log.entries_page(case_id, after, request.limit)
+    if not total:
         raise NotFoundError(f"no reads of case {case_id} are recorded here")
-    return entries
+    return Page(
+        items=[vars(e) for e in entries],
+        next=None if following is None else encode_cursor(list_id, filters, [following]),
+        total=total,
+    )
 
 
 async def run_sync(function: Callable[..., T], *args: Any) -> T:

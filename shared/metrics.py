@@ -28,3 +28,14 @@ DEAD_LETTERS = Counter(
     "kring_dead_letters_total", "Messages parked on the dead-letter stream", ["consumer", "reason"]
 )
 BUS_CONNECTED = Gauge("kring_bus_connected", "1 while connected to NATS")
+LEASE_HELD = Gauge(
+    "kring_lease_held",
+    "1 in the replica that holds its service's lease (runs the relay, consumers and timers)",
+)
+LEASE_ACQUIRED = Counter("kring_lease_acquired_total", "Times this replica took the lease")
+LEASE_LOST = Counter(
+    "kring_lease_lost_total", "Times this replica lost the lease before giving it up"
+)
+LEASE_FENCED = Counter(
+    "kring_lease_fenced_total", "Store writes refused because their term had lost the lease"
+)

@@ -1,4 +1,4 @@
-"""The outbox relay: stored events → JetStream (DESIGN.md §3).
+"""The outbox relay: stored events → JetStream (docs/architecture.md, "Outbox and tracking").
 
 A service never publishes inside a command. The relay reads the application's notification log
 in order, turns the events that make up the public contract into CloudEvents, and publishes them
@@ -24,6 +24,12 @@ track by origin and position: one that parked the other message (it fails their 
 check) applies this one; one that had applied something at that position parks this one as
 ``conflicting-duplicate`` rather than skip it.
 
+It runs in the one replica that holds the service's lease (``shared.lease``), as that term's
+work, and starts each term afresh: the position it resumes from is derived again (the replica
+that held the lease before may have moved the checkpoint on), and a round begins only while the
+term lasts (``shared.fence``); the checkpoint of a relay whose term is over is not written. Two
+replicas share the store, and so the checkpoint: it is one relay's at a time.
+
 A relay that keeps failing (no round succeeding for ``unhealthy_after`` seconds, 30 by default)
 also makes readiness 503. Thirty seconds is three times the longest ordinary interruption: a
 JetStream leader election after a node is lost takes up to about ten seconds, and the relay's
@@ -47,6 +53,7 @@ from eventsourcing.domain import DomainEventProtocol
 from nats.js.api import RawStreamMsg
 from nats.js.errors import NotFoundError
 
+from shared import fence
 from shared.application import KringApplication
 from shared.bus import DUPLICATE_WINDOW_SECONDS, Bus
 from shared.envelope import (
@@ -160,6 +167,13 @@ class OutboxRelay:
             )
         return reasons
 
+    def reset(self) -> None:
+        """A new term: nothing known of where the stream or the checkpoint stand."""
+        self.position = None
+        self._rewind = False
+        self._advances.clear()
+        self.failing_since = None
+
     def rewind(self) -> None:
         """Re-derive the resume position (after a reconnect the stream may have lost its tail).
         A batch in flight finishes first; the next one starts from the re-derived position."""
@@ -169,9 +183,15 @@ class OutboxRelay:
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
         backoff = 0.1
+        try:
+            await self._run(backoff)
+        finally:
+            self.failing_since = None  # a replica without the term is not failing to relay
+
+    async def _run(self, backoff: float) -> None:
         while True:
             await self.bus.wait_started()
-            if not self.app.store_reachable:  # nothing to read until it is back
+            if not self.app.store_reachable or not fence.still_held():
                 await asyncio.sleep(self.idle_poll_seconds)
                 continue
             try:
@@ -244,7 +264,7 @@ class OutboxRelay:
         subject = origin_subjects(self.origin)
         up_to: int | None = None
         try:
-            async with DirectReader(self.bus.broker.connection, STREAM) as reader:
+            async with DirectReader(self.bus.connection, STREAM) as reader:
                 for _ in range(MAX_FOREIGN_SKIPS):
                     found = await reader.last(subject, up_to_seq=up_to)
                     if found is None:
@@ -269,7 +289,7 @@ class OutboxRelay:
         """Publish the next batch; return how many notifications it covered."""
         assert self.position is not None
         outgoing = await asyncio.to_thread(self._read, self.position)
-        if not outgoing:
+        if not outgoing or not fence.still_held():
             return 0
         to_publish = [o for o in outgoing if o.event is not None]
         results = await asyncio.gather(
@@ -293,6 +313,8 @@ class OutboxRelay:
             self.position = reached
             RELAY_POSITION.labels(self.origin).set(reached)
             RELAY_PUBLISHED.labels(self.origin).inc(published)
+            if published:
+                log.debug("relay.published", count=published, up_to=reached)
         if failed:
             first = failed[min(failed)]
             raise first if isinstance(first, BaseException) else RuntimeError(str(first))

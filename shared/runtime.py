@@ -1,10 +1,13 @@
 """Running one service: the FastAPI app, the bus, the relay and any timers in one process.
 
-HTTP serves at once; the bus connects in the background (the service is not ready until it
-has), so a service started while NATS is away still accepts and stores commands, and the relay
-publishes them once NATS is back. While the store cannot be reached (PostgreSQL away), the
-service is not ready and answers every request but health and metrics with 503 at once, having
-stored nothing; consumers, the relay and timers wait and go on when it is back.
+HTTP serves at once, in every replica; the bus connects in the background (the service is not
+ready until it has), so a service started while NATS is away still accepts and stores commands,
+and the relay publishes them once NATS is back. The relay, the tracked consumers and the
+``background`` jobs run only while this replica holds the service's lease (``shared.lease``), as
+that term's work (``shared.fence``); on SQLite a service is one process and always holds it.
+While the store cannot be reached (PostgreSQL away), the service is not ready and answers every
+request but health and metrics with 503 at once, having stored nothing; consumers, the relay and
+timers wait and go on when it is back.
 
 A service that cannot start says why in one line on stderr and exits with ``EXIT_CONFIG`` (a
 setting is wrong: starting again will not help) or ``EXIT_UNAVAILABLE`` (something it needs is
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 import uvicorn
+from eventsourcing.persistence import ProgrammingError
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
@@ -30,6 +34,7 @@ from faststream.specification import AsyncAPI
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from shared import fence
 from shared.access import Rule
 from shared.application import KringApplication
 from shared.bus import Bus
@@ -44,9 +49,10 @@ from shared.http import (
     install_error_handlers,
     install_request_context,
 )
+from shared.lease import Leader, Lease, lease_for
 from shared.logging import configure_logging, get_logger
 from shared.relay import OutboxRelay, Translator
-from shared.settings import ServiceSettings, SettingError
+from shared.settings import ServiceSettings, SettingError, StoreKind, problem_line
 from shared.store import STORE_UNAVAILABLE, StoreConfigError
 from shared.subjects import STREAM
 from shared.tokens import TokenValidator
@@ -76,6 +82,7 @@ class ServiceDefinition:
     #: Who may read a case's history here (the service's rule for its audit trail).
     history_rule: Rule
     follows: Sequence[str] = ()
+    #: Jobs of the active replica only (timers, deliveries), started with each term.
     background: Sequence[Background] = ()
     #: Called with the bus before it starts: requests the service answers, or a part that asks
     #: (claim checks between services, ``shared.claims``).
@@ -90,6 +97,7 @@ class RunningService:
     #: Every route the API serves but FastAPI's own documents, each naming its access rule.
     routes: list[APIRoute]
     store: StoreHealth
+    leader: Leader
 
 
 class StoreHealth:
@@ -179,20 +187,47 @@ def build_service(definition: ServiceDefinition) -> RunningService:
     relay = OutboxRelay(
         app, bus, definition.translate, unhealthy_after_seconds=settings.relay_unhealthy_seconds
     )
+    lease = _lease(settings, app)
+    term_tasks: list[asyncio.Task[None]] = []
+
+    async def begin(term: fence.Term) -> None:
+        """The term's work, each task carrying the term (and every thread it starts)."""
+        relay.reset()
+        with fence.within(term):
+            term_tasks[:] = [
+                asyncio.create_task(
+                    _supervised("bus.term", lambda: bus.start_term(term), once=True)
+                ),
+                asyncio.create_task(_supervised("relay", relay.run)),
+                *(
+                    asyncio.create_task(_supervised(job.__name__, job))
+                    for job in definition.background
+                ),
+            ]
+
+    async def end() -> None:
+        await _cancel_all(term_tasks)
+        term_tasks.clear()
+        await bus.stop_term()
+
+    leader = Leader(lease, begin=begin, end=end)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         log.info("service.starting", settings=settings.describe())
         tasks = [
-            asyncio.create_task(_supervised("bus", bus.run, once=True)),
-            asyncio.create_task(_supervised("relay", relay.run)),
+            asyncio.create_task(_supervised("bus", bus.connect, once=True)),
             asyncio.create_task(_supervised("store", store.watch)),
-            *(asyncio.create_task(_supervised(job.__name__, job)) for job in definition.background),
         ]
+        leading = asyncio.create_task(_supervised("lease", leader.run))
         try:
             yield
         finally:
             log.info("service.stopping")
+            await _cancel_all([leading])
+            # The term's work stops and the lease is given up: another replica takes it now.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(leader.stop(), SHUTDOWN_SECONDS)
             await _cancel_all(tasks)
             # Bounded: a drain that never finishes must not keep the process alive.
             with contextlib.suppress(Exception):
@@ -220,7 +255,9 @@ def build_service(definition: ServiceDefinition) -> RunningService:
 
     def not_ready() -> list[str]:
         unreachable = [] if store.reachable else ["the store cannot be reached"]
-        return [*unreachable, *bus.not_ready(), *relay.not_ready()]
+        views = getattr(app, "views", None)  # the service's read model (``shared.views``)
+        behind = views.not_ready() if views is not None else []
+        return [*unreachable, *bus.not_ready(), *relay.not_ready(), *behind]
 
     common = common_router(app, not_ready, asyncapi, definition.history_rule)
     routes = [r for r in (*common.routes, *definition.router.routes) if isinstance(r, APIRoute)]
@@ -229,7 +266,12 @@ def build_service(definition: ServiceDefinition) -> RunningService:
             route.responses = {**AUTHENTICATION, **route.responses}
     api.include_router(common)
     api.include_router(definition.router)
-    return RunningService(api=api, bus=bus, relay=relay, store=store, routes=routes)
+    return RunningService(api=api, bus=bus, relay=relay, store=store, routes=routes, leader=leader)
+
+
+def _lease(settings: ServiceSettings, app: KringApplication) -> Lease:
+    postgres = settings.store is StoreKind.POSTGRES
+    return lease_for(app.queries, postgres=postgres, seconds=settings.lease_seconds)
 
 
 def _document_publications(bus: Bus, origin: str) -> None:
@@ -283,15 +325,32 @@ async def _supervised(name: str, job: Background, *, once: bool = False) -> None
 
 
 def serve(build: Callable[[], ServiceDefinition]) -> None:
+    settings, service = prepare(build)
+    config = uvicorn.Config(
+        service.api,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+    )
+    uvicorn.Server(config).run()
+
+
+def prepare(build: Callable[[], ServiceDefinition]) -> tuple[ServiceSettings, RunningService]:
+    """Everything before the service listens: its settings read and checked, its store opened.
+    Anything wrong ends the process here with one line (``_exit``)."""
     os.umask(UMASK)
     try:
         definition = build()
     except ValidationError as error:
-        _exit(_setting_problem(error), EXIT_CONFIG)
+        _exit(problem_line(error), EXIT_CONFIG)
     except (StoreConfigError, SettingError) as error:
         _exit(str(error), EXIT_CONFIG)
     except STORE_UNAVAILABLE as error:
         _exit(f"cannot reach the store ({type(error).__name__}); is it running?", EXIT_UNAVAILABLE)
+    except ProgrammingError as error:  # e.g. a schema that is not there, or not this role's
+        _exit(f"KRING_POSTGRES_SCHEMA / KRING_POSTGRES_URL: {_first_line(error)}", EXIT_CONFIG)
     settings = definition.settings
     for variable, value in (
         ("KRING_NATS_USER", settings.nats_user),
@@ -304,26 +363,19 @@ def serve(build: Callable[[], ServiceDefinition]) -> None:
                 " `kring run` sets it, a deployment takes it from a secret)",
                 EXIT_CONFIG,
             )
+    if settings.nats_user != settings.service_name:
+        # Each service may publish and follow only as itself (shared.permissions).
+        _exit(
+            f"KRING_NATS_USER: {settings.service_name} connects to NATS as its own identity,"
+            f" {settings.service_name!r}, not {settings.nats_user!r}",
+            EXIT_CONFIG,
+        )
     configure_logging(settings.service_name, settings.log_level, settings.log_format)
-    service = build_service(definition)
-    config = uvicorn.Config(
-        service.api,
-        host=settings.http_host,
-        port=settings.http_port,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-    )
-    uvicorn.Server(config).run()
+    return settings, build_service(definition)
 
 
-def _setting_problem(error: ValidationError) -> str:
-    """The first wrong setting by its variable, with what is wrong, never its value (it may be
-    a secret)."""
-    first = error.errors()[0]
-    field = str(first["loc"][0]) if first["loc"] else "?"
-    variable = field if field.upper().startswith("KRING_") else f"KRING_{field.upper()}"
-    return f"{variable.upper()}: {first['msg']}"
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
 
 
 def _exit(line: str, code: int) -> NoReturn:

@@ -8,12 +8,17 @@ how compose and Kubernetes mount secrets); the environment wins over a file.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import ipaddress
 import os
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -25,10 +30,22 @@ from shared.identity import ClaimNames
 from shared.tokens import ASYMMETRIC, OIDCConfig
 
 SECRETS_DIR_VARIABLE = "KRING_SECRETS_DIR"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+#: A PostgreSQL schema Kring makes tables in: a plain lower-case identifier.
+SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 class SettingError(ValueError):
     """A setting that cannot be read; the message names the variable (never a secret's value)."""
+
+
+def problem_line(error: ValidationError) -> str:
+    """The first wrong setting of ``error`` by its variable, with what is wrong, never its value
+    (it may be a secret): one line for a process that cannot start."""
+    first = error.errors()[0]
+    field = str(first["loc"][0]) if first["loc"] else "?"
+    variable = field if field.upper().startswith("KRING_") else f"KRING_{field.upper()}"
+    return f"{variable.upper()}: {first['msg']}"
 
 
 class StoreKind(StrEnum):
@@ -70,6 +87,9 @@ class ServiceSettings(BaseSettings):
     stream_replicas: int = Field(1, ge=1, le=5)
     # A relay with no round succeeding for this long makes /health/ready 503 (shared.relay).
     relay_unhealthy_seconds: float = Field(30.0, gt=0)
+    #: How long the lease of the active replica lasts unrenewed (PostgreSQL; shared.lease): a
+    #: replica that dies is replaced within about this long.
+    lease_seconds: float = Field(10.0, ge=2, le=300)
 
     @classmethod
     def settings_customise_sources(
@@ -104,6 +124,83 @@ class ServiceSettings(BaseSettings):
     #: Host names (no port) requests may name; ``*`` allows any, ``.example.org`` its subdomains.
     allowed_hosts: str = "127.0.0.1,localhost,::1"
     max_body_bytes: int = Field(1_048_576, ge=1024)
+
+    @field_validator("nats_url")
+    @classmethod
+    def nats_urls(cls, value: str) -> str:
+        urls = [url.strip() for url in value.split(",") if url.strip()]
+        if not urls or any(not _url(url, ("nats", "tls")) for url in urls):
+            raise ValueError("expected nats://host:port (or tls://), several comma-separated")
+        return value
+
+    @field_validator("oidc_issuer", "oidc_jwks_url")
+    @classmethod
+    def http_url(cls, value: str | None) -> str | None:
+        if value is not None and not _url(value, ("https", "http")):
+            raise ValueError("expected an https:// (or http://) URL")
+        return value
+
+    @field_validator("http_port")
+    @classmethod
+    def port(cls, value: int) -> int:
+        if not 0 <= value < 65536:
+            raise ValueError("expected a port, 1 to 65535 (0: any free one)")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def known_level(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}")
+        return value
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def some_host(cls, value: str) -> str:
+        if not [h for h in value.split(",") if h.strip()]:
+            raise ValueError("name at least one host (or * for any)")
+        return value
+
+    @field_validator("http_host")
+    @classmethod
+    def bindable(cls, value: str) -> str:
+        if not _host(value):
+            raise ValueError("expected an IP address or a host name to listen on")
+        return value
+
+    @field_validator("postgres_schema")
+    @classmethod
+    def schema_name(cls, value: str | None) -> str | None:
+        if value is not None and not SCHEMA_NAME.fullmatch(value):
+            raise ValueError("expected a lower-case identifier (letters, digits, _)")
+        return value
+
+    @field_validator("cipher_key")
+    @classmethod
+    def aes_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return value
+        try:
+            size = len(base64.b64decode(value.get_secret_value(), validate=True))
+        except (binascii.Error, ValueError):
+            size = 0
+        if size not in (16, 24, 32):
+            raise ValueError("expected 16, 24 or 32 random bytes in base64 (deploy/make-secrets)")
+        return value
+
+    @field_validator(
+        "oidc_audience",
+        "oidc_roles_claim",
+        "oidc_regions_claim",
+        "oidc_coordinator_claim",
+        "oidc_organisation_claim",
+        "oidc_participant_claim",
+    )
+    @classmethod
+    def named(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
 
     @field_validator("oidc_algorithms")
     @classmethod
@@ -141,3 +238,25 @@ class ServiceSettings(BaseSettings):
             if isinstance(getattr(self, key), SecretStr):
                 described[key] = "***"
         return described
+
+
+def _url(value: str, schemes: tuple[str, ...]) -> bool:
+    try:
+        parts = urlsplit(value.strip())
+        port_ok = parts.port is None or 0 < parts.port < 65536
+    except ValueError:  # a port that is not a number
+        return False
+    return parts.scheme in schemes and bool(parts.hostname) and port_ok
+
+
+def _host(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+        return True
+    except ValueError:
+        pass
+    labels = value.rstrip(".").split(".")
+    if all(label.isdigit() for label in labels):  # a dotted number that is not an address
+        return False
+    label = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+    return all(label.fullmatch(part) for part in labels)

@@ -6,9 +6,10 @@ position), so "was this exact position processed?" is answered exactly: single-r
 answers yes for anything at or below the highest id seen. Beside eventsourcing's tables, each
 store keeps the relay's checkpoint, the case keys (``shared.erasure``) and what the store was
 written with (``shared.at_rest``), in tables named after the service: ``<service>_relay``,
-``<service>_case_keys``, ``<service>_store`` (eventsourcing names its own ``<service>_events``
-and ``<service>_tracking`` on PostgreSQL). So four services, or two replicas of each, share one
-database and schema without sharing a row.
+``<service>_case_keys``, ``<service>_store``, and on PostgreSQL ``<service>_lease`` (which
+replica runs the relay, consumers and timers: ``shared.lease``) (eventsourcing names its own
+``<service>_events`` and ``<service>_tracking`` on PostgreSQL). So four services, or two
+replicas of each, share one database and schema without sharing a row.
 
 Schema changes are made by whichever process starts, under one lock per database
 (``StoreQueries.schema_lock``: a PostgreSQL advisory lock), so any number of processes may start
@@ -41,6 +42,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.sqlite import SQLiteDatastore
 
+from shared import fence
 from shared.logging import get_logger
 from shared.settings import ServiceSettings, StoreKind
 
@@ -123,11 +125,15 @@ def _postgres_env(settings: ServiceSettings) -> dict[str, str]:
     if settings.postgres_url is None:
         raise StoreConfigError("KRING_STORE=postgres needs KRING_POSTGRES_URL")
     url = urlparse(settings.postgres_url.get_secret_value())
-    if url.scheme not in ("postgresql", "postgres") or not url.path.strip("/"):
+    query = parse_qs(url.query)
+    try:
+        reachable = bool(url.hostname or query.get("host")) and (url.port or 1) > 0
+    except ValueError:  # a port that is not a number
+        reachable = False
+    if url.scheme not in ("postgresql", "postgres") or not url.path.strip("/") or not reachable:
         raise StoreConfigError(
             "KRING_POSTGRES_URL must look like postgresql://user:password@host:5432/dbname"
         )
-    query = parse_qs(url.query)
     # ``?host=/run/postgresql`` names a unix-socket directory, as libpq allows.
     host = query["host"][0] if "host" in query else url.hostname or "127.0.0.1"
     env = {
@@ -227,6 +233,7 @@ class StoreQueries:
         self.checkpoints_table = f"{service}_relay"
         self.case_keys_table = case_keys_table(service)
         self.store_table = f"{service}_store"
+        self.lease_table = f"{service}_lease"
         tracking = str(getattr(recorder, "tracking_table_name", "tracking"))
         checkpoints, keys = {"table": self.checkpoints_table}, {"table": self.case_keys_table}
         self._has_tracking = sql(
@@ -314,6 +321,15 @@ class StoreQueries:
                     table=self.store_table,
                 )
             )
+            if self._postgres:  # one process per SQLite store: its lease is never written
+                cursor.execute(
+                    sql(
+                        "CREATE TABLE IF NOT EXISTS {table} (name TEXT PRIMARY KEY, "
+                        "holder TEXT NOT NULL, epoch BIGINT NOT NULL, "
+                        "expires_at TIMESTAMPTZ NOT NULL)",
+                        table=self.lease_table,
+                    )
+                )
             if take_over:
                 cursor.execute(
                     sql(
@@ -380,6 +396,7 @@ class StoreQueries:
 
     def save_checkpoint(self, origin: str, position: int) -> None:
         with self.transaction(commit=True) as cursor:
+            fence.check_in(cursor)  # a relay that lost its lease moves nothing
             cursor.execute(self._set_checkpoint, (origin, position))
 
     # -- case keys ---------------------------------------------------------------------
@@ -410,7 +427,11 @@ class StoreQueries:
 
     def erase_case_key(self, case_id: UUID, at: datetime) -> None:
         with self.transaction(commit=True) as cursor:
-            cursor.execute(self._erase_key, (str(case_id), at.isoformat()))
+            self.erase_case_key_in(cursor, case_id, at)
+
+    def erase_case_key_in(self, cursor: Any, case_id: UUID, at: datetime) -> None:
+        """In the caller's transaction: the case's key shredded, a tombstone left."""
+        cursor.execute(self._erase_key, (str(case_id), at.isoformat()))
 
     def scrub(self, attempts: int = 50, pause: float = 0.1) -> bool:
         """After keys were shredded, make sure no file of the store still holds them. SQLite

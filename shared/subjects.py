@@ -1,4 +1,5 @@
-"""Stream and subject names: the one place they are spelled (DESIGN.md §5).
+"""Stream and subject names: the one place they are spelled (docs/architecture.md, "The event
+contract").
 
 Integration events live in the ``KRING`` stream under ``kring.<origin>.<event>``; a consumer
 subscribes to the origins it follows. Dead letters live in their own stream so a replay of

@@ -19,6 +19,7 @@ from shared.events import (
     ConferencePart,
     CoordinatorAssigned,
     IntegrationEvent,
+    ParticipantRole,
     PlanDistributed,
     Recipient,
     RequestReceived,
@@ -58,6 +59,7 @@ def conference_held(case_id: uuid.UUID) -> ConferenceHeld:
         held_on=date(2026, 4, 1),
         parts=[ConferencePart.INFORMATION, ConferencePart.PLAN_MAKING, ConferencePart.PRESENTATION],
         attendance={ConferencePart.PLAN_MAKING: {"family": 5}},
+        attended={ParticipantRole.FAMILY: 5},
     )
 
 

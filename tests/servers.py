@@ -146,6 +146,24 @@ def postgres_url(base_dir: Path) -> tuple[str, object | None]:
     return str(server.get_uri()), server
 
 
+@contextmanager
+def fresh_database(server: str) -> Iterator[str]:
+    """An empty database of its own on ``server`` for the block (its URL), dropped after."""
+    import uuid
+    from urllib.parse import urlparse, urlunparse
+
+    import psycopg
+
+    name = f"kring_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunparse(urlparse(server)._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(server, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 class ServiceProcess:
     """One Kring service as its own process, as ``make run`` starts it; killable with -9."""
 

@@ -34,8 +34,18 @@ from shared.events import (
     ParticipantRole,
     StopReason,
 )
-from shared.http import NOT_FOUND, NOT_FOUND_OR_CONFLICT, Caller, Responses, access, run_sync
+from shared.http import (
+    NOT_FOUND,
+    NOT_FOUND_OR_CONFLICT,
+    Caller,
+    PageOf,
+    Paging,
+    Responses,
+    access,
+    run_sync,
+)
 from shared.identity import Principal
+from shared.views import paginate
 
 T = TypeVar("T")
 
@@ -415,8 +425,19 @@ class CaseView(BaseModel):
     task_ended_at: datetime | None
 
     @classmethod
-    def of(cls, case: CoordinatedCase, now: datetime, *, passed_over: bool = False) -> CaseView:
+    def of(
+        cls,
+        case: CoordinatedCase,
+        now: datetime,
+        relations: list[dict[str, str]],
+        *,
+        passed_over: bool = False,
+    ) -> CaseView:
+        """``relations``: as the pool holds them (declared before or after the case arrived),
+        with any the case recorded itself. ``passed_over``: whether the caller sees why the
+        others were passed over (the regional manager)."""
         conference = case.conference or {}
+        shown = sorted({(r["coordinator_id"], r["kind"]) for r in [*relations, *case.relations]})
         return cls(
             case_id=case.id,
             stage=case.stage,
@@ -436,7 +457,7 @@ class CaseView(BaseModel):
             waiting_reason=case.waiting_reason,
             passed_over=case.passed_over if passed_over else None,
             uninformed=case.uninformed,
-            relations=[RelationOfCase.model_validate(r) for r in case.relations],
+            relations=[RelationOfCase(coordinator_id=c, kind=k) for c, k in shown],
             first_contact_due=case.first_contact_due,
             contacted_at=case.contacted_at,
             overdue=case.is_overdue(now),
@@ -474,7 +495,7 @@ def router(app: CoordinationApplication) -> APIRouter:
 
     def view(case: CoordinatedCase, principal: Principal) -> CaseView:
         shown = app.sees_passed_over(case, principal)
-        return CaseView.of(case, app.clock.now(), passed_over=shown)
+        return CaseView.of(case, app.clock.now(), app.relations_of(case.id), passed_over=shown)
 
     # -- the pool ------------------------------------------------------------------------
     @api.post(
@@ -504,11 +525,23 @@ def router(app: CoordinationApplication) -> APIRouter:
         return CoordinatorView.of(pool, body.coordinator_id, app.today())
 
     @api.get("/coordinators", openapi_extra=access(RULES, "list_coordinators"))
-    async def list_coordinators(principal: Caller) -> list[CoordinatorView]:
-        """The coordinators working in the caller's region(s); a coordinator's own entry."""
+    async def list_coordinators(principal: Caller, page: Paging) -> PageOf[CoordinatorView]:
+        """The coordinators working in the caller's region(s); a coordinator's own entry. By
+        coordinator id, a page at a time."""
         pool, seen = await run_sync(app.coordinators, principal)
+        chosen = paginate(
+            [{"coordinator_id": cid} for cid in seen],
+            key="coordinator_id",
+            list_id="coordination.coordinators",
+            filters={},
+            request=page,
+        )
         today = app.today()
-        return [CoordinatorView.of(pool, cid, today) for cid in seen]
+        chosen.items = [
+            CoordinatorView.of(pool, row["coordinator_id"], today).model_dump()
+            for row in chosen.items
+        ]
+        return PageOf[CoordinatorView].of(chosen, CoordinatorView)
 
     @api.post(
         "/coordinators/{coordinator_id}/availability",
@@ -556,17 +589,20 @@ def router(app: CoordinationApplication) -> APIRouter:
     @api.get("/cases", openapi_extra=access(RULES, "list"))
     async def list_cases(
         principal: Caller,
+        page: Paging,
         stage: Stage | None = None,
         model: ConferenceModel | None = None,
         region: Annotated[str | None, Query(max_length=200)] = None,
         coordinator_id: Annotated[str | None, Query(max_length=200)] = None,
         overdue: bool | None = None,
-    ) -> list[CaseRow]:
-        """Cases in coordination, oldest first; ``overdue=true``: first contact past its
-        deadline and not yet made."""
+    ) -> PageOf[CaseRow]:
+        """Cases in coordination, oldest first, a page at a time; ``overdue=true``: first
+        contact past its deadline and not yet made."""
         rows = await run_sync(
-            lambda: app.cases(
+            lambda: app.views.cases_page(
                 principal,
+                page,
+                now=app.clock.now(),
                 stage=stage.value if stage else None,
                 model=model.value if model else None,
                 region=region,
@@ -574,15 +610,14 @@ def router(app: CoordinationApplication) -> APIRouter:
                 overdue=overdue,
             )
         )
-        return [CaseRow.model_validate(row) for row in rows]
+        return PageOf[CaseRow].of(rows, CaseRow)
 
     @api.get("/cases/unassigned", openapi_extra=access(RULES, "unassigned"))
-    async def unassigned(principal: Caller) -> list[UnassignedRow]:
+    async def unassigned(principal: Caller, page: Paging) -> PageOf[UnassignedRow]:
         """Cases waiting for a coordinator, or for the second one they need, each with why:
-        the regional manager's list for assigning by hand."""
-        return [
-            UnassignedRow.model_validate(row) for row in await run_sync(app.unassigned, principal)
-        ]
+        the regional manager's list for assigning by hand. Oldest first, a page at a time."""
+        rows = await run_sync(app.views.unassigned_page, principal, page)
+        return PageOf[UnassignedRow].of(rows, UnassignedRow)
 
     @api.get("/cases/{case_id}", responses=NOT_FOUND, openapi_extra=access(RULES, "read"))
     async def get_case(case_id: UUID, principal: Caller) -> CaseView:

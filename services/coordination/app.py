@@ -1,6 +1,10 @@
 """Coordination's application: assignment on RequestReceived, the end of a case on
 RequestWithdrawn, the coordinators' task ending on PlanDistributed; the commands of the regional
-manager, the coordinator and the participants; the case list and the overdue job.
+manager, the coordinator and the participants; the overdue job. The case lists are its read
+model (``views.py``).
+
+A case and the pool are snapshotted: a case gathers an event per invitation, answer and step
+of the preparation, and the pool one with every case taken and released, forever.
 
 Everything that changes the pool (one aggregate) runs under one lock in this process and is
 retried when another process saved the pool at the same moment, so the consumer and the HTTP
@@ -17,9 +21,8 @@ from typing import Any, TypeVar
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from eventsourcing.application import AggregateNotFoundError, ProcessingEvent, project_aggregate
+from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
 from eventsourcing.persistence import IntegrityError
-from eventsourcing.utils import get_topic
 
 from services.coordination.access import RULES
 from services.coordination.domain import (
@@ -27,8 +30,6 @@ from services.coordination.domain import (
     VALUES,
     CoordinatedCase,
     Stage,
-    derive_stage,
-    first_contact_overdue,
 )
 from services.coordination.pool import (
     POOL_ID,
@@ -37,9 +38,10 @@ from services.coordination.pool import (
     CoordinatorPool,
     RelationNotes,
 )
+from services.coordination.views import CoordinationViews
 from shared.access import Facts
 from shared.actor import system_actor
-from shared.application import KringApplication
+from shared.application import KringApplication, mutate_all
 from shared.clock import Clock, SystemClock
 from shared.envelope import Delivered
 from shared.erasure import CaseErasedError
@@ -47,7 +49,6 @@ from shared.errors import CaseNotFoundError
 from shared.events import CaseErased, PlanDistributed, RequestReceived, RequestWithdrawn
 from shared.identity import Principal
 from shared.logging import bound_case, get_logger
-from shared.projection import LogProjection
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -59,18 +60,10 @@ USERS_ZONE = ZoneInfo("Europe/Amsterdam")
 #: How far back a chain of follow-up cases is followed for relations and continuity.
 FOLLOW_UP_DEPTH = 10
 
-#: The case events the list is projected from.
-_LISTED = (
-    "Received",
-    "WaitingForCoordinator",
-    "CoordinatorAssigned",
-    "CoordinatorsReleased",
-    "FirstContactMade",
-    "FirstContactOverdue",
-    "ConferenceScheduled",
-    "ConferenceHeld",
-    "EndedWithoutConference",
-)
+#: Snapshots: a case every ten events, the pool every two hundred (measured in
+#: ``bench/RESULTS.md``).
+CASE_SNAPSHOT_EVENTS = 10
+POOL_SNAPSHOT_EVENTS = 200
 
 
 class CoordinationApplication(KringApplication):
@@ -83,6 +76,11 @@ class CoordinationApplication(KringApplication):
     }
     shared_aggregate_ids = frozenset({POOL_ID})
     value_types = VALUES
+    snapshotting_intervals = {
+        **KringApplication.snapshotting_intervals,
+        CoordinatedCase: CASE_SNAPSHOT_EVENTS,
+        CoordinatorPool: POOL_SNAPSHOT_EVENTS,
+    }
 
     def __init__(
         self,
@@ -96,16 +94,10 @@ class CoordinationApplication(KringApplication):
         self.system = system_actor(self.name).as_record()
         self._pool_lock = threading.RLock()
         #: The pool gathers events with every case; it is kept in memory and brought up to
-        #: date from the store on each read (another process may have saved since).
+        #: date from the store on each read (another process may have saved since); a process
+        #: starts from its latest snapshot.
         self._pool: CoordinatorPool | None = None
-        self._rows: dict[UUID, dict[str, Any]] = {}
-        self._rows_lock = threading.Lock()
-        self._list = LogProjection(
-            self,
-            self._project_row,
-            topics=[get_topic(getattr(CoordinatedCase, name)) for name in _LISTED],
-            forget=self._forget_row,
-        )
+        self.views = CoordinationViews(self, self.clock)
 
     # -- time ----------------------------------------------------------------------------
     def today(self) -> date:
@@ -115,7 +107,11 @@ class CoordinationApplication(KringApplication):
     # -- policies ------------------------------------------------------------------------
     def process(self, delivered: Delivered) -> bool:
         with self._pool_lock:
-            return _retrying(lambda: super(CoordinationApplication, self).process(delivered))
+            return _retrying(
+                lambda: self._guarded(
+                    lambda: super(CoordinationApplication, self).process(delivered)
+                )
+            )
 
     def on_request_received(
         self, event: RequestReceived, processing: ProcessingEvent[UUID], _: Delivered
@@ -236,7 +232,7 @@ class CoordinationApplication(KringApplication):
                     self._replace(pool, case, coordinator_id, released, by)
                     changed.append(case)
             self.save(*changed)
-            return pool
+            return deepcopy(pool)  # the caller reads it outside the pool lock
 
         return self._pool_command(register)
 
@@ -259,7 +255,7 @@ class CoordinationApplication(KringApplication):
                 actor=actor.as_record(),
             )
             self.save(pool)
-            return pool
+            return deepcopy(pool)
 
         return self._pool_command(set_it)
 
@@ -303,7 +299,7 @@ class CoordinationApplication(KringApplication):
                     self._replace(pool, case, coordinator_id, released, by)
                 changed.append(case)
             self.save(*changed)
-            return pool, case
+            return deepcopy(pool), case
 
         return self._pool_command(declare)
 
@@ -534,9 +530,7 @@ class CoordinationApplication(KringApplication):
         (once per deadline); return how many were recorded now."""
         now = self.clock.now()
         recorded = 0
-        for row in self.cases(overdue=True):
-            if row["overdue_recorded_for"] == row["first_contact_due"]:
-                continue
+        for row in self.views.overdue_unrecorded(now):
             with bound_case(row["case_id"]):
                 case = self.get(row["case_id"])
                 if not case.record_overdue(now=now, actor=self.system):
@@ -568,62 +562,13 @@ class CoordinationApplication(KringApplication):
         coordinator was not independent (never why)."""
         return RULES["passed_over"].allows(principal, self._facts(case))
 
-    def cases(
-        self,
-        principal: Principal | None = None,
-        *,
-        stage: str | None = None,
-        model: str | None = None,
-        region: str | None = None,
-        coordinator_id: str | None = None,
-        overdue: bool | None = None,
-    ) -> list[dict[str, Any]]:
-        """The cases coordination holds that the caller may see (all of them for the service
-        itself: ``principal`` None), oldest first, filtered; projected from the log (no
-        aggregate is loaded). ``overdue`` is judged by the clock, now."""
-        rule = RULES["list"]
-        if principal is not None:
-            rule.check_role(principal)
-        self._list.catch_up()
-        now = self.clock.now()
-        with self._rows_lock:
-            rows = [dict(row) for row in self._rows.values()]
-        found = []
-        for row in rows:
-            if principal is not None and not rule.allows(
-                principal, Facts.of_case(row["case_id"], row["region"], row["coordinator_ids"])
-            ):
-                continue
-            row["overdue"] = first_contact_overdue(row["stage"], row["first_contact_due"], now)
-            if (
-                (stage is None or row["stage"] == stage)
-                and (model is None or row["model"] == model)
-                and (region is None or row["region"].casefold() == region.casefold())
-                and (coordinator_id is None or coordinator_id in row["coordinator_ids"])
-                and (overdue is None or row["overdue"] == overdue)
-            ):
-                found.append(row)
-        return found
-
-    def unassigned(self, principal: Principal) -> list[dict[str, Any]]:
-        """Cases of the caller's region(s) waiting for a coordinator, or for the second one
-        they need, each with why."""
-        rule = RULES["unassigned"]
-        rule.check_role(principal)
-        return [
-            row | {"missing": row["coordinators_needed"] - len(row["coordinator_ids"])}
-            for row in self.cases()
-            if row["stage"] not in ENDED
-            and len(row["coordinator_ids"]) < row["coordinators_needed"]
-            and rule.allows(principal, Facts.of_case(row["case_id"], row["region"]))
-        ]
-
     def coordinators(self, principal: Principal) -> tuple[CoordinatorPool, list[str]]:
         """The pool, and the coordinators in it the caller may see: those working in their
         region(s), or a coordinator's own entry."""
         rule = RULES["list_coordinators"]
         rule.check_role(principal)
-        pool = self.pool()
+        with self._pool_lock:
+            pool = deepcopy(self.pool())  # read outside the lock, while commands change it
         seen = [
             cid
             for cid in sorted(pool.coordinators)
@@ -639,14 +584,52 @@ class CoordinationApplication(KringApplication):
         return case
 
     def pool(self) -> CoordinatorPool:
-        """The pool as stored now: a copy the caller may change (and save)."""
+        """The pool as stored now: the one kept in memory, brought up to date. Change it only
+        holding the pool lock, as the commands and policies do, and save what you change: a
+        command that fails, or leaves changes unsaved, drops it (``_guarded``), and the next one
+        loads it again. (Copying the pool for every command cost a millisecond and more, and
+        grows with it.)"""
         with self._pool_lock:
-            known = self._pool
-            newer = self.events.get(POOL_ID, gt=known.version if known else None)
-            self._pool = project_aggregate(known, newer)
-            if self._pool is None:
-                return CoordinatorPool(id=POOL_ID)
-            return deepcopy(self._pool)
+            pool = self._current_pool()
+            if pool is None:
+                pool = self._pool = CoordinatorPool(id=POOL_ID)
+            return pool
+
+    def _guarded(self, command: Callable[[], T]) -> T:
+        """Run a command that may change the pool kept in memory: if it fails, or leaves a
+        change of it unsaved, the pool is dropped (read again from the store next time)."""
+        try:
+            return command()
+        except BaseException:
+            self._pool = None
+            raise
+        finally:
+            if self._pool is not None and self._pool.pending_events:
+                self._pool = None
+
+    def _current_pool(self) -> CoordinatorPool | None:
+        """The pool kept in memory, brought up to date (in the pool lock; not to be changed)."""
+        known = self._pool
+        if known is None:
+            try:
+                known = self.repository.get(POOL_ID)  # from its latest snapshot
+            except AggregateNotFoundError:
+                known = None
+        newer = self.events.get(POOL_ID, gt=known.version if known else None)
+        self._pool = mutate_all(known, newer)
+        return self._pool
+
+    def relations_of(self, case_id: UUID) -> list[dict[str, str]]:
+        """The relations coordinators declared to the case, as the pool holds them: whether
+        they were declared before coordination heard of the case or after."""
+        with self._pool_lock:
+            pool = self._current_pool()
+            declared = pool.relations_to(case_id) if pool is not None else {}
+            return [
+                {"coordinator_id": coordinator_id, "kind": kind}
+                for coordinator_id, kinds in sorted(declared.items())
+                for kind in kinds
+            ]
 
     # -- helpers -------------------------------------------------------------------------
     @staticmethod
@@ -723,7 +706,7 @@ class CoordinationApplication(KringApplication):
 
     def _pool_command(self, command: Callable[[], T]) -> T:
         with self._pool_lock:
-            return _retrying(command)
+            return _retrying(lambda: self._guarded(command))
 
     def _case_command(
         self,
@@ -745,62 +728,6 @@ class CoordinationApplication(KringApplication):
             return case
 
         return _retrying(run)
-
-    def _forget_row(self, case_id: UUID) -> None:
-        with self._rows_lock:
-            self._rows.pop(case_id, None)
-
-    def _project_row(self, event: Any) -> None:
-        case_id: UUID = event.originator_id
-        with self._rows_lock:
-            if isinstance(event, CoordinatedCase.Received):
-                self._rows[case_id] = {
-                    "case_id": case_id,
-                    "model": event.model,
-                    "region": event.region,
-                    "coordinators_needed": getattr(event, "coordinators_needed", 1),
-                    "follow_up_of": getattr(event, "follow_up_of", None),
-                    "accepted_at": event.accepted_at,
-                    "coordinator_ids": [],
-                    "waiting_reason": None,
-                    "first_contact_due": None,
-                    "contacted_at": None,
-                    "overdue_recorded_for": None,
-                    "scheduled_on": None,
-                    "held_on": None,
-                    "ended": None,
-                    "stage": Stage.WAITING.value,
-                }
-                return
-            row = self._rows.get(case_id)
-            if row is None:
-                return
-            name = type(event).__name__
-            if name == "WaitingForCoordinator":
-                row["waiting_reason"] = event.reason
-            elif name == "CoordinatorAssigned":
-                row["coordinator_ids"] = list(event.coordinator_ids)
-                row["first_contact_due"] = event.first_contact_due
-                row["waiting_reason"] = getattr(event, "waiting_reason", None)
-            elif name == "CoordinatorsReleased":
-                row["coordinator_ids"], row["waiting_reason"] = [], event.waiting_reason
-            elif name == "FirstContactMade":
-                row["contacted_at"] = event.at
-            elif name == "FirstContactOverdue":
-                row["overdue_recorded_for"] = event.due
-            elif name == "ConferenceScheduled":
-                row["scheduled_on"] = event.on
-            elif name == "ConferenceHeld":
-                row["held_on"] = event.held_on
-            elif name == "EndedWithoutConference":
-                row["ended"] = event.ending
-            row["stage"] = derive_stage(
-                ended=row["ended"],
-                held=row["held_on"] is not None,
-                coordinators=bool(row["coordinator_ids"]),
-                contacted=row["contacted_at"] is not None,
-                scheduled=row["scheduled_on"] is not None,
-            ).value
 
 
 def _retrying(command: Callable[[], T]) -> T:

@@ -35,7 +35,7 @@ def build(
         router=api.router(app),
         follows=bus.FOLLOWS,
         history_rule=RULES["history"],
-        background=[overdue_first_contacts],
+        background=[app.views.follow, overdue_first_contacts],
         description="Coordinator pool and assignment, the preparation with the participants,"
         " and the conference held.",
     )

@@ -2,8 +2,9 @@
 
 Follows intake (``RequestReceived``: assign; ``RequestWithdrawn``: stop the preparation) and
 plans (``PlanDistributed``: the coordinators' task ends). Publishes ``CoordinatorAssigned`` (the
-whole set, each time it changes), ``ConferenceHeld`` (parts, attendance by role, participant
-refs), ``ParticipantConsentWithdrawn`` (sharing consent only) and ``CaseEndedWithoutConference``.
+whole set, each time it changes), ``FirstContactMade``, ``ConferenceHeld`` (parts, attendance by
+role per part and over the whole conference, participant refs), ``ParticipantConsentWithdrawn``
+(sharing consent only) and ``CaseEndedWithoutConference``.
 Names, contact details, notes and reasons stay in the store.
 """
 
@@ -21,9 +22,12 @@ from shared.events import (
     ConferenceModel,
     ConferencePart,
     CoordinatorAssigned,
+    FirstContactMade,
     IntegrationEvent,
     ParticipantConsentWithdrawn,
     ParticipantRef,
+    ParticipantRole,
+    attended_from,
 )
 from shared.permissions import follows
 
@@ -43,15 +47,26 @@ def translate(domain_event: DomainEventProtocol[UUID]) -> IntegrationEvent | Non
             by_hand=assigned.by_hand,
             reassignment=assigned.reassignment,
         )
+    if isinstance(domain_event, CoordinatedCase.FirstContactMade):
+        contacted = domain_event
+        if contacted.model is None:
+            return None  # stored before the model rode along: nothing to publish it under
+        return FirstContactMade(
+            case_id=contacted.originator_id,
+            model=ConferenceModel(contacted.model),
+            contacted_at=contacted.at,
+        )
     if isinstance(domain_event, CoordinatedCase.ConferenceHeld):
         held = domain_event
+        participants = [ParticipantRef.model_validate(p) for p in held.participants]
         return ConferenceHeld(
             case_id=held.originator_id,
             model=ConferenceModel(held.model),
             held_on=held.held_on,
             parts=[ConferencePart(part) for part in held.parts],
             attendance={ConferencePart(k): v for k, v in held.attendance.items()},
-            participants=[ParticipantRef.model_validate(p) for p in held.participants],
+            participants=participants,
+            attended=_attended(held.present, participants, held.attendance),
         )
     if isinstance(domain_event, CoordinatedCase.ConsentWithdrawn):  # type: ignore[attr-defined]
         if e.what != Consent.SHARE_DETAILS:
@@ -71,3 +86,20 @@ def translate(domain_event: DomainEventProtocol[UUID]) -> IntegrationEvent | Non
             ended_at=e.at,
         )
     return None
+
+
+def _attended(
+    present: dict[str, list[str]] | None,
+    participants: list[ParticipantRef],
+    attendance: dict[Any, dict[str, int]],
+) -> dict[ParticipantRole, int]:
+    """Each person present in some part once, by role. Conferences stored before the ids present
+    were kept are counted as version 1 of the event is read (``attended_from``)."""
+    if not present:
+        return attended_from(participants, attendance)
+    roles = {ref.participant_id: ref.role for ref in participants}
+    attended: dict[ParticipantRole, int] = {}
+    for participant_id in {pid for ids in present.values() for pid in ids}:
+        role = roles[participant_id]
+        attended[role] = attended.get(role, 0) + 1
+    return attended

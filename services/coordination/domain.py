@@ -67,7 +67,7 @@ class Participant(Value):
     """Someone invited to the conference, as coordination keeps them: name and contact (never
     shown), role, organisation, language, their answer and consents, and whether the
     coordinator informed them of the aim, the way of working, responsibilities and
-    possibilities (seeds 000-002), or why not."""
+    possibilities (as the leaflets on conferences ask), or why not."""
 
     stored_as = "coordination.participant"
 
@@ -137,7 +137,8 @@ def first_contact_overdue(stage: str, first_contact_due: datetime | None, now: d
 def check_conference_rules(
     model: str, parts: list[str], attendance: dict[str, dict[str, int]]
 ) -> None:
-    """The three parts as each model holds them (DESIGN.md section 2, seeds 001 and 002).
+    """The three parts as each model holds them (docs/architecture.md, "The domain"; the leaflets
+    on group conferences and on requesting a conference).
 
     ``family``: part two is private family time (besloten deel): no professional, expert or
     coordinator present. ``group``, ``restorative`` and ``learning_circle``: the coordinator
@@ -485,10 +486,22 @@ class CoordinatedCase(Aggregate):
             raise DomainRuleError("first contact is recorded once a coordinator is assigned")
         if self.contacted_at is not None:
             raise DomainRuleError("the first contact was already recorded")
-        self._contacted(at=at, actor=actor)
+        self._contacted(at=at, actor=actor, model=self.model)
 
-    @event("FirstContactMade")
-    def _contacted(self, *, at: datetime, actor: dict[str, str]) -> None:
+    class FirstContactMade(Aggregate.Event):
+        """The model rides along so the relay can publish the first contact alone."""
+
+        class_version = 2
+        at: datetime
+        actor: dict[str, str]
+        model: str | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["model"] = None  # version 1 was never published
+
+    @event(FirstContactMade)
+    def _contacted(self, *, at: datetime, actor: dict[str, str], model: str | None) -> None:
         self.contacted_at = at
         self._restage()
 
@@ -670,7 +683,7 @@ class CoordinatedCase(Aggregate):
     ) -> None:
         """The coordinator informed the participant of the aim, the way of working,
         responsibilities and possibilities of the conference, and prepared them for its
-        questions (seeds 000-002)."""
+        questions (as the leaflets on conferences ask)."""
         p = self.participant(participant_id)
         self.check_in_preparation("participants are informed")
         if not p.coming:
@@ -950,8 +963,9 @@ class CoordinatedCase(Aggregate):
         self.request_withdrawn_at = at
 
     def end_task(self, *, at: datetime, actor: dict[str, str]) -> bool:
-        """The plan was distributed: the coordinators' task ends (seed 001). Returns whether it
-        ended now (once; only after a conference or a plan without a meeting)."""
+        """The plan was distributed: the coordinators' task ends (the leaflet on group
+        conferences). Returns whether it ended now (once; only after a conference or a plan
+        without a meeting)."""
         if self.task_ended_at is not None or self.stage not in (
             Stage.CONFERENCE_HELD,
             Stage.PLAN_WITHOUT_MEETING,

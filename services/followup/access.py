@@ -3,8 +3,9 @@
 Follow-up data carries no names, so a researcher reads every follow-up and records the research
 contacts. The coordinator assigned to the case records their own call (four weeks after the
 plan), and reads the case's follow-up; the regional manager of the case's region reads it and
-records any contact (for the coordinator: recorded as such). A follow-up conference is asked for
-by the coordinator or the regional manager.
+records any contact (for the coordinator: recorded as such). The marks the people asked at a
+contact gave the meeting and the plan are recorded by whoever may record that contact's outcome.
+A follow-up conference is asked for by the coordinator or the regional manager.
 """
 
 from __future__ import annotations
@@ -37,6 +38,14 @@ RULES: dict[str, Rule] = {
             (Role.REGIONAL_MANAGER, Scope.REGION),
         ),
     ),
+    "ratings": Rule(
+        "recording the ratings given at a contact",
+        grants(
+            (Role.COORDINATOR, Scope.ASSIGNED),
+            (Role.RESEARCHER, Scope.ANY),
+            (Role.REGIONAL_MANAGER, Scope.ON_BEHALF),
+        ),
+    ),
     "follow_up_conference": Rule(
         "asking for a follow-up conference",
         grants((Role.COORDINATOR, Scope.ASSIGNED), (Role.REGIONAL_MANAGER, Scope.ON_BEHALF)),
@@ -57,3 +66,12 @@ OTHER_OUTCOMES = Rule(
     "recording the outcome of a research contact",
     grants((Role.RESEARCHER, Scope.ANY), (Role.REGIONAL_MANAGER, Scope.REGION)),
 )
+
+#: The ratings given at a contact: the same people as its outcome.
+RATINGS_BY_KIND: dict[str, Rule] = {
+    COORDINATOR_CALL: Rule(
+        "recording the ratings given at the coordinator's call",
+        OUTCOME_BY_KIND[COORDINATOR_CALL].grants,
+    ),
+}
+OTHER_RATINGS = Rule("recording the ratings given at a research contact", OTHER_OUTCOMES.grants)

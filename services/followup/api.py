@@ -11,13 +11,22 @@ from typing import Annotated, TypeVar
 from uuid import UUID
 
 from fastapi import APIRouter, Header, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.followup.access import RULES
 from services.followup.app import FollowupApplication
-from services.followup.domain import FollowUp, Stage
-from shared.events import AgreementOutcome, ConferenceModel
-from shared.http import NOT_FOUND, NOT_FOUND_OR_CONFLICT, Caller, Responses, access, run_sync
+from services.followup.domain import FollowUp, Rating, Stage
+from shared.events import AgreementOutcome, ConferenceModel, RatingGroup
+from shared.http import (
+    NOT_FOUND,
+    NOT_FOUND_OR_CONFLICT,
+    Caller,
+    PageOf,
+    Paging,
+    Responses,
+    access,
+    run_sync,
+)
 
 T = TypeVar("T")
 
@@ -53,6 +62,36 @@ class MeetingIn(BaseModel):
     revised_plan_wanted: bool = False
     next_meeting_on: date | None = None
     notes: Annotated[str, Field(max_length=5000)] = ""
+
+
+Mark = Annotated[int, Field(ge=1, le=10)]
+
+
+class RatingIn(BaseModel):
+    """One respondent's marks (1-10) for the meeting and for the plan (either may be left out),
+    and their group: the family and network (the central persons among them) or a professional.
+    Never who they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    by: RatingGroup
+    meeting: Mark | None = None
+    plan: Mark | None = None
+
+    @model_validator(mode="after")
+    def gives_a_mark(self) -> RatingIn:
+        if self.meeting is None and self.plan is None:
+            raise ValueError("give a mark for the meeting, the plan or both")
+        return self
+
+
+class RatingsIn(BaseModel):
+    """The marks of everyone asked at one contact, one entry per respondent."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timer_id: Annotated[str, Field(min_length=1, max_length=80)]
+    ratings: list[RatingIn] = Field(min_length=1, max_length=200)
 
 
 class FollowUpConferenceIn(BaseModel):
@@ -99,6 +138,12 @@ class MeetingView(BaseModel):
     next_meeting_on: date | None
 
 
+class RatingView(BaseModel):
+    by: RatingGroup
+    meeting: int | None
+    plan: int | None
+
+
 class FollowUpView(BaseModel):
     case_id: UUID
     model: ConferenceModel
@@ -117,6 +162,8 @@ class FollowUpView(BaseModel):
     meetings: list[MeetingView]
     #: When a meeting asked for a revised plan.
     revisions_requested: list[datetime]
+    #: Per contact (timer id), the marks its respondents gave.
+    ratings: dict[str, list[RatingView]]
     follow_up_cases: list[UUID]
 
     @classmethod
@@ -156,6 +203,12 @@ class FollowUpView(BaseModel):
             ],
             meetings=[MeetingView.model_validate(m.model_dump()) for m in follow_up.meetings],
             revisions_requested=follow_up.revisions_requested,
+            ratings={
+                timer_id: [
+                    RatingView(by=RatingGroup(r.by), meeting=r.meeting, plan=r.plan) for r in rated
+                ]
+                for timer_id, rated in follow_up.ratings.items()
+            },
             follow_up_cases=follow_up.follow_up_cases,
         )
 
@@ -176,11 +229,17 @@ def router(app: FollowupApplication) -> APIRouter:
 
     @api.get("/cases", openapi_extra=access(RULES, "list"))
     async def list_cases(
-        principal: Caller, stage: Stage | None = None, model: ConferenceModel | None = None
-    ) -> list[CaseRow]:
-        """The follow-ups the caller may see, oldest first, filtered by stage and model."""
-        rows = await run_sync(app.cases, principal, stage, model)
-        return [CaseRow.model_validate(row) for row in rows]
+        principal: Caller,
+        page: Paging,
+        stage: Stage | None = None,
+        model: ConferenceModel | None = None,
+    ) -> PageOf[CaseRow]:
+        """The follow-ups the caller may see, oldest first, filtered by stage and model, a page
+        at a time."""
+        rows = await run_sync(
+            lambda: app.views.cases_page(principal, page, stage=stage, model=model)
+        )
+        return PageOf[CaseRow].of(rows, CaseRow)
 
     @api.get("/cases/{case_id}", responses=NOT_FOUND, openapi_extra=access(RULES, "read"))
     async def get_follow_up(case_id: UUID, principal: Caller) -> FollowUpView:
@@ -237,6 +296,22 @@ def router(app: FollowupApplication) -> APIRouter:
                 notes=body.notes,
             )
         )
+        return FollowUpView.of(follow_up)
+
+    @api.post(
+        "/cases/{case_id}/ratings",
+        status_code=status.HTTP_201_CREATED,
+        responses=command,
+        openapi_extra=access(RULES, "ratings"),
+    )
+    async def record_ratings(case_id: UUID, body: RatingsIn, principal: Caller) -> FollowUpView:
+        """Record the marks (1-10) the people asked at a contact that came due gave the meeting
+        and the plan, one entry per respondent, by group: whoever may record that contact's
+        outcome records them (403 for anyone else), once per contact. 409 before the contact is
+        due, for the reminder, or a second time; 422 for a timer id the follow-up does not have
+        or a mark outside 1-10."""
+        ratings = [Rating(by=r.by.value, meeting=r.meeting, plan=r.plan) for r in body.ratings]
+        follow_up = await run_sync(app.record_ratings, case_id, body.timer_id, ratings, principal)
         return FollowUpView.of(follow_up)
 
     @api.post(

@@ -1,31 +1,37 @@
 """Follow-up's application: the follow-up opens (or notes a revision) on PlanDistributed, timers
-fire when due, and the commands record outcomes and request follow-up conferences. One list is
-kept from its own log: every follow-up with its timers, for the timer loop and the case list."""
+fire when due, and the commands record outcomes and request follow-up conferences. Every
+follow-up with its timers, for the timer loop and the case list, is its read model
+(``views.py``)."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID, uuid4, uuid5
 
 from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 
-from services.followup.access import OTHER_OUTCOMES, OUTCOME_BY_KIND, RULES
+from services.followup.access import (
+    OTHER_OUTCOMES,
+    OTHER_RATINGS,
+    OUTCOME_BY_KIND,
+    RATINGS_BY_KIND,
+    RULES,
+)
 from services.followup.domain import (
     USERS_ZONE,
     VALUES,
     CaseScope,
     FollowUp,
     MeetingOutcome,
+    Rating,
     Schedule,
-    Stage,
     is_contact,
-    stage_of,
 )
-from shared.access import Facts
+from services.followup.views import FollowupViews
+from shared.access import Facts, Rule
 from shared.actor import system_actor
 from shared.application import KringApplication
 from shared.clock import Clock, SystemClock
@@ -34,7 +40,6 @@ from shared.errors import CaseNotFoundError
 from shared.events import CaseErased, CoordinatorAssigned, PlanDistributed, RequestReceived
 from shared.identity import Principal
 from shared.logging import bound_case, get_logger
-from shared.projection import LogProjection
 
 log = get_logger(__name__)
 
@@ -49,6 +54,17 @@ class NoFollowUpError(CaseNotFoundError):
     def __init__(self, case_id: UUID) -> None:
         super().__init__(case_id)
         self.args = (f"case {case_id} has no follow-up: no plan of it was distributed",)
+
+
+class RatingAsDict(Transcoding):
+    type = Rating
+    name = "followup_rating"
+
+    def encode(self, obj: Rating) -> dict[str, Any]:
+        return obj.as_record()
+
+    def decode(self, data: dict[str, Any]) -> Rating:
+        return Rating(by=data["by"], meeting=data["meeting"], plan=data["plan"])
 
 
 class FollowupApplication(KringApplication):
@@ -71,13 +87,11 @@ class FollowupApplication(KringApplication):
         self.clock = clock or SystemClock()
         self.schedule = schedule or Schedule()
         self.system = system_actor(self.name).as_record()
-        #: case id -> {"case_id", "model", "timers": {timer id -> timer}, "outcomes": int}
-        self._rows: dict[UUID, dict[str, Any]] = {}
-        #: case id -> {"region", "coordinator_ids"}: for who may see each row.
-        self._scopes: dict[UUID, dict[str, Any]] = {}
-        self._scope_of: dict[UUID, UUID] = {}
-        self._rows_lock = threading.Lock()
-        self._list = LogProjection(self, self._project, forget=self._forget)
+        self.views = FollowupViews(self)
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(RatingAsDict())
 
     # -- policy ------------------------------------------------------------------------
     def on_plan_distributed(
@@ -145,14 +159,7 @@ class FollowupApplication(KringApplication):
         return fired
 
     def cases_with_due_timers(self, now: datetime) -> list[UUID]:
-        self._list.catch_up()
-        with self._rows_lock:
-            due = {
-                case_id: min(dues)
-                for case_id, row in self._rows.items()
-                if (dues := [t["due_at"] for t in _pending(row) if t["due_at"] <= now])
-            }
-        return sorted(due, key=lambda case_id: due[case_id])
+        return self.views.cases_with_due_timers(now)
 
     # -- commands ----------------------------------------------------------------------
     def record_outcome(
@@ -166,13 +173,7 @@ class FollowupApplication(KringApplication):
     ) -> FollowUp:
         RULES["outcome"].check_role(principal)
         follow_up = self.get(case_id)
-        timer = follow_up.timers.get(timer_id)
-        # A contact's own rule; an unknown timer or the reminder is the domain's to refuse.
-        kind = timer.kind if timer is not None else None
-        if kind is not None and is_contact(kind):
-            rule = OUTCOME_BY_KIND.get(kind, OTHER_OUTCOMES)
-        else:
-            rule = RULES["outcome"]
+        rule = _contact_rule(follow_up, timer_id, OUTCOME_BY_KIND, OTHER_OUTCOMES, RULES["outcome"])
         actor = rule.permit(principal, self.case_facts(case_id))
         now = self.clock.now()
         # A contact due by the clock that the timer loop has not fired yet fires first, so
@@ -230,6 +231,21 @@ class FollowupApplication(KringApplication):
         log.info("followup.meeting_recorded", held=held, revision=revised_plan_wanted)
         return follow_up
 
+    def record_ratings(
+        self, case_id: UUID, timer_id: str, ratings: list[Rating], principal: Principal
+    ) -> FollowUp:
+        RULES["ratings"].check_role(principal)
+        follow_up = self.get(case_id)
+        rule = _contact_rule(follow_up, timer_id, RATINGS_BY_KIND, OTHER_RATINGS, RULES["ratings"])
+        actor = rule.permit(principal, self.case_facts(case_id))
+        now = self.clock.now()
+        follow_up.fire_due(at=now, actor=self.system)  # as for an outcome: FollowUpDue first
+        follow_up.record_ratings(
+            timer_id=timer_id, ratings=ratings, at=now, actor=actor.as_record()
+        )
+        self.save(follow_up)
+        return follow_up
+
     def request_follow_up_conference(
         self,
         case_id: UUID,
@@ -283,90 +299,13 @@ class FollowupApplication(KringApplication):
             raise self.missing(case_id, NoFollowUpError(case_id)) from None
         return follow_up
 
-    def cases(
-        self, principal: Principal, stage: Stage | None = None, model: str | None = None
-    ) -> list[dict[str, Any]]:
-        """The follow-ups the caller may see, oldest first: projected from the log, no
-        aggregate loaded."""
-        rule = RULES["list"]
-        rule.check_role(principal)
-        self._list.catch_up()
-        with self._rows_lock:
-            rows = [
-                {
-                    "case_id": row["case_id"],
-                    "model": row["model"],
-                    "stage": stage_of(row["timers"].values()),
-                    "next_due_at": min((t["due_at"] for t in _pending(row)), default=None),
-                    "outcomes": row["outcomes"],
-                }
-                for row in self._rows.values()
-                if rule.allows(
-                    principal,
-                    Facts.of_case(
-                        row["case_id"],
-                        self._scopes.get(row["case_id"], {}).get("region"),
-                        self._scopes.get(row["case_id"], {}).get("coordinator_ids", ()),
-                    ),
-                )
-            ]
-        return [
-            row
-            for row in rows
-            if (stage is None or row["stage"] == stage) and (model is None or row["model"] == model)
-        ]
 
-    def _forget(self, case_id: UUID) -> None:
-        """An erased case leaves the list, and its timers never fire."""
-        with self._rows_lock:
-            self._rows.pop(case_id, None)
-            self._scopes.pop(case_id, None)
-
-    def _project(self, event: Any) -> None:
-        case_id: UUID = event.originator_id
-        with self._rows_lock:
-            # A case's scope is an aggregate of its own, named after the case.
-            if isinstance(event, CaseScope.Opened):  # type: ignore[attr-defined]
-                self._scopes[event.case_id] = {"region": None, "coordinator_ids": []}
-                self._scope_of[event.originator_id] = event.case_id
-                return
-            if isinstance(event, CaseScope.RegionNoted):  # type: ignore[attr-defined]
-                self._scopes[self._scope_of[case_id]]["region"] = event.region
-                return
-            if isinstance(event, CaseScope.CoordinatorsNoted):  # type: ignore[attr-defined]
-                scoped = self._scopes[self._scope_of[case_id]]
-                scoped["coordinator_ids"] = list(event.coordinator_ids)
-                return
-            if isinstance(event, FollowUp.Opened):  # type: ignore[attr-defined]
-                self._rows[case_id] = {
-                    "case_id": case_id,
-                    "model": event.model,
-                    "timers": {},
-                    "outcomes": 0,
-                }
-                return
-            row = self._rows.get(case_id)
-            if row is None:
-                return
-            timers: dict[str, dict[str, Any]] = row["timers"]
-            if isinstance(event, FollowUp.Scheduled):  # type: ignore[attr-defined]
-                timers[event.timer_id] = {
-                    "kind": event.kind,
-                    "due_at": event.due_at,
-                    "fired_at": None,
-                    "cancelled_at": None,
-                    "outcome_recorded": False,
-                }
-            elif isinstance(event, FollowUp.Due):  # type: ignore[attr-defined]
-                timers[event.timer_id]["fired_at"] = event.at
-            elif isinstance(event, FollowUp.Cancelled):  # type: ignore[attr-defined]
-                timers[event.timer_id]["cancelled_at"] = event.at
-            elif isinstance(event, FollowUp.OutcomeRecorded):  # type: ignore[attr-defined]
-                timers[event.timer_id]["outcome_recorded"] = True
-                row["outcomes"] += 1
-
-
-def _pending(row: Mapping[str, Any]) -> list[dict[str, Any]]:
-    return [
-        t for t in row["timers"].values() if t["fired_at"] is None and t["cancelled_at"] is None
-    ]
+def _contact_rule(
+    follow_up: FollowUp, timer_id: str, by_kind: Mapping[str, Rule], other: Rule, route: Rule
+) -> Rule:
+    """A contact's own rule; for an unknown timer or the reminder the route's (the domain then
+    refuses it, naming the timer)."""
+    timer = follow_up.timers.get(timer_id)
+    if timer is None or not is_contact(timer.kind):
+        return route
+    return by_kind.get(timer.kind, other)

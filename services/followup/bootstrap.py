@@ -33,7 +33,7 @@ def build(
         router=api.router(app),
         follows=bus.FOLLOWS,
         history_rule=RULES["history"],
-        background=[timers],
+        background=[app.views.follow, timers],
         description="Follow-up after the plan: the contacts of the model's schedule and the"
         " reminder of the next meeting as durable timers (FollowUpDue when due), outcomes per"
         " agreement, follow-up conferences.",

@@ -1,7 +1,7 @@
 """What follow-up follows (plans) and publishes: FollowUpDue when a timer fires, OutcomeRecorded
 (without the notes; the family's own next meeting is one too, kind ``next_meeting``),
-PlanRevisionRequested (a meeting asked for a revised plan; plans shows it),
-FollowUpConferenceRequested (without the reason; intake opens the case)."""
+PlanRevisionRequested (a meeting asked for a revised plan; plans shows it), RatingsRecorded (marks
+by group), FollowUpConferenceRequested (without the reason; intake opens the case)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from shared.events import (
     IntegrationEvent,
     OutcomeRecorded,
     PlanRevisionRequested,
+    Rating,
+    RatingsRecorded,
 )
 from shared.permissions import follows
 
@@ -59,6 +61,15 @@ def translate(domain_event: DomainEventProtocol[UUID]) -> IntegrationEvent | Non
     if isinstance(domain_event, FollowUp.PlanRevisionRequested):  # type: ignore[attr-defined]
         return PlanRevisionRequested(
             case_id=e.originator_id, model=e.model, timer_id=e.timer_id, requested_at=e.at
+        )
+    if isinstance(domain_event, FollowUp.RatingsRecorded):  # type: ignore[attr-defined]
+        return RatingsRecorded(
+            case_id=e.originator_id,
+            model=e.model,
+            timer_id=e.timer_id,
+            kind=e.kind,
+            ratings=[Rating(by=r.by, meeting=r.meeting, plan=r.plan) for r in e.ratings],
+            recorded_at=e.at,
         )
     if isinstance(domain_event, FollowUp.FollowUpConferenceRequested):  # type: ignore[attr-defined]
         return FollowUpConferenceRequested(

@@ -5,8 +5,10 @@ weeks (Eigen Kracht's own site), and research contacts follow after about three 
 000: "Na drie maanden wordt voor onderzoeksdoeleinden contact opgenomen"). Which contacts, and
 when, is a schedule per conference model. Beside the contacts, a reminder of the plan's own next
 meeting (when everyone meets again). At each contact the outcome is recorded: whether anyone was
-reached, and per agreement (afspraak) whether it was kept, partly kept or not kept. A follow-up
-conference (vervolgconferentie) may be requested; intake opens it as a new, linked case.
+reached, and per agreement (afspraak) whether it was kept, partly kept or not kept; and at a
+contact, the marks (1-10) the people asked gave the meeting and the plan, by group (family and
+network, or professionals). A follow-up conference (vervolgconferentie) may be requested; intake
+opens it as a new, linked case.
 
 Timers are event-sourced: scheduling, firing and cancelling are events of the case's follow-up,
 so a restart neither loses nor doubles one, and a timer fires once even if two workers race
@@ -33,9 +35,9 @@ from shared.values import Value
 REMINDER = "next_meeting_reminder"
 COORDINATOR_CALL = "coordinator_call"
 RESEARCH = "research"
-#: The family's own next meeting (seed 002: "wanneer iedereen weer bijeenkomt om te kijken hoe
-#: het gaat"), a contact of its own: held or not, the agreements reviewed, a revised plan
-#: wanted or not. Due on the meeting's day.
+#: The family's own next meeting (the leaflet on requesting a conference: "wanneer iedereen
+#: weer bijeenkomt om te kijken hoe het gaat"), a contact of its own: held or not, the
+#: agreements reviewed, a revised plan wanted or not. Due on the meeting's day.
 NEXT_MEETING = "next_meeting"
 #: Kinds the schedule may not name: the follow-up makes these from the plan itself.
 RESERVED_KINDS = frozenset({REMINDER, NEXT_MEETING})
@@ -63,7 +65,8 @@ class Contact:
 
 
 #: The default for every model: the coordinator's call after four weeks (Eigen Kracht), the
-#: research contact after three months (seed 000).
+#: research contact after three months (the leaflet on conferences for a group, neighbourhood
+#: or street).
 DEFAULT_CONTACTS: tuple[Contact, ...] = (
     Contact(COORDINATOR_CALL, 28),
     Contact(RESEARCH, 91),
@@ -145,6 +148,19 @@ class MeetingOutcome(Value):
     agreements: dict[str, str] = Field(default_factory=dict)
     revised_plan_wanted: bool = False
     next_meeting_on: date | None = None
+
+
+@dataclass(frozen=True)
+class Rating:
+    """One respondent's marks (1-10) for the meeting and the plan, either may be missing, and
+    the group they belong to (``shared.events.RatingGroup``): never who they are."""
+
+    by: str
+    meeting: int | None
+    plan: int | None
+
+    def as_record(self) -> dict[str, Any]:
+        return {"by": self.by, "meeting": self.meeting, "plan": self.plan}
 
 
 class CaseScope(Aggregate):
@@ -254,6 +270,8 @@ class FollowUp(Aggregate):
         self.meetings: list[MeetingOutcome] = []
         #: When a meeting asked for a revised plan.
         self.revisions_requested: list[datetime] = []
+        #: timer id -> the ratings recorded at that contact.
+        self.ratings: dict[str, list[Rating]] = {}
         self.follow_up_cases: list[UUID] = []
 
     # -- a revised plan --------------------------------------------------------------------
@@ -389,17 +407,8 @@ class FollowUp(Aggregate):
     ) -> None:
         """How the plan is carried out, as found at a contact that came due: reached or not;
         per agreement of the current version kept, partly kept or not kept; notes."""
-        timer = self.timers.get(timer_id)
-        if timer is None:
-            known = ", ".join(t for t in self.timers if is_contact(self.timers[t].kind))
-            raise InvalidFieldError(
-                ("timer_id",), f"unknown timer {timer_id!r}: this follow-up's contacts are {known}"
-            )
+        timer = self.check_contact(timer_id, "outcome")
         kind = timer.kind
-        if not is_contact(kind):
-            raise DomainRuleError(
-                f"{timer_id} is the reminder of the next meeting, not a contact: it has no outcome"
-            )
         if kind == NEXT_MEETING:
             raise DomainRuleError(
                 f"{timer_id} is the family's own next meeting: record it as a meeting"
@@ -407,11 +416,6 @@ class FollowUp(Aggregate):
             )
         if timer.outcome_recorded:
             raise DomainRuleError(f"the outcome of {timer_id} was already recorded")
-        if timer.fired_at is None:
-            raise DomainRuleError(
-                f"{timer_id} is not due yet (due {timer.due_at.isoformat()}): a follow-up"
-                " outcome is recorded once its contact is due"
-            )
         self.check_agreements(reached, agreements)
         self._outcome_recorded(
             timer_id=timer_id,
@@ -423,6 +427,26 @@ class FollowUp(Aggregate):
             at=at,
             actor=actor,
         )
+
+    def check_contact(self, timer_id: str, what: str) -> Timer:
+        """The contact ``timer_id``, if it is one, came due, so its ``what`` (an outcome,
+        ratings) may be recorded (who may is ``services.followup.access``)."""
+        timer = self.timers.get(timer_id)
+        if timer is None:
+            known = ", ".join(t for t in self.timers if is_contact(self.timers[t].kind))
+            raise InvalidFieldError(
+                ("timer_id",), f"unknown timer {timer_id!r}: this follow-up's contacts are {known}"
+            )
+        if not is_contact(timer.kind):
+            raise DomainRuleError(
+                f"{timer_id} is the reminder of the next meeting, not a contact: it has no {what}"
+            )
+        if timer.fired_at is None:
+            raise DomainRuleError(
+                f"{timer_id} is not due yet (due {timer.due_at.isoformat()}): a follow-up"
+                f" {what} is recorded once its contact is due"
+            )
+        return timer
 
     def check_agreements(self, reached: bool, agreements: Mapping[str, str]) -> None:
         for agreement_id in agreements:
@@ -582,6 +606,40 @@ class FollowUp(Aggregate):
     @event("NextMeetingSet")
     def _next_meeting_set(self, *, next_meeting_on: date, actor: dict[str, str]) -> None:
         self.next_meeting_on = next_meeting_on
+
+    # -- ratings ---------------------------------------------------------------------------
+    def record_ratings(
+        self, *, timer_id: str, ratings: Sequence[Rating], at: datetime, actor: dict[str, str]
+    ) -> None:
+        """The marks the people asked at a contact gave the meeting and the plan, each
+        respondent's once: recorded by whoever records that contact's outcome, once per contact
+        (a second time is refused, so a retried request never counts anyone twice)."""
+        timer = self.check_contact(timer_id, "rating")
+        if timer_id in self.ratings:
+            raise DomainRuleError(f"the ratings of {timer_id} were already recorded")
+        if not ratings:
+            raise InvalidFieldError(("ratings",), "give at least one respondent's marks")
+        self._ratings_recorded(
+            timer_id=timer_id,
+            kind=timer.kind,
+            ratings=list(ratings),
+            model=self.model,
+            at=at,
+            actor=actor,
+        )
+
+    @event("RatingsRecorded")
+    def _ratings_recorded(
+        self,
+        *,
+        timer_id: str,
+        kind: str,
+        ratings: list[Rating],
+        model: str,
+        at: datetime,
+        actor: dict[str, str],
+    ) -> None:
+        self.ratings[timer_id] = list(ratings)
 
     # -- a follow-up conference -----------------------------------------------------------
     def request_follow_up_conference(

@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Header, status
+from fastapi import APIRouter, Header, Query, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.intake.access import RULES
@@ -16,27 +16,27 @@ from services.intake.domain import Funding as FundingValue
 from services.intake.domain import InformationalTalk, Request, Stage, TalkOutcome
 from services.intake.domain import MinimumRequirement as RequirementValue
 from shared.erasure import ErasureReason
-from shared.events import ConferenceModel, CoordinatorWishes
-from shared.http import CONFLICT, NOT_FOUND, NOT_FOUND_OR_CONFLICT, Caller, access, run_sync
+from shared.events import ConferenceModel, CoordinatorWishes, RequesterRelation
+from shared.http import (
+    CONFLICT,
+    NOT_FOUND,
+    NOT_FOUND_OR_CONFLICT,
+    Caller,
+    PageOf,
+    Paging,
+    access,
+    run_sync,
+)
 
 Text = Annotated[str, Field(min_length=1, max_length=200)]
-
-
-class Relation(StrEnum):
-    SELF = "self"
-    FAMILY = "family"
-    NEIGHBOUR = "neighbour"
-    TEACHER = "teacher"
-    CARE_WORKER = "care_worker"
-    POLICE = "police"
-    OTHER = "other"
 
 
 class Requester(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Text
-    relation: Relation
+    #: Published (``RequestSubmitted``); the name and contact stay in intake's store.
+    relation: RequesterRelation
     contact: Annotated[str, Field(max_length=200)] | None = None
 
 
@@ -253,14 +253,17 @@ def router(app: IntakeApplication) -> APIRouter:
     @api.get("/cases", openapi_extra=access(RULES, "list"))
     async def list_cases(
         principal: Caller,
+        page: Paging,
         stage: Stage | None = None,
         model: ConferenceModel | None = None,
-        region: str | None = None,
-    ) -> list[CaseRow]:
+        region: Annotated[str | None, Query(max_length=200)] = None,
+    ) -> PageOf[CaseRow]:
         """The requests of the caller's region(s), oldest first, filtered by stage, model and
-        region."""
-        rows = await run_sync(lambda: app.cases(principal, stage, model, region))
-        return [CaseRow.model_validate(row) for row in rows]
+        region, a page at a time (``limit``, ``after``: the ``next`` of the page before)."""
+        rows = await run_sync(
+            lambda: app.views.cases_page(principal, page, stage=stage, model=model, region=region)
+        )
+        return PageOf[CaseRow].of(rows, CaseRow)
 
     @api.post(
         "/cases/{case_id}/clarify",

@@ -1,9 +1,9 @@
-"""Intake's eventsourcing application: the command handlers (load, call, save), the one policy
-(a follow-up conference opens a linked case) and the list of requests."""
+"""Intake's eventsourcing application: the command handlers (load, call, save) and the one
+policy (a follow-up conference opens a linked case). The list of requests is its read model
+(``views.py``)."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -15,7 +15,8 @@ from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
 from eventsourcing.persistence import IntegrityError
 
 from services.intake.access import RULES
-from services.intake.domain import VALUES, Request, Stage, TalkOutcome
+from services.intake.domain import VALUES, Request, TalkOutcome
+from services.intake.views import IntakeViews
 from shared.access import Facts
 from shared.actor import Actor, system_actor
 from shared.application import KringApplication
@@ -26,7 +27,6 @@ from shared.erasure import CaseErasedError, ErasureReason
 from shared.errors import CaseNotFoundError, DomainRuleError
 from shared.events import FollowUpConferenceRequested
 from shared.identity import Principal
-from shared.projection import LogProjection
 
 #: Namespace of case ids made from an Idempotency-Key, so a retried submission finds its case.
 IDEMPOTENT_SUBMISSION = UUID("6f1d0c8e-2b9a-4d67-9a53-1d2f7e0c4b11")
@@ -74,9 +74,7 @@ class IntakeApplication(KringApplication):
         super().__init__(env)
         self.clock = clock or SystemClock()
         self.system = system_actor(self.name).as_record()
-        self._rows: dict[UUID, dict[str, Any]] = {}
-        self._rows_lock = threading.Lock()
-        self._list = LogProjection(self, self._project_row, forget=self._forget_row)
+        self.views = IntakeViews(self)
 
     # -- policy ------------------------------------------------------------------------
     def on_follow_up_conference_requested(
@@ -187,7 +185,6 @@ class IntakeApplication(KringApplication):
                 if attempt + 1 == ERASE_ATTEMPTS:
                     raise
                 continue
-            self._list.catch_up()
             return Erasure(case_id=case_id, at=at, follow_ups=linked)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -251,56 +248,6 @@ class IntakeApplication(KringApplication):
         except AggregateNotFoundError:
             raise self.missing(case_id) from None
         return case
-
-    def cases(
-        self,
-        principal: Principal,
-        stage: Stage | None = None,
-        model: str | None = None,
-        region: str | None = None,
-    ) -> list[dict[str, Any]]:
-        """The requests of the caller's region(s), oldest first: projected from the log, so no
-        aggregate is loaded."""
-        rule = RULES["list"]
-        rule.check_role(principal)
-        self._list.catch_up()
-        with self._rows_lock:
-            rows = [dict(row) for row in self._rows.values()]
-        return [
-            row
-            for row in rows
-            if rule.allows(principal, Facts.of_case(row["case_id"], row["region"]))
-            and (stage is None or row["stage"] == stage)
-            and (model is None or row["model"] == model)
-            and (region is None or row["region"].casefold() == region.casefold())
-        ]
-
-    def _forget_row(self, case_id: UUID) -> None:
-        with self._rows_lock:
-            self._rows.pop(case_id, None)
-
-    def _project_row(self, event: Any) -> None:
-        with self._rows_lock:
-            if isinstance(event, Request.Submitted):  # type: ignore[attr-defined]
-                self._rows[event.originator_id] = {
-                    "case_id": event.originator_id,
-                    "model": event.model,
-                    "region": event.region,
-                    "stage": Stage.SUBMITTED,
-                    "submitted_at": event.submitted_at,
-                    "accepted_at": None,
-                    "follow_up_of": getattr(event, "follow_up_of", None),
-                }
-                return
-            row = self._rows.get(event.originator_id)
-            if row is None:
-                return
-            if isinstance(event, Request.Clarified):
-                row["stage"] = Stage.CLARIFIED
-            elif isinstance(event, Request.Accepted):
-                row["stage"], row["accepted_at"] = Stage.ACCEPTED, event.at
-            elif isinstance(event, Request.Withdrawn):
-                row["stage"] = Stage.WITHDRAWN
 
     @staticmethod
     def _check_same_request(case: Request, request: Mapping[str, Any]) -> None:

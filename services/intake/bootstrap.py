@@ -23,5 +23,6 @@ def build(settings: IntakeSettings | None = None, clock: Clock | None = None) ->
         follows=bus.FOLLOWS,
         history_rule=RULES["history"],
         on_bus=[answer_clarifications(app)],
+        background=[app.views.follow],
         description="Requests for a conference: submission, acceptance, withdrawal.",
     )

@@ -1,6 +1,8 @@
-"""What intake follows (followup: a follow-up conference opens a case) and publishes: an accepted
-request becomes RequestReceived; a withdrawal after acceptance becomes RequestWithdrawn; an
-erasure becomes CaseErased, which every other service follows."""
+"""What intake follows (followup: a follow-up conference opens a case) and publishes: every
+request becomes RequestSubmitted (model, region, the requester's relation: no name, no
+description); an accepted request becomes RequestReceived; a withdrawal after acceptance becomes
+RequestWithdrawn, one before it RequestWithdrawnBeforeAcceptance (coordination never heard of
+that case); an erasure becomes CaseErased, which every other service follows."""
 
 from __future__ import annotations
 
@@ -17,7 +19,9 @@ from shared.events import (
     CoordinatorWishes,
     IntegrationEvent,
     RequestReceived,
+    RequestSubmitted,
     RequestWithdrawn,
+    RequestWithdrawnBeforeAcceptance,
 )
 from shared.permissions import follows
 
@@ -25,6 +29,18 @@ FOLLOWS = follows("intake")  # the permission table says whom it may follow
 
 
 def translate(domain_event: DomainEventProtocol[UUID]) -> IntegrationEvent | None:
+    if isinstance(domain_event, Request.Submitted):  # type: ignore[attr-defined]
+        submitted: Any = domain_event
+        return RequestSubmitted(
+            case_id=submitted.originator_id,
+            model=ConferenceModel(submitted.model),
+            region=submitted.region,
+            requester_relation=submitted.requester["relation"],
+            informational_talk=submitted.informational_talk,
+            # getattr: requests stored before follow-up conferences existed do not have it.
+            follow_up_of=getattr(submitted, "follow_up_of", None),
+            submitted_at=submitted.submitted_at,
+        )
     if isinstance(domain_event, Request.Accepted):
         accepted = domain_event
         return RequestReceived(
@@ -55,8 +71,16 @@ def translate(domain_event: DomainEventProtocol[UUID]) -> IntegrationEvent | Non
         )
     if isinstance(domain_event, Request.Withdrawn):
         withdrawn = domain_event
-        if not withdrawn.was_accepted or withdrawn.model is None:
-            return None  # nobody downstream knows a request that was never accepted
+        if withdrawn.model is None:
+            return None  # stored before the model rode along: nothing to publish it under
+        if not withdrawn.was_accepted:
+            return RequestWithdrawnBeforeAcceptance(
+                case_id=withdrawn.originator_id,
+                model=ConferenceModel(withdrawn.model),
+                region=withdrawn.region,
+                stage=withdrawn.stage,
+                withdrawn_at=withdrawn.at,
+            )
         return RequestWithdrawn(
             case_id=withdrawn.originator_id,
             model=ConferenceModel(withdrawn.model),

@@ -1,12 +1,15 @@
 """Intake answers claim checks (``shared.claims``): plans asks, over core NATS with its own
 identity, for the conference questions and minimum requirements of an accepted case, which it
 prints on the plan's copies. The text never goes on the stream; the server lets only plans ask
-here, and only intake answer."""
+here, and only intake answer. The replica holding intake's lease answers, on its term's
+connection (``shared.bus``), as it runs the consumers."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+
+from faststream.nats import NatsBroker
 
 from services.intake.app import IntakeApplication
 from shared.bus import Bus
@@ -16,6 +19,7 @@ from shared.claims import (
     ClarificationAnswer,
     ClarificationClaim,
 )
+from shared.fence import Term
 from shared.logging import get_logger
 from shared.permissions import SERVICE_CLAIMS
 
@@ -29,9 +33,12 @@ ASKED_BY = next(
 
 def answer_clarifications(app: IntakeApplication) -> Callable[[Bus], None]:
     def attach(bus: Bus) -> None:
-        subscriber = bus.broker.subscriber(
+        bus.register(register)
+
+    def register(broker: NatsBroker, term: Term | None) -> None:
+        subscriber = broker.subscriber(
             CLARIFICATION_SUBJECT,
-            queue="intake-claims",  # one replica answers each request
+            queue="intake-claims",  # one answer per request, even while terms hand over
             title="intake:clarification",
             description="a claim check: the questions and minimum requirements of an accepted"
             " case, for plans (core NATS, never on a stream)",

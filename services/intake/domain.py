@@ -30,8 +30,8 @@ from shared.claims import (
 from shared.errors import DomainRuleError, InvalidFieldError
 from shared.values import Value
 
-#: Models in which the regional manager may ask for two coordinators (seed 001: a group or
-#: neighbourhood conference is often prepared by two).
+#: Models in which the regional manager may ask for two coordinators (the leaflet on group
+#: conferences: a group or neighbourhood conference is often prepared by two).
 TWO_COORDINATOR_MODELS = frozenset({"group"})
 
 
@@ -258,9 +258,10 @@ class Request(Aggregate):
         today: date,
         actor: dict[str, str],
     ) -> None:
-        """An informational talk was held (seed 002: one may be asked for first). Until the
-        request is accepted; again after one where the family took time to think it over. A
-        "no" ends the request (withdrawn, with that reason): nobody is pressed."""
+        """An informational talk was held (the leaflet on requesting a conference: one may
+        be asked for first). Until the request is accepted; again after one where the family
+        took time to think it over. A "no" ends the request (withdrawn, with that reason):
+        nobody is pressed."""
         self.check_is_open("given an informational talk")
         if held_on > today:
             raise InvalidFieldError(("held_on",), f"must not be after today ({today.isoformat()})")
@@ -280,6 +281,8 @@ class Request(Aggregate):
                 actor=actor,
                 was_accepted=False,
                 model=self.model,
+                region=self.region,
+                stage=self.stage.value,
             )
 
     @event("InformationalTalkHeld")
@@ -394,24 +397,39 @@ class Request(Aggregate):
             actor=actor,
             was_accepted=self.stage is Stage.ACCEPTED,
             model=self.model,
+            region=self.region,
+            stage=self.stage.value,
         )
 
     class Withdrawn(Aggregate.Event):
-        """The model rides along so the relay translates the event alone. Version 2 declares
-        it; version 1 events may lack ``was_accepted`` and ``model`` (added later)."""
+        """Model, region and the stage it was withdrawn at ride along, so the relay can
+        translate the event alone (analysts count withdrawals before acceptance by them).
 
-        class_version = 2
+        Version 1 is the undeclared event, whose earliest form had neither ``was_accepted`` nor
+        ``model``. Two releases wrote a version 2: one declared version 1's fields only, the
+        other added ``region`` and ``stage``; version 3 is the latter, and its upcaster reads
+        either form of version 2."""
 
+        class_version = 3
         reason: str
         at: datetime
         actor: dict[str, str]
         was_accepted: bool
         model: str | None
+        region: str | None
+        stage: str | None
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             state.setdefault("was_accepted", False)
             state.setdefault("model", None)
+
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            # A version 2 that already carries region and stage keeps them as written.
+            if "stage" not in state:
+                state["region"] = None
+                state["stage"] = Stage.ACCEPTED.value if state["was_accepted"] else None
 
     @event(Withdrawn)
     def _withdrawn(
@@ -422,6 +440,8 @@ class Request(Aggregate):
         actor: dict[str, str],
         was_accepted: bool,
         model: str | None,
+        region: str | None,
+        stage: str | None,
     ) -> None:
         self.withdrawal_reason = reason
         self.stage = Stage.WITHDRAWN

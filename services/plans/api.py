@@ -32,7 +32,16 @@ from services.plans.domain import (
 from services.plans.mail import MAX_ADDRESS_LENGTH, checked_address
 from services.plans.texts import LANGUAGES
 from shared.events import ConferenceModel, ParticipantRole
-from shared.http import NOT_FOUND, NOT_FOUND_OR_CONFLICT, Caller, Responses, access, run_sync
+from shared.http import (
+    NOT_FOUND,
+    NOT_FOUND_OR_CONFLICT,
+    Caller,
+    PageOf,
+    Paging,
+    Responses,
+    access,
+    run_sync,
+)
 
 T = TypeVar("T")
 
@@ -441,11 +450,17 @@ def router(app: PlansApplication) -> APIRouter:
 
     @api.get("/cases", openapi_extra=access(RULES, "list"))
     async def list_cases(
-        principal: Caller, stage: Stage | None = None, model: ConferenceModel | None = None
-    ) -> list[CaseRow]:
-        """The cases plans knows that the caller may see, oldest first, by stage and model."""
-        rows = await run_sync(app.cases, principal, stage, model)
-        return [CaseRow.model_validate(row) for row in rows]
+        principal: Caller,
+        page: Paging,
+        stage: Stage | None = None,
+        model: ConferenceModel | None = None,
+    ) -> PageOf[CaseRow]:
+        """The cases plans knows that the caller may see, oldest first, by stage and model, a
+        page at a time."""
+        rows = await run_sync(
+            lambda: app.views.cases_page(principal, page, stage=stage, model=model)
+        )
+        return PageOf[CaseRow].of(rows, CaseRow)
 
     @api.get("/cases/{case_id}", responses=NOT_FOUND, openapi_extra=access(RULES, "read"))
     async def get_case(case_id: UUID, principal: Caller) -> PlanView:

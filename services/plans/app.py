@@ -1,11 +1,10 @@
 """Plans' application: it learns of the request (intake) and of the coordinator and the
 conference (coordination) from the bus, in any order; it takes the coordinator's and the
-professional's commands over HTTP; and it keeps two lists from its own log: the cases, and the
-e-mails the delivery worker still has to send."""
+professional's commands over HTTP. Its lists (the cases, and the e-mails the delivery worker
+still has to send) are its read model (``views.py``)."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,8 +24,8 @@ from services.plans.domain import (
     PlanContent,
     PlanParticipant,
     Professional,
-    Stage,
 )
+from services.plans.views import PlansViews
 from shared.access import Facts
 from shared.actor import Actor, system_actor
 from shared.application import KringApplication
@@ -45,7 +44,6 @@ from shared.events import (
     RequestReceived,
 )
 from shared.identity import Principal
-from shared.projection import LogProjection
 
 #: Saving a delivery record retries this often when an HTTP command saved the plan at the same
 #: moment; the e-mail is already out, so giving up would send it again on the next round.
@@ -59,8 +57,14 @@ class PendingEmail:
     participant_id: str
 
 
+#: A plan gathers an event per copy delivered, version and sign-off: loaded from a snapshot
+#: every ten events.
+PLAN_SNAPSHOT_EVENTS = 10
+
+
 class PlansApplication(KringApplication):
     name = "plans"
+    snapshotting_intervals = {**KringApplication.snapshotting_intervals, Plan: PLAN_SNAPSHOT_EVENTS}
     policies = {
         RequestReceived: "on_request_received",
         CoordinatorAssigned: "on_coordinator_assigned",
@@ -76,10 +80,7 @@ class PlansApplication(KringApplication):
         super().__init__(env)
         self.clock = clock or SystemClock()
         self.system = system_actor(self.name).as_record()
-        self._rows: dict[UUID, dict[str, Any]] = {}
-        self._pending: dict[PendingEmail, None] = {}
-        self._lists_lock = threading.Lock()
-        self._lists = LogProjection(self, self._project, forget=self._forget)
+        self.views = PlansViews(self)
 
     # -- policies: any of them may come first, and each opens the plan if needed ----------
     def on_request_received(
@@ -335,75 +336,10 @@ class PlansApplication(KringApplication):
             raise self.missing(case_id) from None
         return plan
 
-    def cases(
-        self, principal: Principal, stage: Stage | None = None, model: str | None = None
-    ) -> list[dict[str, Any]]:
-        """The cases plans knows that the caller may see, oldest first, without loading an
-        aggregate."""
-        rule = RULES["list"]
-        rule.check_role(principal)
-        self._lists.catch_up()
-        with self._lists_lock:
-            rows = [dict(row) for row in self._rows.values()]
-        return [
-            row
-            for row in rows
-            if rule.allows(
-                principal, Facts.of_case(row["case_id"], row["region"], row["coordinator_ids"])
-            )
-            and (stage is None or row["stage"] == stage)
-            and (model is None or row["model"] == model)
-        ]
-
     def pending_emails(self) -> list[PendingEmail]:
-        self._lists.catch_up()
-        with self._lists_lock:
-            return list(self._pending)
-
-    def _forget(self, case_id: UUID) -> None:
-        """An erased case leaves the lists; its e-mail copies are no longer sent."""
-        with self._lists_lock:
-            self._rows.pop(case_id, None)
-            for pending in [p for p in self._pending if p.case_id == case_id]:
-                del self._pending[pending]
-
-    def _project(self, event: Any) -> None:
-        case_id: UUID = event.originator_id
-        with self._lists_lock:
-            if isinstance(event, Plan.Opened):  # type: ignore[attr-defined]
-                self._rows[case_id] = {
-                    "case_id": case_id,
-                    "model": event.model,
-                    "stage": Stage.AWAITING_CONFERENCE,
-                    "current_version": None,
-                    "distributed": False,
-                    "distributed_version": None,
-                    "region": None,
-                    "coordinator_ids": [],
-                }
-                return
-            row = self._rows.get(case_id)
-            if row is None:
-                return
-            if isinstance(event, Plan.RequestNoted):
-                row["region"] = event.region
-            elif isinstance(event, Plan.CoordinatorNoted):  # type: ignore[attr-defined]
-                row["coordinator_ids"] = list(event.coordinator_ids)
-            elif isinstance(event, Plan.ConferenceNoted):
-                if row["stage"] == Stage.AWAITING_CONFERENCE:
-                    row["stage"] = Stage.CONFERENCE_HELD
-            elif isinstance(event, Plan.EndedWithoutConference):  # type: ignore[attr-defined]
-                ended_with_plan = event.ending == "plan_without_meeting"
-                row["stage"] = Stage.WITHOUT_MEETING if ended_with_plan else Stage.STOPPED
-            elif isinstance(event, Plan.Written):
-                row["stage"], row["current_version"] = Stage.WRITTEN, event.version
-            elif isinstance(event, Plan.Distributed):  # type: ignore[attr-defined]
-                row["stage"], row["distributed"] = Stage.DISTRIBUTED, True
-                row["distributed_version"] = event.version
-                for r in event.recipients:
-                    if r.get("channel") == Channel.EMAIL.value:
-                        self._pending[PendingEmail(case_id, event.version, r["participant_id"])] = (
-                            None
-                        )
-            elif isinstance(event, Plan.DeliveryRecorded):  # type: ignore[attr-defined]
-                self._pending.pop(PendingEmail(case_id, event.version, event.participant_id), None)
+        """The e-mail copies a distribution left without a delivery record (the delivery
+        worker's round); an erased case's are gone with it."""
+        return [
+            PendingEmail(row["case_id"], row["version"], row["participant_id"])
+            for row in self.views.pending_emails()
+        ]

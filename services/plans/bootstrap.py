@@ -39,7 +39,7 @@ def build(
         router=api.router(app),
         follows=bus.FOLLOWS,
         history_rule=RULES["history"],
-        background=[worker.deliver_plans, fetcher.fetch_clarifications],
+        background=[app.views.follow, worker.deliver_plans, fetcher.fetch_clarifications],
         on_bus=[fetcher.attach],
         description="The plan: written up after the conference, versioned, signed off where a"
         " minimum requirement was set, distributed to every participant, delivered.",

@@ -4,18 +4,16 @@ copy; their sign-off belongs to the professional who set each). A claim check ov
 with plans' own identity (``shared.claims``): the text never goes on the stream, it is kept in
 plans' store under the case's key, and erased with the case.
 
-It asks for every plan whose accepted request it heard of and that lacks them, each tick, until
-intake answers; a distribution waits for the answer (``Plan.distribution_blockers``)."""
+It asks for every plan whose accepted request it heard of and that lacks them (plans' read model,
+``views.py``), each tick, until intake answers; a distribution waits for the answer
+(``Plan.distribution_blockers``)."""
 
 from __future__ import annotations
 
 import asyncio
-import threading
-from typing import Any
 from uuid import UUID
 
 from services.plans.app import PlansApplication
-from services.plans.domain import Plan
 from shared.bus import Bus
 from shared.claims import (
     CLARIFICATION_SUBJECT,
@@ -24,7 +22,6 @@ from shared.claims import (
     ClarificationClaim,
 )
 from shared.logging import get_logger
-from shared.projection import LogProjection
 
 log = get_logger(__name__)
 
@@ -37,18 +34,16 @@ class ClarificationFetcher:
         self.tick_seconds = tick_seconds
         self.timeout_seconds = timeout_seconds
         self.bus: Bus | None = None
-        self._waiting: dict[UUID, None] = {}
-        self._lock = threading.Lock()
-        self._projection = LogProjection(app, self._project, forget=self._forget)
+        #: Cases intake answered as erased: never asked again while their CaseErased is on its
+        #: way here (the erasure takes them out of the read model).
+        self._erased: set[UUID] = set()
 
     def attach(self, bus: Bus) -> None:
         self.bus = bus
 
     def waiting(self) -> list[UUID]:
         """The plans that heard of their accepted request and lack its clarification."""
-        self._projection.catch_up()
-        with self._lock:
-            return list(self._waiting)
+        return [c for c in self.app.views.awaiting_clarification() if c not in self._erased]
 
     async def fetch_clarifications(self) -> None:
         """The service's background job: a round every tick, forever."""
@@ -74,26 +69,14 @@ class ClarificationFetcher:
                     log.info("claim.noted", case_id=str(case_id))
                     noted += 1
             elif answer.outcome is ClaimOutcome.ERASED:
-                with self._lock:  # CaseErased erases it here too; never ask again meanwhile
-                    self._waiting.pop(case_id, None)
+                self._erased.add(case_id)
         return noted
 
     async def ask(self, case_id: UUID) -> ClarificationAnswer:
         assert self.bus is not None
-        reply = await self.bus.broker.connection.request(
+        reply = await self.bus.connection.request(
             CLARIFICATION_SUBJECT,
             ClarificationClaim(case_id=case_id).model_dump_json().encode(),
             timeout=self.timeout_seconds,
         )
         return ClarificationAnswer.model_validate_json(reply.data)
-
-    def _forget(self, case_id: UUID) -> None:
-        with self._lock:
-            self._waiting.pop(case_id, None)
-
-    def _project(self, event: Any) -> None:
-        with self._lock:
-            if isinstance(event, Plan.RequestNoted):
-                self._waiting[event.originator_id] = None
-            elif isinstance(event, Plan.ClarificationNoted):  # type: ignore[attr-defined]
-                self._waiting.pop(event.originator_id, None)

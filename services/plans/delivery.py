@@ -5,6 +5,12 @@ Each copy (version, participant) is sent until it has a record, then never again
 the SMTP server accepted a copy and before its record was stored sends that copy twice on the
 next round: e-mail has no exactly-once, and twice beats never.
 
+It runs in the replica that holds plans' lease only (``shared.lease``). Right before each copy
+is handed to the SMTP server it asks whether the term still lasts (``shared.fence``): a replica
+that was paused past its lease sends nothing when it wakes, and its record would be refused.
+That leaves the instant between the question and the server's answer, which is the crash case
+above: a copy twice at most.
+
 Every failure to send a copy is an attempt, whatever raised it (an SMTP refusal, a lost
 connection, an address smtplib cannot encode, a document that would not render): after
 ``max_attempts`` (at once for a permanent refusal) the copy is recorded failed, with a reason
@@ -20,6 +26,7 @@ from services.plans.app import PendingEmail, PlansApplication
 from services.plans.document import LABELS, document_of, render_pdf
 from services.plans.domain import DeliveryStatus
 from services.plans.mail import DeliveryError, Mailer, OutgoingMail
+from shared import fence
 from shared.errors import CaseNotFoundError
 from shared.logging import get_logger
 from shared.store import STORE_UNAVAILABLE
@@ -27,6 +34,8 @@ from shared.store import STORE_UNAVAILABLE
 log = get_logger(__name__)
 
 NO_SMTP = "no SMTP configured"
+#: Nothing was tried: the store is away, or this replica's lease ran out.
+NOT_TRIED: tuple[type[BaseException], ...] = (*STORE_UNAVAILABLE, fence.LeaseLostError)
 NO_ADDRESS = "no e-mail address recorded"
 
 
@@ -58,6 +67,8 @@ class DeliveryWorker:
             try:
                 if await self._deliver(pending):
                     recorded += 1
+            except fence.LeaseLostError:
+                return recorded  # another replica delivers from here
             except Exception as error:  # one copy's fault must not hold up the others
                 log.error(
                     "plan.delivery_error",
@@ -74,12 +85,14 @@ class DeliveryWorker:
         try:
             mail = await asyncio.to_thread(self._compose, pending)
             if mail is not None:
+                if not fence.still_held():
+                    raise fence.LeaseLostError("plans: the lease ran out before sending")
                 await asyncio.to_thread(mailer.send, mail)
         except CaseNotFoundError:  # erased meanwhile: nothing to send, nothing to record
             self._attempts.pop(pending, None)
             return False
-        except STORE_UNAVAILABLE:
-            raise  # nothing was tried
+        except NOT_TRIED:
+            raise
         except DeliveryError as error:
             return await self._failed(pending, error.reason, permanent=error.permanent)
         except Exception as error:  # any other failure to send is an attempt all the same

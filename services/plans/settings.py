@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+import re
+
+from pydantic import Field, SecretStr, field_validator
 
 from shared.settings import ServiceSettings
 
@@ -30,3 +32,18 @@ class PlansSettings(ServiceSettings):
     claim_timeout_seconds: float = Field(
         2.0, gt=0, validation_alias="KRING_PLANS_CLAIM_TIMEOUT_SECONDS"
     )
+
+    @field_validator("smtp_from")
+    @classmethod
+    def an_address(cls, value: str) -> str:
+        # The shape only: kring@localhost, the default, is no address email-validator accepts.
+        if not re.fullmatch(r"[^@\s]+@[^@\s]+", value):
+            raise ValueError("expected an e-mail address, e.g. kring@example.org")
+        return value
+
+    @field_validator("smtp_host")
+    @classmethod
+    def a_host(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or any(c in value for c in " /:@")):
+            raise ValueError("expected the SMTP server's host name or address")
+        return value

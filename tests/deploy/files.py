@@ -263,6 +263,16 @@ def settings_classes() -> dict[str, type[BaseSettings]]:
     }
 
 
+#: The development issuer's entry point: ``python -m kring.issuer``.
+ISSUER_MODULE = "kring.issuer"
+
+
+def issuer_settings() -> type[BaseSettings]:
+    from kring.issuer import IssuerSettings
+
+    return IssuerSettings
+
+
 def variables_read(settings: type[BaseSettings]) -> set[str]:
     """The environment variables a settings class reads (validation aliases or prefix+name)."""
     prefix = str(settings.model_config.get("env_prefix", ""))

@@ -21,24 +21,26 @@ from shared.bus import Bus
 from shared.logging import configure_logging
 from shared.relay import OutboxRelay
 from shared.subjects import STREAM
-from tests.deploy.compose_processes import nats_nodes
+from tests.deploy.compose_processes import nats_only
 
 
 async def measure(events: int, work: Path) -> str:
-    nodes = nats_nodes(work / "nats")
-    for node in nodes:
-        node.start()
+    cluster = nats_only(work / "nats")
+    cluster.up()
     try:
-        deadline = time.monotonic() + 60
-        while not all(node.healthy() for node in nodes):
-            if time.monotonic() > deadline:
-                return "the three nodes did not become healthy within 60 s"
-            await asyncio.sleep(0.3)
-        url = nodes[0].url
-        definition = build(IntakeSettings(nats_url=url, data_dir=work / "data"))
+        url = ",".join(cluster.nats_servers())
+        password = cluster.nats_password("intake")
+        settings = IntakeSettings(
+            nats_url=url,
+            nats_user="intake",
+            nats_password=password,
+            data_dir=work / "data",
+            oidc_issuer="http://127.0.0.1",
+        )
+        definition = build(settings)
         app = definition.app
         store_accepted_requests(app, events)
-        bus = Bus(url, replicas=3)
+        bus = Bus(url, replicas=3, user="intake", password=password)
         await asyncio.wait_for(bus.run(), 60)
         relay = OutboxRelay(app, bus, definition.translate)
         last = app.recorder.max_notification_id()
@@ -57,8 +59,7 @@ async def measure(events: int, work: Path) -> str:
             f" sync_interval always) in {took:.1f} s: {count / took:,.0f} events/s"
         )
     finally:
-        for node in nodes:
-            node.stop()
+        cluster.down()
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """The deployment keeps agreeing with the code: every KRING_ variable a deployment file sets is
-one the process it runs reads (its settings class, or the CLI), every port and health path is the
-service's, every command exists. What another piece of work has not brought yet is allowed only
-while tests/deploy/slots.py lists it as pending, and only while it is still missing."""
+one the process it runs reads (its settings class, the issuer's, or the CLI), every port and health
+path is the service's, every command exists. What another piece of work has not brought yet is
+allowed only while tests/deploy/slots.py lists it as pending, and only while it is still missing."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import pytest
 from fastapi.routing import APIRoute
 
 from shared.http import common_router
-from shared.settings import ServiceSettings
+from shared.settings import SECRETS_DIR_VARIABLE, ServiceSettings
 from tests.deploy.files import (
+    ISSUER_MODULE,
     OVERLAYS,
     ROOT,
     SERVICES,
@@ -22,6 +23,7 @@ from tests.deploy.files import (
     config_map,
     containers,
     environment_of,
+    issuer_settings,
     kustomize,
     settings_classes,
     variables_read,
@@ -39,6 +41,17 @@ def _read_by_everything() -> set[str]:
     return read
 
 
+def _read_by(command: list[str]) -> set[str]:
+    """What the process a deployment's command starts reads."""
+    service = _kring_service(command)
+    if service:
+        # Every service reads its settings from files in this folder too (shared.settings).
+        return variables_read(settings_classes()[service]) | {SECRETS_DIR_VARIABLE}
+    if command[:3] == ["python", "-m", ISSUER_MODULE]:
+        return variables_read(issuer_settings())
+    return _read_by_everything() | {SECRETS_DIR_VARIABLE}
+
+
 def _unknown(variables: set[str], read: set[str]) -> set[str]:
     return {v for v in variables if v.startswith("KRING_")} - read - set(PENDING_SETTINGS)
 
@@ -52,9 +65,7 @@ def test_every_variable_compose_sets_is_read_by_the_process_it_configures() -> N
     for name, spec in compose()["services"].items():
         env = environment_of(spec)
         secrets = {s["target"].upper() for s in spec.get("secrets", []) if isinstance(s, dict)}
-        command = spec.get("command") or []
-        service = _kring_service(command)
-        read = variables_read(settings_classes()[service]) if service else _read_by_everything()
+        read = _read_by(spec.get("command") or [])
         assert _unknown(set(env) | secrets, read) == set(), name
 
 
@@ -63,8 +74,7 @@ def test_every_variable_kubernetes_sets_is_read_by_the_process_it_configures(ove
     docs = kustomize(overlay)
     shared_config = set(config_map(docs, "kring-config"))
     for workload, container in containers(docs):
-        service = _kring_service(container["command"])
-        read = variables_read(settings_classes()[service]) if service else _read_by_everything()
+        read = _read_by(container["command"])
         env = {e["name"] for e in container.get("env", [])}
         if any("configMapRef" in source for source in container.get("envFrom", [])):
             env |= shared_config
@@ -87,7 +97,12 @@ def test_the_dockerfile_sets_only_variables_every_service_reads() -> None:
 
 def test_the_pending_settings_are_still_missing() -> None:
     # Once the code reads one, take it off tests/deploy/slots.py (and check the name matches).
-    landed = set(PENDING_SETTINGS) & (_read_by_everything() | variables_read(ServiceSettings))
+    landed = set(PENDING_SETTINGS) & (
+        _read_by_everything()
+        | variables_read(ServiceSettings)
+        | variables_read(issuer_settings())
+        | {SECRETS_DIR_VARIABLE}
+    )
     assert landed == set(), f"now read by the code, remove from PENDING_SETTINGS: {landed}"
 
 
@@ -108,7 +123,9 @@ def _commands_run() -> list[tuple[str, list[str]]]:
 def test_every_command_the_deployment_runs_exists_or_is_pending() -> None:
     known = cli_commands()
     for where, command in _commands_run():
-        if command[0] == "python":
+        if command[:3] == ["python", "-m", ISSUER_MODULE]:
+            assert (ROOT / "kring" / "issuer.py").is_file(), where
+        elif command[0] == "python":
             service = _kring_service(command)
             assert service in SERVICES, where
             assert (ROOT / "services" / service / "main.py").is_file(), where
@@ -116,6 +133,8 @@ def test_every_command_the_deployment_runs_exists_or_is_pending() -> None:
             words = tuple(w for w in command[1:] if not w.startswith("-"))
             matches = [path for path in known | set(PENDING_COMMANDS) if words[: len(path)] == path]
             assert matches, f"{where}: kring {' '.join(words)} is neither a command nor pending"
+        elif command[0] != "nats-server":  # the NATS image's own
+            raise AssertionError(f"{where}: {command[0]} is not a Kring command")
 
 
 def test_the_pending_commands_are_still_missing() -> None:
@@ -128,7 +147,7 @@ def _port_of(service: str) -> int:
 
 
 def test_the_health_paths_are_the_ones_every_service_serves() -> None:
-    router = common_router(app=None, ready=lambda: True, asyncapi=lambda: "")  # type: ignore[arg-type]
+    router = common_router(None, lambda: [], lambda: "", None)  # type: ignore[arg-type]
     served = {route.path for route in router.routes if isinstance(route, APIRoute)}
     assert {"/health/ready", "/health/live", "/metrics"} <= served
     healthcheck = (ROOT / "deploy" / "docker" / "healthcheck.py").read_text(encoding="utf-8")

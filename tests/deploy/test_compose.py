@@ -64,7 +64,6 @@ def test_every_service_runs_twice_from_the_image_and_waits_for_what_it_needs(ser
     assert {name: d["condition"] for name, d in depends.items()} == {
         **{node: "service_healthy" for node in NATS_NODES},
         "postgres": "service_healthy",
-        "streams": "service_completed_successfully",
     }
     env = environment_of(spec)
     assert env["KRING_STORE"] == "postgres"
@@ -107,7 +106,9 @@ def test_every_secret_comes_from_a_file_that_make_secrets_writes(tmp_path) -> No
         capture_output=True,
     )
     declared = compose()["secrets"]
-    written = {p.name for p in (tmp_path / "s").iterdir()}
+    written = {
+        str(p.relative_to(tmp_path / "s")) for p in (tmp_path / "s").rglob("*") if p.is_file()
+    }
     assert {spec["file"].removeprefix("./secrets/") for spec in declared.values()} == written
     used = {
         (s if isinstance(s, str) else s["source"])
@@ -117,7 +118,7 @@ def test_every_secret_comes_from_a_file_that_make_secrets_writes(tmp_path) -> No
     assert used == set(declared)
 
 
-@pytest.mark.parametrize("name", ["nats-auth", "streams", "issuer", *SERVICES])
+@pytest.mark.parametrize("name", ["nats-auth", "issuer", *SERVICES])
 def test_kring_containers_run_without_root_and_without_a_writable_root(name: str) -> None:
     spec = compose()["services"][name]
     assert spec["user"] == "10001:10001"
@@ -133,6 +134,37 @@ def test_only_loopback_ports_are_published() -> None:
             assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond this host"
     edge = compose()["services"]["edge"]
     assert [p.split(":")[1] for p in edge["ports"]] == ["8001", "8002", "8003", "8004", "8005"]
+
+
+def test_the_authorization_is_rendered_from_every_identity_s_password_as_the_cli_reads_them() -> (
+    None
+):
+    from shared.permissions import names
+
+    spec = compose()["services"]["nats-auth"]
+    command = spec["command"]
+    assert command[:2] == ["kring", "nats-authorization"]
+    folder = command[2]
+    targets = {s["target"] for s in spec["secrets"]}
+    assert targets == {f"{folder}/{identity}.password" for identity in names()}
+    out = command[command.index("--out") + 1]
+    # Where the NATS nodes include it from: the same volume, at auth/authorization.conf.
+    (volume,) = spec["volumes"]
+    assert out == volume.split(":")[1] + "/authorization.conf"
+    for node in ("nats-1", "nats-2", "nats-3"):
+        assert f"{volume.split(':')[0]}:/etc/nats/auth:ro" in compose()["services"][node]["volumes"]
+
+
+def test_the_issuer_names_itself_as_the_services_are_told() -> None:
+    services = compose()["services"]
+    issuer = environment_of(services["issuer"])
+    assert services["issuer"]["command"] == ["python", "-m", "kring.issuer"]
+    for service in SERVICES:
+        env = environment_of(services[service])
+        assert env["KRING_OIDC_ISSUER"] == issuer["KRING_ISSUER_URL"]
+        assert (
+            env["KRING_OIDC_JWKS_URL"] == f"http://issuer:{issuer['KRING_ISSUER_PORT']}/jwks.json"
+        )
 
 
 def test_postgres_is_checked_with_pg_isready_and_keeps_its_data_on_a_volume() -> None:

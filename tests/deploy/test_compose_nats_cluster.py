@@ -1,44 +1,45 @@
 """The compose file's NATS nodes, run for real as three local nats-servers with its own config,
-environment and health check: they form one JetStream cluster, the KRING stream gets its three
-replicas, and a write is acknowledged with one node away."""
+environment, health check and the authorization its one-shot renders: they form one JetStream
+cluster that lets only Kring's identities in, the KRING stream gets its three replicas, and a
+write is acknowledged with one node away."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 
-import nats
+import httpx
 import pytest
 from nats.js.api import StreamInfo
 
 from shared.bus import ensure_streams
 from shared.subjects import STREAM
-from tests.deploy.compose_processes import NatsNode, nats_nodes
+from tests.deploy.compose_processes import Topology, nats_only
 from tests.harness import eventually
 
 
 @pytest.fixture
-def cluster(tmp_path: Path):
-    nodes = nats_nodes(tmp_path)
-    for node in nodes:
-        node.start()
-    yield nodes
-    for node in nodes:
-        node.stop()
+def cluster(tmp_path: Path) -> Iterator[Topology]:
+    running = nats_only(tmp_path)
+    running.up()
+    yield running
+    running.down()
 
 
-async def _all_healthy(nodes: list[NatsNode]) -> bool:
-    return all(await asyncio.gather(*(asyncio.to_thread(n.healthy) for n in nodes)))
+async def _all_healthy(cluster: Topology) -> bool:
+    nodes = [c for name in ("nats-1", "nats-2", "nats-3") for c in cluster.containers[name]]
+    return all(await asyncio.gather(*(asyncio.to_thread(cluster.healthy, n) for n in nodes)))
 
 
-async def test_the_three_nodes_form_a_cluster_that_keeps_three_copies(
-    cluster: list[NatsNode],
+async def test_the_three_nodes_form_a_closed_cluster_that_keeps_three_copies(
+    cluster: Topology,
 ) -> None:
-    assert [n.name for n in cluster] == ["nats-1", "nats-2", "nats-3"]
-    await eventually(
-        lambda: _all_healthy(cluster), timeout=60, what="every node healthy", interval=0.3
-    )
-    client = await nats.connect(servers=[n.url for n in cluster], connect_timeout=2)
+    for name in ("nats-1", "nats-2", "nats-3"):
+        (node,) = cluster.containers[name]
+        varz = httpx.get(f"http://127.0.0.1:{node.ports[8222]}/varz", timeout=5).json()
+        assert varz["auth_required"] is True, name  # nobody without an identity
+    client = await cluster.connect("intake", connect_timeout=2)
     try:
         js = client.jetstream(timeout=10)
 
@@ -58,7 +59,7 @@ async def test_the_three_nodes_form_a_cluster_that_keeps_three_copies(
         await js.publish("kring.intake.probe", b"1", headers={"Nats-Msg-Id": "probe:1"})
 
         # One node away (a node stopped for an upgrade): two of three still acknowledge a write.
-        away = next(n for n in cluster if n.name == (info.cluster.leader or "nats-1"))
+        (away,) = cluster.containers[info.cluster.leader or "nats-1"]
         away.stop()
 
         async def acknowledged() -> bool:

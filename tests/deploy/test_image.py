@@ -55,7 +55,7 @@ def _check(service: ServiceProcess, name: str) -> int:
 
 async def test_the_health_check_is_ready_with_nats_and_not_without(tmp_path: Path) -> None:
     nats = NatsServer(tmp_path / "nats").start()
-    service = ServiceProcess("intake", nats.url, tmp_path / "data").start()
+    service = ServiceProcess("intake", nats, tmp_path / "data").start()
     try:
 
         async def ready() -> bool:

@@ -136,7 +136,7 @@ def test_only_kring_pods_may_reach_nats_and_postgres(overlay: str) -> None:
         str({"podSelector": {"matchLabels": {"kring.nl/postgres-client": "true"}}}),
         str({"podSelector": {"matchLabels": {"cnpg.io/cluster": "kring-db"}}}),
     }
-    # Who carries the labels: the services (both) and the streams Job (NATS only), nobody else.
+    # Who carries the labels: the services, nobody else.
     nats_clients, postgres_clients = set(), set()
     for workload, _ in containers(docs):
         labels = workload["spec"]["template"]["metadata"]["labels"]
@@ -144,7 +144,7 @@ def test_only_kring_pods_may_reach_nats_and_postgres(overlay: str) -> None:
             nats_clients.add(workload["metadata"]["name"])
         if labels.get("kring.nl/postgres-client") == "true":
             postgres_clients.add(workload["metadata"]["name"])
-    assert nats_clients == {*SERVICES, "kring-streams"}
+    assert nats_clients == set(SERVICES)
     assert postgres_clients == set(SERVICES)
 
 
@@ -164,14 +164,6 @@ def test_production_runs_postgres_three_times_with_backups_and_a_schedule() -> N
     assert roles == {service: f"kring-{service}-db" for service in SERVICES}
 
 
-def test_the_streams_job_makes_three_replicas_as_admin() -> None:
-    job = named(kustomize("production"), "Job", "kring-streams")
-    (container,) = job["spec"]["template"]["spec"]["containers"]
-    assert container["command"][-2:] == ["--replicas", "3"]
-    env = {e["name"]: e["value"] for e in container["env"]}
-    assert env["KRING_NATS_USER"] == "admin"
-
-
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_the_services_create_streams_with_three_replicas_and_read_secrets_from_files(
     overlay: str,
@@ -181,6 +173,23 @@ def test_the_services_create_streams_with_three_replicas_and_read_secrets_from_f
     assert config["KRING_SECRETS_DIR"] == "/run/secrets"
     assert config["KRING_STORE"] == "postgres"
     assert "KRING_OIDC_ISSUER" in config
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_services_answer_to_their_own_service_names(overlay: str) -> None:
+    from shared.edge import Edge
+
+    config = config_map(kustomize(overlay), "kring-config")
+    edge = Edge(app=None, allowed_hosts=tuple(config["KRING_ALLOWED_HOSTS"].split(",")))  # type: ignore[arg-type]
+    namespace = named(kustomize(overlay), "Deployment", "intake")["metadata"]["namespace"]
+    for service in SERVICES:
+        for host in (
+            service,
+            f"{service}.{namespace}.svc",
+            f"{service}.{namespace}.svc.cluster.local",
+        ):
+            assert edge.host_allowed(f"{host}:8001"), host
+    assert not edge.host_allowed("evil.example")
 
 
 def test_every_secret_the_overlays_name_is_one_make_secrets_prints(tmp_path) -> None:

@@ -8,7 +8,8 @@ import re
 
 from pydantic_core import PydanticUndefined
 
-from tests.deploy.files import ROOT, compose, settings_classes
+from shared.settings import SECRETS_DIR_VARIABLE
+from tests.deploy.files import ROOT, compose, issuer_settings, settings_classes
 from tests.deploy.slots import PENDING_COMMANDS, PENDING_SETTINGS
 
 DOC = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
@@ -21,7 +22,7 @@ def _table() -> dict[str, tuple[str, str]]:
 
 def _read() -> dict[str, tuple[object, set[str]]]:
     found: dict[str, tuple[object, set[str]]] = {}
-    for service, settings in settings_classes().items():
+    for service, settings in {**settings_classes(), "issuer": issuer_settings()}.items():
         for field, info in settings.model_fields.items():
             if info.exclude:
                 continue
@@ -29,6 +30,7 @@ def _read() -> dict[str, tuple[object, set[str]]]:
             name = alias if isinstance(alias, str) else f"KRING_{field.upper()}"
             default = info.default if info.default is not PydanticUndefined else None
             found.setdefault(name, (default, set()))[1].add(service)
+    found[SECRETS_DIR_VARIABLE] = (None, set(settings_classes()))  # read by every service
     return found
 
 
@@ -37,7 +39,13 @@ def test_every_setting_the_services_read_is_in_the_table_with_its_readers() -> N
     for name, (_, services) in _read().items():
         assert name in table, f"{name} missing from docs/operations.md"
         readers = table[name][0]
-        expected = "all" if len(services) == 4 else ", ".join(sorted(services))
+        four = set(settings_classes())
+        if services == four:
+            expected = "all"
+        elif services == four | {"issuer"}:
+            expected = "all, issuer"
+        else:
+            expected = ", ".join(sorted(services))
         assert readers == expected, name
 
 

@@ -32,16 +32,53 @@ def make_secrets(folder: Path) -> str:
     return made.stderr
 
 
+def _files(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): p.read_text() for p in folder.rglob("*") if p.is_file()}
+
+
 def test_secrets_are_made_once_private_and_never_overwritten(tmp_path: Path) -> None:
     folder = tmp_path / "secrets"
     assert "20 secret file(s) made" in make_secrets(folder)
     assert folder.stat().st_mode & 0o777 == 0o700
-    before = {p.name: p.read_text() for p in folder.iterdir()}
+    before = _files(folder)
     (folder / "intake_cipher_key").unlink()
-    assert "1 secret file(s) made" in make_secrets(folder)
-    after = {p.name: p.read_text() for p in folder.iterdir()}
-    assert {k for k in before if before[k] != after[k]} == {"intake_cipher_key"}
+    (folder / "nats" / "analyst.password").unlink()
+    assert "2 secret file(s) made" in make_secrets(folder)
+    after = _files(folder)
+    changed = {k for k in before if before[k] != after[k]}
+    assert changed == {"intake_cipher_key", "nats/analyst.password"}
     assert len(set(after.values())) == len(after)  # every key and password its own
+
+
+def test_the_nats_passwords_are_every_identity_s_as_the_cli_renders_them(tmp_path: Path) -> None:
+    from shared.permissions import names
+
+    make_secrets(tmp_path)
+    assert sorted(p.name for p in (tmp_path / "nats").iterdir()) == sorted(
+        f"{identity}.password" for identity in names()
+    )
+    out = tmp_path / "auth" / "authorization.conf"
+    ran = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kring.cli",
+            "nats-authorization",
+            str(tmp_path / "nats"),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ran.returncode == 0, ran.stderr
+    block = out.read_text()
+    assert out.stat().st_mode & 0o777 == 0o644  # the NATS nodes run as another user
+    for identity in names():
+        assert f'user: "{identity}"' in block
+        password = (tmp_path / "nats" / f"{identity}.password").read_text().strip()
+        assert password not in block  # hashes only
 
 
 def test_the_cipher_keys_are_keys_the_stores_accept(tmp_path: Path) -> None:

@@ -5,12 +5,17 @@ records, in the mailbox and in the audit trails of both linked cases."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
+import re
 import uuid
 from collections import Counter
 from typing import Any
 
 import httpx
+import pyarrow.parquet as pq
 import pytest
 
 from kring import scenarios, workflow
@@ -20,12 +25,15 @@ from tests.harness import envelopes, stream_messages
 
 #: The integration events of one case, in the order they must appear on the stream.
 FLOW = [
+    "nl.kring.request-submitted.v1",
     "nl.kring.request-received.v1",
     "nl.kring.coordinator-assigned.v1",
-    "nl.kring.conference-held.v1",
+    "nl.kring.first-contact-made.v1",
+    "nl.kring.conference-held.v2",
     "nl.kring.plan-distributed.v1",
     "nl.kring.follow-up-due.v1",
     "nl.kring.outcome-recorded.v1",
+    "nl.kring.ratings-recorded.v1",
     "nl.kring.follow-up-conference-requested.v1",
 ]
 
@@ -73,8 +81,9 @@ async def test_each_model_runs_from_request_to_follow_up(
     types = [e["type"] for e in mine]
     assert in_order(types, FLOW), types
     assert Counter(e["id"] for e in mine).most_common(1)[0][1] == 1
-    held = next(e for e in mine if e["type"] == "nl.kring.conference-held.v1")["data"]
+    held = next(e for e in mine if e["type"] == "nl.kring.conference-held.v2")["data"]
     assert len(held["participants"]) == len(scenario.people)
+    assert 0 < sum(held["attended"].values()) <= len(scenario.people)
     names = {p.name for p in scenario.people}
     assert not names & set(json.dumps(mine).split('"')), "a name travelled on the bus"
     assigned = next(e for e in mine if e["type"] == "nl.kring.coordinator-assigned.v1")
@@ -188,6 +197,18 @@ async def test_kring_erase_erases_a_case_in_every_service(system: System) -> Non
     run, region = await _run(system, ConferenceModel.RESTORATIVE)
     case = run.case_id
 
+    # kring export on the cases the system holds (this module's demos): the case is in it.
+    target = system.data / "analyst-export"
+    before = system.kring("export", "--to", str(target))
+    assert before.returncode == 0, before.stderr
+    key = base64.b64decode((target / "pseudonym.key").read_text())
+
+    def pseudonym_of(case_id: str) -> str:
+        return hmac.new(key, uuid.UUID(case_id).bytes, hashlib.sha256).hexdigest()[:32]
+
+    cases = pq.read_table(target / "current" / "cases").to_pylist()
+    assert pseudonym_of(case) in {row["case_pseudonym"] for row in cases}
+
     manager = workflow.manager(region)
     nobody = system.kring("erase", case, "--reason", "other", who=workflow.REQUESTER)
     assert nobody.returncode == 1 and "needs the role regional_manager" in nobody.stderr
@@ -197,6 +218,9 @@ async def test_kring_erase_erases_a_case_in_every_service(system: System) -> Non
     assert erased.returncode == 0, erased.stdout + erased.stderr
     for service in SERVICES:
         assert service in erased.stdout
+    # The follow-up case the demo asked for goes with it (it copies the family's names).
+    follow_ups = re.findall(r"erased follow-up case (\S+) with it", erased.stdout)
+    assert len(follow_ups) == 1, erased.stdout
 
     for service, path in [
         ("intake", f"/cases/{case}"),
@@ -228,3 +252,20 @@ async def test_kring_erase_erases_a_case_in_every_service(system: System) -> Non
 
     again = system.kring("erase", case, "--reason", "other", who=manager)
     assert again.returncode == 0 and "already erased" in again.stdout
+
+    # The next export removes the erased case and its follow-up case; the report reads the
+    # same stream.
+    after = system.kring("export", "--to", str(target))
+    assert after.returncode == 0, after.stderr
+    assert "2 erased case(s) removed" in after.stdout
+    gone = [pseudonym_of(c).encode() for c in (case, *follow_ups)]
+    for path in (target / "current").rglob("*"):
+        if path.is_file() and "state" not in path.parts:
+            content = path.read_bytes()
+            assert not [p for p in gone if p in content], path
+    exported = pq.read_table(target / "current" / "cases").to_pylist()
+    report = system.kring("report", "--out", str(system.data / "report.html"), "--by", "model")
+    assert report.returncode == 0, report.stderr
+    page = (system.data / "report.html").read_text(encoding="utf-8")
+    assert "Van aanvraag tot vervolg" in page and (system.data / "report-funnel.png").exists()
+    assert f"{len(exported)} request(s)" in report.stdout  # the report counts what the export has

@@ -143,7 +143,7 @@ REACTIONS = (
     Reaction("nl.kring.request-received.v1", "coordination", ("CoordinatedCase.Received",)),
     Reaction("nl.kring.request-received.v1", "plans", ("Plan.RequestNoted",)),
     Reaction("nl.kring.coordinator-assigned.v1", "plans", ("Plan.CoordinatorNoted",)),
-    Reaction("nl.kring.conference-held.v1", "plans", ("Plan.ConferenceNoted",)),
+    Reaction("nl.kring.conference-held.v2", "plans", ("Plan.ConferenceNoted",)),
     Reaction(
         "nl.kring.plan-distributed.v1", "followup", ("FollowUp.Opened", "FollowUp.RevisedPlanNoted")
     ),

@@ -113,7 +113,7 @@ async def histories(services: dict[str, Running], case_ids: list[str]) -> dict[s
             assert response.status_code == 200, response.text
             found[f"{name} {case_id}"] = [(e["type"], e["version"]) for e in response.json()]
     pool = await services["coordination"].http.get("/coordinators")
-    found["pool"] = [(c["coordinator_id"], c["open_cases"]) for c in pool.json()]
+    found["pool"] = [(c["coordinator_id"], c["open_cases"]) for c in pool.json()["items"]]
     return found
 
 
@@ -171,8 +171,9 @@ async def with_flowing_cases(
 
     async def settled() -> bool:
         ids = await ids_on_stream(own_nats)
-        # Per case: RequestReceived from intake, CoordinatorAssigned from coordination.
-        return len(ids) == 2 * CASES and await all_applied(js) and clarified()
+        # Per case: RequestSubmitted and RequestReceived from intake, CoordinatorAssigned from
+        # coordination.
+        return len(ids) == 3 * CASES and await all_applied(js) and clarified()
 
     await eventually(settled, what="every case assigned and applied by every consumer")
     return services, case_ids, js
@@ -220,22 +221,23 @@ async def test_a_recreated_stream_is_published_again_and_no_consumer_applies_any
 
 
 async def lose_the_tail_under_a_newer_publish(nats: NatsServer, intake: Running) -> str:
-    """Two cases relayed, the last message lost from the stream, a third case relayed after the
-    loss (so the stream's last message is newer than the lost one): the lost message's id."""
+    """Two cases relayed (each its submission and its acceptance), the last message lost from
+    the stream, a third case relayed after the loss (so the stream's last message is newer than
+    the lost one): the lost message's id."""
     await submit_and_accept(intake)
     await submit_and_accept(intake)
-    await eventually(lambda: _count(nats, 2), what="two relayed")
+    await eventually(lambda: _count(nats, 4), what="two relayed")
     async with AsyncExitStack() as stack:
         [lost] = await remove_tail(await as_admin(nats, stack), 1)
     await submit_and_accept(intake)  # lands after the loss, before any rewind
-    await eventually(lambda: _count(nats, 2), what="the newer one relayed")
+    await eventually(lambda: _count(nats, 5), what="the newer one relayed")
     return lost
 
 
 async def published_again_once(nats: NatsServer, lost: str) -> None:
     await eventually(lambda: _contains(nats, lost), what=f"{lost} published again")
     ids = await ids_on_stream(nats)
-    assert len(ids) == len(set(ids)) == 3
+    assert len(ids) == len(set(ids)) == 6
 
 
 async def test_a_tail_lost_while_a_newer_publish_lands_first_is_still_published_again(
@@ -273,7 +275,7 @@ async def test_a_rewind_while_a_batch_is_in_flight_is_not_forgotten(
     async with started(lambda: build_intake(settings)) as intake:
         relay = intake.service.relay
         await submit_and_accept(intake)
-        await eventually(lambda: _count(own_nats, 1), what="one relayed")
+        await eventually(lambda: _count(own_nats, 2), what="one relayed")  # submitted, accepted
         async with AsyncExitStack() as stack:
             lost = await remove_tail(await as_admin(own_nats, stack), 1)
 
@@ -293,7 +295,7 @@ async def test_a_rewind_while_a_batch_is_in_flight_is_not_forgotten(
         release.set()
         await eventually(lambda: _contains(own_nats, lost[0]), what=f"{lost[0]} published again")
         ids = await ids_on_stream(own_nats)
-        assert len(ids) == len(set(ids)) == 2
+        assert len(ids) == len(set(ids)) == 4  # two cases, each submitted and accepted
 
 
 async def _is(value: Callable[[], float], expected: float) -> bool:

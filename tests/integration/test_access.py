@@ -113,6 +113,10 @@ BODIES: dict[tuple[str, str, str], Any] = {
         "timer_id": "coordinator_call",
         "reached": True,
     },
+    ("followup", "POST", "/cases/{case_id}/ratings"): {
+        "timer_id": "coordinator_call",
+        "ratings": [{"by": "family_network", "meeting": 8, "plan": 7}],
+    },
     ("followup", "POST", "/cases/{case_id}/follow-up-conference"): {},
     ("followup", "POST", "/cases/{case_id}/next-meeting"): {"held": False},
 }

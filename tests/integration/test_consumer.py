@@ -69,7 +69,7 @@ async def test_an_event_republished_under_a_new_sequence_changes_state_once(
     await eventually(lambda: acked_up_to(coordination, second), what="both acked")
     history = (await coordination.http.get(f"/cases/{event.case_id}/history")).json()
     assert [e["type"] for e in history] == ["Received", "CoordinatorAssigned"]
-    pool = (await coordination.http.get("/coordinators")).json()
+    pool = (await coordination.http.get("/coordinators")).json()["items"]
     assert pool[0]["open_cases"] == 1
 
 
@@ -159,7 +159,7 @@ async def test_a_withdrawal_after_acceptance_stops_the_case_and_the_stop_is_publ
     await eventually(lambda: acked_up_to(coordination, sequence), what="both applied")
     case = (await coordination.http.get(f"/cases/{event.case_id}")).json()
     assert (case["stage"], case["stop_reason"]) == ("stopped", "request_withdrawn")
-    pool = (await coordination.http.get("/coordinators")).json()
+    pool = (await coordination.http.get("/coordinators")).json()["items"]
     assert pool[0]["open_cases"] == 0
 
     async def stop_published() -> bool:

@@ -52,8 +52,14 @@ async def test_a_host_not_configured_is_400_before_anything_runs(
         assert refused.json() == {"detail": "this host name is not served here"}
     for host in ("127.0.0.1:8001", "api.example.org", "API.Example.org:443"):
         assert (await intake.get("/cases", headers=manager | {"Host": host})).status_code == 200
-    # Probes name a pod's address: health answers whatever the host.
+    # Probes and Prometheus name a pod's address: health and metrics answer whatever the host,
+    # metrics to an operator's token only.
     assert (await intake.get("/health/live", headers={"Host": "10.1.2.3:8001"})).status_code == 200
+    pod = {"Host": "10.1.2.3:8001"}
+    assert (await intake.get("/metrics", headers=pod)).status_code == 401
+    assert (
+        await intake.get("/metrics", headers=pod | headers("ops", "operator"))
+    ).status_code == 200
 
 
 async def test_a_declared_body_over_the_limit_is_413_unparsed_and_unauthenticated_too(

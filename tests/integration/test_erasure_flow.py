@@ -78,7 +78,7 @@ async def test_an_erasure_in_intake_erases_the_case_downstream(
         for service in (intake, coordination):
             [entry] = (await service.http.get(f"/cases/{case_id}/history")).json()
             assert entry["type"] == "CaseErased"
-        pool = (await coordination.http.get("/coordinators")).json()
+        pool = (await coordination.http.get("/coordinators")).json()["items"]
         assert pool[0]["open_cases"] == 0
         again = await intake.http.post(
             f"/cases/{case_id}/erase", json={"reason": "other"}, headers=MANAGER

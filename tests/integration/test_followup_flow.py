@@ -180,7 +180,8 @@ async def test_an_outcome_and_a_follow_up_conference_travel_the_bus_to_a_linked_
         assert "FollowUpOpened" in [e["type"] for e in intake_trail]
         view = (await followup.http.get(f"/cases/{case_id}")).json()
         assert view["follow_up_cases"] == [new_case]
-        rows = (await followup.http.get("/cases", params={"stage": "follow_up_scheduled"})).json()
+        found = await followup.http.get("/cases", params={"stage": "follow_up_scheduled"})
+        rows = found.json()["items"]
         assert [(r["case_id"], r["outcomes"]) for r in rows] == [(case_id, 1)]
 
         messages = await stream_messages(own_nats, "kring.followup.>")

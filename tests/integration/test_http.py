@@ -193,11 +193,11 @@ async def test_a_conference_breaking_its_model_is_refused_with_the_reason(
         # On the stream: parts and attendance by role, participants by id, never a name.
         async def published() -> bool:
             messages = await stream_messages(own_nats, "kring.coordination.>")
-            return "nl.kring.conference-held.v1" in [e["type"] for e in envelopes(messages)]
+            return "nl.kring.conference-held.v2" in [e["type"] for e in envelopes(messages)]
 
         await eventually(published, what="ConferenceHeld on the stream")
         messages = envelopes(await stream_messages(own_nats, "kring.coordination.>"))
-        conference = next(e for e in messages if e["type"] == "nl.kring.conference-held.v1")
+        conference = next(e for e in messages if e["type"] == "nl.kring.conference-held.v2")
         refs = {p["participant_id"]: p for p in conference["data"]["participants"]}
         assert refs[ids["professional"]]["organisation"] == "Jeugdzorg Utrecht"
         assert set(refs) == set(ids.values())
@@ -274,7 +274,7 @@ async def test_coordination_lists_and_views_show_no_names(
         waiting = request_received(region="Texel")
         coordination.app.process(delivered(waiting, 2))
 
-        rows = (await http.get("/cases", params={"coordinator_id": "c1"})).json()
+        rows = (await http.get("/cases", params={"coordinator_id": "c1"})).json()["items"]
         assert [r["case_id"] for r in rows] == [case_id]
         row = rows[0]
         for field in (
@@ -289,11 +289,11 @@ async def test_coordination_lists_and_views_show_no_names(
         ):
             assert field in row
         assert (row["stage"], row["overdue"]) == ("preparing", False)
-        unassigned = (await http.get("/cases/unassigned")).json()
+        unassigned = (await http.get("/cases/unassigned")).json()["items"]
         assert [(r["case_id"], r["waiting_reason"]) for r in unassigned] == [
             (str(waiting.case_id), "no coordinator works in region Texel")
         ]
-        pool = (await http.get("/coordinators")).json()
+        pool = (await http.get("/coordinators")).json()["items"]
         assert (pool[0]["coordinator_id"], pool[0]["open_cases"], pool[0]["available"]) == (
             "c1",
             1,
@@ -333,7 +333,7 @@ async def test_the_overdue_job_records_a_missed_deadline_once(
             return "FirstContactOverdue" in [e["type"] for e in history]
 
         await eventually(recorded, what="FirstContactOverdue")
-        rows = (await coordination.http.get("/cases", params={"overdue": "true"})).json()
+        rows = (await coordination.http.get("/cases", params={"overdue": "true"})).json()["items"]
         assert [r["case_id"] for r in rows] == [str(event.case_id)]
         view = (await coordination.http.get(f"/cases/{event.case_id}")).json()
         assert view["overdue"] and view["overdue_recorded"]

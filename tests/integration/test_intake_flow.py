@@ -30,7 +30,7 @@ async def test_a_submission_retried_with_its_key_makes_one_case(
         refused = await intake.http.post("/cases", json=changed, headers=keyed)
         assert refused.status_code == 409
         assert "Idempotency-Key" in refused.json()["detail"]
-        assert len((await intake.http.get("/cases")).json()) == 1
+        assert (await intake.http.get("/cases")).json()["total"] == 1
 
         nobody = REQUEST_BODY | {"central_persons": []}
         response = await intake.http.post("/cases", json=nobody, headers=headers())
@@ -74,7 +74,7 @@ async def test_withdrawal_after_acceptance_and_a_follow_up_case_travel_the_bus(
         follow_up = (await intake.http.get(f"/cases/{new_case}")).json()
         assert follow_up["follow_up_of"] == case_id
         assert (await intake.http.get(f"/cases/{case_id}")).json()["follow_ups"] == [str(new_case)]
-        rows = (await intake.http.get("/cases", params={"stage": "submitted"})).json()
+        rows = (await intake.http.get("/cases", params={"stage": "submitted"})).json()["items"]
         assert [r["case_id"] for r in rows] == [str(new_case)]
 
         withdrawn = await intake.http.post(
@@ -84,7 +84,12 @@ async def test_withdrawal_after_acceptance_and_a_follow_up_case_travel_the_bus(
 
         async def published() -> bool:
             messages = await stream_messages(own_nats, "kring.intake.>")
-            types = [e["type"] for e in envelopes(messages)]
-            return types == ["nl.kring.request-received.v1", "nl.kring.request-withdrawn.v1"]
+            types = [(e["subject"], e["type"]) for e in envelopes(messages)]
+            return types == [
+                (case_id, "nl.kring.request-submitted.v1"),
+                (case_id, "nl.kring.request-received.v1"),
+                (str(new_case), "nl.kring.request-submitted.v1"),  # the follow-up, opened once
+                (case_id, "nl.kring.request-withdrawn.v1"),
+            ]
 
-        await eventually(published, what="RequestReceived then RequestWithdrawn")
+        await eventually(published, what="submitted, received, the follow-up, withdrawn")

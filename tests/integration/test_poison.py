@@ -137,7 +137,7 @@ async def test_poison_is_parked_with_its_reason_and_counted_and_the_consumer_kee
         counts = dead_letter_counts((await http.get("/metrics")).text)
         assert counts == dict.fromkeys(REASONS, 1.0)
         # Nothing else changed: still one case, one coordinator's open case.
-        pool = (await http.get("/coordinators")).json()
+        pool = (await http.get("/coordinators")).json()["items"]
         assert pool[0]["open_cases"] == 1
 
 

@@ -121,7 +121,7 @@ async def test_postgres_away_is_503_with_nothing_stored_and_everything_resumes_w
         stoppable_postgres.ensure_postgres_running()
         await eventually(ready, timeout=60, what="coordination ready again")
         await eventually(lambda: assigned(second), timeout=60, what="the second case assigned")
-        pool = (await coordination.http.get("/coordinators")).json()
+        pool = (await coordination.http.get("/coordinators")).json()["items"]
         assert [c["coordinator_id"] for c in pool] == ["c1"]  # the 503 stored nothing
         again = await coordination.http.post("/coordinators", json=another, headers=MANAGER)
         assert again.status_code in (200, 201), again.text

@@ -13,9 +13,13 @@ from nats.js import JetStreamContext
 from services.intake.bootstrap import build
 from services.intake.settings import IntakeSettings
 from shared.bus import ensure_streams
+from shared.events import RequestReceived
 from tests.factories import CLARIFICATION, REQUEST_BODY, headers
 from tests.harness import envelopes, eventually, running, stream_messages
 from tests.servers import NatsServer
+
+#: The accepted requests: one per case (each case's submission is published too).
+ACCEPTED = RequestReceived.subject()
 
 
 async def submit_and_accept(http: httpx.AsyncClient, count: int) -> list[str]:
@@ -35,7 +39,7 @@ async def submit_and_accept(http: httpx.AsyncClient, count: int) -> list[str]:
 
 
 async def relayed_positions(nats: NatsServer) -> list[int]:
-    return [e["kringposition"] for e in envelopes(await stream_messages(nats, "kring.intake.>"))]
+    return [e["kringposition"] for e in envelopes(await stream_messages(nats, ACCEPTED))]
 
 
 async def test_events_stored_while_nats_is_down_reach_the_stream_exactly_once(
@@ -68,7 +72,7 @@ async def test_events_stored_while_nats_is_down_reach_the_stream_exactly_once(
 
 
 async def _count_is(nats: NatsServer, expected: int) -> bool:
-    return len(await stream_messages(nats, "kring.intake.>")) == expected
+    return len(await stream_messages(nats, ACCEPTED)) == expected
 
 
 async def _relay_caught_up(intake) -> bool:  # type: ignore[no-untyped-def]

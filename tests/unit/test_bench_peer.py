@@ -62,7 +62,7 @@ def test_a_prompt_arriving_as_the_processing_thread_lets_go_is_followed(tmp_path
         runner.late = lambda: late.append(accept_one(intake))
         intake.accept(first, MANAGER)
         plans: Any = runner.get(PEER_CLASSES["plans"])
-        assert {str(r["case_id"]) for r in plans.cases(MANAGER)} == {str(first), *late}
+        assert {str(r["case_id"]) for r in plans.views.cases(MANAGER)} == {str(first), *late}
     finally:
         runner.stop()
 
@@ -90,7 +90,7 @@ def test_commands_from_many_threads_are_all_followed_without_a_poke(tmp_path: Pa
         assert not errors
         coordination: Any = runner.get(PEER_CLASSES["coordination"])
         plans: Any = runner.get(PEER_CLASSES["plans"])
-        assert {str(r["case_id"]) for r in coordination.cases(MANAGER)} == set(accepted)
-        assert {str(r["case_id"]) for r in plans.cases(MANAGER)} == set(accepted)
+        assert {str(r["case_id"]) for r in coordination.views.cases(MANAGER)} == set(accepted)
+        assert {str(r["case_id"]) for r in plans.views.cases(MANAGER)} == set(accepted)
     finally:
         runner.stop()

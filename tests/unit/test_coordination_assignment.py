@@ -133,7 +133,7 @@ def test_the_unassigned_list_says_why_each_case_waits(co: Coordination) -> None:
     waiting = co.receive(region="Drenthe")
     co.join("ana")
     assigned = co.receive()
-    rows = {row["case_id"]: row for row in co.app.unassigned(MANAGER)}
+    rows = {row["case_id"]: row for row in co.app.views.unassigned_page(MANAGER, None).items}
     assert assigned not in rows
     assert rows[waiting]["waiting_reason"] == "no coordinator works in region Drenthe"
     assert rows[waiting]["missing"] == 1
@@ -154,7 +154,7 @@ def test_a_group_conference_gets_two_coordinators_or_waits_for_the_second(
     case = co.app.get(one)
     assert case.coordinator_ids == ["ana"]
     assert case.stage is Stage.ASSIGNED  # preparation can start
-    row = next(r for r in co.app.unassigned(MANAGER) if r["case_id"] == one)
+    row = next(r for r in co.app.views.unassigned_page(MANAGER, None).items if r["case_id"] == one)
     assert row["missing"] == 1
     assert row["waiting_reason"] == (
         "a second coordinator is needed: every other coordinator who fits is at capacity"
@@ -162,7 +162,7 @@ def test_a_group_conference_gets_two_coordinators_or_waits_for_the_second(
     co.join("cas")
     case = co.app.assign_by_hand(one, ["ana", "cas"], "Cas joins Ana", MANAGER)
     assert case.waiting_reason is None
-    assert one not in [r["case_id"] for r in co.app.unassigned(MANAGER)]
+    assert one not in [r["case_id"] for r in co.app.views.unassigned_page(MANAGER, None).items]
     last = co.published(one, CoordinatorAssigned)[-1]
     assert (last.coordinator_ids, last.by_hand, last.reassignment) == (["ana", "cas"], True, True)
 
@@ -426,7 +426,7 @@ def test_events_stored_before_the_new_fields_existed_still_replay(
     assert again.pool().coordinators["ana"]["organisations"] == []
     published = [e for e in map(translate, again.events.get(case_id)) if e is not None]
     assert [(e.by_hand, e.reassignment) for e in published] == [(False, False)]
-    assert again.cases()[0]["coordinators_needed"] == 1
+    assert again.views.cases()[0]["coordinators_needed"] == 1
 
 
 def test_a_coordinator_re_registered_with_an_involved_organisation_leaves_the_case(
@@ -481,7 +481,7 @@ def test_the_others_of_the_region_are_passed_over_with_the_first_requirement_the
     co.join("gijs", region="Zeeland", gender="f")
     co.join("hanna", gender="f", capacity=3)
     co.app.process(delivered(request_received(), 500))
-    early = co.app.get(co.app.cases()[0]["case_id"])
+    early = co.app.get(co.app.views.cases()[0]["case_id"])
     assert early.coordinator_ids == ["ana"]  # both free: by id, ana first
     case_id = co.receive(
         coordinator_wishes=CoordinatorWishes(gender="f"),
@@ -517,5 +517,5 @@ def test_why_others_were_passed_over_is_for_the_regional_manager_only(co: Coordi
     zeeland = principal("rm-z", "regional_manager", regions=("Zeeland",))
     assert not co.app.sees_passed_over(case, zeeland)
     now = co.clock.now()
-    assert CaseView.of(case, now, passed_over=True).passed_over == case.passed_over
-    assert CaseView.of(case, now).passed_over is None
+    assert CaseView.of(case, now, [], passed_over=True).passed_over == case.passed_over
+    assert CaseView.of(case, now, []).passed_over is None

@@ -332,20 +332,20 @@ def test_a_missed_deadline_is_recorded_once_and_the_list_agrees(make_app: Any) -
     app, clock = case.app, case.clock
     assert app.record_overdue() == 0
     clock.advance(timedelta(days=3, seconds=1))
-    (row,) = app.cases(overdue=True)
+    (row,) = app.views.cases(overdue=True)
     assert row["case_id"] == case.id
     assert app.record_overdue() == 1
     assert app.record_overdue() == 0  # once per deadline
     assert [e.type for e in app.history(case.id)][-1] == "FirstContactOverdue"
-    assert app.cases(overdue=True)[0]["overdue"] is True
+    assert app.views.cases(overdue=True)[0]["overdue"] is True
     # A reassignment before contact gives the new coordinator a new deadline.
     app.register_coordinator("c2", ["Utrecht"], ["nl"], 5, MANAGER)
     app.assign_by_hand(case.id, ["c2"], "c1 is ill", MANAGER)
-    assert app.cases(overdue=True) == []
+    assert app.views.cases(overdue=True) == []
     clock.advance(timedelta(days=4))
     assert app.record_overdue() == 1
     app.record_contact(case.id, principal("c2", "coordinator"))
-    assert app.cases(overdue=True) == [] and app.record_overdue() == 0
+    assert app.views.cases(overdue=True) == [] and app.record_overdue() == 0
 
 
 def test_the_list_is_projected_from_the_log_and_filters(make_app: Any) -> None:
@@ -353,18 +353,18 @@ def test_the_list_is_projected_from_the_log_and_filters(make_app: Any) -> None:
     elsewhere = request_received(region="Zeeland", model="group")
     case.app.process(delivered(elsewhere, 2))
     case.app.record_contact(case.id, COORDINATOR)
-    rows = {row["case_id"]: row for row in case.app.cases()}
+    rows = {row["case_id"]: row for row in case.app.views.cases()}
     assert rows[case.id]["stage"] == "preparing"
     assert rows[elsewhere.case_id]["stage"] == "waiting_for_coordinator"
     assert rows[elsewhere.case_id]["waiting_reason"] == "no coordinator works in region Zeeland"
-    assert [r["case_id"] for r in case.app.cases(model="group")] == [elsewhere.case_id]
-    assert [r["case_id"] for r in case.app.cases(coordinator_id="c1")] == [case.id]
-    assert [r["case_id"] for r in case.app.cases(region="zeeland")] == [elsewhere.case_id]
+    assert [r["case_id"] for r in case.app.views.cases(model="group")] == [elsewhere.case_id]
+    assert [r["case_id"] for r in case.app.views.cases(coordinator_id="c1")] == [case.id]
+    assert [r["case_id"] for r in case.app.views.cases(region="zeeland")] == [elsewhere.case_id]
     # After a restart the list is rebuilt from the log, and agrees with the aggregates.
-    before = case.app.cases()
+    before = case.app.views.cases()
     case.app.close()
     restarted = make_app(CoordinationApplication, clock=case.clock)
-    assert restarted.cases() == before
+    assert restarted.views.cases() == before
     for row in before:
         assert row["stage"] == restarted.get(row["case_id"]).stage.value
 

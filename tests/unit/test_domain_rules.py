@@ -16,6 +16,7 @@ from services.intake.domain import Stage as IntakeStage
 from services.plans.app import PlansApplication
 from shared.clock import ManualClock
 from shared.errors import CaseNotFoundError, DomainRuleError, InvalidFieldError, NotPermittedError
+from shared.events import RequestReceived
 from tests.factories import (
     CLARIFICATION,
     REGIONS,
@@ -64,7 +65,7 @@ def test_received_says_whether_a_safety_minimum_was_set(make_app) -> None:
         app.clarify(case_id, MANAGER, **(CLARIFICATION | {"minimum_requirements": requirements}))
         app.accept(case_id, MANAGER)
         published = [translate(e) for e in app.events.get(case_id)]
-        flags += [e.has_minimum_requirements for e in published if e is not None]
+        flags += [e.has_minimum_requirements for e in published if isinstance(e, RequestReceived)]
     assert flags == [False, True]
 
 
@@ -201,7 +202,7 @@ def test_a_missed_first_contact_shows_as_overdue_until_contact_is_made(make_app)
     elsewhere = request_received(region="Zwolle")
     for position, event in enumerate((reached, missed, elsewhere), start=1):
         app.process(delivered(event, position))
-    assert app.cases(MANAGER, overdue=True) == []
+    assert app.views.cases(MANAGER, overdue=True) == []
     app.record_contact(reached.case_id, COORDINATOR)
     with pytest.raises(DomainRuleError, match="already recorded"):
         app.record_contact(reached.case_id, COORDINATOR)
@@ -210,20 +211,20 @@ def test_a_missed_first_contact_shows_as_overdue_until_contact_is_made(make_app)
     with pytest.raises(DomainRuleError, match="once a coordinator is assigned"):
         app.record_contact(elsewhere.case_id, MANAGER)
     clock.advance(timedelta(days=3, seconds=1))
-    assert [c["case_id"] for c in app.cases(MANAGER, overdue=True)] == [missed.case_id]
-    assert {c["case_id"] for c in app.cases(MANAGER, overdue=False)} == {
+    assert [c["case_id"] for c in app.views.cases(MANAGER, overdue=True)] == [missed.case_id]
+    assert {c["case_id"] for c in app.views.cases(MANAGER, overdue=False)} == {
         reached.case_id,
         elsewhere.case_id,
     }
-    assert [c["case_id"] for c in app.cases(region="Zwolle")] == [elsewhere.case_id]
-    waiting = app.cases(stage="waiting_for_coordinator")
+    assert [c["case_id"] for c in app.views.cases(region="Zwolle")] == [elsewhere.case_id]
+    waiting = app.views.cases(stage="waiting_for_coordinator")
     assert [c["case_id"] for c in waiting] == [elsewhere.case_id]
-    assert {c["case_id"] for c in app.cases(coordinator_id="c1")} == {
+    assert {c["case_id"] for c in app.views.cases(coordinator_id="c1")} == {
         reached.case_id,
         missed.case_id,
     }
     app.record_contact(missed.case_id, COORDINATOR)
-    assert app.cases(MANAGER, overdue=True) == []
+    assert app.views.cases(MANAGER, overdue=True) == []
 
 
 def test_a_case_stopped_in_preparation_keeps_its_reason_and_frees_the_coordinator(

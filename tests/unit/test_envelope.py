@@ -32,7 +32,7 @@ def test_decode_gives_back_the_event_origin_and_position() -> None:
 def test_every_event_type_names_its_version_and_subject() -> None:
     for event_class in EVENT_CLASSES:
         assert event_class.type_name().startswith("nl.kring.")
-        assert event_class.type_name().endswith(".v1")
+        assert event_class.type_name().endswith(f".v{event_class.version}")
         assert event_class.subject() == f"kring.{event_class.origin}.{event_class.name}"
 
 
@@ -119,6 +119,13 @@ def _one_of_each() -> list[Any]:
         "requested_at": NOW.isoformat(),
         "reason": "other",
         "erased_at": NOW.isoformat(),
+        "requester_relation": "family",
+        "informational_talk": False,
+        "follow_up_of": None,
+        "stage": "clarified",
+        "contacted_at": NOW.isoformat(),
+        "attended": {"family": 4, "child": 1},
+        "ratings": [{"by": "family_network", "meeting": 8, "plan": 9}],
     }
     events = []
     for event_class in EVENT_CLASSES:

@@ -79,7 +79,7 @@ def test_an_erased_case_cannot_be_read_and_its_erasure_stays_on_the_record(
     clock = ManualClock()
     intake = make_app(IntakeApplication, clock=clock)
     kept, erased = submitted(intake), submitted(intake)
-    assert {row["case_id"] for row in intake.cases(MANAGER)} == {kept, erased}
+    assert {row["case_id"] for row in intake.views.cases(MANAGER)} == {kept, erased}
 
     at = intake.erase_case(erased, ErasureReason.REQUESTED_BY_PERSON, MANAGER).at
 
@@ -88,7 +88,7 @@ def test_an_erased_case_cannot_be_read_and_its_erasure_stays_on_the_record(
     assert states(intake, tmp_path, erased)  # the rows stay; nothing in them can be read
     [entry] = intake.history(erased)
     assert (entry.type, entry.time, entry.actor) == ("CaseErased", at, acted(MANAGER))
-    assert [row["case_id"] for row in intake.cases(MANAGER)] == [kept]
+    assert [row["case_id"] for row in intake.views.cases(MANAGER)] == [kept]
     assert intake.get(kept).stage.value == "accepted"
     with pytest.raises(CaseErasedError):
         intake.erase_case(erased, ErasureReason.OTHER, MANAGER)  # gone already: 410
@@ -175,7 +175,7 @@ def test_coordination_erases_on_the_bus_frees_the_coordinator_and_stores_nothing
     assert coordination.pool().load["c1"] == 0
     with pytest.raises(CaseErasedError):
         coordination.get(case_id)
-    assert [row["case_id"] for row in coordination.cases(MANAGER)] == []
+    assert [row["case_id"] for row in coordination.views.cases(MANAGER)] == []
     [entry] = coordination.history(case_id)
     assert entry.actor == {"id": "coordination", "role": "system"}
     # A late event of the erased case is tracked and changes nothing; a redelivered erasure too.
@@ -239,7 +239,7 @@ def test_plans_no_longer_sends_the_copies_of_an_erased_case(make_app: Any) -> No
 
     plans.process(delivered(case_erased(case_id), 9000))
     assert plans.pending_emails() == []
-    assert plans.cases(COORDINATOR) == []
+    assert plans.views.cases(COORDINATOR) == []
 
 
 def test_the_follow_up_of_an_erased_case_never_fires(make_app: Any) -> None:
@@ -251,7 +251,7 @@ def test_the_follow_up_of_an_erased_case_never_fires(make_app: Any) -> None:
     followup.process(delivered(case_erased(case_id), 1, origin="intake"))
     clock.advance(timedelta(days=92))
     assert followup.fire_due_timers() == 0
-    assert followup.cases(principal("r1", "researcher")) == []
+    assert followup.views.cases(principal("r1", "researcher")) == []
 
 
 def test_keys_fetched_in_bulk_read_as_fetched_one_by_one(make_app: Any) -> None:

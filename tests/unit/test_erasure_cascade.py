@@ -78,7 +78,7 @@ def test_erasing_a_case_erases_every_follow_up_opened_from_it_each_recorded(
     published = erasures_published(intake)
     assert [e.case_id for e in published] == [case_id, follow_up, next_one]
     assert {e.reason for e in published} == {"requested_by_person"}
-    assert [row["case_id"] for row in intake.cases(MANAGER)] == [other]
+    assert [row["case_id"] for row in intake.views.cases(MANAGER)] == [other]
 
 
 def test_a_follow_up_case_is_erased_alone_and_the_case_it_follows_keeps_its_link(

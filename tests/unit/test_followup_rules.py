@@ -238,7 +238,7 @@ def test_a_restart_neither_loses_nor_doubles_a_timer_or_an_outcome(
     assert restarted.fire_due_timers() == 0
     assert case.types() == ["Opened", "Scheduled", "Scheduled", "Due", "OutcomeRecorded", "Due"]
     assert [o["agreements"] for o in restarted.get(case.id).outcomes] == [{"a1": "kept"}]
-    assert restarted.cases(RESEARCHER)[0]["outcomes"] == 1
+    assert restarted.views.cases(RESEARCHER)[0]["outcomes"] == 1
 
 
 # -- a revised plan -------------------------------------------------------------------------
@@ -380,7 +380,7 @@ def test_the_stage_moves_from_scheduled_to_due_to_followed_up_and_the_list_shows
     case.distribute()
 
     def row() -> dict[str, Any]:
-        return next(r for r in app.cases(RESEARCHER) if r["case_id"] == case.id)
+        return next(r for r in app.views.cases(RESEARCHER) if r["case_id"] == case.id)
 
     start = clock.now()
     assert (row()["stage"], row()["next_due_at"], row()["outcomes"]) == (
@@ -403,9 +403,9 @@ def test_the_stage_moves_from_scheduled_to_due_to_followed_up_and_the_list_shows
         None,
         2,
     )
-    assert [r["case_id"] for r in app.cases(RESEARCHER, stage=Stage.FOLLOWED_UP)] == [case.id]
-    assert [r["case_id"] for r in app.cases(RESEARCHER, model="group")] == [other.id]
-    assert [r["case_id"] for r in app.cases(RESEARCHER)] == [other.id, case.id]
+    assert [r["case_id"] for r in app.views.cases(RESEARCHER, stage=Stage.FOLLOWED_UP)] == [case.id]
+    assert [r["case_id"] for r in app.views.cases(RESEARCHER, model="group")] == [other.id]
+    assert [r["case_id"] for r in app.views.cases(RESEARCHER)] == [other.id, case.id]
 
 
 def test_an_outcome_is_published_with_its_contact_but_without_its_notes(
@@ -563,6 +563,25 @@ def test_the_familys_next_meeting_is_a_contact_recorded_held_with_its_agreements
     assert revision.timer_id == NEXT_MEETING and "swap" not in revision.model_dump_json()
     with pytest.raises(DomainRuleError, match="already recorded"):
         meeting(app, case, timer_id=NEXT_MEETING)
+
+
+def test_a_recorded_meeting_moves_the_follow_up_list_as_a_contact_outcome(
+    case: Case, app: FollowupApplication, clock: ManualClock
+) -> None:
+    """The read model applies the meeting as the outcome of its contact: the list's stage is
+    the aggregate's, and the meeting counts among its outcomes."""
+    case.distribute(next_meeting_on=date(2026, 3, 1))
+    clock.advance(datetime(2026, 3, 1, 20, 0, tzinfo=UTC) - clock.now())
+    app.fire_due_timers()
+
+    def row() -> dict[str, Any]:
+        [found] = [r for r in app.views.cases(RESEARCHER) if r["case_id"] == case.id]
+        return found
+
+    assert row()["stage"] is Stage.DUE and row()["outcomes"] == 0
+    follow_up = meeting(app, case)
+    assert follow_up.timers[NEXT_MEETING].outcome_recorded
+    assert (row()["stage"], row()["outcomes"]) == (follow_up.stage, 1)
 
 
 def test_a_meeting_not_held_is_recorded_without_outcomes_and_may_set_a_new_date(

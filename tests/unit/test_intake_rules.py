@@ -10,7 +10,14 @@ from services.intake.app import IdempotencyKeyReusedError, IntakeApplication
 from services.intake.bus import translate
 from services.intake.domain import Stage
 from shared.errors import DomainRuleError
-from shared.events import FollowUpConferenceRequested, RequestReceived, RequestWithdrawn
+from shared.events import (
+    FollowUpConferenceRequested,
+    OpenRequestStage,
+    RequestReceived,
+    RequestSubmitted,
+    RequestWithdrawn,
+    RequestWithdrawnBeforeAcceptance,
+)
 from tests.factories import CLARIFICATION, REGIONS, REQUEST_BODY, delivered, principal
 
 REQUESTER = principal("ria", "requester")
@@ -23,7 +30,10 @@ GROUP_REQUEST = REQUEST_BODY | {
 
 
 def published(app: IntakeApplication, case_id: uuid.UUID) -> list[object]:
-    return [e for e in map(translate, app.events.get(case_id)) if e is not None]
+    """What intake publishes about the case after its submission."""
+    submitted, *after = [e for e in map(translate, app.events.get(case_id)) if e is not None]
+    assert isinstance(submitted, RequestSubmitted)
+    return after
 
 
 def accepted(app: IntakeApplication, body: dict[str, object], **clarification: object) -> uuid.UUID:
@@ -59,11 +69,25 @@ def test_two_coordinators_are_for_a_group_conference_only(make_app) -> None:
     assert app.get(case_id).stage is Stage.SUBMITTED
 
 
-def test_a_withdrawal_is_published_only_after_acceptance(make_app) -> None:
+def test_a_withdrawal_before_acceptance_is_a_type_coordination_does_not_follow(make_app) -> None:
     app = make_app(IntakeApplication)
     early = app.submit(REQUESTER, **REQUEST_BODY)
     app.withdraw(early, "the family solved it", REQUESTER)
-    assert published(app, early) == []
+    (withdrawn,) = published(app, early)
+    assert isinstance(withdrawn, RequestWithdrawnBeforeAcceptance)
+    assert (withdrawn.region, withdrawn.stage) == ("Utrecht", OpenRequestStage.SUBMITTED)
+    assert "solved" not in withdrawn.model_dump_json()
+
+    clarified = app.submit(REQUESTER, **REQUEST_BODY)
+    app.clarify(clarified, MANAGER, **CLARIFICATION)
+    app.withdraw(clarified, "the family solved it", REQUESTER)
+    (withdrawn,) = published(app, clarified)
+    assert isinstance(withdrawn, RequestWithdrawnBeforeAcceptance)
+    assert withdrawn.stage is OpenRequestStage.CLARIFIED
+
+
+def test_a_withdrawal_after_acceptance_is_published_for_coordination(make_app) -> None:
+    app = make_app(IntakeApplication)
 
     late = accepted(app, REQUEST_BODY)
     app.withdraw(late, "the family moved away", MANAGER)
@@ -84,7 +108,7 @@ def test_a_retried_submission_with_the_same_key_finds_its_case(make_app) -> None
     assert app.submit(other_actor, "key-1", **REQUEST_BODY) != first
     with pytest.raises(IdempotencyKeyReusedError):
         app.submit(REQUESTER, "key-1", **(REQUEST_BODY | {"region": "Zeeland"}))
-    assert len(app.cases(MANAGER)) == 3
+    assert len(app.views.cases(MANAGER)) == 3
 
 
 def test_a_follow_up_conference_opens_a_linked_case_once(make_app) -> None:
@@ -107,6 +131,9 @@ def test_a_follow_up_conference_opens_a_linked_case_once(make_app) -> None:
     assert app.get(original).follow_ups == [new_case]
     assert [e.type for e in app.history(original)][-1] == "FollowUpOpened"
     assert [e.type for e in app.history(new_case)] == ["Submitted"]
+    (submitted, *_) = [e for e in map(translate, app.events.get(new_case)) if e is not None]
+    assert isinstance(submitted, RequestSubmitted)
+    assert (submitted.follow_up_of, submitted.requester_relation) == (original, "family")
 
     app.clarify(new_case, MANAGER, **CLARIFICATION)
     app.accept(new_case, MANAGER)
@@ -119,9 +146,9 @@ def test_the_list_filters_by_stage_model_and_region(make_app) -> None:
     app = make_app(IntakeApplication)
     family = accepted(app, REQUEST_BODY)
     group = app.submit(REQUESTER, **(GROUP_REQUEST | {"region": "Zeeland"}))
-    assert [r["case_id"] for r in app.cases(MANAGER)] == [family, group]
-    assert [r["case_id"] for r in app.cases(MANAGER, stage=Stage.ACCEPTED)] == [family]
-    assert [r["case_id"] for r in app.cases(MANAGER, model="group")] == [group]
-    assert [r["case_id"] for r in app.cases(MANAGER, region="zeeland")] == [group]
+    assert [r["case_id"] for r in app.views.cases(MANAGER)] == [family, group]
+    assert [r["case_id"] for r in app.views.cases(MANAGER, stage=Stage.ACCEPTED)] == [family]
+    assert [r["case_id"] for r in app.views.cases(MANAGER, model="group")] == [group]
+    assert [r["case_id"] for r in app.views.cases(MANAGER, region="zeeland")] == [group]
     app.withdraw(group, "no longer needed", REQUESTER)
-    assert app.cases(MANAGER, model="group")[0]["stage"] == Stage.WITHDRAWN
+    assert app.views.cases(MANAGER, model="group")[0]["stage"] == Stage.WITHDRAWN

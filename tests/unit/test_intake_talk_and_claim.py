@@ -16,6 +16,7 @@ from services.intake.domain import MinimumRequirement, Professional, Stage, Talk
 from shared.claims import ClaimOutcome
 from shared.erasure import ErasureReason
 from shared.errors import DomainRuleError, InvalidFieldError, NotPermittedError
+from shared.events import RequestReceived, RequestSubmitted, RequestWithdrawnBeforeAcceptance
 from tests.factories import CLARIFICATION, REQUEST_BODY, principal
 
 REQUESTER = principal("ria", "requester")
@@ -59,13 +60,55 @@ def test_acceptance_waits_for_an_informational_talk_that_was_asked_for(make_app)
         talked(app, TalkOutcome.GO_AHEAD, case_id)
 
 
-def test_a_no_after_the_talk_ends_the_request_and_nothing_is_published(make_app) -> None:
+def test_a_no_after_the_talk_ends_the_request_before_acceptance(make_app) -> None:
+    """Coordination never hears of it (no RequestWithdrawn); analysts count it as a request
+    withdrawn before acceptance, at the stage it was at."""
     app = make_app(IntakeApplication)
     case_id = app.submit(REQUESTER, **(REQUEST_BODY | {"informational_talk": True}))
     case = talked(app, TalkOutcome.NO, case_id)
     assert case.stage is Stage.WITHDRAWN
     assert case.withdrawal_reason and "chose not to go ahead" in case.withdrawal_reason
-    assert [e for e in map(translate, app.events.get(case_id)) if e is not None] == []
+    published = [e for e in map(translate, app.events.get(case_id)) if e is not None]
+    assert [type(e) for e in published] == [RequestSubmitted, RequestWithdrawnBeforeAcceptance]
+    withdrawn = published[1]
+    assert isinstance(withdrawn, RequestWithdrawnBeforeAcceptance)
+    assert withdrawn.stage == "submitted" and withdrawn.region == REQUEST_BODY["region"]
+
+
+@pytest.mark.parametrize("release", ["declared without region", "with region and stage"])
+def test_a_withdrawal_stored_as_either_releases_version_2_reads_as_version_3(
+    make_app, tmp_path, release: str
+) -> None:
+    """Two releases stored a version 2 of Withdrawn: one declared version 1's fields only, the
+    other added region and stage. Both read, and a region or stage stored stays as it was."""
+    from tests.factories import rewrite_stored_states
+
+    app = make_app(IntakeApplication)
+    case_id = app.submit(REQUESTER, **REQUEST_BODY)
+    app.clarify(case_id, MANAGER, **CLARIFICATION)
+    app.withdraw(case_id, "the family found another way", MANAGER)
+
+    def as_version_2(name: str, state: dict[str, Any]) -> None:
+        if name != "Withdrawn":
+            return
+        state["class_version"] = 2
+        if release == "declared without region":
+            del state["region"], state["stage"]
+
+    rewrite_stored_states(app, tmp_path / "intake.sqlite", as_version_2)
+    again = make_app(IntakeApplication)
+    [withdrawn] = [e for e in again.events.get(case_id) if type(e).__name__ == "Withdrawn"]
+    if release == "declared without region":
+        assert (withdrawn.region, withdrawn.stage) == (None, None)
+    else:
+        assert (withdrawn.region, withdrawn.stage) == (REQUEST_BODY["region"], "clarified")
+    assert again.get(case_id).stage is Stage.WITHDRAWN
+    [published] = [
+        e
+        for e in map(translate, again.events.get(case_id))
+        if isinstance(e, RequestWithdrawnBeforeAcceptance)
+    ]
+    assert published.stage == withdrawn.stage
 
 
 def test_a_talk_is_recorded_by_the_regional_manager_of_the_region_and_not_in_the_future(
@@ -188,7 +231,9 @@ def test_a_clarification_and_acceptance_stored_before_values_replay(make_app, tm
     case = again.get(case_id)
     assert isinstance(case.funding, Funding) and case.coordinators_needed == 1
     assert case.minimum_requirements[0].set_by.name == "Anna"
-    [received] = [e for e in map(translate, again.events.get(case_id)) if e is not None]
+    [received] = [
+        e for e in map(translate, again.events.get(case_id)) if isinstance(e, RequestReceived)
+    ]
     assert received.has_minimum_requirements is False  # as version 1 published it
     answer = again.clarification_for_plan(case_id, "plans")
     assert answer.clarification is not None and answer.clarification.requirements

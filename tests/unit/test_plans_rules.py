@@ -91,6 +91,7 @@ def conference(case_id: uuid.UUID, participants: list[ParticipantRef] | None = N
         held_on=date(2026, 4, 1),
         parts=[ConferencePart.INFORMATION, ConferencePart.PLAN_MAKING, ConferencePart.PRESENTATION],
         participants=PARTICIPANTS if participants is None else participants,
+        attended={},
     )
 
 
@@ -467,9 +468,9 @@ def test_the_case_list_has_stage_version_and_distribution(make_app) -> None:
         app.write(case_id, content(), COORDINATOR)
     app.accept(distributed, 1, COORDINATOR)
     app.distribute(distributed, [], COORDINATOR)
-    rows = {row["case_id"]: row for row in app.cases(COORDINATOR)}
-    assert app.cases(principal("c2", "coordinator")) == []
-    assert set(r["case_id"] for r in app.cases(principal("rm", "regional_manager"))) == {
+    rows = {row["case_id"]: row for row in app.views.cases(COORDINATOR)}
+    assert app.views.cases(principal("c2", "coordinator")) == []
+    assert set(r["case_id"] for r in app.views.cases(principal("rm", "regional_manager"))) == {
         written,
         distributed,
     }  # the waiting case's region is not known to plans yet
@@ -477,8 +478,10 @@ def test_the_case_list_has_stage_version_and_distribution(make_app) -> None:
     assert rows[written]["distributed"] is False
     assert rows[distributed]["distributed"] and rows[distributed]["distributed_version"] == 1
     assert rows[waiting]["stage"] == Stage.AWAITING_CONFERENCE
-    assert [r["case_id"] for r in app.cases(COORDINATOR, stage=Stage.DISTRIBUTED)] == [distributed]
-    assert app.cases(COORDINATOR, model="group") == []
+    assert [r["case_id"] for r in app.views.cases(COORDINATOR, stage=Stage.DISTRIBUTED)] == [
+        distributed
+    ]
+    assert app.views.cases(COORDINATOR, model="group") == []
 
 
 def test_a_request_noted_before_plans_knew_regions_replays_without_one(make_app, tmp_path) -> None:
@@ -498,8 +501,8 @@ def test_a_request_noted_before_plans_knew_regions_replays_without_one(make_app,
     plan = again.get(case_id)
     assert plan.request_known and plan.region is None
     # Its region unknown, the plan is its coordinator's to see, no regional manager's yet.
-    assert [r["case_id"] for r in again.cases(COORDINATOR)] == [case_id]
-    assert again.cases(principal("rm", "regional_manager")) == []
+    assert [r["case_id"] for r in again.views.cases(COORDINATOR)] == [case_id]
+    assert again.views.cases(principal("rm", "regional_manager")) == []
 
 
 def test_the_sign_off_belongs_to_the_professional_who_set_the_requirement(make_app) -> None:

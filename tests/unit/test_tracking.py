@@ -19,7 +19,8 @@ def test_the_same_position_applied_twice_changes_state_once(make_app) -> None:
 
 
 def test_a_lower_position_after_a_higher_one_is_still_applied(make_app) -> None:
-    """Single-row tracking would call position 1 'done' after 2 and drop it (DESIGN.md §7)."""
+    """Single-row tracking would call position 1 'done' after 2 and drop it
+    (docs/architecture.md, "Outbox and tracking")."""
     app = make_app(CoordinationApplication)
     app.register_coordinator("c1", ["Utrecht"], ["nl"], 5, MANAGER)
     later, earlier = delivered(request_received(), 2), delivered(request_received(), 1)

@@ -1,0 +1,128 @@
+"""Intake's read model: the list of requests, one row per case, kept from intake's own events
+(``shared.views``). Indexed for what ``GET /cases`` filters on (region, stage, model) within
+the caller's regions."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from services.intake.access import RULES
+from services.intake.domain import Request, Stage
+from shared.identity import Principal, fold
+from shared.views import (
+    Clause,
+    Column,
+    Page,
+    PageRequest,
+    ReadModel,
+    ScopeColumns,
+    Table,
+    Writer,
+    all_of,
+    by_region_alone,
+    columns,
+    scoped,
+)
+
+CASES = Table(
+    "cases",
+    columns(
+        "case_id:uuid",
+        "seq:int",
+        "model",
+        "region",
+        "region_key",
+        Column("stage", "text", Stage),
+        "submitted_at:time",
+        "accepted_at:time",
+        "follow_up_of:uuid",
+    ),
+    key=("case_id",),
+    indexes=(
+        ("seq", "case_id"),
+        ("stage", "seq", "case_id"),
+        ("model", "seq", "case_id"),
+        ("region_key", "seq", "case_id"),
+        ("region_key", "stage", "seq", "case_id"),
+        ("region_key", "model", "seq", "case_id"),
+    ),
+    counted_by=("region_key", "stage", "model"),
+)
+#: What the list shows of a row (``seq`` and the folded region only order and scope it).
+SHOWN = ("case_id", "model", "region", "stage", "submitted_at", "accepted_at", "follow_up_of")
+
+
+class IntakeViews(ReadModel):
+    tables = (CASES,)
+    handles = (
+        Request.Submitted,  # type: ignore[attr-defined]
+        Request.Clarified,
+        Request.Accepted,
+        Request.Withdrawn,
+    )
+
+    def apply(self, event: Any, position: int, w: Writer) -> None:
+        case_id: UUID = event.originator_id
+        if isinstance(event, Request.Submitted):  # type: ignore[attr-defined]
+            w.insert(
+                "cases",
+                case_id=case_id,
+                seq=position,
+                model=event.model,
+                region=event.region,
+                region_key=fold(event.region),
+                stage=Stage.SUBMITTED.value,
+                submitted_at=event.submitted_at,
+                accepted_at=None,
+                follow_up_of=getattr(event, "follow_up_of", None),
+            )
+        elif isinstance(event, Request.Clarified):
+            w.update("cases", {"case_id": case_id}, stage=Stage.CLARIFIED.value)
+        elif isinstance(event, Request.Accepted):
+            w.update(
+                "cases", {"case_id": case_id}, stage=Stage.ACCEPTED.value, accepted_at=event.at
+            )
+        elif isinstance(event, Request.Withdrawn):
+            w.update("cases", {"case_id": case_id}, stage=Stage.WITHDRAWN.value)
+
+    def cases_page(
+        self,
+        principal: Principal,
+        request: PageRequest | None,
+        *,
+        stage: Stage | None = None,
+        model: str | None = None,
+        region: str | None = None,
+    ) -> Page:
+        """The requests of the caller's region(s), oldest first, filtered; the scoping is part
+        of the query (a page is cut after it)."""
+        rule = RULES["list"]
+        rule.check_role(principal)
+        filters = {
+            "stage": str(stage) if stage else None,
+            "model": str(model) if model else None,
+            "region": fold(region) if region else None,
+        }
+        where = all_of(
+            [
+                scoped(rule, principal, ScopeColumns(region="region_key"), self),
+                Clause("stage = %s", (filters["stage"],)) if stage else None,
+                Clause("model = %s", (filters["model"],)) if model else None,
+                Clause("region_key = %s", (filters["region"],)) if region else None,
+            ]
+        )
+        page = self.page(
+            "cases",
+            list_id="intake.cases",
+            filters=filters,
+            where=where,
+            request=request,
+            counted=by_region_alone(rule, principal),
+        )
+        page.items = [{k: row[k] for k in SHOWN} for row in page.items]
+        return page
+
+    def cases(self, principal: Principal, **filters: Any) -> list[dict[str, Any]]:
+        """Every row ``cases_page`` would give, as one list."""
+        return self.cases_page(principal, None, **filters).items
