@@ -69,7 +69,7 @@ async def test_plans_has_the_clarification_from_intake_and_the_stream_never_does
         [requirement] = plan["minimum_requirements"]
         assert requirement["text"] == REQUIREMENT and requirement["setter_signs"]
         # Intake's access log has plans' read of the case, as a service.
-        reads = (await intake.http.get(f"/cases/{case_id}/access-log")).json()
+        reads = (await intake.http.get(f"/cases/{case_id}/access-log")).json()["items"]
         assert [(r["subject"], r["role"], r["what"]) for r in reads] == [
             ("plans", "system", "clarification")
         ]
