@@ -85,7 +85,7 @@ class Store:
             data_dir=self.work / "data",
             store=self.kind,
             postgres_url=SecretStr(self.url) if self.url else None,
-            oidc_issuer="-",
+            oidc_issuer="http://issuer.invalid",
             cipher_key=SecretStr(self.keys[name]),
         )
 

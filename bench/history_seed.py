@@ -46,6 +46,7 @@ from services.followup.app import FollowupApplication
 from services.intake import api as intake_api
 from services.intake import bus as intake_bus
 from services.intake.app import IntakeApplication
+from services.intake.domain import TalkOutcome
 from services.plans import api as plans_api
 from services.plans import bus as plans_bus
 from services.plans.app import PendingEmail, PlansApplication
@@ -482,11 +483,16 @@ class Seeder:
             return
         self._at(case, 3)
         clarification = intake_api.Clarification.model_validate(
-            scenarios.clarification_body(scenario)
+            scenarios.clarification_body(scenario, signs_in_as=professional(case.region).subject)
         ).model_dump(mode="json")
         app.clarify(case.case_id, rm, **clarification)
         if case.fate == "clarified":
             return
+        for outcome in scenario.talks:
+            held_on = self.clock.at.astimezone(AMSTERDAM).date()
+            app.record_talk(
+                case.case_id, rm, held_on=held_on, held_by=None, outcome=TalkOutcome(outcome)
+            )
         if case.fate == "withdrawn_early":
             self._at(case, 5)
             app.withdraw(case.case_id, "the family found another way", rm)
@@ -509,7 +515,9 @@ class Seeder:
         app: CoordinationApplication = self.apps["coordination"]  # type: ignore[assignment]
         deferred = self.deferred["coordination"]
         scenario = scenarios.SCENARIOS[case.model]
-        [(position, received)] = intake[case.case_id]
+        [(position, received)] = [
+            (p, e) for p, e in intake[case.case_id] if type(e).__name__ == "RequestReceived"
+        ]
         self._at(case, 5)
         deferred.policy("on_request_received", received, "intake", position, self.clock.at)
         assigned = app.get(case.case_id)
@@ -535,6 +543,7 @@ class Seeder:
         self._at(case, 16)
         for person in scenario.people:
             app.confirm(case.case_id, case.participants[person.key], True, who)
+            app.record_informed(case.case_id, case.participants[person.key], None, who)
         for topic, key in scenario.information:
             app.need_information(case.case_id, topic, case.participants[key], who)
         held_on = self._at(case, 40).astimezone(AMSTERDAM).date()
@@ -595,6 +604,11 @@ class Seeder:
         scenario = scenarios.SCENARIOS[case.model]
         who = coordinator(case.coordinator_ids[0])
         self._at(case, 42)
+        # Plans' claim check, answered by intake's store directly (no NATS here).
+        intake_app: IntakeApplication = self.apps["intake"]  # type: ignore[assignment]
+        answer = intake_app.clarification_for_plan(case.case_id, "plans")
+        if answer.clarification is not None:
+            app.note_clarification(case.case_id, answer.clarification)
         recipients = plans_api.Recipients.model_validate(
             scenarios.recipients_body(scenario, case.participants)
         )
@@ -602,7 +616,7 @@ class Seeder:
         app.record_recipients(case.case_id, entries, who)
         content = plans_api.PlanContent.model_validate(
             scenarios.plan_body(scenario, case.participants, case.held_on)
-        ).model_dump(mode="json")
+        ).value()
         app.write(case.case_id, content, who)
         if case.fate == "written":
             return
@@ -653,10 +667,10 @@ class Seeder:
         if REACHES[case.fate] < 8:
             return
         follow_up = app.get(case.case_id)
-        for timer_id, timer in sorted(follow_up.timers.items(), key=lambda t: t[1]["due_at"]):
-            if timer["kind"] == "next_meeting_reminder":
+        for timer_id, timer in sorted(follow_up.timers.items(), key=lambda t: t[1].due_at):
+            if timer.kind == "next_meeting_reminder":
                 continue
-            self.clock.at = timer["due_at"] + timedelta(hours=2)
+            self.clock.at = timer.due_at + timedelta(hours=2)
             fired = app.get(case.case_id)
             fired.fire_due(at=self.clock.at, actor=app.system)
             app.save(fired)
@@ -667,10 +681,24 @@ class Seeder:
                 agreements[fired.agreement_ids[-1]] = "partly_kept"
             who = (
                 coordinator(case.coordinator_ids[0])
-                if timer["kind"] == "coordinator_call"
+                if timer.kind == "coordinator_call"
                 else RESEARCHER
             )
             self.clock.at += timedelta(days=2)
+            if timer.kind == "next_meeting":
+                # The family's own meeting: recorded as a meeting, which is its outcome.
+                app.record_meeting(
+                    case.case_id,
+                    coordinator(case.coordinator_ids[0]),
+                    timer_id=timer_id,
+                    held=True,
+                    held_on=timer.due_at.astimezone(AMSTERDAM).date(),
+                    agreements=agreements,
+                    revised_plan_wanted=False,
+                    next_meeting_on=None,
+                    notes="They met as planned.",
+                )
+                continue
             app.record_outcome(
                 case.case_id, timer_id, True, agreements, "Most agreements hold.", who
             )

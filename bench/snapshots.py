@@ -42,7 +42,10 @@ ERASURES = 1000
 
 def _open(work: Path, keys: dict[str, str], name: str, clock: Any = None) -> Any:
     settings = ServiceSettings(
-        service_name=name, data_dir=work, oidc_issuer="-", cipher_key=SecretStr(keys[name])
+        service_name=name,
+        data_dir=work,
+        oidc_issuer="http://issuer.invalid",
+        cipher_key=SecretStr(keys[name]),
     )
     return APPS[name](env=eventsourcing_env(settings), clock=clock)  # type: ignore[call-arg]
 

@@ -38,6 +38,8 @@ class Agreement:
     where: str | None = None
     on_day: int | None = None  # days after the conference
     recurring: str | None = None
+    #: The conference questions it answers, by number (1: the first question).
+    answers: tuple[int, ...] = (1,)
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,8 @@ class Scenario:
     description: str
     question: str
     funding: dict[str, str]
+    #: The second conference question (the leaflets on conferences: one may have several).
+    second_question: str
     people: tuple[Person, ...]
     agreements: tuple[Agreement, ...]
     if_something_does_not_work: str
@@ -66,6 +70,10 @@ class Scenario:
     #: the plan with, where they are partners (``workflow.Session.partners``).
     shared_with_organisations: tuple[str, ...] = ()
     next_meeting_after_days: int = 90
+    #: An informational talk is asked for first; these were its outcomes, in order.
+    talks: tuple[str, ...] = ("go_ahead",)
+    #: At the family's own next meeting they ask for a revised plan.
+    revision_at_next_meeting: bool = False
 
 
 def person(scenario: Scenario, key: str) -> Person:
@@ -81,17 +89,24 @@ def request_body(scenario: Scenario, region: str) -> dict[str, Any]:
         "region": region,
         "languages": ["nl"],
         "description": scenario.description,
+        "informational_talk": bool(scenario.talks),
     }
     if scenario.central_group:
         body["central_group"] = scenario.central_group
     return body
 
 
-def clarification_body(scenario: Scenario) -> dict[str, Any]:
+def clarification_body(scenario: Scenario, signs_in_as: str | None = None) -> dict[str, Any]:
+    """The regional manager's clarification; ``signs_in_as``: who the professional who set the
+    minimum requirement signs in as (the plan's sign-off is theirs)."""
+    requirements = [
+        m | {"set_by": m["set_by"] | {"subject": signs_in_as}} if signs_in_as else m
+        for m in scenario.minimum_requirements
+    ]
     return {
-        "conference_questions": [scenario.question],
+        "conference_questions": [scenario.question, scenario.second_question],
         "funding": scenario.funding,
-        "minimum_requirements": list(scenario.minimum_requirements),
+        "minimum_requirements": requirements,
         "coordinators_needed": scenario.coordinators_needed,
         "involved_organisations": list(scenario.involved_organisations),
     }
@@ -149,9 +164,14 @@ def plan_body(scenario: Scenario, ids: dict[str, str], held_on: date) -> dict[st
         return {"recurring": a.recurring} if a.recurring else None
 
     return {
-        "question": scenario.question,
         "agreements": [
-            {"who": [ids[k] for k in a.who], "what": a.what, "where": a.where, "when": when(a)}
+            {
+                "who": [ids[k] for k in a.who],
+                "what": a.what,
+                "where": a.where,
+                "when": when(a),
+                "answers": [f"q{n}" for n in a.answers],
+            }
             for a in scenario.agreements
         ],
         "if_something_does_not_work": scenario.if_something_does_not_work,
@@ -170,6 +190,9 @@ FAMILY = Scenario(
     description="Johan's parents are separated; a supervision order is in place. His"
     " grandmother asks for a conference with the whole family.",
     question="Where can Johan (8) grow up safely, and what does that need?",
+    second_question="How do Johan and his brother Wim stay close?",
+    talks=("think_it_over", "go_ahead"),
+    revision_at_next_meeting=True,
     funding={"payer": "municipality", "organisation": "Gemeente Utrecht", "status": "approved"},
     minimum_requirements=(
         {
@@ -224,6 +247,7 @@ FAMILY = Scenario(
             "Go swimming together.",
             where="the pool",
             recurring="every Friday afternoon",
+            answers=(2,),
         ),
         Agreement(("herman", "father"), "Map the finances together.", on_day=14),
         Agreement(("edith",), "If there are problems at father's, Edith contacts mother."),
@@ -242,6 +266,7 @@ GROUP = Scenario(
     description="Residents are annoyed by litter on the square and feel unsafe in the evening;"
     " young people feel chased away.",
     question="How can we live together safely in this street?",
+    second_question="How can the young people have a place of their own in the neighbourhood?",
     funding={"payer": "municipality", "organisation": "Gemeente Utrecht", "status": "approved"},
     coordinators_needed=2,
     involved_organisations=("Gemeente Utrecht",),
@@ -267,6 +292,7 @@ GROUP = Scenario(
             ("youth_worker", "youngster"),
             "The community centre is open for young people.",
             recurring="every Friday evening",
+            answers=(2,),
         ),
         Agreement(("lisa",), "Starts a street app group for everyone who lives here.", on_day=7),
     ),
@@ -283,6 +309,7 @@ RESTORATIVE = Scenario(
     central_persons=("Daan", "Mrs Bakker"),
     description="Daan (17) broke into the shop of Mrs Bakker. Both are willing to meet.",
     question="What is needed to repair the harm?",
+    second_question="How can Mrs Bakker feel safe in her shop again?",
     funding={"payer": "institution", "organisation": "Halt", "status": "approved"},
     involved_organisations=("Politie Midden-Nederland",),
     people=(
@@ -305,7 +332,10 @@ RESTORATIVE = Scenario(
             recurring="every Saturday",
         ),
         Agreement(
-            ("mother",), "Calls Mrs Bakker once a month to hear how it goes.", recurring="monthly"
+            ("mother",),
+            "Calls Mrs Bakker once a month to hear how it goes.",
+            recurring="monthly",
+            answers=(2,),
         ),
     ),
     if_something_does_not_work="Peter calls Mr Bakker and Els together.",
@@ -319,6 +349,7 @@ LEARNING_CIRCLE = Scenario(
     central_persons=("Sanne",),
     description="Sanne (14) often stays at home and is falling behind.",
     question="How can Sanne go to school again with pleasure?",
+    second_question="What helps Sanne catch up with her schoolwork?",
     funding={"payer": "school", "organisation": "Het Baken", "status": "requested"},
     people=(
         Person("pupil", "Sanne", "pupil", email="sanne@example.org"),
@@ -333,9 +364,14 @@ LEARNING_CIRCLE = Scenario(
     agreements=(
         Agreement(("friend", "pupil"), "Cycle to school together.", recurring="every school day"),
         Agreement(
-            ("teacher", "pupil"), "A weekly talk about the week's work.", recurring="every Monday"
+            ("teacher", "pupil"),
+            "A weekly talk about the week's work.",
+            recurring="every Monday",
+            answers=(1, 2),
         ),
-        Agreement(("mother",), "Helps plan homework at home.", recurring="every evening"),
+        Agreement(
+            ("mother",), "Helps plan homework at home.", recurring="every evening", answers=(2,)
+        ),
     ),
     if_something_does_not_work="Sanne tells her mentor; the mentor calls her mother.",
     watched_by="mother",

@@ -84,6 +84,8 @@ class CaseRun:
     #: Participant ids the coordination service gave, by the story's keys.
     participant_ids: dict[str, str] = field(default_factory=dict)
     follow_up_case_id: str | None = None
+    #: The day the conference was held (the plan's dates count from it).
+    held_on: date = field(default_factory=date.today)
 
 
 async def call(
@@ -267,7 +269,7 @@ async def run_case(
         patience=patience,
         retry_statuses=frozenset({502, 503, 504}),
     )
-    run = CaseRun(case_id=created["case_id"], model=model)
+    run = CaseRun(case_id=created["case_id"], model=model, held_on=held_on)
     case = _Case(urls, run, observe, started, region)
     case.mark("submitted", f"{scenario.story} (case {run.case_id})")
     await _request(session, case, scenario, patience)
@@ -290,13 +292,27 @@ async def _request(session: Session, case: _Case, scenario: Scenario, patience: 
         "POST",
         f"{case.intake}/clarify",
         case.manager,
-        scenarios.clarification_body(scenario),
+        scenarios.clarification_body(scenario, signs_in_as=case.professional.name),
         state_url=case.intake,
         done=lambda c: c["stage"] in ("clarified", "accepted"),
         patience=patience,
     )
     minimum = " and a minimum requirement" if scenario.minimum_requirements else ""
-    case.mark("clarified", f"The regional manager sets the question, the funding{minimum}")
+    case.mark("clarified", f"The regional manager sets two questions, the funding{minimum}")
+    for n, outcome in enumerate(scenario.talks, start=1):
+        await step(
+            session,
+            "POST",
+            f"{case.intake}/informational-talk",
+            case.manager,
+            {"held_on": date.today().isoformat(), "outcome": outcome},
+            state_url=case.intake,
+            done=_talks(n),
+            patience=patience,
+        )
+    if scenario.talks:
+        said = ", then ".join(t.replace("_", " ") for t in scenario.talks)
+        case.mark("informational_talk", f"An informational talk first: {said}")
     await step(
         session,
         "POST",
@@ -349,6 +365,21 @@ async def _prepare(
             patience=patience,
         )
     case.mark("confirmed", "Everyone confirms, and agrees to their details being shared")
+    for p in scenario.people:
+        await step(
+            session,
+            "POST",
+            f"{participants}/{ids[p.key]}/informed",
+            case.coordinator,
+            state_url=participants,
+            done=_informed(ids[p.key]),
+            patience=patience,
+        )
+    case.mark(
+        "informed",
+        "The coordinator tells everyone the aim, the way of working, responsibilities and"
+        " possibilities",
+    )
     for topic, key in scenario.information:
         await step(
             session,
@@ -421,6 +452,16 @@ def _confirmed(participant_id: str) -> Check:
     )
 
 
+def _talks(count: int) -> Check:
+    return lambda case: len(case.get("informational_talks") or []) >= count
+
+
+def _informed(participant_id: str) -> Check:
+    return lambda listed: any(
+        p["participant_id"] == participant_id and p.get("informed_on") for p in listed
+    )
+
+
 def _has_information(topic: str) -> Check:
     return lambda case: any(i.get("topic") == topic for i in case.get("information", []))
 
@@ -456,6 +497,8 @@ async def _plan(
     session: Session, case: _Case, scenario: Scenario, held_on: date, patience: float
 ) -> None:
     ids, plan = case.run.participant_ids, f"{case.plans}/plan"
+    # Plans has the questions and requirements from intake (a claim check) before it prints.
+    await until(session, plan, case.coordinator, lambda p: p["clarification_known"], patience)
     # Plans knows the participants once it heard ConferenceHeld; the names stay in plans.
     await step(
         session,
@@ -480,32 +523,48 @@ async def _plan(
     case.mark(
         "plan_written",
         f"The coordinator writes up the plan: {len(scenario.agreements)}"
-        " agreements, who watches them, when everyone meets again",
+        " agreements answering the two questions, who watches them, when everyone meets again",
     )
+    await _accept_and_distribute(session, case, scenario, 1, patience)
+
+
+async def _accept_and_distribute(
+    session: Session, case: _Case, scenario: Scenario, version: int, patience: float
+) -> None:
+    """The family accepts the version, the professional who set the minimum requirement signs
+    it off, the coordinator distributes it and every copy is delivered."""
+    ids, plan = case.run.participant_ids, f"{case.plans}/plan"
+    first = version == 1
+
+    def mark(name: str, said: str) -> None:
+        if first:  # a revision is marked once, when it is distributed
+            case.mark(name, said)
+
     await step(
         session,
         "POST",
         f"{plan}/accept",
         # The coordinator records the family's acceptance (part three of the conference).
         case.coordinator,
-        {"version": 1},
+        {"version": version},
         state_url=plan,
-        done=lambda p: bool(p["versions"]) and p["versions"][-1]["accepted"],
+        done=lambda p: len(p["versions"]) >= version and p["versions"][version - 1]["accepted"],
         patience=patience,
     )
-    case.mark("plan_accepted", "Those present accept the plan: it is theirs")
+    mark("plan_accepted", "Those present accept the plan: it is theirs")
     if scenario.minimum_requirements:
         await step(
             session,
             "POST",
             f"{plan}/sign-off",
+            # The professional who set the minimum requirement, as intake recorded them.
             case.professional,
-            {"version": 1, "meets": True},
+            {"version": version, "meets": True},
             state_url=plan,
-            done=lambda p: p["versions"][-1]["sign_off"] is not None,
+            done=lambda p: p["versions"][version - 1]["sign_off"] is not None,
             patience=patience,
         )
-        case.mark("signed_off", "The professional records that the plan meets the minimum")
+        mark("signed_off", "The professional who set the minimum requirement signs the plan off")
     await step(
         session,
         "POST",
@@ -515,17 +574,17 @@ async def _plan(
             "shared_with_organisations": [
                 o for o in scenario.shared_with_organisations if o in session.partners
             ],
-            "version": 1,
+            "version": version,
         },
         state_url=plan,
-        done=lambda p: p["stage"] == "plan_distributed",
+        done=lambda p: any(d["version"] == version for d in p.get("distributions", [])),
         patience=patience,
     )
-    case.mark("distributed", f"The plan goes to all {len(ids)} participants")
-    await _deliver(session, case, patience)
+    mark("distributed", f"The plan goes to all {len(ids)} participants")
+    await _deliver(session, case, patience, mark=first)
 
 
-async def _deliver(session: Session, case: _Case, patience: float) -> None:
+async def _deliver(session: Session, case: _Case, patience: float, *, mark: bool = True) -> None:
     """E-mail copies go out by themselves; the coordinator hands over the rest (and any e-mail
     that could not be sent), and records each handover."""
     deliveries = f"{case.plans}/plan/deliveries"
@@ -554,6 +613,8 @@ async def _deliver(session: Session, case: _Case, patience: float) -> None:
             patience=patience,
         )
     emailed = sum(1 for d in settled if d["status"] == "sent")
+    if not mark:
+        return
     case.mark(
         "delivered",
         f"Every copy reached its recipient: {emailed} by e-mail, {len(settled) - emailed} by hand",
@@ -611,6 +672,7 @@ async def _follow_up(session: Session, case: _Case, key: str, patience: float) -
         patience=patience,
     )
     case.mark("ratings_recorded", "The family, the network and a professional rate the meeting")
+    await _next_meeting(session, case, contact, patience)
     requested = await call(
         session,
         "POST",
@@ -630,6 +692,63 @@ async def _follow_up(session: Session, case: _Case, key: str, patience: float) -
     )
     case.run.follow_up_case_id = new_case
     case.mark("follow_up_conference", f"A follow-up conference opens case {new_case}, linked")
+
+
+async def _next_meeting(
+    session: Session, case: _Case, follow_up: dict[str, Any], patience: float
+) -> None:
+    """The family meets again, as the plan said, and the coordinator records it: held, every
+    agreement reviewed; where the family asks for it, a revised plan follows (the coordinator
+    writes the next version in plans)."""
+    scenario = scenarios.SCENARIOS[case.run.model]
+    revise = scenario.revision_at_next_meeting
+    await step(
+        session,
+        "POST",
+        f"{case.followup}/next-meeting",
+        case.coordinator,
+        {
+            "held": True,
+            "held_on": date.today().isoformat(),
+            "agreements": {aid: "kept" for aid in follow_up["agreement_ids"]},
+            "revised_plan_wanted": revise,
+        },
+        state_url=case.followup,
+        done=lambda f: bool(f.get("meetings")),
+        patience=patience,
+    )
+    case.mark("next_meeting", "The family meets again and reviews every agreement")
+    if not revise:
+        return
+    plan = f"{case.plans}/plan"
+    asked = await until(
+        session, plan, case.coordinator, lambda p: p["revision_requested_at"] is not None, patience
+    )
+    body = scenarios.plan_body(scenario, case.run.participant_ids, case.run.held_on)
+    body["if_something_does_not_work"] += " (Revised at the family's meeting.)"
+    # The same agreements, revised: each keeps its id, so its outcomes follow it.
+    kept = [a["id"] for a in asked["versions"][0]["content"]["agreements"]]
+    for agreement, agreement_id in zip(body["agreements"], kept, strict=True):
+        agreement["id"] = agreement_id
+    await step(
+        session,
+        "POST",
+        plan,
+        case.coordinator,
+        body,
+        state_url=plan,
+        done=lambda p: len(p.get("versions") or []) >= 2,
+        patience=patience,
+    )
+    await _accept_and_distribute(session, case, scenario, 2, patience)
+    await until(
+        session, case.followup, case.coordinator, lambda f: f["plan_version"] >= 2, patience
+    )
+    case.mark(
+        "plan_revised",
+        "At their meeting the family asks for a revised plan: version 2 is written, accepted,"
+        " signed off and goes to everyone",
+    )
 
 
 def _first_contact_due(follow_up: dict[str, Any]) -> dict[str, Any] | None:

@@ -56,6 +56,7 @@ from shared.errors import CaseNotFoundError, DomainRuleError
 from shared.events import CaseErased, IntegrationEvent
 from shared.snapshots import KringSnapshot
 from shared.store import StoreQueries, schema_lock, zero_what_is_freed
+from shared.values import Value, ValueTranscoding
 
 
 class HistoryEntry(BaseModel):
@@ -131,6 +132,8 @@ class KringApplication(Application[UUID]):
     policies: ClassVar[Mapping[type[IntegrationEvent], str]] = {}
     #: Aggregates that are not one case (e.g. coordination's pool): under the service's key.
     shared_aggregate_ids: ClassVar[frozenset[UUID]] = frozenset()
+    #: The value objects its events and aggregates keep (``shared.values``).
+    value_types: ClassVar[tuple[type[Value], ...]] = ()
     #: The erasure log gathers an event with every erasure, forever.
     snapshotting_intervals: ClassVar[dict[type[Any], int]] = {ErasureLog: 100}
 
@@ -252,6 +255,8 @@ class KringApplication(Application[UUID]):
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(DateAsISO())
+        for value_type in self.value_types:
+            transcoder.register(ValueTranscoding(value_type))
 
     # -- the outbox side ---------------------------------------------------------------
     def on_stored(self, callback: Callable[[], None]) -> None:
@@ -369,6 +374,15 @@ class KringApplication(Application[UUID]):
         self._record_erasure(log, event.case_id, event.reason, event.erased_at, system)
         processing.collect_events(log, *self.before_erasure(event.case_id, system))
 
+    def missing(self, case_id: UUID, otherwise: CaseNotFoundError | None = None) -> Exception:
+        """What to raise for a case this service holds no events of: ``CaseErasedError`` (410)
+        once its erasure reached this service, whether or not the case ever did (a follow-up
+        case only intake knew, a case stopped before followup heard of it), else
+        ``otherwise`` (404). A client can tell "erased" from "never existed" everywhere."""
+        if self.keyring.is_erased(case_id):
+            return CaseErasedError(case_id)
+        return otherwise or CaseNotFoundError(case_id)
+
     def keys_of_case(self, case_id: UUID) -> list[UUID]:
         """The keys a case's erasure shreds: the case's own, and those of any aggregate a
         service keeps beside the case under a key of its own (coordination's relation notes)."""
@@ -456,7 +470,7 @@ class KringApplication(Application[UUID]):
             for event in self.events.get(aggregate_id):
                 entries.append(self._history_entry(case_id, event))
         if not entries:
-            raise CaseNotFoundError(case_id)
+            raise self.missing(case_id)
         return sorted(entries, key=lambda e: (e.time, e.version))
 
     def _history_entry(self, case_id: UUID, event: DomainEventProtocol[UUID]) -> HistoryEntry:

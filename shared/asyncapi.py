@@ -39,8 +39,10 @@ from shared.events import (
     CoordinatorWishes,
     Ending,
     FollowUpConferenceRequested,
+    FirstContactMade,
     FollowUpDue,
     IntegrationEvent,
+    OpenRequestStage,
     OutcomeRecorded,
     ParticipantConsentWithdrawn,
     ParticipantRef,
@@ -49,10 +51,17 @@ from shared.events import (
     PartnerRevoked,
     PlanDistributed,
     PlanShared,
+    PlanRevisionRequested,
     PlanSharingWithdrawn,
+    Rating,
+    RatingGroup,
+    RatingsRecorded,
     Recipient,
     RequestReceived,
+    RequesterRelation,
+    RequestSubmitted,
     RequestWithdrawn,
+    RequestWithdrawnBeforeAcceptance,
     SharedWith,
     StopReason,
 )
@@ -86,6 +95,17 @@ _AT = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 def _examples() -> dict[type[IntegrationEvent], IntegrationEvent]:
     base: dict[str, Any] = {"case_id": _CASE, "model": "family"}
     events: list[IntegrationEvent] = [
+        RequestSubmitted(
+            **base,
+            region="Utrecht",
+            requester_relation=RequesterRelation.FAMILY,
+            informational_talk=False,
+            follow_up_of=None,
+            submitted_at=_AT,
+        ),
+        RequestWithdrawnBeforeAcceptance(
+            **base, region="Utrecht", stage=OpenRequestStage.CLARIFIED, withdrawn_at=_AT
+        ),
         RequestReceived(
             **base,
             region="Utrecht",
@@ -100,6 +120,7 @@ def _examples() -> dict[type[IntegrationEvent], IntegrationEvent]:
         CoordinatorAssigned(
             **base, coordinator_ids=["c-ana"], assigned_at=_AT, first_contact_due=_AT
         ),
+        FirstContactMade(**base, contacted_at=_AT),
         ConferenceHeld(
             **base,
             held_on=date(2026, 4, 1),
@@ -113,6 +134,7 @@ def _examples() -> dict[type[IntegrationEvent], IntegrationEvent]:
                     organisation="Jeugdzorg Utrecht",
                 ),
             ],
+            attended={ParticipantRole.CENTRAL_PERSON: 1, ParticipantRole.PROFESSIONAL: 1},
         ),
         ParticipantConsentWithdrawn(**base, participant_id="p4", withdrawn_at=_AT),
         CaseEndedWithoutConference(
@@ -149,6 +171,14 @@ def _examples() -> dict[type[IntegrationEvent], IntegrationEvent]:
             timer_id="coordinator_call",
             kind="coordinator_call",
         ),
+        RatingsRecorded(
+            **base,
+            timer_id="research_contact",
+            kind="research_contact",
+            ratings=[Rating(by=RatingGroup.FAMILY_NETWORK, meeting=8, plan=9)],
+            recorded_at=_AT,
+        ),
+        PlanRevisionRequested(**base, timer_id="next_meeting", requested_at=_AT),
         FollowUpConferenceRequested(
             **base, new_case_id=UUID("7d8e9f0a-1b2c-4d3e-8f4a-5b6c7d8e9f0a"), requested_at=_AT
         ),

@@ -434,6 +434,17 @@ class OutcomeRecorded(IntegrationEvent):
     kind: str | None = None
 
 
+class PlanRevisionRequested(IntegrationEvent):
+    """At their own next meeting the family asked for a revised plan (followup): plans shows the
+    request until the coordinator writes the next version. ``timer_id`` names the meeting."""
+
+    name = "plan-revision-requested"
+    origin = "followup"
+
+    timer_id: str = Field(min_length=1, max_length=80)
+    requested_at: AwareDatetime
+
+
 class Rating(_Part):
     """One respondent's marks (1-10): for the meeting, for the plan, or both."""
 
@@ -536,6 +547,7 @@ EVENT_CLASSES: tuple[type[IntegrationEvent], ...] = (
     OutcomeRecorded,
     RatingsRecorded,
     FollowUpConferenceRequested,
+    PlanRevisionRequested,
     CaseErased,
     PartnerRegistered,
     PartnerRevoked,
@@ -577,6 +589,7 @@ __all__ = [
     "PartnerRegistryEvent",
     "PartnerRevoked",
     "PlanDistributed",
+    "PlanRevisionRequested",
     "PlanShared",
     "PlanSharingWithdrawn",
     "Rating",

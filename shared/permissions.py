@@ -49,6 +49,7 @@ from shared.subjects import (
     PARTNER_CONSUMER,
     PARTNER_PREFIX,
     STREAM,
+    claim_subject,
     dead_letter_subject,
     is_organisation_id,
     origin_subjects,
@@ -61,11 +62,16 @@ from shared.subjects import (
 SERVICE_FOLLOWS: dict[str, tuple[str, ...]] = {
     "intake": ("followup",),
     "coordination": ("intake", "plans"),
-    "plans": ("intake", "coordination", "partners"),
+    "plans": ("intake", "coordination", "followup", "partners"),
     "followup": ("plans", "intake", "coordination"),
     "partners": ("plans", "intake"),
 }
 SERVICES: tuple[str, ...] = tuple(SERVICE_FOLLOWS)
+#: Claim checks (``shared.claims``): who asks whom for what, over core NATS, never a stream.
+#: The owner alone answers (its subscription), the asker alone may ask (its publish).
+SERVICE_CLAIMS: dict[str, tuple[tuple[str, str], ...]] = {
+    "plans": (("intake", "clarification"),),
+}
 OPERATOR = "operator"
 ANALYST = "analyst"
 ADMIN = "admin"
@@ -89,6 +95,21 @@ def inbox_prefix(identity: str) -> str:
 
 def follows(service: str) -> tuple[str, ...]:
     return SERVICE_FOLLOWS[service]
+
+
+def claims_asked(service: str) -> tuple[str, ...]:
+    """The claim subjects ``service`` may ask on."""
+    return tuple(claim_subject(owner, what) for owner, what in SERVICE_CLAIMS.get(service, ()))
+
+
+def claims_answered(service: str) -> tuple[str, ...]:
+    """The claim subjects ``service`` answers (only it may subscribe to them)."""
+    return tuple(
+        claim_subject(owner, what)
+        for asked in SERVICE_CLAIMS.values()
+        for owner, what in asked
+        if owner == service
+    )
 
 
 @dataclass(frozen=True)
@@ -132,6 +153,7 @@ def service_identity(service: str) -> Identity:
         # it answers "duplicate" for (any subject: an id may be taken on another subject).
         f"{API}.STREAM.MSG.GET.{STREAM}",
         f"{API}.DIRECT.GET.{STREAM}",
+        *claims_asked(service),
     ]
     for name, subject in consumers:
         publish += [
@@ -147,6 +169,7 @@ def service_identity(service: str) -> Identity:
         subscribe=(
             f"{inbox_prefix(service)}.>",
             *(replay_request_subject(name) for name, _ in consumers),
+            *claims_answered(service),
         ),
         allow_responses=True,
         consumers=consumers,

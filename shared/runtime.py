@@ -85,6 +85,9 @@ class ServiceDefinition:
     background: Sequence[Background] = ()
     #: Jobs that need the service's bus (the runtime makes it): each is handed it.
     bus_jobs: Sequence[Callable[[Bus], Background]] = ()
+    #: Called with the bus before it starts: requests the service answers, or a part that asks
+    #: (claim checks between services, ``shared.claims``).
+    on_bus: Sequence[Callable[[Bus], None]] = ()
 
 
 @dataclass
@@ -179,6 +182,8 @@ def build_service(definition: ServiceDefinition) -> RunningService:
             max_deliver=settings.consumer_max_deliver,
             ack_wait_seconds=settings.consumer_ack_wait_seconds,
         )
+    for attach in definition.on_bus:
+        attach(bus)
     relay = OutboxRelay(
         app, bus, definition.translate, unhealthy_after_seconds=settings.relay_unhealthy_seconds
     )

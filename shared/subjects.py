@@ -22,6 +22,16 @@ DLQ_SUBJECTS = f"{DLQ_PREFIX}.>"
 OPS_PREFIX = "kring-ops"
 
 
+#: Claim checks between services (core NATS, no stream): one service asks another for case data
+#: it must not find on the stream (``shared.claims``).
+CLAIM_PREFIX = "kring-claim"
+
+
+def claim_subject(owner: str, what: str) -> str:
+    """Where ``owner`` answers requests for ``what`` of a case."""
+    return f"{CLAIM_PREFIX}.{owner}.{what}"
+
+
 def event_subject(origin: str, slug: str) -> str:
     """The subject an origin publishes one kind of event on."""
     return f"{SUBJECT_PREFIX}.{origin}.{slug}"

@@ -178,8 +178,8 @@ def part(
 
 def ready_for_conference(app: Any, case_id: uuid.UUID, actor: Any, today: date) -> dict[str, str]:
     """Take an assigned case in coordination to ``conference_scheduled``: first contact, a
-    central person, a family member and a professional invited and confirmed. Returns their
-    participant ids by role."""
+    central person, a family member and a professional invited, confirmed and informed.
+    Returns their participant ids by role."""
     app.record_contact(case_id, actor)
     ids = {}
     for role, organisation in (
@@ -197,6 +197,7 @@ def ready_for_conference(app: Any, case_id: uuid.UUID, actor: Any, today: date) 
             language="nl",
         )
         app.confirm(case_id, pid, True, actor)
+        app.record_informed(case_id, pid, None, actor)
         ids[role] = pid
     app.schedule(case_id, today, "the community centre", actor)
     return ids

@@ -30,6 +30,8 @@ RULES: dict[str, Rule] = {
     # the cases
     "list": Rule("listing cases", _READS),
     "unassigned": Rule("listing the cases waiting for a coordinator", _MANAGES),
+    # Not a route: part of the case view, for whoever the rule allows.
+    "passed_over": Rule("seeing why other coordinators were passed over", _MANAGES),
     "read": Rule("reading the case", _READS),
     "participants": Rule("reading the case's participants", _READS),
     "history": Rule("reading the case's history", _READS),
@@ -44,6 +46,7 @@ RULES: dict[str, Rule] = {
             (Role.REGIONAL_MANAGER, Scope.ON_BEHALF),
         ),
     ),
+    "inform": Rule("recording that a participant was informed", _PREPARES),
     "information": Rule("noting the information needed", _PREPARES),
     "arrangements": Rule("recording the practicalities", _PREPARES),
     "schedule": Rule("scheduling the conference", _PREPARES),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Query, status
@@ -20,6 +20,8 @@ from services.coordination.app import CoordinationApplication
 from services.coordination.domain import (
     CoordinatedCase,
     Invitation,
+    Participant,
+    PassedOver,
     Stage,
 )
 from services.coordination.pool import CoordinatorPool, RelationKind
@@ -42,6 +44,7 @@ from shared.http import (
     access,
     run_sync,
 )
+from shared.identity import Principal
 from shared.views import paginate
 
 T = TypeVar("T")
@@ -229,18 +232,41 @@ class ParticipantView(BaseModel):
     consents: Consents
     #: Consents withdrawn (history: ``share_details``, ``take_part``).
     withdrawn: list[str]
+    #: When the coordinator informed them of the aim, the way of working, responsibilities
+    #: and possibilities; None if not (yet).
+    informed_on: dt.date | None
+    #: The coordinator recorded why they could not be informed (the reason is not shown).
+    not_informed_reason_given: bool
 
     @classmethod
-    def of(cls, participant_id: str, p: dict[str, Any]) -> ParticipantView:
+    def of(cls, participant_id: str, p: Participant) -> ParticipantView:
         return cls(
             participant_id=participant_id,
-            role=p["role"],
-            organisation=p["organisation"],
-            language=p["language"],
-            invitation=p["invitation"],
-            consents=Consents(take_part=p["take_part"], share_details=p["share_details"]),
-            withdrawn=p["withdrawn"],
+            role=ParticipantRole(p.role),
+            organisation=p.organisation,
+            language=p.language,
+            invitation=p.invitation,
+            consents=Consents(take_part=p.take_part, share_details=p.share_details),
+            withdrawn=p.withdrawn,
+            informed_on=p.informed_on,
+            not_informed_reason_given=p.not_informed_reason is not None,
         )
+
+
+class Informed(BaseModel):
+    """The coordinator informed the participant (on a day, today if left out)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    on: dt.date | None = None
+
+
+class NotInformed(BaseModel):
+    """Why the coordinator could not inform the participant: kept, shown nowhere."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[str, Field(min_length=1, max_length=1000)]
 
 
 # -- preparation -------------------------------------------------------------------------------
@@ -389,6 +415,11 @@ class CaseView(BaseModel):
     coordinator_ids: list[str]
     assignments: list[AssignmentView]
     waiting_reason: str | None
+    #: Why each other coordinator of the region was passed over by the last automatic choice
+    #: (the first requirement not met); for the regional manager only, else None.
+    passed_over: list[PassedOver] | None
+    #: Confirmed participants neither informed nor with a reason why not: scheduling waits.
+    uninformed: list[str]
     relations: list[RelationOfCase]
     first_contact_due: datetime | None
     contacted_at: datetime | None
@@ -406,9 +437,17 @@ class CaseView(BaseModel):
     task_ended_at: datetime | None
 
     @classmethod
-    def of(cls, case: CoordinatedCase, now: datetime, relations: list[dict[str, str]]) -> CaseView:
+    def of(
+        cls,
+        case: CoordinatedCase,
+        now: datetime,
+        relations: list[dict[str, str]],
+        *,
+        passed_over: bool = False,
+    ) -> CaseView:
         """``relations``: as the pool holds them (declared before or after the case arrived),
-        with any the case recorded itself."""
+        with any the case recorded itself. ``passed_over``: whether the caller sees why the
+        others were passed over (the regional manager)."""
         conference = case.conference or {}
         shown = sorted({(r["coordinator_id"], r["kind"]) for r in [*relations, *case.relations]})
         return cls(
@@ -428,6 +467,8 @@ class CaseView(BaseModel):
             coordinator_ids=case.coordinator_ids,
             assignments=[AssignmentView.model_validate(a) for a in case.assignments],
             waiting_reason=case.waiting_reason,
+            passed_over=case.passed_over if passed_over else None,
+            uninformed=case.uninformed,
             relations=[RelationOfCase(coordinator_id=c, kind=k) for c, k in shown],
             first_contact_due=case.first_contact_due,
             contacted_at=case.contacted_at,
@@ -464,8 +505,9 @@ class CreatedParticipant(ParticipantView):
 def router(app: CoordinationApplication) -> APIRouter:
     api = APIRouter(tags=["coordination"])
 
-    def view(case: CoordinatedCase) -> CaseView:
-        return CaseView.of(case, app.clock.now(), app.relations_of(case.id))
+    def view(case: CoordinatedCase, principal: Principal) -> CaseView:
+        shown = app.sees_passed_over(case, principal)
+        return CaseView.of(case, app.clock.now(), app.relations_of(case.id), passed_over=shown)
 
     # -- the pool ------------------------------------------------------------------------
     @api.post(
@@ -593,7 +635,7 @@ def router(app: CoordinationApplication) -> APIRouter:
     async def get_case(case_id: UUID, principal: Caller) -> CaseView:
         """The case, for its coordinator or the regional manager of its region (the read is
         recorded)."""
-        return view(await run_sync(app.read, case_id, principal))
+        return view(await run_sync(app.read, case_id, principal), principal)
 
     @api.post("/cases/{case_id}/assign", responses=COMMAND, openapi_extra=access(RULES, "assign"))
     async def assign(case_id: UUID, body: ManualAssignment, principal: Caller) -> CaseView:
@@ -606,7 +648,7 @@ def router(app: CoordinationApplication) -> APIRouter:
                 raise
             # The one-coordinator body: name the field it has.
             raise InvalidFieldError(("coordinator_id",), error.message) from None
-        return view(case)
+        return view(case, principal)
 
     @api.get(
         "/cases/{case_id}/assign/check",
@@ -635,7 +677,7 @@ def router(app: CoordinationApplication) -> APIRouter:
     )
     async def first_contact(case_id: UUID, principal: Caller) -> CaseView:
         """The coordinator made first contact with the central person."""
-        return view(await run_sync(app.record_contact, case_id, principal))
+        return view(await run_sync(app.record_contact, case_id, principal), principal)
 
     # -- participants --------------------------------------------------------------------
     @api.post(
@@ -711,6 +753,40 @@ def router(app: CoordinationApplication) -> APIRouter:
         )
         return ParticipantView.of(participant_id, case.participants[participant_id])
 
+    @api.post(
+        "/cases/{case_id}/participants/{participant_id}/informed",
+        responses=COMMAND,
+        openapi_extra=access(RULES, "inform"),
+    )
+    async def informed(
+        case_id: UUID,
+        participant_id: str,
+        principal: Caller,
+        body: Annotated[Informed | None, Body()] = None,
+    ) -> ParticipantView:
+        """The coordinator informed the participant of the aim, the way of working,
+        responsibilities and possibilities, and prepared them for the questions. The
+        conference is scheduled once every confirmed participant was (or has a reason why
+        not)."""
+        on = (body or Informed()).on
+        case = await run_sync(app.record_informed, case_id, participant_id, on, principal)
+        return ParticipantView.of(participant_id, case.participants[participant_id])
+
+    @api.post(
+        "/cases/{case_id}/participants/{participant_id}/not-informed",
+        responses=COMMAND,
+        openapi_extra=access(RULES, "inform"),
+    )
+    async def not_informed(
+        case_id: UUID, participant_id: str, body: NotInformed, principal: Caller
+    ) -> ParticipantView:
+        """The coordinator could not inform the participant, and records why (kept in the
+        store, never shown); scheduling no longer waits for them."""
+        case = await run_sync(
+            app.record_not_informed, case_id, participant_id, body.reason, principal
+        )
+        return ParticipantView.of(participant_id, case.participants[participant_id])
+
     # -- preparation ---------------------------------------------------------------------
     @api.post(
         "/cases/{case_id}/information",
@@ -721,7 +797,8 @@ def router(app: CoordinationApplication) -> APIRouter:
         """Information needed at the conference, and who brings it; the same topic again
         changes who brings it."""
         return view(
-            await run_sync(app.need_information, case_id, body.topic, body.brought_by, principal)
+            await run_sync(app.need_information, case_id, body.topic, body.brought_by, principal),
+            principal,
         )
 
     @api.put(
@@ -732,7 +809,7 @@ def router(app: CoordinationApplication) -> APIRouter:
     async def arrangements(case_id: UUID, body: Arrangements, principal: Caller) -> CaseView:
         """The family's practicalities: date, venue, languages and interpreter, food,
         rituals."""
-        return view(await run_sync(app.arrange, case_id, body.model_dump(), principal))
+        return view(await run_sync(app.arrange, case_id, body.model_dump(), principal), principal)
 
     @api.post(
         "/cases/{case_id}/schedule", responses=COMMAND, openapi_extra=access(RULES, "schedule")
@@ -740,7 +817,9 @@ def router(app: CoordinationApplication) -> APIRouter:
     async def schedule(case_id: UUID, body: Schedule, principal: Caller) -> CaseView:
         """Schedule the conference (again to move it): after the first contact, with at least
         one confirmed participant who is not a professional."""
-        return view(await run_sync(app.schedule, case_id, body.on, body.venue, principal))
+        return view(
+            await run_sync(app.schedule, case_id, body.on, body.venue, principal), principal
+        )
 
     @api.post(
         "/cases/{case_id}/conference", responses=COMMAND, openapi_extra=access(RULES, "conference")
@@ -749,7 +828,10 @@ def router(app: CoordinationApplication) -> APIRouter:
         """The conference was held: per part that took place, who was present (participant
         ids), and whether the coordinator and an interpreter were."""
         parts = {part.value: record.model_dump() for part, record in body.parts.items()}
-        return view(await run_sync(app.hold_conference, case_id, body.held_on, parts, principal))
+        return view(
+            await run_sync(app.hold_conference, case_id, body.held_on, parts, principal),
+            principal,
+        )
 
     @api.post(
         "/cases/{case_id}/end", responses=NOT_FOUND_OR_CONFLICT, openapi_extra=access(RULES, "end")
@@ -761,7 +843,8 @@ def router(app: CoordinationApplication) -> APIRouter:
         return view(
             await run_sync(
                 app.end_without_conference, case_id, body.ending.value, reason, body.note, principal
-            )
+            ),
+            principal,
         )
 
     return api

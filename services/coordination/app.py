@@ -27,6 +27,7 @@ from eventsourcing.persistence import IntegrityError
 from services.coordination.access import RULES
 from services.coordination.domain import (
     ENDED,
+    VALUES,
     CoordinatedCase,
     Stage,
 )
@@ -35,6 +36,7 @@ from services.coordination.pool import (
     CaseNeeds,
     Choice,
     CoordinatorPool,
+    HandAssignment,
     RelationNotes,
 )
 from services.coordination.views import CoordinationViews
@@ -74,6 +76,7 @@ class CoordinationApplication(KringApplication):
         CaseErased: "on_case_erased",
     }
     shared_aggregate_ids = frozenset({POOL_ID})
+    value_types = VALUES
     snapshotting_intervals = {
         **KringApplication.snapshotting_intervals,
         CoordinatedCase: CASE_SNAPSHOT_EVENTS,
@@ -132,7 +135,11 @@ class CoordinationApplication(KringApplication):
         if choice.chosen:
             self._assign(pool, case, choice.chosen, choice.reason, self.system, choice=choice)
         else:
-            case.wait(reason=choice.waiting_reason or "nobody fits", actor=self.system)
+            case.wait(
+                reason=choice.waiting_reason or "nobody fits",
+                actor=self.system,
+                passed_over=choice.passed_over,
+            )
         processing.collect_events(case, pool)
 
     def on_request_withdrawn(
@@ -336,19 +343,18 @@ class CoordinationApplication(KringApplication):
             case = self.get(case_id)
             actor = RULES["assign"].permit(principal, self._facts(case)).as_record()
             pool = self.pool()
-            over, mismatches, waiting = self._by_hand(pool, case, ids)
-            released = [c for c in case.coordinator_ids if c not in ids]
-            self._release(pool, case, released, actor)
+            hand = self._by_hand(pool, case, ids)
+            self._release(pool, case, hand.released, actor)
             self._assign(
                 pool,
                 case,
-                ids,
+                hand.coordinator_ids,
                 reason,
                 actor,
                 by_hand=True,
-                waiting_reason=waiting,
-                mismatches=mismatches,
-                over_capacity=over,
+                waiting_reason=hand.waiting_reason,
+                mismatches=hand.mismatches,
+                over_capacity=hand.over_capacity,
             )
             self.save(case, pool)
             return case
@@ -369,42 +375,30 @@ class CoordinationApplication(KringApplication):
         self.log_read(case_id, rule.permit(principal, facts), "assignment.check", facts)
         pool = self.pool()
         try:
-            over, mismatches, waiting = self._by_hand(pool, case, coordinator_ids)
+            hand = self._by_hand(pool, case, coordinator_ids)
         except DomainRuleError as refusal:
             return {"refused": str(refusal), "mismatches": [], "over_capacity": []}
         return {
             "refused": None,
-            "mismatches": mismatches,
-            "over_capacity": over,
-            "waiting_reason": waiting,
+            "mismatches": hand.mismatches,
+            "over_capacity": hand.over_capacity,
+            "waiting_reason": hand.waiting_reason,
         }
 
     def _by_hand(
         self, pool: CoordinatorPool, case: CoordinatedCase, ids: list[str]
-    ) -> tuple[list[str], list[str], str | None]:
+    ) -> HandAssignment:
         """The refusals of an assignment by hand (raised), else what it writes down: who is
-        over capacity, every mismatch, and why the case still waits."""
+        over capacity, every mismatch, and why the case still waits (the pool's rule)."""
         case.check_can_be_assigned()
-        needs, today = self._needs(case), self.today()
-        pool.check_assignable(ids, needs, today)
-        if len(ids) > case.coordinators_needed:
-            raise DomainRuleError(
-                "this case is prepared by one coordinator: two are for a group conference"
-                " whose clarification asked for two"
-            )
-        if sorted(ids) == sorted(case.coordinator_ids):
-            raise DomainRuleError(f"{', '.join(ids)} already coordinate this case")
-        new = [c for c in ids if c not in case.coordinator_ids]
-        over = [c for c in new if not pool.has_room(c)]
-        mismatches = [m for c in ids for m in pool.mismatches(c, needs)]
-        waiting = (
-            "a second coordinator is needed: the regional manager assigned one"
-            if len(ids) < case.coordinators_needed
-            else None
+        return pool.check_hand_assignment(
+            ids,
+            self._needs(case),
+            current=case.coordinator_ids,
+            coordinators_needed=case.coordinators_needed,
+            today=self.today(),
         )
-        return over, mismatches, waiting
 
-    # -- the case: first contact, participants, preparation ------------------------------
     def record_contact(self, case_id: UUID, principal: Principal) -> CoordinatedCase:
         return self._case_command(
             "contact",
@@ -461,6 +455,33 @@ class CoordinationApplication(KringApplication):
                 participant_id=participant_id, what=what, at=self.clock.now(), actor=actor
             ),
             participant_id=participant_id,
+        )
+
+    def record_informed(
+        self, case_id: UUID, participant_id: str, on: date | None, principal: Principal
+    ) -> CoordinatedCase:
+        return self._case_command(
+            "inform",
+            case_id,
+            principal,
+            lambda case, actor: case.record_informed(
+                participant_id=participant_id,
+                on=on or self.today(),
+                today=self.today(),
+                actor=actor,
+            ),
+        )
+
+    def record_not_informed(
+        self, case_id: UUID, participant_id: str, reason: str, principal: Principal
+    ) -> CoordinatedCase:
+        return self._case_command(
+            "inform",
+            case_id,
+            principal,
+            lambda case, actor: case.record_not_informed(
+                participant_id=participant_id, reason=reason, actor=actor
+            ),
         )
 
     def need_information(
@@ -567,6 +588,11 @@ class CoordinationApplication(KringApplication):
     def case_facts(self, case_id: UUID) -> Facts:
         return self._facts(self.get(case_id))
 
+    def sees_passed_over(self, case: CoordinatedCase, principal: Principal) -> bool:
+        """Why the others were passed over is the regional manager's to see: it tells that a
+        coordinator was not independent (never why)."""
+        return RULES["passed_over"].allows(principal, self._facts(case))
+
     def coordinators(self, principal: Principal) -> tuple[CoordinatorPool, list[str]]:
         """The pool, and the coordinators in it the caller may see: those working in their
         region(s), or a coordinator's own entry."""
@@ -585,7 +611,7 @@ class CoordinationApplication(KringApplication):
         try:
             case: CoordinatedCase = self.repository.get(case_id)
         except AggregateNotFoundError:
-            raise CaseNotFoundError(case_id) from None
+            raise self.missing(case_id) from None
         return case
 
     def pool(self) -> CoordinatorPool:
@@ -696,6 +722,7 @@ class CoordinationApplication(KringApplication):
             waiting_reason=choice.waiting_reason if choice else waiting_reason,
             mismatches=mismatches,
             over_capacity=over_capacity,
+            passed_over=choice.passed_over if choice else (),
         )
 
     @staticmethod

@@ -19,6 +19,8 @@ from services.coordination.domain import Consent, CoordinatedCase
 from shared.events import (
     CaseEndedWithoutConference,
     ConferenceHeld,
+    ConferenceModel,
+    ConferencePart,
     CoordinatorAssigned,
     FirstContactMade,
     IntegrationEvent,
@@ -34,37 +36,37 @@ FOLLOWS = follows("coordination")  # the permission table says whom it may follo
 
 def translate(domain_event: DomainEventProtocol[UUID]) -> IntegrationEvent | None:
     e: Any = domain_event
-    if isinstance(domain_event, CoordinatedCase.CoordinatorAssigned):  # type: ignore[attr-defined]
+    if isinstance(domain_event, CoordinatedCase.CoordinatorAssigned):
+        assigned = domain_event
         return CoordinatorAssigned(
-            case_id=e.originator_id,
-            model=e.model,
-            coordinator_ids=e.coordinator_ids,
-            assigned_at=e.at,
-            first_contact_due=e.first_contact_due,
-            # getattr: events stored before these fields existed do not have them.
-            by_hand=getattr(e, "by_hand", False),
-            reassignment=getattr(e, "reassignment", False),
+            case_id=assigned.originator_id,
+            model=ConferenceModel(assigned.model),
+            coordinator_ids=assigned.coordinator_ids,
+            assigned_at=assigned.at,
+            first_contact_due=assigned.first_contact_due,
+            by_hand=assigned.by_hand,
+            reassignment=assigned.reassignment,
         )
     if isinstance(domain_event, CoordinatedCase.FirstContactMade):
-        if domain_event.model is None:
+        contacted = domain_event
+        if contacted.model is None:
             return None  # stored before the model rode along: nothing to publish it under
         return FirstContactMade(
-            case_id=domain_event.originator_id,
-            model=domain_event.model,
-            contacted_at=domain_event.at,
+            case_id=contacted.originator_id,
+            model=ConferenceModel(contacted.model),
+            contacted_at=contacted.at,
         )
-    if isinstance(domain_event, CoordinatedCase.ConferenceHeld):  # type: ignore[attr-defined]
-        participants = [
-            ParticipantRef.model_validate(p) for p in getattr(e, "participants", None) or []
-        ]
+    if isinstance(domain_event, CoordinatedCase.ConferenceHeld):
+        held = domain_event
+        participants = [ParticipantRef.model_validate(p) for p in held.participants]
         return ConferenceHeld(
-            case_id=e.originator_id,
-            model=e.model,
-            held_on=e.held_on,
-            parts=e.parts,
-            attendance=e.attendance,
+            case_id=held.originator_id,
+            model=ConferenceModel(held.model),
+            held_on=held.held_on,
+            parts=[ConferencePart(part) for part in held.parts],
+            attendance={ConferencePart(k): v for k, v in held.attendance.items()},
             participants=participants,
-            attended=_attended(getattr(e, "present", None), participants, e.attendance),
+            attended=_attended(held.present, participants, held.attendance),
         )
     if isinstance(domain_event, CoordinatedCase.ConsentWithdrawn):  # type: ignore[attr-defined]
         if e.what != Consent.SHARE_DETAILS:

@@ -21,8 +21,10 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
+from pydantic import Field
 
 from shared.errors import DomainRuleError, InvalidFieldError, NotFoundError, NotPermittedError
+from shared.values import Value
 
 
 class Stage(StrEnum):
@@ -59,6 +61,52 @@ PARTS = ("information", "plan_making", "presentation")
 
 #: The actor role of a participant speaking for themself (``shared.actor.Role``).
 PARTICIPANT_ROLE = "participant"
+
+
+class Participant(Value):
+    """Someone invited to the conference, as coordination keeps them: name and contact (never
+    shown), role, organisation, language, their answer and consents, and whether the
+    coordinator informed them of the aim, the way of working, responsibilities and
+    possibilities (as the leaflets on conferences ask), or why not."""
+
+    stored_as = "coordination.participant"
+
+    participant_id: str
+    name: str
+    contact: str | None = None
+    role: str
+    organisation: str | None = None
+    language: str | None = None
+    invitation: Invitation = Invitation.INVITED
+    take_part: bool = False
+    share_details: bool = False
+    #: Consents withdrawn (``share_details``, ``take_part``), in order.
+    withdrawn: list[str] = Field(default_factory=list)
+    informed_on: date | None = None
+    #: Why the coordinator could not inform them (kept here, shown nowhere).
+    not_informed_reason: str | None = None
+
+    @property
+    def coming(self) -> bool:
+        return self.invitation not in NOT_COMING
+
+    @property
+    def prepared(self) -> bool:
+        """Informed, or the coordinator recorded why not."""
+        return self.informed_on is not None or self.not_informed_reason is not None
+
+
+class PassedOver(Value):
+    """A coordinator of the region the choice considered and did not take, with the first
+    requirement they did not meet: ``language``, ``independence``, ``wish:<name>``,
+    ``availability``, ``room``, or ``ranked_lower`` (they fitted, others came first). Never
+    what made them not independent: that a relation exists is shown to the regional manager
+    alone, and its content to nobody."""
+
+    stored_as = "coordination.passed_over"
+
+    coordinator_id: str
+    requirement: str
 
 
 class ParticipantNotFoundError(NotFoundError):
@@ -149,7 +197,29 @@ class CoordinatedCase(Aggregate):
             follow_up_of=follow_up_of,
         )
 
-    @event("Received")
+    class Received(Aggregate.Created):
+        """Version 2 declares every field; version 1 events lack those added one by one since
+        (two coordinators, wishes, organisations, the case followed up)."""
+
+        class_version = 2
+        model: str
+        region: str
+        languages: list[str]
+        accepted_at: datetime
+        actor: dict[str, str]
+        coordinators_needed: int
+        coordinator_wishes: dict[str, str] | None
+        involved_organisations: list[str] | None
+        follow_up_of: UUID | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state.setdefault("coordinators_needed", 1)
+            state.setdefault("coordinator_wishes", None)
+            state.setdefault("involved_organisations", None)
+            state.setdefault("follow_up_of", None)
+
+    @event(Received)
     def __init__(
         self,
         id: UUID,
@@ -159,11 +229,10 @@ class CoordinatedCase(Aggregate):
         languages: list[str],
         accepted_at: datetime,
         actor: dict[str, str],
-        # Defaults: absent in events stored before they existed.
-        coordinators_needed: int = 1,
-        coordinator_wishes: dict[str, str] | None = None,
-        involved_organisations: list[str] | None = None,
-        follow_up_of: UUID | None = None,
+        coordinators_needed: int,
+        coordinator_wishes: dict[str, str] | None,
+        involved_organisations: list[str] | None,
+        follow_up_of: UUID | None,
     ) -> None:
         self.model = model
         self.region = region
@@ -177,13 +246,14 @@ class CoordinatedCase(Aggregate):
         #: Every assignment: the set, why, by hand or not, when, by whom.
         self.assignments: list[dict[str, Any]] = []
         self.waiting_reason: str | None = None
+        #: Who the last automatic choice passed over, and why (``PassedOver``).
+        self.passed_over: list[PassedOver] = []
         #: Declared relations (coordinator id, kind); the notes stay in the pool's events.
         self.relations: list[dict[str, str]] = []
         self.first_contact_due: datetime | None = None
         self.contacted_at: datetime | None = None
         self.overdue_recorded_for: datetime | None = None
-        #: participant id -> name, contact, role, organisation, language, invitation, consents
-        self.participants: dict[str, dict[str, Any]] = {}
+        self.participants: dict[str, Participant] = {}
         self.information: list[dict[str, str]] = []
         self.arrangements: dict[str, Any] | None = None
         self.scheduled_on: date | None = None
@@ -231,9 +301,29 @@ class CoordinatedCase(Aggregate):
             raise DomainRuleError(f"{what} once a coordinator is assigned")
 
     # -- assignment ----------------------------------------------------------------------
-    @event("WaitingForCoordinator")
-    def wait(self, *, reason: str, actor: dict[str, str]) -> None:
+    def wait(
+        self, *, reason: str, actor: dict[str, str], passed_over: Sequence[PassedOver] = ()
+    ) -> None:
+        self._waiting(reason=reason, actor=actor, passed_over=list(passed_over))
+
+    class WaitingForCoordinator(Aggregate.Event):
+        """Version 2 says who was passed over and why; version 1 did not."""
+
+        class_version = 2
+        reason: str
+        actor: dict[str, str]
+        passed_over: list[PassedOver]
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["passed_over"] = []
+
+    @event(WaitingForCoordinator)
+    def _waiting(
+        self, *, reason: str, actor: dict[str, str], passed_over: list[PassedOver]
+    ) -> None:
         self.waiting_reason = reason
+        self.passed_over = passed_over
 
     def check_can_be_assigned(self) -> None:
         if self.stage in ENDED:
@@ -253,6 +343,7 @@ class CoordinatedCase(Aggregate):
         waiting_reason: str | None = None,
         mismatches: list[str] | None = None,
         over_capacity: list[str] | None = None,
+        passed_over: Sequence[PassedOver] = (),
     ) -> None:
         """A new set of coordinators (the whole set). Until the first contact is made, the
         deadline for it runs from this assignment; after it, it stays as it was."""
@@ -275,9 +366,38 @@ class CoordinatedCase(Aggregate):
             waiting_reason=waiting_reason,
             mismatches=mismatches or [],
             over_capacity=over_capacity or [],
+            passed_over=list(passed_over),
         )
 
-    @event("CoordinatorAssigned")
+    class CoordinatorAssigned(Aggregate.Event):
+        """Version 2 says who the choice passed over and why, and declares every field;
+        version 1 events lack those added one by one since (by hand, reassignment, waiting
+        reason, mismatches, over capacity)."""
+
+        class_version = 2
+        coordinator_ids: list[str]
+        reason: str
+        at: datetime
+        first_contact_due: datetime
+        model: str
+        actor: dict[str, str]
+        by_hand: bool
+        reassignment: bool
+        waiting_reason: str | None
+        mismatches: list[str]
+        over_capacity: list[str]
+        passed_over: list[PassedOver]
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state.setdefault("by_hand", False)
+            state.setdefault("reassignment", False)
+            state.setdefault("waiting_reason", None)
+            state["mismatches"] = state.get("mismatches") or []
+            state["over_capacity"] = state.get("over_capacity") or []
+            state["passed_over"] = []
+
+    @event(CoordinatorAssigned)
     def _assigned(
         self,
         *,
@@ -287,16 +407,17 @@ class CoordinatedCase(Aggregate):
         first_contact_due: datetime,
         model: str,
         actor: dict[str, str],
-        # Defaults: absent in events stored before they existed.
-        by_hand: bool = False,
-        reassignment: bool = False,
-        waiting_reason: str | None = None,
-        mismatches: list[str] | None = None,
-        over_capacity: list[str] | None = None,
+        by_hand: bool,
+        reassignment: bool,
+        waiting_reason: str | None,
+        mismatches: list[str],
+        over_capacity: list[str],
+        passed_over: list[PassedOver],
     ) -> None:
         self.coordinator_ids = coordinator_ids
         self.first_contact_due = first_contact_due
         self.waiting_reason = waiting_reason
+        self.passed_over = passed_over
         self.assignments.append(
             {
                 "coordinator_ids": coordinator_ids,
@@ -305,8 +426,8 @@ class CoordinatedCase(Aggregate):
                 "reassignment": reassignment,
                 "at": at,
                 "by": actor.get("id"),
-                "mismatches": mismatches or [],
-                "over_capacity": over_capacity or [],
+                "mismatches": mismatches,
+                "over_capacity": over_capacity,
             }
         )
         self._restage()
@@ -412,9 +533,9 @@ class CoordinatedCase(Aggregate):
         unique in the case, and not personal."""
         self.check_in_preparation("participants are invited")
         for pid, p in self.participants.items():
-            if p["invitation"] in NOT_COMING and _same_name(p["name"], name):
+            if not p.coming and _same_name(p.name, name):
                 raise DomainRuleError(
-                    f"{pid} ({p['role']}) said they are not coming; that answer is respected"
+                    f"{pid} ({p.role}) said they are not coming; that answer is respected"
                     " and they are not invited again: only they can change it"
                 )
         participant_id = f"p{len(self.participants) + 1}"
@@ -441,35 +562,35 @@ class CoordinatedCase(Aggregate):
         language: str | None,
         actor: dict[str, str],
     ) -> None:
-        self.participants[participant_id] = {
-            "name": name,
-            "contact": contact,
-            "role": role,
-            "organisation": organisation,
-            "language": language,
-            "invitation": Invitation.INVITED.value,
-            "take_part": False,
-            "share_details": False,
-            "withdrawn": [],
-        }
+        self.participants[participant_id] = Participant(
+            participant_id=participant_id,
+            name=name,
+            contact=contact,
+            role=role,
+            organisation=organisation,
+            language=language,
+        )
 
-    def participant(self, participant_id: str) -> dict[str, Any]:
+    def participant(self, participant_id: str) -> Participant:
         try:
             return self.participants[participant_id]
         except KeyError:
             raise ParticipantNotFoundError(self.id, participant_id) from None
+
+    def _change(self, participant_id: str, **changes: Any) -> None:
+        self.participants[participant_id] = self.participants[participant_id].but(**changes)
 
     def confirm(self, *, participant_id: str, share_details: bool, actor: dict[str, str]) -> None:
         """The participant comes: consent to take part, and to share their details as given.
         After a decline or a withdrawal only the participant themself changes the answer."""
         p = self.participant(participant_id)
         self.check_not_ended()
-        if p["invitation"] == Invitation.CONFIRMED:
+        if p.invitation is Invitation.CONFIRMED:
             raise DomainRuleError(f"{participant_id} has already confirmed")
-        if p["invitation"] in NOT_COMING and actor.get("role") != PARTICIPANT_ROLE:
+        if not p.coming and actor.get("role") != PARTICIPANT_ROLE:
             # Who may, not the case's state: the participant themself may say yes again.
             raise NotPermittedError(
-                f"{participant_id} said they are not coming ({p['invitation']}); a decline is"
+                f"{participant_id} said they are not coming ({p.invitation.value}); a decline is"
                 " respected and never pressed: changing it needs participant"
                 f" {participant_id} of this case themself"
             )
@@ -480,22 +601,25 @@ class CoordinatedCase(Aggregate):
         self, *, participant_id: str, share_details: bool, actor: dict[str, str]
     ) -> None:
         p = self.participants[participant_id]
-        p |= {"invitation": Invitation.CONFIRMED.value, "take_part": True}
         # A withdrawal of sharing is final for the case: others were told to stop sharing.
-        p["share_details"] = share_details and Consent.SHARE_DETAILS not in p["withdrawn"]
+        self._change(
+            participant_id,
+            invitation=Invitation.CONFIRMED,
+            take_part=True,
+            share_details=share_details and Consent.SHARE_DETAILS not in p.withdrawn,
+        )
 
     def decline(self, *, participant_id: str, reason: str, actor: dict[str, str]) -> None:
         """The participant is not coming. Recorded and respected; the reason stays here."""
         p = self.participant(participant_id)
         self.check_not_ended()
-        if p["invitation"] in NOT_COMING:
+        if not p.coming:
             raise DomainRuleError(f"{participant_id} already said they are not coming")
         self._declined(participant_id=participant_id, reason=reason, actor=actor)
 
     @event("ParticipantDeclined")
     def _declined(self, *, participant_id: str, reason: str, actor: dict[str, str]) -> None:
-        p = self.participants[participant_id]
-        p |= {"invitation": Invitation.DECLINED.value, "take_part": False}
+        self._change(participant_id, invitation=Invitation.DECLINED, take_part=False)
 
     def withdraw_consent(
         self, *, participant_id: str, what: str, at: datetime, actor: dict[str, str]
@@ -504,9 +628,9 @@ class CoordinatedCase(Aggregate):
         take part (before the conference: they are no longer coming, as after a decline)."""
         p = self.participant(participant_id)
         if what == Consent.SHARE_DETAILS:
-            if Consent.SHARE_DETAILS in p["withdrawn"]:
+            if Consent.SHARE_DETAILS in p.withdrawn:
                 raise DomainRuleError(f"{participant_id} already withdrew consent to share")
-            if not p["share_details"]:
+            if not p.share_details:
                 raise DomainRuleError(
                     f"{participant_id} has not consented to share their details: nothing to"
                     " withdraw"
@@ -518,7 +642,7 @@ class CoordinatedCase(Aggregate):
                     " consent to share details can"
                 )
             self.check_not_ended()
-            if not p["take_part"]:
+            if not p.take_part:
                 raise DomainRuleError(
                     f"{participant_id} has not consented to take part: record a decline instead"
                 )
@@ -531,25 +655,75 @@ class CoordinatedCase(Aggregate):
         self, *, participant_id: str, what: str, at: datetime, model: str, actor: dict[str, str]
     ) -> None:
         p = self.participants[participant_id]
-        p[what] = False
-        if what not in p["withdrawn"]:
-            p["withdrawn"].append(what)
+        changes: dict[str, Any] = {
+            what: False,
+            "withdrawn": p.withdrawn if what in p.withdrawn else [*p.withdrawn, what],
+        }
         if what == Consent.TAKE_PART:
-            p["invitation"] = Invitation.WITHDRAWN.value
+            changes["invitation"] = Invitation.WITHDRAWN
+        self._change(participant_id, **changes)
 
-    def check_can_come(self, participant_id: str, loc: Sequence[str | int]) -> dict[str, Any]:
+    def check_can_come(self, participant_id: str, loc: Sequence[str | int]) -> Participant:
         p = self.participants.get(participant_id)
         if p is None:
             raise InvalidFieldError(
                 loc, f"unknown participant {participant_id!r}: not in this case"
             )
-        if p["invitation"] in NOT_COMING:
+        if not p.coming:
             raise InvalidFieldError(
                 loc,
-                f"{participant_id} said they are not coming ({p['invitation']}); that answer"
+                f"{participant_id} said they are not coming ({p.invitation.value}); that answer"
                 " is respected",
             )
         return p
+
+    # -- informing every participant -----------------------------------------------------
+    def record_informed(
+        self, *, participant_id: str, on: date, today: date, actor: dict[str, str]
+    ) -> None:
+        """The coordinator informed the participant of the aim, the way of working,
+        responsibilities and possibilities of the conference, and prepared them for its
+        questions (as the leaflets on conferences ask)."""
+        p = self.participant(participant_id)
+        self.check_in_preparation("participants are informed")
+        if not p.coming:
+            raise DomainRuleError(
+                f"{participant_id} said they are not coming ({p.invitation.value}): there is"
+                " nothing to prepare them for"
+            )
+        if on > today:
+            raise InvalidFieldError(("on",), f"must not be after today ({today.isoformat()})")
+        self._informed(participant_id=participant_id, on=on, actor=actor)
+
+    @event("ParticipantInformed")
+    def _informed(self, *, participant_id: str, on: date, actor: dict[str, str]) -> None:
+        self._change(participant_id, informed_on=on, not_informed_reason=None)
+
+    def record_not_informed(
+        self, *, participant_id: str, reason: str, actor: dict[str, str]
+    ) -> None:
+        """The coordinator could not inform the participant, and says why (kept, shown
+        nowhere): the conference may be scheduled all the same."""
+        p = self.participant(participant_id)
+        self.check_in_preparation("participants are informed")
+        if p.informed_on is not None:
+            raise DomainRuleError(f"{participant_id} was informed on {p.informed_on.isoformat()}")
+        if not reason.strip():
+            raise InvalidFieldError(("reason",), "say why they could not be informed")
+        self._not_informed(participant_id=participant_id, reason=reason, actor=actor)
+
+    @event("ParticipantNotInformed")
+    def _not_informed(self, *, participant_id: str, reason: str, actor: dict[str, str]) -> None:
+        self._change(participant_id, not_informed_reason=reason)
+
+    @property
+    def uninformed(self) -> list[str]:
+        """Confirmed participants neither informed nor with a reason why not."""
+        return [
+            pid
+            for pid, p in self.participants.items()
+            if p.invitation is Invitation.CONFIRMED and not p.prepared
+        ]
 
     # -- preparation ---------------------------------------------------------------------
     def need_information(self, *, topic: str, brought_by: str, actor: dict[str, str]) -> str:
@@ -605,12 +779,19 @@ class CoordinatedCase(Aggregate):
         if self.contacted_at is None:
             raise DomainRuleError("the conference is scheduled after the first contact")
         if not any(
-            p["invitation"] == Invitation.CONFIRMED and p["role"] not in PROFESSIONAL_ROLES
+            p.invitation is Invitation.CONFIRMED and p.role not in PROFESSIONAL_ROLES
             for p in self.participants.values()
         ):
             raise DomainRuleError(
                 "the conference is scheduled once at least one participant who is not a"
                 " professional has confirmed"
+            )
+        if self.uninformed:
+            who = ", ".join(self.uninformed)
+            raise DomainRuleError(
+                f"{who} confirmed but {'has' if len(self.uninformed) == 1 else 'have'}"
+                " not been informed of the aim, the way of working, responsibilities and"
+                " possibilities: record that they were, or why not, before scheduling"
             )
         if on < today:
             raise InvalidFieldError(("on",), f"must not be before today ({today.isoformat()})")
@@ -650,7 +831,7 @@ class CoordinatedCase(Aggregate):
                 loc = ("parts", part, "present", i)
                 if pid in ids[:i]:
                     raise InvalidFieldError(loc, f"{pid} is listed twice")
-                role = self.check_can_come(pid, loc)["role"]
+                role = self.check_can_come(pid, loc).role
                 counts[role] = counts.get(role, 0) + 1
             if record.get("coordinator"):
                 counts["coordinator"] = len(self.coordinator_ids)
@@ -661,8 +842,7 @@ class CoordinatedCase(Aggregate):
             raise InvalidFieldError(("parts",), "nobody was present: record who was there")
         check_conference_rules(self.model, list(attendance), attendance)
         if "plan_making" in present and not any(
-            self.participants[pid]["role"] not in PROFESSIONAL_ROLES
-            for pid in present["plan_making"]
+            self.participants[pid].role not in PROFESSIONAL_ROLES for pid in present["plan_making"]
         ):
             raise DomainRuleError(
                 "the plan is made by the family, the network or the group: record who of them"
@@ -684,20 +864,38 @@ class CoordinatedCase(Aggregate):
         there = {pid for ids in present.values() for pid in ids}
         refs = []
         for pid, p in self.participants.items():
-            if pid not in there and p["role"] != "central_person":
+            if pid not in there and p.role != "central_person":
                 continue
-            share = Consent.SHARE_DETAILS not in p["withdrawn"]
-            organisation = p["organisation"] if p["role"] in PROFESSIONAL_ROLES else None
+            share = Consent.SHARE_DETAILS not in p.withdrawn
+            organisation = p.organisation if p.role in PROFESSIONAL_ROLES else None
             refs.append(
                 {
                     "participant_id": pid,
-                    "role": p["role"],
+                    "role": p.role,
                     "organisation": organisation if share else None,
                 }
             )
         return refs
 
-    @event("ConferenceHeld")
+    class ConferenceHeld(Aggregate.Event):
+        """Version 2 declares every field; version 1 events stored before the conference named
+        its participants lack ``present`` and ``participants``."""
+
+        class_version = 2
+        held_on: date
+        parts: list[str]
+        attendance: dict[str, dict[str, int]]
+        model: str
+        actor: dict[str, str]
+        present: dict[str, list[str]]
+        participants: list[dict[str, Any]]
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["present"] = state.get("present") or {}
+            state["participants"] = state.get("participants") or []
+
+    @event(ConferenceHeld)
     def _held(
         self,
         *,
@@ -706,12 +904,11 @@ class CoordinatedCase(Aggregate):
         attendance: dict[str, dict[str, int]],
         model: str,
         actor: dict[str, str],
-        # Defaults: absent in events stored before the conference named its participants.
-        present: dict[str, list[str]] | None = None,
-        participants: list[dict[str, Any]] | None = None,
+        present: dict[str, list[str]],
+        participants: list[dict[str, Any]],
     ) -> None:
         self.held_on = held_on
-        self.conference = {"parts": parts, "attendance": attendance, "present": present or {}}
+        self.conference = {"parts": parts, "attendance": attendance, "present": present}
         self._restage()
 
     # -- endings -------------------------------------------------------------------------
@@ -784,3 +981,7 @@ class CoordinatedCase(Aggregate):
 
 def _same_name(a: str, b: str) -> bool:
     return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+
+
+#: The values coordination's events and aggregates keep.
+VALUES: tuple[type[Value], ...] = (Participant, PassedOver)

@@ -19,6 +19,7 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
+from services.coordination.domain import PassedOver
 from shared.errors import DomainRuleError, InvalidFieldError, NotFoundError
 
 POOL_ID = uuid5(UUID("6f1c1a52-47a4-4c55-9d39-0c8f4f5bd0a1"), "coordinator-pool")
@@ -90,15 +91,29 @@ class CaseNeeds:
 
 @dataclass(frozen=True)
 class Choice:
-    """The coordinators chosen, why each, and why the case (still) waits, if it does."""
+    """The coordinators chosen, why each, why the case (still) waits, if it does, and why each
+    other coordinator of the region was passed over."""
 
     chosen: list[str]
     reasons: dict[str, str]
     waiting_reason: str | None
+    passed_over: list[PassedOver] = field(default_factory=list)
 
     @property
     def reason(self) -> str:
         return "; ".join(f"{c}: {self.reasons[c]}" for c in self.chosen)
+
+
+@dataclass(frozen=True)
+class HandAssignment:
+    """A regional manager's assignment by hand, as the pool and the case allow it: the new
+    set, who it releases, and what it departs from (written down with the assignment)."""
+
+    coordinator_ids: list[str]
+    released: list[str]
+    over_capacity: list[str]
+    mismatches: list[str]
+    waiting_reason: str | None
 
 
 class CoordinatorPool(Aggregate):
@@ -305,6 +320,41 @@ class CoordinatorPool(Aggregate):
             if problem:
                 raise DomainRuleError(problem)
 
+    def check_hand_assignment(
+        self,
+        coordinator_ids: Sequence[str],
+        needs: CaseNeeds,
+        *,
+        current: Sequence[str],
+        coordinators_needed: int,
+        today: date,
+    ) -> HandAssignment:
+        """Where an assignment by hand meets the pool and the case. Refused: anyone not
+        assignable (``check_assignable``), more coordinators than the case needs, the set it
+        has already. Allowed and written down: over capacity, outside the region or language,
+        not matching the family's wishes."""
+        ids = list(coordinator_ids)
+        self.check_assignable(ids, needs, today)
+        if len(ids) > coordinators_needed:
+            raise DomainRuleError(
+                "this case is prepared by one coordinator: two are for a group conference"
+                " whose clarification asked for two"
+            )
+        if sorted(ids) == sorted(current):
+            raise DomainRuleError(f"{', '.join(ids)} already coordinate this case")
+        new = [c for c in ids if c not in current]
+        return HandAssignment(
+            coordinator_ids=ids,
+            released=[c for c in current if c not in ids],
+            over_capacity=[c for c in new if not self.has_room(c)],
+            mismatches=[m for c in ids for m in self.mismatches(c, needs)],
+            waiting_reason=(
+                "a second coordinator is needed: the regional manager assigned one"
+                if len(ids) < coordinators_needed
+                else None
+            ),
+        )
+
     def works_in(self, coordinator_id: str, region: str) -> bool:
         return fold(region) in folded(self.coordinators[coordinator_id]["regions"])
 
@@ -355,7 +405,38 @@ class CoordinatorPool(Aggregate):
                 waiting_reason = f"a second coordinator is needed: {why_not}"
             else:
                 waiting_reason = why or why_not
-        return Choice(chosen=chosen, reasons=reasons, waiting_reason=waiting_reason)
+        return Choice(
+            chosen=chosen,
+            reasons=reasons,
+            waiting_reason=waiting_reason,
+            passed_over=self.passed_over(needs, today, [*exclude, *chosen]),
+        )
+
+    def passed_over(self, needs: CaseNeeds, today: date, taken: Sequence[str]) -> list[PassedOver]:
+        """Every coordinator of the case's region not taken, with the first requirement they
+        did not meet, in the order the choice asks them; ``ranked_lower`` for one who met
+        them all but came after those taken (continuity, then load)."""
+        return [
+            PassedOver(
+                coordinator_id=c, requirement=self.first_unmet(c, needs, today) or "ranked_lower"
+            )
+            for c in sorted(self.coordinators)
+            if c not in taken and self.works_in(c, needs.region)
+        ]
+
+    def first_unmet(self, coordinator_id: str, needs: CaseNeeds, today: date) -> str | None:
+        if not self.speaks(coordinator_id, needs.languages):
+            return "language"
+        if self.independence_problem(coordinator_id, needs) is not None:
+            return "independence"
+        for wish, value in needs.wishes.items():
+            if not self.meets_wish(coordinator_id, wish, value):
+                return f"wish:{wish}"
+        if not self.is_available(coordinator_id, today):
+            return "availability"
+        if not self.has_room(coordinator_id):
+            return "room"
+        return None
 
     def _fitting(
         self, needs: CaseNeeds, today: date, exclude: Sequence[str]

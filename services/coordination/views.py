@@ -105,14 +105,14 @@ _CASE = CoordinatedCase  # eventsourcing makes the event classes on the aggregat
 class CoordinationViews(ReadModel):
     tables = (CASES, CASE_COORDINATORS)
     handles = (
-        _CASE.Received,  # type: ignore[attr-defined]
-        _CASE.WaitingForCoordinator,  # type: ignore[attr-defined]
-        _CASE.CoordinatorAssigned,  # type: ignore[attr-defined]
+        _CASE.Received,
+        _CASE.WaitingForCoordinator,
+        _CASE.CoordinatorAssigned,
         _CASE.CoordinatorsReleased,  # type: ignore[attr-defined]
         _CASE.FirstContactMade,
         _CASE.FirstContactOverdue,  # type: ignore[attr-defined]
         _CASE.ConferenceScheduled,  # type: ignore[attr-defined]
-        _CASE.ConferenceHeld,  # type: ignore[attr-defined]
+        _CASE.ConferenceHeld,
         _CASE.EndedWithoutConference,  # type: ignore[attr-defined]
     )
 
@@ -125,7 +125,7 @@ class CoordinationViews(ReadModel):
         case_id: UUID = event.originator_id
         name = type(event).__name__
         if name == "Received":
-            needed = getattr(event, "coordinators_needed", 1)
+            needed = event.coordinators_needed
             w.insert(
                 "cases",
                 case_id=case_id,
@@ -134,7 +134,7 @@ class CoordinationViews(ReadModel):
                 region=event.region,
                 region_key=fold(event.region),
                 coordinators_needed=needed,
-                follow_up_of=getattr(event, "follow_up_of", None),
+                follow_up_of=event.follow_up_of,
                 accepted_at=event.accepted_at,
                 coordinator_ids=[],
                 waiting_reason=None,
@@ -157,7 +157,7 @@ class CoordinationViews(ReadModel):
                 case_id,
                 coordinator_ids=ids,
                 first_contact_due=event.first_contact_due,
-                waiting_reason=getattr(event, "waiting_reason", None),
+                waiting_reason=event.waiting_reason,
             )
         elif name == "CoordinatorsReleased":
             self._coordinators(w, case_id, [])

@@ -10,7 +10,7 @@ A follow-up conference is asked for by the coordinator or the regional manager.
 
 from __future__ import annotations
 
-from services.followup.domain import COORDINATOR_CALL
+from services.followup.domain import COORDINATOR_CALL, NEXT_MEETING
 from shared.access import Rule, Scope, grants
 from shared.actor import Role
 
@@ -27,6 +27,15 @@ RULES: dict[str, Rule] = {
             (Role.COORDINATOR, Scope.ASSIGNED),
             (Role.RESEARCHER, Scope.ANY),
             (Role.REGIONAL_MANAGER, Scope.ON_BEHALF),
+        ),
+    ),
+    # The family's own next meeting: theirs to report, or the coordinator's or the office's.
+    "meeting": Rule(
+        "recording the family's next meeting",
+        grants(
+            (Role.PARTICIPANT, Scope.SELF),
+            (Role.COORDINATOR, Scope.ASSIGNED),
+            (Role.REGIONAL_MANAGER, Scope.REGION),
         ),
     ),
     "ratings": Rule(
@@ -50,6 +59,8 @@ OUTCOME_BY_KIND: dict[str, Rule] = {
         "recording the outcome of the coordinator's call",
         grants((Role.COORDINATOR, Scope.ASSIGNED), (Role.REGIONAL_MANAGER, Scope.ON_BEHALF)),
     ),
+    # Recorded as a meeting (``/next-meeting``): whoever may is told where.
+    NEXT_MEETING: RULES["meeting"],
 }
 OTHER_OUTCOMES = Rule(
     "recording the outcome of a research contact",

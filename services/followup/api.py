@@ -46,6 +46,24 @@ class OutcomeIn(BaseModel):
     notes: Annotated[str, Field(max_length=5000)] = ""
 
 
+class MeetingIn(BaseModel):
+    """The family's own next meeting: held (``held_on``) or not; per agreement of the current
+    plan, how it went (``kept``, ``partly_kept``, ``not_kept``); whether they want a revised
+    plan (plans hears of it, the coordinator writes the next version); when they meet again.
+    ``timer_id`` names the meeting (``next_meeting``, ``next_meeting-2``); left out, the
+    earliest not yet recorded. ``notes`` stay in followup's store."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timer_id: Annotated[str, Field(min_length=1, max_length=80)] | None = None
+    held: bool
+    held_on: date | None = None
+    agreements: dict[AgreementId, AgreementOutcome] = Field(default_factory=dict, max_length=200)
+    revised_plan_wanted: bool = False
+    next_meeting_on: date | None = None
+    notes: Annotated[str, Field(max_length=5000)] = ""
+
+
 Mark = Annotated[int, Field(ge=1, le=10)]
 
 
@@ -111,6 +129,15 @@ class OutcomeView(BaseModel):
     notes_given: bool
 
 
+class MeetingView(BaseModel):
+    timer_id: str
+    held: bool
+    held_on: date | None
+    agreements: dict[str, AgreementOutcome]
+    revised_plan_wanted: bool
+    next_meeting_on: date | None
+
+
 class RatingView(BaseModel):
     by: RatingGroup
     meeting: int | None
@@ -131,13 +158,17 @@ class FollowUpView(BaseModel):
     #: Earliest due first.
     timers: list[TimerView]
     outcomes: list[OutcomeView]
+    #: The family's own next meetings recorded (each is also among ``outcomes``).
+    meetings: list[MeetingView]
+    #: When a meeting asked for a revised plan.
+    revisions_requested: list[datetime]
     #: Per contact (timer id), the marks its respondents gave.
     ratings: dict[str, list[RatingView]]
     follow_up_cases: list[UUID]
 
     @classmethod
     def of(cls, follow_up: FollowUp) -> FollowUpView:
-        timers = sorted(follow_up.timers.items(), key=lambda item: (item[1]["due_at"], item[0]))
+        timers = sorted(follow_up.timers.items(), key=lambda item: (item[1].due_at, item[0]))
         return cls(
             case_id=follow_up.id,
             model=ConferenceModel(follow_up.model),
@@ -150,11 +181,11 @@ class FollowUpView(BaseModel):
             timers=[
                 TimerView(
                     timer_id=timer_id,
-                    kind=t["kind"],
-                    due_at=t["due_at"],
-                    fired_at=t["fired_at"],
-                    cancelled_at=t.get("cancelled_at"),
-                    outcome_recorded=bool(t.get("outcome_recorded")),
+                    kind=t.kind,
+                    due_at=t.due_at,
+                    fired_at=t.fired_at,
+                    cancelled_at=t.cancelled_at,
+                    outcome_recorded=t.outcome_recorded,
                 )
                 for timer_id, t in timers
             ],
@@ -170,6 +201,8 @@ class FollowUpView(BaseModel):
                 )
                 for o in follow_up.outcomes
             ],
+            meetings=[MeetingView.model_validate(m.model_dump()) for m in follow_up.meetings],
+            revisions_requested=follow_up.revisions_requested,
             ratings={
                 timer_id: [
                     RatingView(by=RatingGroup(r.by), meeting=r.meeting, plan=r.plan) for r in rated
@@ -234,6 +267,34 @@ def router(app: FollowupApplication) -> APIRouter:
             agreements,
             body.notes,
             principal,
+        )
+        return FollowUpView.of(follow_up)
+
+    @api.post(
+        "/cases/{case_id}/next-meeting",
+        status_code=status.HTTP_201_CREATED,
+        responses=command,
+        openapi_extra=access(RULES, "meeting"),
+    )
+    async def record_meeting(case_id: UUID, body: MeetingIn, principal: Caller) -> FollowUpView:
+        """The family's own next meeting, recorded as a contact by the coordinator, the
+        regional manager, or a participant of the case themself: held or not, agreements
+        reviewed, a revised plan wanted or not, and when they meet again (a new reminder and
+        meeting). 409 once recorded, or with no meeting left to record; 422 for a day in the
+        future, an agreement the plan lacks, outcomes or a revision for a meeting not held."""
+        agreements = {k: v.value for k, v in body.agreements.items()}
+        follow_up = await run_sync(
+            lambda: app.record_meeting(
+                case_id,
+                principal,
+                timer_id=body.timer_id,
+                held=body.held,
+                held_on=body.held_on,
+                agreements=agreements,
+                revised_plan_wanted=body.revised_plan_wanted,
+                next_meeting_on=body.next_meeting_on,
+                notes=body.notes,
+            )
         )
         return FollowUpView.of(follow_up)
 

@@ -6,7 +6,7 @@ follow-up with its timers, for the timer loop and the case list, is its read mod
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID, uuid4, uuid5
 
@@ -21,8 +21,11 @@ from services.followup.access import (
     RULES,
 )
 from services.followup.domain import (
+    USERS_ZONE,
+    VALUES,
     CaseScope,
     FollowUp,
+    MeetingOutcome,
     Rating,
     Schedule,
     is_contact,
@@ -72,6 +75,7 @@ class FollowupApplication(KringApplication):
         CoordinatorAssigned: "on_coordinator_assigned",
         CaseErased: "on_case_erased",
     }
+    value_types = VALUES
 
     def __init__(
         self,
@@ -186,6 +190,47 @@ class FollowupApplication(KringApplication):
         self.save(follow_up)
         return follow_up
 
+    def record_meeting(
+        self,
+        case_id: UUID,
+        principal: Principal,
+        *,
+        timer_id: str | None,
+        held: bool,
+        held_on: date | None,
+        agreements: Mapping[str, str],
+        revised_plan_wanted: bool,
+        next_meeting_on: date | None,
+        notes: str,
+    ) -> FollowUp:
+        """The family's own next meeting, recorded by the coordinator, the regional manager, or
+        a participant of the case themself."""
+        rule = RULES["meeting"]
+        rule.check_role(principal)
+        follow_up = self.get(case_id)
+        actor = rule.permit(principal, self.case_facts(case_id))
+        now = self.clock.now()
+        follow_up.fire_due(at=now, actor=self.system)
+        outcome = MeetingOutcome(
+            timer_id=follow_up.meeting_timer(timer_id),
+            held=held,
+            held_on=held_on,
+            agreements=dict(agreements),
+            revised_plan_wanted=revised_plan_wanted,
+            next_meeting_on=next_meeting_on,
+        )
+        follow_up.record_meeting(
+            outcome=outcome,
+            notes=notes,
+            schedule=self.schedule,
+            today=now.astimezone(USERS_ZONE).date(),
+            at=now,
+            actor=actor.as_record(),
+        )
+        self.save(follow_up)
+        log.info("followup.meeting_recorded", held=held, revision=revised_plan_wanted)
+        return follow_up
+
     def record_ratings(
         self, case_id: UUID, timer_id: str, ratings: list[Rating], principal: Principal
     ) -> FollowUp:
@@ -251,7 +296,7 @@ class FollowupApplication(KringApplication):
         try:
             follow_up: FollowUp = self.repository.get(case_id)
         except AggregateNotFoundError:
-            raise NoFollowUpError(case_id) from None
+            raise self.missing(case_id, NoFollowUpError(case_id)) from None
         return follow_up
 
 
@@ -261,6 +306,6 @@ def _contact_rule(
     """A contact's own rule; for an unknown timer or the reminder the route's (the domain then
     refuses it, naming the timer)."""
     timer = follow_up.timers.get(timer_id)
-    if timer is None or not is_contact(timer["kind"]):
+    if timer is None or not is_contact(timer.kind):
         return route
-    return by_kind.get(timer["kind"], other)
+    return by_kind.get(timer.kind, other)

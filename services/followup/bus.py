@@ -1,6 +1,7 @@
 """What follow-up follows (plans) and publishes: FollowUpDue when a timer fires, OutcomeRecorded
-(without the notes), RatingsRecorded (marks by group), FollowUpConferenceRequested (without the
-reason; intake opens the case)."""
+(without the notes; the family's own next meeting is one too, kind ``next_meeting``),
+PlanRevisionRequested (a meeting asked for a revised plan; plans shows it), RatingsRecorded (marks
+by group), FollowUpConferenceRequested (without the reason; intake opens the case)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
 
-from services.followup.domain import FollowUp
+from services.followup.domain import NEXT_MEETING, FollowUp
 from shared.events import (
     FollowUpConferenceRequested,
     FollowUpDue,
     IntegrationEvent,
     OutcomeRecorded,
+    PlanRevisionRequested,
     Rating,
     RatingsRecorded,
 )
@@ -44,6 +46,21 @@ def translate(domain_event: DomainEventProtocol[UUID]) -> IntegrationEvent | Non
             reached=e.reached,
             agreements=e.agreements,
             recorded_at=e.at,
+        )
+    if isinstance(domain_event, FollowUp.MeetingRecorded):  # type: ignore[attr-defined]
+        # The family's own meeting is a contact: analysts count it as one (held: reached).
+        return OutcomeRecorded(
+            case_id=e.originator_id,
+            model=e.model,
+            timer_id=e.outcome.timer_id,
+            kind=NEXT_MEETING,
+            reached=e.outcome.held,
+            agreements=e.outcome.agreements,
+            recorded_at=e.at,
+        )
+    if isinstance(domain_event, FollowUp.PlanRevisionRequested):  # type: ignore[attr-defined]
+        return PlanRevisionRequested(
+            case_id=e.originator_id, model=e.model, timer_id=e.timer_id, requested_at=e.at
         )
     if isinstance(domain_event, FollowUp.RatingsRecorded):  # type: ignore[attr-defined]
         return RatingsRecorded(

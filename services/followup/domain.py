@@ -26,13 +26,21 @@ from uuid import UUID, uuid5
 from zoneinfo import ZoneInfo
 
 from eventsourcing.domain import Aggregate, event
+from pydantic import Field
 
 from shared.errors import DomainRuleError, InvalidFieldError
+from shared.values import Value
 
 #: The kind of the next-meeting reminder; every other kind is a contact.
 REMINDER = "next_meeting_reminder"
 COORDINATOR_CALL = "coordinator_call"
 RESEARCH = "research"
+#: The family's own next meeting (the leaflet on requesting a conference: "wanneer iedereen
+#: weer bijeenkomt om te kijken hoe het gaat"), a contact of its own: held or not, the
+#: agreements reviewed, a revised plan wanted or not. Due on the meeting's day.
+NEXT_MEETING = "next_meeting"
+#: Kinds the schedule may not name: the follow-up makes these from the plan itself.
+RESERVED_KINDS = frozenset({REMINDER, NEXT_MEETING})
 
 #: The users' zone, and the time of day a reminder is due (the start of a working day).
 USERS_ZONE = ZoneInfo("Europe/Amsterdam")
@@ -98,6 +106,48 @@ class Schedule:
         if moment <= distributed_at:
             return distributed_at
         return distributed_at + (moment - distributed_at) * (self.seconds_per_day / SECONDS_PER_DAY)
+
+    def meeting_due(self, next_meeting_on: date, since: datetime) -> datetime:
+        """The next meeting as a contact: due at 09:00 in Amsterdam on its day (its outcome is
+        recorded once it was held, or was not); at once if that moment has passed. Compressed
+        in proportion with the schedule's days, like every other timer."""
+        moment = datetime.combine(next_meeting_on, REMINDER_TIME, tzinfo=USERS_ZONE)
+        if moment <= since:
+            return since
+        return since + (moment - since) * (self.seconds_per_day / SECONDS_PER_DAY)
+
+
+class Timer(Value):
+    """One durable timer of a follow-up: a contact (the coordinator's call, research, the
+    family's next meeting) or the reminder of the next meeting."""
+
+    stored_as = "followup.timer"
+
+    timer_id: str
+    kind: str
+    due_at: datetime
+    fired_at: datetime | None = None
+    cancelled_at: datetime | None = None
+    outcome_recorded: bool = False
+
+    @property
+    def pending(self) -> bool:
+        return self.fired_at is None and self.cancelled_at is None
+
+
+class MeetingOutcome(Value):
+    """What came of the family's own next meeting: held (on a day) or not, the agreements they
+    reviewed (kept, partly kept, not kept), whether they want a revised plan, and when they
+    meet again, if they said."""
+
+    stored_as = "followup.meeting_outcome"
+
+    timer_id: str
+    held: bool
+    held_on: date | None = None
+    agreements: dict[str, str] = Field(default_factory=dict)
+    revised_plan_wanted: bool = False
+    next_meeting_on: date | None = None
 
 
 @dataclass(frozen=True)
@@ -191,7 +241,7 @@ class FollowUp(Aggregate):
             follow_up._schedule(
                 contact.kind, schedule.contact_due(distributed_at, contact), actor=actor
             )
-        follow_up._schedule_reminder(schedule, distributed_at, actor=actor)
+        follow_up._schedule_meeting(schedule, distributed_at, actor=actor)
         return follow_up
 
     @event("Opened")
@@ -213,10 +263,13 @@ class FollowUp(Aggregate):
         self.distributed_at = distributed_at
         self.next_meeting_on = next_meeting_on
         self.agreement_ids = list(agreement_ids or [])
-        #: timer id -> {"kind", "due_at", "fired_at", "cancelled_at", "outcome_recorded"}
-        self.timers: dict[str, dict[str, Any]] = {}
+        self.timers: dict[str, Timer] = {}
         #: One per contact: {"timer_id", "kind", "reached", "agreements", "notes", "at", "by"}.
         self.outcomes: list[dict[str, Any]] = []
+        #: What came of each of the family's own next meetings.
+        self.meetings: list[MeetingOutcome] = []
+        #: When a meeting asked for a revised plan.
+        self.revisions_requested: list[datetime] = []
         #: timer id -> the ratings recorded at that contact.
         self.ratings: dict[str, list[Rating]] = {}
         self.follow_up_cases: list[UUID] = []
@@ -252,11 +305,15 @@ class FollowUp(Aggregate):
                 if next_meeting_on
                 else "the revised plan names no next meeting"
             )
-            for timer_id in self.pending():
-                if self.timers[timer_id]["kind"] == REMINDER:
-                    self._cancelled(timer_id=timer_id, reason=reason, at=at, actor=actor)
-            self._schedule_reminder(schedule, distributed_at, actor=actor)
+            self._cancel_meeting(reason, at=at, actor=actor)
+            self._schedule_meeting(schedule, distributed_at, actor=actor)
         return True
+
+    def _cancel_meeting(self, reason: str, *, at: datetime, actor: dict[str, str]) -> None:
+        """The meeting moved: its pending reminder and its pending contact never fire."""
+        for timer_id in self.pending():
+            if self.timers[timer_id].kind in RESERVED_KINDS:
+                self._cancelled(timer_id=timer_id, reason=reason, at=at, actor=actor)
 
     @event("RevisedPlanNoted")
     def _revised_plan_noted(
@@ -274,43 +331,40 @@ class FollowUp(Aggregate):
         self.agreement_ids = list(agreement_ids)
 
     # -- timers ----------------------------------------------------------------------------
-    def _schedule_reminder(
-        self, schedule: Schedule, distributed_at: datetime, *, actor: dict[str, str]
+    def _schedule_meeting(
+        self, schedule: Schedule, since: datetime, *, actor: dict[str, str]
     ) -> None:
+        """The reminder of the next meeting (unless the meeting passed already) and the
+        meeting itself, as a contact."""
         if self.next_meeting_on is None:
             return
-        due_at = schedule.reminder_due(self.next_meeting_on, distributed_at)
+        due_at = schedule.reminder_due(self.next_meeting_on, since)
         if due_at is not None:
             self._schedule(REMINDER, due_at, actor=actor)
+        self._schedule(NEXT_MEETING, schedule.meeting_due(self.next_meeting_on, since), actor=actor)
 
     def _schedule(self, kind: str, due_at: datetime, *, actor: dict[str, str]) -> None:
-        timer_id = next_timer_id(kind, (t["kind"] for t in self.timers.values()))
+        timer_id = next_timer_id(kind, (t.kind for t in self.timers.values()))
         self._scheduled(timer_id=timer_id, kind=kind, due_at=due_at, actor=actor)
 
     @event("Scheduled")
     def _scheduled(
         self, *, timer_id: str, kind: str, due_at: datetime, actor: dict[str, str]
     ) -> None:
-        self.timers[timer_id] = {
-            "kind": kind,
-            "due_at": due_at,
-            "fired_at": None,
-            "cancelled_at": None,
-            "outcome_recorded": False,
-        }
+        self.timers[timer_id] = Timer(timer_id=timer_id, kind=kind, due_at=due_at)
 
     def fire_due(self, *, at: datetime, actor: dict[str, str]) -> list[str]:
         """Fire every pending timer that is due by ``at``, earliest first; return their ids."""
         due = sorted(
             (t for t, due_at in self.pending().items() if due_at <= at),
-            key=lambda t: self.timers[t]["due_at"],
+            key=lambda t: self.timers[t].due_at,
         )
         for timer_id in due:
             timer = self.timers[timer_id]
             self._due(
                 timer_id=timer_id,
-                kind=timer["kind"],
-                due_at=timer["due_at"],
+                kind=timer.kind,
+                due_at=timer.due_at,
                 model=self.model,
                 at=at,
                 actor=actor,
@@ -328,21 +382,17 @@ class FollowUp(Aggregate):
         at: datetime,
         actor: dict[str, str],
     ) -> None:
-        self.timers[timer_id]["fired_at"] = at
+        self._timer(timer_id, fired_at=at)
 
     @event("Cancelled")
     def _cancelled(
         self, *, timer_id: str, reason: str, at: datetime, actor: dict[str, str]
     ) -> None:
-        self.timers[timer_id]["cancelled_at"] = at
+        self._timer(timer_id, cancelled_at=at)
 
     def pending(self) -> dict[str, datetime]:
         """Timers neither fired nor cancelled, with their due times."""
-        return {
-            t: d["due_at"]
-            for t, d in self.timers.items()
-            if d["fired_at"] is None and d.get("cancelled_at") is None
-        }
+        return {t: d.due_at for t, d in self.timers.items() if d.pending}
 
     # -- outcomes --------------------------------------------------------------------------
     def record_outcome(
@@ -358,8 +408,13 @@ class FollowUp(Aggregate):
         """How the plan is carried out, as found at a contact that came due: reached or not;
         per agreement of the current version kept, partly kept or not kept; notes."""
         timer = self.check_contact(timer_id, "outcome")
-        kind = timer["kind"]
-        if timer["outcome_recorded"]:
+        kind = timer.kind
+        if kind == NEXT_MEETING:
+            raise DomainRuleError(
+                f"{timer_id} is the family's own next meeting: record it as a meeting"
+                " (POST /cases/{id}/next-meeting): held or not, agreements reviewed"
+            )
+        if timer.outcome_recorded:
             raise DomainRuleError(f"the outcome of {timer_id} was already recorded")
         self.check_agreements(reached, agreements)
         self._outcome_recorded(
@@ -373,23 +428,22 @@ class FollowUp(Aggregate):
             actor=actor,
         )
 
-    def check_contact(self, timer_id: str, what: str) -> dict[str, Any]:
+    def check_contact(self, timer_id: str, what: str) -> Timer:
         """The contact ``timer_id``, if it is one, came due, so its ``what`` (an outcome,
         ratings) may be recorded (who may is ``services.followup.access``)."""
         timer = self.timers.get(timer_id)
         if timer is None:
-            known = ", ".join(t for t in self.timers if is_contact(self.timers[t]["kind"]))
+            known = ", ".join(t for t in self.timers if is_contact(self.timers[t].kind))
             raise InvalidFieldError(
                 ("timer_id",), f"unknown timer {timer_id!r}: this follow-up's contacts are {known}"
             )
-        kind = timer["kind"]
-        if not is_contact(kind):
+        if not is_contact(timer.kind):
             raise DomainRuleError(
                 f"{timer_id} is the reminder of the next meeting, not a contact: it has no {what}"
             )
-        if timer["fired_at"] is None:
+        if timer.fired_at is None:
             raise DomainRuleError(
-                f"{timer_id} is not due yet (due {timer['due_at'].isoformat()}): a follow-up"
+                f"{timer_id} is not due yet (due {timer.due_at.isoformat()}): a follow-up"
                 f" {what} is recorded once its contact is due"
             )
         return timer
@@ -422,7 +476,7 @@ class FollowUp(Aggregate):
         at: datetime,
         actor: dict[str, str],
     ) -> None:
-        self.timers[timer_id]["outcome_recorded"] = True
+        self._timer(timer_id, outcome_recorded=True)
         self.outcomes.append(
             {
                 "timer_id": timer_id,
@@ -434,6 +488,124 @@ class FollowUp(Aggregate):
                 "by": actor,
             }
         )
+
+    # -- the family's own next meeting ------------------------------------------------------
+    def meeting_timer(self, timer_id: str | None) -> str:
+        """The next-meeting contact meant: the one named, or the earliest without an outcome."""
+        if timer_id is not None:
+            timer = self.timers.get(timer_id)
+            if timer is None or timer.kind != NEXT_MEETING:
+                known = ", ".join(t for t, d in self.timers.items() if d.kind == NEXT_MEETING)
+                raise InvalidFieldError(
+                    ("timer_id",),
+                    f"unknown next meeting {timer_id!r}: this follow-up's are {known or 'none'}",
+                )
+            return timer_id
+        open_ = sorted(
+            (
+                t
+                for t, d in self.timers.items()
+                if d.kind == NEXT_MEETING and not d.outcome_recorded and d.cancelled_at is None
+            ),
+            key=lambda t: self.timers[t].due_at,
+        )
+        if not open_:
+            raise DomainRuleError(
+                "this plan names no next meeting still to record: the plan (or a meeting"
+                " recorded before) sets the next one"
+            )
+        return open_[0]
+
+    def record_meeting(
+        self,
+        *,
+        outcome: MeetingOutcome,
+        notes: str,
+        schedule: Schedule,
+        today: date,
+        at: datetime,
+        actor: dict[str, str],
+    ) -> None:
+        """The family's own next meeting, as a contact: held (on a day) or not, the agreements
+        reviewed, a revised plan wanted or not (plans hears of it), and when they meet again
+        (a new reminder and contact). Recorded once per meeting; the meeting's contact comes
+        due first if its day was not reached (the family met earlier than planned)."""
+        timer = self.timers[outcome.timer_id]
+        if timer.outcome_recorded:
+            raise DomainRuleError(f"the next meeting {outcome.timer_id} was already recorded")
+        if outcome.held and outcome.held_on is None:
+            raise InvalidFieldError(("held_on",), "a meeting held needs the day it was held")
+        if not outcome.held and outcome.held_on is not None:
+            raise InvalidFieldError(("held_on",), "a meeting not held has no day: leave it out")
+        if outcome.held_on is not None and outcome.held_on > today:
+            raise InvalidFieldError(("held_on",), f"must not be after today ({today.isoformat()})")
+        if outcome.next_meeting_on is not None and outcome.next_meeting_on < today:
+            raise InvalidFieldError(
+                ("next_meeting_on",), f"must not be before today ({today.isoformat()})"
+            )
+        if outcome.revised_plan_wanted and not outcome.held:
+            raise InvalidFieldError(
+                ("revised_plan_wanted",),
+                "a revised plan is asked for at a meeting held: record the meeting held, or ask"
+                " the coordinator",
+            )
+        self.check_agreements(outcome.held, outcome.agreements)
+        if timer.fired_at is None:
+            self._due(
+                timer_id=outcome.timer_id,
+                kind=NEXT_MEETING,
+                due_at=timer.due_at,
+                model=self.model,
+                at=at,
+                actor=actor,
+            )
+        self._meeting_recorded(outcome=outcome, notes=notes, model=self.model, at=at, actor=actor)
+        if outcome.revised_plan_wanted:
+            self._revision_requested(
+                timer_id=outcome.timer_id, model=self.model, at=at, actor=actor
+            )
+        if outcome.next_meeting_on is not None:
+            self._cancel_meeting(
+                f"the family set its next meeting for {outcome.next_meeting_on.isoformat()}",
+                at=at,
+                actor=actor,
+            )
+            self._next_meeting_set(next_meeting_on=outcome.next_meeting_on, actor=actor)
+            self._schedule_meeting(schedule, at, actor=actor)
+
+    @event("MeetingRecorded")
+    def _meeting_recorded(
+        self,
+        *,
+        outcome: MeetingOutcome,
+        notes: str,
+        model: str,
+        at: datetime,
+        actor: dict[str, str],
+    ) -> None:
+        self._timer(outcome.timer_id, outcome_recorded=True)
+        self.meetings.append(outcome)
+        self.outcomes.append(
+            {
+                "timer_id": outcome.timer_id,
+                "kind": NEXT_MEETING,
+                "reached": outcome.held,
+                "agreements": outcome.agreements,
+                "notes": notes,
+                "at": at,
+                "by": actor,
+            }
+        )
+
+    @event("PlanRevisionRequested")
+    def _revision_requested(
+        self, *, timer_id: str, model: str, at: datetime, actor: dict[str, str]
+    ) -> None:
+        self.revisions_requested.append(at)
+
+    @event("NextMeetingSet")
+    def _next_meeting_set(self, *, next_meeting_on: date, actor: dict[str, str]) -> None:
+        self.next_meeting_on = next_meeting_on
 
     # -- ratings ---------------------------------------------------------------------------
     def record_ratings(
@@ -449,7 +621,7 @@ class FollowUp(Aggregate):
             raise InvalidFieldError(("ratings",), "give at least one respondent's marks")
         self._ratings_recorded(
             timer_id=timer_id,
-            kind=timer["kind"],
+            kind=timer.kind,
             ratings=list(ratings),
             model=self.model,
             at=at,
@@ -490,7 +662,14 @@ class FollowUp(Aggregate):
     ) -> None:
         self.follow_up_cases.append(new_case_id)
 
+    def _timer(self, timer_id: str, **changes: Any) -> None:
+        self.timers[timer_id] = self.timers[timer_id].but(**changes)
+
     # -- reading ---------------------------------------------------------------------------
     @property
     def stage(self) -> Stage:
-        return stage_of(self.timers.values())
+        return stage_of(t.model_dump() for t in self.timers.values())
+
+
+#: The values followup's events and aggregates keep.
+VALUES: tuple[type[Value], ...] = (Timer, MeetingOutcome)

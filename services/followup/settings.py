@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import NoDecode
 
-from services.followup.domain import DEFAULT_CONTACTS, REMINDER, Contact, Schedule
+from services.followup.domain import DEFAULT_CONTACTS, RESERVED_KINDS, Contact, Schedule
 from shared.events import ConferenceModel
 from shared.settings import ServiceSettings
 
@@ -25,8 +25,10 @@ class ScheduledContact(BaseModel):
     @field_validator("kind")
     @classmethod
     def not_the_reminder(cls, kind: str) -> str:
-        if kind == REMINDER:
-            raise ValueError(f"{REMINDER!r} is the next-meeting reminder, not a contact kind")
+        if kind in RESERVED_KINDS:
+            raise ValueError(
+                f"{kind!r} is made from the plan's next meeting, not a contact of the schedule"
+            )
         return kind
 
 

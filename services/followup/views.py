@@ -96,6 +96,7 @@ class FollowupViews(ReadModel):
         FollowUp.Due,  # type: ignore[attr-defined]
         FollowUp.Cancelled,  # type: ignore[attr-defined]
         FollowUp.OutcomeRecorded,  # type: ignore[attr-defined]
+        FollowUp.MeetingRecorded,  # type: ignore[attr-defined]
     )
 
     def apply(self, event: Any, position: int, w: Writer) -> None:
@@ -160,6 +161,11 @@ class FollowupViews(ReadModel):
             self._restage(w, originator)
         elif isinstance(event, FollowUp.OutcomeRecorded):  # type: ignore[attr-defined]
             timer = {"case_id": originator, "timer_id": event.timer_id}
+            w.update("timers", timer, outcome_recorded=True)
+            self._restage(w, originator, outcome=True)
+        elif isinstance(event, FollowUp.MeetingRecorded):  # type: ignore[attr-defined]
+            # The family's own next meeting is a contact: its record is that contact's outcome.
+            timer = {"case_id": originator, "timer_id": event.outcome.timer_id}
             w.update("timers", timer, outcome_recorded=True)
             self._restage(w, originator, outcome=True)
 

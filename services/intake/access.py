@@ -20,6 +20,7 @@ RULES: dict[str, Rule] = {
     "read": Rule("reading a request", MANAGER),
     "clarify": Rule("clarifying the request", MANAGER),
     "accept": Rule("accepting the request", MANAGER),
+    "talk": Rule("recording the informational talk", MANAGER),
     "withdraw": Rule(
         "withdrawing the request",
         grants((Role.REGIONAL_MANAGER, Scope.REGION), (Role.REQUESTER, Scope.SUBMITTER)),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated
 from uuid import UUID
@@ -12,7 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.intake.access import RULES
 from services.intake.app import IntakeApplication
-from services.intake.domain import Request, Stage
+from services.intake.domain import Funding as FundingValue
+from services.intake.domain import InformationalTalk, Request, Stage, TalkOutcome
+from services.intake.domain import MinimumRequirement as RequirementValue
 from shared.erasure import ErasureReason
 from shared.events import ConferenceModel, CoordinatorWishes, RequesterRelation
 from shared.http import (
@@ -53,7 +55,8 @@ class SubmitRequest(BaseModel):
         default_factory=lambda: ["nl"], min_length=1, max_length=10
     )
     description: Annotated[str, Field(min_length=1, max_length=10_000)]
-    #: An informational talk (informatiegesprek) comes first, before anyone commits.
+    #: An informational talk (informatief gesprek) is asked for first, before anyone commits:
+    #: acceptance waits until it is recorded (``POST /cases/{id}/informational-talk``).
     informational_talk: bool = False
     #: What the family asks of its coordinator, where it asks anything.
     coordinator_wishes: CoordinatorWishes | None = None
@@ -90,11 +93,17 @@ class Funding(BaseModel):
 
 
 class Professional(BaseModel):
+    """The professional who set a minimum requirement. ``subject``: who they sign in as (the
+    subject of their token at the issuer, e.g. their Keycloak user id). The plan's sign-off
+    against the requirement is theirs; without it, the regional manager names who signs in
+    plans (``POST :8003/cases/{id}/plan/requirements/{m}/signatory``)."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: Text
     organisation: Text
     role: Text
+    subject: Text | None = None
 
 
 class MinimumRequirement(BaseModel):
@@ -122,6 +131,18 @@ class Clarification(BaseModel):
     involved_organisations: list[Text] = Field(default_factory=list, max_length=30)
     #: Revises the wishes given with the request; absent keeps them.
     coordinator_wishes: CoordinatorWishes | None = None
+
+
+class TalkRecord(BaseModel):
+    """An informational talk held: when, by whom (a name; the one recording it if left out),
+    and what came of it. ``no`` ends the request; ``think_it_over`` keeps acceptance waiting
+    until the next talk."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    held_on: date
+    held_by: Text | None = None
+    outcome: TalkOutcome
 
 
 class Withdrawal(BaseModel):
@@ -176,6 +197,10 @@ class CaseView(BaseModel):
     conference_questions: list[str]
     funding: Funding | None
     minimum_requirements: list[MinimumRequirement]
+    #: Every informational talk held, oldest first.
+    informational_talks: list[InformationalTalk]
+    #: Acceptance waits for the talk: asked for and not held, or the family thinks it over.
+    waiting_for_talk: bool
 
     @classmethod
     def of(cls, case: Request) -> CaseView:
@@ -195,10 +220,12 @@ class CaseView(BaseModel):
             accepted_at=case.accepted_at,
             withdrawal_reason=case.withdrawal_reason,
             conference_questions=case.conference_questions,
-            funding=Funding.model_validate(case.funding) if case.funding else None,
+            funding=Funding.model_validate(case.funding.model_dump()) if case.funding else None,
             minimum_requirements=[
-                MinimumRequirement.model_validate(m) for m in case.minimum_requirements
+                MinimumRequirement.model_validate(m.model_dump()) for m in case.minimum_requirements
             ],
+            informational_talks=case.talks,
+            waiting_for_talk=case.waits_for_talk,
         )
 
 
@@ -246,8 +273,37 @@ def router(app: IntakeApplication) -> APIRouter:
     async def clarify(case_id: UUID, body: Clarification, principal: Caller) -> CaseView:
         """The regional manager records the conference question(s), funding and any minimum
         requirements; again to revise them, until the request is accepted."""
-        clarification = body.model_dump(mode="json")
+        clarification = body.model_dump(
+            mode="json", exclude={"funding", "minimum_requirements"}
+        ) | {
+            "funding": FundingValue.model_validate(body.funding.model_dump(mode="json")),
+            "minimum_requirements": [
+                RequirementValue.model_validate(m.model_dump(mode="json"))
+                for m in body.minimum_requirements
+            ],
+        }
         return CaseView.of(await run_sync(lambda: app.clarify(case_id, principal, **clarification)))
+
+    @api.post(
+        "/cases/{case_id}/informational-talk",
+        responses=NOT_FOUND_OR_CONFLICT,
+        openapi_extra=access(RULES, "talk"),
+    )
+    async def informational_talk(case_id: UUID, body: TalkRecord, principal: Caller) -> CaseView:
+        """The regional manager records an informational talk (before acceptance): when, by
+        whom, and what came of it: ``go_ahead``, ``think_it_over`` (acceptance waits for the
+        next talk) or ``no`` (the request ends, withdrawn with that reason)."""
+        return CaseView.of(
+            await run_sync(
+                lambda: app.record_talk(
+                    case_id,
+                    principal,
+                    held_on=body.held_on,
+                    held_by=body.held_by,
+                    outcome=body.outcome,
+                )
+            )
+        )
 
     @api.post(
         "/cases/{case_id}/accept",

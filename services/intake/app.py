@@ -6,22 +6,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID, uuid4, uuid5
+from zoneinfo import ZoneInfo
 
 from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
 from eventsourcing.persistence import IntegrityError
 
 from services.intake.access import RULES
-from services.intake.domain import Request
+from services.intake.domain import VALUES, Request, TalkOutcome
 from services.intake.views import IntakeViews
 from shared.access import Facts
 from shared.actor import Actor, system_actor
 from shared.application import KringApplication
+from shared.claims import ClaimOutcome, ClarificationAnswer
 from shared.clock import Clock, SystemClock
 from shared.envelope import Delivered
-from shared.erasure import ErasureReason
+from shared.erasure import CaseErasedError, ErasureReason
 from shared.errors import CaseNotFoundError, DomainRuleError
 from shared.events import FollowUpConferenceRequested
 from shared.identity import Principal
@@ -43,6 +45,9 @@ SUBMITTED_FIELDS = (
 )
 
 
+#: The users' zone: "today" for the date of an informational talk.
+USERS_ZONE = ZoneInfo("Europe/Amsterdam")
+
 #: Tries of an erasure that meets a concurrent change of one of its cases.
 ERASE_ATTEMPTS = 3
 
@@ -63,6 +68,7 @@ class IdempotencyKeyReusedError(DomainRuleError):
 class IntakeApplication(KringApplication):
     name = "intake"
     policies = {FollowUpConferenceRequested: "on_follow_up_conference_requested"}
+    value_types = VALUES
 
     def __init__(self, env: Mapping[str, str] | None = None, clock: Clock | None = None) -> None:
         super().__init__(env)
@@ -117,6 +123,33 @@ class IntakeApplication(KringApplication):
         case.clarify(actor=actor.as_record(), **clarification)
         self.save(case)
         return case
+
+    def record_talk(
+        self,
+        case_id: UUID,
+        principal: Principal,
+        *,
+        held_on: date,
+        held_by: str | None,
+        outcome: TalkOutcome,
+    ) -> Request:
+        """The informational talk, recorded by the regional manager; ``held_by`` defaults to
+        the one recording it."""
+        case, actor = self._permitted("talk", case_id, principal)
+        case.record_talk(
+            held_on=held_on,
+            held_by=held_by or actor.name or actor.id,
+            outcome=outcome,
+            at=self.clock.now(),
+            today=self.today(),
+            actor=actor.as_record(),
+        )
+        self.save(case)
+        return case
+
+    def today(self) -> date:
+        """The users' date (Europe/Amsterdam), as the other services judge dates."""
+        return self.clock.now().astimezone(USERS_ZONE).date()
 
     def accept(self, case_id: UUID, principal: Principal) -> Request:
         case, actor = self._permitted("accept", case_id, principal)
@@ -193,11 +226,27 @@ class IntakeApplication(KringApplication):
     def case_facts(self, case_id: UUID) -> Facts:
         return self._facts(self.get(case_id))
 
+    def clarification_for_plan(self, case_id: UUID, asked_by: str) -> ClarificationAnswer:
+        """A claim check (``shared.claims``): the questions and minimum requirements of an
+        accepted case, for the service ``asked_by``. The read is recorded, as any read of the
+        case's data is."""
+        try:
+            case = self.get(case_id)
+        except CaseErasedError:
+            return ClarificationAnswer(outcome=ClaimOutcome.ERASED)
+        except CaseNotFoundError:
+            return ClarificationAnswer(outcome=ClaimOutcome.NOT_YET)
+        clarification = case.for_the_plan()
+        if clarification is None:
+            return ClarificationAnswer(outcome=ClaimOutcome.NOT_YET)
+        self.log_read(case_id, system_actor(asked_by), "clarification", self._facts(case))
+        return ClarificationAnswer(outcome=ClaimOutcome.FOUND, clarification=clarification)
+
     def get(self, case_id: UUID) -> Request:
         try:
             case: Request = self.repository.get(case_id)
         except AggregateNotFoundError:
-            raise CaseNotFoundError(case_id) from None
+            raise self.missing(case_id) from None
         return case
 
     @staticmethod

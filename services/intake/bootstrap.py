@@ -5,6 +5,7 @@ from __future__ import annotations
 from services.intake import api, bus
 from services.intake.access import RULES
 from services.intake.app import IntakeApplication
+from services.intake.claims import answer_clarifications
 from services.intake.settings import IntakeSettings
 from shared.clock import Clock
 from shared.runtime import ServiceDefinition
@@ -21,6 +22,7 @@ def build(settings: IntakeSettings | None = None, clock: Clock | None = None) ->
         router=api.router(app),
         follows=bus.FOLLOWS,
         history_rule=RULES["history"],
+        on_bus=[answer_clarifications(app)],
         background=[app.views.follow],
         description="Requests for a conference: submission, acceptance, withdrawal.",
     )

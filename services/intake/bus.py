@@ -15,6 +15,8 @@ from services.intake.domain import Request
 from shared.erasure import ErasureLog
 from shared.events import (
     CaseErased,
+    ConferenceModel,
+    CoordinatorWishes,
     IntegrationEvent,
     RequestReceived,
     RequestSubmitted,
@@ -31,7 +33,7 @@ def translate(domain_event: DomainEventProtocol[UUID]) -> IntegrationEvent | Non
         submitted: Any = domain_event
         return RequestSubmitted(
             case_id=submitted.originator_id,
-            model=submitted.model,
+            model=ConferenceModel(submitted.model),
             region=submitted.region,
             requester_relation=submitted.requester["relation"],
             informational_talk=submitted.informational_talk,
@@ -39,20 +41,23 @@ def translate(domain_event: DomainEventProtocol[UUID]) -> IntegrationEvent | Non
             follow_up_of=getattr(submitted, "follow_up_of", None),
             submitted_at=submitted.submitted_at,
         )
-    if isinstance(domain_event, Request.Accepted):  # type: ignore[attr-defined]
-        accepted: Any = domain_event
+    if isinstance(domain_event, Request.Accepted):
+        accepted = domain_event
         return RequestReceived(
             case_id=accepted.originator_id,
-            model=accepted.model,
+            model=ConferenceModel(accepted.model),
             region=accepted.region,
             languages=accepted.languages,
             informational_talk=accepted.informational_talk,
-            # getattr: events stored before these fields existed do not have them.
-            has_minimum_requirements=getattr(accepted, "has_minimum_requirements", False),
-            coordinators_needed=getattr(accepted, "coordinators_needed", 1),
-            coordinator_wishes=getattr(accepted, "coordinator_wishes", None),
-            involved_organisations=getattr(accepted, "involved_organisations", None) or [],
-            follow_up_of=getattr(accepted, "follow_up_of", None),
+            has_minimum_requirements=accepted.has_minimum_requirements,
+            coordinators_needed=accepted.coordinators_needed,
+            coordinator_wishes=(
+                CoordinatorWishes.model_validate(accepted.coordinator_wishes)
+                if accepted.coordinator_wishes
+                else None
+            ),
+            involved_organisations=accepted.involved_organisations,
+            follow_up_of=accepted.follow_up_of,
             submitted_at=accepted.submitted_at,
             accepted_at=accepted.at,
         )
@@ -65,19 +70,20 @@ def translate(domain_event: DomainEventProtocol[UUID]) -> IntegrationEvent | Non
             erased_at=erased.at,
         )
     if isinstance(domain_event, Request.Withdrawn):
-        if domain_event.model is None:
+        withdrawn = domain_event
+        if withdrawn.model is None:
             return None  # stored before the model rode along: nothing to publish it under
-        if not domain_event.was_accepted:
+        if not withdrawn.was_accepted:
             return RequestWithdrawnBeforeAcceptance(
-                case_id=domain_event.originator_id,
-                model=domain_event.model,
-                region=domain_event.region,
-                stage=domain_event.stage,
-                withdrawn_at=domain_event.at,
+                case_id=withdrawn.originator_id,
+                model=ConferenceModel(withdrawn.model),
+                region=withdrawn.region,
+                stage=withdrawn.stage,
+                withdrawn_at=withdrawn.at,
             )
         return RequestWithdrawn(
-            case_id=domain_event.originator_id,
-            model=domain_event.model,
-            withdrawn_at=domain_event.at,
+            case_id=withdrawn.originator_id,
+            model=ConferenceModel(withdrawn.model),
+            withdrawn_at=withdrawn.at,
         )
     return None

@@ -12,14 +12,23 @@ follows.
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
+from pydantic import Field
 
-from shared.errors import DomainRuleError
+from shared.claims import (
+    ClarificationForPlan,
+    ProfessionalForPlan,
+    QuestionForPlan,
+    RequirementForPlan,
+)
+from shared.errors import DomainRuleError, InvalidFieldError
+from shared.values import Value
 
 #: Models in which the regional manager may ask for two coordinators (the leaflet on group
 #: conferences: a group or neighbourhood conference is often prepared by two).
@@ -31,6 +40,63 @@ class Stage(StrEnum):
     CLARIFIED = "clarified"
     ACCEPTED = "accepted"
     WITHDRAWN = "withdrawn"
+
+
+class TalkOutcome(StrEnum):
+    """What came of an informational talk (informatief gesprek)."""
+
+    GO_AHEAD = "go_ahead"  # the family wants the conference
+    THINK_IT_OVER = "think_it_over"  # they take time to decide: acceptance waits
+    NO = "no"  # they do not want one: the request ends here
+
+
+class InformationalTalk(Value):
+    """An informational talk held before anyone commits: when, by whom (the name of the one
+    who held it, a regional manager or a colleague), and what came of it."""
+
+    stored_as = "intake.informational_talk"
+
+    held_on: date
+    held_by: str = Field(min_length=1, max_length=200)
+    outcome: TalkOutcome
+    #: The subject who recorded it.
+    recorded_by: str
+
+
+class Funding(Value):
+    """Who pays for the conference (financiering), and how far that is settled."""
+
+    stored_as = "intake.funding"
+
+    payer: str
+    organisation: str | None = None
+    status: str = "requested"
+
+
+class Professional(Value):
+    """The professional who set a minimum requirement. ``subject`` is who they sign in as (their
+    token's subject at the issuer): the plan's sign-off against the requirement is theirs."""
+
+    stored_as = "intake.professional"
+
+    name: str
+    organisation: str
+    role: str
+    subject: str | None = None
+
+
+class MinimumRequirement(Value):
+    """A condition every safe plan must meet (minimumeis), set by a professional, on the table
+    for everyone."""
+
+    stored_as = "intake.minimum_requirement"
+
+    requirement: str
+    set_by: Professional
+
+
+#: The reason a request ends when the family says no after the informational talk.
+NO_AFTER_TALK = "after the informational talk the family chose not to go ahead"
 
 
 class Request(Aggregate):
@@ -97,16 +163,17 @@ class Request(Aggregate):
         self.accepted_at: datetime | None = None
         self.withdrawal_reason: str | None = None
         self.conference_questions: list[str] = []
-        self.funding: dict[str, Any] | None = None
-        self.minimum_requirements: list[dict[str, Any]] = []
+        self.funding: Funding | None = None
+        self.minimum_requirements: list[MinimumRequirement] = []
+        self.talks: list[InformationalTalk] = []
         self.stage = Stage.SUBMITTED
 
     def clarify(
         self,
         *,
         conference_questions: list[str],
-        funding: dict[str, Any],
-        minimum_requirements: list[dict[str, Any]],
+        funding: Funding | Mapping[str, Any],
+        minimum_requirements: Sequence[MinimumRequirement | Mapping[str, Any]],
         actor: dict[str, str],
         coordinators_needed: int = 1,
         involved_organisations: list[str] | None = None,
@@ -119,8 +186,10 @@ class Request(Aggregate):
         self.check_coordinators_needed(coordinators_needed)
         self._clarified(
             conference_questions=conference_questions,
-            funding=funding,
-            minimum_requirements=minimum_requirements,
+            funding=Funding.model_validate(funding),
+            minimum_requirements=[
+                MinimumRequirement.model_validate(m) for m in minimum_requirements
+            ],
             actor=actor,
             coordinators_needed=coordinators_needed,
             involved_organisations=involved_organisations or [],
@@ -133,26 +202,115 @@ class Request(Aggregate):
                 f"two coordinators are for a group conference, not for the {self.model} model"
             )
 
-    @event("Clarified")
+    class Clarified(Aggregate.Event):
+        """Version 2 keeps the funding and the minimum requirements as values (a requirement's
+        professional may name who they sign in as); version 1 kept plain dicts, and lacked
+        the fields added since (two coordinators, organisations, wishes)."""
+
+        class_version = 2
+
+        conference_questions: list[str]
+        funding: Funding
+        minimum_requirements: list[MinimumRequirement]
+        actor: dict[str, str]
+        coordinators_needed: int
+        involved_organisations: list[str]
+        coordinator_wishes: dict[str, Any] | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["funding"] = Funding.model_validate(state["funding"])
+            state["minimum_requirements"] = [
+                MinimumRequirement.model_validate(m) for m in state["minimum_requirements"]
+            ]
+            state.setdefault("coordinators_needed", 1)
+            state["involved_organisations"] = state.get("involved_organisations") or []
+            state.setdefault("coordinator_wishes", None)
+
+    @event(Clarified)
     def _clarified(
         self,
         *,
         conference_questions: list[str],
-        funding: dict[str, Any],
-        minimum_requirements: list[dict[str, Any]],
+        funding: Funding,
+        minimum_requirements: list[MinimumRequirement],
         actor: dict[str, str],
-        # Defaults: absent in events stored before they existed.
-        coordinators_needed: int = 1,
-        involved_organisations: list[str] | None = None,
-        coordinator_wishes: dict[str, Any] | None = None,
+        coordinators_needed: int,
+        involved_organisations: list[str],
+        coordinator_wishes: dict[str, Any] | None,
     ) -> None:
         self.conference_questions = conference_questions
         self.funding = funding
         self.minimum_requirements = minimum_requirements
         self.coordinators_needed = coordinators_needed
-        self.involved_organisations = involved_organisations or []
+        self.involved_organisations = involved_organisations
         self.coordinator_wishes = coordinator_wishes
         self.stage = Stage.CLARIFIED
+
+    # -- the informational talk ------------------------------------------------------------
+    def record_talk(
+        self,
+        *,
+        held_on: date,
+        held_by: str,
+        outcome: TalkOutcome,
+        at: datetime,
+        today: date,
+        actor: dict[str, str],
+    ) -> None:
+        """An informational talk was held (the leaflet on requesting a conference: one may
+        be asked for first). Until the request is accepted; again after one where the family
+        took time to think it over. A "no" ends the request (withdrawn, with that reason):
+        nobody is pressed."""
+        self.check_is_open("given an informational talk")
+        if held_on > today:
+            raise InvalidFieldError(("held_on",), f"must not be after today ({today.isoformat()})")
+        if self.talks and held_on < self.talks[-1].held_on:
+            raise InvalidFieldError(
+                ("held_on",),
+                f"must not be before the last talk recorded ({self.talks[-1].held_on.isoformat()})",
+            )
+        talk = InformationalTalk(
+            held_on=held_on, held_by=held_by, outcome=outcome, recorded_by=actor["id"]
+        )
+        self._talk_held(talk=talk, actor=actor)
+        if outcome is TalkOutcome.NO:
+            self._withdrawn(
+                reason=NO_AFTER_TALK,
+                at=at,
+                actor=actor,
+                was_accepted=False,
+                model=self.model,
+                region=self.region,
+                stage=self.stage.value,
+            )
+
+    @event("InformationalTalkHeld")
+    def _talk_held(self, *, talk: InformationalTalk, actor: dict[str, str]) -> None:
+        self.talks.append(talk)
+
+    @property
+    def waits_for_talk(self) -> bool:
+        try:
+            self.check_talk_settled()
+        except DomainRuleError:
+            return self.stage in (Stage.SUBMITTED, Stage.CLARIFIED)
+        return False
+
+    def check_talk_settled(self) -> None:
+        """Acceptance waits for the informational talk where one was asked for, and while the
+        family is thinking it over after one."""
+        last = self.talks[-1] if self.talks else None
+        if last is not None and last.outcome is TalkOutcome.THINK_IT_OVER:
+            raise DomainRuleError(
+                f"after the informational talk of {last.held_on.isoformat()} the family is"
+                " thinking it over: record the next talk once they decide"
+            )
+        if self.informational_talk and last is None:
+            raise DomainRuleError(
+                "an informational talk was asked for: record it (and that the family wants to go"
+                " ahead) before accepting"
+            )
 
     def accept(self, *, at: datetime, actor: dict[str, str]) -> None:
         self.check_is_open("accepted")
@@ -161,6 +319,7 @@ class Request(Aggregate):
                 "a request is accepted once it is clarified: record the conference question(s)"
                 " and funding first"
             )
+        self.check_talk_settled()
         self._accepted(
             at=at,
             actor=actor,
@@ -176,7 +335,36 @@ class Request(Aggregate):
             follow_up_of=self.follow_up_of,
         )
 
-    @event("Accepted")
+    class Accepted(Aggregate.Event):
+        """Carries what coordination needs, so the relay translates it alone. Version 2
+        declares every field; version 1 events lack those added one by one since (whether a
+        minimum requirement was set, two coordinators, wishes, organisations, the case followed
+        up), which read as their defaults."""
+
+        class_version = 2
+
+        at: datetime
+        actor: dict[str, str]
+        model: str
+        region: str
+        languages: list[str]
+        informational_talk: bool
+        submitted_at: datetime
+        has_minimum_requirements: bool
+        coordinators_needed: int
+        coordinator_wishes: dict[str, Any] | None
+        involved_organisations: list[str]
+        follow_up_of: UUID | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state.setdefault("has_minimum_requirements", False)
+            state.setdefault("coordinators_needed", 1)
+            state.setdefault("coordinator_wishes", None)
+            state["involved_organisations"] = state.get("involved_organisations") or []
+            state.setdefault("follow_up_of", None)
+
+    @event(Accepted)
     def _accepted(
         self,
         *,
@@ -187,12 +375,11 @@ class Request(Aggregate):
         languages: list[str],
         informational_talk: bool,
         submitted_at: datetime,
-        # Defaults: absent in events stored before they existed.
-        has_minimum_requirements: bool = False,
-        coordinators_needed: int = 1,
-        coordinator_wishes: dict[str, Any] | None = None,
-        involved_organisations: list[str] | None = None,
-        follow_up_of: UUID | None = None,
+        has_minimum_requirements: bool,
+        coordinators_needed: int,
+        coordinator_wishes: dict[str, Any] | None,
+        involved_organisations: list[str],
+        follow_up_of: UUID | None,
     ) -> None:
         # The event carries what coordination needs, so the relay can translate it alone.
         self.accepted_at = at
@@ -216,9 +403,14 @@ class Request(Aggregate):
 
     class Withdrawn(Aggregate.Event):
         """Model, region and the stage it was withdrawn at ride along, so the relay can
-        translate the event alone (analysts count withdrawals before acceptance by them)."""
+        translate the event alone (analysts count withdrawals before acceptance by them).
 
-        class_version = 2
+        Version 1 is the undeclared event, whose earliest form had neither ``was_accepted`` nor
+        ``model``. Two releases wrote a version 2: one declared version 1's fields only, the
+        other added ``region`` and ``stage``; version 3 is the latter, and its upcaster reads
+        either form of version 2."""
+
+        class_version = 3
         reason: str
         at: datetime
         actor: dict[str, str]
@@ -229,12 +421,15 @@ class Request(Aggregate):
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
-            # Version 1 had no region or stage, and its earliest form neither was_accepted nor
-            # model.
             state.setdefault("was_accepted", False)
             state.setdefault("model", None)
-            state["region"] = None
-            state["stage"] = Stage.ACCEPTED.value if state["was_accepted"] else None
+
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            # A version 2 that already carries region and stage keeps them as written.
+            if "stage" not in state:
+                state["region"] = None
+                state["stage"] = Stage.ACCEPTED.value if state["was_accepted"] else None
 
     @event(Withdrawn)
     def _withdrawn(
@@ -290,6 +485,37 @@ class Request(Aggregate):
     def _closed_for_erasure(self, *, at: datetime, actor: dict[str, str]) -> None:
         pass
 
+    # -- what the plan needs of the clarification ----------------------------------------
+    def for_the_plan(self) -> ClarificationForPlan | None:
+        """The conference questions and minimum requirements as accepted, with stable ids
+        (``q1``…, ``m1``…, in the clarification's order: it cannot change after acceptance),
+        for the plan's documents. None before acceptance: nobody downstream knows the case."""
+        if self.accepted_at is None:
+            return None
+        return ClarificationForPlan(
+            questions=[
+                QuestionForPlan(question_id=f"q{n}", text=text)
+                for n, text in enumerate(self.conference_questions, start=1)
+            ],
+            requirements=[
+                RequirementForPlan(
+                    requirement_id=f"m{n}",
+                    text=m.requirement,
+                    set_by=ProfessionalForPlan.model_validate(m.set_by.model_dump()),
+                )
+                for n, m in enumerate(self.minimum_requirements, start=1)
+            ],
+        )
+
     def check_is_open(self, wanted: str) -> None:
         if self.stage not in (Stage.SUBMITTED, Stage.CLARIFIED):
             raise DomainRuleError(f"a request that is {self.stage.value} cannot be {wanted}")
+
+
+#: The values intake's events and aggregates keep.
+VALUES: tuple[type[Value], ...] = (
+    InformationalTalk,
+    Funding,
+    Professional,
+    MinimumRequirement,
+)

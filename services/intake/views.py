@@ -57,8 +57,8 @@ class IntakeViews(ReadModel):
     tables = (CASES,)
     handles = (
         Request.Submitted,  # type: ignore[attr-defined]
-        Request.Clarified,  # type: ignore[attr-defined]
-        Request.Accepted,  # type: ignore[attr-defined]
+        Request.Clarified,
+        Request.Accepted,
         Request.Withdrawn,
     )
 
@@ -77,9 +77,9 @@ class IntakeViews(ReadModel):
                 accepted_at=None,
                 follow_up_of=getattr(event, "follow_up_of", None),
             )
-        elif isinstance(event, Request.Clarified):  # type: ignore[attr-defined]
+        elif isinstance(event, Request.Clarified):
             w.update("cases", {"case_id": case_id}, stage=Stage.CLARIFIED.value)
-        elif isinstance(event, Request.Accepted):  # type: ignore[attr-defined]
+        elif isinstance(event, Request.Accepted):
             w.update(
                 "cases", {"case_id": case_id}, stage=Stage.ACCEPTED.value, accepted_at=event.at
             )

@@ -4,10 +4,12 @@ The coordinator assigned to the case writes the plan up, names who gets a copy, 
 and records the copies handed over; a regional manager of the case's region may do so for them
 (recorded as acting for the coordinator). The family's acceptance is recorded by a participant
 of the case, or by the coordinator for them. A professional of the case's region signs it off
-against the minimum requirement. Reading the plan and its copies: the coordinator, the regional
-manager and professionals of the region, and the case's own participants. A partner
-organisation's client fetches its own copy of a case the family shares with that organisation,
-and nothing else; the family (a participant, or the coordinator for them) withdraws that consent.
+against the minimum requirement (which professional, the plan's domain says: the one who set
+it, or one the regional manager of the region named in their place). Reading the plan and its
+copies: the coordinator, the regional manager and professionals of the region, and the case's
+own participants. A partner organisation's client fetches its own copy of a case the family
+shares with that organisation, and nothing else; the family (a participant, or the coordinator
+for them) withdraws that consent.
 """
 
 from __future__ import annotations
@@ -44,7 +46,13 @@ RULES: dict[str, Rule] = {
             (Role.REGIONAL_MANAGER, Scope.ON_BEHALF),
         ),
     ),
+    # The rule says who may try; the plan's domain says which professional: the one who set the
+    # requirement, or the one the regional manager named in their place.
     "sign_off": Rule("signing off the plan", grants((Role.PROFESSIONAL, Scope.REGION))),
+    "signatory": Rule(
+        "naming who signs off a minimum requirement",
+        grants((Role.REGIONAL_MANAGER, Scope.REGION)),
+    ),
     "distribute": Rule("distributing the plan", _WRITES),
     "handover": Rule("recording a copy handed over", _WRITES),
     "withdraw_sharing": Rule(

@@ -26,7 +26,11 @@ from services.plans.domain import (
     Stage,
     VersionNotFoundError,
 )
+from services.plans.domain import (
+    PlanContent as ContentValue,
+)
 from services.plans.mail import MAX_ADDRESS_LENGTH, checked_address
+from services.plans.texts import LANGUAGES
 from shared.events import ConferenceModel, ParticipantRole
 from shared.http import (
     NOT_FOUND,
@@ -76,6 +80,11 @@ class Agreement(BaseModel):
     what: LongText
     where: Text | None = None
     when: When | None = None
+    #: The conference questions this agreement answers (``q1``, ``q2``: the plan's questions,
+    #: as the regional manager clarified them).
+    answers: list[Annotated[str, Field(min_length=1, max_length=8)]] = Field(
+        default_factory=list, max_length=20
+    )
 
 
 class Support(BaseModel):
@@ -88,11 +97,12 @@ class Support(BaseModel):
 
 
 class PlanContent(BaseModel):
+    """One version of the plan. The conference questions and minimum requirements are not
+    written here: plans has them from intake, as the regional manager clarified them, and
+    prints them on every copy; an agreement says which questions it answers."""
+
     model_config = ConfigDict(extra="forbid")
 
-    #: The conference question, as the coordinator copies it onto the plan (plans never gets
-    #: it from intake).
-    question: LongText | None = None
     agreements: list[Agreement] = Field(min_length=1, max_length=200)
     if_something_does_not_work: LongText
     #: The participant who watches that the agreements are kept.
@@ -100,13 +110,8 @@ class PlanContent(BaseModel):
     next_meeting_on: date | None = None
     professional_support: list[Support] = Field(default_factory=list, max_length=50)
 
-
-class StoredAgreement(Agreement):
-    id: str
-
-
-class StoredContent(PlanContent):
-    agreements: list[StoredAgreement]  # type: ignore[assignment]
+    def value(self) -> ContentValue:
+        return ContentValue.model_validate(self.model_dump(mode="json"))
 
 
 # -- names and delivery --------------------------------------------------------------------
@@ -160,13 +165,28 @@ class Acceptance(BaseModel):
 
 
 class SignOff(BaseModel):
-    """The professional's verdict on this version against the minimum requirement."""
+    """The professional's verdict on this version against the minimum requirement(s) theirs
+    to sign: those named in ``requirement_ids``, or (left out) every one that is theirs."""
 
     model_config = ConfigDict(extra="forbid")
 
     version: Version
     meets: bool
     reason: LongText | None = None
+    requirement_ids: list[Annotated[str, Field(min_length=1, max_length=8)]] | None = Field(
+        None, min_length=1, max_length=20
+    )
+
+
+class SignatoryIn(BaseModel):
+    """The professional who signs off a requirement in place of the one who set it: who they
+    sign in as (their token's subject), their name, and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subject: Text
+    name: Text
+    reason: LongText
 
 
 class Distribution(BaseModel):
@@ -216,6 +236,25 @@ class SignOffView(BaseModel):
     reason: str | None
     at: datetime
     by: str
+    #: The requirements it covers (None: every one, a sign-off from before plans knew them).
+    requirement_ids: list[str] | None = None
+
+    @classmethod
+    def of(cls, sign_off: dict[str, Any] | None) -> SignOffView | None:
+        if sign_off is None:
+            return None
+        return cls(
+            meets=sign_off["meets"],
+            reason=sign_off["reason"],
+            at=sign_off["at"],
+            by=sign_off["by"]["id"],
+            requirement_ids=sign_off.get("requirement_ids"),
+        )
+
+
+class RequirementSignOff(BaseModel):
+    requirement_id: str
+    sign_off: SignOffView | None
 
 
 class VersionView(BaseModel):
@@ -223,32 +262,33 @@ class VersionView(BaseModel):
     written_at: datetime
     written_by: str | None
     accepted: bool
+    #: The last sign-off of this version (any requirement); per requirement below.
     sign_off: SignOffView | None
+    sign_offs: list[RequirementSignOff]
     distributed_at: datetime | None
-    content: StoredContent
+    content: ContentValue
 
     @classmethod
     def of(cls, plan: Plan, number: int) -> VersionView:
         v = plan.written_version(number)
-        sign_off = plan.sign_off_of(number)
+        latest = [s for s in plan.sign_offs if s["version"] == number]
+        sign_off = latest[-1] if latest else None
         distribution = plan.distribution_of(number)
         return cls(
             version=number,
             written_at=v["written_at"],
             written_by=(v.get("written_by") or {}).get("id"),
             accepted=plan.accepted(number),
-            sign_off=(
-                SignOffView(
-                    meets=sign_off["meets"],
-                    reason=sign_off["reason"],
-                    at=sign_off["at"],
-                    by=sign_off["by"]["id"],
+            sign_off=SignOffView.of(sign_off),
+            sign_offs=[
+                RequirementSignOff(
+                    requirement_id=m.requirement_id,
+                    sign_off=SignOffView.of(plan.sign_off_of(number, m.requirement_id)),
                 )
-                if sign_off
-                else None
-            ),
+                for m in plan.requirements
+            ],
             distributed_at=distribution["at"] if distribution else None,
-            content=StoredContent.model_validate(v["content"]),
+            content=v["content"],
         )
 
 
@@ -260,6 +300,31 @@ class DeliveryView(BaseModel):
     status: DeliveryStatus
     detail: str | None
     at: datetime
+
+
+class QuestionView(BaseModel):
+    question_id: str
+    text: str
+
+
+class SetByView(BaseModel):
+    name: str
+    organisation: str
+    role: str
+
+
+class RequirementView(BaseModel):
+    """A minimum requirement as it is on the table: its text, who set it, and who signs it
+    off (the one who set it, or the professional the regional manager named in their place)."""
+
+    requirement_id: str
+    text: str
+    set_by: SetByView
+    #: Whether the setter's sign-in is known (else nobody may sign until one is named).
+    setter_signs: bool
+    #: The professional the regional manager named in their place (the reason is kept in the
+    #: store with the naming, not shown).
+    named_signatory: str | None
 
 
 class DistributionView(BaseModel):
@@ -276,6 +341,10 @@ class PlanView(BaseModel):
     #: The language copies are printed in: the family's, where Kring has text for it.
     document_language: str
     has_minimum_requirements: bool
+    #: Whether plans has the questions and requirements from intake yet (printed on copies).
+    clarification_known: bool
+    questions: list[QuestionView]
+    minimum_requirements: list[RequirementView]
     coordinator_ids: list[str]
     held_on: date | None
     participants: list[ParticipantView]
@@ -285,6 +354,8 @@ class PlanView(BaseModel):
     deliveries: list[DeliveryView]
     #: Why the current version cannot be distributed now; empty when it can.
     distribution_blocked_by: list[str]
+    #: When the family asked, at their own next meeting, for a revised plan not yet written.
+    revision_requested_at: datetime | None
 
     @classmethod
     def of(cls, plan: Plan) -> PlanView:
@@ -294,13 +365,32 @@ class PlanView(BaseModel):
             model=ConferenceModel(plan.model),
             document_language=language_of(plan),
             has_minimum_requirements=plan.has_minimum_requirements,
+            clarification_known=plan.clarification_known,
+            questions=[QuestionView(**q.model_dump()) for q in plan.questions],
+            minimum_requirements=[
+                RequirementView(
+                    requirement_id=m.requirement_id,
+                    text=m.text,
+                    set_by=SetByView(
+                        name=m.set_by.name, organisation=m.set_by.organisation, role=m.set_by.role
+                    ),
+                    setter_signs=m.set_by.subject is not None
+                    and m.requirement_id not in plan.signatories,
+                    named_signatory=(
+                        plan.signatories[m.requirement_id].name
+                        if m.requirement_id in plan.signatories
+                        else None
+                    ),
+                )
+                for m in plan.requirements
+            ],
             coordinator_ids=plan.coordinator_ids,
             held_on=plan.held_on,
             participants=[
                 ParticipantView(
                     participant_id=pid,
-                    role=p["role"] or "",
-                    organisation=p["organisation"],
+                    role=p.role,
+                    organisation=p.organisation,
                     consent_withdrawn=pid in plan.consent_withdrawn,
                     name_given=bool(plan.directory.get(pid, {}).get("name")),
                     channel=plan.directory.get(pid, {}).get("channel") or Channel.BY_HAND,
@@ -320,6 +410,7 @@ class PlanView(BaseModel):
             ],
             deliveries=deliveries_of(plan),
             distribution_blocked_by=plan.distribution_blockers(),
+            revision_requested_at=plan.revision_requested,
         )
 
 
@@ -328,7 +419,7 @@ def deliveries_of(plan: Plan, version: int | None = None) -> list[DeliveryView]:
         DeliveryView(
             version=d["version"],
             participant_id=d["participant_id"],
-            role=plan.participants.get(d["participant_id"], {}).get("role"),
+            role=_role(plan, d["participant_id"]),
             channel=d["channel"],
             status=d["status"],
             detail=d["detail"],
@@ -368,42 +459,43 @@ class PartnerCopy(BaseModel):
 
     @classmethod
     def of(cls, plan: Plan, number: int, yours: list[str]) -> PartnerCopy:
-        content = plan.written_version(number)["content"]
+        content: ContentValue = plan.written_version(number)["content"]
         distribution = plan.distribution_of(number)
 
         def role(pid: str) -> str:
-            return str(plan.participants.get(pid, {}).get("role") or "participant")
+            found = plan.participants.get(pid)
+            return found.role if found is not None else "participant"
 
         def organisation_of(pid: str) -> str | None:
-            if pid in plan.consent_withdrawn:
+            found = plan.participants.get(pid)
+            if found is None or pid in plan.consent_withdrawn:
                 return None
-            found = plan.participants.get(pid, {}).get("organisation")
-            return str(found) if found else None
+            return found.organisation or None
 
         return cls(
             case_id=plan.id,
             plan_version=number,
             distributed_at=distribution["at"] if distribution else None,
-            question=content.get("question"),
+            question=content.question,
             agreements=[
                 CopyAgreement(
-                    id=a["id"],
-                    who=[role(pid) for pid in a["who"]],
-                    organisations=sorted(
-                        {o for o in (organisation_of(pid) for pid in a["who"]) if o}
-                    ),
-                    what=a["what"],
-                    where=a.get("where"),
-                    when=When.model_validate(a["when"]) if a.get("when") else None,
+                    id=a.id,
+                    who=[role(pid) for pid in a.who],
+                    organisations=sorted({o for o in (organisation_of(p) for p in a.who) if o}),
+                    what=a.what,
+                    where=a.where,
+                    when=When.model_validate(a.when.model_dump()) if a.when else None,
                 )
-                for a in content["agreements"]
+                for a in content.agreements
+                if a.id
             ],
             your_agreements=yours,
-            if_something_does_not_work=content["if_something_does_not_work"],
-            watched_by=role(content["watched_by"]),
-            next_meeting_on=content.get("next_meeting_on"),
+            if_something_does_not_work=content.if_something_does_not_work,
+            watched_by=role(content.watched_by),
+            next_meeting_on=content.next_meeting_on,
             professional_support=[
-                Support.model_validate(s) for s in content["professional_support"]
+                Support(organisation=s.organisation, what=s.what)
+                for s in content.professional_support
             ],
         )
 
@@ -417,9 +509,13 @@ class CaseRow(BaseModel):
     distributed_version: int | None
 
 
-class Language(StrEnum):
-    NL = "nl"
-    EN = "en"
+#: The languages Kring prints a plan in (``services.plans.texts``).
+Language = StrEnum("Language", {code.upper(): code for code in LANGUAGES})  # type: ignore[misc]
+
+
+def _role(plan: Plan, participant_id: str) -> str | None:
+    known = plan.participants.get(participant_id)
+    return known.role if known else None
 
 
 PDF: Responses = {200: {"content": {"application/pdf": {}}}, **NOT_FOUND}
@@ -470,8 +566,7 @@ def router(app: PlansApplication) -> APIRouter:
     @api.post("/cases/{case_id}/plan", responses=command, openapi_extra=access(RULES, "write"))
     async def write(case_id: UUID, body: PlanContent, principal: Caller) -> PlanView:
         """Write up the plan; every write-up is a new version, the old ones stay readable."""
-        content: dict[str, Any] = body.model_dump(mode="json")
-        return PlanView.of(await run_sync(app.write, case_id, content, principal))
+        return PlanView.of(await run_sync(app.write, case_id, body.value(), principal))
 
     @api.get(
         "/cases/{case_id}/plan/versions/{version}",
@@ -494,10 +589,41 @@ def router(app: PlansApplication) -> APIRouter:
         "/cases/{case_id}/plan/sign-off", responses=command, openapi_extra=access(RULES, "sign_off")
     )
     async def sign_off(case_id: UUID, body: SignOff, principal: Caller) -> PlanView:
-        """A professional records that this (the current) version meets the minimum
-        requirement, or that it does not, with the reason."""
+        """The professional who set a minimum requirement (or the one the regional manager
+        named in their place) records that this (the current) version meets it, or that it
+        does not, with the reason."""
         return PlanView.of(
-            await run_sync(app.sign_off, case_id, body.version, body.meets, body.reason, principal)
+            await run_sync(
+                app.sign_off,
+                case_id,
+                body.version,
+                body.meets,
+                body.reason,
+                principal,
+                body.requirement_ids,
+            )
+        )
+
+    @api.post(
+        "/cases/{case_id}/plan/requirements/{requirement_id}/signatory",
+        responses=command,
+        openapi_extra=access(RULES, "signatory"),
+    )
+    async def name_signatory(
+        case_id: UUID, requirement_id: str, body: SignatoryIn, principal: Caller
+    ) -> PlanView:
+        """The regional manager names the professional who signs off this requirement in place
+        of the one who set it (recorded, with the reason); again to name another."""
+        return PlanView.of(
+            await run_sync(
+                app.name_signatory,
+                case_id,
+                requirement_id,
+                body.subject,
+                body.name,
+                body.reason,
+                principal,
+            )
         )
 
     @api.post(

@@ -14,11 +14,23 @@ from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
 from eventsourcing.persistence import IntegrityError
 
 from services.plans.access import RULES
-from services.plans.domain import Channel, DeliveryStatus, PartnerDirectory, Plan
+from services.plans.domain import (
+    VALUES,
+    Channel,
+    ConferenceQuestion,
+    DeliveryStatus,
+    MinimumRequirement,
+    PartnerDirectory,
+    Plan,
+    PlanContent,
+    PlanParticipant,
+    Professional,
+)
 from services.plans.views import PlansViews
 from shared.access import Facts
 from shared.actor import Actor, system_actor
 from shared.application import KringApplication
+from shared.claims import ClarificationForPlan
 from shared.clock import Clock, SystemClock
 from shared.envelope import Delivered
 from shared.errors import CaseNotFoundError, NotPermittedError
@@ -32,6 +44,7 @@ from shared.events import (
     ParticipantConsentWithdrawn,
     PartnerRegistered,
     PartnerRevoked,
+    PlanRevisionRequested,
     RequestReceived,
 )
 from shared.identity import Principal
@@ -62,11 +75,13 @@ class PlansApplication(KringApplication):
         ConferenceHeld: "on_conference_held",
         CaseEndedWithoutConference: "on_case_ended_without_conference",
         ParticipantConsentWithdrawn: "on_consent_withdrawn",
+        PlanRevisionRequested: "on_revision_requested",
         CaseErased: "on_case_erased",
         PartnerRegistered: "on_partner_registered",
         PartnerRevoked: "on_partner_revoked",
     }
     shared_aggregate_ids = frozenset({PARTNER_REGISTRY_ID})
+    value_types = VALUES
 
     def __init__(self, env: Mapping[str, str] | None = None, clock: Clock | None = None) -> None:
         super().__init__(env)
@@ -100,7 +115,12 @@ class PlansApplication(KringApplication):
         plan = self._open(event)
         plan.note_conference(
             held_on=event.held_on,
-            participants=[p.model_dump(mode="json") for p in event.participants],
+            participants=[
+                PlanParticipant(
+                    participant_id=p.participant_id, role=p.role.value, organisation=p.organisation
+                )
+                for p in event.participants
+            ],
             actor=self.system,
         )
         processing.collect_events(plan)
@@ -145,6 +165,17 @@ class PlansApplication(KringApplication):
             directory = PartnerDirectory(id=PARTNER_REGISTRY_ID)
         return directory
 
+    def on_revision_requested(
+        self, event: PlanRevisionRequested, processing: ProcessingEvent[UUID], _: Delivered
+    ) -> None:
+        """At their own next meeting the family asked for a revised plan: shown until the
+        coordinator writes the next version."""
+        plan = self._open(event)
+        plan.note_revision_requested(
+            requested_at=event.requested_at, timer_id=event.timer_id, actor=self.system
+        )
+        processing.collect_events(plan)
+
     def _open(self, event: IntegrationEvent) -> Plan:
         try:
             plan: Plan = self.repository.get(event.case_id)
@@ -161,7 +192,58 @@ class PlansApplication(KringApplication):
         self.save(plan)
         return plan
 
-    def write(self, case_id: UUID, content: dict[str, Any], principal: Principal) -> Plan:
+    def note_clarification(self, case_id: UUID, found: ClarificationForPlan) -> bool:
+        """Intake answered plans' claim check: keep the questions and requirements with the plan
+        (under the case's key, erased with it). False if the plan has them already, or is gone."""
+        for attempt in range(RECORD_TRIES):
+            try:
+                plan = self.get(case_id)
+            except CaseNotFoundError:
+                return False
+            if plan.clarification_known:
+                return False
+            plan.note_clarification(
+                questions=[ConferenceQuestion(**q.model_dump()) for q in found.questions],
+                requirements=[
+                    MinimumRequirement(
+                        requirement_id=m.requirement_id,
+                        text=m.text,
+                        set_by=Professional(**m.set_by.model_dump()),
+                    )
+                    for m in found.requirements
+                ],
+                actor=self.system,
+            )
+            try:
+                self.save(plan)
+                return True
+            except IntegrityError:
+                if attempt == RECORD_TRIES - 1:
+                    raise
+        return False  # pragma: no cover - the loop returns or raises
+
+    def name_signatory(
+        self,
+        case_id: UUID,
+        requirement_id: str,
+        subject: str,
+        name: str,
+        reason: str,
+        principal: Principal,
+    ) -> Plan:
+        plan, actor = self._permitted("signatory", case_id, principal)
+        plan.name_signatory(
+            requirement_id=requirement_id,
+            subject=subject,
+            name=name,
+            reason=reason,
+            at=self.clock.now(),
+            actor=actor.as_record(),
+        )
+        self.save(plan)
+        return plan
+
+    def write(self, case_id: UUID, content: PlanContent, principal: Principal) -> Plan:
         plan, actor = self._permitted("write", case_id, principal)
         plan.write(content=content, at=self.clock.now(), actor=actor.as_record())
         self.save(plan)
@@ -174,7 +256,13 @@ class PlansApplication(KringApplication):
         return plan
 
     def sign_off(
-        self, case_id: UUID, version: int, meets: bool, reason: str | None, principal: Principal
+        self,
+        case_id: UUID,
+        version: int,
+        meets: bool,
+        reason: str | None,
+        principal: Principal,
+        requirement_ids: list[str] | None = None,
     ) -> Plan:
         plan, actor = self._permitted("sign_off", case_id, principal)
         plan.sign_off(
@@ -183,6 +271,7 @@ class PlansApplication(KringApplication):
             reason=reason,
             at=self.clock.now(),
             actor=actor.as_record(),
+            requirement_ids=requirement_ids,
         )
         self.save(plan)
         return plan
@@ -311,7 +400,7 @@ class PlansApplication(KringApplication):
         try:
             plan: Plan = self.repository.get(case_id)
         except AggregateNotFoundError:
-            raise CaseNotFoundError(case_id) from None
+            raise self.missing(case_id) from None
         return plan
 
     def pending_emails(self) -> list[PendingEmail]:

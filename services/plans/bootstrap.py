@@ -5,6 +5,7 @@ from __future__ import annotations
 from services.plans import api, bus
 from services.plans.access import RULES
 from services.plans.app import PlansApplication
+from services.plans.claims import ClarificationFetcher
 from services.plans.delivery import DeliveryWorker
 from services.plans.mail import Mailer, SmtpMailer
 from services.plans.settings import PlansSettings
@@ -26,6 +27,11 @@ def build(
         tick_seconds=settings.delivery_tick_seconds,
         max_attempts=settings.delivery_max_attempts,
     )
+    fetcher = ClarificationFetcher(
+        app,
+        tick_seconds=settings.claim_tick_seconds,
+        timeout_seconds=settings.claim_timeout_seconds,
+    )
     return ServiceDefinition(
         settings=settings,
         app=app,
@@ -33,7 +39,8 @@ def build(
         router=api.router(app),
         follows=bus.FOLLOWS,
         history_rule=RULES["history"],
-        background=[app.views.follow, worker.deliver_plans],
+        background=[app.views.follow, worker.deliver_plans, fetcher.fetch_clarifications],
+        on_bus=[fetcher.attach],
         description="The plan: written up after the conference, versioned, signed off where a"
         " minimum requirement was set, distributed to every participant, delivered.",
     )

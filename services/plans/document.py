@@ -1,105 +1,42 @@
 """The printable plan: one version as HTML (jinja2, autoescaped) and PDF (fpdf2), in the family's
-language. Pure rendering from the aggregate's state; sending it is the delivery worker's job.
+language (``services.plans.texts``). Pure rendering from the aggregate's state; sending it is
+the delivery worker's job.
 
 Both formats are rendered from one ``PlanDocument``, so they never say different things.
 """
 
 from __future__ import annotations
 
-import unicodedata
+import functools
+import importlib.util
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from pathlib import Path
 
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date
 from jinja2 import DictLoader, Environment, select_autoescape
 
-from services.plans.domain import Plan
+from services.plans.domain import Plan, When
+from services.plans.texts import DEFAULT_LANGUAGE, LABELS, RIGHT_TO_LEFT, ROLES
 
-DEFAULT_LANGUAGE = "nl"
+__all__ = ["DEFAULT_LANGUAGE", "LABELS", "document_of", "language_of", "render_html", "render_pdf"]
 
-LABELS: dict[str, dict[str, str]] = {
-    "nl": {
-        "title": "Ons plan",
-        "version": "Versie {version}, opgeschreven op {written}",
-        "conference": "Conferentie gehouden op {held}",
-        "without_meeting": "Plan gemaakt zonder bijeenkomst",
-        "question": "De vraag",
-        "participants": "Wie deden er mee",
-        "agreements": "Afspraken",
-        "who": "Wie",
-        "what": "Wat",
-        "where": "Waar",
-        "when": "Wanneer",
-        "if_not": "Als iets niet lukt",
-        "watched_by": "Wie let erop dat de afspraken worden nagekomen",
-        "next_meeting": "We komen weer bij elkaar op",
-        "support": "Hulp van professionals die de familie koos",
-        "signed_off": "Een professional heeft op {at} vastgesteld dat dit plan aan de"
-        " minimumeis voldoet.",
-        "owned": "Dit plan is van iedereen die het maakte. Iedere deelnemer krijgt een kopie.",
-        "mail_subject": "Jullie plan (versie {version})",
-        "mail_text": "In de bijlage staat het plan dat jullie samen hebben gemaakt"
-        " (versie {version}).\n\nMet vriendelijke groet,\nde coördinator",
-    },
-    "en": {
-        "title": "Our plan",
-        "version": "Version {version}, written up on {written}",
-        "conference": "Conference held on {held}",
-        "without_meeting": "Plan made without a meeting",
-        "question": "The question",
-        "participants": "Who took part",
-        "agreements": "Agreements",
-        "who": "Who",
-        "what": "What",
-        "where": "Where",
-        "when": "When",
-        "if_not": "If something does not work",
-        "watched_by": "Who watches that the agreements are kept",
-        "next_meeting": "We meet again on",
-        "support": "Professional support the family chose",
-        "signed_off": "On {at} a professional confirmed that this plan meets the minimum"
-        " requirement.",
-        "owned": "This plan belongs to everyone who made it. Every participant gets a copy.",
-        "mail_subject": "Your plan (version {version})",
-        "mail_text": "Attached is the plan you made together (version {version}).\n\n"
-        "Kind regards,\nyour coordinator",
-    },
-}
 
-ROLES: dict[str, dict[str, str]] = {
-    "nl": {
-        "central_person": "centrale persoon",
-        "family": "familielid",
-        "network": "iemand uit het netwerk",
-        "child": "kind",
-        "professional": "professional",
-        "expert": "deskundige",
-        "victim": "slachtoffer",
-        "offender": "dader",
-        "pupil": "leerling",
-        "teacher": "leerkracht",
-    },
-    "en": {
-        "central_person": "central person",
-        "family": "family member",
-        "network": "someone from the network",
-        "child": "child",
-        "professional": "professional",
-        "expert": "expert",
-        "victim": "victim",
-        "offender": "offender",
-        "pupil": "pupil",
-        "teacher": "teacher",
-    },
-}
+def _primary(code: str) -> str:
+    return code.lower().replace("_", "-").split("-")[0]
+
+
+def requested_language(plan: Plan, wanted: str | None = None) -> str:
+    """``wanted``, else the family's language (the first one the request gave), as asked."""
+    return _primary(wanted or (plan.languages[0] if plan.languages else DEFAULT_LANGUAGE))
 
 
 def language_of(plan: Plan, wanted: str | None = None) -> str:
-    """``wanted``, else the family's language (the first one the request gave); anything Kring
-    has no text for falls back to Dutch."""
-    candidate = wanted or (plan.languages[0] if plan.languages else "")
-    primary = candidate.lower().replace("_", "-").split("-")[0]
-    return primary if primary in LABELS else DEFAULT_LANGUAGE
+    """The language a copy prints in: the one asked for where Kring has text for it, else
+    Dutch (and the copy says so)."""
+    candidate = requested_language(plan, wanted)
+    return candidate if candidate in LABELS else DEFAULT_LANGUAGE
 
 
 @dataclass
@@ -117,6 +54,21 @@ class AgreementLines:
 
 
 @dataclass
+class QuestionLines:
+    label: str
+    text: str
+    #: "Agreements for this question: 1, 3", or None where none says it answers it.
+    answered_by: str | None
+
+
+@dataclass
+class RequirementLines:
+    text: str
+    set_by: str
+    signed_off: str | None
+
+
+@dataclass
 class PlanDocument:
     language: str
     title: str
@@ -129,26 +81,36 @@ class PlanDocument:
     closing: list[str] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
     written_at: datetime | None = None
+    #: ``rtl`` for Arabic, else ``ltr``.
+    direction: str = "ltr"
+    #: Said on the copy when it prints in Dutch because the language asked for has no texts.
+    fallback_note: str | None = None
+    questions: list[QuestionLines] = field(default_factory=list)
+    requirements: list[RequirementLines] = field(default_factory=list)
 
 
 def document_of(plan: Plan, version: int, language: str | None = None) -> PlanDocument:
     """What a copy of ``version`` says, with names as they may be printed now: a participant
-    whose name was not given, or who withdrew consent to share their details, appears by role."""
+    whose name was not given, or who withdrew consent to share their details, appears by role.
+    The conference questions (each with the agreements that answer it) and the minimum
+    requirements come from the clarification, as intake gave them to plans."""
+    asked = requested_language(plan, language)
     lang = language_of(plan, language)
     labels, roles = LABELS[lang], ROLES[lang]
     written = plan.written_version(version)
-    content: dict[str, Any] = written["content"]
+    content = written["content"]
 
     def person(participant_id: str) -> str:
-        role = plan.participants.get(participant_id, {}).get("role") or ""
+        known = plan.participants.get(participant_id)
+        role = known.role if known else ""
         return plan.printed_name(participant_id) or roles.get(role, role)
 
-    def when(value: dict[str, Any] | None) -> str | None:
-        if not value:
+    def when(value: When | None) -> str | None:
+        if value is None:
             return None
-        if value.get("on"):
-            return _date(date.fromisoformat(value["on"]), lang)
-        return str(value.get("recurring")) if value.get("recurring") else None
+        if value.on is not None:
+            return _date(value.on, lang)
+        return value.recurring
 
     written_on = _date(written["written_at"], lang)
     heading = [labels["version"].format(version=version, written=written_on)]
@@ -157,66 +119,128 @@ def document_of(plan: Plan, version: int, language: str | None = None) -> PlanDo
     else:
         heading.append(labels["without_meeting"])
     sections = []
-    if content.get("if_something_does_not_work"):
-        sections.append(Line(labels["if_not"], content["if_something_does_not_work"]))
-    sections.append(Line(labels["watched_by"], person(content["watched_by"])))
-    if content.get("next_meeting_on"):
-        next_meeting = date.fromisoformat(content["next_meeting_on"])
-        sections.append(Line(labels["next_meeting"], _date(next_meeting, lang)))
+    if content.if_something_does_not_work:
+        sections.append(Line(labels["if_not"], content.if_something_does_not_work))
+    sections.append(Line(labels["watched_by"], person(content.watched_by)))
+    if content.next_meeting_on:
+        sections.append(Line(labels["next_meeting"], _date(content.next_meeting_on, lang)))
+    questions = []
+    for n, question in enumerate(plan.questions, start=1):
+        numbers = [
+            str(i)
+            for i, a in enumerate(content.agreements, start=1)
+            if question.question_id in a.answers
+        ]
+        questions.append(
+            QuestionLines(
+                label=labels["question_n"].format(n=n),
+                text=question.text,
+                answered_by=(
+                    labels["answered_by"].format(numbers=", ".join(numbers)) if numbers else None
+                ),
+            )
+        )
+    requirements = []
+    for requirement in plan.requirements:
+        sign_off = plan.sign_off_of(version, requirement.requirement_id)
+        by = requirement.set_by
+        requirements.append(
+            RequirementLines(
+                text=requirement.text,
+                set_by=labels["set_by"].format(who=f"{by.name} ({by.role}, {by.organisation})"),
+                signed_off=(
+                    labels["signed_off"].format(at=_date(sign_off["at"], lang))
+                    if sign_off is not None and sign_off["meets"]
+                    else None
+                ),
+            )
+        )
     closing = []
-    sign_off = plan.sign_off_of(version)
-    if sign_off is not None and sign_off["meets"]:
-        closing.append(labels["signed_off"].format(at=_date(sign_off["at"], lang)))
+    if not plan.requirements:
+        # Signed off before plans knew the requirements' text: said as it always was.
+        sign_off = plan.sign_off_of(version)
+        if sign_off is not None and sign_off["meets"]:
+            closing.append(labels["signed_off"].format(at=_date(sign_off["at"], lang)))
     closing.append(labels["owned"])
+    fallback = None
+    if asked != lang:
+        fallback = LABELS[DEFAULT_LANGUAGE]["fallback"].format(language=_language_name(asked))
     return PlanDocument(
         language=lang,
         title=labels["title"],
         lines=heading,
-        question=content.get("question"),
+        # A version written before the questions came from intake keeps the one it copied.
+        question=content.question if not plan.questions else None,
         participants=[person(pid) for pid in plan.participants],
         agreements=[
             AgreementLines(
-                who=", ".join(person(pid) for pid in a["who"]),
-                what=a["what"],
-                where=a.get("where"),
-                when=when(a.get("when")),
+                who=", ".join(person(pid) for pid in a.who),
+                what=a.what,
+                where=a.where,
+                when=when(a.when),
             )
-            for a in content["agreements"]
+            for a in content.agreements
         ],
         sections=sections,
-        support=[
-            f"{s['organisation']}: {s['what']}" for s in content.get("professional_support", [])
-        ],
+        support=[f"{s.organisation}: {s.what}" for s in content.professional_support],
         closing=closing,
         labels=labels,
         written_at=written["written_at"],
+        direction="rtl" if lang in RIGHT_TO_LEFT else "ltr",
+        fallback_note=fallback,
+        questions=questions,
+        requirements=requirements,
     )
 
 
-MONTHS = {
-    "nl": "januari februari maart april mei juni juli augustus september oktober november december",
-    "en": "January February March April May June July August September October November December",
-}
-
-
 def _date(value: date | datetime, language: str) -> str:
-    return f"{value.day} {MONTHS[language].split()[value.month - 1]} {value.year}"
+    day = value.date() if isinstance(value, datetime) else value
+    return str(format_date(day, format="long", locale=language))
+
+
+def _language_name(code: str) -> str:
+    """The language's name in Dutch, with its code ("Duits, de"); the code alone if unknown."""
+    try:
+        name = Locale.parse(code).get_display_name(DEFAULT_LANGUAGE)
+    except (UnknownLocaleError, ValueError, TypeError):
+        return code
+    return f"{name}, {code}" if name else code
 
 
 TEMPLATE = """<!doctype html>
-<html lang="{{ doc.language }}">
+<html lang="{{ doc.language }}" dir="{{ doc.direction }}">
 <head><meta charset="utf-8"><title>{{ doc.title }}</title>
 <style>
-body { font-family: sans-serif; max-width: 42em; margin: 2em auto; line-height: 1.4; }
+body { font-family: "DejaVu Sans", sans-serif; max-width: 42em; margin: 2em auto;
+  line-height: 1.4; }
 h1 { margin-bottom: 0.2em; } .meta { color: #555; margin: 0; }
 li { margin-bottom: 0.6em; } dt { font-weight: bold; margin-top: 0.8em; }
+.minimum { border: 2px solid #333; padding: 0.2em 1em; }
+.note { font-style: italic; }
 </style></head>
 <body>
+{% if doc.fallback_note %}<p class="note" lang="nl" dir="ltr">{{ doc.fallback_note }}</p>
+{% endif %}
 <h1>{{ doc.title }}</h1>
 {% for line in doc.lines %}<p class="meta">{{ line }}</p>
 {% endfor %}
-{% if doc.question %}<h2>{{ doc.labels.question }}</h2>
+{% if doc.questions %}<h2>{{ doc.labels.questions if doc.questions|length > 1
+  else doc.labels.question }}</h2>
+<ol class="questions">
+{% for q in doc.questions %}<li><strong>{{ q.label }}</strong>: {{ q.text }}
+{% if q.answered_by %}<br>{{ q.answered_by }}{% endif %}</li>
+{% endfor %}
+</ol>
+{% elif doc.question %}<h2>{{ doc.labels.question }}</h2>
 <p>{{ doc.question }}</p>
+{% endif %}
+{% if doc.requirements %}<section class="minimum">
+<h2>{{ doc.labels.minimum }}</h2>
+<p>{{ doc.labels.minimum_intro }}</p>
+<ul>{% for m in doc.requirements %}<li><strong>{{ m.text }}</strong><br>{{ m.set_by }}
+{% if m.signed_off %}<br>{{ m.signed_off }}{% endif %}</li>
+{% endfor %}</ul>
+</section>
 {% endif %}
 <h2>{{ doc.labels.participants }}</h2>
 <ul>{% for p in doc.participants %}<li>{{ p }}</li>{% endfor %}</ul>
@@ -250,7 +274,24 @@ def render_html(document: PlanDocument) -> str:
     return _templates.get_template("plan.html").render(doc=document)
 
 
+#: The PDF's font: DejaVu Sans, which has Latin (Frisian, Turkish and Polish letters included)
+#: and Arabic with its joining forms. It comes inside matplotlib's wheel (``mpl-data``), found
+#: without importing matplotlib.
+FONT_FAMILY = "DejaVuSans"
+FONT_FILES = {"": "DejaVuSans.ttf", "B": "DejaVuSans-Bold.ttf"}
+
+
+@functools.cache
+def font_folder() -> Path:
+    spec = importlib.util.find_spec("matplotlib")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("matplotlib (which ships the DejaVu fonts) is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "mpl-data" / "fonts" / "ttf"
+
+
 def render_pdf(document: PlanDocument) -> bytes:
+    """The same copy as a PDF, in DejaVu Sans, shaped by HarfBuzz (fpdf2 with uharfbuzz), so
+    Arabic letters join as they should; Arabic lines run from the right."""
     # Imported on first use: fpdf2 with fontTools is ~20 MB of a service that otherwise idles
     # at ~70 MB, and a PDF is rendered only when a copy is e-mailed or downloaded.
     from fpdf import FPDF
@@ -260,25 +301,56 @@ def render_pdf(document: PlanDocument) -> bytes:
     if document.written_at is not None:
         # The same version renders to the same bytes, whenever it is asked for.
         pdf.set_creation_date(document.written_at)
+    for style, file in FONT_FILES.items():
+        pdf.add_font(FONT_FAMILY, style, font_folder() / file)
+    rtl = document.direction == "rtl"
+    pdf.set_text_shaping(use_shaping_engine=True, direction="rtl" if rtl else "ltr")
     pdf.set_margins(20, 20, 20)
     pdf.add_page()
+    align = "R" if rtl else "L"
+    # fpdf2's line layout puts a leading dash of a right-to-left line on the wrong side: lists
+    # in Arabic go without one.
+    bullet = "" if rtl else "- "
 
     def text(value: str, size: int = 11, style: str = "", gap: float = 1.5) -> None:
-        pdf.set_font("Helvetica", style=style, size=size)
-        pdf.multi_cell(0, size * 0.5, _printable(value), new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font(FONT_FAMILY, style=style, size=size)
+        pdf.multi_cell(0, size * 0.5, value, align=align, new_x="LMARGIN", new_y="NEXT")
         pdf.ln(gap)
 
     labels = document.labels
+    if document.fallback_note:
+        pdf.set_text_shaping(use_shaping_engine=True, direction="ltr")
+        pdf.set_font(FONT_FAMILY, size=9)
+        pdf.multi_cell(0, 4.5, document.fallback_note, new_x="LMARGIN", new_y="NEXT")
+        pdf.ln(2)
+        pdf.set_text_shaping(use_shaping_engine=True, direction="rtl" if rtl else "ltr")
     text(document.title, size=20, style="B", gap=3)
     for line in document.lines:
         text(line, size=10, gap=0.5)
     pdf.ln(3)
-    if document.question:
+    if document.questions:
+        heading = labels["questions"] if len(document.questions) > 1 else labels["question"]
+        text(heading, size=14, style="B")
+        for question in document.questions:
+            text(f"{question.label}: {question.text}", gap=0.5)
+            if question.answered_by:
+                text(question.answered_by, size=10, gap=0.5)
+            pdf.ln(1.5)
+    elif document.question:
         text(labels["question"], size=14, style="B")
         text(document.question)
+    if document.requirements:
+        text(labels["minimum"], size=14, style="B")
+        text(labels["minimum_intro"], size=10)
+        for requirement in document.requirements:
+            text(requirement.text, style="B", gap=0.5)
+            text(requirement.set_by, size=10, gap=0.5)
+            if requirement.signed_off:
+                text(requirement.signed_off, size=10, gap=0.5)
+            pdf.ln(1.5)
     text(labels["participants"], size=14, style="B")
     for participant in document.participants:
-        text(f"- {participant}", gap=0.5)
+        text(f"{bullet}{participant}", gap=0.5)
     pdf.ln(2)
     text(labels["agreements"], size=14, style="B")
     for number, agreement in enumerate(document.agreements, start=1):
@@ -294,55 +366,8 @@ def render_pdf(document: PlanDocument) -> bytes:
     if document.support:
         text(labels["support"], size=12, style="B", gap=0.5)
         for support in document.support:
-            text(f"- {support}", gap=0.5)
+            text(f"{bullet}{support}", gap=0.5)
         pdf.ln(2)
     for line in document.closing:
         text(line, size=10)
     return bytes(pdf.output())
-
-
-#: Typographic characters outside Latin-1, and letters NFKD does not reduce to a Latin-1 one.
-_PLAIN = str.maketrans(
-    {
-        "\u2018": "'",
-        "\u2019": "'",
-        "\u201c": '"',
-        "\u201d": '"',
-        "\u2013": "-",
-        "\u2014": "-",
-        "\u2026": "...",
-        "\u2022": "-",
-        "\u20ac": "EUR",
-        "\u0142": "l",
-        "\u0141": "L",
-        "\u0111": "d",
-        "\u0110": "D",
-        "\u0131": "i",
-        "\u0153": "oe",
-        "\u0152": "OE",
-    }
-)
-
-
-def _printable(value: str) -> str:
-    """The PDF's built-in font covers Latin-1 only: keep what it can print, reduce accented
-    letters outside it to their base letter, and print '?' for the rest (the HTML copy prints
-    every script)."""
-    out = []
-    for char in value.translate(_PLAIN):
-        if _latin1(char):
-            out.append(char)
-            continue
-        base = "".join(
-            c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c)
-        )
-        out.append(base if base and all(_latin1(c) for c in base) else "?")
-    return "".join(out)
-
-
-def _latin1(char: str) -> bool:
-    try:
-        char.encode("latin-1")
-    except UnicodeEncodeError:
-        return False
-    return True

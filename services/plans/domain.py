@@ -26,9 +26,11 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
+from pydantic import Field
 
-from shared.errors import DomainRuleError, InvalidFieldError, NotFoundError
+from shared.errors import DomainRuleError, InvalidFieldError, NotFoundError, NotPermittedError
 from shared.identity import fold
+from shared.values import Value
 
 
 class Stage(StrEnum):
@@ -59,7 +61,126 @@ class DeliveryStatus(StrEnum):
 #: A copy in one of these states has reached (or is on its way to) its recipient.
 DONE = frozenset({DeliveryStatus.SENT, DeliveryStatus.DELIVERED})
 
-#: Who may do what is ``services.plans.access``: the rules below take a permitted actor.
+#: Who may do what is ``services.plans.access``: the rules below take a permitted actor. One
+#: rule joins the actor to the case's facts and so lives here: a minimum requirement's sign-off
+#: belongs to the professional who set it, or to one the regional manager named in their place.
+
+
+# -- values ------------------------------------------------------------------------------------
+class PlanParticipant(Value):
+    """Someone who took part (or a central person): a role and, for a professional or expert
+    who did not withdraw sharing, an organisation. Names are in the directory, not here."""
+
+    stored_as = "plans.participant"
+
+    participant_id: str
+    role: str
+    organisation: str | None = None
+
+
+class ConferenceQuestion(Value):
+    """A conference question (conferentievraag) as the regional manager clarified it; the
+    plan answers it. ``question_id`` is ``q<n>`` in the clarification's order."""
+
+    stored_as = "plans.question"
+
+    question_id: str
+    text: str
+
+
+class Professional(Value):
+    stored_as = "plans.professional"
+
+    name: str
+    organisation: str
+    role: str
+    #: Who they sign in as; None where the regional manager did not record it.
+    subject: str | None = None
+
+
+class MinimumRequirement(Value):
+    """A condition every safe plan must meet (minimumeis), on the table for everyone: its text
+    is printed on every copy. ``requirement_id`` is ``m<n>``."""
+
+    stored_as = "plans.minimum_requirement"
+
+    requirement_id: str
+    text: str
+    set_by: Professional
+
+
+class Signatory(Value):
+    """A professional the regional manager named to sign off a requirement in place of the one
+    who set it (away, left the organisation, never a Kring user), with why."""
+
+    stored_as = "plans.signatory"
+
+    subject: str
+    name: str
+    reason: str
+    named_by: str
+    at: datetime
+
+
+class When(Value):
+    stored_as = "plans.when"
+
+    on: date | None = None
+    recurring: str | None = None
+
+
+class Agreement(Value):
+    """Who does what, where and when (afspraak); ``answers``: the conference questions it
+    answers. ``id`` is None only in a write-up, for a new agreement."""
+
+    stored_as = "plans.agreement"
+
+    id: str | None = None
+    who: list[str] = Field(min_length=1)
+    what: str
+    where: str | None = None
+    when: When | None = None
+    answers: list[str] = Field(default_factory=list)
+
+
+class Support(Value):
+    stored_as = "plans.support"
+
+    organisation: str
+    what: str
+
+
+class PlanContent(Value):
+    """What one version of the plan says."""
+
+    stored_as = "plans.content"
+
+    agreements: list[Agreement] = Field(min_length=1)
+    if_something_does_not_work: str
+    watched_by: str
+    next_meeting_on: date | None = None
+    professional_support: list[Support] = Field(default_factory=list)
+    #: The one question a coordinator copied onto versions written before the questions came
+    #: from intake; later versions leave it out.
+    question: str | None = None
+
+
+VALUES: tuple[type[Value], ...] = (
+    PlanParticipant,
+    ConferenceQuestion,
+    Professional,
+    MinimumRequirement,
+    Signatory,
+    When,
+    Agreement,
+    Support,
+    PlanContent,
+)
+
+
+class RequirementNotFoundError(NotFoundError):
+    def __init__(self, case_id: UUID, requirement_id: str) -> None:
+        super().__init__(f"case {case_id} has no minimum requirement {requirement_id!r}")
 
 
 class VersionNotFoundError(NotFoundError):
@@ -82,11 +203,20 @@ class Plan(Aggregate):
         self.coordinator_ids: list[str] = []
         self.held_on: date | None = None
         self.ending: str | None = None
-        #: participant id -> {"role", "organisation"}: who took part, and every central person.
-        self.participants: dict[str, dict[str, str | None]] = {}
+        #: Who took part, and every central person, by participant id.
+        self.participants: dict[str, PlanParticipant] = {}
         self.consent_withdrawn: list[str] = []
         #: participant id -> {"name", "channel", "email", "address"}: kept here only.
         self.directory: dict[str, dict[str, str | None]] = {}
+        #: The conference questions and minimum requirements, from intake (a claim check).
+        self.clarification_known = False
+        self.questions: list[ConferenceQuestion] = []
+        self.requirements: list[MinimumRequirement] = []
+        #: requirement id -> the professional named to sign it off in place of its setter.
+        self.signatories: dict[str, Signatory] = {}
+        #: When the family, at their own next meeting, asked for a revised plan.
+        self.revisions_requested: list[datetime] = []
+        #: Version dicts: {"version", "content": PlanContent, "written_at", "written_by"}.
         self.versions: list[dict[str, Any]] = []
         self.acceptances: list[dict[str, Any]] = []
         self.sign_offs: list[dict[str, Any]] = []
@@ -129,23 +259,51 @@ class Plan(Aggregate):
     def note_coordinator(self, *, coordinator_ids: list[str], actor: dict[str, str]) -> None:
         self.coordinator_ids = coordinator_ids
 
-    @event("ConferenceNoted")
+    class ConferenceNoted(Aggregate.Event):
+        """Version 2 keeps the participants as values; version 1 kept dicts, or none at all
+        (stored before ConferenceHeld named its participants)."""
+
+        class_version = 2
+        held_on: date
+        actor: dict[str, str]
+        participants: list[PlanParticipant]
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["participants"] = [
+                PlanParticipant.model_validate(
+                    {
+                        "participant_id": p["participant_id"],
+                        "role": p["role"],
+                        "organisation": p.get("organisation"),
+                    }
+                )
+                for p in state.get("participants") or []
+            ]
+
+    @event(ConferenceNoted)
     def note_conference(
-        self,
-        *,
-        held_on: date,
-        actor: dict[str, str],
-        # Default: absent in events stored before ConferenceHeld named its participants.
-        participants: list[dict[str, Any]] | None = None,
+        self, *, held_on: date, actor: dict[str, str], participants: list[PlanParticipant]
     ) -> None:
         self.held_on = held_on
-        for p in participants or []:
-            self.participants[p["participant_id"]] = {
-                "role": p["role"],
-                "organisation": p.get("organisation"),
-            }
+        for p in participants:
+            self.participants[p.participant_id] = p
         if self.stage is Stage.AWAITING_CONFERENCE:
             self.stage = Stage.CONFERENCE_HELD
+
+    @event("ClarificationNoted")
+    def note_clarification(
+        self,
+        *,
+        questions: list[ConferenceQuestion],
+        requirements: list[MinimumRequirement],
+        actor: dict[str, str],
+    ) -> None:
+        """Intake's answer to plans' claim check: the questions the plan answers and the
+        requirements it must meet, as the regional manager clarified them."""
+        self.clarification_known = True
+        self.questions = list(questions)
+        self.requirements = list(requirements)
 
     @event("EndedWithoutConference")
     def note_ended_without_conference(self, *, ending: str, actor: dict[str, str]) -> None:
@@ -159,6 +317,21 @@ class Plan(Aggregate):
     ) -> None:
         if participant_id not in self.consent_withdrawn:
             self.consent_withdrawn.append(participant_id)
+
+    @event("RevisionRequestNoted")
+    def note_revision_requested(
+        self, *, requested_at: datetime, timer_id: str, actor: dict[str, str]
+    ) -> None:
+        self.revisions_requested.append(requested_at)
+
+    @property
+    def revision_requested(self) -> datetime | None:
+        """A revised plan the family asked for at their next meeting, not yet written: when."""
+        if not self.revisions_requested:
+            return None
+        last = max(self.revisions_requested)
+        written = self.versions[-1]["written_at"] if self.versions else None
+        return last if written is None or written < last else None
 
     # -- the coordinator: names and delivery channels -----------------------------------
     def record_recipients(self, *, entries: list[dict[str, Any]], actor: dict[str, str]) -> None:
@@ -184,10 +357,10 @@ class Plan(Aggregate):
             raise InvalidFieldError(
                 ("recipients", i, "role"), "a participant new to the plan needs a role"
             )
-        if known is not None and entry.get("role") not in (None, known["role"]):
+        if known is not None and entry.get("role") not in (None, known.role):
             raise InvalidFieldError(
                 ("recipients", i, "role"),
-                f"the conference recorded this participant as {known['role']}: leave role out",
+                f"the conference recorded this participant as {known.role}: leave role out",
             )
 
     @event("RecipientsRecorded")
@@ -195,10 +368,9 @@ class Plan(Aggregate):
         for entry in entries:
             pid = entry["participant_id"]
             if pid not in self.participants:
-                self.participants[pid] = {
-                    "role": entry["role"],
-                    "organisation": entry.get("organisation"),
-                }
+                self.participants[pid] = PlanParticipant(
+                    participant_id=pid, role=entry["role"], organisation=entry.get("organisation")
+                )
             self.directory[pid] = {
                 "name": entry.get("name"),
                 "channel": entry.get("channel", Channel.BY_HAND.value),
@@ -207,7 +379,7 @@ class Plan(Aggregate):
             }
 
     # -- writing -------------------------------------------------------------------------
-    def write(self, *, content: dict[str, Any], at: datetime, actor: dict[str, str]) -> int:
+    def write(self, *, content: PlanContent, at: datetime, actor: dict[str, str]) -> int:
         """Write up a new version. Returns its number. Agreements without an id get a new one;
         an agreement carried over from an earlier version keeps its id, so a follow-up can
         record one outcome per agreement across revisions."""
@@ -223,17 +395,25 @@ class Plan(Aggregate):
         self._written(version=len(self.versions) + 1, content=content, at=at, actor=actor)
         return len(self.versions)
 
-    def check_content(self, content: dict[str, Any]) -> dict[str, Any]:
-        """Check every participant and agreement id the content names; give new agreements
-        their ids. Returns the content to store."""
-        earlier_ids = {a["id"] for v in self.versions for a in v["content"]["agreements"]}
-        next_number = 1 + max((_number(i) for i in earlier_ids), default=0)
+    def check_content(self, content: PlanContent) -> PlanContent:
+        """Check every participant, agreement and question id the content names; give new
+        agreements their ids. Returns the content to store."""
+        earlier_ids = {a.id for v in self.versions for a in v["content"].agreements}
+        next_number = 1 + max((_number(i) for i in earlier_ids if i), default=0)
+        question_ids = [q.question_id for q in self.questions]
         seen: set[str] = set()
         agreements = []
-        for i, agreement in enumerate(content["agreements"]):
-            for j, who in enumerate(agreement["who"]):
+        for i, agreement in enumerate(content.agreements):
+            for j, who in enumerate(agreement.who):
                 self.check_participant(who, ("agreements", i, "who", j))
-            agreement_id = agreement.get("id")
+            for j, answered in enumerate(agreement.answers):
+                if answered not in question_ids:
+                    known = ", ".join(question_ids) or "none yet: intake has not answered"
+                    raise InvalidFieldError(
+                        ("agreements", i, "answers", j),
+                        f"unknown question {answered!r}: this case's questions are {known}",
+                    )
+            agreement_id = agreement.id
             if agreement_id is None:
                 agreement_id = f"a{next_number}"
                 next_number += 1
@@ -246,15 +426,17 @@ class Plan(Aggregate):
             if agreement_id in seen:
                 raise InvalidFieldError(("agreements", i, "id"), f"{agreement_id!r} appears twice")
             seen.add(agreement_id)
-            agreements.append(agreement | {"id": agreement_id})
-        self.check_participant(content["watched_by"], ("watched_by",))
-        next_meeting = content.get("next_meeting_on")
-        if next_meeting and self.held_on and date.fromisoformat(next_meeting) < self.held_on:
+            agreements.append(
+                agreement.but(id=agreement_id, answers=list(dict.fromkeys(agreement.answers)))
+            )
+        self.check_participant(content.watched_by, ("watched_by",))
+        next_meeting = content.next_meeting_on
+        if next_meeting and self.held_on and next_meeting < self.held_on:
             raise InvalidFieldError(
                 ("next_meeting_on",),
                 f"the next meeting cannot be before the conference ({self.held_on.isoformat()})",
             )
-        return content | {"agreements": agreements}
+        return content.but(agreements=agreements)
 
     def check_participant(self, participant_id: str, loc: Sequence[str | int]) -> None:
         if participant_id not in self.participants:
@@ -262,9 +444,23 @@ class Plan(Aggregate):
                 loc, f"unknown participant {participant_id!r}: not a participant of this case"
             )
 
-    @event("Written")
+    class Written(Aggregate.Event):
+        """Version 2 keeps the content as a value (agreements answer questions by id); version 1
+        kept a dict, read as the same value."""
+
+        class_version = 2
+        version: int
+        content: PlanContent
+        at: datetime
+        actor: dict[str, str]
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["content"] = PlanContent.model_validate(state["content"])
+
+    @event(Written)
     def _written(
-        self, *, version: int, content: dict[str, Any], at: datetime, actor: dict[str, str]
+        self, *, version: int, content: PlanContent, at: datetime, actor: dict[str, str]
     ) -> None:
         self.versions.append(
             {"version": version, "content": content, "written_at": at, "written_by": actor}
@@ -284,26 +480,132 @@ class Plan(Aggregate):
     def _accepted(self, *, version: int, at: datetime, actor: dict[str, str]) -> None:
         self.acceptances.append({"version": version, "at": at, "by": actor})
 
-    def sign_off(
-        self, *, version: int, meets: bool, reason: str | None, at: datetime, actor: dict[str, str]
+    def name_signatory(
+        self,
+        *,
+        requirement_id: str,
+        subject: str,
+        name: str,
+        reason: str,
+        at: datetime,
+        actor: dict[str, str],
     ) -> None:
-        """A professional records whether this version meets the minimum requirement. A
-        refusal, with its reason, blocks distribution until a new version is signed off."""
+        """The regional manager names the professional who signs off a requirement in place of
+        the one who set it; recorded with why. Again to name another."""
+        requirement = self.requirement(requirement_id)
+        if not reason.strip():
+            raise InvalidFieldError(("reason",), "naming another professional needs a reason")
+        if subject == requirement.set_by.subject and requirement_id not in self.signatories:
+            raise DomainRuleError(
+                f"{subject} set requirement {requirement_id}: the sign-off is theirs already"
+            )
+        self._signatory_named(
+            requirement_id=requirement_id,
+            signatory=Signatory(
+                subject=subject, name=name, reason=reason, named_by=actor["id"], at=at
+            ),
+            actor=actor,
+        )
+
+    @event("SignatoryNamed")
+    def _signatory_named(
+        self, *, requirement_id: str, signatory: Signatory, actor: dict[str, str]
+    ) -> None:
+        self.signatories[requirement_id] = signatory
+
+    def requirement(self, requirement_id: str) -> MinimumRequirement:
+        found = next((m for m in self.requirements if m.requirement_id == requirement_id), None)
+        if found is None:
+            raise RequirementNotFoundError(self.id, requirement_id)
+        return found
+
+    def signatory_of(self, requirement: MinimumRequirement) -> str | None:
+        """Who signs this requirement off: the professional named in place of its setter, or
+        the one who set it (None: nobody yet, the regional manager names one)."""
+        named = self.signatories.get(requirement.requirement_id)
+        return named.subject if named is not None else requirement.set_by.subject
+
+    def check_may_sign(self, requirement: MinimumRequirement, actor: dict[str, str]) -> None:
+        if actor.get("id") == self.signatory_of(requirement):
+            return
+        named = self.signatories.get(requirement.requirement_id)
+        who = (
+            f"{named.name}, named by the regional manager in place of {requirement.set_by.name}"
+            if named is not None
+            else f"{requirement.set_by.name} ({requirement.set_by.organisation}), who set it,"
+            " or a professional the regional manager names in their place"
+        )
+        raise NotPermittedError(
+            f"signing off minimum requirement {requirement.requirement_id} needs {who}"
+        )
+
+    def sign_off(
+        self,
+        *,
+        version: int,
+        meets: bool,
+        reason: str | None,
+        at: datetime,
+        actor: dict[str, str],
+        requirement_ids: Sequence[str] | None = None,
+    ) -> list[str]:
+        """A professional records whether this version meets the minimum requirement(s) they
+        may sign: the ones named, or every one that is theirs. A refusal, with its reason,
+        blocks distribution until a new version is signed off. Returns the requirement ids."""
         self.check_request_known()
         if not self.has_minimum_requirements:
             raise DomainRuleError("no minimum requirement was set for this case: nothing to sign")
-        self.check_current(version, "signed off")
-        earlier = self.sign_off_of(version)
-        if earlier is not None:
-            verdict = "meets" if earlier["meets"] else "does not meet"
+        if not self.clarification_known:
             raise DomainRuleError(
-                f"version {version} was already signed off ({verdict} the minimum requirement)"
+                "plans has not yet received the minimum requirements from intake: try again shortly"
             )
+        self.check_current(version, "signed off")
+        if requirement_ids is None:
+            targets = [
+                m for m in self.requirements if actor.get("id") == self.signatory_of(m)
+            ] or self.requirements[:1]
+        else:
+            targets = []
+            for i, requirement_id in enumerate(requirement_ids):
+                try:
+                    targets.append(self.requirement(requirement_id))
+                except RequirementNotFoundError as missing:
+                    raise InvalidFieldError(("requirement_ids", i), str(missing)) from None
+        for requirement in targets:
+            self.check_may_sign(requirement, actor)
+        for requirement in targets:
+            earlier = self.sign_off_of(version, requirement.requirement_id)
+            if earlier is not None:
+                verdict = "meets" if earlier["meets"] else "does not meet"
+                raise DomainRuleError(
+                    f"version {version} was already signed off ({verdict} minimum requirement"
+                    f" {requirement.requirement_id})"
+                )
         if not meets and not (reason or "").strip():
             raise InvalidFieldError(("reason",), "a refusal needs its reason")
-        self._signed_off(version=version, meets=meets, reason=reason, at=at, actor=actor)
+        ids = [m.requirement_id for m in targets]
+        self._signed_off(
+            version=version, meets=meets, reason=reason, at=at, actor=actor, requirement_ids=ids
+        )
+        return ids
 
-    @event("SignedOff")
+    class SignedOff(Aggregate.Event):
+        """Version 2 names the requirements signed off; a version 1 sign-off (before plans knew
+        the requirements) covers every requirement of its version."""
+
+        class_version = 2
+        version: int
+        meets: bool
+        reason: str | None
+        at: datetime
+        actor: dict[str, str]
+        requirement_ids: list[str] | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["requirement_ids"] = None
+
+    @event(SignedOff)
     def _signed_off(
         self,
         *,
@@ -312,9 +614,17 @@ class Plan(Aggregate):
         reason: str | None,
         at: datetime,
         actor: dict[str, str],
+        requirement_ids: list[str] | None,
     ) -> None:
         self.sign_offs.append(
-            {"version": version, "meets": meets, "reason": reason, "at": at, "by": actor}
+            {
+                "version": version,
+                "meets": meets,
+                "reason": reason,
+                "at": at,
+                "by": actor,
+                "requirement_ids": requirement_ids,
+            }
         )
 
     # -- distribution ----------------------------------------------------------------------
@@ -341,9 +651,9 @@ class Plan(Aggregate):
         recipients = [
             {
                 "participant_id": pid,
-                "role": p["role"],
+                "role": p.role,
                 # A participant who withdrew sharing consent is not named by organisation.
-                "organisation": None if pid in self.consent_withdrawn else p["organisation"],
+                "organisation": None if pid in self.consent_withdrawn else p.organisation,
                 "channel": self.directory.get(pid, {}).get("channel") or Channel.BY_HAND.value,
             }
             for pid, p in self.participants.items()
@@ -352,8 +662,8 @@ class Plan(Aggregate):
             version=current["version"],
             recipients=recipients,
             shared_with_organisations=organisations,
-            next_meeting_on=current["content"].get("next_meeting_on"),
-            agreement_ids=[a["id"] for a in current["content"]["agreements"]],
+            next_meeting_on=_iso(current["content"].next_meeting_on),
+            agreement_ids=[a.id for a in current["content"].agreements if a.id],
             model=self.model,
             at=at,
             actor=actor,
@@ -368,7 +678,7 @@ class Plan(Aggregate):
                     }
                     for organisation in organisations
                 ],
-                next_meeting_on=current["content"].get("next_meeting_on"),
+                next_meeting_on=_iso(current["content"].next_meeting_on),
                 model=self.model,
                 at=at,
                 actor=actor,
@@ -385,14 +695,15 @@ class Plan(Aggregate):
         theirs = {
             pid
             for pid, p in self.participants.items()
-            if p.get("organisation")
-            and fold(str(p["organisation"])) in known
+            if p.organisation
+            and fold(p.organisation) in known
             and pid not in self.consent_withdrawn
         }
+        content: PlanContent = version["content"]
         return [
-            {"agreement_id": a["id"], "on": (a.get("when") or {}).get("on")}
-            for a in version["content"]["agreements"]
-            if theirs & set(a["who"])
+            {"agreement_id": a.id, "on": _iso(a.when.on) if a.when else None}
+            for a in content.agreements
+            if a.id and theirs & set(a.who)
         ]
 
     @event("Shared")
@@ -461,18 +772,32 @@ class Plan(Aggregate):
             blockers.append(
                 f"version {version} has not been accepted by the family: record the acceptance"
             )
+        if self.request_known and not self.clarification_known:
+            blockers.append(
+                "plans has not yet received the conference questions and minimum requirements"
+                " from intake (they are printed on every copy): try again shortly"
+            )
         if self.has_minimum_requirements:
-            sign_off = self.sign_off_of(version)
+            blockers += self._sign_off_blockers(version)
+        return blockers
+
+    def _sign_off_blockers(self, version: int) -> list[str]:
+        blockers = []
+        candidates: list[MinimumRequirement | None] = [*self.requirements] or [None]
+        for requirement in candidates:
+            requirement_id = requirement.requirement_id if requirement else None
+            sign_off = self.sign_off_of(version, requirement_id)
+            which = f" ({requirement_id})" if requirement_id else ""
             if sign_off is None:
                 blockers.append(
-                    "a minimum requirement was set: a professional must first record that"
-                    f" version {version} meets it"
+                    f"a minimum requirement{which} was set: a professional must first record"
+                    f" that version {version} meets it"
                 )
             elif not sign_off["meets"]:
                 blockers.append(
                     f"a professional found that version {version} does not meet the minimum"
-                    f" requirement ({sign_off['reason']}): write a new version and have it"
-                    " signed off"
+                    f" requirement{which} ({sign_off['reason']}): write a new version and have"
+                    " it signed off"
                 )
         return blockers
 
@@ -599,8 +924,22 @@ class Plan(Aggregate):
     def accepted(self, version: int) -> bool:
         return any(a["version"] == version for a in self.acceptances)
 
-    def sign_off_of(self, version: int) -> dict[str, Any] | None:
-        return next((s for s in self.sign_offs if s["version"] == version), None)
+    def sign_off_of(self, version: int, requirement_id: str | None = None) -> dict[str, Any] | None:
+        """The sign-off of ``version`` covering the requirement (any, without one); a sign-off
+        recorded before plans knew the requirements covers them all."""
+        return next(
+            (
+                s
+                for s in self.sign_offs
+                if s["version"] == version
+                and (
+                    requirement_id is None
+                    or s["requirement_ids"] is None
+                    or requirement_id in s["requirement_ids"]
+                )
+            ),
+            None,
+        )
 
     def distribution_of(self, version: int) -> dict[str, Any] | None:
         return next((d for d in self.distributions if d["version"] == version), None)
@@ -641,6 +980,10 @@ class Plan(Aggregate):
             raise DomainRuleError(
                 f"only the current version ({current}) can be {wanted}, not version {version}"
             )
+
+
+def _iso(day: date | None) -> str | None:
+    return day.isoformat() if day else None
 
 
 def _number(agreement_id: str) -> int:

@@ -26,6 +26,12 @@ class PlansSettings(ServiceSettings):
     delivery_max_attempts: int = Field(
         5, ge=1, validation_alias="KRING_PLANS_DELIVERY_MAX_ATTEMPTS"
     )
+    #: How often plans asks intake for the questions and requirements of plans lacking them.
+    claim_tick_seconds: float = Field(1.0, gt=0, validation_alias="KRING_PLANS_CLAIM_TICK_SECONDS")
+    #: How long one such request waits for intake's answer.
+    claim_timeout_seconds: float = Field(
+        2.0, gt=0, validation_alias="KRING_PLANS_CLAIM_TIMEOUT_SECONDS"
+    )
 
     @field_validator("smtp_from")
     @classmethod

@@ -63,21 +63,32 @@ PENDING_EMAILS = Table(
     key=("case_id", "version", "participant_id"),
     indexes=(("seq",),),
 )
+#: One row per plan that heard of its accepted request and lacks the clarification's questions
+#: and requirements: the claim check's work (``claims.py``), until intake answers.
+AWAITING_CLARIFICATION = Table(
+    "awaiting_clarification",
+    columns("case_id:uuid", "seq:int"),
+    key=("case_id",),
+    indexes=(("seq",),),
+)
 SHOWN = ("case_id", "model", "stage", "current_version", "distributed", "distributed_version")
 ASSIGNED = "case_id IN (SELECT case_id FROM {case_coordinators} WHERE coordinator_id = %s)"
 
 
 class PlansViews(ReadModel):
-    tables = (CASES, CASE_COORDINATORS, PENDING_EMAILS)
+    #: Version 2: the plans awaiting their clarification.
+    version = 2
+    tables = (CASES, CASE_COORDINATORS, PENDING_EMAILS, AWAITING_CLARIFICATION)
     handles = (
         Plan.Opened,  # type: ignore[attr-defined]
         Plan.RequestNoted,
         Plan.CoordinatorNoted,  # type: ignore[attr-defined]
-        Plan.ConferenceNoted,  # type: ignore[attr-defined]
+        Plan.ConferenceNoted,
         Plan.EndedWithoutConference,  # type: ignore[attr-defined]
-        Plan.Written,  # type: ignore[attr-defined]
+        Plan.Written,
         Plan.Distributed,  # type: ignore[attr-defined]
         Plan.DeliveryRecorded,  # type: ignore[attr-defined]
+        Plan.ClarificationNoted,  # type: ignore[attr-defined]
     )
 
     def apply(self, event: Any, position: int, w: Writer) -> None:
@@ -100,13 +111,16 @@ class PlansViews(ReadModel):
         elif isinstance(event, Plan.RequestNoted):
             region = event.region
             w.update("cases", where, region=region, region_key=fold(region) if region else None)
+            w.insert("awaiting_clarification", case_id=case_id, seq=position)
+        elif isinstance(event, Plan.ClarificationNoted):  # type: ignore[attr-defined]
+            w.delete("awaiting_clarification", case_id=case_id)
         elif isinstance(event, Plan.CoordinatorNoted):  # type: ignore[attr-defined]
             ids = list(event.coordinator_ids)
             w.update("cases", where, coordinator_ids=ids)
             w.delete("case_coordinators", case_id=case_id)
             for coordinator_id in ids:
                 w.insert("case_coordinators", case_id=case_id, coordinator_id=coordinator_id)
-        elif isinstance(event, Plan.ConferenceNoted):  # type: ignore[attr-defined]
+        elif isinstance(event, Plan.ConferenceNoted):
             row = w.one("cases", case_id=case_id)
             if row is not None and row["stage"] == Stage.AWAITING_CONFERENCE:
                 w.update("cases", where, stage=Stage.CONFERENCE_HELD.value)
@@ -114,7 +128,7 @@ class PlansViews(ReadModel):
             with_plan = event.ending == "plan_without_meeting"
             stage = Stage.WITHOUT_MEETING if with_plan else Stage.STOPPED
             w.update("cases", where, stage=stage.value)
-        elif isinstance(event, Plan.Written):  # type: ignore[attr-defined]
+        elif isinstance(event, Plan.Written):
             w.update("cases", where, stage=Stage.WRITTEN.value, current_version=event.version)
         elif isinstance(event, Plan.Distributed):  # type: ignore[attr-defined]
             w.update(
@@ -180,3 +194,9 @@ class PlansViews(ReadModel):
         return self.select(
             "pending_emails", Clause("1 = 1"), order=("seq", "case_id", "participant_id")
         )
+
+    def awaiting_clarification(self) -> list[UUID]:
+        """The plans that heard of their accepted request and lack its clarification, in the
+        order they heard of it."""
+        rows = self.select("awaiting_clarification", Clause("1 = 1"), order=("seq", "case_id"))
+        return [row["case_id"] for row in rows]

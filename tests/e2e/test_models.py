@@ -89,9 +89,24 @@ async def test_each_model_runs_from_request_to_follow_up(
     assigned = next(e for e in mine if e["type"] == "nl.kring.coordinator-assigned.v1")
     assert len(assigned["data"]["coordinator_ids"]) == scenario.coordinators_needed
 
-    # The plan's copies: HTML and PDF, names printed, in the family's language.
-    html = _get(system, "plans", f"/cases/{case}/plan/document.html", region).text
+    # The informational talk came first, and acceptance waited for it.
+    request = _get(system, "intake", f"/cases/{case}", region).json()
+    assert [t["outcome"] for t in request["informational_talks"]] == list(scenario.talks)
+    assert request["stage"] == "accepted" and not request["waiting_for_talk"]
+    # Everyone confirmed was informed before the conference was scheduled.
+    listed = _get(system, "coordination", f"/cases/{case}/participants", region).json()
+    assert all(p["informed_on"] for p in listed) and len(listed) == len(scenario.people)
+    coordination_view = _get(system, "coordination", f"/cases/{case}", region).json()
+    assert coordination_view["passed_over"] is not None  # the regional manager sees why
+
+    # The plan's copies: HTML and PDF, names printed, in the family's language, with both
+    # questions (each with the agreements answering it) and the minimum requirement.
+    html = _get(system, "plans", f"/cases/{case}/plan/document.html?version=1", region).text
     assert "Ons plan" in html and all(p.name in html for p in scenario.people)
+    assert "De vragen" in html and "Afspraken bij deze vraag" in html
+    assert scenario.question in html and scenario.second_question in html
+    for requirement in scenario.minimum_requirements:
+        assert requirement["requirement"] in html and "Minimumeis" in html
     pdf = _get(system, "plans", f"/cases/{case}/plan/document.pdf", region)
     assert pdf.headers["content-type"] == "application/pdf" and pdf.content.startswith(b"%PDF")
 
@@ -103,10 +118,27 @@ async def test_each_model_runs_from_request_to_follow_up(
         assert (copy["channel"], copy["status"]) == (
             ("email", "sent") if p.email else ("by_hand", "delivered")
         )
-    received = [m["To"] for m in system.mailbox.messages]
-    assert sorted(p.email for p in scenario.people if p.email) == sorted(
-        to for to in received if to in {p.email for p in scenario.people}
-    )
+    # One e-mail per distributed version (the family model's revised plan went out too).
+    versions = 2 if scenario.revision_at_next_meeting else 1
+    emails = {p.email for p in scenario.people if p.email}
+    received = Counter(m["To"] for m in system.mailbox.messages if m["To"] in emails)
+    assert received == dict.fromkeys(emails, versions)
+
+    # The family's own next meeting, recorded as a contact; where they asked for it, a
+    # revised plan followed.
+    follow_up = _get(system, "followup", f"/cases/{case}", region).json()
+    [meeting] = follow_up["meetings"]
+    assert meeting["held"] and set(meeting["agreements"]) == set(follow_up["agreement_ids"])
+    plan = _get(system, "plans", f"/cases/{case}/plan", region).json()
+    assert plan["clarification_known"] and len(plan["questions"]) == 2
+    if scenario.revision_at_next_meeting:
+        assert len(plan["versions"]) == 2 and plan["revision_requested_at"] is None
+        assert [d["version"] for d in plan["distributions"]] == [1, 2]
+        assert follow_up["plan_version"] == 2
+        assert "nl.kring.plan-revision-requested.v1" in types
+    else:
+        assert len(plan["versions"]) == 1
+        assert "nl.kring.plan-revision-requested.v1" not in types
 
     # The follow-up conference: a new case in intake, linked both ways.
     new_case = run.follow_up_case_id
@@ -136,7 +168,11 @@ async def test_each_model_runs_from_request_to_follow_up(
     steps = {(e["service"], e["type"]) for e in trail}
     for wanted in [
         ("intake", "Accepted"),
+        ("intake", "InformationalTalkHeld"),
         ("intake", "FollowUpOpened"),
+        ("coordination", "ParticipantInformed"),
+        ("plans", "ClarificationNoted"),
+        ("followup", "MeetingRecorded"),
         ("coordination", "ConferenceHeld"),
         ("plans", "Distributed"),
         ("followup", "Due"),

@@ -122,19 +122,21 @@ FOLLOWS: dict[str, tuple[str, ...]] = {
 #: (follower, origin) for every durable consumer.
 CONSUMERS = [(service, origin) for service in SERVICES for origin in FOLLOWS[service]]
 
-#: Steps ``run_case`` marks for one case through follow-up (19 with a professional's sign-off):
-#: what the fault plan's shares are shares of.
-STEPS_PER_CASE = 18
+#: Steps ``run_case`` marks for one case through follow-up (22 with a professional's sign-off,
+#: 23 with the family's revised plan): what the fault plan's shares are shares of.
+STEPS_PER_CASE = 21
 POISON_PREFIX = "poison-"
 
 
 @dataclass(frozen=True)
 class Reaction:
-    """A follower records one of ``events`` on the case for each ``upstream`` event of it."""
+    """A follower records one of ``events`` on the case for each ``upstream`` event of it (for
+    the first only, with ``once``)."""
 
     upstream: str
     follower: str
     events: tuple[str, ...]
+    once: bool = False
 
 
 REACTIONS = (
@@ -145,11 +147,15 @@ REACTIONS = (
     Reaction(
         "nl.kring.plan-distributed.v1", "followup", ("FollowUp.Opened", "FollowUp.RevisedPlanNoted")
     ),
-    # Once per case (a later version does not end the task again); one version per case here.
+    # Once per case: a later version (the family model's revised plan) does not end it again.
     Reaction(
-        "nl.kring.plan-distributed.v1", "coordination", ("CoordinatedCase.CoordinatorTaskEnded",)
+        "nl.kring.plan-distributed.v1",
+        "coordination",
+        ("CoordinatedCase.CoordinatorTaskEnded",),
+        once=True,
     ),
     Reaction("nl.kring.follow-up-conference-requested.v1", "intake", ("Request.FollowUpOpened",)),
+    Reaction("nl.kring.plan-revision-requested.v1", "plans", ("Plan.RevisionRequestNoted",)),
 )
 
 
@@ -918,6 +924,8 @@ def analyse(
         cases = {case for (kind, case) in upstream if kind == reaction.upstream} | set(recorded)
         for case in cases:
             wanted, done = upstream[(reaction.upstream, case)], recorded[case]
+            if reaction.once:
+                wanted = min(wanted, 1)
             checks.reactions_checked += done
             what = f"{reaction.follower} {'/'.join(reaction.events)} for {case}: {done}x, "
             if done > wanted:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -178,11 +179,16 @@ async def with_flowing_cases(
     case_ids = [await submit_and_accept(services["intake"]) for _ in range(CASES)]
     js = await as_admin(own_nats, stack)
 
+    def clarified() -> bool:
+        # Plans asks intake for each case's questions (a claim check, off the stream).
+        plans = services["plans"].app
+        return all(plans.get(uuid.UUID(c)).clarification_known for c in case_ids)
+
     async def settled() -> bool:
         ids = await ids_on_stream(own_nats)
         # Per case: RequestSubmitted and RequestReceived from intake, CoordinatorAssigned from
         # coordination.
-        return len(ids) == 3 * CASES and await all_applied(js)
+        return len(ids) == 3 * CASES and await all_applied(js) and clarified()
 
     await eventually(settled, what="every case assigned and applied by every consumer")
     return services, case_ids, js

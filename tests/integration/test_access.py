@@ -34,7 +34,7 @@ from tests.factories import (
     request_received,
 )
 from tests.tokens import bearer
-from tests.unit.test_plans_rules import conference, content
+from tests.unit.test_plans_rules import clarification, conference, content, content_body
 
 README = Path(__file__).parents[2] / "README.md"
 REGION, OTHER_REGION = "Utrecht", "Texel"
@@ -54,6 +54,10 @@ BODIES: dict[tuple[str, str, str], Any] = {
     ("intake", "POST", "/cases/{case_id}/clarify"): CLARIFICATION,
     ("intake", "POST", "/cases/{case_id}/withdraw"): {"reason": "solved"},
     ("intake", "POST", "/cases/{case_id}/erase"): {"reason": "other"},
+    ("intake", "POST", "/cases/{case_id}/informational-talk"): {
+        "held_on": TODAY,
+        "outcome": "go_ahead",
+    },
     ("coordination", "POST", "/coordinators"): {
         "coordinator_id": COORDINATOR,
         "regions": [REGION],
@@ -74,6 +78,10 @@ BODIES: dict[tuple[str, str, str], Any] = {
         "share_details": True
     },
     ("coordination", "POST", "/cases/{case_id}/participants/{participant_id}/decline"): {},
+    ("coordination", "POST", "/cases/{case_id}/participants/{participant_id}/informed"): {},
+    ("coordination", "POST", "/cases/{case_id}/participants/{participant_id}/not-informed"): {
+        "reason": "abroad"
+    },
     (
         "coordination",
         "POST",
@@ -93,7 +101,12 @@ BODIES: dict[tuple[str, str, str], Any] = {
     ("plans", "POST", "/cases/{case_id}/plan/recipients"): {
         "recipients": [{"participant_id": "p-johan"}]
     },
-    ("plans", "POST", "/cases/{case_id}/plan"): content(),
+    ("plans", "POST", "/cases/{case_id}/plan"): content_body(),
+    ("plans", "POST", "/cases/{case_id}/plan/requirements/{requirement_id}/signatory"): {
+        "subject": "jz-bram",
+        "name": "Bram",
+        "reason": "Anna is away",
+    },
     ("plans", "POST", "/cases/{case_id}/plan/accept"): {"version": 1},
     ("plans", "POST", "/cases/{case_id}/plan/sign-off"): {"version": 1, "meets": True},
     ("plans", "POST", "/cases/{case_id}/plan/distribute"): {},
@@ -117,6 +130,7 @@ BODIES: dict[tuple[str, str, str], Any] = {
         "url": "https://partner.example.org/kring"
     },
     ("partners", "POST", "/partners/{organisation}/replay"): {"since": "2026-01-01T00:00:00Z"},
+    ("followup", "POST", "/cases/{case_id}/next-meeting"): {"held": False},
 }
 
 
@@ -174,6 +188,7 @@ async def seed_plans(definition: ServiceDefinition, http: httpx.AsyncClient) -> 
     app = definition.app
     case_id = uuid.uuid4()
     app.process(delivered(request_received(case_id), next(_positions)))
+    app.note_clarification(case_id, clarification(minimum=True))
     app.process(delivered(coordinator_assigned(case_id), next(_positions)))
     app.process(delivered(conference(case_id), next(_positions), origin="coordination"))
     if not app.partners().is_active(ORGANISATION):
@@ -182,7 +197,12 @@ async def seed_plans(definition: ServiceDefinition, http: httpx.AsyncClient) -> 
     app.write(case_id, content(), coordinator)
     app.accept(case_id, 1, coordinator)
     app.distribute(case_id, [ORGANISATION], coordinator)
-    return {"case_id": str(case_id), "version": "1", "organisation": ORGANISATION}
+    return {
+        "case_id": str(case_id),
+        "version": "1",
+        "organisation": ORGANISATION,
+        "requirement_id": "m1",
+    }
 
 
 def principal_of(coordinator: str) -> Any:

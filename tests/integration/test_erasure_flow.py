@@ -113,3 +113,54 @@ async def test_a_case_erased_before_it_was_published_never_reaches_the_stream(
         await eventually(erasure_published, timeout=30, what="the erasure published")
         assert [e["type"] for e in await published()] == ["nl.kring.case-erased.v1"]
         assert "Utrecht" not in json.dumps(await published())
+
+
+async def test_every_service_answers_410_for_an_erased_case_it_never_held(
+    own_nats: NatsServer, tmp_path: Path
+) -> None:
+    """A request erased before acceptance: only intake ever held it. Coordination, plans and
+    followup record the erasure all the same, and from then on tell "erased" (410) from
+    "never existed" (404) as intake does."""
+    from services.followup.bootstrap import build as build_followup
+    from services.followup.settings import FollowupSettings
+    from services.plans.bootstrap import build as build_plans
+    from services.plans.settings import PlansSettings
+
+    def settings(cls: Any, identity: str) -> Any:
+        return cls(**own_nats.settings(identity), data_dir=tmp_path)
+
+    async with (
+        running(build_intake(settings(IntakeSettings, "intake"))) as intake,
+        running(build_coordination(settings(CoordinationSettings, "coordination"))) as coord,
+        running(build_plans(settings(PlansSettings, "plans"))) as plans,
+        running(build_followup(settings(FollowupSettings, "followup"))) as followup,
+    ):
+        created = await intake.http.post("/cases", json=REQUEST_BODY, headers=headers())
+        case_id = created.json()["case_id"]
+        never = "00000000-0000-4000-8000-000000000001"
+        erased = await intake.http.post(
+            f"/cases/{case_id}/erase", json={"reason": "requested_by_person"}, headers=MANAGER
+        )
+        assert erased.status_code == 200, erased.text
+        others = {"coordination": coord, "plans": plans, "followup": followup}
+
+        async def erased_everywhere() -> bool:
+            for service in others.values():
+                state = (await service.http.get(f"/cases/{case_id}/erasure")).json()
+                if not state["erased"]:
+                    return False
+            return True
+
+        await eventually(erased_everywhere, what="every service recorded the erasure")
+        for name, service in {"intake": intake, **others}.items():
+            state = (await service.http.get(f"/cases/{case_id}/erasure")).json()
+            assert state["known"] is (name == "intake"), name
+            assert await status(service, f"/cases/{case_id}") == 410, name
+            assert await status(service, f"/cases/{never}") == 404, name
+        assert await status(plans, f"/cases/{case_id}/plan") == 410
+        assert await status(plans, f"/cases/{case_id}/plan/document.pdf") == 410
+        assert await status(coord, f"/cases/{case_id}/participants") == 410
+        refused = await coord.http.post(
+            f"/cases/{case_id}/contact", headers=headers("c1", "coordinator")
+        )
+        assert refused.status_code == 410

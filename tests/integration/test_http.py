@@ -97,8 +97,8 @@ async def _coordination_with_case(
     coordination: Running, **request: Any
 ) -> tuple[str, dict[str, str]]:
     """One coordinator in Utrecht (the four-field body older callers send), one case assigned
-    to them, first contact made, a central person, a family member and a professional invited
-    and confirmed. Returns the case id and the participant ids by role."""
+    to them, first contact made, a central person, a family member and a professional invited,
+    confirmed and informed. Returns the case id and the participant ids by role."""
     pool = {"coordinator_id": "c1", "regions": ["Utrecht"], "languages": ["nl"], "capacity": 3}
     response = await coordination.http.post("/coordinators", json=pool, headers=headers())
     assert response.status_code == 201, response.text
@@ -129,6 +129,10 @@ async def _coordination_with_case(
             headers=coordinator,
         )
         assert confirmed.status_code == 200, confirmed.text
+        informed = await coordination.http.post(
+            f"{case}/participants/{ids[role]}/informed", headers=coordinator
+        )
+        assert informed.status_code == 200 and informed.json()["informed_on"], informed.text
     return str(event.case_id), ids
 
 

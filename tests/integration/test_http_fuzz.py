@@ -15,7 +15,7 @@ import os
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from itertools import product
 from pathlib import Path
 from typing import Any
@@ -51,7 +51,7 @@ from tests.factories import (
     request_received,
 )
 from tests.tokens import bearer
-from tests.unit.test_plans_rules import conference, content
+from tests.unit.test_plans_rules import clarification, conference, content
 
 EXAMPLES = int(os.environ.get("KRING_FUZZ_EXAMPLES", "30"))
 #: The partner organisation the seeded plans are shared with, and the partners service knows.
@@ -115,6 +115,12 @@ def seed_intake(definition: ServiceDefinition, http: Http) -> Seeded:
         case_id = created.json()["case_id"]
         for step in steps:
             body = scenarios.clarification_body(family) if step == "clarify" else None
+            if step == "accept":  # the family asked for an informational talk first
+                talk = {"held_on": date.today().isoformat(), "outcome": "go_ahead"}
+                held = http.post(
+                    f"/cases/{case_id}/informational-talk", json=talk, headers=headers()
+                )
+                assert held.status_code == 200, held.text
             done = http.post(f"/cases/{case_id}/{step}", json=body, headers=headers())
             assert done.status_code == 200, done.text
         cases.append(case_id)
@@ -155,6 +161,7 @@ def seed_plans(definition: ServiceDefinition, http: Http) -> Seeded:
     cases = [uuid.uuid4(), uuid.uuid4(), uuid.uuid4()]
     for n, case_id in enumerate(cases):
         app.process(delivered(request_received(case_id), 10 + n))
+        app.note_clarification(case_id, clarification(minimum=True))
         app.process(delivered(conference(case_id), 10 + n, origin="coordination"))
         app.process(delivered(coordinator_assigned(case_id), 20 + n, origin="coordination"))
     app.write(cases[1], content(), COORDINATOR)

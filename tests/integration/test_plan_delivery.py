@@ -23,7 +23,7 @@ from shared.store import eventsourcing_env
 from tests.factories import coordinator_assigned, delivered, headers, principal, request_received
 from tests.harness import running
 from tests.servers import Mailbox, NatsServer, free_port, smtp_server
-from tests.unit.test_plans_rules import PLAN, conference, content
+from tests.unit.test_plans_rules import PLAN, clarification, conference, content
 
 COORDINATOR = principal("c1", "coordinator")
 REFUSED = "refused@example.org"
@@ -51,6 +51,7 @@ def app(tmp_path: Path) -> Iterator[PlansApplication]:
 def distributed_case(app: PlansApplication, addresses: dict[str, str]) -> uuid.UUID:
     case_id = uuid.uuid4()
     app.process(delivered(request_received(case_id), 1))
+    app.note_clarification(case_id, clarification())
     app.process(delivered(coordinator_assigned(case_id), 1, origin="coordination"))
     app.process(delivered(conference(case_id), 2, origin="coordination"))
     app.record_recipients(

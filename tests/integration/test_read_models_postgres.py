@@ -57,7 +57,7 @@ class Stores:
             service_name=name,
             store=StoreKind.POSTGRES,
             postgres_url=SecretStr(self.url),
-            oidc_issuer="-",
+            oidc_issuer="http://issuer.invalid",
             cipher_key=SecretStr(KEYS[name]),
         )
         app = APPS[name](env=eventsourcing_env(settings), clock=self.clock)  # type: ignore[call-arg]

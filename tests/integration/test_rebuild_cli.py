@@ -35,7 +35,10 @@ APPS: dict[str, Any] = {
 def open_app(data: Path, name: str, clock: Any = None) -> Any:
     key = (data / "keys" / f"{name}.key").read_text().strip()
     settings = ServiceSettings(
-        service_name=name, data_dir=data, oidc_issuer="-", cipher_key=SecretStr(key)
+        service_name=name,
+        data_dir=data,
+        oidc_issuer="http://issuer.invalid",
+        cipher_key=SecretStr(key),
     )
     return APPS[name](env=eventsourcing_env(settings), clock=clock)
 

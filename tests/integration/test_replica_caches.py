@@ -58,11 +58,11 @@ def test_a_case_submitted_or_erased_through_one_replica_shows_so_in_the_others_l
 ) -> None:
     first, second = two(IntakeApplication, url)
     try:
-        assert second.cases(MANAGER) == []
+        assert second.views.cases(MANAGER) == []
         case_id = first.submit(MANAGER, **REQUEST_BODY, informational_talk=False)
-        assert [row["case_id"] for row in second.cases(MANAGER)] == [case_id]
+        assert [row["case_id"] for row in second.views.cases(MANAGER)] == [case_id]
         first.erase_case(case_id, next(iter(ErasureReason)), MANAGER)
-        assert second.cases(MANAGER) == []
+        assert second.views.cases(MANAGER) == []
     finally:
         first.close()
         second.close()

@@ -55,9 +55,14 @@ class Case:
         )
         return pid
 
-    def confirmed(self, role: str, organisation: str | None = None, share: bool = True) -> str:
+    def confirmed(
+        self, role: str, organisation: str | None = None, share: bool = True, inform: bool = True
+    ) -> str:
+        """Invited, confirmed, and (unless ``inform`` is false) informed by the coordinator."""
         pid = self.invite(role, organisation=organisation)
         self.app.confirm(self.id, pid, share, COORDINATOR)
+        if inform:
+            self.app.record_informed(self.id, pid, None, COORDINATOR)
         return pid
 
     def schedule(self) -> None:
@@ -73,7 +78,7 @@ def test_participants_get_short_opaque_ids_and_start_invited(make_app: Any) -> N
     first, second = case.invite("central_person"), case.invite("family")
     assert (first, second) == ("p1", "p2")
     p = case.app.get(case.id).participants[first]
-    assert (p["invitation"], p["take_part"], p["share_details"]) == ("invited", False, False)
+    assert (p.invitation, p.take_part, p.share_details) == ("invited", False, False)
 
 
 def test_participants_are_invited_only_once_a_coordinator_is_assigned_and_not_after_the_end(
@@ -107,7 +112,7 @@ def test_a_decline_is_respected_and_never_pressed(make_app: Any) -> None:
         case.app.decline(case.id, pid, "", COORDINATOR)
     # Only the participant themself changes their answer.
     changed = case.app.confirm(case.id, pid, False, participant(case.id, pid))
-    assert changed.participants[pid]["invitation"] == "confirmed"
+    assert changed.participants[pid].invitation == "confirmed"
     with pytest.raises(DomainRuleError, match="already confirmed"):
         case.app.confirm(case.id, pid, False, COORDINATOR)
 
@@ -117,7 +122,7 @@ def test_withdrawing_consent_to_share_stops_sharing_and_is_published(make_app: A
     pid = case.confirmed("professional", organisation="Jeugdzorg Utrecht", share=True)
     case.app.withdraw_consent(case.id, pid, "share_details", participant(case.id, pid))
     p = case.app.get(case.id).participants[pid]
-    assert (p["share_details"], p["take_part"], p["withdrawn"]) == (False, True, ["share_details"])
+    assert (p.share_details, p.take_part, p.withdrawn) == (False, True, ["share_details"])
     (withdrawn,) = case.published(ParticipantConsentWithdrawn)
     assert withdrawn.participant_id == pid
     with pytest.raises(DomainRuleError, match="already withdrew"):
@@ -125,7 +130,7 @@ def test_withdrawing_consent_to_share_stops_sharing_and_is_published(make_app: A
     # A withdrawal of sharing is final for the case, even if they confirm again later.
     case.app.withdraw_consent(case.id, pid, "take_part", participant(case.id, pid))
     case.app.confirm(case.id, pid, True, participant(case.id, pid))
-    assert case.app.get(case.id).participants[pid]["share_details"] is False
+    assert case.app.get(case.id).participants[pid].share_details is False
     never = case.confirmed("family", share=False)
     with pytest.raises(DomainRuleError, match="has not consented to share"):
         case.app.withdraw_consent(case.id, never, "share_details", participant(case.id, never))
@@ -138,10 +143,10 @@ def test_withdrawing_consent_to_take_part_means_not_coming_and_keeps_the_history
     invited = case.invite("family")
     with pytest.raises(DomainRuleError, match="record a decline instead"):
         case.app.withdraw_consent(case.id, invited, "take_part", COORDINATOR)
-    pid = case.confirmed("network")
+    pid = case.confirmed("network", inform=False)
     case.app.withdraw_consent(case.id, pid, "take_part", COORDINATOR)
     p = case.app.get(case.id).participants[pid]
-    assert (p["invitation"], p["take_part"], p["withdrawn"]) == ("withdrawn", False, ["take_part"])
+    assert (p.invitation, p.take_part, p.withdrawn) == ("withdrawn", False, ["take_part"])
     with pytest.raises(NotPermittedError, match=r"needs participant .* themself"):
         case.app.confirm(case.id, pid, True, COORDINATOR)
     assert case.published(ParticipantConsentWithdrawn) == []  # nothing to stop sharing
@@ -394,4 +399,44 @@ def test_a_decline_is_recorded_even_while_the_case_waits_for_a_new_coordinator(
     case.app.declare_relation("c1", case.id, "other_stake", "", MANAGER)
     assert case.app.get(case.id).stage is Stage.WAITING
     declined = case.app.decline(case.id, pid, "", participant(case.id, pid))
-    assert declined.participants[pid]["invitation"] == "declined"
+    assert declined.participants[pid].invitation == "declined"
+
+
+def test_scheduling_waits_until_everyone_confirmed_is_informed_or_has_a_reason(
+    make_app: Any,
+) -> None:
+    case = Case(make_app)
+    case.app.record_contact(case.id, COORDINATOR)
+    central = case.confirmed("central_person", inform=False)
+    aunt = case.confirmed("family", inform=False)
+    declined = case.invite("network")
+    case.app.decline(case.id, declined, "", COORDINATOR)
+    with pytest.raises(DomainRuleError, match=r"p1, p2 confirmed but have not been informed"):
+        case.schedule()
+    with pytest.raises(DomainRuleError, match="nothing to prepare them for"):
+        case.app.record_informed(case.id, declined, None, COORDINATOR)
+    with pytest.raises(InvalidFieldError) as future:
+        case.app.record_informed(case.id, central, case.app.today() + timedelta(1), COORDINATOR)
+    assert future.value.loc == ("on",)
+    case.app.record_informed(case.id, central, case.app.today(), COORDINATOR)
+    with pytest.raises(DomainRuleError, match=r"p2 confirmed but has not been informed"):
+        case.schedule()
+    with pytest.raises(InvalidFieldError, match="say why"):
+        case.app.record_not_informed(case.id, aunt, "  ", COORDINATOR)
+    with pytest.raises(NotPermittedError, match="recording that a participant was informed"):
+        case.app.record_not_informed(case.id, aunt, "abroad", principal("c2", "coordinator"))
+    case.app.record_not_informed(case.id, aunt, "abroad until the day itself", COORDINATOR)
+    with pytest.raises(DomainRuleError, match="was informed on"):
+        case.app.record_not_informed(case.id, central, "changed my mind", COORDINATOR)
+    case.schedule()
+    scheduled = case.app.get(case.id)
+    assert scheduled.stage is Stage.SCHEDULED and scheduled.uninformed == []
+    assert scheduled.participants[central].informed_on == case.app.today()
+    assert scheduled.participants[aunt].informed_on is None
+    # A participant confirmed later is informed before the conference is moved.
+    late = case.confirmed("network", inform=False)
+    with pytest.raises(DomainRuleError, match=f"{late} confirmed but has not been informed"):
+        case.app.schedule(case.id, case.app.today() + timedelta(2), "elsewhere", COORDINATOR)
+    # Informed after all: the reason why not is gone.
+    aunt_now = case.app.record_informed(case.id, aunt, None, COORDINATOR).participants[aunt]
+    assert aunt_now.not_informed_reason is None and aunt_now.informed_on is not None

@@ -16,6 +16,7 @@ from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent
 from services.followup.app import IDEMPOTENT_FOLLOW_UP, FollowupApplication
 from services.followup.bus import translate
 from services.followup.domain import (
+    NEXT_MEETING,
     REMINDER,
     Contact,
     FollowUp,
@@ -25,7 +26,12 @@ from services.followup.domain import (
 from shared.actor import Actor
 from shared.clock import ManualClock
 from shared.errors import CaseNotFoundError, DomainRuleError, InvalidFieldError, NotPermittedError
-from shared.events import FollowUpConferenceRequested, FollowUpDue, OutcomeRecorded
+from shared.events import (
+    FollowUpConferenceRequested,
+    FollowUpDue,
+    OutcomeRecorded,
+    PlanRevisionRequested,
+)
 from tests.factories import (
     REGIONS,
     acted,
@@ -103,12 +109,12 @@ def test_by_default_the_coordinator_calls_after_four_weeks_and_research_follows_
 ) -> None:
     case.distribute()
     timers = case.timers()
-    assert {t: d["kind"] for t, d in timers.items()} == {
+    assert {t: d.kind for t, d in timers.items()} == {
         "coordinator_call": "coordinator_call",
         "research": "research",
     }
-    assert timers["coordinator_call"]["due_at"] == clock.now() + 28 * DAY
-    assert timers["research"]["due_at"] == clock.now() + 91 * DAY
+    assert timers["coordinator_call"].due_at == clock.now() + 28 * DAY
+    assert timers["research"].due_at == clock.now() + 91 * DAY
     follow_up = case.app.get(case.id)
     assert follow_up.stage is Stage.SCHEDULED
     assert follow_up.agreement_ids == ["a1", "a2"]
@@ -126,8 +132,8 @@ def test_each_model_has_its_own_list_and_a_repeated_kind_gets_numbered_ids(
     family.distribute(model="family")
     timers = restorative.timers()
     assert list(timers) == ["research", "research-2"]
-    assert timers["research"]["due_at"] == clock.now() + 180 * DAY
-    assert timers["research-2"]["due_at"] == clock.now() + 365 * DAY
+    assert timers["research"].due_at == clock.now() + 180 * DAY
+    assert timers["research-2"].due_at == clock.now() + 365 * DAY
     assert list(family.timers()) == ["coordinator_call", "research"]
 
 
@@ -136,8 +142,8 @@ def test_a_schedule_day_lasts_seconds_per_day(make_app, clock: ManualClock) -> N
     case = Case(app, clock)
     case.distribute()
     timers = case.timers()
-    assert timers["coordinator_call"]["due_at"] == clock.now() + timedelta(seconds=5.6)
-    assert timers["research"]["due_at"] == clock.now() + timedelta(seconds=18.2)
+    assert timers["coordinator_call"].due_at == clock.now() + timedelta(seconds=5.6)
+    assert timers["research"].due_at == clock.now() + timedelta(seconds=18.2)
 
 
 def test_the_reminder_is_due_a_week_before_the_next_meeting_at_nine_in_amsterdam(
@@ -147,24 +153,24 @@ def test_the_reminder_is_due_a_week_before_the_next_meeting_at_nine_in_amsterdam
     summer, winter = Case(app, clock), Case(app, clock)
     summer.distribute(next_meeting_on=date(2026, 4, 7))  # summer time: UTC+2
     winter.distribute(next_meeting_on=date(2026, 2, 10))  # winter time: UTC+1
-    assert summer.timers()[REMINDER]["due_at"] == datetime(2026, 3, 31, 7, 0, tzinfo=UTC)
-    assert winter.timers()[REMINDER]["due_at"] == datetime(2026, 2, 3, 8, 0, tzinfo=UTC)
+    assert summer.timers()[REMINDER].due_at == datetime(2026, 3, 31, 7, 0, tzinfo=UTC)
+    assert winter.timers()[REMINDER].due_at == datetime(2026, 2, 3, 8, 0, tzinfo=UTC)
 
     compressed = make_app(FollowupApplication, clock=clock, schedule=Schedule(seconds_per_day=0.2))
     fast = Case(compressed, clock)
     fast.distribute(next_meeting_on=date(2026, 4, 7))
     moment = datetime(2026, 3, 31, 7, 0, tzinfo=UTC)
     expected = clock.now() + (moment - clock.now()) * (0.2 / 86_400)
-    assert fast.timers()[REMINDER]["due_at"] == expected
+    assert fast.timers()[REMINDER].due_at == expected
 
 
 def test_a_reminder_whose_moment_passed_is_due_at_once_and_a_past_meeting_gets_none(
     case: Case, app: FollowupApplication, clock: ManualClock
 ) -> None:
     case.distribute(next_meeting_on=date(2026, 1, 8))  # a week before was 1 January
-    assert case.timers()[REMINDER]["due_at"] == clock.now()
+    assert case.timers()[REMINDER].due_at == clock.now()
     assert app.fire_due_timers() == 1
-    assert case.timers()[REMINDER]["fired_at"] == clock.now()
+    assert case.timers()[REMINDER].fired_at == clock.now()
 
     past = Case(app, clock)
     past.distribute(next_meeting_on=date(2026, 1, 4))
@@ -177,7 +183,7 @@ def test_each_timer_fires_once_at_its_time_and_is_published_as_follow_up_due(
 ) -> None:
     case.distribute(next_meeting_on=date(2026, 3, 1))
     published: list[tuple[str, str]] = []
-    for due_at in sorted(t["due_at"] for t in case.timers().values()):
+    for due_at in sorted(t.due_at for t in case.timers().values()):
         clock.advance(due_at - clock.now() - timedelta(seconds=1))
         assert app.fire_due_timers() == 0
         clock.advance(timedelta(seconds=1))
@@ -190,6 +196,7 @@ def test_each_timer_fires_once_at_its_time_and_is_published_as_follow_up_due(
     assert published == [
         ("coordinator_call", "coordinator_call"),
         (REMINDER, REMINDER),
+        (NEXT_MEETING, NEXT_MEETING),  # the family's own meeting, on its day
         ("research", "research"),
     ]
 
@@ -239,19 +246,23 @@ def test_a_revised_plan_keeps_the_contacts_takes_its_agreements_and_moves_the_re
     case: Case, app: FollowupApplication, clock: ManualClock
 ) -> None:
     case.distribute(next_meeting_on=date(2026, 3, 1))
-    contacts_before = {t: d["due_at"] for t, d in case.timers().items() if t != REMINDER}
+    calls = ("coordinator_call", "research")
+    contacts_before = {t: d.due_at for t, d in case.timers().items() if t in calls}
     clock.advance(DAY)
     case.distribute(plan_version=2, next_meeting_on=date(2026, 3, 15), agreement_ids=["a1", "a3"])
     follow_up = app.get(case.id)
     assert follow_up.plan_version == 2 and follow_up.agreement_ids == ["a1", "a3"]
     timers = case.timers()
-    assert {t: d["due_at"] for t, d in timers.items() if "reminder" not in t} == contacts_before
-    assert timers[REMINDER]["cancelled_at"] == clock.now()
-    assert timers[f"{REMINDER}-2"]["due_at"] == datetime(2026, 3, 8, 8, 0, tzinfo=UTC)
+    assert {t: d.due_at for t, d in timers.items() if t in calls} == contacts_before
+    assert timers[REMINDER].cancelled_at == clock.now()
+    assert timers[NEXT_MEETING].cancelled_at == clock.now()  # the meeting moved with it
+    assert timers[f"{REMINDER}-2"].due_at == datetime(2026, 3, 8, 8, 0, tzinfo=UTC)
+    assert timers[f"{NEXT_MEETING}-2"].due_at == datetime(2026, 3, 15, 8, 0, tzinfo=UTC)
 
     clock.advance(365 * DAY)
-    assert app.fire_due_timers() == 3  # both contacts and the new reminder; never the old one
-    assert timers[REMINDER]["fired_at"] is None
+    # Both calls, the new reminder and the new meeting; never the old ones.
+    assert app.fire_due_timers() == 4
+    assert timers[REMINDER].fired_at is None
     fired = [translate(e) for e in app.events.get(case.id)]
     assert REMINDER not in [e.timer_id for e in fired if isinstance(e, FollowUpDue)]
 
@@ -270,9 +281,10 @@ def test_a_revision_keeping_the_meeting_keeps_the_reminder_and_one_without_a_mee
     assert "Cancelled" not in case.types()
     case.distribute(plan_version=3, next_meeting_on=None)
     timers = case.timers()
-    assert timers[REMINDER]["cancelled_at"] is not None
+    assert timers[REMINDER].cancelled_at is not None
     assert [t for t in timers if "reminder" in t] == [REMINDER]
-    assert case.types()[-2:] == ["RevisedPlanNoted", "Cancelled"]
+    assert timers[NEXT_MEETING].cancelled_at is not None and NEXT_MEETING + "-2" not in timers
+    assert case.types()[-3:] == ["RevisedPlanNoted", "Cancelled", "Cancelled"]
 
 
 def test_a_meeting_moved_after_its_reminder_fired_gets_a_new_reminder(
@@ -282,9 +294,10 @@ def test_a_meeting_moved_after_its_reminder_fired_gets_a_new_reminder(
     assert app.fire_due_timers() == 1
     case.distribute(plan_version=2, next_meeting_on=date(2026, 2, 12))
     timers = case.timers()
-    assert timers[REMINDER]["fired_at"] is not None and timers[REMINDER]["cancelled_at"] is None
-    assert timers[f"{REMINDER}-2"]["due_at"] == datetime(2026, 2, 5, 8, 0, tzinfo=UTC)
-    assert "Cancelled" not in case.types()
+    assert timers[REMINDER].fired_at is not None and timers[REMINDER].cancelled_at is None
+    assert timers[f"{REMINDER}-2"].due_at == datetime(2026, 2, 5, 8, 0, tzinfo=UTC)
+    # The fired reminder stays as it was; only the meeting's pending contact moves.
+    assert case.types().count("Cancelled") == 1 and timers[NEXT_MEETING].cancelled_at
 
 
 # -- outcomes --------------------------------------------------------------------------------
@@ -495,3 +508,113 @@ def test_a_follow_up_stored_before_reminders_and_outcomes_existed_still_replays(
     assert app.fire_due_timers() == 1
     app.record_outcome(case_id, "research", True, {}, "", RESEARCHER)
     assert app.get(case_id).stage is Stage.FOLLOWED_UP
+
+
+# -- the family's own next meeting --------------------------------------------------------------
+def meeting(
+    app: FollowupApplication, case: Case, who: Actor = COORDINATOR, **outcome: Any
+) -> FollowUp:
+    values: dict[str, Any] = {
+        "timer_id": None,
+        "held": True,
+        "held_on": date(2026, 3, 1),
+        "agreements": {},
+        "revised_plan_wanted": False,
+        "next_meeting_on": None,
+        "notes": "",
+    } | outcome
+    return app.record_meeting(case.id, who, **values)
+
+
+def test_the_familys_next_meeting_is_a_contact_recorded_held_with_its_agreements_reviewed(
+    case: Case, app: FollowupApplication, clock: ManualClock
+) -> None:
+    case.distribute(next_meeting_on=date(2026, 3, 1))
+    assert case.timers()[NEXT_MEETING].due_at == datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+    clock.advance(datetime(2026, 3, 1, 20, 0, tzinfo=UTC) - clock.now())
+    with pytest.raises(DomainRuleError, match="record it as a meeting"):
+        case.record(NEXT_MEETING, COORDINATOR)
+    with pytest.raises(NotPermittedError, match="recording the family's next meeting"):
+        meeting(app, case, RESEARCHER)
+    herman = principal("herman", "participant", participations=((case.id, "p3"),))
+    follow_up = meeting(
+        app,
+        case,
+        herman,  # the family reports its own meeting
+        agreements={"a1": "kept", "a2": "partly_kept"},
+        revised_plan_wanted=True,
+        next_meeting_on=date(2026, 6, 1),
+        notes="We agreed to swap Wednesdays.",
+    )
+    [held] = follow_up.meetings
+    assert (held.held, held.held_on, held.revised_plan_wanted) == (True, date(2026, 3, 1), True)
+    assert follow_up.timers[NEXT_MEETING].outcome_recorded
+    # When they meet again: a new reminder and a new meeting, from the date they set.
+    assert follow_up.next_meeting_on == date(2026, 6, 1)
+    assert follow_up.timers[f"{NEXT_MEETING}-2"].due_at > clock.now()
+    published = [translate(e) for e in app.events.get(case.id)]
+    [outcome] = [e for e in published if isinstance(e, OutcomeRecorded)]
+    assert (outcome.kind, outcome.reached, outcome.agreements) == (
+        NEXT_MEETING,
+        True,
+        {"a1": "kept", "a2": "partly_kept"},
+    )
+    [revision] = [e for e in published if isinstance(e, PlanRevisionRequested)]
+    assert revision.timer_id == NEXT_MEETING and "swap" not in revision.model_dump_json()
+    with pytest.raises(DomainRuleError, match="already recorded"):
+        meeting(app, case, timer_id=NEXT_MEETING)
+
+
+def test_a_recorded_meeting_moves_the_follow_up_list_as_a_contact_outcome(
+    case: Case, app: FollowupApplication, clock: ManualClock
+) -> None:
+    """The read model applies the meeting as the outcome of its contact: the list's stage is
+    the aggregate's, and the meeting counts among its outcomes."""
+    case.distribute(next_meeting_on=date(2026, 3, 1))
+    clock.advance(datetime(2026, 3, 1, 20, 0, tzinfo=UTC) - clock.now())
+    app.fire_due_timers()
+
+    def row() -> dict[str, Any]:
+        [found] = [r for r in app.views.cases(RESEARCHER) if r["case_id"] == case.id]
+        return found
+
+    assert row()["stage"] is Stage.DUE and row()["outcomes"] == 0
+    follow_up = meeting(app, case)
+    assert follow_up.timers[NEXT_MEETING].outcome_recorded
+    assert (row()["stage"], row()["outcomes"]) == (follow_up.stage, 1)
+
+
+def test_a_meeting_not_held_is_recorded_without_outcomes_and_may_set_a_new_date(
+    case: Case, app: FollowupApplication, clock: ManualClock
+) -> None:
+    case.distribute(next_meeting_on=date(2026, 3, 1))
+    clock.advance(datetime(2026, 3, 2, 9, 0, tzinfo=UTC) - clock.now())
+    for wrong, field in (
+        ({"held": False, "agreements": {"a1": "kept"}, "held_on": None}, ("agreements",)),
+        ({"held": False}, ("held_on",)),
+        ({"held": True, "held_on": None}, ("held_on",)),
+        ({"held_on": date(2026, 3, 9)}, ("held_on",)),
+        ({"held": False, "held_on": None, "revised_plan_wanted": True}, ("revised_plan_wanted",)),
+        ({"agreements": {"a9": "kept"}}, ("agreements", "a9")),
+    ):
+        with pytest.raises(InvalidFieldError) as refused:
+            meeting(app, case, **wrong)
+        assert refused.value.loc == field, wrong
+    follow_up = meeting(app, case, held=False, held_on=None, next_meeting_on=date(2026, 3, 20))
+    assert [m.held for m in follow_up.meetings] == [False]
+    assert not any(isinstance(translate(e), PlanRevisionRequested) for e in app.events.get(case.id))
+    assert follow_up.timers[f"{NEXT_MEETING}-2"].pending
+    # The moved meeting is recorded in its turn, even before its day (the family met early).
+    early = meeting(app, case, held_on=date(2026, 3, 2))
+    assert [m.timer_id for m in early.meetings] == [NEXT_MEETING, f"{NEXT_MEETING}-2"]
+    assert early.timers[f"{NEXT_MEETING}-2"].fired_at == clock.now()  # due first, then recorded
+    with pytest.raises(DomainRuleError, match="no next meeting still to record"):
+        meeting(app, case)
+
+
+def test_a_schedule_may_not_name_the_meetings_kinds() -> None:
+    from services.followup.settings import FollowupSettings
+
+    for kind in (REMINDER, NEXT_MEETING):
+        with pytest.raises(ValueError, match="made from the plan's next meeting"):
+            FollowupSettings(schedule={"family": [{"kind": kind, "after_days": 3}]})

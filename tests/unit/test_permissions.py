@@ -19,6 +19,7 @@ from kring.natsconf import (
 from shared.permissions import (
     ADMIN,
     SERVICES,
+    claims_answered,
     follows,
     identities,
     inbox_prefix,
@@ -76,9 +77,36 @@ def test_each_identity_reads_only_under_its_own_inbox() -> None:
     for who in identities():
         mine = f"{inbox_prefix(who.name)}.>"
         assert who.subscribe[0] == mine
-        others = [s for s in who.subscribe[1:] if not s.startswith("kring-ops.replay.")]
+        others = [
+            s
+            for s in who.subscribe[1:]
+            if not s.startswith("kring-ops.replay.") and s not in claims_answered(who.name)
+        ]
         assert others == [], who.name
         assert all(not s.startswith("_INBOX") or s == mine for s in who.subscribe)
+
+
+def test_a_claim_check_is_asked_by_its_asker_alone_and_answered_by_its_owner_alone() -> None:
+    """Plans asks intake for a case's clarification; nobody else may ask or answer, and the
+    subject is outside every stream (a request there is never stored)."""
+    subject = "kring-claim.intake.clarification"
+    askers = [who.name for who in identities() if any(_covers(p, subject) for p in who.publish)]
+    answerers = [
+        who.name for who in identities() if any(_covers(p, subject) for p in who.subscribe)
+    ]
+    assert askers == ["plans"] and answerers == ["intake"]
+    assert not subject.startswith(("kring.", "kring-dlq."))
+
+
+def _covers(pattern: str, subject: str) -> bool:
+    """Whether a NATS subject pattern (``*``, ``>``) matches ``subject``."""
+    wanted, given = pattern.split("."), subject.split(".")
+    for i, token in enumerate(wanted):
+        if token == ">":
+            return len(given) > i
+        if i >= len(given) or (token != "*" and token != given[i]):
+            return False
+    return len(wanted) == len(given)
 
 
 def test_the_analyst_publishes_nothing_but_reads_of_kring() -> None:

@@ -17,6 +17,12 @@ from services.plans.bus import translate
 from services.plans.delivery import DeliveryWorker
 from services.plans.document import document_of, render_html, render_pdf
 from services.plans.domain import Channel, DeliveryStatus, Stage
+from shared.claims import (
+    ClarificationForPlan,
+    ProfessionalForPlan,
+    QuestionForPlan,
+    RequirementForPlan,
+)
 from shared.errors import DomainRuleError, InvalidFieldError, NotPermittedError
 from shared.events import (
     ConferenceHeld,
@@ -48,7 +54,6 @@ PARTICIPANTS = [
 ]
 
 PLAN: dict[str, Any] = {
-    "question": "Where can Johan (8) grow up safely, and what does that need?",
     "agreements": [
         {"who": ["p-father"], "what": "Johan grows up with his father"},
         {
@@ -70,9 +75,14 @@ PLAN: dict[str, Any] = {
 }
 
 
-def content(plan: dict[str, Any] | None = None, **changes: Any) -> dict[str, Any]:
-    """The content as the HTTP edge hands it over (validated, every field present)."""
+def content_body(plan: dict[str, Any] | None = None, **changes: Any) -> dict[str, Any]:
+    """The content as a client sends it (JSON)."""
     return PlanContent.model_validate((plan or PLAN) | changes).model_dump(mode="json")
+
+
+def content(plan: dict[str, Any] | None = None, **changes: Any) -> Any:
+    """The content as the HTTP edge hands it over (validated, as the domain's value)."""
+    return PlanContent.model_validate((plan or PLAN) | changes).value()
 
 
 def conference(case_id: uuid.UUID, participants: list[ParticipantRef] | None = None) -> Any:
@@ -97,11 +107,33 @@ def consent_withdrawn(case_id: uuid.UUID, participant_id: str) -> ParticipantCon
 _positions = itertools.count(100)
 
 
+QUESTIONS = [
+    QuestionForPlan(
+        question_id="q1", text="Where can Johan (8) grow up safely, and what does that need?"
+    ),
+    QuestionForPlan(question_id="q2", text="How do Johan and Wim stay close?"),
+]
+REQUIREMENT = RequirementForPlan(
+    requirement_id="m1",
+    text="Living with this man is not a solution.",
+    set_by=ProfessionalForPlan(
+        name="Anna", organisation="Jeugdzorg", role="care worker", subject="jz-anna"
+    ),
+)
+
+
+def clarification(minimum: bool = False) -> ClarificationForPlan:
+    """What intake answers plans' claim check with."""
+    return ClarificationForPlan(questions=QUESTIONS, requirements=[REQUIREMENT] if minimum else [])
+
+
 def held_case(app: PlansApplication, minimum: bool = False, **request: Any) -> uuid.UUID:
-    """A case whose request and conference plans has heard of."""
+    """A case whose request (and its clarification, from intake) and conference plans has
+    heard of."""
     case_id = uuid.uuid4()
     request_event = request_received(case_id, has_minimum_requirements=minimum, **request)
     app.process(delivered(request_event, next(_positions)))
+    assert app.note_clarification(case_id, clarification(minimum))
     app.process(delivered(conference(case_id), next(_positions), origin="coordination"))
     # Coordinator c1 prepares it: the coordinator of the case may write its plan.
     app.process(delivered(coordinator_assigned(case_id), next(_positions), origin="coordination"))
@@ -207,14 +239,14 @@ def test_every_revision_is_a_new_version_and_agreements_keep_their_ids(make_app)
     app = make_app(PlansApplication)
     case_id = held_case(app)
     first = app.write(case_id, content(), COORDINATOR).written_version(1)
-    assert [a["id"] for a in first["content"]["agreements"]] == ["a1", "a2", "a3"]
+    assert [a.id for a in first["content"].agreements] == ["a1", "a2", "a3"]
     kept = {**PLAN["agreements"][0], "id": "a1", "what": "Johan lives with his father"}
     revised = content(
         agreements=[kept, {"who": ["p-herman"], "what": "pays the after-school care"}]
     )
     plan = app.write(case_id, revised, COORDINATOR)
-    assert [a["id"] for a in plan.written_version(2)["content"]["agreements"]] == ["a1", "a4"]
-    assert plan.written_version(1)["content"]["agreements"][0]["what"] == (
+    assert [a.id for a in plan.written_version(2)["content"].agreements] == ["a1", "a4"]
+    assert plan.written_version(1)["content"].agreements[0].what == (
         "Johan grows up with his father"
     )
     with pytest.raises(InvalidFieldError) as unknown:
@@ -262,6 +294,10 @@ def test_distribution_waits_until_plans_has_heard_of_the_request(make_app) -> No
     with pytest.raises(DomainRuleError, match="not yet heard of the accepted request"):
         app.distribute(case_id, [], COORDINATOR)
     app.process(delivered(request_received(case_id), 1))
+    with pytest.raises(DomainRuleError, match="not yet received the conference questions"):
+        app.distribute(case_id, [], COORDINATOR)
+    assert app.note_clarification(case_id, clarification())
+    assert not app.note_clarification(case_id, clarification())  # once
     app.distribute(case_id, [], COORDINATOR)
 
 
@@ -400,10 +436,10 @@ def test_the_copy_prints_names_given_roles_otherwise_and_no_withdrawn_name(make_
     )
     app.write(case_id, content(), COORDINATOR)
     html = render_html(document_of(app.get(case_id), 1))
-    assert "Agreements" in html and "every Friday" in html and "3 July 2026" in html
+    assert "Agreements" in html and "every Friday" in html and "July 3, 2026" in html
     assert "Kees &lt;b&gt;de Vries&lt;/b&gt;" in html and "<b>de Vries" not in html
     assert "central person" in html  # Johan's name was not given
-    assert "Where can Johan (8) grow up safely" in html
+    assert "Where can Johan (8) grow up safely" in html and "How do Johan and Wim" in html
     app.process(delivered(consent_withdrawn(case_id, "p-herman"), 3, origin="coordination"))
     after = render_html(document_of(app.get(case_id), 1))
     assert "Herman" not in after and "family member" in after
@@ -411,9 +447,9 @@ def test_the_copy_prints_names_given_roles_otherwise_and_no_withdrawn_name(make_
     assert "Afspraken" in dutch and "3 juli 2026" in dutch
 
 
-def test_a_language_kring_has_no_text_for_prints_in_dutch(make_app) -> None:
+def test_a_language_kring_has_no_text_for_prints_in_dutch_and_says_so(make_app) -> None:
     app = make_app(PlansApplication)
-    case_id = held_case(app, languages=["tr", "nl"])
+    case_id = held_case(app, languages=["de", "nl"])
     app.record_recipients(
         case_id, [{"participant_id": "p-father", "name": "Gülşen Łukasz"}], COORDINATOR
     )
@@ -421,6 +457,8 @@ def test_a_language_kring_has_no_text_for_prints_in_dutch(make_app) -> None:
     document = document_of(app.get(case_id), 1)
     assert document.language == "nl" and "Afspraken" in render_html(document)
     assert "Gülşen Łukasz" in render_html(document)
+    assert document.fallback_note is not None and "Duits, de" in document.fallback_note
+    assert document.fallback_note in render_html(document)
     pdf = render_pdf(document)
     assert pdf.startswith(b"%PDF") and pdf == render_pdf(document_of(app.get(case_id), 1))
 
@@ -468,3 +506,154 @@ def test_a_request_noted_before_plans_knew_regions_replays_without_one(make_app,
     # Its region unknown, the plan is its coordinator's to see, no regional manager's yet.
     assert [r["case_id"] for r in again.views.cases(COORDINATOR)] == [case_id]
     assert again.views.cases(principal("rm", "regional_manager")) == []
+
+
+def test_the_sign_off_belongs_to_the_professional_who_set_the_requirement(make_app) -> None:
+    app = make_app(PlansApplication)
+    case_id = held_case(app, minimum=True)
+    app.write(case_id, content(), COORDINATOR)
+    app.accept(case_id, 1, COORDINATOR)
+    colleague = principal("jz-bram", "professional")  # of the region, but not who set it
+    with pytest.raises(NotPermittedError, match=r"m1 needs Anna \(Jeugdzorg\), who set it"):
+        app.sign_off(case_id, 1, True, None, colleague)
+    with pytest.raises(InvalidFieldError) as unknown:
+        app.sign_off(case_id, 1, True, None, PROFESSIONAL, ["m9"])
+    assert unknown.value.loc == ("requirement_ids", 0)
+    # Anna is away: the regional manager names Bram in her place, with why (recorded).
+    with pytest.raises(NotPermittedError, match="naming who signs off"):
+        app.name_signatory(case_id, "m1", "jz-bram", "Bram", "Anna is away", COORDINATOR)
+    with pytest.raises(InvalidFieldError, match="needs a reason"):
+        app.name_signatory(case_id, "m1", "jz-bram", "Bram", " ", principal("rm"))
+    plan = app.name_signatory(case_id, "m1", "jz-bram", "Bram", "Anna is away", principal("rm"))
+    assert plan.signatories["m1"].named_by == "rm" and plan.signatories["m1"].reason
+    with pytest.raises(NotPermittedError, match="Bram, named by the regional manager"):
+        app.sign_off(case_id, 1, True, None, PROFESSIONAL)  # Anna no longer signs it
+    plan = app.sign_off(case_id, 1, True, None, colleague)
+    assert plan.sign_off_of(1, "m1")["requirement_ids"] == ["m1"]
+    app.distribute(case_id, [], COORDINATOR)
+
+
+def test_a_requirement_whose_setter_has_no_sign_in_waits_for_a_named_professional(
+    make_app,
+) -> None:
+    app = make_app(PlansApplication)
+    case_id = uuid.uuid4()
+    app.process(delivered(request_received(case_id, has_minimum_requirements=True), 70))
+    anonymous = REQUIREMENT.model_copy(
+        update={"set_by": REQUIREMENT.set_by.model_copy(update={"subject": None})}
+    )
+    with pytest.raises(DomainRuleError, match="not yet received the minimum requirements"):
+        app.process(delivered(conference(case_id), 71, origin="coordination"))
+        app.process(delivered(coordinator_assigned(case_id), 72, origin="coordination"))
+        app.write(case_id, content(), COORDINATOR)
+        app.sign_off(case_id, 1, True, None, PROFESSIONAL)
+    app.note_clarification(
+        case_id, ClarificationForPlan(questions=QUESTIONS, requirements=[anonymous])
+    )
+    with pytest.raises(NotPermittedError, match="or a professional the regional manager names"):
+        app.sign_off(case_id, 1, True, None, PROFESSIONAL)
+
+
+def test_agreements_say_which_questions_they_answer_and_the_copy_groups_them(make_app) -> None:
+    app = make_app(PlansApplication)
+    case_id = held_case(app, minimum=True, languages=["en"])
+    answering = [
+        PLAN["agreements"][0] | {"answers": ["q1"]},
+        PLAN["agreements"][1] | {"answers": ["q1", "q2", "q1"]},
+        PLAN["agreements"][2] | {"answers": ["q2"]},
+    ]
+    with pytest.raises(InvalidFieldError) as unknown:
+        app.write(case_id, content(agreements=[answering[0] | {"answers": ["q7"]}]), COORDINATOR)
+    assert unknown.value.loc == ("agreements", 0, "answers", 0)
+    plan = app.write(case_id, content(agreements=answering), COORDINATOR)
+    assert [a.answers for a in plan.written_version(1)["content"].agreements] == [
+        ["q1"],
+        ["q1", "q2"],
+        ["q2"],
+    ]
+    document = document_of(plan, 1)
+    assert [(q.text[:8], q.answered_by) for q in document.questions] == [
+        ("Where ca", "Agreements for this question: 1, 2"),
+        ("How do J", "Agreements for this question: 2, 3"),
+    ]
+    html = render_html(document)
+    assert "The questions" in html and "Minimum requirement for a safe plan" in html
+    assert "Living with this man is not a solution." in html
+    assert "Set by Anna (care worker, Jeugdzorg)" in html
+
+
+def test_a_revision_asked_for_at_the_familys_meeting_shows_until_the_next_version(
+    make_app,
+) -> None:
+    from datetime import timedelta
+
+    from services.plans.api import PlanView
+    from shared.clock import ManualClock
+    from shared.events import PlanRevisionRequested
+
+    clock = ManualClock()
+    app = make_app(PlansApplication, clock=clock)
+    case_id = held_case(app)
+    app.write(case_id, content(), COORDINATOR)
+    clock.advance(timedelta(days=60))
+    event = PlanRevisionRequested(
+        case_id=case_id, model="family", timer_id="next_meeting", requested_at=clock.now()
+    )
+    app.process(delivered(event, next(_positions), origin="followup"))
+    assert PlanView.of(app.get(case_id)).revision_requested_at == clock.now()
+    clock.advance(timedelta(days=2))
+    assert app.write(case_id, content(), COORDINATOR).revision_requested is None
+
+
+def test_a_plan_stored_before_questions_and_values_replays_and_prints_as_it_was(
+    make_app, tmp_path
+) -> None:
+    """Version 1 events: the content a dict with the coordinator's one question, the
+    conference's participants dicts, a sign-off that named no requirement, and no
+    clarification from intake. They read as the values of today; the copy prints the question
+    the version copied, and the sign-off as it always did."""
+    from tests.factories import rewrite_stored_states
+
+    app = make_app(PlansApplication)
+    case_id = uuid.uuid4()
+    app.process(delivered(request_received(case_id, has_minimum_requirements=True), 990))
+    app.process(delivered(conference(case_id), 991, origin="coordination"))
+    app.process(delivered(coordinator_assigned(case_id), 992, origin="coordination"))
+    app.write(case_id, content(), COORDINATOR)
+    app.accept(case_id, 1, COORDINATOR)
+    app.note_clarification(case_id, clarification(minimum=True))
+    app.sign_off(case_id, 1, True, None, PROFESSIONAL)
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, dict) and set(value) == {"_type_", "_data_"}:
+            return plain(value["_data_"])
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        return value
+
+    def as_version_1(name: str, state: dict[str, Any]) -> None:
+        if name == "Written":
+            state["content"] = plain(state["content"]) | {"question": "Where can Johan live?"}
+            for agreement in state["content"]["agreements"]:
+                agreement.pop("answers")
+        elif name == "ConferenceNoted":
+            state["participants"] = plain(state["participants"])
+        elif name == "SignedOff":
+            state.pop("requirement_ids")
+        else:
+            return
+        state.pop("class_version", None)
+
+    rewrite_stored_states(app, tmp_path / "plans.sqlite", as_version_1)
+    again = make_app(PlansApplication)
+    plan = again.get(case_id)
+    written = plan.written_version(1)["content"]
+    assert written.question == "Where can Johan live?" and written.agreements[0].id == "a1"
+    assert plan.participants["p-father"].role == "family"
+    assert plan.sign_off_of(1, "m1")["requirement_ids"] is None  # covers every requirement
+    assert plan.distribution_blockers() == []
+    # Without the questions from intake (as before), the copy prints the one it copied.
+    plan.questions = []
+    assert document_of(plan, 1).question == "Where can Johan live?"

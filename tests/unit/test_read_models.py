@@ -57,7 +57,7 @@ class Stores:
         settings = ServiceSettings(
             service_name=name,
             data_dir=self.folder,
-            oidc_issuer="-",
+            oidc_issuer="http://issuer.invalid",
             cipher_key=SecretStr(KEYS[name]),
         )
         app = APPS[name](env=eventsourcing_env(settings), clock=self.clock)  # type: ignore[call-arg]

@@ -1,0 +1,283 @@
+"""The words on the plan's copies, in each language Kring prints a plan in.
+
+Dutch first (the field's own language), then English, Frisian, Turkish, Arabic and Polish. The
+texts are plain and warm, as a coordinator would say them to the family; every language has
+every key (``tests/unit/test_plan_languages.py``). Dates are written by Babel in each
+language's own way; Arabic is written right to left.
+"""
+
+# The Turkish dotless i and the Arabic alef are letters of those languages, not look-alikes.
+# ruff: noqa: RUF001
+
+from __future__ import annotations
+
+DEFAULT_LANGUAGE = "nl"
+
+LABELS: dict[str, dict[str, str]] = {
+    "nl": {
+        "title": "Ons plan",
+        "version": "Versie {version}, opgeschreven op {written}",
+        "conference": "Conferentie gehouden op {held}",
+        "without_meeting": "Plan gemaakt zonder bijeenkomst",
+        "question": "De vraag",
+        "questions": "De vragen",
+        "question_n": "Vraag {n}",
+        "answered_by": "Afspraken bij deze vraag: {numbers}",
+        "minimum": "Minimumeis voor een veilig plan",
+        "minimum_intro": "Dit lag voor iedereen duidelijk op tafel: elk plan moet hieraan voldoen.",
+        "set_by": "Gesteld door {who}",
+        "participants": "Wie deden er mee",
+        "agreements": "Afspraken",
+        "who": "Wie",
+        "what": "Wat",
+        "where": "Waar",
+        "when": "Wanneer",
+        "if_not": "Als iets niet lukt",
+        "watched_by": "Wie let erop dat de afspraken worden nagekomen",
+        "next_meeting": "We komen weer bij elkaar op",
+        "support": "Hulp van professionals die de familie koos",
+        "signed_off": "Een professional heeft op {at} vastgesteld dat dit plan aan de"
+        " minimumeis voldoet.",
+        "owned": "Dit plan is van iedereen die het maakte. Iedere deelnemer krijgt een kopie.",
+        "fallback": "Deze kopie is in het Nederlands: Kring heeft nog geen teksten in de taal"
+        " die gevraagd werd ({language}).",
+        "mail_subject": "Jullie plan (versie {version})",
+        "mail_text": "In de bijlage staat het plan dat jullie samen hebben gemaakt"
+        " (versie {version}).\n\nMet vriendelijke groet,\nde coördinator",
+    },
+    "en": {
+        "title": "Our plan",
+        "version": "Version {version}, written up on {written}",
+        "conference": "Conference held on {held}",
+        "without_meeting": "Plan made without a meeting",
+        "question": "The question",
+        "questions": "The questions",
+        "question_n": "Question {n}",
+        "answered_by": "Agreements for this question: {numbers}",
+        "minimum": "Minimum requirement for a safe plan",
+        "minimum_intro": "This was on the table for everyone: every plan has to meet it.",
+        "set_by": "Set by {who}",
+        "participants": "Who took part",
+        "agreements": "Agreements",
+        "who": "Who",
+        "what": "What",
+        "where": "Where",
+        "when": "When",
+        "if_not": "If something does not work",
+        "watched_by": "Who watches that the agreements are kept",
+        "next_meeting": "We meet again on",
+        "support": "Professional support the family chose",
+        "signed_off": "On {at} a professional confirmed that this plan meets the minimum"
+        " requirement.",
+        "owned": "This plan belongs to everyone who made it. Every participant gets a copy.",
+        "fallback": "This copy is in Dutch: Kring has no texts yet in the language asked for"
+        " ({language}).",
+        "mail_subject": "Your plan (version {version})",
+        "mail_text": "Attached is the plan you made together (version {version}).\n\n"
+        "Kind regards,\nyour coordinator",
+    },
+    "fy": {
+        "title": "Ús plan",
+        "version": "Ferzje {version}, opskreaun op {written}",
+        "conference": "Konferinsje hâlden op {held}",
+        "without_meeting": "Plan makke sûnder byeenkomst",
+        "question": "De fraach",
+        "questions": "De fragen",
+        "question_n": "Fraach {n}",
+        "answered_by": "Ôfspraken by dizze fraach: {numbers}",
+        "minimum": "Minimumeask foar in feilich plan",
+        "minimum_intro": "Dit lei foar elkenien dúdlik op tafel: elk plan moat hjiroan foldwaan.",
+        "set_by": "Steld troch {who}",
+        "participants": "Wa diene der mei",
+        "agreements": "Ôfspraken",
+        "who": "Wa",
+        "what": "Wat",
+        "where": "Wêr",
+        "when": "Wannear",
+        "if_not": "As iets net slagget",
+        "watched_by": "Wa let derop dat de ôfspraken neikommen wurde",
+        "next_meeting": "Wy komme wer byinoar op",
+        "support": "Help fan professionals dy't de famylje keas",
+        "signed_off": "In professional hat op {at} fêststeld dat dit plan oan de minimumeask"
+        " foldocht.",
+        "owned": "Dit plan is fan elkenien dy't it makke hat. Elke dielnimmer krijt in kopy.",
+        "fallback": "Dizze kopy is yn it Nederlânsk: Kring hat noch gjin teksten yn de"
+        " frege taal ({language}).",
+        "mail_subject": "Jimme plan (ferzje {version})",
+        "mail_text": "Yn de bylage stiet it plan dat jimme tegearre makke hawwe"
+        " (ferzje {version}).\n\nMei freonlike groetnis,\nde koördinator",
+    },
+    "tr": {
+        "title": "Planımız",
+        "version": "Sürüm {version}, {written} tarihinde yazıldı",
+        "conference": "Konferans {held} tarihinde yapıldı",
+        "without_meeting": "Toplantı yapılmadan hazırlanan plan",
+        "question": "Soru",
+        "questions": "Sorular",
+        "question_n": "Soru {n}",
+        "answered_by": "Bu soruya ait anlaşmalar: {numbers}",
+        "minimum": "Güvenli bir plan için asgari koşul",
+        "minimum_intro": "Bu, baştan herkesin önünde açıkça duruyordu: her plan bu koşulu"
+        " karşılamalıdır.",
+        "set_by": "Koşulu koyan: {who}",
+        "participants": "Kimler katıldı",
+        "agreements": "Anlaşmalar",
+        "who": "Kim",
+        "what": "Ne",
+        "where": "Nerede",
+        "when": "Ne zaman",
+        "if_not": "Bir şey yolunda gitmezse",
+        "watched_by": "Anlaşmalara uyulmasını kim takip ediyor",
+        "next_meeting": "Yeniden bir araya geleceğimiz tarih",
+        "support": "Ailenin seçtiği profesyonel destek",
+        "signed_off": "Bir profesyonel {at} tarihinde bu planın asgari koşulu karşıladığını"
+        " onayladı.",
+        "owned": "Bu plan, onu birlikte hazırlayan herkesindir. Her katılımcı bir kopya alır.",
+        "fallback": "Bu kopya Felemenkçedir: Kring'de istenen dilde ({language}) henüz metin yok.",
+        "mail_subject": "Planınız (sürüm {version})",
+        "mail_text": "Birlikte hazırladığınız plan ekte (sürüm {version}).\n\n"
+        "Selamlarımla,\nkoordinatörünüz",
+    },
+    "ar": {
+        "title": "خطتنا",
+        "version": "النسخة {version}، كُتبت في {written}",
+        "conference": "عُقد الاجتماع في {held}",
+        "without_meeting": "خطة وُضعت دون اجتماع",
+        "question": "السؤال",
+        "questions": "الأسئلة",
+        "question_n": "السؤال {n}",
+        "answered_by": "الاتفاقات الخاصة بهذا السؤال: {numbers}",
+        "minimum": "الحدّ الأدنى المطلوب لخطة آمنة",
+        "minimum_intro": "كان هذا واضحًا أمام الجميع منذ البداية: على كل خطة أن تلتزم به.",
+        "set_by": "وضعه: {who}",
+        "participants": "مَن شارك",
+        "agreements": "الاتفاقات",
+        "who": "مَن",
+        "what": "ماذا",
+        "where": "أين",
+        "when": "متى",
+        "if_not": "إذا لم ينجح أمرٌ ما",
+        "watched_by": "مَن يتابع الالتزام بالاتفاقات",
+        "next_meeting": "نلتقي مجددًا في",
+        "support": "الدعم المهني الذي اختارته العائلة",
+        "signed_off": "في {at} أكّد أحد المهنيين أن هذه الخطة تلتزم بالحدّ الأدنى المطلوب.",
+        "owned": "هذه الخطة ملكٌ لكل من وضعها. يحصل كل مشارك على نسخة منها.",
+        "fallback": "هذه النسخة باللغة الهولندية: لا توجد بعد في Kring نصوص باللغة المطلوبة"
+        " ({language}).",
+        "mail_subject": "خطتكم (النسخة {version})",
+        "mail_text": "تجدون في المرفق الخطة التي وضعتموها معًا (النسخة {version}).\n\n"
+        "مع أطيب التحيات،\nالمنسّق",
+    },
+    "pl": {
+        "title": "Nasz plan",
+        "version": "Wersja {version}, spisana {written}",
+        "conference": "Konferencja odbyła się {held}",
+        "without_meeting": "Plan przygotowany bez spotkania",
+        "question": "Pytanie",
+        "questions": "Pytania",
+        "question_n": "Pytanie {n}",
+        "answered_by": "Ustalenia dotyczące tego pytania: {numbers}",
+        "minimum": "Minimalny warunek bezpiecznego planu",
+        "minimum_intro": "Od początku było to jasne dla wszystkich: każdy plan musi go spełniać.",
+        "set_by": "Warunek postawiony przez: {who}",
+        "participants": "Kto brał udział",
+        "agreements": "Ustalenia",
+        "who": "Kto",
+        "what": "Co",
+        "where": "Gdzie",
+        "when": "Kiedy",
+        "if_not": "Jeśli coś się nie uda",
+        "watched_by": "Kto pilnuje, żeby ustaleń dotrzymywano",
+        "next_meeting": "Spotykamy się ponownie",
+        "support": "Pomoc specjalistów, którą wybrała rodzina",
+        "signed_off": "Dnia {at} specjalista potwierdził, że ten plan spełnia minimalny warunek.",
+        "owned": "Ten plan należy do wszystkich, którzy go stworzyli. Każdy uczestnik dostaje"
+        " kopię.",
+        "fallback": "Ta kopia jest po niderlandzku: Kring nie ma jeszcze tekstów w wybranym"
+        " języku ({language}).",
+        "mail_subject": "Wasz plan (wersja {version})",
+        "mail_text": "W załączniku jest plan, który razem przygotowaliście (wersja {version})."
+        "\n\nSerdecznie pozdrawiam,\nkoordynator",
+    },
+}
+
+ROLES: dict[str, dict[str, str]] = {
+    "nl": {
+        "central_person": "centrale persoon",
+        "family": "familielid",
+        "network": "iemand uit het netwerk",
+        "child": "kind",
+        "professional": "professional",
+        "expert": "deskundige",
+        "victim": "slachtoffer",
+        "offender": "dader",
+        "pupil": "leerling",
+        "teacher": "leerkracht",
+    },
+    "en": {
+        "central_person": "central person",
+        "family": "family member",
+        "network": "someone from the network",
+        "child": "child",
+        "professional": "professional",
+        "expert": "expert",
+        "victim": "victim",
+        "offender": "offender",
+        "pupil": "pupil",
+        "teacher": "teacher",
+    },
+    "fy": {
+        "central_person": "sintrale persoan",
+        "family": "famyljelid",
+        "network": "ien út it netwurk",
+        "child": "bern",
+        "professional": "professional",
+        "expert": "saakkundige",
+        "victim": "slachtoffer",
+        "offender": "dieder",
+        "pupil": "learling",
+        "teacher": "learaar",
+    },
+    "tr": {
+        "central_person": "planın merkezindeki kişi",
+        "family": "aile üyesi",
+        "network": "çevreden biri",
+        "child": "çocuk",
+        "professional": "profesyonel",
+        "expert": "uzman",
+        "victim": "mağdur",
+        "offender": "fail",
+        "pupil": "öğrenci",
+        "teacher": "öğretmen",
+    },
+    "ar": {
+        "central_person": "الشخص المعنيّ",
+        "family": "فرد من العائلة",
+        "network": "شخص من المحيط",
+        "child": "طفل",
+        "professional": "مهنيّ",
+        "expert": "خبير",
+        "victim": "الضحية",
+        "offender": "الجاني",
+        "pupil": "تلميذ",
+        "teacher": "معلّم",
+    },
+    "pl": {
+        "central_person": "osoba, której dotyczy plan",
+        "family": "członek rodziny",
+        "network": "ktoś z otoczenia",
+        "child": "dziecko",
+        "professional": "specjalista",
+        "expert": "ekspert",
+        "victim": "osoba poszkodowana",
+        "offender": "sprawca",
+        "pupil": "uczeń",
+        "teacher": "nauczyciel",
+    },
+}
+
+#: Languages written right to left: the HTML copy says ``dir="rtl"``, the PDF sets its lines
+#: from the right.
+RIGHT_TO_LEFT = frozenset({"ar"})
+
+LANGUAGES: tuple[str, ...] = tuple(LABELS)
