@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # One image for every Kring process; the command chooses which:
 #   docker run kring python -m services.intake.main        (or coordination, plans, followup,
-#                                                           console)
+#                                                           partners, console)
 #   docker run kring kring dlq list                         (the CLI)
 # nats-server does not run here (the official nats image does), so its binary is left out.
 #
@@ -54,7 +54,7 @@ ENV PATH=/opt/kring/bin:$PATH \
 USER 10001:10001
 WORKDIR /var/lib/kring
 VOLUME ["/var/lib/kring"]
-EXPOSE 8000 8001 8002 8003 8004
+EXPOSE 8000 8001 8002 8003 8004 8006
 # Readiness of the service this container runs (found from its command): 503 while NATS or the
 # store is away, so an orchestrator holds traffic back instead of restarting a healthy process.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \

@@ -10,7 +10,7 @@ set -eu
 
 secrets="${POSTGRES_INIT_SECRETS:-/run/secrets}"
 
-services="intake coordination plans followup"
+services="intake coordination plans followup partners"
 
 # Every file first: a missing one stops the start before anything is created.
 for service in $services; do
@@ -38,5 +38,5 @@ psql -v ON_ERROR_STOP=1 --no-psqlrc --username "$POSTGRES_USER" --dbname "$POSTG
   -v db="$POSTGRES_DB" <<'SQL'
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 REVOKE ALL ON DATABASE :"db" FROM PUBLIC;
-GRANT CONNECT ON DATABASE :"db" TO intake, coordination, plans, followup;
+GRANT CONNECT ON DATABASE :"db" TO intake, coordination, plans, followup, partners;
 SQL

@@ -354,9 +354,23 @@ class Edge:
 class Topology:
     """What ``docker compose up`` starts, as local processes under ``root``."""
 
-    def __init__(self, root: Path, override: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        override: Mapping[str, Any] | None = None,
+        leave_out: tuple[str, ...] = (),
+    ) -> None:
         self.root = root
         self.config = merge(compose(), override or {})
+        # Services a run does without (``docker compose up --scale NAME=0``, and nobody waits
+        # for them).
+        for name in leave_out:
+            del self.config["services"][name]
+        for spec in self.config["services"].values():
+            if isinstance(spec.get("depends_on"), Mapping):
+                spec["depends_on"] = {
+                    k: v for k, v in spec["depends_on"].items() if k not in leave_out
+                }
         self.secrets = root / "secrets"
         self.containers: dict[str, list[Container]] = {}
         self.postgres: Postgres | None = None
@@ -416,11 +430,16 @@ class Topology:
             return []
         command = container.spec.get("command") or []
         found = re.fullmatch(r"services\.([a-z]+)\.main", command[2]) if len(command) > 2 else None
+        env = environment_of(container.spec)
+        if found and found.group(1) == "console":
+            from tests.deploy.files import console_settings
+
+            default = console_settings().model_fields["console_port"].default
+            return [int(env.get("KRING_CONSOLE_PORT", default))]
         if found:
             from tests.deploy.files import settings_classes
 
             return [int(settings_classes()[found.group(1)].model_fields["http_port"].default)]
-        env = environment_of(container.spec)
         return [int(env["KRING_ISSUER_PORT"])] if "KRING_ISSUER_PORT" in env else []
 
     # -- moving values onto this host -------------------------------------------------------
@@ -457,6 +476,9 @@ class Topology:
         spec, root = container.spec, container.root
         for volume in spec.get("volumes", []):
             source, inside = str(volume).split(":")[:2]
+            if source.startswith("./secrets/"):  # a bind mount of the secrets' folder
+                container.mounts[inside] = self.secrets / source.removeprefix("./secrets/")
+                continue
             local = self.root / "volumes" / source
             local.mkdir(parents=True, exist_ok=True)
             container.mounts[inside] = local
@@ -716,10 +738,27 @@ class Topology:
     def _start_edge(self) -> None:
         conf = (ROOT / self.config["configs"]["edge-config"]["file"]).read_text(encoding="utf-8")
         routes: dict[int, list[str]] = {}
-        for listen, upstream in re.findall(r"listen (\d+);.*?set \$\w+ ([a-z]+:\d+);", conf, re.S):
-            host, port = upstream.split(":")
-            local = self.published[int(listen)]
-            routes[local] = [f"http://{t}" for t in self.addresses[host][int(port)]]
+        for server in conf.split("server {")[1:]:
+            listen = re.search(r"listen (\d+);", server)
+            named = re.search(r"set \$\w+ ([a-z]+):(\d+);", server)
+            loopback = re.search(r"proxy_pass http://127\.0\.0\.1:(\d+);", server)
+            if listen is None or int(listen.group(1)) not in self.published:
+                continue
+            local = self.published[int(listen.group(1))]
+            if named:
+                targets = self.addresses.get(named.group(1), {}).get(int(named.group(2)), [])
+            elif loopback:
+                # The edge's own loopback: the containers sharing its network namespace.
+                targets = [
+                    f"127.0.0.1:{c.ports[int(loopback.group(1))]}"
+                    for group in self.containers.values()
+                    for c in group
+                    if c.spec.get("network_mode") == "service:edge"
+                    and int(loopback.group(1)) in c.ports
+                ]
+            else:
+                continue
+            routes[local] = [f"http://{t}" for t in targets]
         self.edge = Edge(routes)
         self.edge.start()
 
@@ -768,7 +807,7 @@ class Topology:
         """Each API through the edge, as on the host (``kring`` CLI's defaults)."""
         from tests.deploy.files import SERVICES, settings_classes
 
-        return {
+        return {  # the services (the console is on the edge's 8000: ``url(8000)``)
             s: self.url(int(settings_classes()[s].model_fields["http_port"].default))
             for s in SERVICES
         }

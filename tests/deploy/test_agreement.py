@@ -13,6 +13,7 @@ from fastapi.routing import APIRoute
 from shared.http import common_router
 from shared.settings import SECRETS_DIR_VARIABLE, ServiceSettings
 from tests.deploy.files import (
+    CONSOLE,
     ISSUER_MODULE,
     OVERLAYS,
     ROOT,
@@ -21,6 +22,7 @@ from tests.deploy.files import (
     cli_variables,
     compose,
     config_map,
+    console_settings,
     containers,
     environment_of,
     issuer_settings,
@@ -35,7 +37,7 @@ NOT_SETTINGS = {"KRING_IMAGE"}  # compose's own interpolation variable (the imag
 
 
 def _read_by_everything() -> set[str]:
-    read = set(cli_variables())
+    read = set(cli_variables()) | variables_read(console_settings())
     for settings in settings_classes().values():
         read |= variables_read(settings)
     return read
@@ -44,6 +46,8 @@ def _read_by_everything() -> set[str]:
 def _read_by(command: list[str]) -> set[str]:
     """What the process a deployment's command starts reads."""
     service = _kring_service(command)
+    if service == CONSOLE:
+        return variables_read(console_settings()) | {SECRETS_DIR_VARIABLE}
     if service:
         # Every service reads its settings from files in this folder too (shared.settings).
         return variables_read(settings_classes()[service]) | {SECRETS_DIR_VARIABLE}
@@ -127,7 +131,7 @@ def test_every_command_the_deployment_runs_exists_or_is_pending() -> None:
             assert (ROOT / "kring" / "issuer.py").is_file(), where
         elif command[0] == "python":
             service = _kring_service(command)
-            assert service in SERVICES, where
+            assert service in (*SERVICES, CONSOLE), where
             assert (ROOT / "services" / service / "main.py").is_file(), where
         elif command[0] == "kring":
             words = tuple(w for w in command[1:] if not w.startswith("-"))

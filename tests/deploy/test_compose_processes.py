@@ -29,7 +29,8 @@ def test_each_replica_gets_the_compose_command_environment_and_its_own_secrets(
             ports.add(replica.env[f"KRING_{service.upper()}_PORT"])
             for key, value in expected.items():
                 moved = replica.env[key]
-                if key in ("KRING_NATS_URL", "KRING_OIDC_ISSUER", "KRING_OIDC_JWKS_URL"):
+                moved_urls = ("KRING_NATS_URL", "KRING_OIDC_ISSUER", "KRING_OIDC_JWKS_URL")
+                if key in (*moved_urls, "KRING_PARTNERS_PLANS_URL"):
                     assert moved != value and "127.0.0.1:" in moved, key
                 elif key in ("KRING_SECRETS_DIR", "KRING_DATA_DIR"):
                     assert moved.startswith(str(replica.root)), key
@@ -55,7 +56,8 @@ def test_the_one_shot_renders_where_the_nodes_include_it_from(tmp_path: Path) ->
     topology = Topology(tmp_path / "run")
     (auth,) = topology.containers["nats-auth"]
     topology._prepare(auth)
-    assert auth.argv[1:3] == ["nats-authorization", str(auth.root / "run" / "kring-nats")]
+    # The secrets' folder of NATS passwords itself, mounted whole.
+    assert auth.argv[1:3] == ["nats-authorization", str(tmp_path / "run" / "secrets" / "nats")]
     out = Path(auth.argv[auth.argv.index("--out") + 1])
     assert out == tmp_path / "run" / "volumes" / "nats-auth" / "authorization.conf"
     node = topology.containers["nats-1"][0]

@@ -9,7 +9,14 @@ import re
 from pydantic_core import PydanticUndefined
 
 from shared.settings import SECRETS_DIR_VARIABLE
-from tests.deploy.files import ROOT, compose, issuer_settings, settings_classes
+from tests.deploy.files import (
+    CONSOLE,
+    ROOT,
+    compose,
+    console_settings,
+    issuer_settings,
+    settings_classes,
+)
 from tests.deploy.slots import PENDING_COMMANDS, PENDING_SETTINGS
 
 DOC = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
@@ -20,43 +27,49 @@ def _table() -> dict[str, tuple[str, str]]:
     return {m.group(1): (m.group(2).strip(), m.group(3).strip()) for m in ROW.finditer(DOC)}
 
 
-def _read() -> dict[str, tuple[object, set[str]]]:
-    found: dict[str, tuple[object, set[str]]] = {}
-    for service, settings in {**settings_classes(), "issuer": issuer_settings()}.items():
+def _read() -> dict[str, dict[str, object]]:
+    """Each variable: who reads it (the services, the console, the issuer), with its default."""
+    found: dict[str, dict[str, object]] = {}
+    readers = {**settings_classes(), CONSOLE: console_settings(), "issuer": issuer_settings()}
+    for reader, settings in readers.items():
         for field, info in settings.model_fields.items():
             if info.exclude:
                 continue
             alias = info.validation_alias
             name = alias if isinstance(alias, str) else f"KRING_{field.upper()}"
             default = info.default if info.default is not PydanticUndefined else None
-            found.setdefault(name, (default, set()))[1].add(service)
-    found[SECRETS_DIR_VARIABLE] = (None, set(settings_classes()))  # read by every service
+            found.setdefault(name, {})[reader] = default
+    # Read by every service and the console (shared.settings' secrets sources).
+    found[SECRETS_DIR_VARIABLE] = dict.fromkeys([*settings_classes(), CONSOLE])
     return found
+
+
+def _readers(readers: set[str]) -> str:
+    """How the table names them: ``all`` for the five services, then the others."""
+    services = set(settings_classes())
+    if readers >= services:
+        return ", ".join(["all", *sorted(readers - services, key=[CONSOLE, "issuer"].index)])
+    return ", ".join(sorted(readers))
 
 
 def test_every_setting_the_services_read_is_in_the_table_with_its_readers() -> None:
     table = _table()
-    for name, (_, services) in _read().items():
+    for name, read in _read().items():
         assert name in table, f"{name} missing from docs/operations.md"
-        readers = table[name][0]
-        four = set(settings_classes())
-        if services == four:
-            expected = "all"
-        elif services == four | {"issuer"}:
-            expected = "all, issuer"
-        else:
-            expected = ", ".join(sorted(services))
-        assert readers == expected, name
+        assert table[name][0] == _readers(set(read)), name
 
 
 def test_every_default_in_the_table_is_the_code_s() -> None:
+    # The first reader's default leads; a reader whose default differs is named beside it.
     table = _table()
-    for name, (default, _) in _read().items():
+    for name, read in _read().items():
         shown = table[name][1]
-        if default is None or isinstance(default, dict):
-            continue
-        value = getattr(default, "value", default)
-        assert shown.startswith(f"`{value}`"), f"{name}: the table says {shown}, the code {value}"
+        defaults = [d for d in read.values() if d is not None and not isinstance(d, dict)]
+        for index, default in enumerate(dict.fromkeys(getattr(d, "value", d) for d in defaults)):
+            if index == 0:
+                assert shown.startswith(f"`{default}`"), f"{name}: {shown}, the code {default}"
+            else:
+                assert f"`{default}`" in shown, f"{name}: {shown} lacks {default}"
 
 
 def test_the_table_names_nothing_the_code_does_not_read_but_what_is_pending() -> None:

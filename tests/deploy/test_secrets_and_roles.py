@@ -38,7 +38,7 @@ def _files(folder: Path) -> dict[str, str]:
 
 def test_secrets_are_made_once_private_and_never_overwritten(tmp_path: Path) -> None:
     folder = tmp_path / "secrets"
-    assert "20 secret file(s) made" in make_secrets(folder)
+    assert "24 secret file(s) made" in make_secrets(folder)
     assert folder.stat().st_mode & 0o777 == 0o700
     before = _files(folder)
     (folder / "intake_cipher_key").unlink()
@@ -190,3 +190,27 @@ def test_a_missing_secret_stops_the_first_start_naming_the_file(
     assert ran.returncode != 0
     assert "followup_postgres_password is missing" in ran.stderr
     assert "created" not in ran.stdout
+
+
+def test_a_partner_s_password_beside_the_others_goes_into_the_kubernetes_secret(
+    tmp_path: Path,
+) -> None:
+    # kring partners add --nats-keys-dir secrets/nats writes it there; make-secrets --kubernetes
+    # then prints it in kring-nats-passwords, which kring nats-authorization renders.
+    import json
+
+    make_secrets(tmp_path)
+    (tmp_path / "nats" / "partner-jeugdzorg-utrecht.password").write_text("p" * 43 + "\n")
+    printed = subprocess.run(
+        [sys.executable, str(MAKE_SECRETS), "--dir", str(tmp_path), "--kubernetes"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    (passwords,) = [
+        s
+        for s in json.loads(printed.stdout)["items"]
+        if s["metadata"]["name"] == "kring-nats-passwords"
+    ]
+    assert passwords["stringData"]["partner-jeugdzorg-utrecht.password"] == "p" * 43
+    assert "partners.password" in passwords["stringData"]

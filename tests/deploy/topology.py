@@ -51,7 +51,7 @@ from shared.settings import ServiceSettings, StoreKind
 from shared.store import eventsourcing_env
 from shared.subjects import STREAM
 from tests.deploy.compose_processes import Container, Topology
-from tests.deploy.files import SERVICES
+from tests.deploy.files import CONSOLE
 from tests.faults.soak import (
     APPLICATIONS,
     OPERATOR,
@@ -70,6 +70,10 @@ from tests.faults.soak import (
 )
 from tests.servers import Mailbox, free_port
 
+#: The workflow services the cases go through; partners and the console are left out of this
+#: run (docs/operations.md, "Pending": not measured yet, so not added to make test's time).
+SERVICES = ("intake", "coordination", "plans", "followup")
+LEFT_OUT = ("partners", CONSOLE)
 PROBE_REGION = "Topology-probes"
 PROBE_MANAGER = Who("topology-manager", ("regional_manager",), regions=(PROBE_REGION,))
 
@@ -455,7 +459,7 @@ async def run(plan: Plan, root: Path, say: Callable[[str], None] = print) -> Out
     mailbox = Mailbox()
     smtp = Controller(mailbox, hostname="127.0.0.1", port=free_port())
     smtp.start()
-    topology = Topology(root, override(smtp.port))
+    topology = Topology(root, override(smtp.port), leave_out=LEFT_OUT)
     try:
         say(f"topology: up from docker-compose.yml under {root}")
         await asyncio.to_thread(topology.up)
