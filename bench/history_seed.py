@@ -625,7 +625,11 @@ class Seeder:
         if scenario.minimum_requirements:
             app.sign_off(case.case_id, 1, True, None, professional(case.region))
         self._at(case, 45)
-        app.distribute(case.case_id, list(scenario.shared_with_organisations), who, 1)
+        # Shared with those of the scenario's organisations that are partners here (none in a
+        # seeded history: it has no partners service), as the workflow does.
+        partners = app.partners()
+        shared = [o for o in scenario.shared_with_organisations if partners.is_active(o)]
+        app.distribute(case.case_id, shared, who, 1)
         self._at(case, 46)
         for person in scenario.people:
             participant_id = case.participants[person.key]

@@ -55,6 +55,14 @@ def secrets_sources(
     return init_settings, env_settings, files
 
 
+def existing_folder(value: Path | None) -> Path | None:
+    """A folder a process reads from, named by a setting: it must be there (a typo in a
+    deployment stops the process at start rather than serving pages without their scripts)."""
+    if value is not None and not value.is_dir():
+        raise ValueError("expected an existing folder")
+    return value
+
+
 def problem_line(error: ValidationError) -> str:
     """The first wrong setting of ``error`` by its variable, with what is wrong, never its value
     (it may be a secret): one line for a process that cannot start."""
@@ -137,6 +145,11 @@ class ServiceSettings(BaseSettings):
     #: The /docs and /redoc pages' scripts, vendored by ``make install`` (``shared.assets``);
     #: unset: the checkout's ``assets/vendor``.
     assets_dir: Path | None = None
+
+    @field_validator("assets_dir")
+    @classmethod
+    def assets_folder(cls, value: Path | None) -> Path | None:
+        return existing_folder(value)
 
     @field_validator("nats_url")
     @classmethod

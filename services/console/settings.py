@@ -10,7 +10,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from shared.identity import ClaimNames
-from shared.settings import LogFormat, secrets_sources
+from shared.settings import LogFormat, existing_folder, secrets_sources
 from shared.tokens import ASYMMETRIC, OIDCConfig
 
 SERVICES = ("intake", "coordination", "plans", "followup")
@@ -68,6 +68,11 @@ class ConsoleSettings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return secrets_sources(settings_cls, init_settings, env_settings)
+
+    @field_validator("assets_dir")
+    @classmethod
+    def assets_folder(cls, value: Path | None) -> Path | None:
+        return existing_folder(value)
 
     @field_validator("console_url", "intake_url", "coordination_url", "plans_url", "followup_url")
     @classmethod

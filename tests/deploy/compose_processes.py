@@ -502,6 +502,8 @@ class Topology:
         if container.kind in ("kring",):
             for inside, local in image_copies().items():
                 container.mounts[inside] = local
+            # The build stage vendors the pages' scripts there, as make install does here.
+            container.mounts["/opt/kring/assets"] = ROOT / "assets" / "vendor"
             workdir = image_workdir()
             if workdir not in container.mounts:  # the image's own folder: the container's
                 (root / workdir.lstrip("/")).mkdir(parents=True, exist_ok=True)

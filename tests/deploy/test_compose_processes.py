@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from tests.deploy.compose_processes import Topology, image_environment
+from tests.deploy.compose_processes import ROOT, Topology, image_environment
 from tests.deploy.files import SERVICES, compose, environment_of
 
 
@@ -34,6 +34,8 @@ def test_each_replica_gets_the_compose_command_environment_and_its_own_secrets(
                     assert moved != value and "127.0.0.1:" in moved, key
                 elif key in ("KRING_SECRETS_DIR", "KRING_DATA_DIR"):
                     assert moved.startswith(str(replica.root)), key
+                elif key == "KRING_ASSETS_DIR":  # the image's build, this checkout's here
+                    assert (value, moved) == ("/opt/kring/assets", str(ROOT / "assets/vendor"))
                 elif key == "KRING_HTTP_HOST":
                     assert (value, moved) == ("0.0.0.0", "127.0.0.1")
                 else:
