@@ -83,37 +83,18 @@ class LogFormat(StrEnum):
     CONSOLE = "console"
 
 
-class ServiceSettings(BaseSettings):
-    """What every service reads. Subclasses add their own and set the service name and port."""
+class EdgeSettings(BaseSettings):
+    """What every process with an HTTP edge reads (the services and the console): who it trusts
+    to say who someone is, the edge's limits, how it logs. Subclasses set the name and port."""
 
     model_config = SettingsConfigDict(
         env_prefix="KRING_", extra="ignore", frozen=True, populate_by_name=True
     )
 
     service_name: str = Field("service", exclude=True)
-    nats_url: str = "nats://127.0.0.1:4222"
-    #: This service's own NATS identity (``shared.permissions``); a process refuses to start
-    #: without both.
-    nats_user: str | None = None
-    nats_password: SecretStr | None = None
-    data_dir: Path = Path("data")
-    store: StoreKind = StoreKind.SQLITE
-    postgres_url: SecretStr | None = None
-    postgres_schema: str | None = None
-    cipher_key: SecretStr | None = None
     http_host: str = "127.0.0.1"
-    http_port: int = 8000
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.AUTO
-    consumer_max_deliver: int = Field(5, ge=1)
-    # How long JetStream waits for an ack before redelivering (e.g. after a crash).
-    consumer_ack_wait_seconds: float = Field(10.0, gt=0)
-    stream_replicas: int = Field(1, ge=1, le=5)
-    # A relay with no round succeeding for this long makes /health/ready 503 (shared.relay).
-    relay_unhealthy_seconds: float = Field(30.0, gt=0)
-    #: How long the lease of the active replica lasts unrenewed (PostgreSQL; shared.lease): a
-    #: replica that dies is replaced within about this long.
-    lease_seconds: float = Field(10.0, ge=2, le=300)
 
     @classmethod
     def settings_customise_sources(
@@ -142,8 +123,8 @@ class ServiceSettings(BaseSettings):
     #: Host names (no port) requests may name; ``*`` allows any, ``.example.org`` its subdomains.
     allowed_hosts: str = "127.0.0.1,localhost,::1"
     max_body_bytes: int = Field(1_048_576, ge=1024)
-    #: The /docs and /redoc pages' scripts, vendored by ``make install`` (``shared.assets``);
-    #: unset: the checkout's ``assets/vendor``.
+    #: The web pages' scripts, vendored by ``make install`` (``shared.assets``); unset: the
+    #: checkout's ``assets/vendor``.
     assets_dir: Path | None = None
 
     @field_validator("assets_dir")
@@ -151,26 +132,11 @@ class ServiceSettings(BaseSettings):
     def assets_folder(cls, value: Path | None) -> Path | None:
         return existing_folder(value)
 
-    @field_validator("nats_url")
-    @classmethod
-    def nats_urls(cls, value: str) -> str:
-        urls = [url.strip() for url in value.split(",") if url.strip()]
-        if not urls or any(not _url(url, ("nats", "tls")) for url in urls):
-            raise ValueError("expected nats://host:port (or tls://), several comma-separated")
-        return value
-
     @field_validator("oidc_issuer", "oidc_jwks_url")
     @classmethod
     def http_url(cls, value: str | None) -> str | None:
         if value is not None and not _url(value, ("https", "http")):
             raise ValueError("expected an https:// (or http://) URL")
-        return value
-
-    @field_validator("http_port")
-    @classmethod
-    def port(cls, value: int) -> int:
-        if not 0 <= value < 65536:
-            raise ValueError("expected a port, 1 to 65535 (0: any free one)")
         return value
 
     @field_validator("log_level")
@@ -192,26 +158,6 @@ class ServiceSettings(BaseSettings):
     def bindable(cls, value: str) -> str:
         if not _host(value):
             raise ValueError("expected an IP address or a host name to listen on")
-        return value
-
-    @field_validator("postgres_schema")
-    @classmethod
-    def schema_name(cls, value: str | None) -> str | None:
-        if value is not None and not SCHEMA_NAME.fullmatch(value):
-            raise ValueError("expected a lower-case identifier (letters, digits, _)")
-        return value
-
-    @field_validator("cipher_key")
-    @classmethod
-    def aes_key(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None:
-            return value
-        try:
-            size = len(base64.b64decode(value.get_secret_value(), validate=True))
-        except (binascii.Error, ValueError):
-            size = 0
-        if size not in (16, 24, 32):
-            raise ValueError("expected 16, 24 or 32 random bytes in base64 (deploy/make-secrets)")
         return value
 
     @field_validator(
@@ -254,16 +200,76 @@ class ServiceSettings(BaseSettings):
     def hosts(self) -> tuple[str, ...]:
         return tuple(h.strip().lower() for h in self.allowed_hosts.split(",") if h.strip())
 
-    @property
-    def sqlite_path(self) -> Path:
-        return self.data_dir / f"{self.service_name}.sqlite"
-
     def describe(self) -> dict[str, Any]:
         described: dict[str, Any] = self.model_dump(mode="json")
         for key in described:
             if isinstance(getattr(self, key), SecretStr):
                 described[key] = "***"
         return described
+
+
+class ServiceSettings(EdgeSettings):
+    """What every service reads. Subclasses add their own and set the service name and port."""
+
+    nats_url: str = "nats://127.0.0.1:4222"
+    #: This service's own NATS identity (``shared.permissions``); a process refuses to start
+    #: without both.
+    nats_user: str | None = None
+    nats_password: SecretStr | None = None
+    data_dir: Path = Path("data")
+    store: StoreKind = StoreKind.SQLITE
+    postgres_url: SecretStr | None = None
+    postgres_schema: str | None = None
+    cipher_key: SecretStr | None = None
+    http_port: int = 8000
+    consumer_max_deliver: int = Field(5, ge=1)
+    # How long JetStream waits for an ack before redelivering (e.g. after a crash).
+    consumer_ack_wait_seconds: float = Field(10.0, gt=0)
+    stream_replicas: int = Field(1, ge=1, le=5)
+    # A relay with no round succeeding for this long makes /health/ready 503 (shared.relay).
+    relay_unhealthy_seconds: float = Field(30.0, gt=0)
+    #: How long the lease of the active replica lasts unrenewed (PostgreSQL; shared.lease): a
+    #: replica that dies is replaced within about this long.
+    lease_seconds: float = Field(10.0, ge=2, le=300)
+
+    @field_validator("nats_url")
+    @classmethod
+    def nats_urls(cls, value: str) -> str:
+        urls = [url.strip() for url in value.split(",") if url.strip()]
+        if not urls or any(not _url(url, ("nats", "tls")) for url in urls):
+            raise ValueError("expected nats://host:port (or tls://), several comma-separated")
+        return value
+
+    @field_validator("http_port")
+    @classmethod
+    def port(cls, value: int) -> int:
+        if not 0 <= value < 65536:
+            raise ValueError("expected a port, 1 to 65535 (0: any free one)")
+        return value
+
+    @field_validator("postgres_schema")
+    @classmethod
+    def schema_name(cls, value: str | None) -> str | None:
+        if value is not None and not SCHEMA_NAME.fullmatch(value):
+            raise ValueError("expected a lower-case identifier (letters, digits, _)")
+        return value
+
+    @field_validator("cipher_key")
+    @classmethod
+    def aes_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return value
+        try:
+            size = len(base64.b64decode(value.get_secret_value(), validate=True))
+        except (binascii.Error, ValueError):
+            size = 0
+        if size not in (16, 24, 32):
+            raise ValueError("expected 16, 24 or 32 random bytes in base64 (deploy/make-secrets)")
+        return value
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / f"{self.service_name}.sqlite"
 
 
 def _url(value: str, schemes: tuple[str, ...]) -> bool:

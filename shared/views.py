@@ -851,6 +851,44 @@ class ReadModel:
         rows: list[dict[str, Any]] = self.read(run)
         return rows
 
+    def case_list(
+        self,
+        table: str,
+        *,
+        list_id: str,
+        rule: Rule,
+        principal: Principal,
+        request: PageRequest | None,
+        scope: ScopeColumns,
+        filters: Mapping[str, tuple[str, Any]],
+        shown: Sequence[str],
+    ) -> Page:
+        """A page of a case list as the services serve theirs: the caller's scope under
+        ``rule`` and each filter given (``name: (column, value)``, an equality; a None value
+        leaves it out) answered by the query, the total from the counts where the scope
+        allows, each row with the ``shown`` columns only."""
+        rule.check_role(principal)
+        where = all_of(
+            [
+                scoped(rule, principal, scope, self),
+                *(
+                    Clause(f"{column} = %s", (value,))
+                    for column, value in filters.values()
+                    if value is not None
+                ),
+            ]
+        )
+        page = self.page(
+            table,
+            list_id=list_id,
+            filters={name: value for name, (_, value) in filters.items()},
+            where=where,
+            request=request,
+            counted=by_region_alone(rule, principal),
+        )
+        page.items = [{k: row[k] for k in shown} for row in page.items]
+        return page
+
     def page(
         self,
         table: str,

@@ -17,7 +17,6 @@ from services.followup.access import RULES
 from services.followup.domain import CaseScope, FollowUp, Stage, stage_of
 from shared.identity import Principal, fold
 from shared.views import (
-    Clause,
     Column,
     Page,
     PageRequest,
@@ -25,10 +24,7 @@ from shared.views import (
     ScopeColumns,
     Table,
     Writer,
-    all_of,
-    by_region_alone,
     columns,
-    scoped,
     to_db,
 )
 
@@ -195,27 +191,19 @@ class FollowupViews(ReadModel):
         model: str | None = None,
     ) -> Page:
         """The follow-ups the caller may see, oldest first, filtered."""
-        rule = RULES["list"]
-        rule.check_role(principal)
-        filters = {"stage": str(stage) if stage else None, "model": str(model) if model else None}
-        columns = ScopeColumns(region="region_key", assigned=ASSIGNED)
-        where = all_of(
-            [
-                scoped(rule, principal, columns, self),
-                Clause("stage = %s", (filters["stage"],)) if stage else None,
-                Clause("model = %s", (filters["model"],)) if model else None,
-            ]
-        )
-        page = self.page(
+        return self.case_list(
             "follow_ups",
             list_id="followup.cases",
-            filters=filters,
-            where=where,
+            rule=RULES["list"],
+            principal=principal,
             request=request,
-            counted=by_region_alone(rule, principal),
+            scope=ScopeColumns(region="region_key", assigned=ASSIGNED),
+            filters={
+                "stage": ("stage", str(stage) if stage else None),
+                "model": ("model", str(model) if model else None),
+            },
+            shown=SHOWN,
         )
-        page.items = [{k: row[k] for k in SHOWN} for row in page.items]
-        return page
 
     def cases(self, principal: Principal, **filters: Any) -> list[dict[str, Any]]:
         return self.cases_page(principal, None, **filters).items

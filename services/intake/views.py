@@ -11,7 +11,6 @@ from services.intake.access import RULES
 from services.intake.domain import Request, Stage
 from shared.identity import Principal, fold
 from shared.views import (
-    Clause,
     Column,
     Page,
     PageRequest,
@@ -19,10 +18,7 @@ from shared.views import (
     ScopeColumns,
     Table,
     Writer,
-    all_of,
-    by_region_alone,
     columns,
-    scoped,
 )
 
 CASES = Table(
@@ -97,31 +93,20 @@ class IntakeViews(ReadModel):
     ) -> Page:
         """The requests of the caller's region(s), oldest first, filtered; the scoping is part
         of the query (a page is cut after it)."""
-        rule = RULES["list"]
-        rule.check_role(principal)
-        filters = {
-            "stage": str(stage) if stage else None,
-            "model": str(model) if model else None,
-            "region": fold(region) if region else None,
-        }
-        where = all_of(
-            [
-                scoped(rule, principal, ScopeColumns(region="region_key"), self),
-                Clause("stage = %s", (filters["stage"],)) if stage else None,
-                Clause("model = %s", (filters["model"],)) if model else None,
-                Clause("region_key = %s", (filters["region"],)) if region else None,
-            ]
-        )
-        page = self.page(
+        return self.case_list(
             "cases",
             list_id="intake.cases",
-            filters=filters,
-            where=where,
+            rule=RULES["list"],
+            principal=principal,
             request=request,
-            counted=by_region_alone(rule, principal),
+            scope=ScopeColumns(region="region_key"),
+            filters={
+                "stage": ("stage", str(stage) if stage else None),
+                "model": ("model", str(model) if model else None),
+                "region": ("region_key", fold(region) if region else None),
+            },
+            shown=SHOWN,
         )
-        page.items = [{k: row[k] for k in SHOWN} for row in page.items]
-        return page
 
     def cases(self, principal: Principal, **filters: Any) -> list[dict[str, Any]]:
         """Every row ``cases_page`` would give, as one list."""

@@ -20,10 +20,7 @@ from shared.views import (
     ScopeColumns,
     Table,
     Writer,
-    all_of,
-    by_region_alone,
     columns,
-    scoped,
 )
 
 CASES = Table(
@@ -164,27 +161,19 @@ class PlansViews(ReadModel):
         model: str | None = None,
     ) -> Page:
         """The cases plans knows that the caller may see, oldest first, by stage and model."""
-        rule = RULES["list"]
-        rule.check_role(principal)
-        filters = {"stage": str(stage) if stage else None, "model": str(model) if model else None}
-        columns = ScopeColumns(region="region_key", assigned=ASSIGNED)
-        where = all_of(
-            [
-                scoped(rule, principal, columns, self),
-                Clause("stage = %s", (filters["stage"],)) if stage else None,
-                Clause("model = %s", (filters["model"],)) if model else None,
-            ]
-        )
-        page = self.page(
+        return self.case_list(
             "cases",
             list_id="plans.cases",
-            filters=filters,
-            where=where,
+            rule=RULES["list"],
+            principal=principal,
             request=request,
-            counted=by_region_alone(rule, principal),
+            scope=ScopeColumns(region="region_key", assigned=ASSIGNED),
+            filters={
+                "stage": ("stage", str(stage) if stage else None),
+                "model": ("model", str(model) if model else None),
+            },
+            shown=SHOWN,
         )
-        page.items = [{k: row[k] for k in SHOWN} for row in page.items]
-        return page
 
     def cases(self, principal: Principal, **filters: Any) -> list[dict[str, Any]]:
         return self.cases_page(principal, None, **filters).items
