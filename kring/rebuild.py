@@ -47,7 +47,8 @@ def service_settings(service: str) -> ServiceSettings:
     )
     given: dict[str, Any] = {}
     if not os.environ.get("KRING_OIDC_ISSUER"):
-        given["oidc_issuer"] = "-"
+        # Never asked: a rebuild reads the store, it takes no calls. A URL, as the check wants.
+        given["oidc_issuer"] = "http://issuer.unused.invalid"
     settings = settings_class(**given)
     if settings.cipher_key is None:
         key_file = Path(settings.data_dir) / "keys" / f"{service}.key"

@@ -73,8 +73,10 @@ def own_tables(service: str) -> set[str]:
         "plans": PlansViews,
         "followup": FollowupViews,
     }[service]
+    tables = (*views.tables, ERASED)
+    counts = [t.counts for t in tables if t.counts is not None]  # a list's totals
     return {f"{service}_{t}" for t in OWN_TABLES} | {
-        f"{service}_v1_{t.name}" for t in (*views.tables, ERASED)
+        f"{service}_v1_{t.name}" for t in (*tables, *counts)
     }
 
 

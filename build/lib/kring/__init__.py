@@ -1,1 +1,0 @@
-"""The ``kring`` command line: run the system, walk a demo case, read audit trails."""

@@ -1,1 +1,0 @@
-"""Coordination: coordinator pool, assignment, preparation and the conference itself."""

@@ -1,1 +1,0 @@
-"""Intake: requests for a conference, from submission to acceptance (aanvraag)."""

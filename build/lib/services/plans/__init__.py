@@ -1,1 +1,0 @@
-"""Plans: writing up the family's plan after the conference, and distributing it."""
