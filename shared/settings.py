@@ -55,14 +55,6 @@ def secrets_sources(
     return init_settings, env_settings, files
 
 
-def existing_folder(value: Path | None) -> Path | None:
-    """A folder a process reads from, named by a setting: it must be there (a typo in a
-    deployment stops the process at start rather than serving pages without their scripts)."""
-    if value is not None and not value.is_dir():
-        raise ValueError("expected an existing folder")
-    return value
-
-
 def problem_line(error: ValidationError) -> str:
     """The first wrong setting of ``error`` by its variable, with what is wrong, never its value
     (it may be a secret): one line for a process that cannot start."""
@@ -130,7 +122,12 @@ class EdgeSettings(BaseSettings):
     @field_validator("assets_dir")
     @classmethod
     def assets_folder(cls, value: Path | None) -> Path | None:
-        return existing_folder(value)
+        if value is not None and not value.is_dir():
+            raise ValueError(
+                "expected the folder of the pages' scripts: `make install` vendors them into"
+                " assets/vendor (the image has them in /opt/kring/assets)"
+            )
+        return value
 
     @field_validator("oidc_issuer", "oidc_jwks_url")
     @classmethod

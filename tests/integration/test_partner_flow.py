@@ -168,6 +168,7 @@ async def held_case(system: System) -> uuid.UUID:
             held_on=date(2026, 4, 1),
             parts=list(ConferencePart),
             participants=participants,
+            attended={"central_person": 1, "family": 1, "professional": 1, "teacher": 1},
         )
     )
 

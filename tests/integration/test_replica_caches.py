@@ -68,12 +68,6 @@ def test_a_case_submitted_or_erased_through_one_replica_shows_so_in_the_others_l
         second.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the erased-keys cache: each replica keeps a case's cipher once it read the case, "
-    "and an erasure through another replica does not reach it; the read-model work fixes it "
-    "(docs/operations.md, 'Pending')",
-)
 def test_a_case_erased_through_one_replica_is_unreadable_through_the_other_at_once(
     url: str,
 ) -> None:
