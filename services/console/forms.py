@@ -74,6 +74,7 @@ def clarification_body(form: Form) -> dict[str, Any]:
                     "name": form.one(f"m{i}_name"),
                     "organisation": form.one(f"m{i}_organisation"),
                     "role": form.one(f"m{i}_role"),
+                    "subject": form.one(f"m{i}_subject") or None,
                 },
             }
         )
@@ -186,7 +187,6 @@ def plan_body(form: Form) -> dict[str, Any]:
         if form.one(f"s{i}_organisation") or form.one(f"s{i}_what")
     ]
     return {
-        "question": form.one("question") or None,
         "agreements": agreements,
         "if_something_does_not_work": form.one("if_something_does_not_work"),
         "watched_by": form.one("watched_by"),

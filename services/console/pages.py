@@ -580,6 +580,8 @@ def router(
         "confirm": N_("The participant's confirmation was recorded."),
         "decline": N_("The participant's decline was recorded. It is final."),
         "consent/withdraw": N_("The withdrawn consent was recorded."),
+        "informed": N_("Recorded that the participant was informed."),
+        "not-informed": N_("Recorded why the participant could not be informed."),
     }
 
     @api.post("/cases/{case_id}/participants/{participant_id}/{answer:path}")
@@ -592,8 +594,10 @@ def router(
         body: dict[str, Any] = {}
         if answer == "confirm":
             body = {"share_details": form.checked("share_details")}
-        elif answer == "decline":
+        elif answer in ("decline", "not-informed"):
             body = {"reason": form.one("reason")}
+        elif answer == "informed":
+            body = {}  # today
         else:
             body = {"what": form.one("what")}
 

@@ -265,6 +265,7 @@ def _request(
     page.fill("#m0_name", "Petra de Vries")
     page.fill("#m0_organisation", "Jeugdbescherming")
     page.fill("#m0_role", "jeugdbeschermer")
+    page.fill("#m0_subject", f"Pim {tag}")  # who signs the plan off (_sign_off)
     manager.submit("#clarify form")
     manager.notice()
     expect(page.locator("#clarify")).to_contain_text("Johan woont niet bij zijn stiefvader")
@@ -351,6 +352,14 @@ def _prepare(done: Walk, coordinator: Person, today: date) -> dict[str, str]:
             coordinator.submit(
                 f"#participants tbody tr:nth-child({index + 1}) form[action$='/confirm']"
             )
+            coordinator.notice()
+            # Informed of the aim and the way of working: the conference waits for everyone.
+            coordinator.submit(
+                f"#participants tbody tr:nth-child({index + 1}) form[action$='/informed']"
+            )
+            expect(page.locator("#participants tbody tr").nth(index)).to_contain_text(
+                "Geïnformeerd op"
+            )
         else:
             coordinator.submit(
                 f"#participants tbody tr:nth-child({index + 1}) form[action$='/decline']"
@@ -409,7 +418,7 @@ def _plan(
         page.fill(f"#r-{pid}-name", name)
     coordinator.submit("#recipients form")
     coordinator.notice()
-    page.fill("#question", "Waar kan Johan (8) veilig opgroeien?")
+    expect(page.locator("#questions")).to_contain_text("q1")  # intake's, as clarified
     page.check(f"input[name=a0_who][value='{ids['Oma Jansen']}']")
     page.check(f"input[name=a0_who][value='{ids['Johan Jansen']}']")
     page.fill("#a0_what", "Johan woont bij oma.")
@@ -459,7 +468,7 @@ def _sign_off(done: Walk, professional: Person) -> None:
 
 def _distribute(done: Walk, coordinator: Person) -> None:
     page = coordinator.go(f"/cases/{done.case_id}/plan")
-    page.fill("#organisations", "Jeugdzorg Utrecht")
+    # Shared with no organisation: only registered partners may be named (none here).
     coordinator.submit("#distribute form")
     coordinator.notice()
     deliveries = page.locator("#deliveries tbody tr")
