@@ -1,5 +1,6 @@
-"""Four sample cases, one per model, after the leaflets (``../shared/seeds``): what the workflow,
-``kring demo``, the end-to-end tests, the fault suite and the benchmark walk through.
+"""Four sample cases, one per model, after the Eigen Kracht Centrale's leaflets on the four
+models: what the workflow, ``kring demo``, the end-to-end tests, the fault suite and the
+benchmark walk through.
 
 The people are fictional. A ``Person`` is known to the story by a ``key``; the services give each
 one an opaque participant id, and the plan's agreements are written with those ids.

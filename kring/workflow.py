@@ -286,6 +286,16 @@ async def run_case(
     return run
 
 
+async def accept(session: Session, case_url: str, manager: Who, patience: float = 30) -> None:
+    """Accept a clarified request at intake's ``case_url`` as ``manager``, holding the
+    informational talk first where the request asks for one (the family goes ahead)."""
+    request = await until(session, case_url, manager, lambda c: c["stage"] == "clarified", patience)
+    if request.get("informational_talk") and not request.get("informational_talks"):
+        talk = {"held_on": date.today().isoformat(), "outcome": "go_ahead"}
+        await call(session, "POST", f"{case_url}/informational-talk", manager, talk)
+    await call(session, "POST", f"{case_url}/accept", manager)
+
+
 async def _request(session: Session, case: _Case, scenario: Scenario, patience: float) -> None:
     await step(
         session,

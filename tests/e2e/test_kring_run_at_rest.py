@@ -14,7 +14,6 @@ import time
 import uuid
 from base64 import b64decode
 from contextlib import closing
-from datetime import date
 from typing import Any
 
 import httpx
@@ -140,13 +139,7 @@ async def test_after_kring_erase_no_file_under_the_data_folder_holds_its_keys_or
         intake = f"{system.urls['intake']}/cases/{follow_up}"
         body = scenarios.clarification_body(family)
         await workflow.call(session, "POST", f"{intake}/clarify", manager, body)
-        request = await workflow.until(
-            session, intake, manager, lambda c: c["stage"] == "clarified", 30
-        )
-        if request.get("informational_talk"):  # asked for: held before the acceptance
-            talk = {"held_on": date.today().isoformat(), "outcome": "go_ahead"}
-            await workflow.call(session, "POST", f"{intake}/informational-talk", manager, talk)
-        await workflow.call(session, "POST", f"{intake}/accept", manager)
+        await workflow.accept(session, intake, manager)
         coordination = f"{system.urls['coordination']}/cases/{follow_up}"
         case = await workflow.until(
             session, coordination, manager, lambda c: bool(c.get("coordinator_ids")), 60

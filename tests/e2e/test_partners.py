@@ -417,7 +417,17 @@ async def _every_event_of_the_contract(system: System, tmp_path: Path) -> None:
                 coordinator,
                 {"organisation": PARTNER},
             )
-            await eventually(lambda: _received(receiver, 2), timeout=30, what="both webhooks")
+            revoked = "nl.kring.partner.plan-revoked.v1"
+            # Both versions of the family's plan were shared before the withdrawal.
+            case_bytes = str(run.case_id).encode()
+
+            async def revocation_received() -> bool:
+                return any(
+                    revoked.encode() in body and case_bytes in body
+                    for _, body, _ in receiver.requests
+                )
+
+            await eventually(revocation_received, timeout=30, what="the revocation")
             RECEIVED.extend(receiver.requests)
 
             story = scenarios.SCENARIOS[ConferenceModel.FAMILY]
@@ -438,7 +448,7 @@ async def _every_event_of_the_contract(system: System, tmp_path: Path) -> None:
                 manager,
                 scenarios.clarification_body(story),
             )
-            await workflow.call(session, "POST", f"{intake}/cases/{ended}/accept", manager)
+            await workflow.accept(session, f"{intake}/cases/{ended}", manager)
             assigned = await workflow.until(
                 session,
                 f"{system.urls['coordination']}/cases/{ended}",
@@ -459,6 +469,22 @@ async def _every_event_of_the_contract(system: System, tmp_path: Path) -> None:
                 f"{intake}/cases/{ended}/withdraw",
                 manager,
                 {"reason": "the family chose otherwise"},
+            )
+            # And one withdrawn before it was accepted (coordination never hears of it).
+            early = await workflow.call(
+                session,
+                "POST",
+                f"{intake}/cases",
+                workflow.REQUESTER,
+                scenarios.request_body(story, region),
+                key=f"contract-{uuid.uuid4()}",
+            )
+            await workflow.call(
+                session,
+                "POST",
+                f"{intake}/cases/{early['case_id']}/withdraw",
+                manager,
+                {"reason": "the family found their own way"},
             )
         erased = system.kring("erase", ended, "--reason", "other", who=manager)
         assert erased.returncode == 0, erased.stdout + erased.stderr

@@ -280,6 +280,15 @@ async def test_resend_by_hand_and_replay_from_a_time_send_the_same_id_again(
         )
         assert resent.status_code == 200, resent.text
         await eventually(lambda: _received(receiver, 3), what="the resend")
+
+        async def resend_recorded() -> bool:
+            # The receiver has it before the worker records the attempt: until then the
+            # notification is on its way, and a replay leaves it to finish.
+            rows = {r["event_id"]: r for r in await deliveries(service, organisation)}
+            again = rows[first["event_id"]]
+            return bool(again["webhook_status"] == "sent" and again["attempts"] >= 2)
+
+        await eventually(resend_recorded, what="the resend recorded as sent")
         replayed = await service.http.post(
             f"/partners/{organisation}/replay",
             json={"since": before.isoformat()},
