@@ -78,8 +78,10 @@ export PYTEST_DEBUG_TEMPROOT := /tmp/kring-tests-$(shell printf '%s' '$(CURDIR)'
 $(PYTEST_DEBUG_TEMPROOT):
 	@mkdir -p $@
 
+# Two workers, each taking whole files (a file's fixtures and servers stay in one process): most
+# tests wait on servers and processes of their own, so two share two cores well.
 test: lint | $(PYTEST_DEBUG_TEMPROOT) $(CHROMIUM)
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 unit: $(READY) | $(PYTEST_DEBUG_TEMPROOT)
 	$(BIN)/pytest tests/unit
