@@ -181,6 +181,11 @@ class Services:
     async def accept(self, token: str, case_id: UUID) -> Json:
         return await self._json("intake", "POST", f"/cases/{case_id}/accept", token)
 
+    async def informational_talk(self, token: str, case_id: UUID, body: Json) -> Json:
+        return await self._json(
+            "intake", "POST", f"/cases/{case_id}/informational-talk", token, json=body
+        )
+
     async def withdraw(self, token: str, case_id: UUID, reason: str) -> Json:
         return await self._json(
             "intake", "POST", f"/cases/{case_id}/withdraw", token, json={"reason": reason}

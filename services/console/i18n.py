@@ -65,6 +65,11 @@ LABELS: dict[str, dict[str, str]] = {
         "pupil": N_("pupil"),
         "teacher": N_("teacher"),
     },
+    "talk": {
+        "go_ahead": N_("the family goes ahead"),
+        "think_it_over": N_("the family thinks it over"),
+        "no": N_("the family does not want a conference"),
+    },
     "invitation": {
         "invited": N_("invited"),
         "confirmed": N_("confirmed"),

@@ -354,6 +354,20 @@ def router(
                 N_("The request was accepted: coordination looks for a coordinator."),
                 target,
             )
+        if action == "talk":
+            talk = {
+                "held_on": form.one("held_on") or date.today().isoformat(),
+                "outcome": form.one("outcome"),
+            }
+            return await attempt(
+                session,
+                form,
+                "talk",
+                lambda: services.informational_talk(session.token, case_id, talk),
+                show,
+                N_("The informational talk was recorded."),
+                target,
+            )
         if action == "withdraw":
             return await attempt(
                 session,

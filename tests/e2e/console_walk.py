@@ -252,6 +252,7 @@ def _request(
     page.select_option("#model", "family")
     page.fill("#region", region)
     page.fill("#description", "Johan (8) kan niet meer thuis wonen; oma vraagt om een plan.")
+    page.check("input[name=informational_talk]")
     manager.submit("form[action='/requests/new']")
     manager.notice()
     match = re.search(r"/cases/([0-9a-f-]{36})/request", page.url)
@@ -269,6 +270,11 @@ def _request(
     manager.submit("#clarify form")
     manager.notice()
     expect(page.locator("#clarify")).to_contain_text("Johan woont niet bij zijn stiefvader")
+    # The talk first: oma wants to go ahead.
+    page.select_option("#outcome", "go_ahead")
+    manager.submit("#talk")
+    manager.notice()
+    expect(page.locator("#accept")).to_contain_text("gaat door")
     manager.submit("#accept form[action$='/accept']")
     manager.notice()
 
