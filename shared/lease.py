@@ -214,6 +214,12 @@ class PostgresLease(Lease):
         await asyncio.to_thread(self._run, self._release, (self.name, self.holder, term.epoch))
 
     def fence(self, cursor: Any, epoch: int) -> None:
+        # The write holds the lease row (FOR SHARE) until it ends, and a takeover waits for it.
+        # A holder stopped mid-write (paused, its host frozen) would hold it for good: no idle
+        # timeout ends a transaction whose pipeline the server still waits on. So the write's
+        # transaction may last no longer than the lease (the server ends the session after).
+        timeout = f"{int(self.seconds * 1000)}ms"
+        cursor.execute("SELECT set_config('transaction_timeout', %s, true)", (timeout,))
         cursor.execute(self._fence, (self.name, self.holder, epoch))
         if cursor.fetchone() is None:
             LEASE_FENCED.inc()
