@@ -108,15 +108,16 @@ async def test_a_takeover_waits_for_a_write_in_flight_rather_than_pass_it(
     assert term is not None
     # A write of the holder's term that has checked the fence and not yet committed: the row
     # is the write's until it ends, so the other replica cannot take the lease meanwhile.
-    with pytest.raises(Exception, match="transaction timeout"):  # ended: it never commits
-        with app.queries.transaction(commit=True) as cursor:
-            term.check(cursor)
-            with pytest.raises(Exception, match="lock"):
-                await second.acquire()
-            # Stopped past the lease (paused, say): a write may not outlast it, so the server
-            # ends the session rather than let it hold the row, and the lease, for good.
-            await asyncio.sleep(SECONDS + 0.5)
-            cursor.execute(app.queries.sql("SELECT 1"))
+    # Ended by the server, it never commits.
+    ended = pytest.raises(Exception, match="transaction timeout")
+    with ended, app.queries.transaction(commit=True) as cursor:
+        term.check(cursor)
+        with pytest.raises(Exception, match="lock"):
+            await second.acquire()
+        # Stopped past the lease (paused, say): a write may not outlast it, so the server ends
+        # the session rather than let it hold the row, and the lease, for good.
+        await asyncio.sleep(SECONDS + 0.5)
+        cursor.execute(app.queries.sql("SELECT 1"))
     # Ended without a commit, and only then the other term begins.
     assert await second.acquire() is not None
 
