@@ -170,8 +170,18 @@ async def test_an_outcome_and_a_follow_up_conference_travel_the_bus_to_a_linked_
         await eventually(opened_in_intake, what="intake to open the follow-up case")
         assert (await intake.http.get(f"/cases/{new_case}")).json()["follow_up_of"] == case_id
         assert (await intake.http.get(f"/cases/{case_id}")).json()["follow_ups"] == [new_case]
+
+        async def coordinator_known() -> bool:
+            # Followup learns who coordinates the case from coordination's events, on its own
+            # time: until then the coordinator's read is refused (403, "not known here yet").
+            answer = await followup.http.get(f"/cases/{case_id}/history")
+            return answer.status_code == 200
+
+        await eventually(coordinator_known, what="followup to know the case's coordinator")
         followup_trail = (await followup.http.get(f"/cases/{case_id}/history")).json()
-        intake_trail = (await intake.http.get(f"/cases/{case_id}/history")).json()
+        intake_history = await intake.http.get(f"/cases/{case_id}/history")
+        assert intake_history.status_code == 200, intake_history.text
+        intake_trail = intake_history.json()
         assert [e["type"] for e in followup_trail][-2:] == [
             "OutcomeRecorded",
             "FollowUpConferenceRequested",
