@@ -42,6 +42,9 @@ CHROMIUM_ARGS = [
 AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 SERIOUS = ("serious", "critical")
 WAIT_MS = 20_000
+# Assertions wait as long as a page does: Redoc and Swagger UI draw the page in the browser
+# after a megabyte of script, which took more than Playwright's five seconds under a loaded CI.
+expect.set_options(timeout=WAIT_MS)
 
 
 @dataclass
