@@ -638,7 +638,9 @@ def nats_authorization(
 
 @app.command()
 def rebuild(
-    service: Annotated[str, typer.Argument(help="intake, coordination, plans or followup.")],
+    service: Annotated[
+        str, typer.Argument(help="intake, coordination, plans, followup or partners.")
+    ],
 ) -> None:
     """Build SERVICE's read model (its lists) anew from its log, with progress. Run it with the
     service's settings (KRING_STORE, KRING_DATA_DIR, KRING_POSTGRES_URL, KRING_CIPHER_KEY; beside

@@ -24,12 +24,13 @@ from shared.settings import ServiceSettings
 from shared.store import eventsourcing_env
 from shared.views import Progress, ReadModel
 
-SERVICES = ("intake", "coordination", "plans", "followup")
+SERVICES = ("intake", "coordination", "plans", "followup", "partners")
 _CLASSES = {
     "intake": ("IntakeSettings", "IntakeApplication"),
     "coordination": ("CoordinationSettings", "CoordinationApplication"),
     "plans": ("PlansSettings", "PlansApplication"),
     "followup": ("FollowupSettings", "FollowupApplication"),
+    "partners": ("PartnersSettings", "PartnersApplication"),
 }
 
 

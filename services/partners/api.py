@@ -8,16 +8,12 @@ setting one, rotating): nobody can read it back. Lists take ``?limit=&after=`` a
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 from fastapi import APIRouter, Query
-from fastapi.exceptions import RequestValidationError
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from services.partners.access import RULES
@@ -28,11 +24,12 @@ from services.partners.views import DeliveryRow
 from shared.errors import InvalidFieldError
 from shared.http import NOT_FOUND, NOT_FOUND_OR_CONFLICT, Caller, Responses, access, run_sync
 from shared.subjects import ORGANISATION_ID, PARTNER_CONSUMER, partner_stream
+from shared.views import DEFAULT_LIMIT, MAX_LIMIT, PageRequest, decode_cursor, encode_cursor
+from shared.views import Page as ReadPage
 
 T = TypeVar("T")
 
 OrganisationId = Annotated[str, Field(pattern=f"^{ORGANISATION_ID.pattern}$", max_length=63)]
-DEFAULT_LIMIT, MAX_LIMIT = 50, 500
 INVALID: Responses = {422: {"description": "invalid input (the field is named)"}}
 
 
@@ -180,31 +177,16 @@ Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 def page(
     items: Sequence[T], key: Callable[[T], str], *, list_name: str, limit: int, after: str | None
 ) -> tuple[list[T], str | None]:
-    """One page of ``items`` (ordered by ``key``) after the cursor ``after``."""
+    """One page of ``items`` (ordered by ``key``) after the cursor ``after``: the registry is
+    one aggregate, paged in memory, with the cursors the read models' lists use."""
     start = 0
     if after is not None:
-        last = _cursor_key(after, list_name)
-        start = next((i for i, item in enumerate(items) if key(item) > last), len(items))
+        [last] = decode_cursor(after, list_name, {})
+        start = next((i for i, item in enumerate(items) if key(item) > str(last)), len(items))
     chosen = list(items[start : start + limit])
     more = start + limit < len(items)
-    return chosen, _cursor(list_name, key(chosen[-1])) if more and chosen else None
-
-
-def _cursor(list_name: str, key: str) -> str:
-    raw = json.dumps({"l": list_name, "k": key}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _cursor_key(cursor: str, list_name: str) -> str:
-    try:
-        decoded = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if decoded.get("l") == list_name and isinstance(decoded.get("k"), str):
-            return str(decoded["k"])
-    except (binascii.Error, ValueError, AttributeError, UnicodeDecodeError):
-        pass
-    raise RequestValidationError(
-        [{"type": "value_error", "loc": ["query", "after"], "msg": "not a cursor of this list"}]
-    )
+    following = encode_cursor(list_name, {}, [key(chosen[-1])]) if more and chosen else None
+    return chosen, following
 
 
 def router(app: PartnersApplication, rules: TargetRules) -> APIRouter:
@@ -307,10 +289,11 @@ def router(app: PartnersApplication, rules: TargetRules) -> APIRouter:
         """Everything sent to the partner, oldest first, with each webhook's status, attempts
         and last error (``?case_id=``, ``?status=``)."""
         await run_sync(app.partner, organisation, principal)
-        rows = await run_sync(
-            lambda: app.deliveries.of_partner(organisation, case_id=case_id, status=status)
+        request = PageRequest(limit=limit, after=after)
+        rows, found = await run_sync(
+            lambda: app.views.page_of_partner(organisation, request, case_id=case_id, status=status)
         )
-        return _page_of(rows, limit, after, f"deliveries:{organisation}")
+        return _page_of(rows, found)
 
     @api.get(
         "/cases/{case_id}/deliveries",
@@ -322,8 +305,9 @@ def router(app: PartnersApplication, rules: TargetRules) -> APIRouter:
     ) -> DeliveryPage:
         """Everything sent to any partner about one case (revocations after its erasure too)."""
         RULES["case_deliveries"].permit(principal)
-        rows = await run_sync(app.deliveries.of_case, case_id)
-        return _page_of(rows, limit, after, f"case:{case_id}")
+        request = PageRequest(limit=limit, after=after)
+        rows, found = await run_sync(app.views.page_of_case, case_id, request)
+        return _page_of(rows, found)
 
     @api.post(
         "/partners/{organisation}/deliveries/{event_id}/resend",
@@ -335,7 +319,7 @@ def router(app: PartnersApplication, rules: TargetRules) -> APIRouter:
     ) -> DeliveryView:
         """Send one notification to the webhook again (the same id, a new series of attempts)."""
         await run_sync(app.resend, organisation, event_id, principal)
-        row = await run_sync(app.deliveries.get, event_id)
+        row = await run_sync(app.views.get, event_id)
         assert row is not None
         return DeliveryView.of(row)
 
@@ -353,8 +337,7 @@ def router(app: PartnersApplication, rules: TargetRules) -> APIRouter:
     return api
 
 
-def _page_of(rows: list[DeliveryRow], limit: int, after: str | None, name: str) -> DeliveryPage:
-    chosen, cursor = page(
-        rows, lambda r: str(r.position).zfill(20), list_name=name, limit=limit, after=after
+def _page_of(rows: list[DeliveryRow], found: ReadPage) -> DeliveryPage:
+    return DeliveryPage(
+        items=[DeliveryView.of(r) for r in rows], next=found.next, total=found.total
     )
-    return DeliveryPage(items=[DeliveryView.of(r) for r in chosen], next=cursor, total=len(rows))

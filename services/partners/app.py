@@ -25,7 +25,7 @@ from services.partners.domain import (
     WebhookStatus,
     notification_id,
 )
-from services.partners.views import Deliveries
+from services.partners.views import PartnersViews
 from shared.access import Facts
 from shared.actor import system_actor
 from shared.application import KringApplication
@@ -76,7 +76,7 @@ class PartnersApplication(KringApplication):
         self.plans_url = plans_url.rstrip("/")
         self.rotation_overlap = rotation_overlap
         self.system = system_actor(self.name).as_record()
-        self.deliveries = Deliveries(self)
+        self.views = PartnersViews(self)
 
     # -- the registry (an operator's) ---------------------------------------------------------
     def registry(self) -> Registry:
@@ -341,7 +341,7 @@ class PartnersApplication(KringApplication):
         self._check_sends_webhooks(organisation)
         chosen = [
             row.event_id
-            for row in self.deliveries.of_partner(organisation)
+            for row in self.views.of_partner(organisation)
             if row.issued_at >= since
             and row.webhook_status in (WebhookStatus.SENT, WebhookStatus.FAILED, WebhookStatus.NONE)
         ]

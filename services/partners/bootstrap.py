@@ -55,7 +55,7 @@ def build(
         router=api.router(app, rules),
         follows=bus.FOLLOWS,
         history_rule=RULES["history"],
-        background=[worker.deliver_webhooks],
+        background=[app.views.follow, worker.deliver_webhooks],
         bus_jobs=[publish_feeds],
         description="Partner organisations: the registry, a feed per partner on NATS (each its"
         " own stream), Standard Webhooks with retries for partners without NATS, delivery status"

@@ -137,7 +137,7 @@ class WebhookWorker:
                 partner is not None and partner.sends_webhooks and (slowed is None or slowed <= now)
             )
 
-        due = await asyncio.to_thread(self.app.deliveries.due, now, sending)
+        due = await asyncio.to_thread(self.app.views.due, now, sending)
         results = await asyncio.gather(*(self._attempt(row) for row in due))
         return sum(results)
 

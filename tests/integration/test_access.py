@@ -234,7 +234,7 @@ async def seed_partners(definition: ServiceDefinition, http: httpx.AsyncClient) 
         ],
     )
     app.process(delivered(shared, next(_positions), origin="plans"))
-    [row] = app.deliveries.of_case(case_id)
+    [row] = app.views.of_case(case_id)
     return {"case_id": str(case_id), "organisation": ORGANISATION, "event_id": str(row.event_id)}
 
 

@@ -195,7 +195,7 @@ def seed_partners(definition: ServiceDefinition, http: Http) -> Seeded:
         ],
     )
     definition.app.process(delivered(shared, 1, origin="plans"))
-    [row] = definition.app.deliveries.of_case(case_id)
+    [row] = definition.app.views.of_case(case_id)
     return {
         "case_id": [str(case_id)],
         "organisation": [ORGANISATION],

@@ -25,6 +25,7 @@ from shared.erasure import CaseErasedError, ErasureReason
 from shared.settings import ServiceSettings, StoreKind
 from shared.store import eventsourcing_env
 from tests.factories import REQUEST_BODY, principal
+from tests.unit.test_partners_rules import deliveries_survive_a_restart_and_a_rebuild
 
 APPS: dict[str, type[KringApplication]] = {
     "intake": IntakeApplication,
@@ -164,3 +165,26 @@ def test_two_replicas_catching_up_at_once_apply_each_event_once(stores: Stores) 
         thread.join()
     assert errors == []
     assert one.views.dump() == two.views.dump() == expected
+
+
+def test_partners_deliveries_resume_and_rebuild_on_postgres(database: str) -> None:
+    key = AESGCMCipher.create_key(32)
+    opened: list[KringApplication] = []
+
+    def make(cls: type[KringApplication], **kwargs: Any) -> Any:
+        settings = ServiceSettings(
+            service_name=cls.name,
+            store=StoreKind.POSTGRES,
+            postgres_url=SecretStr(database),
+            oidc_issuer="http://issuer.invalid",
+            cipher_key=SecretStr(key),
+        )
+        app = cls(env=eventsourcing_env(settings), **kwargs)
+        opened.append(app)
+        return app
+
+    try:
+        deliveries_survive_a_restart_and_a_rebuild(make)
+    finally:
+        for app in opened:
+            app.close()

@@ -108,11 +108,11 @@ def test_a_rebuild_killed_half_way_resumes_and_ends_with_the_live_rows(tmp_path:
 
 
 def test_ordinary_mistakes_are_one_line_and_exit_code_2(tmp_path: Path) -> None:
-    unknown = kring(tmp_path, "rebuild", "partners")
+    unknown = kring(tmp_path, "rebuild", "console")  # it has no store
     _, err = unknown.communicate(timeout=60)
     assert unknown.returncode == 2
     assert err.strip().splitlines() == [
-        "error: no service 'partners': one of intake, coordination, plans, followup"
+        "error: no service 'console': one of intake, coordination, plans, followup, partners"
     ]
     missing = kring(tmp_path / "nowhere", "rebuild", "intake")
     _, err = missing.communicate(timeout=60)

@@ -147,7 +147,7 @@ def test_an_attempt_is_recorded_once_whoever_records_it(make_app: Any) -> None:
     app = partners_with(make_app, jz="https://partner.example.org/kring")
     case_id = uuid.uuid4()
     app.process(delivered(shared(case_id, "jz"), next(_positions), origin="plans"))
-    [row] = app.deliveries.of_case(case_id)
+    [row] = app.views.of_case(case_id)
     assert row.webhook_status is WebhookStatus.PENDING
     retry = NOW + timedelta(seconds=10)
     outcome: dict[str, Any] = {
@@ -163,7 +163,7 @@ def test_an_attempt_is_recorded_once_whoever_records_it(make_app: Any) -> None:
     sent = outcome | {"status_code": 200, "error": None, "retry_at": None}
     assert app.record_attempt(row.event_id, number=2, **sent)
     assert not app.record_attempt(row.event_id, number=3, **outcome)  # sent: nothing more
-    [row] = app.deliveries.of_case(case_id)
+    [row] = app.views.of_case(case_id)
     assert (row.webhook_status, row.attempts) == (WebhookStatus.SENT, 2)
 
 
@@ -176,13 +176,13 @@ def test_a_withdrawal_cancels_what_was_still_to_go_and_revokes_once(make_app: An
     )
     app.process(delivered(withdrawn, next(_positions), origin="plans"))
     app.process(delivered(withdrawn, next(_positions), origin="plans"))  # told twice: once
-    rows = [(r.organisation, r.kind, r.webhook_status) for r in app.deliveries.of_case(case_id)]
+    rows = [(r.organisation, r.kind, r.webhook_status) for r in app.views.of_case(case_id)]
     assert rows == [
         ("jz", Kind.PLAN_SHARED, WebhookStatus.CANCELLED),
         ("school", Kind.PLAN_SHARED, WebhookStatus.NONE),  # NATS only
         ("jz", Kind.PLAN_REVOKED, WebhookStatus.PENDING),
     ]
-    revocation = app.deliveries.of_case(case_id)[2]
+    revocation = app.views.of_case(case_id)[2]
     assert revocation.data["reason"] == "consent_withdrawn"
 
 
@@ -206,7 +206,7 @@ def test_an_erasure_revokes_to_each_organisation_still_shared_with_and_keeps_the
     app.process(delivered(erased, next(_positions), origin="intake"))
     revoked = [
         (r.organisation, r.data["reason"])
-        for r in app.deliveries.of_case(case_id)
+        for r in app.views.of_case(case_id)
         if r.kind is Kind.PLAN_REVOKED
     ]
     # school's consent was withdrawn (nothing more of the case); police is no partner now.
@@ -220,8 +220,90 @@ def test_a_case_shared_with_no_partner_of_ours_leaves_nothing(make_app: Any) -> 
     app.revoke("jz", OPERATOR)
     case_id = uuid.uuid4()
     app.process(delivered(shared(case_id, "jz"), next(_positions), origin="plans"))
-    assert app.deliveries.of_case(case_id) == []
+    assert app.views.of_case(case_id) == []
     assert app.erasure_status(case_id)["known"] is False
+
+
+def test_the_deliveries_survive_a_restart_and_a_rebuild_equals_them_erasures_included(
+    make_app: Any,
+) -> None:
+    deliveries_survive_a_restart_and_a_rebuild(make_app)
+
+
+def deliveries_survive_a_restart_and_a_rebuild(make_app: Any) -> None:
+    """The deliveries are a table in partners' own database: a start resumes it without
+    reading the log again, and one built anew from the log (``kring rebuild partners``) has
+    the same rows, attempts, revocations and the record of an erased case included. (Also on
+    PostgreSQL: ``tests/integration/test_read_models_postgres.py``.)"""
+    app = partners_with(make_app, jz="https://partner.example.org/kring", school=None)
+    kept, erased_case = uuid.uuid4(), uuid.uuid4()
+    for case_id in (kept, erased_case):
+        app.process(delivered(shared(case_id, "jz", "school"), next(_positions), "plans"))
+    [first, _] = app.views.of_case(kept)
+    failed = {"status_code": 503, "error": "answered 503", "give_up": None}
+    app.record_attempt(
+        first.event_id, number=1, at=NOW, retry_at=NOW + timedelta(seconds=9), **failed
+    )
+    app.record_attempt(
+        first.event_id,
+        number=2,
+        at=NOW + timedelta(seconds=9),
+        status_code=200,
+        error=None,
+        retry_at=None,
+        give_up=None,
+    )
+    erased = CaseErased(case_id=erased_case, model="family", reason="other", erased_at=NOW)
+    app.process(delivered(erased, next(_positions), origin="intake"))
+    live = app.views.dump()
+    assert len(live["deliveries"]) == 6  # two per case, and both told of the erasure
+    [row] = [r for r in app.views.of_case(kept) if r.organisation == "jz"]
+    assert [(s, e) for _, s, e, _ in row.history] == [(503, "answered 503"), (200, None)]
+    assert row.webhook_status is WebhookStatus.SENT and row.attempts == 2
+    app.close()
+
+    restarted: PartnersApplication = make_app(PartnersApplication)
+    assert restarted.views.catch_up() == 0 and restarted.views.notifications_read == 0
+    assert restarted.views.dump() == live
+    restarted.views.rebuild()
+    assert restarted.views.dump() == live
+    assert [r.kind for r in restarted.views.of_case(erased_case)] == [
+        Kind.PLAN_SHARED,
+        Kind.PLAN_SHARED,
+        Kind.PLAN_REVOKED,
+        Kind.PLAN_REVOKED,
+    ]
+
+
+def test_deliveries_page_through_with_cursors_of_their_own_list(make_app: Any) -> None:
+    from shared.views import InvalidCursorError, PageRequest
+
+    app = partners_with(make_app, jz=None, school=None)
+    cases = [uuid.uuid4() for _ in range(7)]
+    for case_id in cases:
+        app.process(delivered(shared(case_id, "jz", "school"), next(_positions), "plans"))
+    seen: list[uuid.UUID] = []
+    request = PageRequest(limit=3)
+    while True:
+        rows, page = app.views.page_of_partner("jz", request)
+        assert page.total == 7
+        seen += [r.case_id for r in rows]
+        if page.next is None:
+            break
+        request = PageRequest(limit=3, after=page.next)
+    assert seen == cases
+    _, first = app.views.page_of_partner("jz", PageRequest(limit=3))
+    assert first.next is not None
+    for other in (
+        lambda: app.views.page_of_partner("school", PageRequest(limit=3, after=first.next)),
+        lambda: app.views.page_of_partner(
+            "jz", PageRequest(limit=3, after=first.next), status=WebhookStatus.NONE
+        ),
+        lambda: app.views.page_of_case(cases[0], PageRequest(limit=3, after=first.next)),
+        lambda: app.views.page_of_partner("jz", PageRequest(limit=3, after="abc")),
+    ):
+        with pytest.raises(InvalidCursorError):
+            other()
 
 
 # -- the SSRF guard's address rules -------------------------------------------------------------
