@@ -224,6 +224,18 @@ def rewrite_stored_states(
             db.execute("UPDATE stored_events SET state = ? WHERE rowid = ?", (state, rowid))
 
 
+def plain(value: Any) -> Any:
+    """A stored state's values as an earlier release stored them: dicts and text, without the
+    transcoder's ``{"_type_", "_data_"}`` wrapping."""
+    if isinstance(value, dict) and set(value) == {"_type_", "_data_"}:
+        return plain(value["_data_"])
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
 def acted(who: Principal, role: str | None = None) -> dict[str, str]:
     """The actor record an event keeps for ``who`` acting in ``role`` (their only role)."""
     chosen = Role(role) if role else next(iter(who.roles))

@@ -781,7 +781,7 @@ def _render(
 
 def _agreements_of(app: PlansApplication, plan: Plan, organisation: str, number: int) -> list[str]:
     version = plan.written_version(number)
-    return [a["agreement_id"] for a in plan.agreements_of(organisation, app.partners(), version)]
+    return [a.agreement_id for a in plan.agreements_of(organisation, app.partners(), version)]
 
 
 def _entry(recipient: RecipientIn) -> dict[str, Any]:

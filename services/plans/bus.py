@@ -40,8 +40,8 @@ def translate(domain_event: DomainEventProtocol[UUID]) -> IntegrationEvent | Non
             next_meeting_on=e.next_meeting_on,
             agreement_ids=getattr(e, "agreement_ids", None) or [],
         )
-    if isinstance(domain_event, Plan.Shared):  # type: ignore[attr-defined]
-        shared: Any = domain_event
+    if isinstance(domain_event, Plan.Shared):
+        shared = domain_event
         return PlanShared(
             case_id=shared.originator_id,
             model=shared.model,
@@ -49,15 +49,17 @@ def translate(domain_event: DomainEventProtocol[UUID]) -> IntegrationEvent | Non
             shared_at=shared.at,
             organisations=[
                 SharedWith(
-                    organisation=o["organisation"],
-                    agreements=[AgreementRef(**a) for a in o["agreements"]],
+                    organisation=o.organisation,
+                    agreements=[
+                        AgreementRef(agreement_id=a.agreement_id, on=a.on) for a in o.agreements
+                    ],
                 )
                 for o in shared.organisations
             ],
             next_meeting_on=shared.next_meeting_on,
         )
-    if isinstance(domain_event, Plan.SharingWithdrawn):  # type: ignore[attr-defined]
-        withdrawn: Any = domain_event
+    if isinstance(domain_event, Plan.SharingWithdrawn):
+        withdrawn = domain_event
         return PlanSharingWithdrawn(
             case_id=withdrawn.originator_id,
             model=withdrawn.model,

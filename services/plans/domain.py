@@ -165,6 +165,26 @@ class PlanContent(Value):
     question: str | None = None
 
 
+class SharedAgreement(Value):
+    """An agreement as a partner organisation may know it: its id and, where it is for one
+    day, that date. Never what, where or who."""
+
+    stored_as = "plans.shared_agreement"
+
+    agreement_id: str
+    on: date | None = None
+
+
+class OrganisationShare(Value):
+    """One partner organisation a distributed version is shared with, and the agreements its
+    people take part in."""
+
+    stored_as = "plans.organisation_share"
+
+    organisation: str
+    agreements: list[SharedAgreement] = Field(default_factory=list)
+
+
 VALUES: tuple[type[Value], ...] = (
     PlanParticipant,
     ConferenceQuestion,
@@ -175,6 +195,8 @@ VALUES: tuple[type[Value], ...] = (
     Agreement,
     Support,
     PlanContent,
+    SharedAgreement,
+    OrganisationShare,
 )
 
 
@@ -672,13 +694,13 @@ class Plan(Aggregate):
             self._shared(
                 version=current["version"],
                 organisations=[
-                    {
-                        "organisation": organisation,
-                        "agreements": self.agreements_of(organisation, partners, current),
-                    }
+                    OrganisationShare(
+                        organisation=organisation,
+                        agreements=self.agreements_of(organisation, partners, current),
+                    )
                     for organisation in organisations
                 ],
-                next_meeting_on=_iso(current["content"].next_meeting_on),
+                next_meeting_on=current["content"].next_meeting_on,
                 model=self.model,
                 at=at,
                 actor=actor,
@@ -686,7 +708,7 @@ class Plan(Aggregate):
 
     def agreements_of(
         self, organisation: str, partners: PartnerDirectory, version: dict[str, Any]
-    ) -> list[dict[str, Any]]:
+    ) -> list[SharedAgreement]:
         """The agreements of ``version`` one of the organisation's people takes part in (a
         participant whose organisation, as entered, is the partner's id or name), with their
         dates: ids and dates only. A participant who withdrew consent to share their details
@@ -701,25 +723,45 @@ class Plan(Aggregate):
         }
         content: PlanContent = version["content"]
         return [
-            {"agreement_id": a.id, "on": _iso(a.when.on) if a.when else None}
+            SharedAgreement(agreement_id=a.id, on=a.when.on if a.when else None)
             for a in content.agreements
             if a.id and theirs & set(a.who)
         ]
 
-    @event("Shared")
+    class Shared(Aggregate.Event):
+        """Version 2 carries each organisation and its agreements as values, and the next
+        meeting as a date; version 1 kept dicts and ISO text, read as the same values."""
+
+        class_version = 2
+        version: int
+        organisations: list[OrganisationShare]
+        next_meeting_on: date | None
+        model: str
+        at: datetime
+        actor: dict[str, str]
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["organisations"] = [
+                OrganisationShare.model_validate(o) for o in state["organisations"]
+            ]
+            if isinstance(state["next_meeting_on"], str):
+                state["next_meeting_on"] = date.fromisoformat(state["next_meeting_on"])
+
+    @event(Shared)
     def _shared(
         self,
         *,
         version: int,
-        organisations: list[dict[str, Any]],
-        next_meeting_on: str | None,
+        organisations: list[OrganisationShare],
+        next_meeting_on: date | None,
         model: str,
         at: datetime,
         actor: dict[str, str],
     ) -> None:
         for entry in organisations:
             shared = self.sharing.setdefault(
-                entry["organisation"], {"versions": [], "withdrawn_at": None}
+                entry.organisation, {"versions": [], "withdrawn_at": None}
             )
             shared["versions"].append(version)
             shared["withdrawn_at"] = None  # named again: the family consented again
@@ -736,7 +778,16 @@ class Plan(Aggregate):
             raise DomainRuleError(f"sharing with {organisation!r} was already withdrawn")
         self._sharing_withdrawn(organisation=organisation, model=self.model, at=at, actor=actor)
 
-    @event("SharingWithdrawn")
+    class SharingWithdrawn(Aggregate.Event):
+        """The family's consent to share with ``organisation`` withdrawn (the first version)."""
+
+        class_version = 1
+        organisation: str
+        model: str
+        at: datetime
+        actor: dict[str, str]
+
+    @event(SharingWithdrawn)
     def _sharing_withdrawn(
         self, *, organisation: str, model: str, at: datetime, actor: dict[str, str]
     ) -> None:

@@ -35,7 +35,15 @@ from shared.events import (
     SharedWith,
 )
 from shared.identity import Principal
-from tests.factories import NOW, delivered, principal, register_partners, revoke_partner
+from tests.factories import (
+    NOW,
+    delivered,
+    plain,
+    principal,
+    register_partners,
+    revoke_partner,
+    rewrite_stored_states,
+)
 from tests.unit.test_plans_rules import content, held_case
 
 OPERATOR = principal("ops", "operator")
@@ -380,6 +388,33 @@ def test_a_plan_is_shared_per_organisation_with_the_agreements_its_people_take_p
     # The worker's organisation was entered by name: found by the registry's name.
     assert per == {"jeugdzorg": [("a1", date(2026, 5, 4)), ("a3", None)], "school": []}
     assert "talks" not in event.model_dump_json()
+
+
+def test_a_sharing_stored_by_the_first_release_reads_as_the_same_values(
+    make_app: Any, tmp_path: Any
+) -> None:
+    """Version 1 of plans' ``Shared`` kept each organisation as a dict and the dates as text;
+    it reads as today's values and is told to partners the same."""
+    app, case_id = shared_plan(make_app)
+    app.distribute(case_id, ["jeugdzorg", "school"], COORDINATOR)
+    told = [e for e in map(translate, app.events.get(case_id)) if isinstance(e, PlanShared)]
+
+    rewritten: list[Any] = []
+
+    def as_version_1(name: str, state: dict[str, Any]) -> None:
+        if name == "Shared":
+            rewritten.append(state["next_meeting_on"])
+            state["organisations"] = plain(state["organisations"])
+            state["next_meeting_on"] = plain(state["next_meeting_on"])
+            state.pop("class_version", None)
+
+    rewrite_stored_states(app, tmp_path / "plans.sqlite", as_version_1)
+    assert len(rewritten) == 1
+    again: PlansApplication = make_app(PlansApplication)
+    assert [e for e in map(translate, again.events.get(case_id)) if isinstance(e, PlanShared)] == (
+        told
+    )
+    assert again.get(case_id).shared_organisations() == ["jeugdzorg", "school"]
 
 
 def test_sharing_names_registered_partners_only_and_a_revoked_one_is_refused(

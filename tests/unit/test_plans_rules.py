@@ -612,7 +612,7 @@ def test_a_plan_stored_before_questions_and_values_replays_and_prints_as_it_was(
     conference's participants dicts, a sign-off that named no requirement, and no
     clarification from intake. They read as the values of today; the copy prints the question
     the version copied, and the sign-off as it always did."""
-    from tests.factories import rewrite_stored_states
+    from tests.factories import plain, rewrite_stored_states
 
     app = make_app(PlansApplication)
     case_id = uuid.uuid4()
@@ -623,15 +623,6 @@ def test_a_plan_stored_before_questions_and_values_replays_and_prints_as_it_was(
     app.accept(case_id, 1, COORDINATOR)
     app.note_clarification(case_id, clarification(minimum=True))
     app.sign_off(case_id, 1, True, None, PROFESSIONAL)
-
-    def plain(value: Any) -> Any:
-        if isinstance(value, dict) and set(value) == {"_type_", "_data_"}:
-            return plain(value["_data_"])
-        if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [plain(v) for v in value]
-        return value
 
     def as_version_1(name: str, state: dict[str, Any]) -> None:
         if name == "Written":
