@@ -1046,6 +1046,39 @@ class ScopeColumns:
     assigned: str | None = None
 
 
+# -- what every service's case list has in common ----------------------------------------------
+#: A case list's indexes: its order (the log's), and each filter the list pages (stage, model,
+#: region, region and stage) followed by that order, so any page is one index range.
+CASE_LIST_INDEXES: tuple[tuple[str, ...], ...] = (
+    ("seq", "case_id"),
+    ("stage", "seq", "case_id"),
+    ("model", "seq", "case_id"),
+    ("region_key", "seq", "case_id"),
+    ("region_key", "stage", "seq", "case_id"),
+)
+#: A case list's totals are kept per region, stage and model (``Table.counted_by``).
+CASE_LIST_COUNTED = ("region_key", "stage", "model")
+#: The coordinators of each case, as the service heard them: a coordinator's own cases.
+CASE_COORDINATORS = Table(
+    "case_coordinators",
+    columns("case_id:uuid", "coordinator_id"),
+    key=("case_id", "coordinator_id"),
+    indexes=(("coordinator_id", "case_id"),),
+)
+#: A coordinator's own cases (``%s``: their id), by ``case_coordinators``.
+ASSIGNED = "case_id IN (SELECT case_id FROM {case_coordinators} WHERE coordinator_id = %s)"
+#: A case list's scopes: a region by its folded ``region_key``, a coordinator's own cases.
+BY_REGION = ScopeColumns(region="region_key")
+BY_REGION_OR_ASSIGNED = ScopeColumns(region="region_key", assigned=ASSIGNED)
+
+
+def note_coordinators(w: Writer, case_id: UUID, coordinator_ids: Sequence[str]) -> None:
+    """The case's coordinators are these now (``case_coordinators``)."""
+    w.delete("case_coordinators", case_id=case_id)
+    for coordinator_id in coordinator_ids:
+        w.insert("case_coordinators", case_id=case_id, coordinator_id=coordinator_id)
+
+
 def by_region_alone(rule: Rule, principal: Principal) -> bool:
     """Whether ``scoped`` answers the rule for this principal from the region column alone (or
     lets every row through): then a list's total may come from its counts."""

@@ -25,17 +25,23 @@ from shared.application import KringApplication
 from shared.clock import Clock
 from shared.identity import Principal, fold
 from shared.views import (
+    ASSIGNED,
+    BY_REGION,
+    BY_REGION_OR_ASSIGNED,
+    CASE_COORDINATORS,
+    CASE_LIST_COUNTED,
+    CASE_LIST_INDEXES,
     Clause,
     Column,
     Page,
     PageRequest,
     ReadModel,
-    ScopeColumns,
     Table,
     Writer,
     all_of,
     by_region_alone,
     columns,
+    note_coordinators,
     scoped,
     to_db,
 )
@@ -65,24 +71,14 @@ CASES = Table(
     ),
     key=("case_id",),
     indexes=(
-        ("seq", "case_id"),
-        ("stage", "seq", "case_id"),
-        ("model", "seq", "case_id"),
-        ("region_key", "seq", "case_id"),
-        ("region_key", "stage", "seq", "case_id"),
+        *CASE_LIST_INDEXES,
         ("region_key", "model", "seq", "case_id"),
         ("stage", "first_contact_due"),
         ("missing", "region_key", "seq", "case_id"),
     ),
-    counted_by=("region_key", "stage", "model"),
+    counted_by=CASE_LIST_COUNTED,
 )
 #: Who coordinates which case now: a coordinator's own list, and the filter by coordinator.
-CASE_COORDINATORS = Table(
-    "case_coordinators",
-    columns("case_id:uuid", "coordinator_id"),
-    key=("case_id", "coordinator_id"),
-    indexes=(("coordinator_id", "case_id"),),
-)
 SHOWN = (
     "case_id",
     "model",
@@ -98,7 +94,6 @@ SHOWN = (
     "follow_up_of",
     "accepted_at",
 )
-ASSIGNED = "case_id IN (SELECT case_id FROM {case_coordinators} WHERE coordinator_id = %s)"
 _CASE = CoordinatedCase  # eventsourcing makes the event classes on the aggregate
 
 
@@ -151,7 +146,7 @@ class CoordinationViews(ReadModel):
             self._change(w, case_id, waiting_reason=event.reason)
         elif name == "CoordinatorAssigned":
             ids = list(event.coordinator_ids)
-            self._coordinators(w, case_id, ids)
+            note_coordinators(w, case_id, ids)
             self._change(
                 w,
                 case_id,
@@ -160,7 +155,7 @@ class CoordinationViews(ReadModel):
                 waiting_reason=event.waiting_reason,
             )
         elif name == "CoordinatorsReleased":
-            self._coordinators(w, case_id, [])
+            note_coordinators(w, case_id, [])
             self._change(w, case_id, coordinator_ids=[], waiting_reason=event.waiting_reason)
         elif name == "FirstContactMade":
             self._change(w, case_id, contacted_at=event.at)
@@ -172,12 +167,6 @@ class CoordinationViews(ReadModel):
             self._change(w, case_id, held_on=event.held_on)
         elif name == "EndedWithoutConference":
             self._change(w, case_id, ended=event.ending)
-
-    @staticmethod
-    def _coordinators(w: Writer, case_id: UUID, coordinator_ids: list[str]) -> None:
-        w.delete("case_coordinators", case_id=case_id)
-        for coordinator_id in coordinator_ids:
-            w.insert("case_coordinators", case_id=case_id, coordinator_id=coordinator_id)
 
     @staticmethod
     def _change(w: Writer, case_id: UUID, **changes: Any) -> None:
@@ -217,7 +206,7 @@ class CoordinationViews(ReadModel):
         scope = None
         if principal is not None:
             rule.check_role(principal)
-            columns = ScopeColumns(region="region_key", assigned=ASSIGNED)
+            columns = BY_REGION_OR_ASSIGNED
             scope = scoped(rule, principal, columns, self)
         filters = {
             "stage": str(stage) if stage else None,
@@ -268,7 +257,7 @@ class CoordinationViews(ReadModel):
         rule.check_role(principal)
         where = all_of(
             [
-                scoped(rule, principal, ScopeColumns(region="region_key"), self),
+                scoped(rule, principal, BY_REGION, self),
                 Clause("missing > 0"),
             ]
         )

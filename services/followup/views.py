@@ -17,14 +17,18 @@ from services.followup.access import RULES
 from services.followup.domain import CaseScope, FollowUp, Stage, stage_of
 from shared.identity import Principal, fold
 from shared.views import (
+    BY_REGION_OR_ASSIGNED,
+    CASE_COORDINATORS,
+    CASE_LIST_COUNTED,
+    CASE_LIST_INDEXES,
     Column,
     Page,
     PageRequest,
     ReadModel,
-    ScopeColumns,
     Table,
     Writer,
     columns,
+    note_coordinators,
     to_db,
 )
 
@@ -40,14 +44,8 @@ FOLLOW_UPS = Table(
         "region_key",
     ),
     key=("case_id",),
-    indexes=(
-        ("seq", "case_id"),
-        ("stage", "seq", "case_id"),
-        ("model", "seq", "case_id"),
-        ("region_key", "seq", "case_id"),
-        ("region_key", "stage", "seq", "case_id"),
-    ),
-    counted_by=("region_key", "stage", "model"),
+    indexes=CASE_LIST_INDEXES,
+    counted_by=CASE_LIST_COUNTED,
 )
 TIMERS = Table(
     "timers",
@@ -71,14 +69,7 @@ SCOPES = Table(
     key=("scope_id",),
     indexes=(("case_id",),),
 )
-CASE_COORDINATORS = Table(
-    "case_coordinators",
-    columns("case_id:uuid", "coordinator_id"),
-    key=("case_id", "coordinator_id"),
-    indexes=(("coordinator_id", "case_id"),),
-)
 SHOWN = ("case_id", "model", "stage", "next_due_at", "outcomes")
-ASSIGNED = "case_id IN (SELECT case_id FROM {case_coordinators} WHERE coordinator_id = %s)"
 
 
 class FollowupViews(ReadModel):
@@ -117,11 +108,7 @@ class FollowupViews(ReadModel):
             if scope is not None:
                 ids = list(event.coordinator_ids)
                 w.update("scopes", {"scope_id": originator}, coordinator_ids=ids)
-                w.delete("case_coordinators", case_id=scope["case_id"])
-                for coordinator_id in ids:
-                    w.insert(
-                        "case_coordinators", case_id=scope["case_id"], coordinator_id=coordinator_id
-                    )
+                note_coordinators(w, scope["case_id"], ids)
         elif isinstance(event, FollowUp.Opened):  # type: ignore[attr-defined]
             scope = w.one("scopes", case_id=originator)
             w.insert(
@@ -197,7 +184,7 @@ class FollowupViews(ReadModel):
             rule=RULES["list"],
             principal=principal,
             request=request,
-            scope=ScopeColumns(region="region_key", assigned=ASSIGNED),
+            scope=BY_REGION_OR_ASSIGNED,
             filters={
                 "stage": ("stage", str(stage) if stage else None),
                 "model": ("model", str(model) if model else None),

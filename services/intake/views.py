@@ -11,11 +11,13 @@ from services.intake.access import RULES
 from services.intake.domain import Request, Stage
 from shared.identity import Principal, fold
 from shared.views import (
+    BY_REGION,
+    CASE_LIST_COUNTED,
+    CASE_LIST_INDEXES,
     Column,
     Page,
     PageRequest,
     ReadModel,
-    ScopeColumns,
     Table,
     Writer,
     columns,
@@ -36,14 +38,10 @@ CASES = Table(
     ),
     key=("case_id",),
     indexes=(
-        ("seq", "case_id"),
-        ("stage", "seq", "case_id"),
-        ("model", "seq", "case_id"),
-        ("region_key", "seq", "case_id"),
-        ("region_key", "stage", "seq", "case_id"),
+        *CASE_LIST_INDEXES,
         ("region_key", "model", "seq", "case_id"),
     ),
-    counted_by=("region_key", "stage", "model"),
+    counted_by=CASE_LIST_COUNTED,
 )
 #: What the list shows of a row (``seq`` and the folded region only order and scope it).
 SHOWN = ("case_id", "model", "region", "stage", "submitted_at", "accepted_at", "follow_up_of")
@@ -99,7 +97,7 @@ class IntakeViews(ReadModel):
             rule=RULES["list"],
             principal=principal,
             request=request,
-            scope=ScopeColumns(region="region_key"),
+            scope=BY_REGION,
             filters={
                 "stage": ("stage", str(stage) if stage else None),
                 "model": ("model", str(model) if model else None),

@@ -12,15 +12,19 @@ from services.plans.access import RULES
 from services.plans.domain import Channel, Plan, Stage
 from shared.identity import Principal, fold
 from shared.views import (
+    BY_REGION_OR_ASSIGNED,
+    CASE_COORDINATORS,
+    CASE_LIST_COUNTED,
+    CASE_LIST_INDEXES,
     Clause,
     Column,
     Page,
     PageRequest,
     ReadModel,
-    ScopeColumns,
     Table,
     Writer,
     columns,
+    note_coordinators,
 )
 
 CASES = Table(
@@ -38,20 +42,8 @@ CASES = Table(
         "coordinator_ids:json",
     ),
     key=("case_id",),
-    indexes=(
-        ("seq", "case_id"),
-        ("stage", "seq", "case_id"),
-        ("model", "seq", "case_id"),
-        ("region_key", "seq", "case_id"),
-        ("region_key", "stage", "seq", "case_id"),
-    ),
-    counted_by=("region_key", "stage", "model"),
-)
-CASE_COORDINATORS = Table(
-    "case_coordinators",
-    columns("case_id:uuid", "coordinator_id"),
-    key=("case_id", "coordinator_id"),
-    indexes=(("coordinator_id", "case_id"),),
+    indexes=CASE_LIST_INDEXES,
+    counted_by=CASE_LIST_COUNTED,
 )
 #: One row per e-mail copy a distribution left without a delivery record.
 PENDING_EMAILS = Table(
@@ -69,7 +61,6 @@ AWAITING_CLARIFICATION = Table(
     indexes=(("seq",),),
 )
 SHOWN = ("case_id", "model", "stage", "current_version", "distributed", "distributed_version")
-ASSIGNED = "case_id IN (SELECT case_id FROM {case_coordinators} WHERE coordinator_id = %s)"
 
 
 class PlansViews(ReadModel):
@@ -114,9 +105,7 @@ class PlansViews(ReadModel):
         elif isinstance(event, Plan.CoordinatorNoted):  # type: ignore[attr-defined]
             ids = list(event.coordinator_ids)
             w.update("cases", where, coordinator_ids=ids)
-            w.delete("case_coordinators", case_id=case_id)
-            for coordinator_id in ids:
-                w.insert("case_coordinators", case_id=case_id, coordinator_id=coordinator_id)
+            note_coordinators(w, case_id, ids)
         elif isinstance(event, Plan.ConferenceNoted):
             row = w.one("cases", case_id=case_id)
             if row is not None and row["stage"] == Stage.AWAITING_CONFERENCE:
@@ -167,7 +156,7 @@ class PlansViews(ReadModel):
             rule=RULES["list"],
             principal=principal,
             request=request,
-            scope=ScopeColumns(region="region_key", assigned=ASSIGNED),
+            scope=BY_REGION_OR_ASSIGNED,
             filters={
                 "stage": ("stage", str(stage) if stage else None),
                 "model": ("model", str(model) if model else None),
