@@ -54,7 +54,7 @@ from shared.erasure import (
 )
 from shared.errors import CaseNotFoundError, DomainRuleError
 from shared.events import CaseErased, IntegrationEvent
-from shared.snapshots import KringSnapshot
+from shared.snapshots import CurrentSnapshots, KringSnapshot
 from shared.store import StoreQueries, schema_lock, zero_what_is_freed
 from shared.values import Value, ValueTranscoding
 
@@ -215,7 +215,11 @@ class KringApplication(Application[UUID]):
             return super().construct_snapshot_store()
 
     def construct_repository(self) -> Repository[UUID]:
-        return CheckedRepository(event_store=self.events, snapshot_store=self.snapshots)
+        snapshots = None if self.snapshots is None else CurrentSnapshots(self.snapshots)
+        return CheckedRepository(
+            event_store=self.events,
+            snapshot_store=cast("EventStore[UUID] | None", snapshots),
+        )
 
     def take_snapshot(
         self,

@@ -258,6 +258,28 @@ def test_cases_and_the_pool_load_from_snapshots_equal_to_their_whole_history(
         list(app.snapshots.get(erased[0]))
 
 
+def test_a_release_that_changes_an_aggregate_s_attributes_passes_its_old_snapshots_over(
+    stores: Stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A snapshot is of the attributes as the class had them: a class whose ``state_version``
+    was raised (a new release) loads from its events instead, and its next snapshot (at its
+    next interval) is taken under the new version."""
+    app = stores.open("coordination")
+    case_id = next(
+        row["case_id"]
+        for row in app.views.cases()
+        if len(list(app.recorder.select_events(row["case_id"]))) > CASE_SNAPSHOT_EVENTS
+    )
+    reading = app.repository.snapshot_store
+    assert reading is not None and list(reading.get(case_id, desc=True, limit=1))
+    monkeypatch.setattr(CoordinatedCase, "state_version", 2, raising=False)
+    assert list(app.snapshots.get(case_id, desc=True, limit=1))  # still stored
+    assert list(reading.get(case_id, desc=True, limit=1)) == []  # but not read
+    loaded = app.repository.get(case_id)
+    assert vars(loaded) == vars(mutate_all(None, app.events.get(case_id)))
+    assert KringSnapshot.take(loaded).current
+
+
 def test_a_snapshot_keeps_maps_keyed_by_case_and_enum_members() -> None:
     log = ErasureLog(id=uuid.uuid4())
     first, second = uuid.uuid4(), uuid.uuid4()
