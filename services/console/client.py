@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 from uuid import UUID
 
 import httpx
@@ -297,6 +298,12 @@ class Services:
         return await self._json(
             "plans", "POST", f"/cases/{case_id}/plan/sign-off", token, json=body
         )
+
+    async def name_signatory(
+        self, token: str, case_id: UUID, requirement_id: str, body: Json
+    ) -> Json:
+        path = f"/cases/{case_id}/plan/requirements/{quote(requirement_id, safe='')}/signatory"
+        return await self._json("plans", "POST", path, token, json=body)
 
     async def distribute(self, token: str, case_id: UUID, body: Json) -> Json:
         return await self._json(

@@ -655,6 +655,7 @@ def router(
             form=form,
             errors=errors or {},
             is_professional=Role.PROFESSIONAL in session.principal.roles,
+            is_manager=Role.REGIONAL_MANAGER in session.principal.roles,
         )
 
     @api.get("/cases/{case_id}/plan")
@@ -666,6 +667,7 @@ def router(
         "write": N_("A new version of the plan was saved."),
         "accept": N_("The family's acceptance was recorded."),
         "sign-off": N_("The sign-off was recorded."),
+        "signatory": N_("The professional who signs off the requirement was named."),
         "distribute": N_("The plan was distributed: the copies are on their way."),
         "handover": N_("The copy handed over was recorded."),
     }
@@ -694,6 +696,16 @@ def router(
                     "version": version,
                     "meets": form.one("meets") == "yes",
                     "reason": form.one("reason") or None,
+                },
+            ),
+            "signatory": lambda: services.name_signatory(
+                token,
+                case_id,
+                form.one("requirement_id"),
+                {
+                    "subject": form.one("subject"),
+                    "name": form.one("name"),
+                    "reason": form.one("reason"),
                 },
             ),
             "distribute": lambda: services.distribute(

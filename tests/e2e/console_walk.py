@@ -228,6 +228,7 @@ def walk(
         _outsider(done, browser, tag)
         ids = _prepare(done, coordinator, today)
         _plan(done, coordinator, ids, today, readme)
+        _name_signatory(done, manager, tag)
         professional = Person(done, browser, "professional")
         professional.sign_in(f"Pim {tag}", "professional", region=region)
         _sign_off(done, professional)
@@ -269,7 +270,8 @@ def _request(
     page.fill("#m0_name", "Petra de Vries")
     page.fill("#m0_organisation", "Jeugdbescherming")
     page.fill("#m0_role", "jeugdbeschermer")
-    page.fill("#m0_subject", f"Pim {tag}")  # who signs the plan off (_sign_off)
+    # Petra has no Kring sign-in: her subject is left out, and the regional manager names who
+    # signs off in her place once the plan is written (_name_signatory).
     manager.submit("#clarify form")
     manager.notice()
     expect(page.locator("#clarify")).to_contain_text("Johan woont niet bij zijn stiefvader")
@@ -464,6 +466,22 @@ def _plan(
         page.screenshot(path=str(readme / "console-plan-editor.png"), caret="initial")
     coordinator.submit("#accept form")
     coordinator.notice()
+
+
+def _name_signatory(done: Walk, manager: Person, tag: str) -> None:
+    """Nobody may sign the requirement off until the regional manager names who does in the
+    place of Petra, who set it: Pim, with why (recorded)."""
+    page = manager.go(f"/cases/{done.case_id}/plan")
+    requirement = page.locator("#requirement-m1")
+    expect(requirement).to_contain_text("Nog niemand kan deze eis toetsen")
+    requirement.locator("summary").click()
+    page.fill("#sig-m1-subject", f"Pim {tag}")
+    page.fill("#sig-m1-name", "Pim Jansen")
+    page.fill("#sig-m1-reason", "Petra de Vries heeft geen Kring-account; Pim is haar collega.")
+    manager.check("signatory")
+    manager.submit("#requirement-m1 form")
+    manager.notice()
+    expect(page.locator("#requirement-m1")).to_contain_text("Toetst: Pim Jansen")
 
 
 def _sign_off(done: Walk, professional: Person) -> None:
