@@ -335,6 +335,14 @@ class Services:
     async def record_outcome(self, token: str, case_id: UUID, body: Json) -> Json:
         return await self._json("followup", "POST", f"/cases/{case_id}/outcomes", token, json=body)
 
+    async def record_meeting(self, token: str, case_id: UUID, body: Json) -> Json:
+        return await self._json(
+            "followup", "POST", f"/cases/{case_id}/next-meeting", token, json=body
+        )
+
+    async def record_ratings(self, token: str, case_id: UUID, body: Json) -> Json:
+        return await self._json("followup", "POST", f"/cases/{case_id}/ratings", token, json=body)
+
     async def follow_up_conference(self, token: str, case_id: UUID, reason: str, key: str) -> Json:
         return await self._json(
             "followup",

@@ -195,6 +195,40 @@ def plan_body(form: Form) -> dict[str, Any]:
     }
 
 
+#: Respondents' rows on the marks form.
+RATING_ROWS = 8
+
+
+def meeting_body(form: Form, agreement_ids: list[str]) -> dict[str, Any]:
+    """The family's next meeting as typed: the service says what does not fit (outcomes for a
+    meeting not held, a day in the future)."""
+    return {
+        "timer_id": form.one("meeting_timer_id") or None,
+        "held": form.one("held") == "yes",
+        "held_on": form.one("held_on") or None,
+        "agreements": {a: form.one(f"m_{a}") for a in agreement_ids if form.one(f"m_{a}")},
+        "revised_plan_wanted": form.checked("revised_plan_wanted"),
+        "next_meeting_on": form.one("again_on") or None,
+        "notes": form.one("meeting_notes"),
+    }
+
+
+def ratings_body(form: Form) -> dict[str, Any]:
+    """One entry per respondent's row with a mark (rows left blank are nobody)."""
+
+    def mark(text: str) -> int | str | None:
+        return int(text) if text.isdigit() else (text or None)
+
+    ratings = []
+    for i in range(RATING_ROWS):
+        meeting, plan = form.one(f"r{i}_meeting"), form.one(f"r{i}_plan")
+        if meeting or plan:
+            ratings.append(
+                {"by": form.one(f"r{i}_by"), "meeting": mark(meeting), "plan": mark(plan)}
+            )
+    return {"timer_id": form.one("rating_timer_id"), "ratings": ratings}
+
+
 def outcome_body(form: Form, agreement_ids: list[str]) -> dict[str, Any]:
     return {
         "timer_id": form.one("timer_id"),

@@ -777,6 +777,9 @@ def router(
             follow_up=follow_up,
             case_id=case_id,
             open_contacts=views.open_contacts(follow_up),
+            open_meetings=views.open_meetings(follow_up),
+            unrated=views.unrated_contacts(follow_up),
+            rating_rows=forms.RATING_ROWS,
             form=form,
             errors=errors or {},
         )
@@ -803,6 +806,28 @@ def router(
                 show,
                 N_("The outcome was recorded."),
                 f"/cases/{case_id}/follow-up",
+            )
+        if action == "meeting":
+            body = forms.meeting_body(form, form.all("agreement"))
+            return await attempt(
+                session,
+                form,
+                "meeting",
+                lambda: services.record_meeting(token, case_id, body),
+                show,
+                N_("The family's meeting was recorded."),
+                f"/cases/{case_id}/follow-up#meetings",
+            )
+        if action == "ratings":
+            body = forms.ratings_body(form)
+            return await attempt(
+                session,
+                form,
+                "ratings",
+                lambda: services.record_ratings(token, case_id, body),
+                show,
+                N_("The marks were recorded."),
+                f"/cases/{case_id}/follow-up#ratings",
             )
         if action == "conference":
             key = form.one("key") or secrets.token_urlsafe(16)

@@ -137,15 +137,45 @@ def can_come(participants: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any
     return [p for p in participants if p.get("invitation") == "confirmed"]
 
 
+#: Timer kinds that are no contact of the schedule: the reminder, and the family's own meeting
+#: (recorded as a meeting, not as a contact's outcome).
+NOT_CONTACTS = ("next_meeting_reminder", "next_meeting")
+
+
 def open_contacts(follow_up: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """Contacts that came due and wait for their outcome (the reminder is not a contact)."""
+    """Contacts that came due and wait for their outcome."""
     return [
         t
         for t in follow_up.get("timers", [])
         if t.get("fired_at")
         and not t.get("outcome_recorded")
         and not t.get("cancelled_at")
+        and t.get("kind") not in NOT_CONTACTS
+    ]
+
+
+def open_meetings(follow_up: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The family's own next meetings not recorded yet (due or not: a meeting is recorded when
+    it was held, whenever that is)."""
+    return [
+        t
+        for t in follow_up.get("timers", [])
+        if t.get("kind") == "next_meeting"
+        and not t.get("outcome_recorded")
+        and not t.get("cancelled_at")
+    ]
+
+
+def unrated_contacts(follow_up: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Contacts (the family's meetings among them) that came due and have no marks yet."""
+    rated = follow_up.get("ratings") or {}
+    return [
+        t
+        for t in follow_up.get("timers", [])
+        if t.get("fired_at")
+        and not t.get("cancelled_at")
         and t.get("kind") != "next_meeting_reminder"
+        and t.get("timer_id") not in rated
     ]
 
 

@@ -236,6 +236,7 @@ def walk(
         researcher = Person(done, browser, "researcher")
         researcher.sign_in(f"Ria {tag}", "researcher", start="/research")
         _follow_up(done, researcher)
+        _family_meeting(done, coordinator, today)
         _overview(done, manager, readme)
         _both_languages(done, manager)
         for person in (manager, coordinator, professional, researcher):
@@ -535,6 +536,38 @@ def _follow_up(done: Walk, researcher: Person) -> None:
     researcher.submit("#outcome form")
     researcher.notice()
     expect(page.locator("#outcomes")).to_contain_text("deels nagekomen")
+    # The marks the two people asked gave, by group; never who.
+    contact = page.locator("#rating_timer_id option[value^=research]").first
+    page.select_option("#rating_timer_id", contact.get_attribute("value"))
+    page.select_option("#r0_by", "family_network")
+    page.fill("#r0_meeting", "8")
+    page.fill("#r0_plan", "7")
+    page.select_option("#r1_by", "professional")
+    page.fill("#r1_meeting", "9")
+    researcher.check("ratings")
+    researcher.submit("#ratings form")
+    researcher.notice()
+    marks = page.locator("#ratings table").first
+    expect(marks).to_contain_text("familie en netwerk")
+    expect(marks).to_contain_text("9")
+
+
+def _family_meeting(done: Walk, coordinator: Person, today: date) -> None:
+    """The family met again before the day the plan named: the coordinator records it held,
+    how each agreement went, and when they meet next."""
+    page = coordinator.go(f"/cases/{done.case_id}/follow-up")
+    expect(page.locator("#meetings form")).to_be_visible()
+    page.fill("#held_on", today.isoformat())
+    agreements = page.locator("#meetings select[id^=m_]")
+    for index in range(agreements.count()):
+        agreements.nth(index).select_option("kept")
+    page.fill("#again_on", (today + timedelta(days=90)).isoformat())
+    coordinator.check("family-meeting")
+    coordinator.submit("#meetings form")
+    coordinator.notice()
+    meetings = page.locator("#meetings")
+    expect(meetings).to_contain_text(f"Gehouden op {today.isoformat()}")
+    expect(meetings).to_contain_text("nagekomen")
 
 
 def _overview(done: Walk, manager: Person, readme: Path | None) -> None:

@@ -150,6 +150,58 @@ def test_only_contacts_that_came_due_and_wait_for_an_outcome_are_offered() -> No
             },
             {"timer_id": "research-2", "kind": "research", "fired_at": None},
             {"timer_id": "next_meeting_reminder", "kind": "next_meeting_reminder", "fired_at": "t"},
-        ]
+            # The family's own meeting is recorded as a meeting (followup refuses it as an
+            # outcome), due or not yet.
+            {"timer_id": "next_meeting", "kind": "next_meeting", "fired_at": "t"},
+            {"timer_id": "next_meeting-2", "kind": "next_meeting", "fired_at": None},
+            {"timer_id": "next_meeting-3", "kind": "next_meeting", "outcome_recorded": True},
+        ],
+        "ratings": {"coordinator_call": [{"by": "professional", "meeting": 7, "plan": None}]},
     }
     assert [t["timer_id"] for t in views.open_contacts(follow_up)] == ["research"]
+    assert [t["timer_id"] for t in views.open_meetings(follow_up)] == [
+        "next_meeting",
+        "next_meeting-2",
+    ]
+    # Marks: any contact that came due and has none yet (the reminder is nobody's contact).
+    assert [t["timer_id"] for t in views.unrated_contacts(follow_up)] == [
+        "research",
+        "next_meeting",
+    ]
+
+
+def test_the_marks_form_sends_one_entry_per_row_with_a_mark_and_the_meeting_as_typed() -> None:
+    from services.console.forms import meeting_body, ratings_body
+    from services.console.web import Form
+
+    form = Form(
+        {
+            "rating_timer_id": ["research"],
+            "r0_by": ["family_network"],
+            "r0_meeting": ["8"],
+            "r0_plan": [""],
+            "r1_by": ["professional"],
+            "r1_meeting": [""],
+            "r1_plan": [""],
+            "r2_by": ["professional"],
+            "r2_meeting": [""],
+            "r2_plan": ["tien"],
+        }
+    )
+    assert ratings_body(form) == {
+        "timer_id": "research",
+        "ratings": [
+            {"by": "family_network", "meeting": 8, "plan": None},
+            {"by": "professional", "meeting": None, "plan": "tien"},  # followup says why not
+        ],
+    }
+    meeting = Form({"held": ["no"], "m_a1": ["kept"], "again_on": ["2027-03-01"]})
+    assert meeting_body(meeting, ["a1", "a2"]) == {
+        "timer_id": None,
+        "held": False,
+        "held_on": None,
+        "agreements": {"a1": "kept"},
+        "revised_plan_wanted": False,
+        "next_meeting_on": "2027-03-01",
+        "notes": "",
+    }
