@@ -136,6 +136,15 @@ LABELS: dict[str, dict[str, str]] = {
         "next_meeting_reminder": N_("reminder of the next meeting"),
         "next_meeting": N_("the family's next meeting"),
     },
+    #: The first requirement a coordinator the choice passed over did not meet (``wish:<name>``
+    #: is shown with the wish's name).
+    "passed_over": {
+        "language": N_("does not speak one of the family's languages"),
+        "independence": N_("not independent for this case"),
+        "availability": N_("not available"),
+        "room": N_("no room: at capacity"),
+        "ranked_lower": N_("fitted, but others came first"),
+    },
     "rating_group": {
         "family_network": N_("family and network"),
         "professional": N_("a professional"),

@@ -3,8 +3,15 @@ the bodies the services take: no I/O, milliseconds."""
 
 from __future__ import annotations
 
+import uuid
+
+import pytest
+from starlette.requests import Request
+
 from services.console import forms, views
-from services.console.web import Form
+from services.console.auth import Session
+from services.console.web import Form, Page, Renderer
+from tests.factories import principal
 
 
 def form(**fields: str | list[str]) -> Form:
@@ -171,9 +178,6 @@ def test_only_contacts_that_came_due_and_wait_for_an_outcome_are_offered() -> No
 
 
 def test_the_marks_form_sends_one_entry_per_row_with_a_mark_and_the_meeting_as_typed() -> None:
-    from services.console.forms import meeting_body, ratings_body
-    from services.console.web import Form
-
     form = Form(
         {
             "rating_timer_id": ["research"],
@@ -188,7 +192,7 @@ def test_the_marks_form_sends_one_entry_per_row_with_a_mark_and_the_meeting_as_t
             "r2_plan": ["tien"],
         }
     )
-    assert ratings_body(form) == {
+    assert forms.ratings_body(form) == {
         "timer_id": "research",
         "ratings": [
             {"by": "family_network", "meeting": 8, "plan": None},
@@ -196,7 +200,7 @@ def test_the_marks_form_sends_one_entry_per_row_with_a_mark_and_the_meeting_as_t
         ],
     }
     meeting = Form({"held": ["no"], "m_a1": ["kept"], "again_on": ["2027-03-01"]})
-    assert meeting_body(meeting, ["a1", "a2"]) == {
+    assert forms.meeting_body(meeting, ["a1", "a2"]) == {
         "timer_id": None,
         "held": False,
         "held_on": None,
@@ -205,3 +209,67 @@ def test_the_marks_form_sends_one_entry_per_row_with_a_mark_and_the_meeting_as_t
         "next_meeting_on": "2027-03-01",
         "notes": "",
     }
+
+
+@pytest.mark.parametrize(
+    ("language", "said"),
+    [
+        (
+            "nl",
+            [
+                "Niet gekozen bij de laatste keuze",
+                "c-anna</span>: spreekt geen van de talen van de familie",
+                "c-bram</span>: niet onafhankelijk voor deze casus",
+                "c-cor</span>: voldoet niet aan de wens van de familie over gender",
+                "c-dirk</span>: paste, maar anderen gingen voor",
+            ],
+        ),
+        (
+            "en",
+            [
+                "Passed over at the last choice",
+                "c-anna</span>: does not speak one of the family&#39;s languages",
+                "c-cor</span>: does not meet the family's wish about gender",
+            ],
+        ),
+    ],
+)
+def test_the_assignment_page_says_why_each_other_coordinator_was_passed_over(
+    language: str, said: list[str]
+) -> None:
+    """The regional manager sees, for each coordinator of the region not taken, the first
+    requirement they did not meet, in their language; the page is given nothing more."""
+    session = Session("s", principal("rm", "regional_manager"), "t", 1e12, 1e12)
+    request = Request(
+        {"type": "http", "method": "GET", "path": "/", "query_string": b"", "headers": []}
+    )
+    case = {
+        "stage": "waiting_for_coordinator",
+        "region": "Utrecht",
+        "languages": ["nl"],
+        "coordinator_ids": [],
+        "coordinators_needed": 1,
+        "waiting_reason": "nobody fits",
+        "coordinator_wishes": {},
+        "assignments": [],
+        "passed_over": [
+            {"coordinator_id": "c-anna", "requirement": "language"},
+            {"coordinator_id": "c-bram", "requirement": "independence"},
+            {"coordinator_id": "c-cor", "requirement": "wish:gender"},
+            {"coordinator_id": "c-dirk", "requirement": "ranked_lower"},
+        ],
+    }
+    response = Renderer().render(
+        Page(request, session, language),
+        "assign.html",
+        case=case,
+        case_id=uuid.uuid4(),
+        pool=[],
+        chosen=[],
+        check=None,
+        form=None,
+        errors={},
+    )
+    html = bytes(response.body).decode()
+    for text in said:
+        assert text in html, text
