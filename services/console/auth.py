@@ -142,8 +142,13 @@ class Issuer:
         self._discovery: dict[str, Any] | None = None
 
     async def discovery(self) -> dict[str, Any]:
+        """The issuer's discovery document, read where the server reaches the issuer; the
+        endpoints the server calls itself (the token endpoint) are moved to that address, the
+        one the browser is sent to (the authorization endpoint) stays the issuer's own."""
         if self._discovery is None:
-            url = self.settings.oidc_issuer.rstrip("/") + "/.well-known/openid-configuration"
+            named = self.settings.oidc_issuer.rstrip("/")
+            reached = (self.settings.console_issuer_url or named).rstrip("/")
+            url = reached + "/.well-known/openid-configuration"
             try:
                 async with httpx.AsyncClient(timeout=5, trust_env=False) as http:
                     response = await http.get(url)
@@ -156,6 +161,9 @@ class Issuer:
                 ) from None
             if document.get("issuer") != self.settings.oidc_issuer:
                 raise SignInError("the issuer's discovery document names another issuer")
+            token_endpoint = document.get("token_endpoint")
+            if isinstance(token_endpoint, str) and token_endpoint.startswith(named + "/"):
+                document["token_endpoint"] = reached + token_endpoint[len(named) :]
             self._discovery = document
         return self._discovery
 

@@ -25,6 +25,11 @@ class ConsoleSettings(EdgeSettings):
     console_client_id: str = "kring-console"
     #: For an issuer that registers the console as a confidential client.
     console_client_secret: SecretStr | None = None
+    #: Where the console's server reaches the issuer, when that is not the issuer's own URL
+    #: (``KRING_OIDC_ISSUER``, which tokens name and the browser is sent to): a cluster whose
+    #: issuer is named by a port-forward's address. The discovery document and the code
+    #: exchange go here; the browser still goes to the issuer's own URL.
+    console_issuer_url: str | None = None
     #: Signed out after this long without a request (and always when the token expires).
     console_idle_minutes: int = Field(30, ge=1, le=24 * 60)
     #: Seconds to wait for a service to answer.
@@ -43,6 +48,11 @@ class ConsoleSettings(EdgeSettings):
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError("must be an http(s) URL")
         return value.rstrip("/")
+
+    @field_validator("console_issuer_url")
+    @classmethod
+    def issuer_url(cls, value: str | None) -> str | None:
+        return None if value is None else cls.service_url(value)
 
     @property
     def redirect_uri(self) -> str:

@@ -607,15 +607,23 @@ class Topology:
 
     def wait_healthy(self, container: Container, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
+
+        def gone() -> bool:
+            # One that exits (a start that could not reach its store under load) is started
+            # again by the restart policy once it watches, as the engine does: waited for, not
+            # failed. Before that (``up``), or one that does not restart itself, it has failed.
+            watched = self._watching.is_set() and container.restarts_itself
+            return container.kind == "kring" and not container.running and not watched
+
         # Compose runs a health check every few seconds; here a process waits on it, so the
         # check itself (a Python process of its own) runs once something listens.
         for port in container.ports.values() if container.kind == "kring" else ():
             while not _listens(port) and time.monotonic() < deadline:
-                if not container.running:
+                if gone():
                     raise RuntimeError(f"{container.name} stopped: {self.tail(container)}")
                 time.sleep(0.1)
         while not self.healthy(container):
-            if container.kind == "kring" and not container.running:
+            if gone():
                 raise RuntimeError(f"{container.name} stopped: {self.tail(container)}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{container.name} not healthy: {self.tail(container)}")

@@ -147,6 +147,44 @@ def _callback_path(callback: str) -> str:
     return f"{parts.path}?{parts.query}"
 
 
+async def test_where_only_the_browser_reaches_the_issuer_s_own_url_the_server_goes_around(
+    tmp_path: Path,
+) -> None:
+    """A development cluster: the issuer names itself (and the browser reaches it) by a
+    port-forward's address, which the console's server cannot reach. With
+    KRING_CONSOLE_ISSUER_URL the server reads the discovery document and exchanges the code
+    at the issuer's address inside; the browser is still sent to the issuer's own URL, and the
+    tokens still name it. Without the setting the sign-in says the issuer cannot be reached."""
+    public = "http://issuer.port-forward.invalid:8005"  # nothing answers there
+    clients = [{"client_id": "kring-console", "redirect_uris": [f"{CONSOLE}/auth/callback"]}]
+    inside = Issuer(tmp_path).start(
+        KRING_ISSUER_URL=public, KRING_ISSUER_CLIENTS=json.dumps(clients)
+    )
+    try:
+        given = {"oidc_issuer": public, "oidc_jwks_url": f"{inside.url}/jwks.json"}
+        for around in (inside.url, None):
+            extra = {"console_issuer_url": around} if around else {}
+            api = build(settings(inside, **given, **extra))
+            async with api.router.lifespan_context(api):
+                transport = httpx.ASGITransport(app=api)
+                async with httpx.AsyncClient(transport=transport, base_url=CONSOLE) as console:
+                    started = await console.get("/login", params={"next": "/board"})
+                    if around is None:
+                        assert started.status_code == 400, started.text
+                        assert "cannot be reached" in started.text
+                        continue
+                    location = started.headers["location"]
+                    assert location.startswith(f"{public}/authorize?")
+                    # The browser's way there (the port-forward) is, here, its real address.
+                    callback = await issuer_answer(inside, inside.url + location[len(public) :])
+                    signed = await console.get(_callback_path(callback))
+                    assert signed.status_code == 303 and signed.headers["location"] == "/board"
+                    home = await console.get("/")
+                    assert "Anna" in home.text
+    finally:
+        inside.stop()
+
+
 async def test_a_callback_this_browser_did_not_start_is_refused(
     console: httpx.AsyncClient, console_app: FastAPI, issuer: Issuer
 ) -> None:
