@@ -50,6 +50,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.actor import TOKEN_ROLES
+from shared.http import KEEP_ALIVE_SECONDS
 
 DEV_LOGIN = "urn:kring:params:oauth:grant-type:dev-login"
 CODE_SECONDS = 60.0
@@ -576,6 +577,7 @@ def main() -> None:
         port=settings.issuer_port,
         log_level="warning",
         access_log=False,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
 
 

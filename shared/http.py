@@ -67,6 +67,12 @@ AUTHENTICATION: Responses = {
     403: {"description": "the caller's role or scope does not allow this; the reason says what"},
 }
 
+#: How long the HTTP servers keep an idle connection open: longer than any client's own idle
+#: limit (httpx's 5 s, a proxy's or load balancer's 60 s), so a client never reuses a
+#: connection at the moment the server closes it (equal limits made that a race: "server
+#: disconnected without sending a response" once in a while).
+KEEP_ALIVE_SECONDS = 75
+
 #: ``openapi_extra`` key naming a route's access rule; ``PUBLIC`` for the few without a token.
 ACCESS_KEY = "x-kring-access"
 PUBLIC = "public"

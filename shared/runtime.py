@@ -43,6 +43,7 @@ from shared.edge import Edge
 from shared.http import (
     ACCESS_KEY,
     AUTHENTICATION,
+    KEEP_ALIVE_SECONDS,
     PUBLIC,
     common_router,
     install_error_handlers,
@@ -336,6 +337,7 @@ def serve(build: Callable[[], ServiceDefinition]) -> None:
         log_config=None,
         access_log=False,
         lifespan="on",
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
     uvicorn.Server(config).run()
 

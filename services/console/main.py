@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from services.console.bootstrap import build
 from services.console.settings import ConsoleSettings
+from shared.http import KEEP_ALIVE_SECONDS
 from shared.logging import configure_logging
 from shared.runtime import EXIT_CONFIG, UMASK
 from shared.settings import SettingError, problem_line
@@ -37,6 +38,7 @@ def main() -> None:
         port=settings.console_port,
         log_config=None,
         access_log=False,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
 
 

@@ -796,49 +796,34 @@ def router(
         async def show(**kw: Any) -> Response:
             return await show_follow_up(request, session, case_id, **kw)
 
-        if action == "outcome":
-            body = forms.outcome_body(form, form.all("agreement"))
-            return await attempt(
-                session,
-                form,
-                "outcome",
-                lambda: services.record_outcome(token, case_id, body),
-                show,
+        agreements = form.all("agreement")
+        key = form.one("key") or secrets.token_urlsafe(16)
+        calls: dict[str, tuple[Callable[[], Awaitable[Any]], str]] = {
+            "outcome": (
+                lambda: services.record_outcome(
+                    token, case_id, forms.outcome_body(form, agreements)
+                ),
                 N_("The outcome was recorded."),
-                f"/cases/{case_id}/follow-up",
-            )
-        if action == "meeting":
-            body = forms.meeting_body(form, form.all("agreement"))
-            return await attempt(
-                session,
-                form,
-                "meeting",
-                lambda: services.record_meeting(token, case_id, body),
-                show,
+            ),
+            "meeting": (
+                lambda: services.record_meeting(
+                    token, case_id, forms.meeting_body(form, agreements)
+                ),
                 N_("The family's meeting was recorded."),
-                f"/cases/{case_id}/follow-up#meetings",
-            )
-        if action == "ratings":
-            body = forms.ratings_body(form)
-            return await attempt(
-                session,
-                form,
-                "ratings",
-                lambda: services.record_ratings(token, case_id, body),
-                show,
+            ),
+            "ratings": (
+                lambda: services.record_ratings(token, case_id, forms.ratings_body(form)),
                 N_("The marks were recorded."),
-                f"/cases/{case_id}/follow-up#ratings",
-            )
-        if action == "conference":
-            key = form.one("key") or secrets.token_urlsafe(16)
-            return await attempt(
-                session,
-                form,
-                "conference",
+            ),
+            "conference": (
                 lambda: services.follow_up_conference(token, case_id, form.one("reason"), key),
-                show,
                 N_("A follow-up conference was asked for: intake opens it as a new case."),
-                f"/cases/{case_id}/follow-up",
+            ),
+        }
+        if action in calls:
+            call, notice = calls[action]
+            return await attempt(
+                session, form, action, call, show, notice, f"/cases/{case_id}/follow-up"
             )
         raise NotFoundError("console", 404, "no such action")
 
