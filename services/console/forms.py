@@ -172,6 +172,7 @@ def plan_body(form: Form) -> dict[str, Any]:
             "who": form.all(f"a{i}_who"),
             "what": what,
             "where": form.one(f"a{i}_where") or None,
+            "answers": form.all(f"a{i}_answers"),
         }
         if form.one(f"a{i}_id"):
             agreement["id"] = form.one(f"a{i}_id")

@@ -433,6 +433,7 @@ def _plan(
     expect(page.locator("#questions")).to_contain_text("q1")  # intake's, as clarified
     page.check(f"input[name=a0_who][value='{ids['Oma Jansen']}']")
     page.check(f"input[name=a0_who][value='{ids['Johan Jansen']}']")
+    page.check("input[name=a0_answers][value=q1]")  # it answers the question asked
     page.fill("#a0_what", "Johan woont bij oma.")
     page.fill("#a0_where", "Utrecht")
     page.check("input[name=a0_when][value=recurring]")
@@ -449,6 +450,8 @@ def _plan(
     page.fill("#s0_what", "Een gezinscoach, eens per week.")
     coordinator.submit("#write form", "button:not([name=more])")
     coordinator.notice()
+    # The version kept which question the first agreement answers (the editor shows it again).
+    expect(page.locator("input[name=a0_answers][value=q1]")).to_be_checked()
     # A second version: one agreement changed, one added.
     page.fill("#a1_what", "Piet brengt Johan op maandag en woensdag naar school.")
     page.check(f"input[name=a2_who][value='{ids['Oma Jansen']}']")

@@ -97,6 +97,7 @@ def test_blank_rows_are_left_out_and_the_plan_s_when_is_one_or_the_other() -> No
             a0_when="recurring",
             a0_recurring="every day",
             a0_on="2030-01-01",
+            a0_answers=["q1", "q2"],
             a1_who=["p3"],
             a1_what="Piet drives",
             a1_when="on",
@@ -117,9 +118,16 @@ def test_blank_rows_are_left_out_and_the_plan_s_when_is_one_or_the_other() -> No
             "who": ["p1", "p2"],
             "what": "Johan lives with oma",
             "where": None,
+            "answers": ["q1", "q2"],
             "when": {"recurring": "every day"},
         },
-        {"who": ["p3"], "what": "Piet drives", "where": None, "when": {"on": "2030-02-01"}},
+        {
+            "who": ["p3"],
+            "what": "Piet drives",
+            "where": None,
+            "answers": [],
+            "when": {"on": "2030-02-01"},
+        },
     ]
     assert body["professional_support"] == [] and body["next_meeting_on"] is None
     clarified = forms.clarification_body(
