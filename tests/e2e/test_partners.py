@@ -432,15 +432,19 @@ async def _every_event_of_the_contract(system: System, tmp_path: Path) -> None:
 
             story = scenarios.SCENARIOS[ConferenceModel.FAMILY]
             intake = system.urls["intake"]
-            submitted = await workflow.call(
-                session,
-                "POST",
-                f"{intake}/cases",
-                workflow.REQUESTER,
-                scenarios.request_body(story, region),
-                key=f"contract-{uuid.uuid4()}",
-            )
-            ended = submitted["case_id"]
+
+            async def submit() -> str:
+                submitted = await workflow.call(
+                    session,
+                    "POST",
+                    f"{intake}/cases",
+                    workflow.REQUESTER,
+                    scenarios.request_body(story, region),
+                    key=f"contract-{uuid.uuid4()}",
+                )
+                return str(submitted["case_id"])
+
+            ended = await submit()
             await workflow.call(
                 session,
                 "POST",
@@ -471,18 +475,11 @@ async def _every_event_of_the_contract(system: System, tmp_path: Path) -> None:
                 {"reason": "the family chose otherwise"},
             )
             # And one withdrawn before it was accepted (coordination never hears of it).
-            early = await workflow.call(
-                session,
-                "POST",
-                f"{intake}/cases",
-                workflow.REQUESTER,
-                scenarios.request_body(story, region),
-                key=f"contract-{uuid.uuid4()}",
-            )
+            early = await submit()
             await workflow.call(
                 session,
                 "POST",
-                f"{intake}/cases/{early['case_id']}/withdraw",
+                f"{intake}/cases/{early}/withdraw",
                 manager,
                 {"reason": "the family found their own way"},
             )
