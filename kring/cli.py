@@ -803,7 +803,7 @@ def partners_add(
         # and NATS must already let it.
         known = (places.nats_keys / f"partner-{organisation}.password").exists()
         password = nats_password(places, organisation)
-        said = apply_to_nats(places)
+        said = apply_to_nats(places, organisation)
     except PartnerSetupError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
@@ -863,7 +863,7 @@ def partners_revoke(
     _partners_call("POST", f"/partners/{organisation}/revoke")
     try:
         forget(places, organisation)
-        said = apply_to_nats(places)
+        said = apply_to_nats(places, organisation)
     except PartnerSetupError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
@@ -896,7 +896,7 @@ def partners_rotate(
         hook = {"url": partner["webhook"]["url"], "secret": rotated["webhook_secret"]}
     try:
         password = nats_password(places, organisation, rotate=True)
-        said = apply_to_nats(places)
+        said = apply_to_nats(places, organisation)
         oauth = make_client(places, organisation)
     except PartnerSetupError as error:
         typer.echo(f"error: {error}", err=True)

@@ -23,9 +23,12 @@ connections it has, dropping any whose credentials no longer hold, with no resta
 from __future__ import annotations
 
 import functools
+import json
 import os
 import secrets
 import signal
+import socket
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -253,6 +256,54 @@ def reload(config_dir: Path) -> bool:
     except (OSError, ValueError):
         return False
     return True
+
+
+#: How long a command waits for the running server to apply a reload.
+RELOAD_SECONDS = 10.0
+
+
+def await_reload(config_dir: Path, identity: str, password: str | None) -> bool:
+    """nats-server applies a reload after the signal has been sent, not before ``reload``
+    returns: until then it still refuses what the new block allows (the partners service,
+    told of a new partner at once, would be refused that partner's feed). Waits until
+    ``identity`` signs in with ``password`` on the server of ``config_dir`` (``None``: until
+    it is refused); False if that did not happen in time or no address is known."""
+    address = _listen_address(config_dir / "nats.conf")
+    if address is None:
+        return False
+    deadline = time.monotonic() + RELOAD_SECONDS
+    while time.monotonic() < deadline:
+        accepted = _signs_in(address, identity, password or "")
+        if accepted is (password is not None):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _listen_address(config: Path) -> tuple[str, int] | None:
+    try:
+        text = config.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith('listen: "'):
+            host, _, port = line.split('"')[1].rpartition(":")
+            return host.strip("[]"), int(port)
+    return None
+
+
+def _signs_in(address: tuple[str, int], identity: str, password: str) -> bool | None:
+    """Whether the server takes ``identity`` with ``password`` (NATS's CONNECT, then PING:
+    PONG, or an authorization error); None if it could not be asked."""
+    connect = {"user": identity, "pass": password, "verbose": False, "pedantic": False}
+    try:
+        with socket.create_connection(address, timeout=2) as connection:
+            connection.recv(4096)  # its INFO
+            connection.sendall(b"CONNECT " + json.dumps(connect).encode() + b"\r\nPING\r\n")
+            answer = connection.recv(4096)
+    except OSError:
+        return None
+    return answer.startswith(b"PONG")
 
 
 def _write_private(path: Path, text: str) -> None:

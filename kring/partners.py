@@ -28,6 +28,7 @@ from kring.issuer import Client, clients_dir, secret_digest, write_client_file
 from kring.natsconf import (
     AUTHORIZATION_FILE,
     CredentialsError,
+    await_reload,
     keys_dir,
     make_password,
     read_credentials,
@@ -81,9 +82,10 @@ def nats_password(places: Places, organisation: str, *, rotate: bool = False) ->
     return make_password(places.nats_keys, partner_identity_name(organisation), replace=rotate)
 
 
-def apply_to_nats(places: Places) -> str:
+def apply_to_nats(places: Places, organisation: str | None = None) -> str:
     """Write the authorization block again from the passwords there are, and have the running
-    server reload it. Says what was done."""
+    server reload it; with ``organisation``, wait until the server holds its identity as the
+    folder has it now (its password, or none once revoked). Says what was done."""
     if places.nats_config is None:
         return "NATS: render the authorization block and reload the servers (your deployment)"
     try:
@@ -92,7 +94,13 @@ def apply_to_nats(places: Places) -> str:
         raise PartnerSetupError(str(error)) from None
     write_authorization(places.nats_config / AUTHORIZATION_FILE, passwords)
     if reload(places.nats_config):
-        return "NATS: reloaded; the partner's identity holds on the running server now"
+        if organisation is None:
+            return "NATS: reloaded"
+        identity = partner_identity_name(organisation)
+        password = passwords.get(identity)
+        if await_reload(places.nats_config, identity, password):
+            return "NATS: reloaded; the partner's identity holds on the running server now"
+        return "NATS: told to reload, not yet seen applied (the feed follows when it is)"
     return "NATS: written; no nats-server of this data folder runs (it applies at its start)"
 
 
