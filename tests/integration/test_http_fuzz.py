@@ -169,7 +169,8 @@ def seed_plans(definition: ServiceDefinition, http: Http) -> Seeded:
     app.write(cases[2], content(), COORDINATOR)
     app.accept(cases[2], 1, COORDINATOR)
     app.distribute(cases[2], [ORGANISATION], COORDINATOR)
-    return {"case_id": [str(c) for c in cases], "version": [1]}
+    # Each case's clarification set the requirement m1: naming its signatory reaches the rule.
+    return {"case_id": [str(c) for c in cases], "version": [1], "requirement_id": ["m1"]}
 
 
 def seed_partners(definition: ServiceDefinition, http: Http) -> Seeded:
