@@ -25,6 +25,8 @@ from shared.views import (
     Writer,
     all_of,
     columns,
+    from_db,
+    to_db,
 )
 
 DELIVERIES = Table(
@@ -140,7 +142,12 @@ class PartnersViews(ReadModel):
                 status = WebhookStatus.SENT
             elif event.give_up is not None:
                 status = WebhookStatus.FAILED
-            attempt = [_iso(event.at), event.status_code, event.error, _iso(event.retry_at)]
+            attempt = [
+                to_db("time", event.at),
+                event.status_code,
+                event.error,
+                to_db("time", event.retry_at),
+            ]
             w.update(
                 "deliveries",
                 where,
@@ -246,14 +253,6 @@ def _of_partner(organisation: str, case_id: UUID | None, status: WebhookStatus |
     )
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat()
-
-
-def _when(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text)
-
-
 def _row(found: dict[str, Any]) -> DeliveryRow:
     return DeliveryRow(
         event_id=found["event_id"],
@@ -274,7 +273,7 @@ def _row(found: dict[str, Any]) -> DeliveryRow:
         sent_at=found["sent_at"],
         detail=found["detail"],
         history=tuple(
-            (datetime.fromisoformat(at), code, error, _when(retry))
+            (from_db("time", at), code, error, from_db("time", retry))
             for at, code, error, retry in found["history"]
         ),
     )
