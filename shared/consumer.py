@@ -252,10 +252,11 @@ async def handle_message(
             log.warning("consumer.retry", attempt=attempt, error=type(error).__name__)
             await message.nack(delay=min(0.2 * 2**attempt, 30.0))
             return
-        if not applied and not fence.still_held():
-            # Found applied, by a replica whose term ran out meanwhile (paused past its lease,
-            # say): neither acked nor counted here, as a message that arrives after the term;
-            # the next holder finds it applied and acks it.
+        if not fence.still_held():
+            # The term ran out while the message was handled (paused past its lease, say,
+            # after the store committed or after finding it applied): the ack is a side effect
+            # like any other, so neither acked nor logged here. The next holder is offered it
+            # again, finds it applied and acks it: nothing lost, nothing twice.
             raise fence.LeaseLostError("the term ran out while the message was handled")
         conflict = (raw.headers or {}).get(CONFLICT_HEADER)
         if not applied and conflict is not None:

@@ -95,6 +95,46 @@ async def test_a_failed_attempt_is_redelivered_and_applied_once(
     assert [e["type"] for e in history] == ["Received", "CoordinatorAssigned"]
 
 
+async def test_a_message_applied_as_the_term_runs_out_is_not_acked_and_the_next_term_acks_it(
+    own_nats: NatsServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store committed, then the term ran out (a pause, say) before the ack: the ack is a
+    side effect like any other, so it waits for the next term, which finds it applied."""
+    from shared import lease
+
+    held = {"now": True}
+    monkeypatch.setattr(lease._SoleTerm, "valid", lambda self: held["now"])
+    settings = CoordinationSettings(
+        **own_nats.settings("coordination"), data_dir=tmp_path, consumer_ack_wait_seconds=1.0
+    )
+    async with running(build(settings)) as service:
+        await service.service.bus.wait_started()
+        app: Any = service.app
+        original = app.on_request_received
+        applied: list[int] = []
+
+        def then_paused(*args: Any) -> None:
+            original(*args)
+            applied.append(1)
+            held["now"] = False
+
+        app.on_request_received = then_paused
+        event = request_received()
+        sequence = await publish(own_nats, envelope(event, 1), "intake:1", event.subject())
+
+        async def done() -> bool:
+            return bool(applied)
+
+        await eventually(done, what="applied")
+        info = await service.service.bus.js.consumer_info(STREAM, CONSUMER)
+        assert info.ack_floor.stream_seq < sequence  # not acked by the term that ran out
+        held["now"] = True  # the next term
+        await eventually(lambda: acked_up_to(service, sequence), what="acked by the next term")
+        assert len(applied) == 1  # found applied, not applied again
+        history = (await service.http.get(f"/cases/{event.case_id}/history")).json()
+        assert [e["type"] for e in history] == ["Received", "WaitingForCoordinator"]
+
+
 async def test_a_malformed_message_is_dead_lettered_and_the_consumer_moves_on(
     coordination: Running, own_nats: NatsServer
 ) -> None:
