@@ -5,6 +5,7 @@ taken over, files readable by their owner only, and a shredded case key in no fi
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import stat
 from base64 import b64decode
@@ -99,7 +100,11 @@ def test_a_store_written_without_a_key_is_encrypted_once_a_key_is_given(tmp_path
     wrapped = stored_case_key(database, "intake", str(kept))
     assert AESGCMCipher.of_key(key).decrypt(b64decode(wrapped)).decode() == plain_key
     states = [s for (s,) in rows(database, "SELECT state FROM stored_events")]
-    assert not any(s.startswith(b"{") for s in states)
+    service_cipher = AESGCMCipher.of_key(key)
+    # Every state outside a case key now opens with the service key (a sealed state may begin
+    # with any byte, "{" among them: what proves it sealed is that the key opens it).
+    outside = [s for s in states if not s.startswith(CASE_KEY_PREFIX)]
+    assert outside and all(json.loads(service_cipher.decrypt(s)) for s in outside)
     # A case's events: under the service key inside the case key, nothing readable without both.
     case_cipher = AESGCMCipher.of_key(plain_key)
     sealed = [
@@ -108,7 +113,8 @@ def test_a_store_written_without_a_key_is_encrypted_once_a_key_is_given(tmp_path
             database, f"SELECT state FROM stored_events WHERE originator_id = '{kept.hex}'"
         )
     ]
-    assert sealed and not any(b"Johan" in s or s.startswith(b"{") for s in sealed)
+    assert sealed and not any(b"Johan" in s for s in sealed)
+    assert all(json.loads(service_cipher.decrypt(s)) for s in sealed)
 
     with pytest.raises(StoreKeyError, match="is not set"):
         intake(tmp_path)
