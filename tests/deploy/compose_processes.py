@@ -31,9 +31,11 @@ import asyncio
 import contextlib
 import itertools
 import os
+import random
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -46,7 +48,7 @@ from typing import Any
 
 import httpx
 
-from kring.local import free_port, nats_server_binary
+from kring.local import nats_server_binary
 from tests.deploy.files import ROOT, compose, environment_of
 
 NODE = re.compile(r"nats-\d+")
@@ -381,6 +383,7 @@ class Topology:
         self.addresses: dict[str, dict[int, list[str]]] = {}
         #: The host's published ports -> the local port standing for each.
         self.published: dict[int, int] = {}
+        self._next_port: int | None = None
         self._lay_out()
 
     # -- reading the file ------------------------------------------------------------------
@@ -406,7 +409,7 @@ class Topology:
             ]
         for name, group in self.containers.items():
             for container in group:
-                container.ports = {port: free_port() for port in self._container_ports(container)}
+                container.ports = {port: self._port() for port in self._container_ports(container)}
                 hosts = [name, container.spec.get("hostname")]
                 aliases = container.spec.get("networks", {}).get("default", {}) or {}
                 hosts += list(aliases.get("aliases", []))
@@ -418,7 +421,28 @@ class Topology:
         for spec in self.config["services"].values():
             for published in spec.get("ports", []):
                 host_port = int(str(published).split(":")[1])
-                self.published[host_port] = free_port()
+                self.published[host_port] = self._port()
+
+    def _port(self) -> int:
+        """A port for one of the topology's processes, none given twice. Taken from a band
+        of its own below the ephemeral range (one band per test worker), not from the kernel's
+        ``bind(0)``: every other test takes its ports there, and a port handed out now is bound
+        only when its process starts, seconds later (a nats-server that found its route port
+        taken meanwhile exited at start, once in CI)."""
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+        band = 20000 + (int(worker) % 4 if worker.isdigit() else 0) * 3000
+        if self._next_port is None:
+            self._next_port = band + random.randrange(0, 2000)
+        while True:
+            port, self._next_port = self._next_port, self._next_port + 1
+            if port >= band + 3000:
+                raise RuntimeError("the topology ran out of ports in its band")
+            with socket.socket() as probe:
+                try:
+                    probe.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            return port
 
     def _container_ports(self, container: Container) -> list[int]:
         """The ports the container's process listens on, as the image and config have them."""
@@ -613,7 +637,7 @@ class Topology:
             # again by the restart policy once it watches, as the engine does: waited for, not
             # failed. Before that (``up``), or one that does not restart itself, it has failed.
             watched = self._watching.is_set() and container.restarts_itself
-            return container.kind == "kring" and not container.running and not watched
+            return container.kind in ("kring", "nats") and not container.running and not watched
 
         # Compose runs a health check every few seconds; here a process waits on it, so the
         # check itself (a Python process of its own) runs once something listens.
