@@ -3,9 +3,10 @@ dlq, rebuild, partners."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -648,17 +649,10 @@ def rebuild(
     interrupted, it resumes when run again."""
     import time
 
-    from pydantic import ValidationError
-
-    from kring.rebuild import SERVICES, RebuildError, progress_line
+    from kring.rebuild import progress_line
     from kring.rebuild import rebuild as run_rebuild
-    from shared.settings import SettingError
-    from shared.store import STORE_UNAVAILABLE, StoreConfigError
     from shared.views import Progress
 
-    if service not in SERVICES:
-        typer.echo(f"error: no service {service!r}: one of {', '.join(SERVICES)}", err=True)
-        raise typer.Exit(2)
     shown = [0.0]
 
     def report(progress: Progress) -> None:
@@ -666,19 +660,67 @@ def rebuild(
             shown[0] = time.monotonic()
             typer.echo(progress_line(service, progress))
 
-    try:
+    with _store_command(service):
         done = run_rebuild(service, report)
+    typer.echo(f"{service}: rebuilt at position {done.position:,} in {done.seconds:.1f} s")
+
+
+@app.command()
+def rekey(
+    service: Annotated[
+        str, typer.Argument(help="intake, coordination, plans, followup or partners.")
+    ],
+) -> None:
+    """Seal SERVICE's store under its new key: what it holds under KRING_CIPHER_KEY_FALLBACK
+    (the key KRING_CIPHER_KEY replaces) is sealed again under KRING_CIPHER_KEY, with progress.
+    Run it with the service's settings, both keys included, once every replica writes under the
+    new key; the service keeps running meanwhile, and interrupted, it goes on when run again.
+    Then the fallback can go (docs/operations.md, "Keys and their rotation")."""
+    import time
+
+    from kring.rebuild import rekey as run_rekey
+    from kring.rebuild import rekey_line
+    from shared.at_rest import RekeyProgress
+
+    shown = [0.0]
+
+    def report(progress: RekeyProgress) -> None:
+        if time.monotonic() - shown[0] >= 1.0 or progress.done:
+            shown[0] = time.monotonic()
+            typer.echo(rekey_line(service, progress))
+
+    with _store_command(service):
+        done = run_rekey(service, report)
+    typer.echo(
+        f"{service}: every row under the new key ({done.resealed:,} sealed again); "
+        "KRING_CIPHER_KEY_FALLBACK can go"
+    )
+
+
+@contextlib.contextmanager
+def _store_command(service: str) -> Iterator[None]:
+    """A command on SERVICE's store, run where the service runs: one line and an exit code for
+    what it cannot do (an unknown service, a setting, a store away), never a trace."""
+    from pydantic import ValidationError
+
+    from kring.rebuild import SERVICES, RebuildError
+    from shared.settings import SettingError, problem_line
+    from shared.store import STORE_UNAVAILABLE, StoreConfigError
+
+    if service not in SERVICES:
+        typer.echo(f"error: no service {service!r}: one of {', '.join(SERVICES)}", err=True)
+        raise typer.Exit(2)
+    try:
+        yield
     except (RebuildError, StoreConfigError, SettingError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
     except ValidationError as error:
-        first = error.errors()[0]
-        typer.echo(f"error: {'.'.join(map(str, first['loc']))}: {first['msg']}", err=True)
+        typer.echo(f"error: {problem_line(error)}", err=True)
         raise typer.Exit(2) from None
     except STORE_UNAVAILABLE as error:
         typer.echo(f"error: cannot reach the {service} store ({type(error).__name__})", err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"{service}: rebuilt at position {done.position:,} in {done.seconds:.1f} s")
 
 
 partners_app = typer.Typer(

@@ -1,4 +1,5 @@
-"""``kring rebuild SERVICE``: a service's read model built anew from its log, with progress.
+"""``kring rebuild SERVICE``: a service's read model built anew from its log, with progress;
+``kring rekey SERVICE``: its store sealed under a new service key (``shared.at_rest.rekey``).
 
 Run it where the service runs, with the service's settings (``KRING_STORE``,
 ``KRING_POSTGRES_URL``, ``KRING_DATA_DIR``, ``KRING_CIPHER_KEY``…): in a deployment, in one of
@@ -20,6 +21,8 @@ from typing import Any
 from pydantic import SecretStr
 
 from shared.application import KringApplication
+from shared.at_rest import RekeyProgress
+from shared.at_rest import rekey as rekey_store
 from shared.settings import ServiceSettings
 from shared.store import eventsourcing_env
 from shared.views import Progress, ReadModel
@@ -78,6 +81,22 @@ def rebuild(service: str, progress: Callable[[Progress], None]) -> Progress:
         return views.rebuild(progress)
     finally:
         app.close()
+
+
+def rekey(service: str, progress: Callable[[RekeyProgress], None]) -> RekeyProgress:
+    app = open_application(service)
+    try:
+        return rekey_store(app.queries, app.mapper.cipher, progress)
+    finally:
+        app.close()
+
+
+def rekey_line(service: str, progress: RekeyProgress) -> str:
+    share = 100.0 if not progress.total else min(100.0, 100 * progress.looked_at / progress.total)
+    return (
+        f"{service}: {progress.looked_at:,} of {progress.total:,} rows looked at ({share:.0f} %),"
+        f" {progress.resealed:,} sealed under the new key, in {progress.seconds:.1f} s"
+    )
 
 
 def progress_line(service: str, progress: Progress) -> str:

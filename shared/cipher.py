@@ -57,3 +57,40 @@ class AESGCMCipher(Cipher):
             return self._aead.decrypt(nonce, ciphertext[NONCE_BYTES + TAG_BYTES :] + tag, None)
         except InvalidTag:
             raise ValueError("Cipher text is damaged: the tag does not match") from None
+
+
+class ServiceCipher(AESGCMCipher):
+    """The service key (``KRING_CIPHER_KEY``), and during a rotation the key it replaces
+    (``KRING_CIPHER_KEY_FALLBACK``): everything is written under the first, read under either.
+
+    What a store holds under the fallback key stays readable until ``kring rekey`` has sealed it
+    under the service key again (``shared.at_rest.rekey``); then the fallback can go."""
+
+    CIPHER_KEY_FALLBACK = "CIPHER_KEY_FALLBACK"
+
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+        fallback = environment.get(self.CIPHER_KEY_FALLBACK)
+        self.fallback = AESGCMCipher.of_key(fallback) if fallback else None
+
+    def decrypt(self, ciphertext: bytes) -> bytes:
+        try:
+            return super().decrypt(ciphertext)
+        except ValueError:
+            if self.fallback is None:
+                raise
+            return self.fallback.decrypt(ciphertext)
+
+    def opens(self, ciphertext: bytes) -> bool:
+        """Whether the service key itself (not the fallback) opens ``ciphertext``."""
+        try:
+            super().decrypt(ciphertext)
+        except ValueError:
+            return False
+        return True
+
+    def reseal(self, ciphertext: bytes) -> bytes | None:
+        """``ciphertext`` sealed under the service key, or None if it already is."""
+        if self.opens(ciphertext):
+            return None
+        return self.encrypt(self.decrypt(ciphertext))

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -218,6 +218,8 @@ class ServiceSettings(EdgeSettings):
     postgres_url: SecretStr | None = None
     postgres_schema: str | None = None
     cipher_key: SecretStr | None = None
+    #: During a rotation, the key ``cipher_key`` replaces: read, never written (``kring rekey``).
+    cipher_key_fallback: SecretStr | None = None
     http_port: int = 8000
     consumer_max_deliver: int = Field(5, ge=1)
     # How long JetStream waits for an ack before redelivering (e.g. after a crash).
@@ -251,7 +253,7 @@ class ServiceSettings(EdgeSettings):
             raise ValueError("expected a lower-case identifier (letters, digits, _)")
         return value
 
-    @field_validator("cipher_key")
+    @field_validator("cipher_key", "cipher_key_fallback")
     @classmethod
     def aes_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None:
@@ -262,6 +264,30 @@ class ServiceSettings(EdgeSettings):
             size = 0
         if size not in (16, 24, 32):
             raise ValueError("expected 16, 24 or 32 random bytes in base64 (deploy/make-secrets)")
+        return value
+
+    @field_validator("cipher_key_fallback", mode="before")
+    @classmethod
+    def no_fallback_when_blank(cls, value: Any) -> Any:
+        # Compose mounts the fallback's secret file always, empty but during a rotation.
+        if isinstance(value, str) and not value.strip():
+            return None
+        if isinstance(value, SecretStr) and not value.get_secret_value().strip():
+            return None
+        return value
+
+    @field_validator("cipher_key_fallback")
+    @classmethod
+    def fallback_beside_a_key(
+        cls, value: SecretStr | None, info: ValidationInfo
+    ) -> SecretStr | None:
+        if value is None:
+            return value
+        key = info.data.get("cipher_key")
+        if key is None:
+            raise ValueError("it is the key KRING_CIPHER_KEY replaces: set both, or neither")
+        if value.get_secret_value() == key.get_secret_value():
+            raise ValueError("it is the same key as KRING_CIPHER_KEY")
         return value
 
     @property

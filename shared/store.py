@@ -96,9 +96,11 @@ def eventsourcing_env(settings: ServiceSettings) -> dict[str, str]:
         }
     if settings.cipher_key is not None:
         env |= {
-            "CIPHER_TOPIC": "shared.cipher:AESGCMCipher",
+            "CIPHER_TOPIC": "shared.cipher:ServiceCipher",
             "CIPHER_KEY": settings.cipher_key.get_secret_value(),
         }
+        if settings.cipher_key_fallback is not None:
+            env["CIPHER_KEY_FALLBACK"] = settings.cipher_key_fallback.get_secret_value()
     return env
 
 
@@ -230,6 +232,8 @@ class StoreQueries:
         self.sql, self.service = sql, service
         self._datastore, self._postgres = datastore, sql.postgres
         self.events_table = str(getattr(recorder, "events_table_name", "stored_events"))
+        #: eventsourcing names the snapshots' table as the events' ("<prefix>_snapshots").
+        self.snapshots_table = self.events_table.removesuffix("events") + "snapshots"
         self.checkpoints_table = f"{service}_relay"
         self.case_keys_table = case_keys_table(service)
         self.store_table = f"{service}_store"
@@ -366,6 +370,10 @@ class StoreQueries:
         return cursor.fetchone() is not None
 
     # -- the store's own record (shared.at_rest) -----------------------------------------
+    def exists_in(self, cursor: Any, table: str) -> bool:
+        """In the caller's transaction: whether ``table`` exists (in this store's schema)."""
+        return self._exists(cursor, table)
+
     def record(self, name: str) -> str | None:
         with self.transaction(commit=False) as cursor:
             cursor.execute(self._get_record, (name,))

@@ -47,6 +47,7 @@ MALFORMED: dict[str, str] = {
     "KRING_LOG_LEVEL": "LOUD",
     "KRING_POSTGRES_SCHEMA": "intake; DROP SCHEMA intake",
     "KRING_CIPHER_KEY": "s3cret-not-a-key",
+    "KRING_CIPHER_KEY_FALLBACK": "s3cret-not-a-key",
     "KRING_POSTGRES_URL": "postgres:5432/s3cret",
     "KRING_SECRETS_DIR": "/nowhere/secrets",
     "KRING_ASSETS_DIR": "/nowhere/assets",

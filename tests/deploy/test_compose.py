@@ -77,6 +77,7 @@ def test_a_service_sees_its_own_secrets_only_under_the_names_of_its_settings(ser
     spec = compose()["services"][service]
     assert {s["source"]: s["target"] for s in spec["secrets"]} == {
         f"{service}_cipher_key": "kring_cipher_key",
+        f"{service}_cipher_key_fallback": "kring_cipher_key_fallback",
         f"{service}_postgres_url": "kring_postgres_url",
         f"nats_password_{service}": "kring_nats_password",
     }

@@ -45,6 +45,7 @@ def test_each_replica_gets_the_compose_command_environment_and_its_own_secrets(
             folder = Path(replica.env["KRING_SECRETS_DIR"])
             assert sorted(p.name for p in folder.iterdir()) == [
                 "kring_cipher_key",
+                "kring_cipher_key_fallback",
                 "kring_nats_password",
                 "kring_postgres_url",
             ]

@@ -101,8 +101,20 @@ def test_each_service_runs_twice_hardened_with_probes_and_a_disruption_budget(
     assert budget["spec"]["selector"]["matchLabels"] == spec["selector"]["matchLabels"]
     mounted = {m["mountPath"] for m in container["volumeMounts"]}
     assert mounted == {"/run/secrets", "/tmp"}
-    (secret,) = [v["secret"] for v in pod["volumes"] if "secret" in v]
-    assert secret["secretName"] == f"kring-{service}"
+    (secrets,) = [v["projected"] for v in pod["volumes"] if v["name"] == "secrets"]
+    own, fallback = (source["secret"] for source in secrets["sources"])
+    assert own["name"] == f"kring-{service}" and not own.get("optional")
+    assert {i["key"]: i["path"] for i in own["items"]} == {
+        "kring_cipher_key": "kring_cipher_key",
+        "kring_postgres_url": "kring_postgres_url",
+        "kring_nats_password": "kring_nats_password",
+    }
+    # The key a rotation replaces: a Secret of its own, there only while the store is rekeyed.
+    assert fallback == {
+        "name": f"kring-{service}-cipher-fallback",
+        "optional": True,
+        "items": [{"key": "kring_cipher_key_fallback", "path": "kring_cipher_key_fallback"}],
+    }
 
 
 def _allowed_sources(docs, pod_labels: dict[str, str], port: int | str) -> list[dict]:

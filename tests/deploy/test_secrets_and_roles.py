@@ -38,7 +38,7 @@ def _files(folder: Path) -> dict[str, str]:
 
 def test_secrets_are_made_once_private_and_never_overwritten(tmp_path: Path) -> None:
     folder = tmp_path / "secrets"
-    assert "24 secret file(s) made" in make_secrets(folder)
+    assert "29 secret file(s) made" in make_secrets(folder)
     assert folder.stat().st_mode & 0o777 == 0o700
     before = _files(folder)
     (folder / "intake_cipher_key").unlink()
@@ -47,7 +47,10 @@ def test_secrets_are_made_once_private_and_never_overwritten(tmp_path: Path) -> 
     after = _files(folder)
     changed = {k for k in before if before[k] != after[k]}
     assert changed == {"intake_cipher_key", "nats/analyst.password"}
-    assert len(set(after.values())) == len(after)  # every key and password its own
+    fallbacks = {k for k in after if k.endswith("_cipher_key_fallback")}
+    assert len(fallbacks) == 5 and all(after[k].strip() == "" for k in fallbacks)  # but rotating
+    kept = [v for k, v in after.items() if k not in fallbacks]
+    assert len(set(kept)) == len(kept)  # every key and password its own
 
 
 def test_the_nats_passwords_are_every_identity_s_as_the_cli_renders_them(tmp_path: Path) -> None:
@@ -214,3 +217,64 @@ def test_a_partner_s_password_beside_the_others_goes_into_the_kubernetes_secret(
     ]
     assert passwords["stringData"]["partner-jeugdzorg-utrecht.password"] == "p" * 43
     assert "partners.password" in passwords["stringData"]
+
+
+def test_a_cipher_key_is_rotated_as_compose_mounts_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """make-secrets --rotate, the service started on the files as compose mounts them, kring
+    rekey's work, --end-rotation, started again: every case reads, under the new key alone."""
+    from services.intake.app import IntakeApplication
+    from services.intake.settings import IntakeSettings
+    from shared.at_rest import StoreKeyError, rekey
+    from shared.store import eventsourcing_env
+    from tests.unit.test_erasure import submitted
+
+    folder, mounted = tmp_path / "secrets", tmp_path / "run-secrets"
+    make_secrets(folder)
+    mounted.mkdir()
+    monkeypatch.setenv("KRING_SECRETS_DIR", str(mounted))
+
+    def started() -> IntakeApplication:
+        """As compose starts it: the service's files under the names of its settings."""
+        for source, target in (
+            ("intake_cipher_key", "kring_cipher_key"),
+            ("intake_cipher_key_fallback", "kring_cipher_key_fallback"),
+        ):
+            (mounted / target).write_text((folder / source).read_text())
+        settings = IntakeSettings(oidc_issuer="http://issuer.invalid", data_dir=tmp_path / "data")
+        return IntakeApplication(env=eventsourcing_env(settings))
+
+    def rotation(flag: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(MAKE_SECRETS), "--dir", str(folder), flag, "intake"],
+            capture_output=True,
+            text=True,
+        )
+
+    app = started()  # no rotation: the fallback's file is empty, and means none
+    first = submitted(app)
+    app.close()
+    old = (folder / "intake_cipher_key").read_text().strip()
+
+    assert rotation("--end-rotation").returncode == 2  # none under way
+    assert rotation("--rotate").returncode == 0
+    assert (folder / "intake_cipher_key_fallback").read_text().strip() == old
+    new = (folder / "intake_cipher_key").read_text().strip()
+    assert new != old and len(base64.b64decode(new)) == 32
+    again = rotation("--rotate")
+    assert again.returncode == 2 and "under way" in again.stderr and old not in again.stderr
+
+    app = started()
+    second = submitted(app)
+    rekey(app.queries, app.mapper.cipher)
+    app.close()
+    assert rotation("--end-rotation").returncode == 0
+    assert (folder / "intake_cipher_key_fallback").read_text().strip() == ""
+
+    app = started()
+    assert [app.get(c).region for c in (first, second)] == ["Utrecht", "Utrecht"]
+    app.close()
+    (folder / "intake_cipher_key").write_text(old + "\n")  # the old key alone: refused
+    with pytest.raises(StoreKeyError, match="written with another key"):
+        started()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import stat
+import uuid
 from base64 import b64decode
 from contextlib import closing
 from pathlib import Path
@@ -25,13 +26,40 @@ from tests.rawbytes import files_holding, key_forms, stored_case_key, text_forms
 from tests.unit.test_erasure import MANAGER, submitted
 
 
-def intake(data: Path, key: str | None = None) -> IntakeApplication:
+def intake(data: Path, key: str | None = None, fallback: str | None = None) -> IntakeApplication:
     settings = ServiceSettings(
         service_name="intake",
         data_dir=data,
         cipher_key=None if key is None else SecretStr(key),
+        cipher_key_fallback=None if fallback is None else SecretStr(fallback),
     )
     return IntakeApplication(env=eventsourcing_env(settings))
+
+
+def sealed_under(database: Path, key: str) -> bool:
+    """Whether every state (events and snapshots) and every case key of the store opens with
+    ``key`` alone, inside its case key where it has one (erased cases' states aside)."""
+    service = AESGCMCipher.of_key(key)
+    case_keys: dict[str, str] = {}
+    for case_id, wrapped in rows(database, "SELECT case_id, key FROM intake_case_keys"):
+        if wrapped is not None:
+            try:
+                case_keys[str(case_id)] = service.decrypt(b64decode(str(wrapped))).decode()
+            except ValueError:
+                return False
+    for table in ("stored_events", "stored_snapshots"):
+        for originator, state in rows(database, f"SELECT originator_id, state FROM {table}"):
+            assert isinstance(state, bytes)
+            if state.startswith(CASE_KEY_PREFIX):
+                case_key = case_keys.get(str(uuid.UUID(str(originator))))
+                if case_key is None:
+                    continue  # its case was erased
+                state = AESGCMCipher.of_key(case_key).decrypt(state[len(CASE_KEY_PREFIX) :])
+            try:
+                json.loads(service.decrypt(state))
+            except ValueError:
+                return False
+    return True
 
 
 def rows(database: Path, query: str) -> list[tuple[object, ...]]:
@@ -194,3 +222,65 @@ def test_an_unknown_cipher_record_is_refused(tmp_path: Path) -> None:
         db.execute("UPDATE intake_store SET value = 'rot13' WHERE name = 'cipher'")
     with pytest.raises(StoreKeyError):
         intake(tmp_path, AESGCMCipher.create_key())
+
+
+def test_a_rotated_key_reads_both_until_rekeyed_then_the_old_one_can_go(tmp_path: Path) -> None:
+    from shared.at_rest import RekeyError, RekeyProgress, rekey
+
+    old, new = AESGCMCipher.create_key(), AESGCMCipher.create_key()
+    database = tmp_path / "intake.sqlite"
+    app = intake(tmp_path, old)
+    kept, erased = submitted(app), submitted(app)
+    app.take_snapshot(kept)
+    app.erase_case(erased, ErasureReason.RETENTION_ENDED, MANAGER)
+    app.close()
+
+    # The new key alone: refused, by name, with what to do.
+    with pytest.raises(StoreKeyError, match="KRING_CIPHER_KEY_FALLBACK until `kring rekey`"):
+        intake(tmp_path, new)
+    # The new key with the old as fallback: everything reads; new writes are under the new key.
+    rotating = intake(tmp_path, new, fallback=old)
+    assert rotating.get(kept).central_persons == ["Johan"]
+    written_during = submitted(rotating)
+    with pytest.raises(RekeyError, match="KRING_CIPHER_KEY_FALLBACK"):
+        rekey(rotating.queries, intake_cipher(new))
+    assert not sealed_under(database, new)
+
+    seen: list[RekeyProgress] = []
+    done = rekey(rotating.queries, rotating.mapper.cipher, seen.append, batch=3)
+    assert done.done and done.looked_at == done.total and done.resealed > 0
+    assert len(seen) > 3 and seen[-1].done  # batches, reported as they go
+    assert [p.looked_at for p in seen] == sorted(p.looked_at for p in seen)
+    again = rekey(rotating.queries, rotating.mapper.cipher)  # run twice: nothing left to do
+    assert again.resealed == 0 and again.looked_at == done.looked_at
+    rotating.close()
+    assert sealed_under(database, new)
+
+    # The old key is gone: the new one alone opens it all, the snapshot too.
+    rotated = intake(tmp_path, new)
+    assert rotated.get(kept).central_persons == ["Johan"]
+    assert rotated.get(written_during).region == "Utrecht"
+    assert rotated.snapshots is not None and list(rotated.snapshots.get(kept))
+    with pytest.raises(CaseErasedError):
+        rotated.get(erased)
+    rotated.close()
+    with pytest.raises(StoreKeyError, match="written with another key"):
+        intake(tmp_path, old)
+
+
+def test_a_store_encrypted_once_a_key_is_given_has_its_snapshots_sealed_too(
+    tmp_path: Path,
+) -> None:
+    app = intake(tmp_path)
+    case_id = submitted(app)
+    app.take_snapshot(case_id)
+    app.close()
+    key = AESGCMCipher.create_key()
+    encrypted = intake(tmp_path, key)
+    assert encrypted.get(case_id).central_persons == ["Johan"]  # from its snapshot
+    encrypted.close()
+    assert sealed_under(tmp_path / "intake.sqlite", key)
+
+
+def intake_cipher(key: str) -> AESGCMCipher:
+    return AESGCMCipher.of_key(key)
