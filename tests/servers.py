@@ -23,7 +23,7 @@ import nats
 from aiosmtpd.controller import Controller
 from nats.aio.client import Client
 
-from kring.local import free_port, nats_server_binary, wait_for_port
+from kring.local import nats_server_binary, wait_for_port
 from kring.natsconf import (
     AUTHORIZATION_FILE,
     ensure_credentials,
@@ -34,6 +34,7 @@ from kring.natsconf import (
     write_server_config,
 )
 from shared.permissions import inbox_prefix, partner_identity_name
+from tests.ports import free_port
 
 _session_keys: Path | None = None
 

@@ -25,7 +25,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kring.issuer import KEY_FILE, public_jwk
-from kring.local import free_port, wait_for_port
+from kring.local import wait_for_port
+from tests.ports import free_port
 
 
 class Issuer:

@@ -39,6 +39,7 @@ from services.partners.domain import RetryPolicy
 from services.partners.feed import partner_payload
 from services.partners.ssrf import TargetRefusedError, TargetRules, check_url, guarded_client
 from services.partners.views import DeliveryRow
+from shared import fence
 from shared.clock import Clock, SystemClock
 from shared.logging import get_logger
 from shared.partner_feed import CLOUDEVENTS_JSON
@@ -113,7 +114,8 @@ class WebhookWorker:
         """The service's background job: a round every tick, forever."""
         try:
             while True:
-                with contextlib.suppress(*STORE_UNAVAILABLE):  # nothing tried; the next round will
+                # Nothing tried: the next round will (or, the term over, the next holder).
+                with contextlib.suppress(*STORE_UNAVAILABLE, fence.LeaseLostError):
                     await self.deliver_due()
                 await asyncio.sleep(self.tick_seconds)
         finally:
@@ -147,6 +149,8 @@ class WebhookWorker:
                 return await self._send(row)
             except STORE_UNAVAILABLE:
                 raise
+            except fence.LeaseLostError:
+                raise
             except Exception as error:  # one delivery's fault holds up no other
                 log.error(
                     "partner.webhook_error",
@@ -176,6 +180,8 @@ class WebhookWorker:
         asked = timedelta(0)
         try:
             check_url(partner.webhook.url, self.rules)
+            if not fence.still_held():  # a replica paused past its lease sends nothing on waking
+                raise fence.LeaseLostError("partners: the lease ran out before sending")
             response = await self._http().post(partner.webhook.url, content=body, headers=headers)
             status_code = response.status_code
             asked = retry_after(response, now)

@@ -31,11 +31,9 @@ import asyncio
 import contextlib
 import itertools
 import os
-import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -50,6 +48,7 @@ import httpx
 
 from kring.local import nats_server_binary
 from tests.deploy.files import ROOT, compose, environment_of
+from tests.ports import free_port
 
 NODE = re.compile(r"nats-\d+")
 #: Where the image keeps Kring's own files (Dockerfile ``COPY`` targets are mapped back here).
@@ -383,7 +382,6 @@ class Topology:
         self.addresses: dict[str, dict[int, list[str]]] = {}
         #: The host's published ports -> the local port standing for each.
         self.published: dict[int, int] = {}
-        self._next_port: int | None = None
         self._lay_out()
 
     # -- reading the file ------------------------------------------------------------------
@@ -424,25 +422,10 @@ class Topology:
                 self.published[host_port] = self._port()
 
     def _port(self) -> int:
-        """A port for one of the topology's processes, none given twice. Taken from a band
-        of its own below the ephemeral range (one band per test worker), not from the kernel's
-        ``bind(0)``: every other test takes its ports there, and a port handed out now is bound
-        only when its process starts, seconds later (a nats-server that found its route port
-        taken meanwhile exited at start, once in CI)."""
-        worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
-        band = 20000 + (int(worker) % 4 if worker.isdigit() else 0) * 3000
-        if self._next_port is None:
-            self._next_port = band + random.randrange(0, 2000)
-        while True:
-            port, self._next_port = self._next_port, self._next_port + 1
-            if port >= band + 3000:
-                raise RuntimeError("the topology ran out of ports in its band")
-            with socket.socket() as probe:
-                try:
-                    probe.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return port
+        """A port for one of the topology's processes (``tests.ports``: below the ephemeral
+        range, none given twice; a nats-server that found its route port taken by another
+        connection exited at start, once in CI)."""
+        return free_port()
 
     def _container_ports(self, container: Container) -> list[int]:
         """The ports the container's process listens on, as the image and config have them."""

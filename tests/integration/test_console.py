@@ -24,9 +24,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from kring.local import free_port
 from services.console.bootstrap import build
 from services.console.settings import ConsoleSettings
+from tests.ports import free_port
 from tests.tokens import Issuer
 
 PORT = free_port()

@@ -15,7 +15,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from kring.local import free_port
 from services.console.client import (
     ConflictError,
     InvalidError,
@@ -24,6 +23,7 @@ from services.console.client import (
     SignedOutError,
     UnavailableError,
 )
+from tests.ports import free_port
 
 ROWS = [{"case_id": str(uuid.uuid4()), "stage": "accepted"} for _ in range(7)]
 CASE = uuid.uuid4()

@@ -23,6 +23,8 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from services.partners.bootstrap import build as build_partners
 from services.partners.settings import PartnersSettings
 from services.partners.ssrf import TargetRefusedError, TargetRules, guarded_client
+from services.partners.webhooks import WebhookWorker
+from shared import fence
 from shared.events import AgreementRef, PlanShared, SharedWith
 from tests.factories import delivered
 from tests.harness import Running, eventually, running
@@ -384,3 +386,41 @@ async def test_a_redirect_is_not_followed(receiver: WebhookReceiver) -> None:
 
 async def _received(receiver: WebhookReceiver, count: int) -> bool:
     return len(receiver.requests) >= count
+
+
+async def test_a_replica_whose_term_ran_out_sends_no_webhook_and_the_next_term_sends_it_once(
+    own_nats: NatsServer,
+    tmp_path: Path,
+    receiver: WebhookReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A paused replica wakes with its webhook round due: it sends nothing (the lease's next
+    holder will), where an e-mail or a publish would be held back the same way."""
+    from shared import lease
+
+    held = {"now": False}
+    monkeypatch.setattr(lease._SoleTerm, "valid", lambda self: held["now"])
+    async with partners_service(own_nats, tmp_path) as service:
+        organisation, _ = await register(service, receiver.url)
+        share(service, organisation)
+        worker = WebhookWorker(
+            service.app,
+            source="kring-test",
+            rules=TargetRules(allow_private=True, allow_http=True),
+            policy=PartnersSettings(**own_nats.settings("partners")).retry_policy(),
+        )
+        try:
+            with fence.within(lease._SoleTerm()), pytest.raises(fence.LeaseLostError):
+                await worker.deliver_due()  # what the background job's round does, woken
+        finally:
+            await worker.close()
+        [row] = await deliveries(service, organisation)
+        assert receiver.requests == [] and row["attempts"] == 0
+        held["now"] = True  # the next term
+
+        async def sent() -> bool:
+            rows = await deliveries(service, organisation)
+            return bool(rows) and rows[0]["webhook_status"] == "sent"
+
+        await eventually(sent, what="sent by the next term")
+    assert len(receiver.requests) == 1
