@@ -112,7 +112,7 @@ bench: $(READY) $(BENCH_READY)
 # PostgreSQL restarted, twice each; it prints each takeover's time and the soak's checks.
 #
 # Then eight PostgreSQL service processes started at once on an empty database, and eight stores
-# opened at one instant, for SOAK_START_ROUNDS and SOAK_OPEN_ROUNDS rounds (make test: 3 and 10).
+# opened at one instant, for SOAK_START_ROUNDS and SOAK_OPEN_ROUNDS rounds (make test: 2 and 10).
 SOAK_START_ROUNDS ?= 10
 SOAK_OPEN_ROUNDS ?= 100
 SOAK_CASES ?= 200

@@ -39,7 +39,7 @@ from shared.views import ERASED
 from tests.factories import REQUEST_BODY, headers
 from tests.servers import NatsServer, ServiceProcess
 
-ROUNDS = int(os.environ.get("KRING_TEST_START_ROUNDS", "3"))
+ROUNDS = int(os.environ.get("KRING_TEST_START_ROUNDS", "2"))
 OPEN_ROUNDS = int(os.environ.get("KRING_TEST_OPEN_ROUNDS", "10"))
 APPLICATIONS: tuple[type[KringApplication], ...] = (
     IntakeApplication,
