@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import ssl
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from enum import StrEnum
@@ -1027,6 +1028,12 @@ def _or_exit(call: Callable[[], T]) -> T:
             typer.echo(
                 f"error: NATS at {_nats_url()} refused the credentials (KRING_NATS_USER /"
                 " KRING_NATS_PASSWORD, or the data folder's)",
+                err=True,
+            )
+        elif isinstance(error, ssl.SSLCertVerificationError):
+            typer.echo(
+                f"error: NATS at {_nats_url()} has a certificate this machine does not trust"
+                " (KRING_NATS_TLS_CA_FILE names its CA)",
                 err=True,
             )
         else:

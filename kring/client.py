@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import httpx
 from nats.aio.client import Client as NatsClient
 
 from kring.natsconf import keys_dir, read_password
+from shared.nats_tls import tls_context
 from shared.permissions import ANALYST, inbox_prefix
 from shared.settings import SECRETS_DIR_VARIABLE
 from shared.stream_read import ReaderClient
@@ -358,6 +360,18 @@ def nats_credentials(identity: str) -> tuple[str, str]:
     return identity, password
 
 
+def nats_tls(nats_url: str) -> ssl.SSLContext | None:
+    """TLS as the services use it: ``KRING_NATS_TLS_CA_FILE`` (a PEM bundle of the
+    deployment's own CA), else the system's CAs for ``tls://`` URLs."""
+    named = os.environ.get("KRING_NATS_TLS_CA_FILE")
+    try:
+        return tls_context(nats_url, Path(named) if named else None)
+    except (OSError, ssl.SSLError):
+        raise NatsCredentialsError(
+            f"KRING_NATS_TLS_CA_FILE: {named} is not a readable PEM file of CA certificates"
+        ) from None
+
+
 def _secret_file(name: str) -> str | None:
     folder = os.environ.get(SECRETS_DIR_VARIABLE)
     if not folder:
@@ -393,10 +407,12 @@ async def connect_nats(
     ever drops a server from the pool.)"""
     user, password = (identity, password) if password else nats_credentials(identity)
     client = ReaderClient()
+    tls = nats_tls(nats_url)
     connecting = client.connect(
         nats_url,
         user=user,
         password=password,
+        tls=tls,
         inbox_prefix=inbox_prefix(user),
         connect_timeout=3,
         max_reconnect_attempts=1,

@@ -22,10 +22,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from ssl import SSLContext
 from typing import Any
 
 from faststream.nats import NatsBroker
-from faststream.nats.security import NatsUserPassword
+from faststream.nats.security import NatsSecurity, NatsUserPassword
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
@@ -33,6 +34,7 @@ from nats.js.errors import NotFoundError
 from shared.fence import Term
 from shared.logging import get_logger
 from shared.metrics import BUS_CONNECTED
+from shared.nats_tls import servers
 from shared.permissions import inbox_prefix
 from shared.subjects import ALL_SUBJECTS, DLQ_STREAM, DLQ_SUBJECTS, STREAM
 
@@ -74,18 +76,13 @@ async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
             log.info("bus.stream_created", stream=config.name)
 
 
-def servers(nats_url: str) -> list[str]:
-    """``KRING_NATS_URL`` may name several nodes, comma-separated (any one that answers will do;
-    a client learns the others from the cluster once connected)."""
-    return [url.strip() for url in nats_url.split(",") if url.strip()]
-
-
 def build_broker(
     nats_url: str,
     on_reconnect: Callable[[], Awaitable[None]],
     *,
     user: str | None = None,
     password: str | None = None,
+    tls: SSLContext | None = None,
     connected_gauge: bool = True,
     drain_timeout: int = 30,
 ) -> NatsBroker:
@@ -102,7 +99,9 @@ def build_broker(
 
     return NatsBroker(
         servers(nats_url),
-        security=NatsUserPassword(user, password) if user and password else None,
+        security=NatsUserPassword(user, password, ssl_context=tls, use_ssl=tls is not None)
+        if user and password
+        else (NatsSecurity(ssl_context=tls, use_ssl=True) if tls is not None else None),
         inbox_prefix=inbox_prefix(user) if user else "_INBOX",
         max_reconnect_attempts=-1,
         reconnect_time_wait=1,
@@ -131,11 +130,12 @@ class Bus:
         *,
         user: str | None = None,
         password: str | None = None,
+        tls: SSLContext | None = None,
     ) -> None:
         self._replicas = replicas
         self._reconnect_listeners: list[Callable[[], None]] = []
-        self.nats_url, self.user, self._password = nats_url, user, password
-        self.broker = build_broker(nats_url, _nothing, user=user, password=password)
+        self.nats_url, self.user, self._password, self._tls = nats_url, user, password, tls
+        self.broker = build_broker(nats_url, _nothing, user=user, password=password, tls=tls)
         self._registrations: list[Registration] = []
         #: The term's broker while this replica holds the lease (None otherwise).
         self.term_broker: NatsBroker | None = None
@@ -153,6 +153,7 @@ class Bus:
             self._notify_reconnected,
             user=self.user,
             password=self._password,
+            tls=self._tls,
             connected_gauge=False,
             drain_timeout=TERM_DRAIN_SECONDS,
         )

@@ -51,6 +51,7 @@ from shared.http import (
 )
 from shared.lease import Leader, Lease, lease_for
 from shared.logging import configure_logging, get_logger
+from shared.nats_tls import tls_context
 from shared.partner_feed import DEFAULT_SOURCE
 from shared.relay import OutboxRelay, Translator
 from shared.settings import ServiceSettings, SettingError, StoreKind, problem_line
@@ -174,6 +175,7 @@ def build_service(definition: ServiceDefinition) -> RunningService:
         settings.stream_replicas,
         user=settings.nats_user,
         password=settings.nats_password.get_secret_value() if settings.nats_password else None,
+        tls=tls_context(settings.nats_url, settings.nats_tls_ca_file),
     )
     for origin in definition.follows:
         subscribe(

@@ -13,6 +13,7 @@ import binascii
 import ipaddress
 import os
 import re
+import ssl
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -213,6 +214,9 @@ class ServiceSettings(EdgeSettings):
     #: without both.
     nats_user: str | None = None
     nats_password: SecretStr | None = None
+    #: The CA (a PEM bundle) that NATS's certificate is checked against, for a deployment that
+    #: runs NATS with TLS under its own CA (``tls://`` URLs alone use the system's CAs).
+    nats_tls_ca_file: Path | None = None
     data_dir: Path = Path("data")
     store: StoreKind = StoreKind.SQLITE
     postgres_url: SecretStr | None = None
@@ -237,6 +241,17 @@ class ServiceSettings(EdgeSettings):
         urls = [url.strip() for url in value.split(",") if url.strip()]
         if not urls or any(not _url(url, ("nats", "tls")) for url in urls):
             raise ValueError("expected nats://host:port (or tls://), several comma-separated")
+        return value
+
+    @field_validator("nats_tls_ca_file")
+    @classmethod
+    def ca_bundle(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return value
+        try:
+            ssl.create_default_context(cafile=str(value))
+        except (OSError, ssl.SSLError):
+            raise ValueError("expected a readable PEM file of CA certificates") from None
         return value
 
     @field_validator("http_port")

@@ -64,8 +64,11 @@ class NatsServer:
         keys_dir: Path | None = None,
         closed: bool = True,
         sync_always: bool = False,
+        tls: tuple[Path, Path] | None = None,
     ) -> None:
         self.store_dir = store_dir
+        #: (certificate, key): clients must speak TLS (``tls://`` URLs).
+        self.tls = tls
         self.port = port or free_port()
         self.closed = closed
         #: ``kring run``'s fsync of every write; the tests' default is the server's own.
@@ -76,7 +79,7 @@ class NatsServer:
 
     @property
     def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
+        return f"{'tls' if self.tls else 'nats'}://127.0.0.1:{self.port}"
 
     def password(self, identity: str) -> str:
         return self.passwords[identity]
@@ -150,6 +153,10 @@ class NatsServer:
             passwords=self.passwords if self.closed else None,
             sync_always=self.sync_always,
         )
+        if self.tls is not None:
+            certificate, key = self.tls
+            with conf.open("a", encoding="utf-8") as config:
+                config.write(f'tls {{\n  cert_file: "{certificate}"\n  key_file: "{key}"\n}}\n')
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [nats_server_binary(), "-c", str(conf)],

@@ -33,6 +33,7 @@ from tests.deploy.files import (
 #: show no value is ever echoed).
 MALFORMED: dict[str, str] = {
     "KRING_NATS_URL": "nats-1:4222",
+    "KRING_NATS_TLS_CA_FILE": "/nowhere/ca.pem",
     "KRING_OIDC_ISSUER": "login.example.org/realms/kring",
     "KRING_OIDC_JWKS_URL": "issuer:8005/jwks.json",
     "KRING_OIDC_ALGORITHMS": "HS256",
