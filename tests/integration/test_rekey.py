@@ -11,9 +11,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Iterator
-from urllib.parse import urlparse, urlunparse
 
-import psycopg
 import pytest
 from pydantic import SecretStr
 
@@ -24,18 +22,15 @@ from shared.erasure import CaseErasedError, ErasureReason
 from shared.settings import ServiceSettings, StoreKind
 from shared.store import eventsourcing_env
 from tests.factories import CLARIFICATION, REGIONS, REQUEST_BODY, principal
+from tests.servers import fresh_database
 
 MANAGER = principal("rm", "regional_manager", regions=REGIONS)
 
 
 @pytest.fixture
 def database(postgres: str) -> Iterator[str]:
-    name = f"kring_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(postgres, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    yield urlunparse(urlparse(postgres)._replace(path=f"/{name}"))
-    with psycopg.connect(postgres, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database(postgres) as url:
+        yield url
 
 
 def intake(url: str, key: str, fallback: str | None = None) -> IntakeApplication:
