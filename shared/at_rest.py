@@ -270,9 +270,20 @@ def rekey(
         state.table, state.seconds = table, time.monotonic() - started
         progress(state)
 
-    case_keys = _rekey_case_keys(queries, cipher, state, report, batch)
+    sql = queries.sql
     with queries.transaction(commit=False) as cursor:
         tables = _state_tables(queries, cursor)
+        # What there is to look at, counted first (what is added meanwhile is under the new
+        # key already), so the progress moves one way.
+        keys = queries.case_keys_table
+        counts = [
+            sql("SELECT COUNT(*) AS n FROM {table} WHERE key IS NOT NULL", table=keys),
+            *(sql("SELECT COUNT(*) AS n FROM {table}", table=name) for name in tables),
+        ]
+        for count in counts:
+            cursor.execute(count)
+            state.total += int(cursor.fetchone()["n"])
+    case_keys = _rekey_case_keys(queries, cipher, state, report, batch)
     for table in tables:
         _rekey_states(queries, table, cipher, case_keys, state, report, batch)
     with queries.transaction(commit=True) as cursor:
@@ -297,7 +308,6 @@ def _rekey_case_keys(
     with queries.transaction(commit=False) as cursor:
         cursor.execute(sql("SELECT case_id, key FROM {table} WHERE key IS NOT NULL", table=table))
         wrapped = [(str(row["case_id"]), str(row["key"])) for row in cursor.fetchall()]
-    state.total += len(wrapped)
     # Compared with what was read: a key erased (NULL) meanwhile is never brought back.
     update = sql("UPDATE {table} SET key = %s WHERE case_id = %s AND key = %s", table=table)
     plain: dict[str, str] = {}
@@ -333,9 +343,6 @@ def _rekey_states(
     """Seal every state of ``table`` (events, snapshots) under the service key, in batches in
     the table's key order."""
     sql = queries.sql
-    with queries.transaction(commit=False) as cursor:
-        cursor.execute(sql("SELECT COUNT(*) AS n FROM {table}", table=table))
-        state.total += int(cursor.fetchone()["n"])
     page = sql(
         "SELECT originator_id, originator_version, state FROM {table} "
         "WHERE originator_id > %s OR (originator_id = %s AND originator_version > %s) "
