@@ -5,6 +5,7 @@ Everyone signs in through that issuer, as a user of ``make run`` does."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import nats
+import psutil
 import pytest
 from nats.aio.client import Client
 
@@ -105,6 +107,26 @@ def mailbox() -> Iterator[tuple[Mailbox, int]]:
         yield server
 
 
+def stop_all(runner: subprocess.Popen[bytes]) -> None:
+    """Stop ``kring run`` as a user does (Ctrl-C: it stops what it started); whatever of it is
+    still there after 30 s is killed, the processes it started included (each in a session of
+    its own, so they outlive a runner killed alone, on the ports of later tests)."""
+    try:
+        started = psutil.Process(runner.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        started = []
+    if runner.poll() is None:
+        runner.send_signal(signal.SIGINT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            runner.wait(timeout=30)
+    if runner.poll() is None:
+        runner.kill()
+        runner.wait(timeout=10)
+    for process in started:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+
+
 @pytest.fixture(scope="module")
 def system(
     tmp_path_factory: pytest.TempPathFactory, mailbox: tuple[Mailbox, int]
@@ -163,7 +185,7 @@ def system(
     deadline = time.monotonic() + 60
     while not all(ready(p) for p in (*ports.values(), console_port)):
         if runner.poll() is not None or time.monotonic() > deadline:
-            runner.kill()
+            stop_all(runner)
             log.close()
             pytest.fail(f"the system did not start:\n{log_path.read_text()[-3000:]}")
         time.sleep(0.1)
@@ -177,12 +199,9 @@ def system(
         runner=runner,
         console_url=f"http://127.0.0.1:{console_port}",
     )
-    runner.send_signal(signal.SIGINT)
     try:
-        runner.wait(timeout=30)
+        stop_all(runner)
     finally:
-        if runner.poll() is None:
-            runner.kill()
         log.close()
     assert runner.returncode == 0, log_path.read_text()[-3000:]
     # Every flow, the demo and the CLI did all they had to within their permissions.
