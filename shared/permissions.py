@@ -93,6 +93,14 @@ def inbox_prefix(identity: str) -> str:
     return f"_INBOX.{identity}"
 
 
+def claim_reply_prefix(asker: str) -> str:
+    """Where the answers to ``asker``'s claim checks arrive: a part of its inbox that nothing
+    else uses. The owner may publish there at any time, not only as a response to a request
+    it received on the same connection (NATS's ``allow_responses``): an answer sent after the
+    owner's connection reconnected would otherwise be refused."""
+    return f"{inbox_prefix(asker)}.claims"
+
+
 def follows(service: str) -> tuple[str, ...]:
     return SERVICE_FOLLOWS[service]
 
@@ -109,6 +117,15 @@ def claims_answered(service: str) -> tuple[str, ...]:
         for asked in SERVICE_CLAIMS.values()
         for owner, what in asked
         if owner == service
+    )
+
+
+def claim_askers(service: str) -> tuple[str, ...]:
+    """Who asks ``service``'s claims: it may answer into their claim-reply prefix."""
+    return tuple(
+        asker
+        for asker, asked in SERVICE_CLAIMS.items()
+        if any(owner == service for owner, _ in asked)
     )
 
 
@@ -154,6 +171,7 @@ def service_identity(service: str) -> Identity:
         f"{API}.STREAM.MSG.GET.{STREAM}",
         f"{API}.DIRECT.GET.{STREAM}",
         *claims_asked(service),
+        *(f"{claim_reply_prefix(asker)}.>" for asker in claim_askers(service)),
     ]
     for name, subject in consumers:
         publish += [

@@ -11,7 +11,8 @@ It asks for every plan whose accepted request it heard of and that lacks them (p
 from __future__ import annotations
 
 import asyncio
-from uuid import UUID
+import contextlib
+from uuid import UUID, uuid4
 
 from services.plans.app import PlansApplication
 from shared.bus import Bus
@@ -22,6 +23,7 @@ from shared.claims import (
     ClarificationClaim,
 )
 from shared.logging import get_logger
+from shared.permissions import claim_reply_prefix
 
 log = get_logger(__name__)
 
@@ -73,10 +75,20 @@ class ClarificationFetcher:
         return noted
 
     async def ask(self, case_id: UUID) -> ClarificationAnswer:
+        """One request, its answer awaited under plans' claim-reply prefix, where intake may
+        answer even after its connection reconnected (``shared.permissions``)."""
         assert self.bus is not None
-        reply = await self.bus.connection.request(
-            CLARIFICATION_SUBJECT,
-            ClarificationClaim(case_id=case_id).model_dump_json().encode(),
-            timeout=self.timeout_seconds,
-        )
+        connection = self.bus.connection
+        inbox = f"{claim_reply_prefix('plans')}.{uuid4().hex}"
+        answers = await connection.subscribe(inbox, max_msgs=1)
+        try:
+            await connection.publish(
+                CLARIFICATION_SUBJECT,
+                ClarificationClaim(case_id=case_id).model_dump_json().encode(),
+                reply=inbox,
+            )
+            reply = await answers.next_msg(timeout=self.timeout_seconds)
+        finally:
+            with contextlib.suppress(Exception):  # gone already once its one answer came
+                await answers.unsubscribe()
         return ClarificationAnswer.model_validate_json(reply.data)

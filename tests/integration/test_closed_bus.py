@@ -31,7 +31,7 @@ from services.coordination.settings import CoordinationSettings
 from shared.bus import ensure_streams
 from shared.envelope import encode
 from shared.events import CaseErased
-from shared.permissions import durable_name, inbox_prefix, names
+from shared.permissions import claim_reply_prefix, durable_name, inbox_prefix, names
 from shared.subjects import DLQ_STREAM, STREAM
 from tests.factories import bus_headers, coordinator_assigned, envelope, request_received
 from tests.harness import eventually, running, stream_messages
@@ -477,3 +477,33 @@ def test_the_cli_says_what_nats_refused_an_identity(nats_server: NatsServer, str
     assert "NATS refused: user 'analyst'" in as_analyst.stderr
     assert "kring_dlq" in as_analyst.stderr.lower()
     assert len(as_analyst.stderr.strip().splitlines()) == 1
+
+
+async def test_intake_answers_plans_claims_into_their_own_prefix_and_nowhere_else_of_plans(
+    nats_server: NatsServer, streams: None
+) -> None:
+    """Intake may answer plans' claim checks at any time (after a reconnect too, where a
+    response to a request received before would be refused), but only under plans' claim-reply
+    prefix: plans' other inbox subjects (its JetStream replies, its consumers' deliveries) stay
+    plans' alone."""
+    async with as_identity(nats_server, "plans") as plans:
+        heard: list[str] = []
+
+        async def keep(message: Any) -> None:
+            heard.append(message.subject)
+
+        await plans.connection.subscribe(f"{inbox_prefix('plans')}.>", cb=keep)
+        await plans.connection.flush()
+        async with as_identity(nats_server, "intake") as intake:
+            answer = f"{claim_reply_prefix('plans')}.{uuid.uuid4().hex}"
+            await intake.connection.publish(answer, b"{}")  # no request received first
+            delivery = f"{inbox_prefix('plans')}.{uuid.uuid4().hex}"
+            await intake.connection.publish(delivery, b"{}")
+            assert await intake.refused(f'publish to "{delivery}"')
+            assert not await intake.refused(f'publish to "{answer}"')
+
+        async def answered() -> bool:
+            return answer in heard
+
+        await eventually(answered, what="the answer in plans' claim-reply prefix")
+        assert heard == [answer]
