@@ -189,14 +189,26 @@ def _state_tables(queries: StoreQueries, cursor: Any) -> list[str]:
 def _sealed(
     state: bytes, originator_id: Any, case_keys: dict[str, str], cipher: Cipher
 ) -> bytes | None:
-    if not state.startswith(CASE_KEY_PREFIX):
-        return cipher.encrypt(state)
+    return _inside_case_key(state, originator_id, case_keys, cipher.encrypt)
+
+
+def _inside_case_key(
+    stored: bytes,
+    originator_id: Any,
+    case_keys: dict[str, str],
+    change: Callable[[bytes], bytes | None],
+) -> bytes | None:
+    """``stored`` with ``change`` applied to what lies under the service key: inside the case's
+    key where it has one. None where ``change`` changes nothing, or where the case was erased
+    (nobody can open it, now or later)."""
+    if not stored.startswith(CASE_KEY_PREFIX):
+        return change(stored)
     key = case_keys.get(str(UUID(str(originator_id))))
     if key is None:
-        return None  # its case was erased: nobody can open it, now or later
+        return None
     case = AESGCMCipher.of_key(key)
-    inner = case.decrypt(state[len(CASE_KEY_PREFIX) :])
-    return CASE_KEY_PREFIX + case.encrypt(cipher.encrypt(inner))
+    changed = change(case.decrypt(stored[len(CASE_KEY_PREFIX) :]))
+    return None if changed is None else CASE_KEY_PREFIX + case.encrypt(changed)
 
 
 def _record(queries: StoreQueries, value: str) -> None:
@@ -382,16 +394,9 @@ def _resealed(
     stored: bytes, originator_id: Any, case_keys: dict[str, str], cipher: ServiceCipher
 ) -> bytes | None:
     """``stored`` sealed under the service key (inside its case key, if it has one), or None
-    if it already is, or if its case was erased (nobody can open it, now or later)."""
+    if it already is, or if its case was erased."""
     try:
-        if not stored.startswith(CASE_KEY_PREFIX):
-            return cipher.reseal(stored)
-        key = case_keys.get(str(UUID(str(originator_id))))
-        if key is None:
-            return None
-        case = AESGCMCipher.of_key(key)
-        again = cipher.reseal(case.decrypt(stored[len(CASE_KEY_PREFIX) :]))
-        return None if again is None else CASE_KEY_PREFIX + case.encrypt(again)
+        return _inside_case_key(stored, originator_id, case_keys, cipher.reseal)
     except ValueError:
         raise RekeyError(
             f"a state of {originator_id} opens with neither KRING_CIPHER_KEY nor "

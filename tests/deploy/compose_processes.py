@@ -407,7 +407,9 @@ class Topology:
             ]
         for name, group in self.containers.items():
             for container in group:
-                container.ports = {port: self._port() for port in self._container_ports(container)}
+                # Below the ephemeral range, none given twice (tests.ports): a nats-server
+                # that found its route port taken by another connection exited at start.
+                container.ports = {port: free_port() for port in self._container_ports(container)}
                 hosts = [name, container.spec.get("hostname")]
                 aliases = container.spec.get("networks", {}).get("default", {}) or {}
                 hosts += list(aliases.get("aliases", []))
@@ -419,13 +421,7 @@ class Topology:
         for spec in self.config["services"].values():
             for published in spec.get("ports", []):
                 host_port = int(str(published).split(":")[1])
-                self.published[host_port] = self._port()
-
-    def _port(self) -> int:
-        """A port for one of the topology's processes (``tests.ports``: below the ephemeral
-        range, none given twice; a nats-server that found its route port taken by another
-        connection exited at start, once in CI)."""
-        return free_port()
+                self.published[host_port] = free_port()
 
     def _container_ports(self, container: Container) -> list[int]:
         """The ports the container's process listens on, as the image and config have them."""

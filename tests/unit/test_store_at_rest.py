@@ -243,7 +243,7 @@ def test_a_rotated_key_reads_both_until_rekeyed_then_the_old_one_can_go(tmp_path
     assert rotating.get(kept).central_persons == ["Johan"]
     written_during = submitted(rotating)
     with pytest.raises(RekeyError, match="KRING_CIPHER_KEY_FALLBACK"):
-        rekey(rotating.queries, intake_cipher(new))
+        rekey(rotating.queries, AESGCMCipher.of_key(new))
     assert not sealed_under(database, new)
 
     seen: list[RekeyProgress] = []
@@ -280,7 +280,3 @@ def test_a_store_encrypted_once_a_key_is_given_has_its_snapshots_sealed_too(
     assert encrypted.get(case_id).central_persons == ["Johan"]  # from its snapshot
     encrypted.close()
     assert sealed_under(tmp_path / "intake.sqlite", key)
-
-
-def intake_cipher(key: str) -> AESGCMCipher:
-    return AESGCMCipher.of_key(key)
